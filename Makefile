@@ -1,0 +1,42 @@
+# The README's two commands: `make figures` (main job) and `make test`.
+# Both create or reuse .venv and install everything the project needs.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+MODEL  ?= tiny
+DEVICE ?= cpu
+DTYPE  ?= auto
+export HF_HUB_DISABLE_TELEMETRY := 1
+export PYTHONHASHSEED := 0
+
+.PHONY: install data figures test bench tiny-model model-card clean-results
+
+$(VENV)/.installed: requirements.txt pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -r requirements.txt
+	# tinysoundfont declares pyaudio (realtime playback only, needs PortAudio headers); we only render offline
+	$(BIN)/python -m pip install -q --no-deps tinysoundfont==0.3.7
+	$(BIN)/python -m pip install -q --no-deps -e .
+	touch $@
+
+install: $(VENV)/.installed
+
+data: install
+	$(BIN)/python -m lossprofile.cli build-data --model $(MODEL) --device $(DEVICE)
+
+figures: data
+	$(BIN)/python -m lossprofile.cli figures --model $(MODEL) --device $(DEVICE) --dtype $(DTYPE)
+
+test: install
+	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest tests
+	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -q -p no:cacheprovider --nbval-lax --nbval-current-env notebooks/test
+
+bench: install
+	$(BIN)/python -m lossprofile.bench --model $(MODEL) --device $(DEVICE)
+
+tiny-model: install
+	$(BIN)/python -m lossprofile.training
+
+model-card: install
+	HF_HUB_OFFLINE=1 $(BIN)/python -m lossprofile.card

@@ -1,0 +1,92 @@
+"""MusicGen configurations: the real checkpoints' shapes and the embedded tiny model's.
+
+Used to build random-weight models of the real architecture (tests, benchmarks) and the
+tiny model that ``scripts/train_tiny.py`` trains. All are ``MusicgenConfig`` objects, so
+every model built from them saves and loads like a hub checkpoint.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import transformers
+
+# Decoder shapes of the published checkpoints (hub config.json files).
+DECODER_SIZES: dict[str, dict[str, int]] = {
+    "small": dict(num_hidden_layers=24, hidden_size=1024, num_attention_heads=16, ffn_dim=4096),
+    "medium": dict(num_hidden_layers=48, hidden_size=1536, num_attention_heads=24, ffn_dim=6144),
+    "large": dict(num_hidden_layers=48, hidden_size=2048, num_attention_heads=32, ffn_dim=8192),
+}
+
+
+def musicgen_config(
+    *,
+    num_hidden_layers: int = 2,
+    hidden_size: int = 64,
+    num_attention_heads: int = 4,
+    ffn_dim: int = 256,
+    cardinality: int = 2048,
+    num_codebooks: int = 4,
+    codec_filters: int = 64,
+    codec_hidden: int = 128,
+    codec_lstm_layers: int = 2,
+    text_vocab: int = 32128,
+    text_dim: int = 768,
+    text_layers: int = 12,
+    text_heads: int = 12,
+    text_ff: int = 3072,
+    max_position_embeddings: int = 2048,
+) -> transformers.MusicgenConfig:
+    """A MusicGen config: 32 kHz mono EnCodec at 50 frames/s, K codebooks, T5 conditioner.
+
+    Defaults of the codec and text encoder are MusicGen-small's; pass smaller numbers for
+    a tiny model. The codec's bandwidth is chosen so that it yields ``num_codebooks``.
+    """
+    bits = math.log2(cardinality)
+    codec = transformers.EncodecConfig(
+        sampling_rate=32000, audio_channels=1, upsampling_ratios=[8, 5, 4, 4],
+        num_filters=codec_filters, hidden_size=codec_hidden, codebook_dim=codec_hidden,
+        codebook_size=cardinality, target_bandwidths=[num_codebooks * 50 * bits / 1000],
+        num_lstm_layers=codec_lstm_layers, use_causal_conv=False, normalize=False,
+        norm_type="weight_norm", pad_mode="reflect", chunk_length_s=None, overlap=None,
+    )
+    text = transformers.T5Config(
+        vocab_size=text_vocab, d_model=text_dim, d_kv=text_dim // text_heads, d_ff=text_ff,
+        num_layers=text_layers, num_heads=text_heads, pad_token_id=0, eos_token_id=1,
+    )
+    special = cardinality
+    decoder = transformers.MusicgenDecoderConfig(
+        vocab_size=cardinality, num_codebooks=num_codebooks, num_hidden_layers=num_hidden_layers,
+        hidden_size=hidden_size, num_attention_heads=num_attention_heads, ffn_dim=ffn_dim,
+        max_position_embeddings=max_position_embeddings, pad_token_id=special, bos_token_id=special,
+        decoder_start_token_id=special, activation_function="gelu", dropout=0.0, attention_dropout=0.0,
+        activation_dropout=0.0, layerdrop=0.0, scale_embedding=False, tie_word_embeddings=False,
+    )
+    cfg = transformers.MusicgenConfig(
+        text_encoder=text.to_dict(), audio_encoder=codec.to_dict(), decoder=decoder.to_dict()
+    )
+    cfg.decoder_start_token_id = special
+    cfg.pad_token_id = special
+    return cfg
+
+
+def real_architecture(size: str = "small", **overrides: Any) -> transformers.MusicgenConfig:
+    """Config of ``facebook/musicgen-{size}``'s decoder with MusicGen's codec and T5-base."""
+    if size not in DECODER_SIZES:
+        raise ValueError(f"unknown size {size!r}; expected one of {sorted(DECODER_SIZES)}")
+    return musicgen_config(**{**DECODER_SIZES[size], **overrides})
+
+
+def build_model(config: transformers.MusicgenConfig, seed: int = 0) -> Any:
+    """A randomly initialised ``MusicgenForConditionalGeneration`` (eval mode), deterministic under ``seed``."""
+    import torch
+
+    verbosity = transformers.logging.get_verbosity()
+    transformers.logging.set_verbosity_error()
+    try:
+        torch.manual_seed(seed)
+        model = transformers.MusicgenForConditionalGeneration(config)
+    finally:
+        transformers.logging.set_verbosity(verbosity)
+    return model.eval()

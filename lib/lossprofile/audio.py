@@ -1,0 +1,228 @@
+"""Audio in and out: reading files, down-mix, resampling, excerpts, MIDI rendering.
+
+Waveforms here are 1-D float32 numpy arrays ``[S]`` at an explicit ``sample_rate``
+unless a name says otherwise. Every check raises :class:`AudioError` naming the source.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from fractions import Fraction
+from pathlib import Path
+
+import numpy as np
+
+AUDIO_SUFFIXES = (".wav", ".flac", ".mp3", ".ogg")
+MIDI_SUFFIXES = (".mid", ".midi")
+SILENCE_DBFS = -60.0  # quieter than this (RMS) counts as silence
+
+
+class AudioError(ValueError):
+    """Audio that cannot be used, with the file (or source) and the reason in the message."""
+
+
+def soundfont_path() -> Path:
+    """The General MIDI SoundFont shipped inside ``pretty_midi`` (TimGM6mb)."""
+    import pretty_midi
+
+    return Path(pretty_midi.__file__).parent / "TimGM6mb.sf2"
+
+
+def rms_dbfs(x: np.ndarray) -> float:
+    """Root-mean-square level in dB relative to full scale (a full-scale sine is -3 dBFS)."""
+    x = np.asarray(x, dtype=np.float64)
+    rms = math.sqrt(float(np.mean(x**2))) if x.size else 0.0
+    return 20.0 * math.log10(rms) if rms > 0 else -math.inf
+
+
+def to_mono(wav: np.ndarray) -> np.ndarray:
+    """``[S]`` or ``[C, S]`` → ``[S]`` by averaging channels."""
+    wav = np.asarray(wav, dtype=np.float32)
+    if wav.ndim == 1:
+        return wav
+    if wav.ndim == 2:
+        return wav.mean(axis=0).astype(np.float32)
+    raise AudioError(f"expected a waveform [S] or [C, S], got shape {wav.shape}")
+
+
+def resample(wav: np.ndarray, orig_sample_rate: int, target_sample_rate: int) -> np.ndarray:
+    """Band-limited polyphase resampling of ``[S]`` (or ``[C, S]``) along the last axis."""
+    if orig_sample_rate == target_sample_rate:
+        return np.asarray(wav, dtype=np.float32)
+    from scipy.signal import resample_poly
+
+    ratio = Fraction(target_sample_rate, orig_sample_rate)
+    return resample_poly(wav, ratio.numerator, ratio.denominator, axis=-1).astype(np.float32)
+
+
+def check_waveform(wav: np.ndarray, source: str = "<array>", min_samples: int = 1) -> np.ndarray:
+    """Return ``wav`` as float32 ``[S]`` or raise :class:`AudioError` saying what is wrong with ``source``."""
+    wav = np.asarray(wav)
+    if wav.ndim != 1:
+        raise AudioError(f"{source}: expected mono audio [S], got shape {wav.shape}; use to_mono first")
+    if not np.issubdtype(wav.dtype, np.floating):
+        raise AudioError(f"{source}: expected float samples, got {wav.dtype}")
+    if wav.size == 0:
+        raise AudioError(f"{source}: audio is empty")
+    if not np.isfinite(wav).all():
+        bad = int((~np.isfinite(wav)).sum())
+        raise AudioError(f"{source}: audio contains {bad} NaN or inf samples")
+    if wav.size < min_samples:
+        raise AudioError(f"{source}: audio has {wav.size} samples, fewer than the {min_samples} required")
+    if rms_dbfs(wav) < SILENCE_DBFS:
+        raise AudioError(f"{source}: audio is silent (RMS {rms_dbfs(wav):.1f} dBFS < {SILENCE_DBFS} dBFS)")
+    return wav.astype(np.float32, copy=False)
+
+
+def load_audio(path: str | os.PathLike, sample_rate: int) -> np.ndarray:
+    """Read an audio or MIDI file as mono float32 ``[S]`` at ``sample_rate``.
+
+    MIDI files are rendered with :func:`render_midi`; audio files are down-mixed and
+    resampled. Unreadable, empty, silent or non-finite audio raises :class:`AudioError`.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise AudioError(f"{path}: file not found")
+    if path.suffix.lower() in MIDI_SUFFIXES:
+        wav = render_midi(path, sample_rate=sample_rate)
+    else:
+        import soundfile as sf
+
+        try:
+            data, sr = sf.read(str(path), dtype="float32", always_2d=True)  # [S, C]
+        except Exception as err:  # soundfile raises several types for bad files
+            raise AudioError(f"{path}: unreadable audio ({err})") from err
+        wav = resample(to_mono(data.T), sr, sample_rate)
+    return check_waveform(wav, source=str(path))
+
+
+def save_audio(path: str | os.PathLike, wav: np.ndarray, sample_rate: int) -> None:
+    """Write mono float ``[S]`` as 16-bit PCM (wav/flac by suffix), atomically."""
+    import soundfile as sf
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    sf.write(str(tmp), np.clip(wav, -1, 1), sample_rate, subtype="PCM_16", format=path.suffix[1:].upper())
+    os.replace(tmp, path)
+
+
+def first_sound_sample(wav: np.ndarray, sample_rate: int, threshold_dbfs: float = -50.0) -> int:
+    """Index of the first 10 ms block louder than ``threshold_dbfs`` (0 if none)."""
+    block = max(1, sample_rate // 100)
+    n = wav.size // block
+    if n == 0:
+        return 0
+    energy = (wav[: n * block].astype(np.float64).reshape(n, block) ** 2).mean(axis=1)
+    loud = np.flatnonzero(energy > 10 ** (threshold_dbfs / 10))
+    return int(loud[0] * block) if loud.size else 0
+
+
+def excerpt(
+    wav: np.ndarray,
+    sample_rate: int,
+    seconds: float = 15.0,
+    skip_leading_silence: bool = True,
+    source: str = "<array>",
+) -> np.ndarray:
+    """A fixed-length excerpt ``[round(seconds * sample_rate)]`` starting at the first sound."""
+    wav = check_waveform(wav, source)
+    length = int(round(seconds * sample_rate))
+    start = first_sound_sample(wav, sample_rate) if skip_leading_silence else 0
+    if wav.size - start < length:
+        raise AudioError(
+            f"{source}: too short for a {seconds:g} s excerpt: {(wav.size - start) / sample_rate:.2f} s of sound"
+            + (" after leading silence" if start else "")
+        )
+    return check_waveform(wav[start : start + length], source)
+
+
+def normalize_rms(wav: np.ndarray, target_dbfs: float = -20.0, peak: float = 0.99) -> np.ndarray:
+    """Scale to ``target_dbfs`` RMS, then down (never up) so that no sample exceeds ``peak``."""
+    level = rms_dbfs(wav)
+    if not math.isfinite(level):
+        return wav.astype(np.float32)
+    out = wav * 10 ** ((target_dbfs - level) / 20)
+    top = float(np.abs(out).max())
+    if top > peak:
+        out = out * (peak / top)
+    return out.astype(np.float32)
+
+
+def _midi_events(midi, program: int | None) -> list[tuple[float, int, int, int, int, int]]:
+    """Sorted (time_s, order, channel, kind, key, velocity) with sustain-pedal note extension."""
+    events = []
+    melodic = [ch for ch in range(16) if ch != 9]
+    for index, inst in enumerate(midi.instruments):
+        channel = 9 if inst.is_drum else melodic[index % len(melodic)]
+        pedal = sorted((cc.time, cc.value >= 64) for cc in inst.control_changes if cc.number == 64)
+        intervals, down_at = [], None
+        for time, down in pedal:
+            if down and down_at is None:
+                down_at = time
+            elif not down and down_at is not None:
+                intervals.append((down_at, time))
+                down_at = None
+        for note in inst.notes:
+            end = note.end
+            for lo, hi in intervals:
+                if lo <= end < hi:
+                    end = hi
+                    break
+            events.append((note.start, 1, channel, 1, note.pitch, note.velocity))
+            events.append((end, 0, channel, 0, note.pitch, 0))
+        prog = inst.program if program is None else program
+        events.append((-1.0, -1, channel, 2, prog, int(inst.is_drum)))
+    events.sort()
+    return events
+
+
+def render_midi(
+    midi_path: str | os.PathLike,
+    sample_rate: int = 32000,
+    program: int | None = None,
+    max_seconds: float | None = None,
+) -> np.ndarray:
+    """Synthesize a MIDI file to mono float32 ``[S]`` with the General MIDI SoundFont.
+
+    ``program`` forces one General MIDI program on every non-drum track (0 = piano).
+    Deterministic: the same file gives the same samples. Rendering stops after
+    ``max_seconds`` if given (plus a short release tail otherwise).
+    """
+    import pretty_midi
+    import tinysoundfont
+
+    path = Path(midi_path)
+    try:
+        midi = pretty_midi.PrettyMIDI(str(path))
+    except Exception as err:  # mido/pretty_midi raise many types on corrupt files
+        raise AudioError(f"{path}: unreadable MIDI ({err})") from err
+    events = _midi_events(midi, program)
+    if not any(e[3] == 1 for e in events):
+        raise AudioError(f"{path}: MIDI file has no notes")
+    end_time = max(e[0] for e in events) + 1.0
+    if max_seconds is not None:
+        end_time = min(end_time, max_seconds)
+    synth = tinysoundfont.Synth(samplerate=sample_rate)
+    sfid = synth.sfload(str(soundfont_path()))
+    total = int(round(end_time * sample_rate))
+    out = np.zeros((total, 2), dtype=np.float32)
+    cursor = 0
+    for time, _, channel, kind, key, value in events:
+        if kind == 2:
+            synth.program_select(channel, sfid, 128 if value else 0, key if not value else 0, is_drums=bool(value))
+            continue
+        at = min(total, int(round(time * sample_rate)))
+        if at > cursor:
+            out[cursor:at] = np.frombuffer(synth.generate(at - cursor), dtype=np.float32).reshape(-1, 2)
+            cursor = at
+        if cursor >= total:
+            break
+        if kind == 1:
+            synth.noteon(channel, key, value)
+        else:
+            synth.noteoff(channel, key)
+    if cursor < total:
+        out[cursor:] = np.frombuffer(synth.generate(total - cursor), dtype=np.float32).reshape(-1, 2)
+    return out.mean(axis=1).astype(np.float32)

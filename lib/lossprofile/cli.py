@@ -1,0 +1,109 @@
+"""Command line: build the data, regenerate every figure, or score any folder of audio.
+
+    python -m lossprofile.cli build-data [--model tiny]
+    python -m lossprofile.cli figures [--model facebook/musicgen-small --device cuda]
+    python -m lossprofile.cli score --data path/to/folder --out results/mine [--lengths 5 10 50]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from pathlib import Path
+
+from .datasets import DATA_DIR, REPO_ROOT
+
+NOTEBOOKS = ("01_noise_injection", "02_token_dynamics", "03_regions", "04_robustness", "05_explorer")
+# What `make figures` passes to every notebook (beyond model/device/dtype): the default
+# replication size, chosen to finish in under 20 minutes on 2 CPU cores with the tiny model.
+FIGURE_PARAMETERS = dict(n_pieces=8, results_dir="results")
+
+
+def generated_dir(model: str) -> Path:
+    return DATA_DIR / "generated" / model.replace("/", "_")
+
+
+def build_data(model: str = "tiny", device: str | None = None, per_top_k: int = 5) -> None:
+    """Render the training and OOD sets and sample the generated set (skips what exists)."""
+    from . import datasets, load_model
+
+    datasets.build_training_set()
+    datasets.build_ood_set()
+    lm = load_model(model, device=device)
+    datasets.build_generated_set(lm, generated_dir(model), per_top_k=per_top_k)
+
+
+def run_notebooks(model: str, device: str, dtype: str, names=NOTEBOOKS, extra: dict | None = None) -> None:
+    """Execute the notebooks with papermill; executed copies go to ``notebooks/executed``."""
+    import papermill
+
+    executed = REPO_ROOT / "notebooks" / "executed"
+    executed.mkdir(parents=True, exist_ok=True)
+    params = dict(model=model, device=device, dtype=dtype, **FIGURE_PARAMETERS, **(extra or {}))
+    for name in names:
+        started = time.time()
+        print(f"[figures] {name} ...", flush=True)
+        papermill.execute_notebook(
+            str(REPO_ROOT / "notebooks" / f"{name}.ipynb"), str(executed / f"{name}.ipynb"),
+            parameters=params, cwd=str(REPO_ROOT / "notebooks"), kernel_name="python3", progress_bar=False,
+        )
+        print(f"[figures] {name} done in {time.time() - started:.0f} s", flush=True)
+
+
+def score(args: argparse.Namespace) -> None:
+    from . import datasets, load_model
+    from .perturb import noise_sweep
+    from .runner import run_experiment
+
+    lm = load_model(args.model, device=args.device, dtype=None if args.dtype == "auto" else args.dtype)
+    pieces = datasets.list_pieces(args.data)[: args.limit]
+    table = run_experiment(lm, pieces, noise_sweep(args.lengths, args.onset, args.color, args.offset_db),
+                           args.out, method=args.method, excerpt_seconds=args.seconds, seed=args.seed,
+                           precision=args.precision)
+    print(f"{len(table)} rows written to {Path(args.out) / 'results.parquet'}")
+
+
+def main(argv: list[str] | None = None) -> None:
+    p = argparse.ArgumentParser(prog="lossprofile", description=__doc__.split("\n\n")[0])
+    sub = p.add_subparsers(dest="command", required=True)
+    for name in ("build-data", "figures", "score"):
+        s = sub.add_parser(name)
+        s.add_argument("--model", default="tiny")
+        s.add_argument("--device", default=None)
+        s.add_argument("--dtype", default="auto")
+    s = sub.choices["score"]
+    s.add_argument("--data", required=True, help="folder of wav/flac/mp3/mid files (or a built dataset)")
+    s.add_argument("--out", required=True)
+    s.add_argument("--lengths", type=int, nargs="+", default=[5, 10, 50, 100, 150, 200])
+    s.add_argument("--onset", type=int, default=250)
+    s.add_argument("--color", default="white")
+    s.add_argument("--offset-db", type=float, default=0.0)
+    s.add_argument("--seconds", type=float, default=15.0)
+    s.add_argument("--method", default="exact", choices=["exact", "as_published"])
+    s.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16", "fp16"])
+    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--limit", type=int, default=None)
+    args = p.parse_args(argv)
+    device = args.device or ("cuda" if _cuda() else "cpu")
+    if args.command == "build-data":
+        build_data(args.model, device)
+    elif args.command == "figures":
+        run_notebooks(args.model, device, args.dtype)
+        from .summary import write_summary
+
+        print(f"[figures] summary: {write_summary(REPO_ROOT / FIGURE_PARAMETERS['results_dir'])}")
+    else:
+        args.device = device
+        score(args)
+
+
+def _cuda() -> bool:
+    import torch
+
+    return torch.cuda.is_available()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,178 @@
+"""The paper's experiments as library calls, so notebooks only plot and narrate.
+
+Every function returns tidy tables and caches through :func:`runner.run_experiment`
+under ``results_dir/<experiment>/<model>``, so the notebooks share finished work.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Iterable, Sequence
+
+import numpy as np
+import pandas as pd
+
+from . import datasets, regions, stats
+from .datasets import DATA_DIR, REPO_ROOT, Piece
+from .models import MusicLM
+from .perturb import Perturbation, noise_sweep
+from .runner import piece_summary, run_experiment
+
+KINDS = ("training", "ood", "generated")
+KIND_LABELS = {"training": "TrainingSet", "ood": "OOD", "generated": "Generated"}
+PAPER_LENGTHS = (5, 10, 50, 100, 150, 200)
+PAPER_SEGMENTS = (1, 2, 5, 10, 35, 50, 70, 100, 150, 200)
+
+
+def repo_path(path: str | Path) -> Path:
+    """Relative paths are taken from the repository root (notebooks run in ``notebooks/``)."""
+    path = Path(path)
+    return path if path.is_absolute() else REPO_ROOT / path
+
+
+def model_slug(name: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", name)
+
+
+def pieces(kind: str, n: int, lm: MusicLM | None = None, folder: str | Path | None = None) -> list[Piece]:
+    """The first ``n`` pieces of a data kind, building the dataset if it is missing.
+
+    ``training`` uses the held-out split (the tiny model never saw it); ``generated``
+    takes the samples of ``lm``, spread over its top-k values.
+    """
+    if folder is not None:
+        return datasets.list_pieces(folder, dataset=kind)[:n]
+    if kind == "training":
+        root = DATA_DIR / "rendered" / "training"
+        if not (root / "manifest.csv").exists():
+            datasets.build_training_set(root)
+        return datasets.list_pieces(root, "training", split="heldout")[:n]
+    if kind == "ood":
+        root = DATA_DIR / "rendered" / "ood"
+        if not (root / "manifest.csv").exists():
+            datasets.build_ood_set(out_dir=root)
+        return datasets.list_pieces(root, "ood")[:n]
+    if kind == "generated":
+        if lm is None:
+            raise ValueError("the generated set needs the model that generates it")
+        root = DATA_DIR / "generated" / model_slug(lm.name)
+        if not (root / "manifest.csv").exists():
+            datasets.build_generated_set(lm, root)
+        table = pd.read_csv(root / "manifest.csv")
+        # interleave top-k values so that a small n still spans them
+        table["rank"] = table.groupby("top_k").cumcount()
+        table = table.sort_values(["rank", "top_k"]).head(n)
+        return [Piece("generated", r.piece, root / r.file, r.description) for r in table.itertuples()]
+    raise ValueError(f"unknown data kind {kind!r}; expected one of {KINDS}")
+
+
+def run(lm: MusicLM, experiment: str, kinds: Iterable[str], n_pieces: int, perturbations: Sequence[Perturbation],
+        results_dir: str | Path, **kwargs) -> pd.DataFrame:
+    """Run one named experiment over the first ``n_pieces`` of each data kind."""
+    out = repo_path(results_dir) / experiment / model_slug(lm.name)
+    chosen = [p for kind in kinds for p in pieces(kind, n_pieces, lm)]
+    return run_experiment(lm, chosen, perturbations, out, **kwargs)
+
+
+def noise_injection(lm: MusicLM, kinds=KINDS, n_pieces: int = 3, lengths=PAPER_LENGTHS, onset_frame: int = 250,
+                    results_dir="results", color: str = "white", match_offset_db: float = 0.0, seed: int = 0,
+                    method: str = "exact", **kwargs) -> pd.DataFrame:
+    """RQ1: loudness-matched noise at ``onset_frame`` for each length, per frame (tidy)."""
+    perts = noise_sweep(lengths, onset_frame, color, match_offset_db)
+    return run(lm, "noise_injection", kinds, n_pieces, perts, results_dir, seed=seed, method=method, **kwargs)
+
+
+def length_statistics(summary: pd.DataFrame) -> pd.DataFrame:
+    """The paper's tests: over all (kind, piece, length) points, over per-length means, and per kind."""
+    rows = []
+    everything = stats.length_trend(summary)
+    everything.insert(0, "scope", "all points")
+    rows.append(everything)
+    per_length = summary.groupby("length_frames", as_index=False)["mean_delta"].mean()
+    agg = stats.length_trend(per_length)
+    agg.insert(0, "scope", "per-length means")
+    rows.append(agg)
+    per_kind = stats.length_trend(summary, by=["dataset"])
+    per_kind.insert(0, "scope", "per data kind")
+    rows.append(per_kind)
+    return pd.concat(rows, ignore_index=True)
+
+
+def clean_loss_by_kind(summary: pd.DataFrame) -> pd.DataFrame:
+    """Mean ± std across pieces of each piece's mean clean loss, per data kind."""
+    per_piece = summary.groupby(["dataset", "piece"])["mean_nll_clean"].first().reset_index()
+    return per_piece.groupby("dataset")["mean_nll_clean"].agg(["mean", "std", "count"]).reset_index()
+
+
+def region_table(results: pd.DataFrame, smooth_frames: int = 5, persist_frames: int = 5) -> pd.DataFrame:
+    """Detected regions and their delta statistics for every (piece, perturbation) curve."""
+    keys = ["model", "method", "dataset", "piece", "perturbation", "onset_frame", "length_frames", "color",
+            "segment_frames"]
+    keys = [k for k in keys if k in results]
+    rows = []
+    for key, curve in results.groupby(keys, dropna=False):
+        curve = curve.sort_values("frame")
+        found = regions.detect_regions(curve["delta"].to_numpy(), int(curve["onset_frame"].iloc[0]),
+                                       int(curve["length_frames"].iloc[0]), smooth_frames, persist_frames)
+        for row in regions.region_stats(curve["delta"].to_numpy(), found):
+            rows.append({**dict(zip(keys, key)), **row})
+    return pd.DataFrame(rows)
+
+
+def region_summary(table: pd.DataFrame) -> pd.DataFrame:
+    """Mean ± std across curves of each region's mean delta (the paper's Fig. 4 numbers)."""
+    out = table.groupby("region")["mean"].agg(["mean", "std", "count"]).reindex(list(regions.REGIONS))
+    return out.reset_index()
+
+
+def shuffle_sweep(lm: MusicLM, kinds=KINDS, n_pieces: int = 3, segments=PAPER_SEGMENTS, onset_frame: int = 250,
+                  window_frames: int = 400, results_dir="results", seed: int = 0, **kwargs) -> pd.DataFrame:
+    """Fig. 5: shuffle ``segment_frames``-long segments inside a ``window_frames`` window."""
+    perts = [Perturbation("shuffle", onset_frame, window_frames, segment_frames=s, seed=seed) for s in segments]
+    return run(lm, "shuffle", kinds, n_pieces, perts, results_dir, seed=seed, **kwargs)
+
+
+def color_sweep(lm: MusicLM, kinds=KINDS, n_pieces: int = 3, colors=("white", "pink", "brown", "blue"),
+                lengths=(10, 100), onset_frame: int = 250, results_dir="results", seed: int = 0,
+                **kwargs) -> pd.DataFrame:
+    """Supplement: the noise sweep with coloured noise."""
+    perts = [p for c in colors for p in noise_sweep(lengths, onset_frame, c)]
+    return run(lm, "colors", kinds, n_pieces, perts, results_dir, seed=seed, **kwargs)
+
+
+def pure_noise(lm: MusicLM, kinds=KINDS, n_pieces: int = 3, excerpt_seconds: float = 15.0, results_dir="results",
+               seed: int = 0, **kwargs) -> pd.DataFrame:
+    """Fig. 3's 'pure noise' curve: the whole excerpt replaced by loudness-matched white noise."""
+    frames = int(excerpt_seconds * lm.frame_rate)
+    perts = [Perturbation("noise", 0, frames)]
+    return run(lm, "pure_noise", kinds, n_pieces, perts, results_dir, seed=seed,
+               excerpt_seconds=excerpt_seconds, **kwargs)
+
+
+def onset_peak(results: pd.DataFrame, frames: int = 5) -> pd.DataFrame:
+    """Per curve: mean delta over the ``frames`` frames from the onset (the paper's Peak response)."""
+    window = results[(results["frame"] >= results["onset_frame"]) &
+                     (results["frame"] < results["onset_frame"] + frames)]
+    keys = [k for k in ("dataset", "piece", "perturbation", "length_frames", "color", "segment_frames")
+            if k in window]
+    return window.groupby(keys, dropna=False)["delta"].mean().rename("onset_delta").reset_index()
+
+
+def summarize(results: pd.DataFrame) -> pd.DataFrame:
+    """Per-piece means (see :func:`runner.piece_summary`)."""
+    return piece_summary(results)
+
+
+def save_table(table: pd.DataFrame, name: str, results_dir="results") -> Path:
+    """Save a statistics table as ``results_dir/stats/<name>.parquet`` (read by the summary)."""
+    from .runner import write_parquet_atomic
+
+    path = repo_path(results_dir) / "stats" / f"{name}.parquet"
+    write_parquet_atomic(table, path)
+    return path
+
+
+def finite_mean(values) -> float:
+    values = np.asarray(values, dtype=float)
+    return float(np.nanmean(values)) if np.isfinite(values).any() else float("nan")

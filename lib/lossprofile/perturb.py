@@ -1,0 +1,201 @@
+"""Controlled perturbations of a waveform, placed in frames of the model's token grid.
+
+All functions take mono float ``wav [S]``, ``sample_rate`` and ``frame_rate`` explicitly,
+a window given as ``onset_frame`` and ``length_frames``, and return a new array; samples
+outside the window are never touched. Randomness comes from an explicit ``seed``.
+
+The paper's operation is :func:`replace_with_noise` (x'_i = e_i inside the window).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+from .audio import AudioError, rms_dbfs
+
+# Power spectral density exponent: PSD ∝ f ** exponent.
+NOISE_EXPONENTS = {"white": 0.0, "pink": -1.0, "brown": -2.0, "blue": 1.0}
+KINDS = ("noise", "add_noise", "shuffle", "block_swap", "silence")
+
+
+def window_samples(num_samples: int, onset_frame: int, length_frames: int, sample_rate: int,
+                   frame_rate: int, source: str = "<array>") -> slice:
+    """The sample slice of frames ``[onset_frame, onset_frame + length_frames)``; checks bounds."""
+    if sample_rate % frame_rate:
+        raise ValueError(f"sample_rate {sample_rate} is not a whole number of samples per frame at {frame_rate} Hz")
+    hop = sample_rate // frame_rate
+    if onset_frame < 0 or length_frames < 1:
+        raise AudioError(f"{source}: need onset_frame >= 0 and length_frames >= 1, got {onset_frame}, {length_frames}")
+    start, stop = onset_frame * hop, (onset_frame + length_frames) * hop
+    if stop > num_samples:
+        raise AudioError(
+            f"{source}: too short for the window: frames {onset_frame}..{onset_frame + length_frames} need "
+            f"{stop} samples, audio has {num_samples} ({num_samples / sample_rate:.2f} s)"
+        )
+    return slice(start, stop)
+
+
+def colored_noise(num_samples: int, color: str = "white", seed: int = 0) -> np.ndarray:
+    """Gaussian noise ``[num_samples]`` with PSD ∝ f**exponent of ``color``, unit RMS."""
+    if color not in NOISE_EXPONENTS:
+        raise ValueError(f"unknown noise color {color!r}; expected one of {sorted(NOISE_EXPONENTS)}")
+    rng = np.random.default_rng(seed)
+    white = rng.standard_normal(num_samples)
+    exponent = NOISE_EXPONENTS[color]
+    if exponent == 0.0 or num_samples < 4:
+        noise = white
+    else:
+        spectrum = np.fft.rfft(white)
+        freqs = np.fft.rfftfreq(num_samples)
+        gain = np.zeros_like(freqs)
+        gain[1:] = freqs[1:] ** (exponent / 2)  # amplitude ∝ sqrt(PSD); DC removed
+        noise = np.fft.irfft(spectrum * gain, n=num_samples)
+    rms = math.sqrt(float(np.mean(noise**2)))
+    return (noise / rms).astype(np.float32) if rms > 0 else noise.astype(np.float32)
+
+
+def target_level_dbfs(wav: np.ndarray, level_dbfs: float | None, match_offset_db: float | None) -> float:
+    """Absolute level, or the excerpt's own RMS level plus an offset (the paper's 'loudness matched')."""
+    if (level_dbfs is None) == (match_offset_db is None):
+        raise ValueError("give exactly one of level_dbfs (absolute) or match_offset_db (relative to the excerpt)")
+    if level_dbfs is not None:
+        return float(level_dbfs)
+    level = rms_dbfs(wav)
+    if not math.isfinite(level):
+        raise AudioError("cannot match the level of silent audio")
+    return level + float(match_offset_db)
+
+
+def _noise_at(n: int, color: str, level: float, seed: int) -> np.ndarray:
+    return colored_noise(n, color, seed) * np.float32(10 ** (level / 20))
+
+
+def replace_with_noise(wav: np.ndarray, sample_rate: int, frame_rate: int, onset_frame: int,
+                       length_frames: int, color: str = "white", level_dbfs: float | None = None,
+                       match_offset_db: float | None = 0.0, seed: int = 0) -> np.ndarray:
+    """x'_i = e_i inside the window: the paper's noise injection.
+
+    With ``match_offset_db`` (default 0) the noise RMS equals the whole excerpt's RMS
+    plus the offset; with ``level_dbfs`` it is absolute. Pass ``match_offset_db=None``
+    when giving ``level_dbfs``.
+    """
+    win = window_samples(wav.size, onset_frame, length_frames, sample_rate, frame_rate)
+    level = target_level_dbfs(wav, level_dbfs, match_offset_db)
+    out = np.array(wav, dtype=np.float32, copy=True)
+    out[win] = _noise_at(win.stop - win.start, color, level, seed)
+    return out
+
+
+def add_noise(wav: np.ndarray, sample_rate: int, frame_rate: int, onset_frame: int, length_frames: int,
+              color: str = "white", level_dbfs: float | None = None, match_offset_db: float | None = 0.0,
+              seed: int = 0) -> np.ndarray:
+    """x'_i = x_i + e_i inside the window (noise level as in :func:`replace_with_noise`)."""
+    win = window_samples(wav.size, onset_frame, length_frames, sample_rate, frame_rate)
+    level = target_level_dbfs(wav, level_dbfs, match_offset_db)
+    out = np.array(wav, dtype=np.float32, copy=True)
+    out[win] += _noise_at(win.stop - win.start, color, level, seed)
+    return out
+
+
+def silence(wav: np.ndarray, sample_rate: int, frame_rate: int, onset_frame: int, length_frames: int) -> np.ndarray:
+    """Zero the window."""
+    win = window_samples(wav.size, onset_frame, length_frames, sample_rate, frame_rate)
+    out = np.array(wav, dtype=np.float32, copy=True)
+    out[win] = 0.0
+    return out
+
+
+def segment_permutation(num_segments: int, seed: int) -> np.ndarray:
+    """A random order of ``num_segments`` that moves at least one segment when that is possible."""
+    rng = np.random.default_rng(seed)
+    order = rng.permutation(num_segments)
+    if num_segments > 1 and np.array_equal(order, np.arange(num_segments)):
+        order = np.roll(order, 1)
+    return order
+
+
+def shuffle_segments(wav: np.ndarray, sample_rate: int, frame_rate: int, onset_frame: int,
+                     length_frames: int, segment_frames: int, seed: int = 0) -> np.ndarray:
+    """Cut the window into ``segment_frames``-long segments and put them in random order.
+
+    A trailing remainder shorter than one segment stays in place. The result is a
+    permutation of the original samples.
+    """
+    if segment_frames < 1:
+        raise ValueError(f"segment_frames must be >= 1, got {segment_frames}")
+    win = window_samples(wav.size, onset_frame, length_frames, sample_rate, frame_rate)
+    seg = segment_frames * (sample_rate // frame_rate)
+    count = (win.stop - win.start) // seg
+    if count < 2:
+        raise AudioError(f"a window of {length_frames} frames holds fewer than two {segment_frames}-frame segments")
+    out = np.array(wav, dtype=np.float32, copy=True)
+    blocks = wav[win.start : win.start + count * seg].reshape(count, seg)
+    out[win.start : win.start + count * seg] = blocks[segment_permutation(count, seed)].reshape(-1)
+    return out
+
+
+def block_swap(wav: np.ndarray, sample_rate: int, frame_rate: int, onset_frame: int,
+               length_frames: int) -> np.ndarray:
+    """Swap the window with the equally long block right after it (the published swap variant)."""
+    win = window_samples(wav.size, onset_frame, 2 * length_frames, sample_rate, frame_rate)
+    half = (win.stop - win.start) // 2
+    out = np.array(wav, dtype=np.float32, copy=True)
+    out[win.start : win.start + half] = wav[win.start + half : win.stop]
+    out[win.start + half : win.stop] = wav[win.start : win.start + half]
+    return out
+
+
+@dataclass(frozen=True)
+class Perturbation:
+    """One perturbation with all its parameters; ``apply`` runs it. Hashable and tabular.
+
+    kind: one of ``noise`` (replacement), ``add_noise``, ``shuffle``, ``block_swap``, ``silence``.
+    Level: ``match_offset_db`` relative to the excerpt (default 0 dB) or absolute ``level_dbfs``.
+    """
+
+    kind: str = "noise"
+    onset_frame: int = 250
+    length_frames: int = 100
+    color: str = "white"
+    level_dbfs: float | None = None
+    match_offset_db: float | None = 0.0
+    segment_frames: int | None = None
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.kind not in KINDS:
+            raise ValueError(f"unknown perturbation kind {self.kind!r}; expected one of {KINDS}")
+        if self.kind == "shuffle" and not self.segment_frames:
+            raise ValueError("kind='shuffle' needs segment_frames")
+
+    def apply(self, wav: np.ndarray, sample_rate: int, frame_rate: int) -> np.ndarray:
+        common = (wav, sample_rate, frame_rate, self.onset_frame, self.length_frames)
+        if self.kind in ("noise", "add_noise"):
+            fn = replace_with_noise if self.kind == "noise" else add_noise
+            return fn(*common, color=self.color, level_dbfs=self.level_dbfs,
+                      match_offset_db=self.match_offset_db, seed=self.seed)
+        if self.kind == "shuffle":
+            return shuffle_segments(*common, segment_frames=self.segment_frames, seed=self.seed)
+        if self.kind == "block_swap":
+            return block_swap(*common)
+        return silence(*common)
+
+    def as_row(self) -> dict:
+        """Parameters as table columns (``perturbation`` = kind)."""
+        row = asdict(self)
+        row["perturbation"] = row.pop("kind")
+        return row
+
+    @property
+    def key(self) -> str:
+        return ",".join(f"{k}={v}" for k, v in asdict(self).items())
+
+
+def noise_sweep(lengths_frames=(5, 10, 50, 100, 150, 200), onset_frame: int = 250, color: str = "white",
+                match_offset_db: float = 0.0, seed: int = 0) -> list[Perturbation]:
+    """The paper's RQ1 design: loudness-matched noise at ``onset_frame`` for each length."""
+    return [Perturbation("noise", onset_frame, n, color=color, match_offset_db=match_offset_db, seed=seed)
+            for n in lengths_frames]

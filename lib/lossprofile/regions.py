@@ -1,0 +1,111 @@
+"""Peak, Assimilation and Recovery regions of a per-frame loss-difference curve.
+
+The paper's rule, with its positions made parameters: smooth ``delta`` with a centred
+moving average, take the baseline from frames before the onset, and place each boundary
+where the smoothed curve crosses the baseline and stays on the other side for
+``persist_frames`` consecutive frames.
+
+- Peak: from the first lasting rise above baseline near the onset to the first lasting
+  fall below it.
+- Assimilation: from there to the first lasting rise back above baseline; if the curve
+  never rises again, the end of the perturbed window.
+- Recovery: from the end of assimilation to the end of the curve.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+REGIONS = ("peak", "assimilation", "recovery")
+
+
+@dataclass(frozen=True)
+class Regions:
+    """Frame spans ``[start, stop)`` of each region and the baseline they were measured against."""
+
+    peak: tuple[int, int]
+    assimilation: tuple[int, int]
+    recovery: tuple[int, int]
+    baseline: float
+
+    def spans(self) -> dict[str, tuple[int, int]]:
+        return {"peak": self.peak, "assimilation": self.assimilation, "recovery": self.recovery}
+
+
+def moving_average(x: np.ndarray, width_frames: int) -> np.ndarray:
+    """Centred moving average ``[T]`` → ``[T]``; edges average over the frames that exist."""
+    x = np.asarray(x, dtype=np.float64)
+    if width_frames <= 1:
+        return x.copy()
+    kernel = np.ones(width_frames)
+    total = np.convolve(x, kernel, mode="same")
+    count = np.convolve(np.ones_like(x), kernel, mode="same")
+    return total / count
+
+
+def first_lasting(curve: np.ndarray, start: int, above: bool, baseline: float, persist_frames: int,
+                  stop: int | None = None) -> int | None:
+    """First frame ``t >= start`` from which ``curve`` stays above (or below) ``baseline`` for ``persist_frames``."""
+    side = curve > baseline if above else curve < baseline
+    stop = len(curve) if stop is None else min(stop, len(curve))
+    run = 0
+    for t in range(max(0, start), stop):
+        run = run + 1 if side[t] else 0
+        if run == persist_frames:
+            return t - persist_frames + 1
+    return None
+
+
+def detect_regions(delta: np.ndarray, onset_frame: int, length_frames: int, smooth_frames: int = 5,
+                   persist_frames: int = 5, baseline_frames: tuple[int, int] | None = None,
+                   lookback_frames: int = 5) -> Regions:
+    """Detect the three regions in ``delta [T]`` (perturbed minus clean NLL per frame).
+
+    ``baseline_frames``: frames ``[start, stop)`` whose mean is the baseline (default: all
+    frames before ``onset_frame - lookback_frames``; 0 if there are none).
+    ``lookback_frames``: how far before the onset the peak may start (the codec's
+    receptive field lets a change leak into a few earlier frames).
+    """
+    delta = np.asarray(delta, dtype=np.float64)
+    T = len(delta)
+    end = onset_frame + length_frames
+    if not (0 <= onset_frame < end <= T):
+        raise ValueError(f"window {onset_frame}..{end} does not fit a curve of {T} frames")
+    if not np.isfinite(delta[max(0, onset_frame - lookback_frames):]).all():
+        raise ValueError("delta has NaN or inf after the onset")
+    if baseline_frames is None:
+        baseline_frames = (0, max(0, onset_frame - lookback_frames))
+    lo, hi = baseline_frames
+    base_values = delta[lo:hi]
+    base_values = base_values[np.isfinite(base_values)]
+    baseline = float(base_values.mean()) if base_values.size else 0.0
+    smooth = moving_average(np.nan_to_num(delta, nan=baseline), smooth_frames)
+
+    search_from = max(0, onset_frame - lookback_frames)
+    peak_start = first_lasting(smooth, search_from, True, baseline, persist_frames, stop=end)
+    if peak_start is None:  # no lasting rise: the peak is the onset frame alone
+        peak_start = onset_frame
+    assim_start = first_lasting(smooth, peak_start, False, baseline, persist_frames, stop=end)
+    if assim_start is None:
+        assim_start = min(end, peak_start + persist_frames)
+    assim_stop = first_lasting(smooth, assim_start, True, baseline, persist_frames)
+    if assim_stop is None:
+        assim_stop = max(end, assim_start)
+    return Regions((peak_start, assim_start), (assim_start, assim_stop), (assim_stop, T), baseline)
+
+
+def region_stats(delta: np.ndarray, regions: Regions) -> list[dict]:
+    """Per-region rows: span, length, mean, std, min and max of ``delta`` (raw, not smoothed)."""
+    delta = np.asarray(delta, dtype=np.float64)
+    rows = []
+    for name, (start, stop) in regions.spans().items():
+        values = delta[start:stop]
+        rows.append(dict(region=name, start_frame=start, stop_frame=stop, length_frames=stop - start,
+                         mean=float(values.mean()) if values.size else np.nan,
+                         std=float(values.std()) if values.size else np.nan,
+                         min=float(values.min()) if values.size else np.nan,
+                         max=float(values.max()) if values.size else np.nan,
+                         baseline=regions.baseline))
+    return rows

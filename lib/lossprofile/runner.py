@@ -1,0 +1,143 @@
+"""Pieces × perturbations × model → one tidy table, resumable and safe to interrupt.
+
+Each finished piece is written as its own parquet part (atomically: temporary file, then
+rename) under ``out_dir/parts``, keyed by a hash of every parameter that produced it.
+A re-run with the same parameters reads finished parts instead of recomputing them; an
+interrupted run (Ctrl-C, kill) loses at most the piece in progress. A piece that cannot
+be used (unreadable, silent, too short, NaN...) is reported in ``out_dir/errors.csv``
+with its file and the reason, and the rest of the run completes.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import os
+import re
+import warnings
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import pandas as pd
+from tqdm.auto import tqdm
+
+from . import audio
+from .datasets import Piece
+from .models import MusicLM
+from .perturb import Perturbation, window_samples
+from .scoring import score_variants
+
+RESULTS_FILE = "results.parquet"
+
+
+def write_parquet_atomic(table: pd.DataFrame, path: Path) -> None:
+    """Write ``table`` so that ``path`` is either absent or complete, never half-written."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    table.to_parquet(tmp, index=False)
+    os.replace(tmp, path)
+
+
+def derived_seed(*parts: object) -> int:
+    """A 32-bit seed fixed by ``parts`` (so each piece gets its own, reproducible noise)."""
+    return int(hashlib.sha256(repr(parts).encode()).hexdigest()[:8], 16)
+
+
+def load_excerpt(piece: Piece, sample_rate: int, seconds: float) -> np.ndarray:
+    """The piece's first ``seconds`` of sound as mono float32 ``[S]``; :class:`AudioError` names the file."""
+    wav = audio.load_audio(piece.path, sample_rate)
+    return audio.excerpt(wav, sample_rate, seconds, source=str(piece.path))
+
+
+def piece_table(lm: MusicLM, piece: Piece, perturbations: Sequence[Perturbation], *, method: str,
+                excerpt_seconds: float, seed: int, prompt: str | None, batch_size: int | None,
+                prefix_reuse: bool, precision: str) -> pd.DataFrame:
+    """Score one piece under every perturbation → tidy rows (one per perturbation and frame)."""
+    clean = load_excerpt(piece, lm.sample_rate, excerpt_seconds)
+    variants = []
+    for p in perturbations:
+        window_samples(clean.size, p.onset_frame, p.length_frames * (2 if p.kind == "block_swap" else 1),
+                       lm.sample_rate, lm.frame_rate, source=str(piece.path))
+        noise_seed = derived_seed(seed, piece.dataset, piece.name, p.seed)
+        variants.append(dataclasses.replace(p, seed=noise_seed).apply(clean, lm.sample_rate, lm.frame_rate))
+    scores = score_variants(lm, clean, variants, method=method, prompt=prompt, batch_size=batch_size,
+                            prefix_reuse=prefix_reuse, precision=precision)
+    K, T = scores.clean.shape
+    clean_frame = scores.clean.mean(0).numpy()
+    frames = np.arange(T)
+    parts = []
+    for p, nll in zip(perturbations, scores.variants):
+        pert_frame = nll.mean(0).numpy()
+        part = pd.DataFrame({"frame": frames, "nll_clean": clean_frame, "nll_perturbed": pert_frame,
+                             "delta": pert_frame - clean_frame})
+        for k in range(K):
+            part[f"delta_k{k}"] = (nll[k] - scores.clean[k]).numpy()
+        for name, value in p.as_row().items():
+            part[name] = value
+        parts.append(part)
+    table = pd.concat(parts, ignore_index=True)
+    meta = dict(model=lm.name, method=method, precision=precision, prompt=prompt or "", dataset=piece.dataset,
+                piece=piece.name, excerpt_seconds=excerpt_seconds, run_seed=seed)
+    for name, value in meta.items():
+        table[name] = value
+    front = list(meta) + [c for c in Perturbation().as_row()]
+    return table[front + [c for c in table.columns if c not in front]]
+
+
+def run_experiment(lm: MusicLM, pieces: Sequence[Piece], perturbations: Sequence[Perturbation],
+                   out_dir: str | os.PathLike, *, method: str = "exact", excerpt_seconds: float = 15.0,
+                   seed: int = 0, prompt: str | None = None, prompt_from_description: bool = False,
+                   batch_size: int | None = None, prefix_reuse: bool = True, precision: str = "auto",
+                   progress: bool = True) -> pd.DataFrame:
+    """Run (or resume) an experiment; returns the tidy table of every finished piece.
+
+    Writes ``out_dir/parts/*.parquet`` (one per piece), ``out_dir/results.parquet``
+    (all of them) and ``out_dir/errors.csv`` (pieces that failed, with the reason).
+    """
+    out = Path(out_dir)
+    perturbations = list(perturbations)
+    if not perturbations:
+        raise ValueError("no perturbations given")
+    params = dict(model=lm.name, method=method, excerpt_seconds=excerpt_seconds, seed=seed,
+                  precision=precision, perturbations=[p.key for p in perturbations])
+    tables, errors = [], []
+    for piece in tqdm(pieces, desc=f"{lm.name} {method}", unit="piece", disable=not progress):
+        piece_prompt = piece.description if prompt_from_description else prompt
+        key = hashlib.sha256(json.dumps({**params, "dataset": piece.dataset, "piece": piece.name,
+                                         "prompt": piece_prompt}, sort_keys=True).encode()).hexdigest()[:12]
+        slug = re.sub(r"[^A-Za-z0-9._-]+", "_", f"{piece.dataset}-{piece.name}")[:80]
+        part_path = out / "parts" / f"{slug}-{key}.parquet"
+        if part_path.exists():
+            tables.append(pd.read_parquet(part_path))
+            continue
+        try:
+            table = piece_table(lm, piece, perturbations, method=method, excerpt_seconds=excerpt_seconds,
+                                seed=seed, prompt=piece_prompt, batch_size=batch_size,
+                                prefix_reuse=prefix_reuse, precision=precision)
+        except (audio.AudioError, ValueError) as err:
+            warnings.warn(f"skipped {piece.path}: {err}")
+            errors.append(dict(dataset=piece.dataset, piece=piece.name, path=str(piece.path), error=str(err)))
+            continue
+        write_parquet_atomic(table, part_path)
+        tables.append(table)
+    out.mkdir(parents=True, exist_ok=True)
+    error_table = pd.DataFrame(errors, columns=["dataset", "piece", "path", "error"])
+    tmp = out / ".errors.csv.tmp"
+    error_table.to_csv(tmp, index=False)
+    os.replace(tmp, out / "errors.csv")
+    result = pd.concat(tables, ignore_index=True) if tables else pd.DataFrame()
+    if tables:
+        write_parquet_atomic(result, out / RESULTS_FILE)
+    return result
+
+
+def piece_summary(results: pd.DataFrame) -> pd.DataFrame:
+    """One row per (model, method, dataset, piece, perturbation): mean clean and perturbed loss, mean delta."""
+    keys = [c for c in ("model", "method", "precision", "prompt", "dataset", "piece", "perturbation",
+                        "onset_frame", "length_frames", "color", "level_dbfs", "match_offset_db",
+                        "segment_frames") if c in results]
+    grouped = results.groupby(keys, dropna=False)
+    return grouped.agg(mean_nll_clean=("nll_clean", "mean"), mean_nll_perturbed=("nll_perturbed", "mean"),
+                       mean_delta=("delta", "mean")).reset_index()

@@ -1,0 +1,131 @@
+"""Signal-processing invariants of the perturbations, checked with hypothesis."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from lossprofile import perturb
+from lossprofile.audio import AudioError, rms_dbfs
+
+SR, FR = 32000, 50
+HOP = SR // FR
+
+
+def signal(num_frames: int, seed: int) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    t = np.arange(num_frames * HOP) / SR
+    return (0.3 * np.sin(2 * np.pi * 330 * t) + 0.05 * rng.standard_normal(t.size)).astype(np.float32)
+
+
+windows = st.integers(20, 120).flatmap(
+    lambda total: st.tuples(st.just(total), st.integers(0, total - 2)).flatmap(
+        lambda tw: st.tuples(st.just(tw[0]), st.just(tw[1]), st.integers(1, tw[0] - tw[1]))))
+
+
+@settings(max_examples=40, deadline=None)
+@given(windows, st.sampled_from(["noise", "add_noise", "silence"]), st.sampled_from(list(perturb.NOISE_EXPONENTS)),
+       st.integers(0, 2**31 - 1))
+def test_only_the_window_changes_and_it_is_exact_to_the_sample(win, kind, color, seed):
+    total, onset, length = win
+    wav = signal(total, seed % 1000)
+    out = perturb.Perturbation(kind, onset, length, color=color, seed=seed).apply(wav, SR, FR)
+    lo, hi = onset * HOP, (onset + length) * HOP
+    assert out.shape == wav.shape and out.dtype == np.float32
+    assert np.array_equal(out[:lo], wav[:lo]) and np.array_equal(out[hi:], wav[hi:])
+    changed = np.flatnonzero(out != wav)
+    assert changed.min() >= lo and changed.max() < hi
+    # the first and last sample of the window are perturbed (noise is never exactly the signal)
+    if kind != "silence":
+        assert out[lo] != wav[lo] and out[hi - 1] != wav[hi - 1]
+
+
+@settings(max_examples=40, deadline=None)
+@given(windows, st.sampled_from(list(perturb.NOISE_EXPONENTS)), st.floats(-40, -3),
+       st.one_of(st.none(), st.floats(-30, 6)), st.integers(0, 2**31 - 1))
+def test_requested_noise_level_is_met_within_half_a_db(win, color, level, offset, seed):
+    total, onset, length = win
+    wav = signal(total, 3)
+    if offset is None:
+        out = perturb.replace_with_noise(wav, SR, FR, onset, length, color, level_dbfs=level,
+                                         match_offset_db=None, seed=seed)
+        target = level
+    else:
+        out = perturb.replace_with_noise(wav, SR, FR, onset, length, color, match_offset_db=offset, seed=seed)
+        target = rms_dbfs(wav) + offset
+    noise = out[onset * HOP : (onset + length) * HOP]
+    assert abs(rms_dbfs(noise) - target) < 0.5
+
+
+@pytest.mark.parametrize("color", list(perturb.NOISE_EXPONENTS))
+@settings(max_examples=5, deadline=None)
+@given(seed=st.integers(0, 2**31 - 1))
+def test_noise_colors_have_their_spectral_slope(color, seed):
+    """Fit log-power against log-frequency: white 0, pink -1, brown -2, blue +1 (within 0.15)."""
+    n = 2**16
+    noise = perturb.colored_noise(n, color, seed)
+    power = np.abs(np.fft.rfft(noise)) ** 2
+    freqs = np.fft.rfftfreq(n)
+    edges = np.logspace(np.log10(10 / n), np.log10(0.5), 40)
+    centers, levels = [], []
+    for lo, hi in zip(edges[:-1], edges[1:]):
+        band = (freqs >= lo) & (freqs < hi)
+        if band.sum() >= 4:
+            centers.append(np.sqrt(lo * hi))
+            levels.append(power[band].mean())
+    slope = np.polyfit(np.log10(centers), np.log10(levels), 1)[0]
+    assert abs(slope - perturb.NOISE_EXPONENTS[color]) < 0.15
+    assert abs(math.sqrt(np.mean(noise.astype(np.float64) ** 2)) - 1) < 1e-4
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.integers(1, 20), st.integers(2, 8), st.integers(0, 30), st.integers(0, 2**31 - 1))
+def test_shuffle_is_a_permutation_of_segments_inside_the_window(segment, count, extra, seed):
+    onset = 3
+    length = segment * count + (extra % segment)
+    wav = signal(onset + length + 4, seed % 997)
+    out = perturb.shuffle_segments(wav, SR, FR, onset, length, segment, seed)
+    lo, hi = onset * HOP, (onset + length) * HOP
+    assert np.array_equal(out[:lo], wav[:lo]) and np.array_equal(out[hi:], wav[hi:])
+    assert np.array_equal(np.sort(out), np.sort(wav))  # same multiset of samples
+    seg = segment * HOP
+    blocks_in = wav[lo : lo + count * seg].reshape(count, seg)
+    blocks_out = out[lo : lo + count * seg].reshape(count, seg)
+    matches = [[np.array_equal(a, b) for b in blocks_in] for a in blocks_out]
+    assert all(any(row) for row in matches)  # every output block is an input block
+    assert not np.array_equal(blocks_in, blocks_out)  # and the order really changed
+
+
+def test_block_swap_swaps_two_adjacent_blocks():
+    wav = signal(40, 0)
+    out = perturb.block_swap(wav, SR, FR, 10, 5)
+    a, b, c = 10 * HOP, 15 * HOP, 20 * HOP
+    assert np.array_equal(out[a:b], wav[b:c]) and np.array_equal(out[b:c], wav[a:b])
+    assert np.array_equal(out[:a], wav[:a]) and np.array_equal(out[c:], wav[c:])
+
+
+def test_same_seed_same_noise_other_seed_other_noise():
+    wav = signal(30, 0)
+    a = perturb.replace_with_noise(wav, SR, FR, 5, 10, seed=1)
+    assert np.array_equal(a, perturb.replace_with_noise(wav, SR, FR, 5, 10, seed=1))
+    assert not np.array_equal(a, perturb.replace_with_noise(wav, SR, FR, 5, 10, seed=2))
+
+
+def test_windows_that_do_not_fit_raise_errors_naming_the_problem():
+    wav = signal(30, 0)
+    with pytest.raises(AudioError, match="too short for the window"):
+        perturb.replace_with_noise(wav, SR, FR, 25, 10)
+    with pytest.raises(AudioError, match="onset_frame >= 0"):
+        perturb.replace_with_noise(wav, SR, FR, -1, 10)
+    with pytest.raises(AudioError, match="fewer than two"):
+        perturb.shuffle_segments(wav, SR, FR, 0, 10, 6)
+    with pytest.raises(ValueError, match="unknown noise color"):
+        perturb.colored_noise(100, "purple")
+    with pytest.raises(ValueError, match="unknown perturbation kind"):
+        perturb.Perturbation("reverse")
+    with pytest.raises(AudioError, match="silent"):
+        perturb.replace_with_noise(np.zeros(30 * HOP, np.float32), SR, FR, 5, 5)

@@ -1,0 +1,74 @@
+"""Region detection on synthetic curves whose boundaries are known by construction."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from lossprofile.regions import detect_regions, moving_average, region_stats
+
+
+def paper_curve(T=750, onset=250, length=100, peak_frames=5, peak=0.8, assim=-1.5, wobble=0.0, seed=0):
+    """Zero before the onset, a peak, a low plateau to the window end, small wiggles after."""
+    rng = np.random.default_rng(seed)
+    d = np.zeros(T)
+    d[onset : onset + peak_frames] = peak
+    d[onset + peak_frames : onset + length] = assim
+    d[onset + length :] = 0.3 + wobble * rng.standard_normal(T - onset - length)
+    return d
+
+
+@settings(max_examples=30, deadline=None)
+@given(st.integers(60, 400), st.integers(20, 200), st.integers(5, 12), st.floats(0.5, 3), st.floats(-3, -0.5))
+def test_boundaries_are_found_within_the_smoothing_width(onset, length, peak_frames, peak, assim):
+    T = onset + length + 150
+    d = paper_curve(T, onset, length, peak_frames, peak, assim)
+    r = detect_regions(d, onset, length, smooth_frames=5, persist_frames=5)
+    assert abs(r.peak[0] - onset) <= 2
+    assert abs(r.assimilation[0] - (onset + peak_frames)) <= 2
+    assert abs(r.recovery[0] - (onset + length)) <= 2
+    assert r.recovery[1] == T and r.baseline == 0.0
+
+
+def test_baseline_comes_from_pre_onset_frames_not_hard_coded_positions():
+    d = paper_curve() + 0.2  # everything shifted: baseline must follow
+    r = detect_regions(d, 250, 100)
+    assert r.baseline == pytest.approx(0.2)
+    assert abs(r.assimilation[0] - 255) <= 2
+    r2 = detect_regions(d, 250, 100, baseline_frames=(0, 50))
+    assert r2.baseline == pytest.approx(0.2)
+
+
+def test_curve_without_a_peak_starts_assimilation_at_the_onset():
+    d = paper_curve(peak=-1.5)
+    r = detect_regions(d, 250, 100)
+    assert r.peak[1] - r.peak[0] <= 5
+    assert abs(r.assimilation[0] - 250) <= 5
+
+
+def test_region_statistics_use_the_raw_curve():
+    d = paper_curve(peak_frames=10, peak=1.0, assim=-2.0)
+    r = detect_regions(d, 250, 100, smooth_frames=1, persist_frames=3)
+    rows = {row["region"]: row for row in region_stats(d, r)}
+    assert rows["peak"]["mean"] == pytest.approx(1.0)
+    assert rows["assimilation"]["mean"] == pytest.approx(-2.0)
+    assert rows["recovery"]["mean"] == pytest.approx(0.3)
+    assert rows["peak"]["length_frames"] == 10
+
+
+def test_moving_average_preserves_constants_and_length():
+    x = np.full(37, 2.5)
+    assert np.allclose(moving_average(x, 5), 2.5) and len(moving_average(x, 5)) == 37
+    y = np.arange(20.0)
+    assert moving_average(y, 3)[5] == pytest.approx(5.0)
+
+
+def test_bad_windows_and_nan_are_refused():
+    d = paper_curve()
+    with pytest.raises(ValueError, match="does not fit"):
+        detect_regions(d, 700, 100)
+    d[300] = np.nan
+    with pytest.raises(ValueError, match="NaN"):
+        detect_regions(d, 250, 100)

@@ -1,0 +1,178 @@
+"""The experiment runner: tidy output, engine exactness, resumability, and bad input."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from lossprofile import audio, scoring
+from lossprofile.datasets import Piece
+from lossprofile.perturb import Perturbation, noise_sweep
+from lossprofile.runner import run_experiment
+
+SR = 32000
+
+
+def write_piece(folder: Path, name: str, wav: np.ndarray, sr: int = SR) -> Piece:
+    path = folder / f"{name}.wav"
+    audio.save_audio(path, wav, sr)
+    return Piece("test", name, path)
+
+
+def tone(seconds: float, seed: int, sr: int = SR) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    t = np.arange(int(seconds * sr)) / sr
+    f = 200 + 100 * seed
+    return (0.3 * np.sin(2 * np.pi * f * t * (1 + 0.1 * t)) + 0.02 * rng.standard_normal(t.size)).astype(np.float32)
+
+
+PERTS = noise_sweep((5, 20), onset_frame=60) + [Perturbation("shuffle", 60, 60, segment_frames=10)]
+
+
+def test_tidy_table_has_every_parameter_and_exact_deltas(small_lm, tmp_path):
+    pieces = [write_piece(tmp_path, f"p{i}", tone(3.0, i)) for i in range(2)]
+    table = run_experiment(small_lm, pieces, PERTS, tmp_path / "out", excerpt_seconds=2.5, progress=False)
+    T = int(2.5 * small_lm.frame_rate)
+    assert len(table) == 2 * len(PERTS) * T
+    for col in ("model", "method", "dataset", "piece", "perturbation", "onset_frame", "length_frames", "color",
+                "match_offset_db", "segment_frames", "seed", "run_seed", "frame", "nll_clean", "nll_perturbed",
+                "delta", "delta_k0", "delta_k3", "excerpt_seconds", "precision"):
+        assert col in table, col
+    assert np.allclose(table["delta"], table["nll_perturbed"] - table["nll_clean"], atol=1e-6)
+    assert np.allclose(table[[f"delta_k{k}" for k in range(4)]].mean(axis=1), table["delta"], atol=1e-5)
+    # frames well before the onset are untouched by the perturbation
+    early = table[table["frame"] < 50]
+    assert (early["delta"].abs() < 1e-6).all()
+    # and the table equals scoring each perturbed waveform alone with token_nll
+    piece = pieces[0]
+    clean = audio.excerpt(audio.load_audio(piece.path, SR), SR, 2.5)
+    row = table[(table["piece"] == "p0") & (table["length_frames"] == 20) & (table["perturbation"] == "noise")]
+    from lossprofile.runner import derived_seed
+
+    noisy = Perturbation("noise", 60, 20, seed=derived_seed(0, "test", "p0", 0)).apply(clean, SR, 50)
+    ref = small_lm.token_nll(small_lm.encode(torch.from_numpy(noisy)[None, None])).mean(1)[0].numpy()
+    assert np.allclose(row.sort_values("frame")["nll_perturbed"].to_numpy(), ref, atol=1e-4)
+    assert (tmp_path / "out" / "results.parquet").exists()
+
+
+def test_engine_with_prefix_reuse_equals_plain_scoring(small_lm, music_wav):
+    variants = [p.apply(music_wav, SR, 50) for p in noise_sweep((3, 10, 40), onset_frame=120)]
+    fast = scoring.score_variants(small_lm, music_wav, variants, batch_size=2, prefix_reuse=True)
+    slow = scoring.score_variants(small_lm, music_wav, variants, batch_size=1, prefix_reuse=False)
+    assert fast.shared_steps > 100  # the prefix really was shared
+    assert torch.allclose(fast.variants, slow.variants, atol=1e-4) and torch.allclose(fast.clean, slow.clean, atol=1e-4)
+    codes = torch.cat([fast.codes_clean[None], fast.codes_variants])
+    assert torch.allclose(fast.variants, small_lm.token_nll(codes)[1:], atol=1e-4)
+
+
+def test_mixed_precision_stays_within_tolerance_of_fp32(small_lm, music_wav):
+    variants = [p.apply(music_wav, SR, 50) for p in noise_sweep((10,), onset_frame=100)]
+    fp32 = scoring.score_variants(small_lm, music_wav, variants, precision="fp32")
+    bf16 = scoring.score_variants(small_lm, music_wav, variants, precision="bf16")
+    assert (fp32.variants - bf16.variants).abs().max() < 0.02 * max(1.0, fp32.variants.abs().max().item())
+    assert torch.isfinite(bf16.variants).all()
+
+
+def test_bad_pieces_are_reported_and_skipped_while_the_rest_completes(small_lm, tmp_path):
+    good = write_piece(tmp_path, "good", tone(3.0, 1))
+    short = write_piece(tmp_path, "short", tone(1.0, 2))
+    silent = write_piece(tmp_path, "silent", np.zeros(3 * SR, np.float32))
+    garbage = tmp_path / "garbage.wav"
+    garbage.write_bytes(b"this is not audio")
+    empty = tmp_path / "empty.flac"
+    empty.write_bytes(b"")
+    missing = tmp_path / "missing.wav"
+    pieces = [good, short, silent, Piece("test", "garbage", garbage), Piece("test", "empty", empty),
+              Piece("test", "missing", missing)]
+    with pytest.warns(UserWarning):
+        table = run_experiment(small_lm, pieces, PERTS[:1], tmp_path / "out", excerpt_seconds=2.5, progress=False)
+    assert set(table["piece"]) == {"good"}
+    errors = pd.read_csv(tmp_path / "out" / "errors.csv").set_index("piece")
+    assert "too short" in errors.loc["short", "error"] and "short.wav" in errors.loc["short", "error"]
+    assert "silent" in errors.loc["silent", "error"]
+    assert "unreadable" in errors.loc["garbage", "error"] and "garbage.wav" in errors.loc["garbage", "error"]
+    assert "unreadable" in errors.loc["empty", "error"]
+    assert "not found" in errors.loc["missing", "error"]
+
+
+def test_window_beyond_the_excerpt_names_the_file(small_lm, tmp_path):
+    piece = write_piece(tmp_path, "p", tone(3.0, 1))
+    with pytest.warns(UserWarning, match="p.wav"):
+        table = run_experiment(small_lm, [piece], [Perturbation("noise", 100, 50)], tmp_path / "o",
+                               excerpt_seconds=2.5, progress=False)
+    assert table.empty
+    assert "too short for the window" in pd.read_csv(tmp_path / "o" / "errors.csv")["error"][0]
+
+
+def test_nan_audio_and_wrong_shapes_are_refused_with_the_source_named():
+    with pytest.raises(audio.AudioError, match="clip.wav: audio contains 1 NaN"):
+        audio.check_waveform(np.array([0.1, np.nan, 0.2], np.float32), "clip.wav")
+    with pytest.raises(audio.AudioError, match=r"mono audio \[S\]"):
+        audio.check_waveform(np.zeros((2, 100), np.float32), "st.wav")
+    with pytest.raises(audio.AudioError, match="empty"):
+        audio.check_waveform(np.zeros(0, np.float32), "e.wav")
+
+
+def test_stereo_and_other_sample_rates_are_mixed_down_and_resampled(tmp_path):
+    import soundfile as sf
+
+    t = np.arange(44100) / 44100
+    stereo = np.stack([np.sin(2 * np.pi * 440 * t), np.sin(2 * np.pi * 440 * t)], axis=1) * 0.5
+    sf.write(tmp_path / "s.wav", stereo, 44100)
+    wav = audio.load_audio(tmp_path / "s.wav", SR)
+    assert wav.shape == (SR,) and abs(audio.rms_dbfs(wav) - audio.rms_dbfs(stereo[:, 0])) < 0.2
+
+
+RUN_SCRIPT = textwrap.dedent("""
+    import sys, time, torch
+    torch.set_num_threads(1)
+    from lossprofile import load_model
+    from lossprofile.datasets import list_pieces
+    from lossprofile.perturb import noise_sweep
+    from lossprofile.runner import run_experiment
+    lm = load_model(sys.argv[1], device="cpu")
+    pieces = list_pieces(sys.argv[2], dataset="test")
+    run_experiment(lm, pieces, noise_sweep((5, 20), onset_frame=60), sys.argv[3], excerpt_seconds=2.5,
+                   progress=False)
+""")
+
+
+def test_interrupted_run_resumes_without_recomputing_and_matches_an_uninterrupted_run(small_checkpoint, tmp_path):
+    data = tmp_path / "data"
+    for i in range(6):
+        write_piece(data, f"p{i}", tone(3.0, i))
+    script = tmp_path / "run.py"
+    script.write_text(RUN_SCRIPT)
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    out = tmp_path / "interrupted"
+    proc = subprocess.Popen([sys.executable, str(script), small_checkpoint, str(data), str(out)], env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    parts = out / "parts"
+    deadline = time.time() + 120
+    while time.time() < deadline and len(list(parts.glob("*.parquet")) if parts.exists() else []) < 2:
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    done_before = {p.name: p.stat().st_mtime_ns for p in parts.glob("*.parquet")}
+    assert 2 <= len(done_before) < 6, "the run should have been killed part-way"
+    subprocess.run([sys.executable, str(script), small_checkpoint, str(data), str(out)], env=env, check=True,
+                   capture_output=True)
+    after = {p.name: p.stat().st_mtime_ns for p in parts.glob("*.parquet")}
+    assert len(after) == 6
+    assert all(after[name] == mtime for name, mtime in done_before.items())  # finished work not recomputed
+    fresh = tmp_path / "fresh"
+    subprocess.run([sys.executable, str(script), small_checkpoint, str(data), str(fresh)], env=env, check=True,
+                   capture_output=True)
+    a = pd.read_parquet(out / "results.parquet").sort_values(["piece", "length_frames", "frame"])
+    b = pd.read_parquet(fresh / "results.parquet").sort_values(["piece", "length_frames", "frame"])
+    pd.testing.assert_frame_equal(a.reset_index(drop=True), b.reset_index(drop=True))
