@@ -23,14 +23,15 @@ $(VENV)/.installed: requirements.txt pyproject.toml
 install: $(VENV)/.installed
 
 data: install
-	$(BIN)/python -m lossprofile.cli build-data --model $(MODEL) --device $(DEVICE)
+	HF_HUB_OFFLINE=1 $(BIN)/python -m lossprofile.cli build-data --model tiny --device cpu
 
 figures: data
 	$(BIN)/python -m lossprofile.cli figures --model $(MODEL) --device $(DEVICE) --dtype $(DTYPE)
 
-test: install
-	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest tests
-	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -q -p no:cacheprovider --nbval-lax --nbval-current-env notebooks/test
+# nbval runs the notebooks with their stored (small) parameters and checks the cells
+# marked NBVAL_CHECK_OUTPUT against their stored outputs.
+test: data
+	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest tests notebooks/0*.ipynb --nbval-lax --nbval-current-env
 
 bench: install
 	$(BIN)/python -m lossprofile.bench --model $(MODEL) --device $(DEVICE)

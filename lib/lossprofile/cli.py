@@ -8,31 +8,25 @@
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import time
 from pathlib import Path
 
-from .datasets import DATA_DIR, REPO_ROOT
+from .datasets import REPO_ROOT
 
 NOTEBOOKS = ("01_noise_injection", "02_token_dynamics", "03_regions", "04_robustness", "05_explorer")
 # What `make figures` passes to every notebook (beyond model/device/dtype): the default
 # replication size, chosen to finish in under 20 minutes on 2 CPU cores with the tiny model.
-FIGURE_PARAMETERS = dict(n_pieces=8, results_dir="results")
+FIGURE_PARAMETERS = dict(n_pieces=8, results_dir="results", figures_dir="figures")
 
 
-def generated_dir(model: str) -> Path:
-    return DATA_DIR / "generated" / model.replace("/", "_")
+def build_data(model: str = "tiny", device: str | None = None) -> None:
+    """Render the training and OOD sets and sample the generated set (skips what is current)."""
+    from . import experiments, load_model
 
-
-def build_data(model: str = "tiny", device: str | None = None, per_top_k: int = 5) -> None:
-    """Render the training and OOD sets and sample the generated set (skips what exists)."""
-    from . import datasets, load_model
-
-    datasets.build_training_set()
-    datasets.build_ood_set()
     lm = load_model(model, device=device)
-    datasets.build_generated_set(lm, generated_dir(model), per_top_k=per_top_k)
+    for kind in experiments.KINDS:
+        experiments.pieces(kind, 1, lm)
 
 
 def run_notebooks(model: str, device: str, dtype: str, names=NOTEBOOKS, extra: dict | None = None) -> None:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -189,12 +190,29 @@ def build_ood_set(src_dir: str | os.PathLike | None = None, out_dir: str | os.Pa
     return _write_manifest(out, rows)
 
 
+def generated_dir(model_name: str) -> Path:
+    """Where a model's generated set lives: ``data/generated/<model name, slashes as _>``."""
+    return DATA_DIR / "generated" / re.sub(r"[^A-Za-z0-9._-]+", "_", model_name)
+
+
+def generated_is_current(model, folder: Path) -> bool:
+    """True when ``folder`` holds a complete generated set of exactly these weights."""
+    manifest = folder / "manifest.csv"
+    if not manifest.exists():
+        return False
+    table = pd.read_csv(manifest, dtype=str)
+    return set(table.get("weights", [None])) == {model.fingerprint} and all((folder / f).exists() for f in table["file"])
+
+
 def build_generated_set(model, out_dir: str | os.PathLike | None = None, top_ks=(10, 50, 250, 500),
                         per_top_k: int = 5, seconds: float = 15.0, seed: int = 0,
                         batch_size: int = 8) -> pd.DataFrame:
     """Sample ``per_top_k`` pieces from ``model`` at each top-k and decode them to audio."""
-    out = Path(out_dir or DATA_DIR / "generated" / model.name.replace("/", "_"))
+    out = Path(out_dir or generated_dir(model.name))
     out.mkdir(parents=True, exist_ok=True)
+    if (out / "manifest.csv").exists() and not generated_is_current(model, out):
+        for old in out.glob("*.flac"):  # samples of other weights (the model was retrained)
+            old.unlink()
     length = int(round(seconds * model.frame_rate))
     rows = []
     for top_k in tqdm(top_ks, desc="generated set", unit="top-k"):
@@ -208,5 +226,5 @@ def build_generated_set(model, out_dir: str | os.PathLike | None = None, top_ks=
             for i, wav in zip(chunk, wavs):
                 audio.save_audio(out / f"{names[i]}.flac", wav, model.sample_rate)
         rows += [dict(piece=n, file=f"{n}.flac", description=f"generated top_k={top_k}", split="eval",
-                      top_k=top_k, source=f"{model.name} samples") for n in names]
+                      top_k=top_k, source=f"{model.name} samples", weights=model.fingerprint) for n in names]
     return _write_manifest(out, rows)

@@ -35,7 +35,8 @@ def model_slug(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "_", name)
 
 
-def pieces(kind: str, n: int, lm: MusicLM | None = None, folder: str | Path | None = None) -> list[Piece]:
+def pieces(kind: str, n: int, lm: MusicLM | None = None, folder: str | Path | None = None,
+           split: str = "heldout") -> list[Piece]:
     """The first ``n`` pieces of a data kind, building the dataset if it is missing.
 
     ``training`` uses the held-out split (the tiny model never saw it); ``generated``
@@ -47,7 +48,7 @@ def pieces(kind: str, n: int, lm: MusicLM | None = None, folder: str | Path | No
         root = DATA_DIR / "rendered" / "training"
         if not (root / "manifest.csv").exists():
             datasets.build_training_set(root)
-        return datasets.list_pieces(root, "training", split="heldout")[:n]
+        return datasets.list_pieces(root, "training", split=split)[:n]
     if kind == "ood":
         root = DATA_DIR / "rendered" / "ood"
         if not (root / "manifest.csv").exists():
@@ -56,8 +57,8 @@ def pieces(kind: str, n: int, lm: MusicLM | None = None, folder: str | Path | No
     if kind == "generated":
         if lm is None:
             raise ValueError("the generated set needs the model that generates it")
-        root = DATA_DIR / "generated" / model_slug(lm.name)
-        if not (root / "manifest.csv").exists():
+        root = datasets.generated_dir(lm.name)
+        if not datasets.generated_is_current(lm, root):
             datasets.build_generated_set(lm, root)
         table = pd.read_csv(root / "manifest.csv")
         # interleave top-k values so that a small n still spans them
@@ -176,3 +177,30 @@ def save_table(table: pd.DataFrame, name: str, results_dir="results") -> Path:
 def finite_mean(values) -> float:
     values = np.asarray(values, dtype=float)
     return float(np.nanmean(values)) if np.isfinite(values).any() else float("nan")
+
+
+def record_run(notebook: str, parameters: dict, results_dir="results") -> None:
+    """Remember which parameters produced a notebook's statistics (read by the summary)."""
+    import json
+
+    path = repo_path(results_dir) / "stats" / "run_info.parquet"
+    row = pd.DataFrame([dict(notebook=notebook, parameters=json.dumps(parameters, sort_keys=True, default=str))])
+    if path.exists():
+        old = pd.read_parquet(path)
+        row = pd.concat([old[old["notebook"] != notebook], row], ignore_index=True).sort_values("notebook")
+    save_table(row, "run_info", results_dir)
+
+
+def explore(lm: MusicLM, piece: Piece, perturbation: Perturbation, excerpt_seconds: float = 15.0,
+            method: str = "exact") -> dict:
+    """One piece under one perturbation: waveforms and per-frame NLL curves (for the explorer)."""
+    from .runner import load_excerpt
+    from .scoring import frame_mean, score_variants
+
+    clean = load_excerpt(piece, lm.sample_rate, excerpt_seconds)
+    perturbed = perturbation.apply(clean, lm.sample_rate, lm.frame_rate)
+    scores = score_variants(lm, clean, [perturbed], method=method)
+    nll_clean = frame_mean(scores.clean).numpy()
+    nll_perturbed = frame_mean(scores.variants[0]).numpy()
+    return dict(clean_wav=clean, perturbed_wav=perturbed, nll_clean=nll_clean, nll_perturbed=nll_perturbed,
+                delta=nll_perturbed - nll_clean, sample_rate=lm.sample_rate)

@@ -107,7 +107,20 @@ def load_model(
             tokenizer = transformers.AutoTokenizer.from_pretrained(path)
         except (OSError, ValueError) as err:  # a checkpoint may ship without one
             logging.getLogger(__name__).info("no tokenizer for %s: %s", path, err)
-    return MusicLM(model=model, tokenizer=tokenizer, name=str(name_or_path), device=device, dtype=dtype)
+    return MusicLM(model=model, tokenizer=tokenizer, name=str(name_or_path), device=device, dtype=dtype,
+                   fingerprint=checkpoint_fingerprint(path, model))
+
+
+def checkpoint_fingerprint(path: str, model: Any) -> str:
+    """Identifies the weights, so cached results and samples are never reused across retrainings."""
+    import hashlib
+
+    if Path(path).is_dir():
+        digest = hashlib.sha256()
+        for file in sorted(Path(path).glob("*.safetensors")) + [Path(path) / "config.json"]:
+            digest.update(file.read_bytes())
+        return digest.hexdigest()[:16]
+    return str(getattr(model.config, "_commit_hash", None) or path)
 
 
 @dataclass
@@ -119,6 +132,7 @@ class MusicLM:
     name: str = "model"
     device: torch.device = field(default_factory=lambda: torch.device("cpu"))
     dtype: torch.dtype = torch.float32
+    fingerprint: str = ""
 
     # ---- properties of the token stream -------------------------------------------------
     @property

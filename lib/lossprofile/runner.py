@@ -100,7 +100,7 @@ def run_experiment(lm: MusicLM, pieces: Sequence[Piece], perturbations: Sequence
     perturbations = list(perturbations)
     if not perturbations:
         raise ValueError("no perturbations given")
-    params = dict(model=lm.name, method=method, excerpt_seconds=excerpt_seconds, seed=seed,
+    params = dict(model=lm.name, weights=lm.fingerprint, method=method, excerpt_seconds=excerpt_seconds, seed=seed,
                   precision=precision, perturbations=[p.key for p in perturbations])
     tables, errors = [], []
     for piece in tqdm(pieces, desc=f"{lm.name} {method}", unit="piece", disable=not progress):

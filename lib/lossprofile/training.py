@@ -127,6 +127,27 @@ class EmaRVQ:
             cb.cluster_size[dead] = 1.0
 
 
+@torch.no_grad()
+def data_dependent_init(encoder, x: torch.Tensor) -> None:
+    """Rescale each encoder conv, in forward order, to zero-mean unit-variance outputs on ``x``.
+
+    Audio enters at about -20 dBFS and default initialisation shrinks it further, so a
+    freshly built encoder's latents barely vary with the input and VQ collapses onto a
+    few codes. Weight-norm gains and biases are set from data (Salimans & Kingma, 2016).
+    """
+    convs = [m for m in encoder.modules() if isinstance(m, torch.nn.Conv1d)]
+    for conv in convs:
+        captured = {}
+        handle = conv.register_forward_hook(lambda mod, inp, out: captured.setdefault("out", out))
+        encoder(x)
+        handle.remove()
+        out = captured["out"]
+        mean, std = out.mean(dim=(0, 2)), out.std(dim=(0, 2)) + 1e-6
+        gain = conv.parametrizations.weight.original0 if hasattr(conv, "parametrizations") else conv.weight
+        gain.div_(std.view(-1, *[1] * (gain.ndim - 1)))
+        conv.bias.sub_(mean).div_(std)
+
+
 def random_segments(wavs: list[np.ndarray], batch: int, length: int, rng: np.random.Generator) -> torch.Tensor:
     out = np.stack([w[s : s + length] for w in (wavs[i] for i in rng.integers(0, len(wavs), batch))
                     for s in [int(rng.integers(0, w.size - length + 1))]])
@@ -134,17 +155,19 @@ def random_segments(wavs: list[np.ndarray], batch: int, length: int, rng: np.ran
 
 
 def train_codec(codec, wavs: list[np.ndarray], steps_ae: int, steps_vq: int, batch: int = 8,
-                seconds: float = 1.0, lr: float = 1e-3, seed: int = 0) -> list[dict]:
+                seconds: float = 1.0, lr: float = 2e-3, seed: int = 0) -> list[dict]:
     """Autoencoder warm-up, k-means codebook init, then training through the quantizer."""
     rng = np.random.default_rng(seed)
     length = int(seconds * 32000)
     codec.train()
-    opt = torch.optim.Adam(list(codec.encoder.parameters()) + list(codec.decoder.parameters()),
+    opt = torch.optim.Adam([{"params": codec.encoder.parameters()}, {"params": codec.decoder.parameters()}],
                            lr=lr, betas=(0.5, 0.9))
-    rvq = EmaRVQ(codec.quantizer)
+    rvq = EmaRVQ(codec.quantizer, decay=0.9)
+    data_dependent_init(codec.encoder, random_segments(wavs, 16, length, rng)[:, None])
     log = []
     for step in tqdm(range(steps_ae + steps_vq), desc="codec", unit="step"):
         if step == steps_ae:
+            opt.param_groups[0]["lr"] = lr / 10  # a slower encoder lets the codebooks follow it
             with torch.no_grad():
                 x = random_segments(wavs, 32, length, rng)[:, None]
                 z = codec.encoder(x)
@@ -156,7 +179,7 @@ def train_codec(codec, wavs: list[np.ndarray], steps_ae: int, steps_vq: int, bat
             z, commit = rvq(z, train=True)
         y = codec.decoder(z)[..., : x.shape[-1]]
         rec = F.l1_loss(y, x) + stft_loss(y[:, 0], x[:, 0])
-        loss = rec + 0.25 * commit
+        loss = rec + commit
         opt.zero_grad()
         loss.backward()
         torch.nn.utils.clip_grad_norm_(codec.parameters(), 1.0)
@@ -213,9 +236,9 @@ def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--out", type=Path, default=TINY_DIR)
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--codec-ae-steps", type=int, default=100)
-    p.add_argument("--codec-vq-steps", type=int, default=250)
-    p.add_argument("--lm-steps", type=int, default=600)
+    p.add_argument("--codec-ae-steps", type=int, default=500)
+    p.add_argument("--codec-vq-steps", type=int, default=1000)
+    p.add_argument("--lm-steps", type=int, default=1800)
     p.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
     args = p.parse_args(argv)
     if args.threads:

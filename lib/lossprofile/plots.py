@@ -1,0 +1,146 @@
+"""Figures, each drawn from a tidy results table and saved as PNG and PDF."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+
+from .experiments import KIND_LABELS, repo_path
+from .regions import REGIONS, detect_regions
+
+REGION_COLORS = {"peak": "tab:red", "assimilation": "tab:blue", "recovery": "tab:green"}
+KIND_COLORS = {"training": "tab:blue", "ood": "tab:orange", "generated": "tab:green"}
+
+
+def save_figure(fig, name: str, figures_dir="figures") -> list[Path]:
+    """Save ``fig`` as ``<figures_dir>/<name>.png`` and ``.pdf``; returns both paths."""
+    folder = repo_path(figures_dir)
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = [folder / f"{name}.png", folder / f"{name}.pdf"]
+    fig.savefig(paths[0], dpi=150, bbox_inches="tight")
+    fig.savefig(paths[1], bbox_inches="tight", metadata={"CreationDate": None, "ModDate": None})
+    return paths
+
+
+def curve(results: pd.DataFrame, piece: str, **where) -> pd.DataFrame:
+    """Rows of one piece and perturbation, sorted by frame."""
+    mask = results["piece"] == piece
+    for key, value in where.items():
+        mask &= results[key] == value
+    out = results[mask].sort_values("frame")
+    if out.empty:
+        raise ValueError(f"no rows for piece {piece!r} with {where}")
+    return out
+
+
+def shade_regions(ax, delta: np.ndarray, onset: int, length: int, alpha: float = 0.15) -> None:
+    found = detect_regions(delta, onset, length)
+    for name, (start, stop) in found.spans().items():
+        ax.axvspan(start, stop, color=REGION_COLORS[name], alpha=alpha, lw=0, label=name.capitalize())
+
+
+def fig1_piece_curve(results: pd.DataFrame, piece: str, length_frames: int = 100, frames=(200, 750)):
+    """Fig. 1: one piece's per-frame delta with the noise window and both mean losses."""
+    c = curve(results, piece, length_frames=length_frames, perturbation="noise")
+    c = c[(c["frame"] >= frames[0]) & (c["frame"] < frames[1])]
+    onset = int(c["onset_frame"].iloc[0])
+    fig, ax = plt.subplots(figsize=(9, 3.2))
+    ax.axvspan(onset, onset + length_frames, color="0.85", label=f"noise ({length_frames} frames)")
+    ax.plot(c["frame"], c["delta"], lw=0.9, color="k")
+    ax.axhline(0, color="0.4", lw=0.6, ls="--")
+    full = curve(results, piece, length_frames=length_frames, perturbation="noise")
+    ax.set_title(f"{piece}: mean loss {full['nll_clean'].mean():.2f} (clean) -> "
+                 f"{full['nll_perturbed'].mean():.2f} (noise)", fontsize=10)
+    ax.set_xlabel("frame (20 ms)")
+    ax.set_ylabel("delta NLL (nats)")
+    ax.legend(loc="lower right", fontsize=8)
+    return fig
+
+
+def fig2_length_trend(summary: pd.DataFrame, clean_by_kind: pd.DataFrame, title: str = ""):
+    """Fig. 2: mean delta vs injection length per data kind (± std across pieces)."""
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for kind, part in summary.groupby("dataset"):
+        agg = part.groupby("length_frames")["mean_delta"].agg(["mean", "std"]).reset_index()
+        clean = clean_by_kind.set_index("dataset").loc[kind]
+        label = f"{KIND_LABELS.get(kind, kind)} (clean {clean['mean']:.2f} ± {clean['std']:.2f})"
+        ax.errorbar(agg["length_frames"], agg["mean"], yerr=agg["std"], marker="o", capsize=3, label=label,
+                    color=KIND_COLORS.get(kind))
+    ax.axhline(0, color="0.4", lw=0.6, ls="--")
+    ax.set_xlabel("noise length (frames)")
+    ax.set_ylabel("mean delta NLL per frame (nats)")
+    ax.set_title(title, fontsize=10)
+    ax.legend(fontsize=8)
+    return fig
+
+
+def fig3_token_dynamics(noise_results: pd.DataFrame, pure_results: pd.DataFrame, piece: str,
+                        length_frames: int = 100):
+    """Fig. 3: per-frame loss of clean music, pure noise and music+noise, regions shaded."""
+    c = curve(noise_results, piece, length_frames=length_frames, perturbation="noise")
+    p = curve(pure_results, piece)
+    onset = int(c["onset_frame"].iloc[0])
+    fig, ax = plt.subplots(figsize=(9, 3.6))
+    shade_regions(ax, c["delta"].to_numpy(), onset, length_frames)
+    ax.plot(c["frame"], c["nll_clean"], lw=0.8, label="clean music", color="k")
+    ax.plot(p["frame"], p["nll_perturbed"], lw=0.8, label="pure noise", color="0.6")
+    ax.plot(c["frame"], c["nll_perturbed"], lw=0.8, label="music + noise", color="tab:purple")
+    ax.set_xlim(onset - 100, min(c["frame"].max(), onset + length_frames + 200))
+    ax.set_xlabel("frame (20 ms)")
+    ax.set_ylabel("NLL per frame (nats)")
+    ax.set_title(piece, fontsize=10)
+    ax.legend(fontsize=8, ncol=3, loc="upper right")
+    return fig
+
+
+def fig4_regions(region_table: pd.DataFrame):
+    """Fig. 4: distribution of each region's mean delta across curves, with mean ± std."""
+    fig, ax = plt.subplots(figsize=(6, 4))
+    data = [region_table.loc[region_table["region"] == r, "mean"].dropna().to_numpy() for r in REGIONS]
+    ax.boxplot(data, tick_labels=[r.capitalize() for r in REGIONS], showfliers=False)
+    for i, (values, region) in enumerate(zip(data, REGIONS), start=1):
+        jitter = np.random.default_rng(i).uniform(-0.15, 0.15, len(values))
+        ax.scatter(i + jitter, values, s=6, alpha=0.5, color=REGION_COLORS[region])
+        if len(values):
+            ax.text(i, ax.get_ylim()[1], f"{values.mean():.2f} ± {values.std():.2f}", ha="center", va="bottom",
+                    fontsize=8)
+    ax.axhline(0, color="0.4", lw=0.6, ls="--")
+    ax.set_ylabel("mean delta NLL in region (nats)")
+    return fig
+
+
+def fig5_shuffle(summary: pd.DataFrame, onset: pd.DataFrame):
+    """Fig. 5: order shuffling — mean delta and onset response vs segment length."""
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.8))
+    for kind, part in summary.groupby("dataset"):
+        agg = part.groupby("segment_frames")["mean_delta"].agg(["mean", "std"]).reset_index()
+        axes[0].errorbar(agg["segment_frames"], agg["mean"], yerr=agg["std"], marker="o", capsize=3,
+                         label=KIND_LABELS.get(kind, kind), color=KIND_COLORS.get(kind))
+    for kind, part in onset.groupby("dataset"):
+        agg = part.groupby("segment_frames")["onset_delta"].agg(["mean", "std"]).reset_index()
+        axes[1].errorbar(agg["segment_frames"], agg["mean"], yerr=agg["std"], marker="o", capsize=3,
+                         label=KIND_LABELS.get(kind, kind), color=KIND_COLORS.get(kind))
+    for ax, ylabel in zip(axes, ("mean delta NLL per frame", "delta over the 5 frames after the onset")):
+        ax.set_xscale("log")
+        ax.axhline(0, color="0.4", lw=0.6, ls="--")
+        ax.set_xlabel("segment length (frames)")
+        ax.set_ylabel(ylabel + " (nats)")
+        ax.legend(fontsize=8)
+    return fig
+
+
+def grouped_trend(summary: pd.DataFrame, x: str, group: str, xlabel: str, title: str = ""):
+    """Mean delta vs ``x``, one line per value of ``group`` (supplementary figures)."""
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for value, part in summary.groupby(group):
+        agg = part.groupby(x)["mean_delta"].agg(["mean", "std"]).reset_index()
+        ax.errorbar(agg[x], agg["mean"], yerr=agg["std"], marker="o", capsize=3, label=str(value))
+    ax.axhline(0, color="0.4", lw=0.6, ls="--")
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel("mean delta NLL per frame (nats)")
+    ax.set_title(title, fontsize=10)
+    ax.legend(fontsize=8)
+    return fig

@@ -1,0 +1,121 @@
+"""Rendering, excerpts and dataset folders."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pretty_midi
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from lossprofile import audio, datasets
+
+ROOT = Path(__file__).resolve().parents[1]
+ASAP_MIDI = sorted((ROOT / "data" / "asap").rglob("*.mid"))
+
+
+def write_midi(path: Path, notes: list[tuple[int, float, float]], program: int = 0, pedal=None) -> Path:
+    midi = pretty_midi.PrettyMIDI()
+    inst = pretty_midi.Instrument(program=program)
+    inst.notes = [pretty_midi.Note(100, pitch, start, end) for pitch, start, end in notes]
+    for time, value in pedal or []:
+        inst.control_changes.append(pretty_midi.ControlChange(64, value, time))
+    midi.instruments.append(inst)
+    midi.write(str(path))
+    return path
+
+
+def test_render_midi_is_deterministic_mono_float32_and_starts_with_the_first_note(tmp_path):
+    path = write_midi(tmp_path / "a.mid", [(60, 1.0, 1.5), (64, 1.5, 2.0), (67, 2.0, 3.0)])
+    a = audio.render_midi(path, 32000)
+    b = audio.render_midi(path, 32000)
+    assert a.dtype == np.float32 and a.ndim == 1 and np.array_equal(a, b)
+    onset = audio.first_sound_sample(a, 32000) / 32000
+    assert 0.98 <= onset <= 1.02
+    assert audio.rms_dbfs(a[: int(0.9 * 32000)]) == -np.inf or audio.rms_dbfs(a[: int(0.9 * 32000)]) < -80
+
+
+def test_render_pitch_matches_the_note(tmp_path):
+    path = write_midi(tmp_path / "a4.mid", [(69, 0.0, 2.0)], program=73)  # flute A4 = 440 Hz
+    wav = audio.render_midi(path, 32000)[8000:40000]
+    spectrum = np.abs(np.fft.rfft(wav * np.hanning(wav.size)))
+    peak_hz = np.fft.rfftfreq(wav.size, 1 / 32000)[spectrum.argmax()]
+    assert abs(peak_hz - 440) < 5
+
+
+def test_sustain_pedal_extends_notes(tmp_path):
+    dry = audio.render_midi(write_midi(tmp_path / "dry.mid", [(60, 0.0, 0.3)]), 32000, max_seconds=2.0)
+    wet = audio.render_midi(write_midi(tmp_path / "wet.mid", [(60, 0.0, 0.3)], pedal=[(0.0, 127), (1.5, 0)]),
+                            32000, max_seconds=2.0)
+    window = slice(int(1.0 * 32000), int(1.4 * 32000))
+    assert audio.rms_dbfs(wet[window]) > audio.rms_dbfs(dry[window]) + 10
+
+
+def test_asap_subset_renders(tmp_path):
+    assert len(ASAP_MIDI) == 40
+    wav = audio.render_midi(ASAP_MIDI[0], 32000, program=0, max_seconds=5)
+    assert wav.size == 5 * 32000 and audio.rms_dbfs(wav) > -50
+
+
+def test_unreadable_and_empty_midi_are_named(tmp_path):
+    bad = tmp_path / "bad.mid"
+    bad.write_bytes(b"MThd garbage")
+    with pytest.raises(audio.AudioError, match="bad.mid: unreadable MIDI"):
+        audio.render_midi(bad)
+    empty = tmp_path / "empty.mid"
+    pretty_midi.PrettyMIDI().write(str(empty))
+    with pytest.raises(audio.AudioError, match="empty.mid: MIDI file has no notes"):
+        audio.render_midi(empty)
+
+
+@settings(max_examples=25, deadline=None)
+@given(st.floats(0, 3), st.floats(0.5, 4), st.floats(0.1, 2))
+def test_excerpt_skips_leading_silence_and_has_the_exact_length(lead_s, seconds, extra_s):
+    sr = 8000
+    lead, body = int(lead_s * sr), int((seconds + extra_s) * sr)
+    wav = np.concatenate([np.zeros(lead), 0.3 * np.sin(np.arange(body) * 0.05)]).astype(np.float32)
+    ex = audio.excerpt(wav, sr, seconds)
+    assert ex.size == int(round(seconds * sr))
+    start = audio.first_sound_sample(wav, sr)
+    assert abs(start - lead) <= sr // 100  # within one 10 ms block
+    with pytest.raises(audio.AudioError, match="too short"):
+        audio.excerpt(wav, sr, seconds + extra_s + 1.0, source="x.wav")
+
+
+def test_resample_preserves_a_sine(tmp_path):
+    t = np.arange(44100) / 44100
+    out = audio.resample(np.sin(2 * np.pi * 1000 * t).astype(np.float32), 44100, 32000)
+    assert out.size == 32000
+    spectrum = np.abs(np.fft.rfft(out))
+    assert abs(np.fft.rfftfreq(out.size, 1 / 32000)[spectrum.argmax()] - 1000) < 2
+
+
+def test_any_folder_of_audio_is_a_dataset(tmp_path):
+    for name in ("b.wav", "a.flac", "sub/c.wav"):
+        audio.save_audio(tmp_path / name, np.full(3200, 0.1, np.float32), 32000)
+    (tmp_path / "notes.txt").write_text("not audio")
+    pieces = datasets.list_pieces(tmp_path, dataset="mine")
+    assert [p.name for p in pieces] == ["a", "b", "sub/c"] and all(p.dataset == "mine" for p in pieces)
+    with pytest.raises(FileNotFoundError, match="dataset folder not found"):
+        datasets.list_pieces(tmp_path / "nope")
+
+
+def test_ood_build_renders_a_manifest_with_sources(tmp_path):
+    src = tmp_path / "src"
+    src.mkdir()
+    write_midi(src / "p1.mid", [(60 + i % 12, 0.5 + 0.25 * i, 0.75 + 0.25 * i) for i in range(30)])
+    table = datasets.build_ood_set(src, tmp_path / "out", max_seconds=4)
+    assert list(table["piece"]) == ["p1"] and (tmp_path / "out" / "p1.flac").exists()
+    wav = audio.load_audio(tmp_path / "out" / "p1.flac", 32000)
+    assert abs(audio.rms_dbfs(wav) + 20) < 1.5  # loudness-normalised to -20 dBFS
+    assert pd.read_csv(tmp_path / "out" / "manifest.csv")["source"][0] == "ASAP: p1.mid"
+
+
+def test_held_out_split_is_stable_and_about_the_requested_fraction():
+    names = [f"piece{i}" for i in range(2000)]
+    held = [datasets.stable_fraction(n + "split") < datasets.HELD_OUT_FRACTION for n in names]
+    assert abs(np.mean(held) - datasets.HELD_OUT_FRACTION) < 0.03
+    assert held == [datasets.stable_fraction(n + "split") < datasets.HELD_OUT_FRACTION for n in names]

@@ -1,0 +1,60 @@
+"""The embedded tiny model: offline, same code path as the hub checkpoints, card reproducible."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import subprocess
+import sys
+
+import torch
+import transformers
+
+from lossprofile import experiments as ex
+from lossprofile import load_model
+from lossprofile.models import TINY_DIR
+from lossprofile.runner import load_excerpt
+
+
+def test_tiny_loads_offline_through_from_pretrained_as_a_musicgen():
+    code = ("import lossprofile, transformers; lm = lossprofile.load_model('tiny', device='cpu'); "
+            "assert type(lm.model) is transformers.MusicgenForConditionalGeneration; "
+            "print(lm.sample_rate, lm.frame_rate, lm.num_codebooks, lm.cardinality)")
+    out = subprocess.run([sys.executable, "-c", code], env={"HF_HUB_OFFLINE": "1", "HOME": os.environ.get("HOME", "/tmp")},
+                         capture_output=True, text=True, check=True)
+    sr, fr, k, card = map(int, out.stdout.split())
+    assert (sr, fr, k) == (32000, 50, 4) and card >= 64
+
+
+def test_tiny_is_saved_in_the_hub_format():
+    files = {p.name for p in TINY_DIR.iterdir()}
+    assert {"config.json", "model.safetensors", "tokenizer.json", "generation_config.json"} <= files
+    config = json.loads((TINY_DIR / "config.json").read_text())
+    assert config["model_type"] == "musicgen" and config["architectures"] == ["MusicgenForConditionalGeneration"]
+    assert sum(p.stat().st_size for p in TINY_DIR.iterdir()) < 30 * 2**20
+
+
+def test_tiny_predicts_music_better_than_chance_and_the_card_number_is_reproduced():
+    lm = load_model("tiny", device="cpu")
+    card = json.loads((TINY_DIR / "card.json").read_text())
+    piece = ex.pieces("ood", 1)[0]
+    codes = lm.encode(torch.from_numpy(load_excerpt(piece, lm.sample_rate, 15.0))[None, None])
+    nll = lm.token_nll(codes).mean().item()
+    assert nll < math.log(lm.cardinality) - 0.5
+    assert abs(nll - card["ood_lm_nll_per_piece"][piece.name]) < 1e-3
+    assert card["training_heldout_lm_nll"] < card["training_heldout_unigram_nll"]
+    assert card["ood_lm_nll"] < card["ood_unigram_nll"]
+
+
+def test_tiny_uses_the_same_loader_as_hub_names(monkeypatch):
+    calls = []
+    original = transformers.MusicgenForConditionalGeneration.from_pretrained
+
+    def spy(path, *args, **kwargs):
+        calls.append(path)
+        return original(path, *args, **kwargs)
+
+    monkeypatch.setattr(transformers.MusicgenForConditionalGeneration, "from_pretrained", spy)
+    load_model("tiny", device="cpu")
+    assert calls == [str(TINY_DIR)]
