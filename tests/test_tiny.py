@@ -8,6 +8,7 @@ import os
 import subprocess
 import sys
 
+import numpy as np
 import torch
 import transformers
 
@@ -58,3 +59,17 @@ def test_tiny_uses_the_same_loader_as_hub_names(monkeypatch):
     monkeypatch.setattr(transformers.MusicgenForConditionalGeneration, "from_pretrained", spy)
     load_model("tiny", device="cpu")
     assert calls == [str(TINY_DIR)]
+
+
+def test_tiny_loss_jumps_when_white_noise_replaces_the_music():
+    # The response every experiment relies on: a loudness-matched white-noise onset at frame 250
+    # is surprising, so the next 5 frames cost more than the same frames of the clean piece.
+    from lossprofile.perturb import replace_with_noise
+
+    lm = load_model("tiny", device="cpu")
+    wav = load_excerpt(ex.pieces("training", 1)[0], lm.sample_rate, 15.0)
+    noisy = replace_with_noise(wav, lm.sample_rate, lm.frame_rate, onset_frame=250, length_frames=50, seed=0)
+    nll = lm.token_nll(lm.encode(torch.from_numpy(np.stack([wav, noisy]))[:, None])).mean(dim=1)
+    delta = nll[1] - nll[0]
+    assert delta[250:255].mean().item() > 0.3
+    assert delta[:245].abs().max().item() < 1e-4  # the codec's receptive field leaves earlier frames untouched

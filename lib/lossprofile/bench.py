@@ -41,6 +41,18 @@ def synthetic_pieces(n: int, seconds: float, sample_rate: int, seed: int = 0) ->
     return out
 
 
+def pcm16_round_trip(wav: np.ndarray, sample_rate: int) -> np.ndarray:
+    """``wav`` as it reads back from a 16-bit file, without touching the disk (libsndfile's own scaling)."""
+    import io
+
+    import soundfile as sf
+
+    buffer = io.BytesIO()
+    sf.write(buffer, np.clip(wav, -1, 1), sample_rate, subtype="PCM_16", format="WAV")
+    buffer.seek(0)
+    return sf.read(buffer, dtype="float32")[0]
+
+
 def decoder_flops_per_step(lm: MusicLM, steps: int) -> float:
     """Forward FLOPs of one decoder step at sequence length ``steps`` (matmuls + attention, causal average)."""
     cfg = lm.model.config.decoder
@@ -81,12 +93,10 @@ def engine(lm: MusicLM, pieces, perturbations, precision: str) -> tuple[float, l
     start = time.perf_counter()
     curves, shared = [], []
     for clean in pieces:
-        # 16-bit round trip, as the published path's files impose, so both score the same audio
-        clean = np.round(np.clip(clean, -1, 1) * 32767) / 32767
-        variants = [np.round(np.clip(p.apply(clean, lm.sample_rate, lm.frame_rate), -1, 1) * 32767) / 32767
+        # the published path's files quantize to 16 bits; do the same in memory so both score the same audio
+        variants = [pcm16_round_trip(p.apply(clean, lm.sample_rate, lm.frame_rate), lm.sample_rate)
                     for p in perturbations]
-        s = score_variants(lm, clean.astype(np.float32), [v.astype(np.float32) for v in variants],
-                           precision=precision)
+        s = score_variants(lm, pcm16_round_trip(clean, lm.sample_rate), variants, precision=precision)
         curves += list((frame_mean(s.variants) - frame_mean(s.clean)).numpy())
         shared.append(s.shared_steps)
     sync(lm)

@@ -1,0 +1,16 @@
+"""The benchmark's two paths score the same thing (its speed is measured by `make bench`, not here)."""
+
+from __future__ import annotations
+
+import re
+
+from lossprofile import bench
+
+
+def test_published_and_engine_paths_agree_and_the_report_ends_with_the_speed_up(small_checkpoint, capsys):
+    bench.main(["--model", small_checkpoint, "--device", "cpu", "--pieces", "2", "--seconds", "10"])
+    out = capsys.readouterr().out.strip().splitlines()
+    assert re.fullmatch(r"speed-up: \d+\.\d×", out[-1])
+    diff = float(re.search(r"\(a\) vs \(b\): ([0-9.e+-]+) nats", "\n".join(out)).group(1))
+    assert diff < 1e-4
+    assert any(line.startswith("(a) published per-file") for line in out)
