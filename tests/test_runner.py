@@ -176,3 +176,17 @@ def test_interrupted_run_resumes_without_recomputing_and_matches_an_uninterrupte
     a = pd.read_parquet(out / "results.parquet").sort_values(["piece", "length_frames", "frame"])
     b = pd.read_parquet(fresh / "results.parquet").sort_values(["piece", "length_frames", "frame"])
     pd.testing.assert_frame_equal(a.reset_index(drop=True), b.reset_index(drop=True))
+
+
+def test_a_piece_whose_audio_changed_is_scored_again_and_the_others_are_reused(small_lm, tmp_path):
+    pieces = [write_piece(tmp_path, f"p{i}", tone(3.0, i)) for i in range(2)]
+    first = run_experiment(small_lm, pieces, PERTS[:1], tmp_path / "out", excerpt_seconds=2.5, progress=False)
+    parts = {p.name: p.stat().st_mtime_ns for p in (tmp_path / "out" / "parts").iterdir()}
+    write_piece(tmp_path, "p1", tone(3.0, 7))  # p1 re-rendered with other content, same name
+    second = run_experiment(small_lm, pieces, PERTS[:1], tmp_path / "out", excerpt_seconds=2.5, progress=False)
+    now = {p.name: p.stat().st_mtime_ns for p in (tmp_path / "out" / "parts").iterdir()}
+    p0 = [n for n in parts if n.startswith("test-p0")]
+    assert len(p0) == 1 and now[p0[0]] == parts[p0[0]]
+    assert len([n for n in now if n.startswith("test-p1")]) == 2
+    old, new = (t[t["piece"] == "p1"]["nll_clean"].to_numpy() for t in (first, second))
+    assert np.abs(old - new).max() > 1e-3

@@ -210,9 +210,13 @@ def build_generated_set(model, out_dir: str | os.PathLike | None = None, top_ks=
     """Sample ``per_top_k`` pieces from ``model`` at each top-k and decode them to audio."""
     out = Path(out_dir or generated_dir(model.name))
     out.mkdir(parents=True, exist_ok=True)
-    if (out / "manifest.csv").exists() and not generated_is_current(model, out):
-        for old in out.glob("*.flac"):  # samples of other weights (the model was retrained)
+    # Samples already here are kept (an interrupted build resumes) only if the marker says they
+    # come from these very weights; otherwise the model was retrained or their origin is unknown.
+    marker = out / "weights.txt"
+    if not marker.exists() or marker.read_text().strip() != model.fingerprint:
+        for old in out.glob("*.flac"):
             old.unlink()
+        marker.write_text(model.fingerprint + "\n")
     length = int(round(seconds * model.frame_rate))
     rows = []
     for top_k in tqdm(top_ks, desc="generated set", unit="top-k"):

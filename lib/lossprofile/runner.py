@@ -45,6 +45,14 @@ def derived_seed(*parts: object) -> int:
     return int(hashlib.sha256(repr(parts).encode()).hexdigest()[:8], 16)
 
 
+def file_digest(path: str | os.PathLike) -> str:
+    """Short content hash of a file ("missing" when it cannot be read: the scoring will say why)."""
+    try:
+        return hashlib.sha256(Path(path).read_bytes()).hexdigest()[:16]
+    except OSError:
+        return "missing"
+
+
 def load_excerpt(piece: Piece, sample_rate: int, seconds: float) -> np.ndarray:
     """The piece's first ``seconds`` of sound as mono float32 ``[S]``; :class:`AudioError` names the file."""
     wav = audio.load_audio(piece.path, sample_rate)
@@ -105,8 +113,10 @@ def run_experiment(lm: MusicLM, pieces: Sequence[Piece], perturbations: Sequence
     tables, errors = [], []
     for piece in tqdm(pieces, desc=f"{lm.name} {method}", unit="piece", disable=not progress):
         piece_prompt = piece.description if prompt_from_description else prompt
+        # the file's content is part of the key: a re-rendered or re-sampled piece is scored again
         key = hashlib.sha256(json.dumps({**params, "dataset": piece.dataset, "piece": piece.name,
-                                         "prompt": piece_prompt}, sort_keys=True).encode()).hexdigest()[:12]
+                                         "prompt": piece_prompt, "audio": file_digest(piece.path)},
+                                        sort_keys=True).encode()).hexdigest()[:12]
         slug = re.sub(r"[^A-Za-z0-9._-]+", "_", f"{piece.dataset}-{piece.name}")[:80]
         part_path = out / "parts" / f"{slug}-{key}.parquet"
         if part_path.exists():
