@@ -197,8 +197,8 @@ def generated_dir(model_name: str) -> Path:
 
 def generated_is_current(model, folder: Path) -> bool:
     """True when ``folder`` holds a complete generated set of exactly these weights."""
-    manifest = folder / "manifest.csv"
-    if not manifest.exists():
+    manifest, marker = folder / "manifest.csv", folder / "weights.txt"
+    if not (manifest.exists() and marker.exists() and marker.read_text().strip() == model.fingerprint):
         return False
     table = pd.read_csv(manifest, dtype=str)
     return set(table.get("weights", [None])) == {model.fingerprint} and all((folder / f).exists() for f in table["file"])
