@@ -9,7 +9,7 @@ DTYPE  ?= auto
 export HF_HUB_DISABLE_TELEMETRY := 1
 export PYTHONHASHSEED := 0
 
-.PHONY: install data figures test bench tiny-model model-card clean-results
+.PHONY: install data figures test notebook-outputs bench tiny-model model-card clean-results
 
 $(VENV)/.installed: requirements.txt pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -32,6 +32,10 @@ figures: data
 # marked NBVAL_CHECK_OUTPUT against their stored outputs.
 test: data
 	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest tests notebooks/0*.ipynb --nbval-lax --nbval-current-env
+
+# After editing a notebook: re-execute it with its own small defaults and store the outputs nbval checks.
+notebook-outputs: data
+	HF_HUB_OFFLINE=1 $(BIN)/python -m lossprofile.cli store-outputs
 
 bench: install
 	$(BIN)/python -m lossprofile.bench --model $(MODEL) --device $(DEVICE)

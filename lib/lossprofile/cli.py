@@ -3,6 +3,7 @@
     python -m lossprofile.cli build-data [--model tiny]
     python -m lossprofile.cli figures [--model facebook/musicgen-small --device cuda]
     python -m lossprofile.cli score --data path/to/folder --out results/mine [--lengths 5 10 50]
+    python -m lossprofile.cli store-outputs   (refresh the outputs nbval checks, after changing a notebook)
 """
 
 from __future__ import annotations
@@ -46,6 +47,39 @@ def run_notebooks(model: str, device: str, dtype: str, names=NOTEBOOKS, extra: d
         print(f"[figures] {name} done in {time.time() - started:.0f} s", flush=True)
 
 
+def store_outputs(names=NOTEBOOKS) -> None:
+    """Re-execute the notebooks in place with their own (small) defaults: the outputs nbval checks.
+
+    Kept: printed text and figures. Dropped: stderr, progress widgets and audio players
+    (machine-specific or megabytes of base64 that would bloat the repository).
+    """
+    import nbformat
+    import papermill
+
+    for name in names:
+        path = REPO_ROOT / "notebooks" / f"{name}.ipynb"
+        print(f"[store-outputs] {name} ...", flush=True)
+        papermill.execute_notebook(str(path), str(path), cwd=str(path.parent), kernel_name="python3",
+                                   progress_bar=False)
+        nb = nbformat.read(path, as_version=4)
+        for cell in nb.cells:
+            cell.metadata.pop("papermill", None)
+            cell.metadata.pop("execution", None)
+            if cell.cell_type == "code":
+                cell.outputs = [o for o in cell.outputs if keep_output(o)]
+        nb.metadata.pop("papermill", None)
+        nb.metadata.pop("widgets", None)
+        nbformat.write(nb, path)
+
+
+def keep_output(output) -> bool:
+    if output.output_type == "stream":
+        return output.name == "stdout"
+    if output.output_type in ("display_data", "execute_result"):
+        return "image/png" in output.data or set(output.data) == {"text/plain"}
+    return output.output_type == "error"
+
+
 def score(args: argparse.Namespace) -> None:
     from . import datasets, load_model
     from .perturb import noise_sweep
@@ -62,7 +96,7 @@ def score(args: argparse.Namespace) -> None:
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(prog="lossprofile", description=__doc__.split("\n\n")[0])
     sub = p.add_subparsers(dest="command", required=True)
-    for name in ("build-data", "figures", "score"):
+    for name in ("build-data", "figures", "score", "store-outputs"):
         s = sub.add_parser(name)
         s.add_argument("--model", default="tiny")
         s.add_argument("--device", default=None)
@@ -83,6 +117,8 @@ def main(argv: list[str] | None = None) -> None:
     device = args.device or ("cuda" if _cuda() else "cpu")
     if args.command == "build-data":
         build_data(args.model, device)
+    elif args.command == "store-outputs":
+        store_outputs()
     elif args.command == "figures":
         run_notebooks(args.model, device, args.dtype)
         from .summary import write_summary

@@ -144,3 +144,22 @@ def grouped_trend(summary: pd.DataFrame, x: str, group: str, xlabel: str, title:
     ax.set_title(title, fontsize=10)
     ax.legend(fontsize=8)
     return fig
+
+
+def explorer_curves(result: dict, onset_frame: int, length_frames: int, label: str = "perturbed"):
+    """Clean and perturbed per-frame NLL (top) and their difference (bottom) from :func:`experiments.explore`."""
+    fig, axes = plt.subplots(2, 1, figsize=(9, 5), sharex=True)
+    axes[0].plot(result["nll_clean"], lw=0.8, label="clean", color="k")
+    axes[0].plot(result["nll_perturbed"], lw=0.8, label=label, color="tab:purple")
+    axes[0].set_ylabel("NLL per frame (nats)")
+    axes[0].legend(fontsize=8)
+    axes[1].plot(result["delta"], lw=0.8, color="tab:red")
+    axes[1].axhline(0, color="0.4", lw=0.6, ls="--")
+    axes[1].set_ylabel("delta (nats)")
+    axes[1].set_xlabel("frame (20 ms)")
+    for ax in axes:
+        ax.axvspan(onset_frame, onset_frame + length_frames, color="0.9")
+    fig.suptitle(f"mean loss: clean {result['nll_clean'].mean():.3f}, {label} {result['nll_perturbed'].mean():.3f}",
+                 fontsize=9)
+    fig.tight_layout()
+    return fig
