@@ -72,3 +72,25 @@ def test_bad_windows_and_nan_are_refused():
     d[300] = np.nan
     with pytest.raises(ValueError, match="NaN"):
         detect_regions(d, 250, 100)
+
+
+def test_a_model_that_never_assimilates_keeps_recovery_after_the_window():
+    # Loss stays above baseline for the whole window (the tiny model's behaviour): the rest of
+    # the window after the 5-frame peak is assimilation with a positive mean, not recovery.
+    d = np.zeros(750)
+    d[250:350] = 1.0
+    d[350:] = 0.2
+    r = detect_regions(d, 250, 100)
+    assert abs(r.peak[0] - 250) <= 2 and r.peak[1] - r.peak[0] == 5
+    assert r.assimilation[1] == 350 and r.recovery == (350, 750)
+    rows = {row["region"]: row for row in region_stats(d, r)}
+    assert rows["assimilation"]["mean"] == pytest.approx(1.0) and rows["recovery"]["mean"] == pytest.approx(0.2)
+
+
+def test_assimilation_lingering_past_the_window_ends_at_the_lasting_rise():
+    d = np.zeros(750)
+    d[250:255] = 2.0
+    d[255:380] = -1.0  # still below baseline 30 frames after the window ends
+    d[380:] = 0.5
+    r = detect_regions(d, 250, 100, smooth_frames=1)
+    assert r.assimilation == (255, 380) and r.recovery == (380, 750)

@@ -190,3 +190,22 @@ def test_a_piece_whose_audio_changed_is_scored_again_and_the_others_are_reused(s
     assert len([n for n in now if n.startswith("test-p1")]) == 2
     old, new = (t[t["piece"] == "p1"]["nll_clean"].to_numpy() for t in (first, second))
     assert np.abs(old - new).max() > 1e-3
+
+
+def test_out_of_memory_halves_the_batch_and_loses_nothing(small_lm, music_wav, monkeypatch):
+    variants = [p.apply(music_wav, SR, 50) for p in noise_sweep((3, 10, 40, 60), onset_frame=120)]
+    reference = scoring.score_variants(small_lm, music_wav, variants, batch_size=1)
+    real, sizes = scoring._nll_with_shared_prefix, []
+
+    def tight_memory(lm, codes, shared_steps, prompt):
+        sizes.append(len(codes))
+        if len(codes) > 2:  # pretend a batch of more than 2 does not fit
+            raise torch.cuda.OutOfMemoryError("CUDA out of memory (simulated)")
+        return real(lm, codes, shared_steps, prompt)
+
+    monkeypatch.setattr(scoring, "_nll_with_shared_prefix", tight_memory)
+    monkeypatch.setattr(torch.cuda, "empty_cache", lambda: None)
+    scores = scoring.score_variants(small_lm, music_wav, variants, batch_size=8)
+    assert sizes == [5, 4, 2, 2, 1]  # all 5 sequences tried at batch 8, halved to 4, to 2; none dropped
+    assert torch.allclose(scores.variants, reference.variants, atol=1e-4)
+    assert torch.allclose(scores.clean, reference.clean, atol=1e-4)

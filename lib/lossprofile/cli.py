@@ -18,7 +18,7 @@ from .datasets import REPO_ROOT
 NOTEBOOKS = ("01_noise_injection", "02_token_dynamics", "03_regions", "04_robustness", "05_explorer")
 # What `make figures` passes to every notebook (beyond model/device/dtype): the default
 # replication size, chosen to finish in under 20 minutes on 2 CPU cores with the tiny model.
-FIGURE_PARAMETERS = dict(n_pieces=8, results_dir="results", figures_dir="figures")
+FIGURE_PARAMETERS = dict(n_pieces=20, results_dir="results", figures_dir="figures")
 
 
 def build_data(model: str = "tiny", device: str | None = None) -> None:
@@ -123,7 +123,7 @@ def main(argv: list[str] | None = None) -> None:
         run_notebooks(args.model, device, args.dtype)
         from .summary import write_summary
 
-        print(f"[figures] summary: {write_summary(REPO_ROOT / FIGURE_PARAMETERS['results_dir'])}")
+        print(f"[figures] summary: {write_summary(FIGURE_PARAMETERS['results_dir'])}")
     else:
         args.device = device
         score(args)

@@ -106,6 +106,19 @@ def clean_loss_by_kind(summary: pd.DataFrame) -> pd.DataFrame:
     return per_piece.groupby("dataset")["mean_nll_clean"].agg(["mean", "std", "count"]).reset_index()
 
 
+def loss_by_condition(noisy: pd.DataFrame, pure: pd.DataFrame, length_frames: int) -> pd.DataFrame:
+    """Mean per-frame loss per data kind of clean music, music with a ``length_frames`` noise window,
+    and pure noise (Fig. 3's three curves, averaged over frames and pieces)."""
+    window = noisy[noisy["length_frames"] == length_frames]
+    table = pd.DataFrame({
+        "clean": window.groupby("dataset")["nll_clean"].mean(),
+        "music_plus_noise": window.groupby("dataset")["nll_perturbed"].mean(),
+        "pure_noise": pure.groupby("dataset")["nll_perturbed"].mean(),
+    })
+    table.insert(0, "noise_length_frames", length_frames)
+    return table.reset_index()
+
+
 def region_table(results: pd.DataFrame, smooth_frames: int = 5, persist_frames: int = 5) -> pd.DataFrame:
     """Detected regions and their delta statistics for every (piece, perturbation) curve."""
     keys = ["model", "method", "dataset", "piece", "perturbation", "onset_frame", "length_frames", "color",

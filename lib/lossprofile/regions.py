@@ -7,9 +7,11 @@ where the smoothed curve crosses the baseline and stays on the other side for
 
 - Peak: from the first lasting rise above baseline near the onset to the first lasting
   fall below it.
-- Assimilation: from there to the first lasting rise back above baseline; if the curve
-  never rises again, the end of the perturbed window.
-- Recovery: from the end of assimilation to the end of the curve.
+- Assimilation: from there to the end of the perturbed window, or, when the curve is still
+  below baseline at that point, to its first lasting rise back above it. A model that never
+  settles below baseline (no lasting fall) gets a 5-frame peak and an assimilation region
+  whose mean delta is positive: it did not assimilate, and the statistics say so.
+- Recovery: from the end of assimilation to the end of the curve, never inside the window.
 """
 
 from __future__ import annotations
@@ -90,9 +92,11 @@ def detect_regions(delta: np.ndarray, onset_frame: int, length_frames: int, smoo
     assim_start = first_lasting(smooth, peak_start, False, baseline, persist_frames, stop=end)
     if assim_start is None:
         assim_start = min(end, peak_start + persist_frames)
-    assim_stop = first_lasting(smooth, assim_start, True, baseline, persist_frames)
-    if assim_stop is None:
-        assim_stop = max(end, assim_start)
+    # Recovery is what follows the perturbation: it starts at the window's end, or later if
+    # the loss is still below baseline then (assimilation lingering past the window).
+    assim_stop = end
+    if smooth[min(end, T - 1)] < baseline:
+        assim_stop = first_lasting(smooth, end, True, baseline, persist_frames) or end
     return Regions((peak_start, assim_start), (assim_start, assim_stop), (assim_stop, T), baseline)
 
 

@@ -1,0 +1,34 @@
+"""figures/summary.md: our numbers beside the paper's, and sentences that follow the data's sign."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+
+from lossprofile import experiments as ex
+from lossprofile.summary import write_summary
+
+
+def write_stats(results_dir, pearson_r: float, pure_noise: float) -> None:
+    ex.save_table(pd.DataFrame([dict(scope="all points", dataset=None, n=36, pearson_r=pearson_r, pearson_p=1e-9,
+                                     spearman_rho=pearson_r, spearman_p=1e-9, slope=0.004 * pearson_r,
+                                     slope_ci_low=-0.01, slope_ci_high=0.01, slope_p=1e-9)]),
+                  "length_stats", results_dir)
+    ex.save_table(pd.DataFrame(dict(dataset=["ood", "training"], mean=[2.9, 3.4], std=[0.2, 0.5], count=[8, 8])),
+                  "clean_loss_by_kind", results_dir)
+    ex.save_table(pd.DataFrame(dict(noise_length_frames=100, dataset=["ood"], clean=[3.0], music_plus_noise=[3.2],
+                                    pure_noise=[pure_noise])), "loss_by_condition", results_dir)
+    ex.save_table(pd.DataFrame(dict(region=["peak", "assimilation", "recovery"], mean=[1.5, -0.3, 0.8],
+                                    std=[0.8, 0.5, 0.4], count=[96, 36, 96])), "region_summary", results_dir)
+
+
+@pytest.mark.parametrize("pearson_r, pure_noise, direction, easier", [(0.89, 5.2, "raises", "harder"),
+                                                                       (-0.9, 2.1, "lowers", "easier")])
+def test_summary_states_what_the_numbers_say_beside_the_paper(tmp_path, pearson_r, pure_noise, direction, easier):
+    write_stats(tmp_path / "res", pearson_r, pure_noise)
+    text = write_summary(tmp_path / "res", tmp_path / "summary.md").read_text()
+    assert f"Longer noise **{direction}** the mean loss here (Pearson r = {pearson_r:.2f}" in text
+    assert f"finds noise {easier} to predict than music" in text
+    assert "| OOD | 2.90 ± 0.20 | 8 | 4.19 ± 1.01 |" in text  # ours beside MusicGen-Small's
+    assert "| Assimilation | -0.30 ± 0.50 | 36 | -1.5 ± 0.95 |" in text
+    assert "r < -0.85, p < 0.001" in text
