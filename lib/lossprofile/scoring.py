@@ -1,6 +1,7 @@
 """Fast, exact scoring of a clean piece and all its perturbed variants together.
 
-:func:`score_variants` encodes every waveform once (in memory, no files), then scores the
+:func:`score_variants` encodes every waveform once (in memory, no files; the codec's
+convolutions re-run only around each variant's change, see :mod:`lossprofile.codec`), then scores the
 codes with MusicGen's exact factorization. Decoder steps whose inputs are identical in
 every variant (everything before the first code that differs, found by comparing codes,
 so the codec's receptive field and the delay pattern are accounted for exactly) are run
@@ -18,6 +19,7 @@ import numpy as np
 import torch
 
 from . import delay
+from .codec import encode_variants, split_encoder
 from .models import MusicLM
 
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
@@ -130,15 +132,22 @@ def nll_batched(lm: MusicLM, codes: torch.Tensor, method: str = "exact", prompt=
 
 def score_variants(lm: MusicLM, clean_wav: np.ndarray, variant_wavs: Sequence[np.ndarray],
                    method: str = "exact", prompt: str | None = None, batch_size: int | None = None,
-                   prefix_reuse: bool = True, precision: str = "auto") -> Scores:
+                   prefix_reuse: bool = True, precision: str = "auto", splice: bool = True) -> Scores:
     """Score a clean excerpt ``[S]`` and its variants (each ``[S]``) in one pass.
+
+    With ``splice`` the codec's convolutions re-run only around each variant's change
+    (:func:`lossprofile.codec.encode_variants`); ``splice=False`` encodes every waveform whole.
 
     Returns per-code NLL for the clean piece and every variant. With ``prefix_reuse``
     (exact method only) the shared prefix is computed once; the result equals scoring
     each sequence alone up to float rounding.
     """
-    wavs = np.stack([clean_wav, *variant_wavs]).astype(np.float32)
-    codes = encode_each(lm, wavs)
+    clean_wav = np.asarray(clean_wav, dtype=np.float32)
+    variant_wavs = [np.asarray(v, dtype=np.float32) for v in variant_wavs]
+    if splice and split_encoder(lm.model.audio_encoder) is not None:
+        codes = encode_variants(lm, clean_wav, variant_wavs)  # the codec re-run only around each change
+    else:
+        codes = encode_each(lm, np.stack([clean_wav, *variant_wavs]))
     shared = 0
     if prefix_reuse and method == "exact" and len(codes) > 1:
         # decoder input at step s holds frames <= s - 1, so steps 0..first_diff are shared
