@@ -209,3 +209,14 @@ def test_out_of_memory_halves_the_batch_and_loses_nothing(small_lm, music_wav, m
     assert sizes == [5, 4, 2, 2, 1]  # all 5 sequences tried at batch 8, halved to 4, to 2; none dropped
     assert torch.allclose(scores.variants, reference.variants, atol=1e-4)
     assert torch.allclose(scores.clean, reference.clean, atol=1e-4)
+
+
+def test_any_folder_of_audio_can_stand_in_for_a_data_kind(small_lm, tmp_path):
+    from lossprofile import experiments as ex
+
+    folder = tmp_path / "my_piano"
+    for i in range(2):
+        write_piece(folder, f"take{i}", tone(3.0, i))
+    table = ex.run(small_lm, "noise_injection", {"ood": folder}, 5, PERTS[:1], tmp_path / "res",
+                   excerpt_seconds=2.5, progress=False)
+    assert set(table["dataset"]) == {"ood"} and set(table["piece"]) == {"take0", "take1"}

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Iterable, Sequence
+from typing import Iterable, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -68,11 +68,16 @@ def pieces(kind: str, n: int, lm: MusicLM | None = None, folder: str | Path | No
     raise ValueError(f"unknown data kind {kind!r}; expected one of {KINDS}")
 
 
-def run(lm: MusicLM, experiment: str, kinds: Iterable[str], n_pieces: int, perturbations: Sequence[Perturbation],
-        results_dir: str | Path, **kwargs) -> pd.DataFrame:
-    """Run one named experiment over the first ``n_pieces`` of each data kind."""
+def run(lm: MusicLM, experiment: str, kinds: Iterable[str] | Mapping[str, str | Path | None], n_pieces: int,
+        perturbations: Sequence[Perturbation], results_dir: str | Path, **kwargs) -> pd.DataFrame:
+    """Run one named experiment over the first ``n_pieces`` of each data kind.
+
+    ``kinds``: names (the datasets ``make data`` builds) or a mapping kind → folder, where a
+    folder of MIDI or audio files replaces that kind's default (None keeps it).
+    """
     out = repo_path(results_dir) / experiment / model_slug(lm.name)
-    chosen = [p for kind in kinds for p in pieces(kind, n_pieces, lm)]
+    sources = kinds.items() if isinstance(kinds, Mapping) else ((kind, None) for kind in kinds)
+    chosen = [p for kind, folder in sources for p in pieces(kind, n_pieces, lm, folder=folder)]
     return run_experiment(lm, chosen, perturbations, out, **kwargs)
 
 
