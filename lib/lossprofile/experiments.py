@@ -42,8 +42,8 @@ def pieces(kind: str, n: int, lm: MusicLM | None = None, folder: str | Path | No
     ``training`` uses the held-out split (the tiny model never saw it); ``generated``
     takes the samples of ``lm``, spread over its top-k values.
     """
-    if folder is not None:
-        return datasets.list_pieces(folder, dataset=kind)[:n]
+    if folder is not None:  # relative to the repository root, like every path the notebooks take
+        return datasets.list_pieces(repo_path(folder), dataset=kind)[:n]
     if kind == "training":
         root = DATA_DIR / "rendered" / "training"
         if not (root / "manifest.csv").exists():
