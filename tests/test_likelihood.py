@@ -217,3 +217,37 @@ def test_generate_respects_length_and_top_k(small_lm):
     assert torch.equal(a[0], a[1])  # top_k=1 is greedy: both samples agree
     b = small_lm.generate(2, 12, top_k=50, seed=3)
     assert torch.equal(b, small_lm.generate(2, 12, top_k=50, seed=3))  # deterministic under a seed
+
+
+def small_melody_lm() -> MusicLM:
+    import transformers
+
+    cfg = musicgen_config(**SMALL)
+    fields = transformers.MusicgenMelodyDecoderConfig().to_dict()
+    decoder = transformers.MusicgenMelodyDecoderConfig(**{k: v for k, v in cfg.decoder.to_dict().items() if k in fields})
+    melody = transformers.MusicgenMelodyConfig(text_encoder=cfg.text_encoder.to_dict(),
+                                               audio_encoder=cfg.audio_encoder.to_dict(), decoder=decoder.to_dict(),
+                                               num_chroma=12, chroma_length=235)
+    melody.decoder_start_token_id = melody.pad_token_id = cfg.decoder_start_token_id
+    torch.manual_seed(0)
+    model = transformers.MusicgenMelodyForConditionalGeneration(melody).eval()
+    return MusicLM(model, name="random musicgen-melody", device=torch.device("cpu"))
+
+
+def test_melody_model_scores_with_its_no_melody_condition_exactly():
+    # The melody model prepends its condition (chroma, then text) to the decoder sequence, so
+    # the null condition and the KV-cache path differ from the other sizes.
+    from lossprofile import scoring
+
+    lm = small_melody_lm()
+    assert lm.is_melody
+    codes = random_codes(lm, 2, 9)
+    codes[1, :, :6] = codes[0, :, :6]
+    nll = lm.token_nll(codes)
+    with torch.no_grad():
+        loss = lm.model(input_ids=torch.zeros(2, 1, dtype=torch.long), attention_mask=torch.zeros(2, 1, dtype=torch.long),
+                        labels=transformers_labels(lm, codes)).loss  # no input_features: transformers' no-melody chroma
+    assert abs(nll.mean().item() - loss.item()) < 1e-5
+    shared = scoring._nll_with_shared_prefix(lm, codes, 6, None)
+    assert torch.allclose(shared.cpu(), nll, atol=1e-5)
+    assert lm.generate(1, 5, top_k=10).shape == (1, 4, 5)

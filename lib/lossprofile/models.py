@@ -206,6 +206,12 @@ class MusicLM:
         generation (zero text embedding, fully masked); for the melody model also a null
         chroma. A string (or one per batch item) is encoded with the checkpoint's T5.
         """
+        if prompt is None and self.is_melody:
+            # The melody model prepends its condition to the decoder sequence. A fully masked text
+            # is zeroed inside its forward, and with no chroma given it uses its own "no melody"
+            # chroma (one-hot on bin 0, what audiocraft's argmax chroma gives for silence).
+            zeros = torch.zeros(batch_size, 1, dtype=torch.long, device=self.device)
+            return {"input_ids": zeros, "attention_mask": zeros}
         if prompt is None:
             cond = dict(self.model.get_unconditional_inputs(batch_size))
             cond.pop("guidance_scale", None)
@@ -216,12 +222,16 @@ class MusicLM:
         if self.tokenizer is None:
             raise ValueError(f"model {self.name!r} ships no tokenizer, so it cannot take a text prompt")
         tok = self.tokenizer(prompts, return_tensors="pt", padding=True).to(self.device)
+        if self.is_melody:
+            return {"input_ids": tok["input_ids"], "attention_mask": tok["attention_mask"]}
         enc = self.model.text_encoder(input_ids=tok["input_ids"], attention_mask=tok["attention_mask"])
         return {"encoder_outputs": (enc.last_hidden_state,), "attention_mask": tok["attention_mask"]}
 
     def _decoder_logits(self, decoder_input: torch.Tensor, cond: dict[str, Any], past=None, use_cache=False):
         """Run the full model on decoder inputs ``[B, K, S]`` → logits ``[B, K, S, V]`` (model dtype)."""
         B, K, S = decoder_input.shape
+        if past is not None and self.is_melody:
+            cond = {}  # its condition is a prefix of the decoder sequence, already in the cache
         out = self.model(**cond, decoder_input_ids=decoder_input.reshape(B * K, S),
                          past_key_values=past, use_cache=use_cache)
         logits = out.logits.reshape(B, K, -1, out.logits.shape[-1])[:, :, -S:]
