@@ -115,7 +115,9 @@ def test_ood_build_renders_a_manifest_with_sources(tmp_path):
 
 
 def test_held_out_split_is_stable_and_about_the_requested_fraction():
+    from lossprofile import corpus
+
     names = [f"piece{i}" for i in range(2000)]
-    held = [datasets.stable_fraction(n + "split") < datasets.HELD_OUT_FRACTION for n in names]
-    assert abs(np.mean(held) - datasets.HELD_OUT_FRACTION) < 0.03
-    assert held == [datasets.stable_fraction(n + "split") < datasets.HELD_OUT_FRACTION for n in names]
+    held = [corpus.Job(n, "texture", "ambience").split == "heldout" for n in names]
+    assert abs(np.mean(held) - corpus.HELD_OUT_FRACTION) < 0.03
+    assert held == [corpus.stable_fraction(n + "split") < corpus.HELD_OUT_FRACTION for n in names]

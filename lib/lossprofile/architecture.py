@@ -12,6 +12,8 @@ from typing import Any
 
 import transformers
 
+from .models import quiet_transformers
+
 # Decoder shapes of the published checkpoints (hub config.json files).
 DECODER_SIZES: dict[str, dict[str, int]] = {
     "small": dict(num_hidden_layers=24, hidden_size=1024, num_attention_heads=16, ffn_dim=4096),
@@ -56,16 +58,17 @@ def musicgen_config(
         num_layers=text_layers, num_heads=text_heads, pad_token_id=0, eos_token_id=1,
     )
     special = cardinality
-    decoder = transformers.MusicgenDecoderConfig(
-        vocab_size=cardinality, num_codebooks=num_codebooks, num_hidden_layers=num_hidden_layers,
-        hidden_size=hidden_size, num_attention_heads=num_attention_heads, ffn_dim=ffn_dim,
-        max_position_embeddings=max_position_embeddings, pad_token_id=special, bos_token_id=special,
-        decoder_start_token_id=special, activation_function="gelu", dropout=0.0, attention_dropout=0.0,
-        activation_dropout=0.0, layerdrop=0.0, scale_embedding=False, tie_word_embeddings=False,
-    )
-    cfg = transformers.MusicgenConfig(
-        text_encoder=text.to_dict(), audio_encoder=codec.to_dict(), decoder=decoder.to_dict()
-    )
+    with quiet_transformers():  # the special token id == cardinality is MusicGen's design
+        decoder = transformers.MusicgenDecoderConfig(
+            vocab_size=cardinality, num_codebooks=num_codebooks, num_hidden_layers=num_hidden_layers,
+            hidden_size=hidden_size, num_attention_heads=num_attention_heads, ffn_dim=ffn_dim,
+            max_position_embeddings=max_position_embeddings, pad_token_id=special, bos_token_id=special,
+            decoder_start_token_id=special, activation_function="gelu", dropout=0.0, attention_dropout=0.0,
+            activation_dropout=0.0, layerdrop=0.0, scale_embedding=False, tie_word_embeddings=False,
+        )
+        cfg = transformers.MusicgenConfig(
+            text_encoder=text.to_dict(), audio_encoder=codec.to_dict(), decoder=decoder.to_dict()
+        )
     cfg.decoder_start_token_id = special
     cfg.pad_token_id = special
     return cfg
@@ -82,11 +85,7 @@ def build_model(config: transformers.MusicgenConfig, seed: int = 0) -> Any:
     """A randomly initialised ``MusicgenForConditionalGeneration`` (eval mode), deterministic under ``seed``."""
     import torch
 
-    verbosity = transformers.logging.get_verbosity()
-    transformers.logging.set_verbosity_error()
-    try:
+    with quiet_transformers():
         torch.manual_seed(seed)
         model = transformers.MusicgenForConditionalGeneration(config)
-    finally:
-        transformers.logging.set_verbosity(verbosity)
     return model.eval()

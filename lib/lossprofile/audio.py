@@ -75,6 +75,32 @@ def check_waveform(wav: np.ndarray, source: str = "<array>", min_samples: int = 
     return wav.astype(np.float32, copy=False)
 
 
+def check_wav_container(path: str | os.PathLike) -> None:
+    """Raise :class:`AudioError` when a RIFF/WAVE file's header promises more audio than the file holds.
+
+    libsndfile silently reads what is there, so a download cut off after the header would
+    otherwise look like a short (or empty) recording. Other formats are left to libsndfile.
+    """
+    path = Path(path)
+    size = path.stat().st_size
+    with open(path, "rb") as f:
+        head = f.read(12)
+        if len(head) < 12 or head[:4] != b"RIFF" or head[8:12] != b"WAVE":
+            return
+        offset = 12
+        while offset + 8 <= size:
+            f.seek(offset)
+            chunk, length = f.read(4), int.from_bytes(f.read(4), "little")
+            if chunk == b"data":
+                available = size - offset - 8
+                if length > available and length != 0xFFFFFFFF:  # 0xFFFFFFFF: streamed, size unknown
+                    raise AudioError(f"{path}: damaged WAV file: its header declares {length} bytes of audio, "
+                                     f"the file holds {available} (truncated?)")
+                return
+            offset += 8 + length + (length & 1)
+    raise AudioError(f"{path}: damaged WAV file: no audio data chunk")
+
+
 def load_audio(path: str | os.PathLike, sample_rate: int) -> np.ndarray:
     """Read an audio or MIDI file as mono float32 ``[S]`` at ``sample_rate``.
 
@@ -89,10 +115,13 @@ def load_audio(path: str | os.PathLike, sample_rate: int) -> np.ndarray:
     else:
         import soundfile as sf
 
+        check_wav_container(path)
         try:
             data, sr = sf.read(str(path), dtype="float32", always_2d=True)  # [S, C]
         except Exception as err:  # soundfile raises several types for bad files
             raise AudioError(f"{path}: unreadable audio ({err})") from err
+        if data.shape[0] == 0:
+            raise AudioError(f"{path}: the file holds no audio frames (damaged, or only a header)")
         wav = resample(to_mono(data.T), sr, sample_rate)
     return check_waveform(wav, source=str(path))
 
@@ -178,29 +207,42 @@ def _midi_events(midi, program: int | None) -> list[tuple[float, int, int, int, 
     return events
 
 
+def read_midi(midi_path: str | os.PathLike):
+    """A MIDI file as ``pretty_midi.PrettyMIDI``; :class:`AudioError` names the file and what is wrong."""
+    import pretty_midi
+
+    path = Path(midi_path)
+    if not path.exists():
+        raise AudioError(f"{path}: file not found")
+    try:
+        return pretty_midi.PrettyMIDI(str(path))
+    except Exception as err:  # mido/pretty_midi raise many types on corrupt files, some without a message
+        reason = str(err).strip() or "the file ends early or is not a Standard MIDI File"
+        raise AudioError(f"{path}: unreadable MIDI ({type(err).__name__}: {reason})") from err
+
+
 def render_midi(
-    midi_path: str | os.PathLike,
+    midi: "str | os.PathLike | pretty_midi.PrettyMIDI",
     sample_rate: int = 32000,
     program: int | None = None,
     max_seconds: float | None = None,
 ) -> np.ndarray:
-    """Synthesize a MIDI file to mono float32 ``[S]`` with the General MIDI SoundFont.
+    """Synthesize MIDI (a file or a ``pretty_midi.PrettyMIDI``) to mono float32 ``[S]``.
 
-    ``program`` forces one General MIDI program on every non-drum track (0 = piano).
-    Deterministic: the same file gives the same samples. Rendering stops after
-    ``max_seconds`` if given (plus a short release tail otherwise).
+    Uses the General MIDI SoundFont; each instrument plays its own program unless ``program``
+    forces one on every non-drum track (0 = piano). Deterministic: the same notes give the
+    same samples. Rendering stops after ``max_seconds`` if given (plus a short release tail
+    otherwise).
     """
-    import pretty_midi
     import tinysoundfont
 
-    path = Path(midi_path)
-    try:
-        midi = pretty_midi.PrettyMIDI(str(path))
-    except Exception as err:  # mido/pretty_midi raise many types on corrupt files
-        raise AudioError(f"{path}: unreadable MIDI ({err})") from err
+    if isinstance(midi, (str, os.PathLike)):
+        source, midi = str(midi), read_midi(midi)
+    else:
+        source = "<PrettyMIDI>"
     events = _midi_events(midi, program)
     if not any(e[3] == 1 for e in events):
-        raise AudioError(f"{path}: MIDI file has no notes")
+        raise AudioError(f"{source}: MIDI file has no notes")
     end_time = max(e[0] for e in events) + 1.0
     if max_seconds is not None:
         end_time = min(end_time, max_seconds)

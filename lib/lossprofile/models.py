@@ -10,6 +10,7 @@ Shapes: waveforms are ``[B, C, S]`` (batch, channels, samples), codes are
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 from dataclasses import dataclass, field
@@ -17,7 +18,6 @@ from pathlib import Path
 from typing import Any, Sequence
 
 import torch
-import torch.nn.functional as F
 
 from . import delay
 
@@ -87,19 +87,15 @@ def load_model(
         dtype = {"fp32": torch.float32, "float32": torch.float32, "bf16": torch.bfloat16,
                  "bfloat16": torch.bfloat16, "fp16": torch.float16, "float16": torch.float16}[dtype]
     dtype = dtype or torch.float32
-    config = _from_pretrained(transformers.AutoConfig, path)
-    if config.model_type == "musicgen":
-        cls = transformers.MusicgenForConditionalGeneration
-    elif config.model_type == "musicgen_melody":
-        cls = transformers.MusicgenMelodyForConditionalGeneration
-    else:
-        raise ModelLoadError(f"{path}: model_type {config.model_type!r} is not a MusicGen checkpoint")
-    verbosity = transformers.logging.get_verbosity()
-    transformers.logging.set_verbosity_error()  # pad id == vocab size is MusicGen's design, not an error
-    try:
+    with quiet_transformers():
+        config = _from_pretrained(transformers.AutoConfig, path)
+        if config.model_type == "musicgen":
+            cls = transformers.MusicgenForConditionalGeneration
+        elif config.model_type == "musicgen_melody":
+            cls = transformers.MusicgenMelodyForConditionalGeneration
+        else:
+            raise ModelLoadError(f"{path}: model_type {config.model_type!r} is not a MusicGen checkpoint")
         model = _from_pretrained(cls, path, dtype=dtype)
-    finally:
-        transformers.logging.set_verbosity(verbosity)
     model = model.to(device).eval()
     tokenizer = None
     if (Path(path) / "tokenizer_config.json").exists() or not Path(path).is_dir():
@@ -109,6 +105,28 @@ def load_model(
             logging.getLogger(__name__).info("no tokenizer for %s: %s", path, err)
     return MusicLM(model=model, tokenizer=tokenizer, name=str(name_or_path), device=device, dtype=dtype,
                    fingerprint=checkpoint_fingerprint(path, model))
+
+
+@contextlib.contextmanager
+def quiet_transformers():
+    """Silence transformers' warnings and progress bars while loading a MusicGen.
+
+    Its config check warns that the pad/start token id equals the vocabulary size: that is
+    MusicGen's design (the special token sits just past the codes), not an error, and users
+    should not see it in every notebook.
+    """
+    import transformers
+
+    verbosity = transformers.logging.get_verbosity()
+    bars = transformers.utils.logging.is_progress_bar_enabled()
+    transformers.logging.set_verbosity_error()
+    transformers.utils.logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        transformers.logging.set_verbosity(verbosity)
+        if bars:
+            transformers.utils.logging.enable_progress_bar()
 
 
 def checkpoint_fingerprint(path: str, model: Any) -> str:
@@ -255,13 +273,29 @@ class MusicLM:
         matrix fed to the decoder with a one-frame shift, no delay pattern, no
         conditioning. It cannot score frame 0, which is returned as NaN.
         """
+        return self.token_statistics(codes, prompt, method).nll
+
+    @torch.no_grad()
+    def token_statistics(
+        self,
+        codes: torch.Tensor,
+        prompt: str | Sequence[str] | None = None,
+        method: str = "exact",
+    ) -> delay.TokenStats:
+        """NLL, predictive entropy and rank of every code (:class:`lossprofile.delay.TokenStats`, CPU).
+
+        Same forward pass and factorization as :meth:`token_nll`; see there for ``method``.
+        """
         codes = self._check_codes(codes)
         if method == "exact":
-            return self._nll_exact(codes, prompt)
+            B = codes.shape[0]
+            decoder_input, _ = delay.decoder_io(codes, self.special_token)  # [B, K, T+K-1]
+            logits = self._decoder_logits(decoder_input, self.condition(B, prompt))
+            return delay.TokenStats(*(x.cpu() for x in delay.token_statistics(logits, codes)))
         if method == "as_published":
             if prompt is not None:
                 raise ValueError("method='as_published' scores without conditioning; prompt must be None")
-            return self._nll_as_published(codes)
+            return self._stats_as_published(codes)
         raise ValueError(f"unknown method {method!r}; expected one of {METHODS}")
 
     def _check_codes(self, codes: torch.Tensor) -> torch.Tensor:
@@ -274,23 +308,17 @@ class MusicLM:
             raise ValueError(f"codes must lie in [0, {self.cardinality}), got [{codes.min()}, {codes.max()}]")
         return codes.long().to(self.device)
 
-    def _nll_exact(self, codes: torch.Tensor, prompt) -> torch.Tensor:
+    def _stats_as_published(self, codes: torch.Tensor) -> delay.TokenStats:
         B, K, T = codes.shape
-        decoder_input, _ = delay.decoder_io(codes, self.special_token)  # [B, K, T+K-1]
-        logits = self._decoder_logits(decoder_input, self.condition(B, prompt))
-        return delay.gather_nll(logits, codes).cpu()
-
-    def _nll_as_published(self, codes: torch.Tensor) -> torch.Tensor:
-        B, K, T = codes.shape
-        nll = torch.full((B, K, T), float("nan"))
+        out = [torch.full((B, K, T), float("nan")) for _ in delay.TokenStats._fields]
         if T < 2:
-            return nll
+            return delay.TokenStats(*out)
         inputs = codes[:, :, :-1]
-        out = self.model.decoder(input_ids=inputs.reshape(B * K, T - 1))
-        logits = out.logits.reshape(B, K, T - 1, -1)
-        logp = F.log_softmax(logits.float(), dim=-1)
-        nll[:, :, 1:] = -logp.gather(-1, codes[:, :, 1:, None])[..., 0].cpu()
-        return nll
+        logits = self.model.decoder(input_ids=inputs.reshape(B * K, T - 1)).logits.reshape(B, K, T - 1, -1)
+        stats = delay.frame_statistics(logits.reshape(B * K, T - 1, -1), codes[:, :, 1:].reshape(B * K, T - 1))
+        for full, part in zip(out, stats):
+            full[:, :, 1:] = part.reshape(B, K, T - 1).cpu()
+        return delay.TokenStats(*out)
 
     # ---- generation ---------------------------------------------------------------------
     @torch.no_grad()
