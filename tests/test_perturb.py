@@ -129,3 +129,61 @@ def test_windows_that_do_not_fit_raise_errors_naming_the_problem():
         perturb.Perturbation("reverse")
     with pytest.raises(AudioError, match="silent"):
         perturb.replace_with_noise(np.zeros(30 * HOP, np.float32), SR, FR, 5, 5)
+
+
+segment_kinds = st.sampled_from([
+    dict(kind="band_delete", fraction=0.3, band_low_hz=2000.0, band_high_hz=20000.0),
+    dict(kind="band_delete", fraction=0.8, band_low_hz=20.0, band_high_hz=1000.0, segment_min_s=0.2, segment_max_s=0.5),
+    dict(kind="volume", fraction=0.5, gain=0.05),
+    dict(kind="volume", fraction=0.1, gain=4.0, segment_min_s=0.01, segment_max_s=0.2),
+    dict(kind="noise_segments", fraction=0.4, segment_min_s=0.05, segment_max_s=0.3),
+    dict(kind="noise_fade"),
+])
+
+
+@settings(max_examples=40, deadline=None)
+@given(windows, segment_kinds, st.integers(0, 2**31 - 1))
+def test_segment_perturbations_change_only_the_window_and_are_seeded(win, params, seed):
+    total, onset, length = win
+    wav = signal(total, seed % 1000)
+    pert = perturb.Perturbation(onset_frame=onset, length_frames=length, seed=seed, **params)
+    out = pert.apply(wav, SR, FR)
+    lo, hi = onset * HOP, (onset + length) * HOP
+    assert out.shape == wav.shape and out.dtype == np.float32 and np.isfinite(out).all()
+    assert np.array_equal(out[:lo], wav[:lo]) and np.array_equal(out[hi:], wav[hi:])
+    assert np.array_equal(out, pert.apply(wav, SR, FR))
+    if params["kind"] == "volume":
+        assert np.abs(out).max() <= 1.0
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.integers(100, 5000), st.floats(0.05, 1.0), st.integers(1, 50), st.integers(50, 400), st.integers(0, 10**6))
+def test_random_segments_cover_the_fraction_without_overlap(span, fraction, lo, extra, seed):
+    segs = perturb.random_segments(slice(10, 10 + span), fraction, (lo, lo + extra), seed)
+    assert sum(s.stop - s.start for s in segs) == round(fraction * span)
+    assert all(10 <= s.start < s.stop <= 10 + span for s in segs)
+    assert all(a.stop <= b.start for a, b in zip(segs, segs[1:]))
+
+
+def test_band_deletion_removes_the_band_and_keeps_the_rest():
+    t = np.arange(SR) / SR
+    wav = (0.3 * np.sin(2 * np.pi * 440 * t) + 0.3 * np.sin(2 * np.pi * 5000 * t)).astype(np.float32)
+    out = perturb.delete_band(wav, SR, FR, 0, 50, fraction=1.0, band_hz=(2000, 20000), segment_seconds=(1.0, 1.0))
+    spectrum = np.abs(np.fft.rfft(out))
+    freqs = np.fft.rfftfreq(out.size, 1 / SR)
+    assert spectrum[np.argmin(abs(freqs - 5000))] < 1e-3 * spectrum[np.argmin(abs(freqs - 440))]
+
+
+def test_volume_segments_are_scaled_by_the_gain():
+    wav = signal(50, 0)
+    out = perturb.change_volume(wav, SR, FR, 0, 50, fraction=0.5, gain=0.1, segment_seconds=(0.1, 0.2), seed=3)
+    changed = out != wav
+    assert 0.45 < changed.mean() < 0.55
+    assert np.allclose(out[changed], 0.1 * wav[changed], atol=1e-6)
+
+
+def test_segment_kinds_name_their_missing_parameters():
+    with pytest.raises(ValueError, match="needs fraction, gain"):
+        perturb.Perturbation("volume")
+    with pytest.raises(ValueError, match="fraction must lie"):
+        perturb.Perturbation("volume", fraction=1.5, gain=2.0).apply(signal(400, 0), SR, FR)

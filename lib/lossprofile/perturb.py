@@ -18,7 +18,8 @@ from .audio import AudioError, rms_dbfs
 
 # Power spectral density exponent: PSD ∝ f ** exponent.
 NOISE_EXPONENTS = {"white": 0.0, "pink": -1.0, "brown": -2.0, "blue": 1.0}
-KINDS = ("noise", "add_noise", "shuffle", "block_swap", "silence")
+KINDS = ("noise", "add_noise", "shuffle", "block_swap", "silence", "band_delete", "volume", "noise_segments",
+         "noise_fade")
 
 
 def window_samples(num_samples: int, onset_frame: int, length_frames: int, sample_rate: int,
@@ -148,12 +149,111 @@ def block_swap(wav: np.ndarray, sample_rate: int, frame_rate: int, onset_frame: 
     return out
 
 
+def random_segments(window: slice, fraction: float, segment_samples: tuple[int, int], seed: int) -> list[slice]:
+    """Non-overlapping random segments inside ``window`` whose lengths add up to ``fraction`` of it.
+
+    Segment lengths are drawn uniformly from ``segment_samples`` (min, max), the last one cut to
+    meet the fraction; gaps between segments are random. Used by the authors' segment-wise
+    perturbations (band deletion, volume changes, noise segments).
+    """
+    if not 0.0 < fraction <= 1.0:
+        raise ValueError(f"fraction must lie in (0, 1], got {fraction}")
+    lo, hi = segment_samples
+    if not 1 <= lo <= hi:
+        raise ValueError(f"segment lengths must satisfy 1 <= min <= max, got {segment_samples}")
+    rng = np.random.default_rng(seed)
+    span = window.stop - window.start
+    target = int(round(fraction * span))
+    lengths = []
+    while sum(lengths) < target:
+        lengths.append(min(int(rng.integers(lo, hi + 1)), target - sum(lengths)))
+    free = span - sum(lengths)  # shared out as gaps before, between and after the segments
+    cuts = np.sort(rng.integers(0, free + 1, size=len(lengths)))  # gap total before each segment
+    starts = [window.start + int(c) + sum(lengths[:i]) for i, c in enumerate(cuts)]
+    return [slice(a, a + n) for a, n in zip(starts, lengths)]
+
+
+def delete_band(wav: np.ndarray, sample_rate: int, frame_rate: int, onset_frame: int, length_frames: int,
+                fraction: float, band_hz: tuple[float, float], segment_seconds: tuple[float, float] = (0.01, 0.05),
+                seed: int = 0) -> np.ndarray:
+    """Zero the FFT bins of ``band_hz`` in random segments covering ``fraction`` of the window (the authors' band deletion)."""
+    win = window_samples(wav.size, onset_frame, length_frames, sample_rate, frame_rate)
+    low, high = band_hz
+    if not 0 <= low < high:
+        raise ValueError(f"band must satisfy 0 <= low < high, got {band_hz}")
+    out = np.array(wav, dtype=np.float32, copy=True)
+    lengths = tuple(max(1, int(round(x * sample_rate))) for x in segment_seconds)
+    for seg in random_segments(win, fraction, lengths, seed):
+        spectrum = np.fft.rfft(out[seg].astype(np.float64))
+        freqs = np.fft.rfftfreq(seg.stop - seg.start, 1.0 / sample_rate)
+        spectrum[(freqs >= low) & (freqs <= high)] = 0.0
+        out[seg] = np.fft.irfft(spectrum, n=seg.stop - seg.start).astype(np.float32)
+    return out
+
+
+def change_volume(wav: np.ndarray, sample_rate: int, frame_rate: int, onset_frame: int, length_frames: int,
+                  fraction: float, gain: float, segment_seconds: tuple[float, float] = (0.01, 5.0),
+                  seed: int = 0) -> np.ndarray:
+    """Multiply random segments covering ``fraction`` of the window by ``gain`` (then clip to [-1, 1], as a recording would)."""
+    win = window_samples(wav.size, onset_frame, length_frames, sample_rate, frame_rate)
+    if gain < 0:
+        raise ValueError(f"gain must be >= 0, got {gain}")
+    out = np.array(wav, dtype=np.float32, copy=True)
+    lengths = tuple(max(1, int(round(x * sample_rate))) for x in segment_seconds)
+    for seg in random_segments(win, fraction, lengths, seed):
+        out[seg] = np.clip(out[seg] * np.float32(gain), -1.0, 1.0)
+    return out
+
+
+def noise_segments(wav: np.ndarray, sample_rate: int, frame_rate: int, onset_frame: int, length_frames: int,
+                   fraction: float, segment_seconds: tuple[float, float] = (1.0, 5.0), color: str = "white",
+                   level_dbfs: float | None = None, match_offset_db: float | None = 0.0, seed: int = 0) -> np.ndarray:
+    """Replace random segments covering ``fraction`` of the window with noise (the authors' random-segment noise)."""
+    win = window_samples(wav.size, onset_frame, length_frames, sample_rate, frame_rate)
+    level = target_level_dbfs(wav, level_dbfs, match_offset_db)
+    out = np.array(wav, dtype=np.float32, copy=True)
+    lengths = tuple(max(1, int(round(x * sample_rate))) for x in segment_seconds)
+    for i, seg in enumerate(random_segments(win, fraction, lengths, seed)):
+        out[seg] = _noise_at(seg.stop - seg.start, color, level, seed + 1 + i)
+    return out
+
+
+def noise_fade_in(wav: np.ndarray, sample_rate: int, frame_rate: int, onset_frame: int, length_frames: int,
+                  color: str = "white", level_dbfs: float | None = None, match_offset_db: float | None = 0.0,
+                  seed: int = 0) -> np.ndarray:
+    """Add noise whose amplitude rises linearly from 0 to the target level over the window (the authors' fade-in)."""
+    win = window_samples(wav.size, onset_frame, length_frames, sample_rate, frame_rate)
+    level = target_level_dbfs(wav, level_dbfs, match_offset_db)
+    out = np.array(wav, dtype=np.float32, copy=True)
+    n = win.stop - win.start
+    out[win] += _noise_at(n, color, level, seed) * np.linspace(0.0, 1.0, n, dtype=np.float32)
+    return out
+
+
+def max_length_frames(kind: str, onset_frame: int, num_frames: int, segment_frames: int | None = None) -> int:
+    """The longest window of ``kind`` that fits an excerpt of ``num_frames`` frames from ``onset_frame`` (0 if none).
+
+    ``block_swap`` swaps the window with the block after it, so it needs twice its length;
+    ``shuffle`` needs room for at least two segments (checked by the caller's minimum).
+    """
+    room = max(0, num_frames - onset_frame)
+    if kind == "block_swap":
+        return room // 2
+    if kind == "shuffle" and segment_frames:
+        return room if room >= 2 * segment_frames else 0
+    return room
+
+
 @dataclass(frozen=True)
 class Perturbation:
     """One perturbation with all its parameters; ``apply`` runs it. Hashable and tabular.
 
-    kind: one of ``noise`` (replacement), ``add_noise``, ``shuffle``, ``block_swap``, ``silence``.
-    Level: ``match_offset_db`` relative to the excerpt (default 0 dB) or absolute ``level_dbfs``.
+    kind: ``noise`` (replacement, the paper's), ``add_noise``, ``shuffle``, ``block_swap``,
+    ``silence``, and the authors' segment-wise ones inside the window: ``band_delete``
+    (``fraction``, ``band_low_hz``/``band_high_hz``), ``volume`` (``fraction``, ``gain``),
+    ``noise_segments`` (``fraction``), ``noise_fade`` (noise fading in over the window).
+    Segment-wise kinds draw segment lengths from ``segment_min_s``..``segment_max_s``.
+    Noise level: ``match_offset_db`` relative to the excerpt (default 0 dB) or absolute ``level_dbfs``.
     """
 
     kind: str = "noise"
@@ -164,23 +264,47 @@ class Perturbation:
     match_offset_db: float | None = 0.0
     segment_frames: int | None = None
     seed: int = 0
+    fraction: float | None = None
+    band_low_hz: float | None = None
+    band_high_hz: float | None = None
+    gain: float | None = None
+    segment_min_s: float | None = None
+    segment_max_s: float | None = None
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
             raise ValueError(f"unknown perturbation kind {self.kind!r}; expected one of {KINDS}")
-        if self.kind == "shuffle" and not self.segment_frames:
-            raise ValueError("kind='shuffle' needs segment_frames")
+        needs = {"shuffle": ("segment_frames",), "band_delete": ("fraction", "band_low_hz", "band_high_hz"),
+                 "volume": ("fraction", "gain"), "noise_segments": ("fraction",)}
+        missing = [name for name in needs.get(self.kind, ()) if getattr(self, name) is None]
+        if missing:
+            raise ValueError(f"kind={self.kind!r} needs {', '.join(missing)}")
+
+    def _segments(self, default: tuple[float, float]) -> tuple[float, float]:
+        return (self.segment_min_s if self.segment_min_s is not None else default[0],
+                self.segment_max_s if self.segment_max_s is not None else default[1])
 
     def apply(self, wav: np.ndarray, sample_rate: int, frame_rate: int) -> np.ndarray:
         common = (wav, sample_rate, frame_rate, self.onset_frame, self.length_frames)
+        level = dict(level_dbfs=self.level_dbfs, match_offset_db=self.match_offset_db)
         if self.kind in ("noise", "add_noise"):
             fn = replace_with_noise if self.kind == "noise" else add_noise
-            return fn(*common, color=self.color, level_dbfs=self.level_dbfs,
-                      match_offset_db=self.match_offset_db, seed=self.seed)
+            return fn(*common, color=self.color, seed=self.seed, **level)
         if self.kind == "shuffle":
             return shuffle_segments(*common, segment_frames=self.segment_frames, seed=self.seed)
         if self.kind == "block_swap":
             return block_swap(*common)
+        if self.kind == "band_delete":
+            return delete_band(*common, fraction=self.fraction, band_hz=(self.band_low_hz, self.band_high_hz),
+                               segment_seconds=self._segments((0.01, 0.05)), seed=self.seed)
+        if self.kind == "volume":
+            return change_volume(*common, fraction=self.fraction, gain=self.gain,
+                                 segment_seconds=self._segments((0.01, 5.0)), seed=self.seed)
+        if self.kind == "noise_segments":
+            return noise_segments(*common, fraction=self.fraction, segment_seconds=self._segments((1.0, 5.0)),
+                                  color=self.color, seed=self.seed, **level)
+        if self.kind == "noise_fade":
+            return noise_fade_in(*common, color=self.color, seed=self.seed, **level)
         return silence(*common)
 
     def as_row(self) -> dict:

@@ -1,0 +1,139 @@
+"""Perturbations of the score before rendering: wrong notes, deleted notes, velocities, tempo.
+
+Each function takes a ``pretty_midi.PrettyMIDI`` and returns a new one (the input is never
+modified), is deterministic under ``seed``, and can be restricted to a time window
+``window_seconds=(start, stop)``: only notes starting inside it are touched (for the tempo
+warp: only time inside it is stretched), so a perturbation can be placed like the noise
+window at frame 250. Render the result with :func:`lossprofile.audio.render_midi`.
+
+The authors' rules (YoEv/noiseloss ``processors/perturb``) are the defaults: pitch shifts
+stay in the key of the first key signature (C major if none), up to 100 tries per note.
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Sequence
+
+import numpy as np
+
+MAJOR_SCALE = (0, 2, 4, 5, 7, 9, 11)
+SHIFTABLE_PITCHES = (24, 103)  # the authors move only notes in this range (inclusive)
+
+
+def _notes_in_window(midi, window_seconds: tuple[float, float] | None, drums: bool = False):
+    """(instrument index, note index) of every note whose start lies in the window, in a fixed order."""
+    lo, hi = window_seconds if window_seconds is not None else (-np.inf, np.inf)
+    return [(i, j) for i, inst in enumerate(midi.instruments) if drums or not inst.is_drum
+            for j, note in enumerate(inst.notes) if lo <= note.start < hi]
+
+
+def _pick(count: int, fraction: float, rng: np.random.Generator) -> np.ndarray:
+    if not 0.0 <= fraction <= 1.0:
+        raise ValueError(f"fraction must lie in [0, 1], got {fraction}")
+    return np.sort(rng.choice(count, size=int(round(fraction * count)), replace=False)) if count else np.array([], int)
+
+
+def key_pitch_classes(midi) -> frozenset[int]:
+    """Pitch classes of the first key signature's major scale (or its relative major); C major if none."""
+    if not midi.key_signature_changes:
+        return frozenset(MAJOR_SCALE)
+    number = midi.key_signature_changes[0].key_number  # 0-11 major, 12-23 minor (pretty_midi)
+    tonic = number % 12 if number < 12 else (number % 12 + 3) % 12  # a minor key uses its relative major's notes
+    return frozenset((tonic + step) % 12 for step in MAJOR_SCALE)
+
+
+def shift_pitches(midi, fraction: float, semitones: int | Sequence[int], seed: int = 0, in_key: bool = True,
+                  window_seconds: tuple[float, float] | None = None, max_tries: int = 100):
+    """Move ``fraction`` of the notes (pitch 24–103, drums excluded) up or down by ``semitones``.
+
+    ``semitones``: one interval, or several to draw from for each note; the sign is random.
+    With ``in_key`` (the authors' rule) a move is kept only if the new pitch lies in the key
+    of the first key signature, drawing again up to ``max_tries`` times; a note with no
+    valid move stays. ``in_key=False`` allows any pitch (wrong notes).
+    """
+    rng = np.random.default_rng(seed)
+    out = copy.deepcopy(midi)
+    choices = np.atleast_1d(np.asarray(semitones, dtype=int))
+    if (choices <= 0).any():
+        raise ValueError(f"semitones must be positive (the sign is drawn), got {semitones}")
+    key = key_pitch_classes(midi)
+    candidates = [(i, j) for i, j in _notes_in_window(out, window_seconds)
+                  if SHIFTABLE_PITCHES[0] <= out.instruments[i].notes[j].pitch <= SHIFTABLE_PITCHES[1]]
+    for index in _pick(len(candidates), fraction, rng):
+        i, j = candidates[index]
+        note = out.instruments[i].notes[j]
+        for _ in range(max_tries if in_key else 1):
+            pitch = note.pitch + int(rng.choice(choices)) * int(rng.choice((-1, 1)))
+            if 0 <= pitch <= 127 and (not in_key or pitch % 12 in key):
+                note.pitch = pitch
+                break
+    return out
+
+
+def delete_notes(midi, fraction: float, seed: int = 0, window_seconds: tuple[float, float] | None = None):
+    """Delete ``fraction`` of the (non-drum) notes, chosen at random."""
+    rng = np.random.default_rng(seed)
+    out = copy.deepcopy(midi)
+    candidates = _notes_in_window(out, window_seconds)
+    doomed = {candidates[k] for k in _pick(len(candidates), fraction, rng)}
+    for i, inst in enumerate(out.instruments):
+        inst.notes = [n for j, n in enumerate(inst.notes) if (i, j) not in doomed]
+    return out
+
+
+def randomize_velocities(midi, fraction: float, seed: int = 0, low: int = 30, high: int = 120,
+                         window_seconds: tuple[float, float] | None = None):
+    """Give ``fraction`` of the notes a velocity drawn uniformly from ``[low, high]``."""
+    if not 1 <= low <= high <= 127:
+        raise ValueError(f"need 1 <= low <= high <= 127, got {low}, {high}")
+    rng = np.random.default_rng(seed)
+    out = copy.deepcopy(midi)
+    candidates = _notes_in_window(out, window_seconds, drums=True)
+    for k in _pick(len(candidates), fraction, rng):
+        i, j = candidates[k]
+        out.instruments[i].notes[j].velocity = int(rng.integers(low, high + 1))
+    return out
+
+
+def warp_tempo(midi, fraction: float, seed: int = 0, segment_fraction: tuple[float, float] = (0.02, 0.04),
+               factor_range: tuple[float, float] = (0.1, 8.0), window_seconds: tuple[float, float] | None = None):
+    """Play segments covering ``fraction`` of the piece at random tempo factors; later events shift consistently.
+
+    Segments are 2–4% of the piece (or window) long and do not overlap; each plays at a tempo
+    factor drawn from U(0.1, 8.0) (factor 2 = twice as fast, half as long). Every event time
+    goes through the same piecewise-linear map, so order and overlaps are kept.
+    Returns the new MIDI (``adjust_times`` also moves tempo and control events).
+    """
+    rng = np.random.default_rng(seed)
+    out = copy.deepcopy(midi)
+    end = out.get_end_time()
+    lo, hi = window_seconds if window_seconds is not None else (0.0, end)
+    lo, hi = max(0.0, lo), min(end, hi)
+    span = hi - lo
+    if span <= 0 or fraction <= 0:
+        return out
+    # cut the span into short segments and pick enough of them to cover the fraction
+    bounds = [lo]
+    while bounds[-1] < hi:
+        bounds.append(min(hi, bounds[-1] + span * float(rng.uniform(*segment_fraction))))
+    segments = list(zip(bounds[:-1], bounds[1:]))
+    order = rng.permutation(len(segments))
+    chosen, covered = [], 0.0
+    for k in order:
+        if covered >= fraction * span - 1e-9:
+            break
+        chosen.append(segments[k])
+        covered += segments[k][1] - segments[k][0]
+    factors = {seg: float(rng.uniform(*factor_range)) for seg in chosen}
+    original, warped, shift = [0.0], [0.0], 0.0
+    for a, b in segments:
+        stretch = 1.0 / factors[(a, b)] if (a, b) in factors else 1.0
+        original += [a, b]
+        warped += [a + shift, a + shift + (b - a) * stretch]
+        shift += (b - a) * (stretch - 1.0)
+    original.append(end + 1.0)
+    warped.append(end + 1.0 + shift)
+    keep = np.concatenate([[True], np.diff(original) > 0])
+    out.adjust_times(np.array(original)[keep], np.array(warped)[keep])
+    return out
