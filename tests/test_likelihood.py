@@ -8,12 +8,14 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
 
-from lossprofile import ModelLoadError, load_model
+from lossprofile import ModelLoadError, delay, load_model
 from lossprofile.architecture import DECODER_SIZES, build_model, musicgen_config
 from lossprofile.models import MusicLM
 
@@ -248,6 +250,29 @@ def test_melody_model_scores_with_its_no_melody_condition_exactly():
         loss = lm.model(input_ids=torch.zeros(2, 1, dtype=torch.long), attention_mask=torch.zeros(2, 1, dtype=torch.long),
                         labels=transformers_labels(lm, codes)).loss  # no input_features: transformers' no-melody chroma
     assert abs(nll.mean().item() - loss.item()) < 1e-5
-    shared = scoring._nll_with_shared_prefix(lm, codes, 6, None)
+    shared = scoring._stats_with_shared_prefix(lm, codes, 6, None).nll
     assert torch.allclose(shared.cpu(), nll, atol=1e-5)
     assert lm.generate(1, 5, top_k=10).shape == (1, 4, 5)
+
+
+def test_entropy_and_rank_come_with_the_nll_and_match_a_direct_softmax(small_lm):
+    codes = random_codes(small_lm, 2, 9)
+    stats = small_lm.token_statistics(codes)
+    assert torch.equal(stats.nll, small_lm.token_nll(codes))
+    # recomputed independently from the raw logits, in double precision, one code at a time
+    decoder_input, _ = delay.decoder_io(codes, small_lm.special_token)
+    logits = small_lm._decoder_logits(decoder_input, small_lm.condition(2))
+    for k in range(small_lm.num_codebooks):
+        for t in (0, 4, 8):
+            logp = torch.log_softmax(logits[:, k, t + k].double(), -1)
+            true = codes[:, k, t]
+            expected_entropy = -(logp.exp() * logp).sum(-1)
+            expected_rank = 1 + (logp > logp.gather(-1, true[:, None])).sum(-1)
+            expected_var = (logp.exp() * (logp + expected_entropy[:, None]).square()).sum(-1)
+            assert torch.allclose(stats.entropy[:, k, t].double(), expected_entropy, atol=1e-4)
+            assert torch.allclose(stats.surprisal_var[:, k, t].double(), expected_var, atol=1e-3)
+            assert torch.equal(stats.rank[:, k, t].long(), expected_rank)
+    assert (stats.entropy >= 0).all() and (stats.entropy <= math.log(small_lm.cardinality) + 1e-4).all()
+    assert (stats.rank >= 1).all() and (stats.rank <= small_lm.cardinality).all()
+    pub = small_lm.token_statistics(codes, method="as_published")
+    assert torch.isnan(pub.rank[:, :, 0]).all() and torch.isfinite(pub.entropy[:, :, 1:]).all()

@@ -200,7 +200,7 @@ def test_a_piece_whose_audio_changed_is_scored_again_and_the_others_are_reused(s
 def test_out_of_memory_halves_the_batch_and_loses_nothing(small_lm, music_wav, monkeypatch):
     variants = [p.apply(music_wav, SR, 50) for p in noise_sweep((3, 10, 40, 60), onset_frame=120)]
     reference = scoring.score_variants(small_lm, music_wav, variants, batch_size=1)
-    real, sizes = scoring._nll_with_shared_prefix, []
+    real, sizes = scoring._stats_with_shared_prefix, []
 
     def tight_memory(lm, codes, shared_steps, prompt):
         sizes.append(len(codes))
@@ -208,7 +208,7 @@ def test_out_of_memory_halves_the_batch_and_loses_nothing(small_lm, music_wav, m
             raise torch.cuda.OutOfMemoryError("CUDA out of memory (simulated)")
         return real(lm, codes, shared_steps, prompt)
 
-    monkeypatch.setattr(scoring, "_nll_with_shared_prefix", tight_memory)
+    monkeypatch.setattr(scoring, "_stats_with_shared_prefix", tight_memory)
     monkeypatch.setattr(torch.cuda, "empty_cache", lambda: None)
     scores = scoring.score_variants(small_lm, music_wav, variants, batch_size=8)
     assert sizes == [5, 4, 2, 2, 1]  # all 5 sequences tried at batch 8, halved to 4, to 2; none dropped
@@ -225,3 +225,22 @@ def test_any_folder_of_audio_can_stand_in_for_a_data_kind(small_lm, tmp_path):
     table = ex.run(small_lm, "noise_injection", {"ood": folder}, 5, PERTS[:1], tmp_path / "res",
                    excerpt_seconds=2.5, progress=False)
     assert set(table["dataset"]) == {"ood"} and set(table["piece"]) == {"take0", "take1"}
+
+
+def test_relative_folders_and_outputs_are_taken_from_the_working_directory(small_lm, tmp_path, monkeypatch):
+    # a notebook copied elsewhere (or a non-editable install) writes next to where it runs, not into the package
+    from lossprofile import experiments as ex
+    from lossprofile import plots
+
+    write_piece(tmp_path / "mine", "take0", tone(3.0, 0))
+    monkeypatch.chdir(tmp_path)
+    table = ex.run(small_lm, "noise_injection", {"ood": "mine"}, 1, PERTS[:1], "out", excerpt_seconds=2.5,
+                   progress=False)
+    assert set(table["piece"]) == {"take0"}
+    assert list((tmp_path / "out" / "noise_injection").rglob("results.parquet"))
+    ex.save_table(table.head(), "t", "out")
+    assert (tmp_path / "out" / "stats" / "t.parquet").exists()
+    import matplotlib.pyplot as plt
+
+    paths = plots.save_figure(plt.figure(), "f", "figs")
+    assert all(p.exists() and p.parent == tmp_path / "figs" for p in (tmp_path / q for q in paths))

@@ -45,3 +45,20 @@ def test_length_trend_per_group():
                           "dataset": ["a"] * 3 + ["b"] * 3})
     out = stats.length_trend(table, by=["dataset"])
     assert list(out["dataset"]) == ["a", "b"] and (out["slope"] < 0).all()
+
+
+def test_auroc_and_paired_auroc_on_scores_with_known_answers():
+    assert stats.auroc([2, 3, 4], [0, 1]) == 1.0
+    assert stats.auroc([1], [1]) == 0.5
+    rng = np.random.default_rng(0)
+    # two normals one standard deviation apart: AUROC = Phi(1 / sqrt(2)) = 0.760
+    pos, neg = rng.normal(1, 1, 4000), rng.normal(0, 1, 4000)
+    assert stats.auroc(pos, neg) == pytest.approx(0.760, abs=0.01)
+    better = rng.normal(0, 1, 2000)
+    result = stats.paired_auroc(better + 0.5 + rng.normal(0, 0.5, 2000), better)
+    # P(0.5 + N(0, 0.5) > 0) = Phi(1) = 0.841; its standard error over 2000 pairs is 0.008
+    assert result["auroc"] == pytest.approx(0.841, abs=0.03)
+    assert result["ci_low"] < result["auroc"] < result["ci_high"] and 0.02 < result["ci_high"] - result["ci_low"] < 0.05
+    assert stats.paired_auroc([1.0, 2.0], [1.0, 2.0])["auroc"] == 0.5
+    unpaired = stats.auroc_ci(rng.normal(1, 1, 300), rng.normal(0, 1, 300), n_boot=300)
+    assert unpaired["auroc"] == pytest.approx(0.760, abs=0.06) and unpaired["ci_low"] < unpaired["auroc"] < unpaired["ci_high"]

@@ -11,6 +11,8 @@ This is audiocraft's ``DelayedPatternProvider`` and transformers' ``build_delay_
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import torch
 import torch.nn.functional as F
 
@@ -45,15 +47,44 @@ def valid_mask(num_codebooks: int, num_frames: int, device=None) -> torch.Tensor
     return (steps >= k) & (steps < k + num_frames)
 
 
-def gather_nll(logits: torch.Tensor, codes: torch.Tensor) -> torch.Tensor:
-    """Per-code NLL ``[B, K, T]`` (fp32) of codes ``[B, K, T]`` from delayed-step logits ``[B, K, T+K-1, V]``.
+class TokenStats(NamedTuple):
+    """Per-code signals of one forward pass, each ``[B, K, T]`` float32.
 
-    The log-softmax runs in fp32 one codebook at a time, whatever the logits' dtype.
+    ``nll``: -log p(true code) in nats; ``entropy``: entropy of the predictive distribution
+    in nats (what the model expected to pay); ``rank``: rank of the true code among all codes
+    (1 = the model's top choice; ties with the true code's logit count in its favour);
+    ``surprisal_var``: variance of -log p(X) for X drawn from the prediction (nats², the
+    normaliser of Fast-DetectGPT's curvature).
+    """
+
+    nll: torch.Tensor
+    entropy: torch.Tensor
+    rank: torch.Tensor
+    surprisal_var: torch.Tensor
+
+
+def frame_statistics(logits: torch.Tensor, targets: torch.Tensor) -> TokenStats:
+    """:class:`TokenStats` of ``targets [B, T]`` under ``logits [B, T, V]``; the softmax runs in fp32."""
+    logp = F.log_softmax(logits.float(), dim=-1)
+    target_logp = logp.gather(-1, targets[..., None].long())  # [B, T, 1]
+    prob = logp.exp()
+    entropy = -(prob * logp).sum(-1)
+    second_moment = (prob * logp.square()).sum(-1)
+    rank = (logp > target_logp).sum(-1).float() + 1.0
+    return TokenStats(-target_logp[..., 0], entropy, rank, (second_moment - entropy.square()).clamp(min=0.0))
+
+
+def token_statistics(logits: torch.Tensor, codes: torch.Tensor) -> TokenStats:
+    """Per-code NLL, entropy and rank ``[B, K, T]`` of codes ``[B, K, T]`` from delayed-step logits ``[B, K, T+K-1, V]``.
+
+    Computed one codebook at a time in fp32, whatever the logits' dtype.
     """
     B, K, S, V = logits.shape
     T = S - K + 1
-    nll = []
-    for k in range(K):
-        logp = F.log_softmax(logits[:, k, k : k + T].float(), dim=-1)
-        nll.append(-logp.gather(-1, codes[:, k, :, None].long())[..., 0])
-    return torch.stack(nll, dim=1)
+    per_k = [frame_statistics(logits[:, k, k : k + T], codes[:, k]) for k in range(K)]
+    return TokenStats(*(torch.stack(parts, dim=1) for parts in zip(*per_k)))
+
+
+def gather_nll(logits: torch.Tensor, codes: torch.Tensor) -> torch.Tensor:
+    """Per-code NLL ``[B, K, T]`` (fp32) of codes ``[B, K, T]`` from delayed-step logits ``[B, K, T+K-1, V]``."""
+    return token_statistics(logits, codes).nll

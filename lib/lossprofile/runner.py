@@ -30,6 +30,7 @@ from .perturb import Perturbation, window_samples
 from .scoring import score_variants
 
 RESULTS_FILE = "results.parquet"
+TABLE_VERSION = 2  # part of every cache key: parts written with other columns are recomputed, not mixed in
 
 
 def write_parquet_atomic(table: pd.DataFrame, path: Path) -> None:
@@ -62,7 +63,12 @@ def load_excerpt(piece: Piece, sample_rate: int, seconds: float) -> np.ndarray:
 def piece_table(lm: MusicLM, piece: Piece, perturbations: Sequence[Perturbation], *, method: str,
                 excerpt_seconds: float, seed: int, prompt: str | None, batch_size: int | None,
                 prefix_reuse: bool, precision: str) -> pd.DataFrame:
-    """Score one piece under every perturbation → tidy rows (one per perturbation and frame)."""
+    """Score one piece under every perturbation → tidy rows (one per perturbation and frame).
+
+    Per frame (means over codebooks): NLL of the clean and the perturbed excerpt and their
+    difference (also per codebook), the entropy of the model's predictions and the log-rank
+    of the true codes, all from the same forward pass.
+    """
     clean = load_excerpt(piece, lm.sample_rate, excerpt_seconds)
     variants = []
     for p in perturbations:
@@ -74,12 +80,16 @@ def piece_table(lm: MusicLM, piece: Piece, perturbations: Sequence[Perturbation]
                             prefix_reuse=prefix_reuse, precision=precision)
     K, T = scores.clean.shape
     clean_frame = scores.clean.mean(0).numpy()
+    clean_signals = {"entropy_clean": scores.entropy_clean.mean(0).numpy(),
+                     "log_rank_clean": scores.rank_clean.log().mean(0).numpy()}
     frames = np.arange(T)
     parts = []
-    for p, nll in zip(perturbations, scores.variants):
+    for i, (p, nll) in enumerate(zip(perturbations, scores.variants)):
         pert_frame = nll.mean(0).numpy()
         part = pd.DataFrame({"frame": frames, "nll_clean": clean_frame, "nll_perturbed": pert_frame,
-                             "delta": pert_frame - clean_frame})
+                             "delta": pert_frame - clean_frame, **clean_signals,
+                             "entropy_perturbed": scores.entropy_variants[i].mean(0).numpy(),
+                             "log_rank_perturbed": scores.rank_variants[i].log().mean(0).numpy()})
         for k in range(K):
             part[f"delta_k{k}"] = (nll[k] - scores.clean[k]).numpy()
         for name, value in p.as_row().items():
@@ -108,7 +118,7 @@ def run_experiment(lm: MusicLM, pieces: Sequence[Piece], perturbations: Sequence
     perturbations = list(perturbations)
     if not perturbations:
         raise ValueError("no perturbations given")
-    params = dict(model=lm.name, weights=lm.fingerprint, method=method, excerpt_seconds=excerpt_seconds, seed=seed,
+    params = dict(table_version=TABLE_VERSION, model=lm.name, weights=lm.fingerprint, method=method, excerpt_seconds=excerpt_seconds, seed=seed,
                   precision=precision, perturbations=[p.key for p in perturbations])
     tables, errors = [], []
     for piece in tqdm(pieces, desc=f"{lm.name} {method}", unit="piece", disable=not progress):

@@ -27,13 +27,24 @@ PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 
 @dataclass
 class Scores:
-    """Per-code NLL of the clean piece ``[K, T]`` and of each variant ``[N, K, T]`` (CPU, fp32)."""
+    """Per-code signals of the clean piece ``[K, T]`` and of each variant ``[N, K, T]`` (CPU, fp32).
+
+    ``clean``/``variants``: NLL in nats; ``entropy_*``: entropy of the model's prediction for
+    that code; ``rank_*``: rank of the true code (1 = top choice); ``surprisal_var_*``: variance
+    of the surprisal under the prediction. All from the same forward pass.
+    """
 
     clean: torch.Tensor
     variants: torch.Tensor
     codes_clean: torch.Tensor
     codes_variants: torch.Tensor
     shared_steps: int  # decoder steps computed once for all variants
+    entropy_clean: torch.Tensor
+    entropy_variants: torch.Tensor
+    rank_clean: torch.Tensor
+    rank_variants: torch.Tensor
+    surprisal_var_clean: torch.Tensor
+    surprisal_var_variants: torch.Tensor
 
 
 def frame_mean(nll: torch.Tensor) -> torch.Tensor:
@@ -90,25 +101,25 @@ def encode_each(lm: MusicLM, wavs: np.ndarray) -> torch.Tensor:
 
 
 @torch.no_grad()
-def _nll_with_shared_prefix(lm: MusicLM, codes: torch.Tensor, shared_steps: int, prompt) -> torch.Tensor:
-    """Exact NLL ``[B, K, T]`` of codes whose first ``shared_steps`` decoder inputs are identical."""
+def _stats_with_shared_prefix(lm: MusicLM, codes: torch.Tensor, shared_steps: int, prompt) -> delay.TokenStats:
+    """Exact :class:`~lossprofile.delay.TokenStats` ``[B, K, T]`` of codes whose first ``shared_steps`` decoder inputs are identical."""
     B, K, T = codes.shape
     decoder_input, _ = delay.decoder_io(codes, lm.special_token)  # [B, K, S]
     if shared_steps <= 0:
         logits = lm._decoder_logits(decoder_input, lm.condition(B, prompt))
-        return delay.gather_nll(logits, codes)
+        return delay.token_statistics(logits, codes)
     prefix_logits, past = lm._decoder_logits(decoder_input[:1, :, :shared_steps], lm.condition(1, prompt),
                                              use_cache=True)
     past.batch_repeat_interleave(B)
     rest = lm._decoder_logits(decoder_input[:, :, shared_steps:], lm.condition(B, prompt), past=past,
                               use_cache=True)[0]
     logits = torch.cat([prefix_logits.expand(B, -1, -1, -1), rest], dim=2)
-    return delay.gather_nll(logits, codes)
+    return delay.token_statistics(logits, codes)
 
 
-def nll_batched(lm: MusicLM, codes: torch.Tensor, method: str = "exact", prompt=None,
-                batch_size: int | None = None, shared_steps: int = 0, precision: str = "auto") -> torch.Tensor:
-    """Per-code NLL ``[N, K, T]`` (CPU fp32) in batches; halves the batch on CUDA out-of-memory."""
+def stats_batched(lm: MusicLM, codes: torch.Tensor, method: str = "exact", prompt=None,
+                  batch_size: int | None = None, shared_steps: int = 0, precision: str = "auto") -> delay.TokenStats:
+    """Per-code NLL, entropy and rank ``[N, K, T]`` (CPU fp32) in batches; halves the batch on CUDA out-of-memory."""
     batch_size = batch_size or auto_batch_size(lm, codes.shape[-1])
     out, lo = [], 0
     while lo < len(codes):
@@ -116,18 +127,24 @@ def nll_batched(lm: MusicLM, codes: torch.Tensor, method: str = "exact", prompt=
         try:
             with autocast_context(lm.device, precision):
                 if method == "exact":
-                    nll = _nll_with_shared_prefix(lm, chunk.to(lm.device), shared_steps, prompt)
+                    stats = _stats_with_shared_prefix(lm, chunk.to(lm.device), shared_steps, prompt)
                 else:
-                    nll = lm.token_nll(chunk, prompt=prompt, method=method)
+                    stats = lm.token_statistics(chunk, prompt=prompt, method=method)
         except torch.cuda.OutOfMemoryError:
             if batch_size == 1:
                 raise
             torch.cuda.empty_cache()
             batch_size = max(1, batch_size // 2)
             continue
-        out.append(nll.float().cpu())
+        out.append([x.float().cpu() for x in stats])
         lo += len(chunk)
-    return torch.cat(out)
+    return delay.TokenStats(*(torch.cat(parts) for parts in zip(*out)))
+
+
+def nll_batched(lm: MusicLM, codes: torch.Tensor, method: str = "exact", prompt=None,
+                batch_size: int | None = None, shared_steps: int = 0, precision: str = "auto") -> torch.Tensor:
+    """Per-code NLL ``[N, K, T]`` (CPU fp32): :func:`stats_batched`'s ``nll``."""
+    return stats_batched(lm, codes, method, prompt, batch_size, shared_steps, precision).nll
 
 
 def score_variants(lm: MusicLM, clean_wav: np.ndarray, variant_wavs: Sequence[np.ndarray],
@@ -152,6 +169,8 @@ def score_variants(lm: MusicLM, clean_wav: np.ndarray, variant_wavs: Sequence[np
     if prefix_reuse and method == "exact" and len(codes) > 1:
         # decoder input at step s holds frames <= s - 1, so steps 0..first_diff are shared
         shared = min(first_difference(codes[1:], codes[0]) + 1, codes.shape[-1] + lm.num_codebooks - 2)
-    nll = nll_batched(lm, codes, method, prompt, batch_size, shared, precision)
-    return Scores(clean=nll[0], variants=nll[1:], codes_clean=codes[0].cpu(), codes_variants=codes[1:].cpu(),
-                  shared_steps=shared)
+    stats = stats_batched(lm, codes, method, prompt, batch_size, shared, precision)
+    return Scores(clean=stats.nll[0], variants=stats.nll[1:], codes_clean=codes[0].cpu(),
+                  codes_variants=codes[1:].cpu(), shared_steps=shared, entropy_clean=stats.entropy[0],
+                  entropy_variants=stats.entropy[1:], rank_clean=stats.rank[0], rank_variants=stats.rank[1:],
+                  surprisal_var_clean=stats.surprisal_var[0], surprisal_var_variants=stats.surprisal_var[1:])
