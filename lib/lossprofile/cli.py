@@ -18,6 +18,8 @@ from .datasets import REPO_ROOT
 NOTEBOOKS = ("01_noise_injection", "02_token_dynamics", "03_regions", "04_robustness", "05_explorer")
 # What `make figures` passes to every notebook (beyond model/device/dtype): the default
 # replication size, chosen to finish in under 20 minutes on 2 CPU cores with the tiny model.
+# Results and figures go to `results/` and `figures/` under the working directory (the
+# notebooks themselves run in notebooks/, so the CLI hands them absolute paths).
 FIGURE_PARAMETERS = dict(n_pieces=20, results_dir="results", figures_dir="figures")
 
 
@@ -37,6 +39,8 @@ def run_notebooks(model: str, device: str, dtype: str, names=NOTEBOOKS, extra: d
     executed = REPO_ROOT / "notebooks" / "executed"
     executed.mkdir(parents=True, exist_ok=True)
     params = dict(model=model, device=device, dtype=dtype, **FIGURE_PARAMETERS, **(extra or {}))
+    for key in ("results_dir", "figures_dir"):
+        params[key] = str(Path(params[key]).resolve())
     for name in names:
         started = time.time()
         print(f"[figures] {name} ...", flush=True)

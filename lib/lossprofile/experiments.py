@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 
 from . import datasets, regions, stats
-from .datasets import DATA_DIR, REPO_ROOT, Piece
+from .datasets import DATA_DIR, Piece
 from .models import MusicLM
 from .perturb import Perturbation, noise_sweep
 from .runner import piece_summary, run_experiment
@@ -23,12 +23,6 @@ KINDS = ("training", "ood", "generated")
 KIND_LABELS = {"training": "TrainingSet", "ood": "OOD", "generated": "Generated"}
 PAPER_LENGTHS = (5, 10, 50, 100, 150, 200)
 PAPER_SEGMENTS = (1, 2, 5, 10, 35, 50, 70, 100, 150, 200)
-
-
-def repo_path(path: str | Path) -> Path:
-    """Relative paths are taken from the repository root (notebooks run in ``notebooks/``)."""
-    path = Path(path)
-    return path if path.is_absolute() else REPO_ROOT / path
 
 
 def model_slug(name: str) -> str:
@@ -42,12 +36,11 @@ def pieces(kind: str, n: int, lm: MusicLM | None = None, folder: str | Path | No
     ``training`` uses the held-out split (the tiny model never saw it); ``generated``
     takes the samples of ``lm``, spread over its top-k values.
     """
-    if folder is not None:  # relative to the repository root, like every path the notebooks take
-        return datasets.list_pieces(repo_path(folder), dataset=kind)[:n]
+    if folder is not None:  # a relative folder is taken from the working directory, like every path here
+        return datasets.list_pieces(folder, dataset=kind)[:n]
     if kind == "training":
         root = DATA_DIR / "rendered" / "training"
-        if not (root / "manifest.csv").exists():
-            datasets.build_training_set(root)
+        datasets.build_training_set(root, splits=(split,))  # renders only what is missing
         return datasets.list_pieces(root, "training", split=split)[:n]
     if kind == "ood":
         root = DATA_DIR / "rendered" / "ood"
@@ -75,7 +68,7 @@ def run(lm: MusicLM, experiment: str, kinds: Iterable[str] | Mapping[str, str | 
     ``kinds``: names (the datasets ``make data`` builds) or a mapping kind → folder, where a
     folder of MIDI or audio files replaces that kind's default (None keeps it).
     """
-    out = repo_path(results_dir) / experiment / model_slug(lm.name)
+    out = Path(results_dir) / experiment / model_slug(lm.name)
     sources = kinds.items() if isinstance(kinds, Mapping) else ((kind, None) for kind in kinds)
     chosen = [p for kind, folder in sources for p in pieces(kind, n_pieces, lm, folder=folder)]
     return run_experiment(lm, chosen, perturbations, out, **kwargs)
@@ -94,10 +87,12 @@ def length_statistics(summary: pd.DataFrame) -> pd.DataFrame:
     rows = []
     everything = stats.length_trend(summary)
     everything.insert(0, "scope", "all points")
+    everything.insert(1, "dataset", "all")
     rows.append(everything)
     per_length = summary.groupby("length_frames", as_index=False)["mean_delta"].mean()
     agg = stats.length_trend(per_length)
     agg.insert(0, "scope", "per-length means")
+    agg.insert(1, "dataset", "all")
     rows.append(agg)
     per_kind = stats.length_trend(summary, by=["dataset"])
     per_kind.insert(0, "scope", "per data kind")
@@ -187,7 +182,7 @@ def save_table(table: pd.DataFrame, name: str, results_dir="results") -> Path:
     """Save a statistics table as ``results_dir/stats/<name>.parquet`` (read by the summary)."""
     from .runner import write_parquet_atomic
 
-    path = repo_path(results_dir) / "stats" / f"{name}.parquet"
+    path = Path(results_dir) / "stats" / f"{name}.parquet"
     write_parquet_atomic(table, path)
     return path
 
@@ -201,7 +196,7 @@ def record_run(notebook: str, parameters: dict, results_dir="results") -> None:
     """Remember which parameters produced a notebook's statistics (read by the summary)."""
     import json
 
-    path = repo_path(results_dir) / "stats" / "run_info.parquet"
+    path = Path(results_dir) / "stats" / "run_info.parquet"
     row = pd.DataFrame([dict(notebook=notebook, parameters=json.dumps(parameters, sort_keys=True, default=str))])
     if path.exists():
         old = pd.read_parquet(path)

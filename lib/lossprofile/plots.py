@@ -8,7 +8,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
-from .experiments import KIND_LABELS, repo_path
+from .experiments import KIND_LABELS
 from .regions import REGIONS, detect_regions
 
 REGION_COLORS = {"peak": "tab:red", "assimilation": "tab:blue", "recovery": "tab:green"}
@@ -17,7 +17,7 @@ KIND_COLORS = {"training": "tab:blue", "ood": "tab:orange", "generated": "tab:gr
 
 def save_figure(fig, name: str, figures_dir="figures") -> list[Path]:
     """Save ``fig`` as ``<figures_dir>/<name>.png`` and ``.pdf``; returns both paths."""
-    folder = repo_path(figures_dir)
+    folder = Path(figures_dir)
     folder.mkdir(parents=True, exist_ok=True)
     paths = [folder / f"{name}.png", folder / f"{name}.pdf"]
     fig.savefig(paths[0], dpi=150, bbox_inches="tight")
