@@ -9,7 +9,7 @@ DTYPE  ?= auto
 export HF_HUB_DISABLE_TELEMETRY := 1
 export PYTHONHASHSEED := 0
 
-.PHONY: install data figures test notebook-outputs bench tiny-model model-card clean-results
+.PHONY: install data figures test notebook-outputs bench tiny-model model-card study clean-results
 
 $(VENV)/.installed: requirements.txt pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -40,8 +40,13 @@ notebook-outputs: data
 bench: install
 	$(BIN)/python -m lossprofile.bench --model $(MODEL) --device $(DEVICE)
 
+# Resumable: an interrupted run continues from its checkpoints in build/tiny-model.
 tiny-model: install
 	$(BIN)/python -m lossprofile.training
 
+# Measures the embedded model and runs (or resumes) its ablation study (build/study).
 model-card: install
 	HF_HUB_OFFLINE=1 $(BIN)/python -m lossprofile.card
+
+study: install
+	HF_HUB_OFFLINE=1 $(BIN)/python -m lossprofile.study

@@ -1,12 +1,13 @@
-"""The tiny model's training script: deterministic under a seed, and it learns."""
+"""The tiny model's training script: deterministic under a seed, resumable, and it learns."""
 
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import torch
 
 from lossprofile.architecture import build_model, musicgen_config
-from lossprofile.training import build_tokenizer, train_codec, train_lm
+from lossprofile.training import build_tokenizer, encode_cached, train_codec, train_lm
 
 from .conftest import SMALL
 
@@ -17,18 +18,27 @@ def tones(n: int = 3, seconds: float = 2.0, sr: int = 32000) -> list[np.ndarray]
             for i in range(n)]
 
 
-def train(seed: int, lm_steps: int = 3):
+def train(seed: int, lm_steps: int = 3, tmp=None, codec_steps=(2, 2)):
+    """Codec then LM on three tones; with ``tmp`` both stages checkpoint there (and resume from it)."""
     torch.manual_seed(seed)
     model = build_model(musicgen_config(**SMALL), seed=seed)
     wavs = tones()
-    train_codec(model.audio_encoder, wavs, steps_ae=2, steps_vq=2, batch=2, seconds=0.5, seed=seed)
-    with torch.no_grad():
-        codes = [model.audio_encoder.encode(torch.from_numpy(w)[None, None], bandwidth=max(
-            model.config.audio_encoder.target_bandwidths)).audio_codes[0, 0] for w in wavs]
+    folder = tmp if tmp is not None else _scratch()
+    ckpt = (lambda name: tmp / name) if tmp is not None else (lambda name: None)
+    train_codec(model.audio_encoder, wavs, *codec_steps, batch=2, seconds=0.5, seed=seed, checkpoint=ckpt("codec.pt"),
+                checkpoint_every=1, progress=False)
+    codes = encode_cached(model.audio_encoder, ["a", "b", "c"], wavs, folder / "codes.pt")
     tokenizer = build_tokenizer(["organ", "piano", "strings"])
     log = train_lm(model, tokenizer, codes, ["organ", "piano", "strings"], lm_steps, batch=2, crop_frames=40,
-                   seed=seed)
+                   seed=seed, checkpoint=ckpt("lm.pt"), checkpoint_every=1, progress=False)
     return model.state_dict(), log
+
+
+def _scratch():
+    import tempfile
+    from pathlib import Path
+
+    return Path(tempfile.mkdtemp())
 
 
 def test_same_seed_same_weights_other_seed_other_weights():
@@ -38,6 +48,40 @@ def test_same_seed_same_weights_other_seed_other_weights():
     assert a.keys() == b.keys()
     assert all(torch.equal(a[k], b[k]) for k in a)
     assert any(not torch.equal(a[k], c[k]) for k in a if a[k].is_floating_point())
+
+
+def test_an_interrupted_run_resumes_to_the_same_weights(tmp_path, monkeypatch):
+    from lossprofile import training
+
+    (tmp_path / "whole").mkdir()
+    (tmp_path / "broken").mkdir()
+    whole, _ = train(0, lm_steps=6, tmp=tmp_path / "whole", codec_steps=(2, 3))
+    real_tqdm = training.tqdm
+
+    def killed_after_three_steps(iterable, **kwargs):  # as if the process died after its third step
+        for n, item in enumerate(real_tqdm(iterable, **kwargs)):
+            if n == 3:
+                raise KeyboardInterrupt
+            yield item
+
+    monkeypatch.setattr(training, "tqdm", killed_after_three_steps)
+    for stage in ("codec", "lm"):  # killed once in each stage
+        with pytest.raises(KeyboardInterrupt):
+            train(0, lm_steps=6, tmp=tmp_path / "broken", codec_steps=(2, 3))
+        assert training.load_state(tmp_path / "broken" / f"{stage}.pt")["step"] == 3
+    monkeypatch.setattr(training, "tqdm", real_tqdm)
+    resumed, log = train(0, lm_steps=6, tmp=tmp_path / "broken", codec_steps=(2, 3))
+    assert all(torch.equal(whole[k], resumed[k]) for k in whole)
+    assert [row["step"] for row in log if row["stage"] == "lm"] == [0, 5]
+
+
+def test_codes_cache_reencodes_only_new_pieces(tmp_path):
+    model = build_model(musicgen_config(**SMALL), seed=0)
+    wavs = tones()
+    first = encode_cached(model.audio_encoder, ["a", "b"], wavs[:2], tmp_path / "codes.pt")
+    wavs[0] = wavs[0] * 0  # a cached piece is not encoded again, so its codes stay the cached ones
+    again = encode_cached(model.audio_encoder, ["a", "b", "c"], wavs, tmp_path / "codes.pt")
+    assert torch.equal(first[0], again[0]) and len(again) == 3
 
 
 def test_language_model_loss_falls_while_training():

@@ -1,8 +1,8 @@
 """The paper's three kinds of data, built from music that ships with the project.
 
-- ``training``: scores from the corpus inside ``music21`` rendered with a few General
-  MIDI instruments (and drums on some) — the tiny model's training data, with a
-  held-out split for evaluation.
+- ``training``: the embedded model's training corpus (:mod:`lossprofile.corpus`: scores from
+  ``music21`` arranged for several instruments, drums, textures and repeats); its held-out
+  split is what the experiments evaluate.
 - ``ood``: expressive piano performances (ASAP, ``data/asap``) rendered with piano.
 - ``generated``: samples of a model at several top-k values, decoded to audio.
 
@@ -30,22 +30,6 @@ DATA_DIR = Path(os.environ.get("LOSSPROFILE_DATA", REPO_ROOT / "data"))
 ASAP_DIR = DATA_DIR / "asap"
 SAMPLE_RATE = 32000
 
-# (music21 composer/collection, file suffix, how many, description word)
-TRAINING_SOURCES = (
-    ("bach", ".mxl", 60, "chorale"),
-    ("palestrina", ".krn", 20, "motet"),
-    ("monteverdi", ".mxl", 15, "madrigal"),
-    ("haydn", ".mxl", 8, "quartet"),
-    ("mozart", ".mxl", 6, "quartet"),
-    ("ryansMammoth", ".abc", 20, "fiddle tune"),
-    ("trecento", ".xml", 10, "ballata"),
-)
-# General MIDI programs (0-based) and their names in text descriptions.
-INSTRUMENTS = ((0, "piano"), (19, "organ"), (48, "strings"), (52, "choir"), (73, "flute"),
-               (6, "harpsichord"), (24, "guitar"), (12, "marimba"))
-HELD_OUT_FRACTION = 0.15
-
-
 @dataclass(frozen=True)
 class Piece:
     """One piece of a dataset: where its audio is and what it is called."""
@@ -54,11 +38,6 @@ class Piece:
     name: str
     path: Path
     description: str | None = None
-
-
-def stable_fraction(key: str) -> float:
-    """A number in [0, 1) fixed by ``key`` (for seed-free, reproducible splits)."""
-    return int(hashlib.sha256(key.encode()).hexdigest()[:8], 16) / 2**32
 
 
 def list_pieces(folder: str | os.PathLike, dataset: str | None = None, split: str | None = None) -> list[Piece]:
@@ -86,79 +65,14 @@ def _write_manifest(folder: Path, rows: list[dict]) -> pd.DataFrame:
     return table
 
 
-def _add_drums(midi, seed: int) -> None:
-    """A plain kick/snare/hi-hat pattern on the score's beats (General MIDI drum keys)."""
-    import pretty_midi
-
-    rng = np.random.default_rng(seed)
-    drums = pretty_midi.Instrument(program=0, is_drum=True, name="drums")
-    beats = midi.get_beats()
-    for i, beat in enumerate(beats[:-1]):
-        step = beats[i + 1] - beat
-        key = 36 if i % 2 == 0 else 38
-        drums.notes.append(pretty_midi.Note(int(rng.integers(80, 110)), key, beat, beat + 0.1))
-        for half in (0.0, 0.5):
-            t = beat + half * step
-            drums.notes.append(pretty_midi.Note(int(rng.integers(50, 80)), 42, t, t + 0.05))
-    midi.instruments.append(drums)
-
-
-def _render_score(score_path: str, midi_path: Path, program: int, drums: bool, max_seconds: float,
-                  seed: int) -> np.ndarray:
-    import music21
-    import pretty_midi
-
-    if not midi_path.exists():
-        score = music21.corpus.parse(score_path)
-        if isinstance(score, music21.stream.Opus):
-            score = score.scores[0]
-        score.write("midi", fp=str(midi_path))
-    if drums:
-        midi = pretty_midi.PrettyMIDI(str(midi_path))
-        _add_drums(midi, seed)
-        midi_path = midi_path.with_name(midi_path.stem + "-drums.mid")
-        midi.write(str(midi_path))
-    wav = audio.render_midi(midi_path, SAMPLE_RATE, program=program, max_seconds=max_seconds + 5)
-    start = audio.first_sound_sample(wav, SAMPLE_RATE)
-    return wav[start : start + int(max_seconds * SAMPLE_RATE)]
-
-
-def build_training_set(out_dir: str | os.PathLike | None = None, max_seconds: float = 45.0,
-                       scale: float = 1.0, seed: int = 0) -> pd.DataFrame:
-    """Render music21 corpus scores to ``out_dir`` (default ``data/rendered/training``).
-
-    ``scale`` multiplies how many pieces each source contributes (small for tests).
-    Rebuilding skips pieces whose audio already exists.
+def build_training_set(out_dir: str | os.PathLike | None = None, splits=("heldout",)) -> pd.DataFrame:
+    """The TrainingSet kind: the embedded model's corpus (:mod:`lossprofile.corpus`), rendered to
+    ``out_dir`` (default ``data/rendered/training``). Evaluation needs only the held-out split
+    (the model never trained on it); ``make tiny-model`` renders the training split too.
     """
-    import music21
+    from . import corpus
 
-    out = Path(out_dir or DATA_DIR / "rendered" / "training")
-    (out / "midi").mkdir(parents=True, exist_ok=True)
-    rows = []
-    jobs = []
-    for composer, suffix, count, word in TRAINING_SOURCES:
-        paths = sorted(str(p) for p in music21.corpus.getComposer(composer) if str(p).endswith(suffix))
-        jobs += [(composer, word, p) for p in paths[: max(1, int(round(count * scale)))]]
-    for composer, word, score_path in tqdm(jobs, desc="training set", unit="piece"):
-        piece = f"{composer}-{Path(score_path).stem}".replace(" ", "_")
-        program, instrument = INSTRUMENTS[int(stable_fraction(piece + "inst") * len(INSTRUMENTS))]
-        drums = stable_fraction(piece + "drums") < 0.3
-        flac = out / f"{piece}.flac"
-        if not flac.exists():
-            try:
-                wav = _render_score(score_path, out / "midi" / f"{piece}.mid", program, drums, max_seconds,
-                                    seed + int(stable_fraction(piece) * 1e6))
-            except Exception as err:  # music21 and MIDI parsing raise many kinds on odd scores
-                warnings.warn(f"{score_path}: skipped ({type(err).__name__}: {err})")
-                continue
-            if wav.size < 16 * SAMPLE_RATE:  # too short for a 15 s excerpt
-                continue
-            audio.save_audio(flac, audio.normalize_rms(wav), SAMPLE_RATE)
-        description = f"{word} {instrument}" + (" with drums" if drums else "")
-        split = "heldout" if stable_fraction(piece + "split") < HELD_OUT_FRACTION else "train"
-        rows.append(dict(piece=piece, file=flac.name, description=description, split=split,
-                         source=f"music21 corpus: {Path(score_path).name}", program=program, drums=drums))
-    return _write_manifest(out, rows)
+    return corpus.build(Path(out_dir or DATA_DIR / "rendered" / "training"), splits=splits)
 
 
 def asap_subset(manifest_csv: str | os.PathLike, every: int = 4) -> pd.DataFrame:

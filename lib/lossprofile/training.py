@@ -1,16 +1,26 @@
-"""Train the embedded tiny MusicGen: first its EnCodec codec, then the language model.
+"""Train the embedded tiny MusicGen: corpus, codec, codes, language model, export. Resumable.
 
-Run ``python -m lossprofile.training`` (``make tiny-model``). The result is an ordinary
-``MusicgenForConditionalGeneration`` checkpoint (config.json + model.safetensors +
-tokenizer) in ``lib/lossprofile/checkpoints/tiny``, loaded by ``load_model("tiny")``
-through the same ``from_pretrained`` call as the hub models. Deterministic under
-``--seed`` on a given machine and torch build.
+Run ``python -m lossprofile.training`` (``make tiny-model``). Each stage keeps its state in
+``--work`` (default ``build/tiny-model``) and checkpoints often, so an interrupted run
+continues where it stopped and gives the same weights as an uninterrupted one: every
+random draw of a step comes from a generator seeded by ``(seed, stage, step)``.
 
-Codec: SEANet encoder/decoder with residual VQ (as EnCodec), trained with an L1 +
-multi-resolution log-STFT reconstruction loss and EMA codebooks (no adversarial loss:
-cheaper, and the LM only needs informative codes). LM: MusicGen's decoder on the
-codec's codes with the delay pattern, conditioned on short text descriptions through
-a one-layer T5, with 30% condition dropout so the null condition is learned too.
+1. corpus: :mod:`lossprofile.corpus` renders the training corpus (music21 scores, arranged).
+2. codec: EnCodec's SEANet encoder/decoder with residual VQ, trained with a waveform L1,
+   multi-resolution log-STFT and a pitch-sensitive spectral term (high-resolution magnitudes
+   from 50 Hz to 4 kHz, where harmonics decide the pitch), EMA codebooks initialised by
+   k-means. No adversarial loss: cheaper, and the LM needs codes that keep pitch and
+   loudness, not a perfect waveform.
+3. codes: the codec encodes every training piece once.
+4. lm: MusicGen's decoder on the codes with the delay pattern, teacher-forced with
+   transformers' own MusicGen loss, conditioned on the pieces' text descriptions through a
+   one-layer T5 with condition dropout, so the null condition (unconditional scoring) is
+   learned too.
+5. export: an ordinary ``MusicgenForConditionalGeneration`` checkpoint (config.json +
+   model.safetensors in fp16 + tokenizer) in ``lib/lossprofile/checkpoints/tiny``, loaded by
+   ``load_model("tiny")`` through the same ``from_pretrained`` call as the hub models.
+
+Deterministic under ``--seed`` on a given machine and torch build.
 """
 
 from __future__ import annotations
@@ -18,7 +28,9 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import time
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -26,43 +38,101 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-from . import audio, datasets, delay
+from . import audio, delay
 from .architecture import build_model, musicgen_config
 from .models import TINY_DIR
 
 TINY_ARCH = dict(
-    num_hidden_layers=4, hidden_size=192, num_attention_heads=4, ffn_dim=768, cardinality=256,
-    num_codebooks=4, codec_filters=8, codec_hidden=64, codec_lstm_layers=1, text_vocab=64, text_dim=64,
+    num_hidden_layers=6, hidden_size=256, num_attention_heads=8, ffn_dim=1024, cardinality=1024,
+    num_codebooks=4, codec_filters=16, codec_hidden=32, codec_lstm_layers=1, text_vocab=160, text_dim=64,
     text_layers=1, text_heads=4, text_ff=128, max_position_embeddings=1024,
 )
+WORK_DIR = Path(__file__).resolve().parents[2] / "build" / "tiny-model"
+
+
+@dataclass
+class Recipe:
+    """Everything that decides the trained weights (saved beside them)."""
+
+    seed: int = 0
+    arch: dict = field(default_factory=lambda: dict(TINY_ARCH))
+    codec_ae_steps: int = 2000
+    codec_vq_steps: int = 2000
+    codec_batch: int = 8
+    codec_seconds: float = 0.5
+    codec_lr: float = 5e-4
+    codec_betas: tuple = (0.8, 0.99)
+    codec_loss: str = "spectral"  # or "previous": waveform L1 + log/linear STFT (the first recipe's; keeps no pitch)
+    lm_steps: int = 4000
+    lm_batch: int = 8
+    lm_crop_frames: int = 760
+    lm_lr: float = 1.5e-3
+    cond_dropout: float = 0.5
+    lm_precision: str = "auto"  # bf16 autocast where the CPU has bf16 matrix units (about 1.5x faster), else fp32
+    checkpoint_every: int = 100
 
 
 # ---- text conditioning vocabulary ---------------------------------------------------------
 def build_tokenizer(descriptions: list[str]):
     """A word-level tokenizer over the training descriptions, saved like T5's (pad=0, eos=1)."""
-    from tokenizers import Tokenizer, models, pre_tokenizers, processors
+    from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, processors
     from transformers import PreTrainedTokenizerFast
 
     words = sorted({w for d in descriptions for w in d.lower().split()})
     vocab = {"<pad>": 0, "</s>": 1, "<unk>": 2, **{w: i + 3 for i, w in enumerate(words)}}
     tok = Tokenizer(models.WordLevel(vocab=vocab, unk_token="<unk>"))
+    tok.normalizer = normalizers.Lowercase()
     tok.pre_tokenizer = pre_tokenizers.Whitespace()
     tok.post_processor = processors.TemplateProcessing(single="$A </s>", special_tokens=[("</s>", 1)])
-    from tokenizers import normalizers
-
-    tok.normalizer = normalizers.Lowercase()
     return PreTrainedTokenizerFast(tokenizer_object=tok, pad_token="<pad>", eos_token="</s>", unk_token="<unk>")
+
+
+# ---- checkpoints ---------------------------------------------------------------------------
+def save_state(path: Path, state: dict) -> None:
+    """Write ``state`` atomically (an interrupted save never leaves a broken checkpoint)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    torch.save(state, tmp)
+    os.replace(tmp, path)
+
+
+def load_state(path: Path) -> dict | None:
+    return torch.load(path, weights_only=False) if path.exists() else None
+
+
+def step_rng(seed: int, stage: int, step: int) -> np.random.Generator:
+    """The generator of one training step: resuming at ``step`` draws exactly what an unbroken run draws."""
+    return np.random.default_rng([seed, stage, step])
 
 
 # ---- codec -------------------------------------------------------------------------------
 def stft_loss(x: torch.Tensor, y: torch.Tensor, sizes=(256, 512, 1024, 2048)) -> torch.Tensor:
-    """Multi-resolution L1 distance of log-magnitude spectra; x, y ``[B, S]``."""
+    """Multi-resolution L1 distance of log and linear magnitude spectra; x, y ``[B, S]`` (a distance for reports)."""
     loss = x.new_zeros(())
     for n in sizes:
         win = torch.hann_window(n, device=x.device)
         X = torch.stft(x, n, n // 4, window=win, return_complex=True).abs()
         Y = torch.stft(y, n, n // 4, window=win, return_complex=True).abs()
         loss = loss + (torch.log(X + 1e-5) - torch.log(Y + 1e-5)).abs().mean() + (X - Y).abs().mean()
+    return loss / len(sizes)
+
+
+def spectral_loss(y: torch.Tensor, x: torch.Tensor, sizes=(512, 1024, 2048, 4096), log_weight: float = 0.1
+                  ) -> torch.Tensor:
+    """The codec's training loss: spectral convergence plus a little log-magnitude L1, at several resolutions.
+
+    Spectral convergence (the relative Frobenius error of the magnitudes) is dominated by the
+    strongest partials, so it asks for the right pitches before the right noise floor; the 4096
+    window resolves partials a semitone apart down to the bass. A waveform L1 term is left out
+    on purpose: it cannot be met without the original phase and pulls a young decoder towards
+    noise with the right envelope. y, x ``[B, S]``.
+    """
+    loss = x.new_zeros(())
+    for n in sizes:
+        win = torch.hann_window(n, device=x.device)
+        X = torch.stft(x, n, n // 4, window=win, return_complex=True).abs()
+        Y = torch.stft(y, n, n // 4, window=win, return_complex=True).abs()
+        loss = loss + (X - Y).norm() / (X.norm() + 1e-7) + log_weight * (torch.log(X + 1e-4) - torch.log(Y + 1e-4)).abs().mean()
     return loss / len(sizes)
 
 
@@ -80,7 +150,10 @@ class EmaRVQ:
         residual = latents.clone()
         for cb in self.layers:
             n = cb.embed.shape[0]
-            centers = residual[torch.randperm(len(residual), generator=g)[:n]].clone()
+            pick = torch.randperm(len(residual), generator=g)[:n]
+            if len(pick) < n:  # fewer latents than codes: repeat some (the EMA restarts spread them later)
+                pick = pick[torch.arange(n) % len(pick)]
+            centers = residual[pick].clone()
             for _ in range(iters):
                 idx = torch.cdist(residual, centers).argmin(1)
                 counts = torch.bincount(idx, minlength=n).float()
@@ -93,7 +166,8 @@ class EmaRVQ:
             cb.inited.fill_(True)
             residual = residual - centers[torch.cdist(residual, centers).argmin(1)]
 
-    def __call__(self, z: torch.Tensor, train: bool) -> tuple[torch.Tensor, torch.Tensor]:
+    def __call__(self, z: torch.Tensor, train: bool, generator: torch.Generator | None = None
+                 ) -> tuple[torch.Tensor, torch.Tensor]:
         """z ``[B, D, T]`` → (straight-through quantized ``[B, D, T]``, commitment loss)."""
         flat = z.permute(0, 2, 1).reshape(-1, z.shape[1])
         residual = flat
@@ -103,7 +177,7 @@ class EmaRVQ:
             idx = torch.cdist(r, cb.embed).argmin(1)
             q = cb.embed[idx]
             if train:
-                self._ema_update(cb, r, idx)
+                self._ema_update(cb, r, idx, generator)
             quantized = quantized + q
             residual = residual - q
         commit = F.mse_loss(flat, quantized.detach())
@@ -111,7 +185,7 @@ class EmaRVQ:
         return st.reshape(z.shape[0], z.shape[2], -1).permute(0, 2, 1), commit
 
     @torch.no_grad()
-    def _ema_update(self, cb, r: torch.Tensor, idx: torch.Tensor) -> None:
+    def _ema_update(self, cb, r: torch.Tensor, idx: torch.Tensor, generator: torch.Generator | None) -> None:
         n = cb.embed.shape[0]
         onehot_counts = torch.bincount(idx, minlength=n).float()
         sums = torch.zeros_like(cb.embed).index_add_(0, idx, r)
@@ -121,7 +195,7 @@ class EmaRVQ:
         cb.embed.copy_(cb.embed_avg / size[:, None])
         dead = cb.cluster_size < 0.02
         if dead.any():  # restart unused codes on current residuals
-            pick = torch.randint(0, len(r), (int(dead.sum()),))
+            pick = torch.randint(0, len(r), (int(dead.sum()),), generator=generator)
             cb.embed[dead] = r[pick]
             cb.embed_avg[dead] = r[pick]
             cb.cluster_size[dead] = 1.0
@@ -149,70 +223,174 @@ def data_dependent_init(encoder, x: torch.Tensor) -> None:
 
 
 def random_segments(wavs: list[np.ndarray], batch: int, length: int, rng: np.random.Generator) -> torch.Tensor:
+    """``batch`` random ``length``-sample stretches of random waveforms → ``[batch, length]``."""
     out = np.stack([w[s : s + length] for w in (wavs[i] for i in rng.integers(0, len(wavs), batch))
                     for s in [int(rng.integers(0, w.size - length + 1))]])
     return torch.from_numpy(out)
 
 
+CODEC_LOSSES = {
+    "spectral": lambda y, x: spectral_loss(y[:, 0], x[:, 0]),
+    "previous": lambda y, x: F.l1_loss(y, x) + stft_loss(y[:, 0], x[:, 0]),
+}
+
+
 def train_codec(codec, wavs: list[np.ndarray], steps_ae: int, steps_vq: int, batch: int = 8,
-                seconds: float = 1.0, lr: float = 2e-3, seed: int = 0) -> list[dict]:
-    """Autoencoder warm-up, k-means codebook init, then training through the quantizer."""
-    rng = np.random.default_rng(seed)
+                seconds: float = 0.5, lr: float = 5e-4, seed: int = 0, checkpoint: Path | None = None,
+                checkpoint_every: int = 100, progress: bool = True, betas=(0.8, 0.99),
+                loss: str = "spectral") -> list[dict]:
+    """Train an autoencoder, initialise the codebooks by k-means, then fit codebooks and decoder to the codes.
+
+    1. ``steps_ae`` steps: encoder and decoder without quantization (this is where pitch is learned).
+    2. k-means of each residual-VQ stage on 16,000 latent frames.
+    3. ``steps_vq`` steps: the encoder is frozen, the codebooks follow its latents by EMA and the
+       decoder learns to decode quantized latents.
+
+    Why (measured on held-out piano, per-frame pitch-class correlation of the reconstruction):
+    with Adam at 2e-3 and beta1 = 0.5, or with the ``previous`` loss, the decoder learns noise
+    with the music's envelope and no partials for hundreds of steps (correlation ~0); the
+    ``spectral`` loss at 5e-4, betas (0.8, 0.99) reaches 0.64 after 500 autoencoder steps. A
+    32-dimensional latent quantized by 4 x 1024 codes keeps it (0.62 right after k-means, 10 dB
+    quantization SNR). Training the encoder through the quantizer with a commitment loss instead
+    collapsed its latents within 100 steps (correlation 0.04); with the encoder frozen the
+    correlation keeps rising (0.66 after 300 steps).
+
+    With ``checkpoint`` the state is saved every ``checkpoint_every`` steps and a run resumes
+    from it (same result as an unbroken run).
+    """
     length = int(seconds * 32000)
+    reconstruction = CODEC_LOSSES[loss]
     codec.train()
     opt = torch.optim.Adam([{"params": codec.encoder.parameters()}, {"params": codec.decoder.parameters()}],
-                           lr=lr, betas=(0.5, 0.9))
-    rvq = EmaRVQ(codec.quantizer, decay=0.9)
-    data_dependent_init(codec.encoder, random_segments(wavs, 16, length, rng)[:, None])
-    log = []
-    for step in tqdm(range(steps_ae + steps_vq), desc="codec", unit="step"):
+                           lr=lr, betas=tuple(betas))
+    rvq = EmaRVQ(codec.quantizer, decay=0.99)
+    state = load_state(checkpoint) if checkpoint else None
+    if state is None:
+        data_dependent_init(codec.encoder, random_segments(wavs, 16, length, step_rng(seed, 0, 0))[:, None])
+        start, log, spent = 0, [], 0.0
+    else:
+        codec.load_state_dict(state["codec"])
+        opt.load_state_dict(state["opt"])
+        start, log, spent = state["step"], state["log"], state.get("seconds", 0.0)
+    resumed_at = time.time()
+    total = steps_ae + steps_vq
+    for step in tqdm(range(start, total), desc="codec", unit="step", initial=start, total=total, disable=not progress):
+        rng = step_rng(seed, 1, step)
+        gen = torch.Generator().manual_seed(int(rng.integers(2**62)))
         if step == steps_ae:
-            opt.param_groups[0]["lr"] = lr / 10  # a slower encoder lets the codebooks follow it
+            # k-means needs many more latents than codes: 64 stretches of 5 s give 16,000 frames
             with torch.no_grad():
-                x = random_segments(wavs, 32, length, rng)[:, None]
-                z = codec.encoder(x)
+                x = random_segments(wavs, 64, min(5 * 32000, min(w.size for w in wavs)), rng)[:, None]
+                z = torch.cat([codec.encoder(x[i : i + 8]) for i in range(0, len(x), 8)])
                 rvq.kmeans_init(z.permute(0, 2, 1).reshape(-1, z.shape[1]), seed=seed)
         x = random_segments(wavs, batch, length, rng)[:, None]  # [B, 1, S]
-        z = codec.encoder(x)
-        commit = z.new_zeros(())
-        if step >= steps_ae:
-            z, commit = rvq(z, train=True)
+        commit = x.new_zeros(())
+        if step < steps_ae:
+            z = codec.encoder(x)
+        else:
+            with torch.no_grad():
+                z, commit = rvq(codec.encoder(x), train=True, generator=gen)  # commit: a diagnostic only
         y = codec.decoder(z)[..., : x.shape[-1]]
-        rec = F.l1_loss(y, x) + stft_loss(y[:, 0], x[:, 0])
-        loss = rec + commit
+        rec = reconstruction(y, x)
         opt.zero_grad()
-        loss.backward()
+        rec.backward()
         torch.nn.utils.clip_grad_norm_(codec.parameters(), 1.0)
         opt.step()
-        if step % 25 == 0 or step == steps_ae + steps_vq - 1:
-            log.append(dict(stage="codec", step=step, rec=rec.item(), commit=commit.item()))
+        seconds = spent + time.time() - resumed_at  # wall time of this stage over every run that worked on it
+        if step % 25 == 0 or step == total - 1:
+            log.append(dict(stage="codec", step=step, rec=rec.item(), commit=commit.item(), seconds=round(seconds, 1)))
+        if checkpoint and ((step + 1) % checkpoint_every == 0 or step == total - 1):
+            save_state(checkpoint, dict(step=step + 1, codec=codec.state_dict(), opt=opt.state_dict(), log=log,
+                                        seconds=seconds))
     codec.eval()
     return log
 
 
+def codec_fingerprint(codec) -> str:
+    """Identifies a codec's codebooks (a retrained codec invalidates cached codes)."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    for layer in codec.quantizer.layers:
+        digest.update(layer.codebook.embed.detach().numpy().tobytes())
+    return digest.hexdigest()[:16]
+
+
+@torch.no_grad()
+def encode_cached(codec, pieces: list[str], wavs: list[np.ndarray], cache: Path) -> list[torch.Tensor]:
+    """Codes ``[K, T]`` (int16) of each waveform, encoded one at a time; ``cache`` keeps them by piece name."""
+    bandwidth = max(codec.config.target_bandwidths)
+    fingerprint = codec_fingerprint(codec)
+    state = load_state(cache)
+    if state is None or state["codec"] != fingerprint:
+        state = dict(codec=fingerprint, codes={})
+    missing = [i for i, name in enumerate(pieces) if name not in state["codes"]]
+    for n, i in enumerate(tqdm(missing, desc="encoding", unit="piece")):
+        x = torch.from_numpy(wavs[i])[None, None]
+        state["codes"][pieces[i]] = codec.encode(x, bandwidth=bandwidth).audio_codes[0, 0].to(torch.int16)
+        if (n + 1) % 100 == 0 or n == len(missing) - 1:
+            save_state(cache, state)
+    return [state["codes"][name] for name in pieces]
+
+
 # ---- language model ----------------------------------------------------------------------
+def lm_parameters(model) -> list[torch.nn.Parameter]:
+    return [p for n, p in model.named_parameters() if not n.startswith("audio_encoder.")]
+
+
+def resolve_precision(precision: str) -> str:
+    """``auto`` → ``bf16`` where oneDNN has bf16 kernels for this CPU (AVX-512 BF16 or AMX), else ``fp32``."""
+    if precision != "auto":
+        return precision
+    return "bf16" if torch.ops.mkldnn._is_mkldnn_bf16_supported() else "fp32"
+
+
 def train_lm(model, tokenizer, codes: list[torch.Tensor], descriptions: list[str], steps: int,
-             batch: int = 6, crop_frames: int = 760, lr: float = 1e-3, cond_dropout: float = 0.3,
-             seed: int = 0) -> list[dict]:
-    """Teacher-forced training on delayed codes with transformers' own MusicGen loss."""
-    rng = np.random.default_rng(seed)
-    torch.manual_seed(seed)
-    params = [p for n, p in model.named_parameters() if not n.startswith("audio_encoder.")]
+             batch: int = 8, crop_frames: int = 760, lr: float = 2e-3, cond_dropout: float = 0.5,
+             seed: int = 0, checkpoint: Path | None = None, checkpoint_every: int = 100,
+             progress: bool = True, precision: str = "fp32") -> list[dict]:
+    """Teacher-forced training on delayed codes with transformers' own MusicGen loss.
+
+    Crops start anywhere in a piece (pieces drawn in proportion to their length); a dropped
+    condition is MusicGen's null condition (the text fully masked). ``precision="bf16"`` runs
+    the forward pass under CPU autocast (weights, optimiser and loss stay fp32). Resumable
+    from ``checkpoint``.
+    """
+    params = lm_parameters(model)
     opt = torch.optim.AdamW(params, lr=lr, betas=(0.9, 0.95), weight_decay=0.01)
     warmup = max(1, steps // 20)
     sched = torch.optim.lr_scheduler.LambdaLR(
         opt, lambda s: min(1.0, (s + 1) / warmup) * 0.5 * (1 + math.cos(math.pi * min(1.0, s / steps))))
     special = model.config.decoder.pad_token_id
+    lengths = np.array([max(1, c.shape[-1] - crop_frames + 1) for c in codes], dtype=float)
+    weights = lengths / lengths.sum()
+    state = load_state(checkpoint) if checkpoint else None
+    start, log, spent = 0, [], 0.0
+    codec_id = codec_fingerprint(model.audio_encoder)
+    if state is not None and state.get("codec") != codec_id:
+        raise RuntimeError(f"{checkpoint}: this language-model checkpoint was trained on another codec's codes; "
+                           "delete it (and the codes cache) to train the language model again")
+    if state is not None:
+        model.load_state_dict(state["model"])
+        opt.load_state_dict(state["opt"])
+        sched.load_state_dict(state["sched"])
+        start, log, spent = state["step"], state["log"], state.get("seconds", 0.0)
+    resumed_at = time.time()
     model.train()
     model.audio_encoder.eval()
-    log = []
-    for step in tqdm(range(steps), desc="language model", unit="step"):
-        picks = rng.integers(0, len(codes), batch)
+    for step in tqdm(range(start, steps), desc="language model", unit="step", initial=start, total=steps,
+                     disable=not progress):
+        rng = step_rng(seed, 4, step)
+        torch.manual_seed(int(rng.integers(2**62)))  # dropout (in T5) draws the same after a resume
+        picks = rng.choice(len(codes), size=batch, p=weights)
         crops = []
         for i in picks:
-            c = codes[i]
-            s = int(rng.integers(0, c.shape[-1] - crop_frames + 1))
-            crops.append(c[:, s : s + crop_frames])
+            c = codes[i].long()
+            s = int(rng.integers(0, max(1, c.shape[-1] - crop_frames + 1)))
+            crop = c[:, s : s + crop_frames]
+            if crop.shape[-1] < crop_frames:  # a short piece: pad with the special token, which the loss ignores
+                crop = F.pad(crop, (0, crop_frames - crop.shape[-1]), value=special)
+            crops.append(crop)
         x = torch.stack(crops)  # [B, K, T]
         texts = [descriptions[i] for i in picks]
         tok = tokenizer(texts, return_tensors="pt", padding=True)
@@ -220,57 +398,99 @@ def train_lm(model, tokenizer, codes: list[torch.Tensor], descriptions: list[str
         mask = tok["attention_mask"] * keep  # dropped condition == MusicGen's null condition
         enc = model.text_encoder(input_ids=tok["input_ids"], attention_mask=tok["attention_mask"])
         labels = delay.delay(x, special).transpose(1, 2)  # [B, S, K]
-        out = model(encoder_outputs=(enc.last_hidden_state,), attention_mask=mask, labels=labels)
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=precision == "bf16"):
+            out = model(encoder_outputs=(enc.last_hidden_state,), attention_mask=mask, labels=labels)
         opt.zero_grad()
         out.loss.backward()
         torch.nn.utils.clip_grad_norm_(params, 1.0)
         opt.step()
         sched.step()
+        seconds = spent + time.time() - resumed_at
         if step % 25 == 0 or step == steps - 1:
-            log.append(dict(stage="lm", step=step, loss=out.loss.item(), lr=sched.get_last_lr()[0]))
+            log.append(dict(stage="lm", step=step, loss=out.loss.item(), lr=sched.get_last_lr()[0],
+                            seconds=round(seconds, 1)))
+        if checkpoint and ((step + 1) % checkpoint_every == 0 or step == steps - 1):
+            save_state(checkpoint, dict(step=step + 1, model=model.state_dict(), opt=opt.state_dict(),
+                                        sched=sched.state_dict(), log=log, seconds=seconds,
+                                        codec=codec_id))
     model.eval()
     return log
+
+
+# ---- the whole recipe ----------------------------------------------------------------------
+def load_corpus(split: str = "train"):
+    """The rendered corpus's pieces of ``split`` (building what is missing) → (table, waveforms)."""
+    from . import corpus, datasets
+
+    folder = datasets.DATA_DIR / "rendered" / "training"
+    table = corpus.build(folder, splits=("train", "heldout"))
+    table = table[table["split"] == split].reset_index(drop=True)
+    wavs = [audio.load_audio(folder / f, 32000) for f in tqdm(table["file"], desc="loading corpus", unit="piece")]
+    return table, wavs
+
+
+def train_model(recipe: Recipe, work: Path, out: Path | None, table=None, wavs=None, progress: bool = True,
+                codec_checkpoint: Path | None = None, codes_cache: Path | None = None):
+    """Run (or resume) every stage of ``recipe`` in ``work``; export to ``out`` if given. Returns (model, log).
+
+    ``codec_checkpoint`` and ``codes_cache`` (default: in ``work``) let several recipes share one
+    trained codec and its codes.
+    """
+    work.mkdir(parents=True, exist_ok=True)
+    torch.manual_seed(recipe.seed)
+    started = time.time()
+    if table is None:
+        table, wavs = load_corpus("train")
+    config = musicgen_config(**recipe.arch)
+    model = build_model(config, seed=recipe.seed)
+    tokenizer = build_tokenizer(list(table["description"]) + ["classical piano", "generated"])
+    if len(tokenizer) > config.text_encoder.vocab_size:
+        raise ValueError(f"{len(tokenizer)} words do not fit the text encoder's {config.text_encoder.vocab_size}")
+    codec_log = train_codec(model.audio_encoder, wavs, recipe.codec_ae_steps, recipe.codec_vq_steps,
+                            recipe.codec_batch, recipe.codec_seconds, recipe.codec_lr, recipe.seed,
+                            checkpoint=codec_checkpoint or work / "codec.pt", checkpoint_every=recipe.checkpoint_every,
+                            progress=progress, betas=recipe.codec_betas, loss=recipe.codec_loss)
+    codes = encode_cached(model.audio_encoder, list(table["piece"]), wavs, codes_cache or work / "codes.pt")
+    lm_log = train_lm(model, tokenizer, codes, list(table["description"]), recipe.lm_steps,
+                      recipe.lm_batch, recipe.lm_crop_frames, recipe.lm_lr, recipe.cond_dropout, recipe.seed,
+                      checkpoint=work / "lm.pt", checkpoint_every=recipe.checkpoint_every, progress=progress,
+                      precision=resolve_precision(recipe.lm_precision))
+    stage_seconds = {stage: round(max([row.get("seconds", 0.0) for row in rows], default=0.0))
+                     for stage, rows in (("codec", codec_log), ("lm", lm_log))}
+    summary = dict(recipe=asdict(recipe), lm_precision=resolve_precision(recipe.lm_precision), train_pieces=len(table),
+                   train_hours=round(sum(w.size for w in wavs) / 32000 / 3600, 2), stage_seconds=stage_seconds,
+                   wall_seconds=sum(stage_seconds.values()), this_run_seconds=round(time.time() - started),
+                   threads=torch.get_num_threads(), torch=torch.__version__, log=codec_log + lm_log)
+    if out is not None:
+        export(model, tokenizer, out, summary)
+    return model, summary
+
+
+def export(model, tokenizer, out: Path, summary: dict) -> None:
+    """Save in MusicGen's hub format, weights in fp16 (they load as fp32), with the training log."""
+    out.mkdir(parents=True, exist_ok=True)
+    model.half().save_pretrained(out)
+    model.float()
+    tokenizer.save_pretrained(out)
+    (out / "training_log.json").write_text(json.dumps(summary, indent=1))
 
 
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--out", type=Path, default=TINY_DIR)
+    p.add_argument("--work", type=Path, default=WORK_DIR, help="checkpoints and caches (resume from here)")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--codec-ae-steps", type=int, default=500)
-    p.add_argument("--codec-vq-steps", type=int, default=1000)
-    p.add_argument("--lm-steps", type=int, default=1800)
+    p.add_argument("--codec-ae-steps", type=int, default=Recipe.codec_ae_steps)
+    p.add_argument("--codec-vq-steps", type=int, default=Recipe.codec_vq_steps)
+    p.add_argument("--lm-steps", type=int, default=Recipe.lm_steps)
     p.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
     args = p.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
-    torch.manual_seed(args.seed)
-    started = time.time()
-
-    table = datasets.build_training_set()
-    train = table[table["split"] == "train"].reset_index(drop=True)
-    folder = datasets.DATA_DIR / "rendered" / "training"
-    wavs = [audio.load_audio(folder / f, 32000) for f in train["file"]]
-    config = musicgen_config(**TINY_ARCH)
-    model = build_model(config, seed=args.seed)
-    tokenizer = build_tokenizer(list(table["description"]) + ["classical piano", "generated"])
-    if len(tokenizer) > config.text_encoder.vocab_size:
-        raise ValueError(f"{len(tokenizer)} words do not fit the text encoder's {config.text_encoder.vocab_size}")
-
-    log = train_codec(model.audio_encoder, wavs, args.codec_ae_steps, args.codec_vq_steps, seed=args.seed)
-    codec_seconds = time.time() - started
-    with torch.no_grad():
-        codes = [model.audio_encoder.encode(torch.from_numpy(w)[None, None], bandwidth=max(
-            config.audio_encoder.target_bandwidths)).audio_codes[0, 0] for w in wavs]
-    log += train_lm(model, tokenizer, codes, list(train["description"]), args.lm_steps, seed=args.seed)
-
-    args.out.mkdir(parents=True, exist_ok=True)
-    model.save_pretrained(args.out)
-    tokenizer.save_pretrained(args.out)
-    summary = dict(seed=args.seed, train_pieces=len(train), codec_seconds=round(codec_seconds),
-                   total_seconds=round(time.time() - started), threads=torch.get_num_threads(),
-                   codec_ae_steps=args.codec_ae_steps, codec_vq_steps=args.codec_vq_steps,
-                   lm_steps=args.lm_steps, torch=torch.__version__, arch=TINY_ARCH, log=log)
-    (args.out / "training_log.json").write_text(json.dumps(summary, indent=1))
+    torch.set_flush_denormal(True)  # tiny gradients late in training otherwise slow CPU arithmetic a lot
+    recipe = Recipe(seed=args.seed, codec_ae_steps=args.codec_ae_steps, codec_vq_steps=args.codec_vq_steps,
+                    lm_steps=args.lm_steps)
+    _, summary = train_model(recipe, args.work, args.out)
     print(json.dumps({k: v for k, v in summary.items() if k != "log"}, indent=1))
 
 

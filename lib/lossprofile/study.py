@@ -1,0 +1,207 @@
+"""Where does Context Amnesia come from? An ablation study with cheap variants of the tiny model.
+
+The paper observes that noise lowers a music LM's loss once it is the context (Assimilation)
+and that its onset costs a spike (Peak), but never asks what produces them. Each variant
+here changes one ingredient of the embedded model's recipe and is trained from scratch for
+the same number of steps on the same kind of data, then measured like the model card:
+
+- ``reference``: the recipe at study size (a smaller, shorter-trained LM on the good codec);
+- ``clean only``: no SoundFont textures, effects or drones in the training data;
+- ``no added repetition``: no ostinati, audio loops or strophic verses (the scores' own
+  repeats stay, as they are part of the music);
+- ``2 layers`` / ``6 layers``: decoder depth;
+- ``weak codec``: the LM trained on the codes of a codec that keeps no pitch (the first
+  recipe's loss and optimiser: waveform L1 + STFT, Adam at 2e-3 with beta1 = 0.5; same
+  steps), everything else equal.
+
+Measures per variant: held-out NLL, repeat test (pass 3 / pass 1), wrong-note AUROC, onset
+peak, assimilation, Spearman(length, mean delta), and the perturbed loss early and late in a
+long noise window (does it fall as the noise goes on?).
+
+Run ``python -m lossprofile.study`` (``make model-card`` runs it too): each variant's weights
+and measures are cached under ``build/study``, so a re-run only does what is missing.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+
+from . import musicality, stats
+from .training import WORK_DIR, Recipe, load_corpus, train_model
+
+STUDY_DIR = WORK_DIR.parent / "study"
+STUDY_ARCH = dict(num_hidden_layers=4, hidden_size=192, num_attention_heads=4, ffn_dim=768)
+
+
+@dataclass(frozen=True)
+class Variant:
+    name: str
+    arch: dict = field(default_factory=dict)
+    data: str = "all"  # all, clean, no_repetition
+    codec: str = "good"  # good, weak
+    description: str = ""
+
+
+VARIANTS = (
+    Variant("reference", description="the recipe at study size: 4 layers, all data, good codec"),
+    Variant("clean only", data="clean", description="no textures, effects or drones in training"),
+    Variant("no added repetition", data="no_repetition", description="no ostinati, loops or verses in training"),
+    Variant("2 layers", arch=dict(num_hidden_layers=2), description="a shallower decoder"),
+    Variant("6 layers", arch=dict(num_hidden_layers=6), description="a deeper decoder"),
+    Variant("weak codec", codec="weak", description="codes from a codec that keeps no pitch"),
+)
+
+
+def select(table: pd.DataFrame, data: str) -> np.ndarray:
+    """Row mask of the corpus pieces a variant trains on."""
+    tags = table["tags"].map(json.loads)
+    if data == "all":
+        return np.ones(len(table), bool)
+    if data == "clean":
+        return ~tags.map(lambda t: "texture" in t or "drone" in t).to_numpy()
+    if data == "no_repetition":
+        return ~tags.map(lambda t: t.get("ostinato", False) or "loop_times" in t or t.get("verses", 1) > 1).to_numpy()
+    raise ValueError(f"unknown data selection {data!r}")
+
+
+def study_recipe(variant: Variant, base: Recipe, lm_steps: int) -> Recipe:
+    arch = {**base.arch, **STUDY_ARCH, **variant.arch}
+    recipe = replace(base, arch=arch, lm_steps=lm_steps, checkpoint_every=100)
+    if variant.codec == "weak":
+        recipe = replace(recipe, codec_lr=2e-3, codec_betas=(0.5, 0.9), codec_loss="previous")
+    return recipe
+
+
+def evaluation_set(n_wavs: int = 8, n_midis: int = 16):
+    """Held-out corpus and OOD excerpts, and ASAP MIDI files, shared by every variant."""
+    from . import experiments as ex
+    from .datasets import ASAP_DIR
+    from .runner import load_excerpt
+
+    half = n_wavs // 2
+    wavs = [load_excerpt(p, 32000, 15.0) for p in ex.pieces("training", half) + ex.pieces("ood", n_wavs - half)]
+    midis = sorted(ASAP_DIR.rglob("*.mid"))[::2][:n_midis]
+    return wavs, midis
+
+
+def heldout_nll(lm, wavs) -> float:
+    codes = torch.cat([lm.encode(torch.from_numpy(w)[None, None]) for w in wavs])
+    return float(lm.token_nll(codes).mean())
+
+
+def measure_variant(lm, wavs, midis, seed: int = 0) -> dict:
+    repeat = musicality.repeat_test(lm, wavs, lm.sample_rate)
+    wrong = musicality.wrong_note_test(lm, midis, seed=seed)
+    noise = musicality.noise_summary(musicality.noise_response(lm, wavs, lm.sample_rate, seed=seed))
+    auroc = stats.paired_auroc(wrong["nll_wrong"], wrong["nll_clean"], seed=seed)
+    return dict(heldout_nll=heldout_nll(lm, wavs), repeat_ratio=float(repeat["ratio_last_first"].mean()),
+                wrong_note_auroc=auroc["auroc"], wrong_note_ci_low=auroc["ci_low"], wrong_note_ci_high=auroc["ci_high"],
+                onset_peak=noise["onset_peak"], assimilation=noise["assimilation"],
+                spearman_length_delta=noise["spearman_length_delta"], noise_nll_early=noise["noise_nll_early"],
+                noise_nll_late=noise["noise_nll_late"], clean_nll=noise["clean_nll"])
+
+
+def run_study(variants=VARIANTS, lm_steps: int = 1500, pool: int = 300, out_dir: Path = STUDY_DIR,
+              seed: int = 0) -> pd.DataFrame:
+    """Train (or resume) and measure every variant; returns one row per variant (cached in ``out_dir``)."""
+    from . import load_model
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    table, wavs = load_corpus("train")
+    # the same pool of pieces for every variant, spread over the corpus
+    keep = np.zeros(len(table), bool)
+    keep[np.linspace(0, len(table) - 1, min(pool, len(table))).astype(int)] = True
+    eval_wavs, midis = evaluation_set()
+    rows = []
+    for variant in variants:
+        slug = variant.name.replace(" ", "_")
+        result = out_dir / f"{slug}.json"
+        if result.exists():
+            rows.append(json.loads(result.read_text()))
+            continue
+        recipe = study_recipe(variant, Recipe(seed=seed), lm_steps)
+        mask = keep & select(table, variant.data)
+        sub = table[mask].reset_index(drop=True)
+        sub_wavs = [w for w, m in zip(wavs, mask) if m]
+        work = out_dir / slug
+        shared = dict(codec_checkpoint=WORK_DIR / "codec.pt", codes_cache=WORK_DIR / "codes.pt") \
+            if variant.codec == "good" else {}  # the good-codec variants use the main model's codec and codes
+        train_model(recipe, work, work / "checkpoint", table=sub, wavs=sub_wavs, **shared)
+        lm = load_model(str(work / "checkpoint"), device="cpu")
+        row = dict(variant=variant.name, description=variant.description, pieces=len(sub),
+                   layers=recipe.arch["num_hidden_layers"], lm_steps=lm_steps, **measure_variant(lm, eval_wavs, midis))
+        result.write_text(json.dumps(row, indent=1))
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def study_markdown(study: pd.DataFrame) -> str:
+    cols = [("variant", "variant", "{}"), ("pieces", "training pieces", "{}"), ("heldout_nll", "held-out NLL", "{:.2f}"),
+            ("repeat_ratio", "repeat pass 3 / pass 1", "{:.2f}"), ("wrong_note_auroc", "wrong-note AUROC", "{:.2f}"),
+            ("onset_peak", "onset peak", "{:+.2f}"), ("assimilation", "assimilation", "{:+.2f}"),
+            ("spearman_length_delta", "Spearman(length, delta)", "{:+.2f}"),
+            ("noise_nll_early", "noise NLL early → late", "{:.2f}")]
+    head = "| " + " | ".join(c[1] for c in cols) + " |"
+    rows = [head, "|" + "---|" * len(cols)]
+    for r in study.to_dict("records"):
+        cells = [fmt.format(r[key]) for key, _, fmt in cols]
+        cells[-1] = f"{r['noise_nll_early']:.2f} → {r['noise_nll_late']:.2f}"
+        rows.append("| " + " | ".join(cells) + " |")
+    return "\n".join(rows)
+
+
+def conclusion(study: pd.DataFrame) -> str:
+    """Plain sentences read off the table: which ingredient moves assimilation, which the peak."""
+    s = study.set_index("variant")
+    if "reference" not in s.index:
+        return "The reference variant is missing, so no ingredient can be compared."
+    ref = s.loc["reference"]
+    parts = []
+    for name in s.index.drop("reference"):
+        row = s.loc[name]
+        d_assim, d_peak = row["assimilation"] - ref["assimilation"], row["onset_peak"] - ref["onset_peak"]
+        d_repeat = row["repeat_ratio"] - ref["repeat_ratio"]
+        parts.append(f"{name}: assimilation {row['assimilation']:+.2f} ({d_assim:+.2f} against the reference), "
+                     f"onset peak {row['onset_peak']:+.2f} ({d_peak:+.2f}), repeat ratio {row['repeat_ratio']:.2f} "
+                     f"({d_repeat:+.2f})")
+    assim_driver = (s["assimilation"] - ref["assimilation"]).drop("reference").abs().idxmax()
+    peak_driver = (s["onset_peak"] - ref["onset_peak"]).drop("reference").abs().idxmax()
+    return (f"The reference assimilates with {ref['assimilation']:+.2f} nats and peaks at {ref['onset_peak']:+.2f}. "
+            + "; ".join(parts) + f". The change that moves assimilation most is '{assim_driver}'; the one that moves "
+            f"the onset peak most is '{peak_driver}'. Differences are from one training run per variant on "
+            f"{int(ref['pieces'])} pieces and a few held-out pieces: read them as directions, not as effect sizes.")
+
+
+def plot_study(study: pd.DataFrame, path: Path) -> None:
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 4, figsize=(14, 3.2), sharey=True)
+    y = np.arange(len(study))
+    for ax, (key, title) in zip(axes, [("onset_peak", "onset peak (nats)"), ("assimilation", "assimilation (nats)"),
+                                       ("repeat_ratio", "repeat pass 3 / pass 1"),
+                                       ("wrong_note_auroc", "wrong-note AUROC")]):
+        ax.barh(y, study[key], color="tab:blue")
+        ax.axvline(0.5 if key == "wrong_note_auroc" else 0.0, color="k", lw=0.8)
+        ax.set_title(title, fontsize=9)
+    axes[0].set_yticks(y, study["variant"])
+    axes[0].invert_yaxis()
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def main() -> None:
+    torch.set_flush_denormal(True)
+    study = run_study()
+    print(study.to_string(index=False))
+    print(conclusion(study))
+
+
+if __name__ == "__main__":
+    main()
