@@ -1,0 +1,331 @@
+"""Does reading the loss curve's shape beat mean loss? Quality gradients with a known order.
+
+Every real piece is scored clean and degraded at several strengths, each version with the
+probe protocol of :mod:`lossprofile.profile`:
+
+- audio degradations (any piece): noise segments, shuffled 10-frame segments, a deleted
+  frequency band (2–20 kHz in 10–50 ms segments), volume drops (segments at gain 0.05);
+- score degradations (pieces with MIDI, rendered with piano): wrong notes (moved 1–5
+  semitones), deleted notes, random velocities, tempo warps (:mod:`lossprofile.symbolic`);
+- real vs generated (the model's own samples) and generated at several top-k values.
+
+For every score and degradation family: the paired AUROC (share of pieces whose clean version
+scores better than its degraded version, ties one half) with a bootstrap 95% CI over pieces,
+and the Spearman correlation of the score with the strength. ``profile_score``'s weights and
+every feature's direction are fitted on one half of the pieces and on the ``noise_segments``
+and ``shuffle`` families only; every number reported comes from the other half of the pieces
+(all families; the fit families are marked).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import pandas as pd
+from tqdm.auto import tqdm
+
+from . import audio, symbolic
+from .datasets import Piece
+from .stats import auroc_ci, paired_auroc
+from .perturb import Perturbation
+from .profile import FEATURES, ProbeDesign, combine, profile_scores
+from .runner import derived_seed, load_excerpt, write_parquet_atomic
+
+FIT_FAMILIES = ("noise_segments", "shuffle")
+LOWER_IS_BETTER = ("mean_nll",)  # fixed in advance: the paper's measure, lower loss = better music
+AUDIO_FAMILIES = {  # family -> strengths (fraction of the excerpt after its first second)
+    "noise_segments": (0.05, 0.1, 0.2, 0.4),
+    "shuffle": (0.1, 0.25, 0.5, 0.9),
+    "band_delete": (0.2, 0.5, 0.8),
+    "volume": (0.1, 0.3, 0.6),
+}
+SYMBOLIC_FAMILIES = {
+    "wrong_notes": (0.1, 0.3, 0.5),
+    "deleted_notes": (0.1, 0.2, 0.4),
+    "velocities": (0.3, 0.5, 0.8),
+    "tempo_warp": (0.1, 0.3, 0.5),
+}
+START_FRAME = 50  # degradations start after the first second, so every version begins alike
+
+
+@dataclass(frozen=True)
+class Version:
+    family: str  # "clean" for the original
+    strength: float
+
+
+def split_of(piece: str) -> str:
+    """``fit`` or ``report``, fixed by a hash of the piece's name (half each)."""
+    return "fit" if int(hashlib.sha256(piece.encode()).hexdigest()[:8], 16) % 2 == 0 else "report"
+
+
+def degrade_audio(wav: np.ndarray, sample_rate: int, frame_rate: int, family: str, strength: float,
+                  seed: int) -> np.ndarray:
+    """One audio degradation of an excerpt ``[S]`` at ``strength`` (see :data:`AUDIO_FAMILIES`)."""
+    frames = wav.size * frame_rate // sample_rate
+    span = frames - START_FRAME
+    if family == "noise_segments":
+        p = Perturbation("noise_segments", START_FRAME, span, fraction=strength, segment_min_s=0.2,
+                         segment_max_s=1.0, seed=seed)
+    elif family == "shuffle":
+        length = max(20, int(strength * span) // 10 * 10)
+        p = Perturbation("shuffle", START_FRAME, length, segment_frames=10, seed=seed)
+    elif family == "band_delete":
+        p = Perturbation("band_delete", START_FRAME, span, fraction=strength, band_low_hz=2000.0,
+                         band_high_hz=20000.0, seed=seed)
+    elif family == "volume":
+        p = Perturbation("volume", START_FRAME, span, fraction=strength, gain=0.05, segment_min_s=0.1,
+                         segment_max_s=1.0, seed=seed)
+    else:
+        raise ValueError(f"unknown audio degradation {family!r}; expected one of {list(AUDIO_FAMILIES)}")
+    return p.apply(wav, sample_rate, frame_rate)
+
+
+def degrade_midi(midi, family: str, strength: float, seed: int):
+    """One score degradation (see :data:`SYMBOLIC_FAMILIES`) of a ``PrettyMIDI``; the input is untouched."""
+    if family == "wrong_notes":
+        return symbolic.shift_pitches(midi, strength, (1, 2, 3, 4, 5), seed=seed, in_key=False)
+    if family == "deleted_notes":
+        return symbolic.delete_notes(midi, strength, seed=seed)
+    if family == "velocities":
+        return symbolic.randomize_velocities(midi, strength, seed=seed)
+    if family == "tempo_warp":
+        return symbolic.warp_tempo(midi, strength, seed=seed)
+    raise ValueError(f"unknown score degradation {family!r}; expected one of {list(SYMBOLIC_FAMILIES)}")
+
+
+def piece_versions(piece: Piece, sample_rate: int, frame_rate: int, excerpt_seconds: float,
+                   audio_families: dict, symbolic_families: dict, seed: int) -> list[tuple[Version, np.ndarray]]:
+    """The clean excerpt and every degraded version of one piece (score degradations if it is MIDI)."""
+    is_midi = piece.path.suffix.lower() in audio.MIDI_SUFFIXES
+    length = int(excerpt_seconds * sample_rate)
+    if is_midi:  # render once with piano; cut every version at the clean render's first sound
+        midi = audio.read_midi(piece.path)
+        clean_full = audio.render_midi(midi, sample_rate, program=0, max_seconds=excerpt_seconds + 30)
+        start = audio.first_sound_sample(clean_full, sample_rate)
+        clean = audio.excerpt(clean_full[start:], sample_rate, excerpt_seconds, skip_leading_silence=False,
+                              source=str(piece.path))
+        gain = float(10 ** ((-20.0 - audio.rms_dbfs(clean)) / 20))  # every version at the clean one's gain
+        clean = clean * np.float32(gain)
+    else:
+        clean = load_excerpt(piece, sample_rate, excerpt_seconds)
+    out = [(Version("clean", 0.0), clean)]
+    for family, strengths in audio_families.items():
+        for s in strengths:
+            out.append((Version(family, s), degrade_audio(clean, sample_rate, frame_rate, family, s,
+                                                          derived_seed(seed, piece.name, family, s))))
+    if is_midi:
+        for family, strengths in symbolic_families.items():
+            for s in strengths:
+                wav = audio.render_midi(degrade_midi(midi, family, s, derived_seed(seed, piece.name, family, s)),
+                                        sample_rate, program=0, max_seconds=excerpt_seconds + 30)
+                wav = np.pad(wav[start : start + length], (0, max(0, length - wav[start:].size)))
+                out.append((Version(family, s), (wav * np.float32(gain)).astype(np.float32)))
+    return out
+
+
+def score_pieces(lm, pieces: Sequence[Piece], out_dir: str | os.PathLike, excerpt_seconds: float = 15.0,
+                 audio_families: dict = AUDIO_FAMILIES, symbolic_families: dict = SYMBOLIC_FAMILIES,
+                 design: ProbeDesign = ProbeDesign(), seed: int = 0, progress: bool = True) -> pd.DataFrame:
+    """Profile features of every version of every piece: one row per (piece, version). Resumable per piece.
+
+    Bad pieces are listed in ``out_dir/errors.csv`` and skipped; the rest completes.
+    """
+    out = Path(out_dir)
+    params = dict(model=lm.name, weights=lm.fingerprint, excerpt_seconds=excerpt_seconds, design=repr(design),
+                  audio=audio_families, symbolic=symbolic_families, seed=seed)
+    tables, errors = [], []
+    for piece in tqdm(pieces, desc="quality gradients", unit="piece", disable=not progress):
+        key = hashlib.sha256(json.dumps({**params, "piece": piece.name, "dataset": piece.dataset,
+                                         "path": str(piece.path)}, sort_keys=True, default=str).encode()
+                             ).hexdigest()[:12]
+        part = out / "parts" / f"{re.sub(r'[^A-Za-z0-9._-]+', '_', piece.dataset + '-' + piece.name)[:80]}-{key}.parquet"
+        if part.exists():
+            tables.append(pd.read_parquet(part))
+            continue
+        try:
+            versions = piece_versions(piece, lm.sample_rate, lm.frame_rate, excerpt_seconds, audio_families,
+                                      symbolic_families, seed)
+            names = [f"{piece.name}|{v.family}|{v.strength}" for v, _ in versions]
+            table = profile_scores(lm, [w for _, w in versions], lm.sample_rate, excerpt_seconds, design, seed,
+                                   weights={}, names=names)
+        except (audio.AudioError, ValueError) as err:
+            errors.append(dict(dataset=piece.dataset, piece=piece.name, path=str(piece.path), error=str(err)))
+            continue
+        table = table.drop(columns=["piece", "profile_score"])
+        table.insert(0, "strength", [v.strength for v, _ in versions])
+        table.insert(0, "family", [v.family for v, _ in versions])
+        table.insert(0, "split", split_of(piece.name))
+        table.insert(0, "piece", piece.name)
+        table.insert(0, "dataset", piece.dataset)
+        table.insert(0, "model", lm.name)
+        write_parquet_atomic(table, part)
+        tables.append(table)
+    out.mkdir(parents=True, exist_ok=True)
+    pd.DataFrame(errors, columns=["dataset", "piece", "path", "error"]).to_csv(out / "errors.csv", index=False)
+    return pd.concat(tables, ignore_index=True) if tables else pd.DataFrame()
+
+
+# ---- fitting on one split, reporting on the other -------------------------------------------
+def pairs(table: pd.DataFrame, families: Sequence[str] | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(clean rows, degraded rows) aligned pair by pair: each degraded version with its piece's clean one."""
+    clean = table[table["family"] == "clean"].set_index(["dataset", "piece"])
+    degraded = table[table["family"] != "clean"]
+    if families is not None:
+        degraded = degraded[degraded["family"].isin(families)]
+    degraded = degraded[degraded.set_index(["dataset", "piece"]).index.isin(clean.index)]
+    matched = clean.loc[list(zip(degraded["dataset"], degraded["piece"]))].reset_index()
+    return matched, degraded.reset_index(drop=True)
+
+
+def fit_weights(table: pd.DataFrame, features: Sequence[str] = FEATURES, families: Sequence[str] = FIT_FAMILIES,
+                l2: float = 1.0) -> dict:
+    """Weights of ``profile_score`` from the ``fit`` split: a pairwise logistic model (clean ranked above degraded).
+
+    Features are standardised on the fit rows; the model sees differences clean − degraded of
+    the same piece, so a weight says how much a feature's difference predicts which version is
+    the clean one. L2-regularised, no intercept (a ranking has none).
+    """
+    from scipy.optimize import minimize
+
+    fit = table[table["split"] == "fit"]
+    clean, degraded = pairs(fit, families)
+    if len(clean) < 4:
+        raise ValueError(f"only {len(clean)} clean/degraded pairs in the fit split; score more pieces")
+    mean = {f: float(fit[f].mean()) for f in features}
+    std = {f: float(fit[f].std()) or 1.0 for f in features}
+    diff = np.stack([(clean[f].to_numpy() - degraded[f].to_numpy()) / std[f] for f in features], axis=1)
+
+    def loss(w):
+        margin = diff @ w
+        return np.logaddexp(0.0, -margin).mean() + 0.5 * l2 * (w @ w) / len(diff)
+
+    w = minimize(loss, np.zeros(len(features)), method="L-BFGS-B").x
+    return dict(features=list(features), mean=mean, std=std, weights=dict(zip(features, map(float, w))),
+                fitted_on=dict(split="fit", families=list(families), pairs=int(len(diff)), l2=l2))
+
+
+def feature_directions(table: pd.DataFrame, features: Sequence[str] = FEATURES,
+                       families: Sequence[str] = FIT_FAMILIES) -> dict[str, int]:
+    """+1 if clean versions score higher than degraded ones in the fit split, else −1 (fixed for mean_nll)."""
+    clean, degraded = pairs(table[table["split"] == "fit"], families)
+    out = {}
+    for f in features:
+        out[f] = -1 if f in LOWER_IS_BETTER else int(np.sign((clean[f] - degraded[f]).mean()) or 1)
+    return out
+
+
+def auroc_table(table: pd.DataFrame, scores: Sequence[str], directions: dict[str, int], split: str = "report",
+                n_boot: int = 2000, seed: int = 0) -> pd.DataFrame:
+    """Paired AUROC (clean better than degraded) with 95% CI, per family and score, on one split."""
+    from scipy.stats import spearmanr
+
+    part = table[table["split"] == split]
+    rows = []
+    for family in sorted(set(part["family"]) - {"clean"}):
+        clean, degraded = pairs(part, [family])
+        if len(clean) == 0:
+            continue
+        both = pd.concat([part[part["family"] == "clean"], part[part["family"] == family]])
+        for score in scores:
+            d = directions.get(score, 1)
+            result = paired_auroc(d * clean[score].to_numpy(), d * degraded[score].to_numpy(), n_boot, seed)
+            rho = spearmanr(both["strength"], d * both[score]).statistic if both["strength"].nunique() > 1 else np.nan
+            rows.append(dict(family=family, score=score, pairs=len(clean), pieces=clean["piece"].nunique(),
+                             fit_family=family in FIT_FAMILIES, direction=d, auroc=result["auroc"],
+                             ci_low=result["ci_low"], ci_high=result["ci_high"], spearman_strength=-rho))
+    return pd.DataFrame(rows)
+
+
+def generated_table(table: pd.DataFrame, scores: Sequence[str], directions: dict[str, int], split: str = "report",
+                    n_boot: int = 2000, seed: int = 0) -> pd.DataFrame:
+    """Real (clean) vs the model's own samples: unpaired AUROC of real scoring better, and the top-k trend.
+
+    ``topk_spearman``: Spearman of the score (signed so that higher = better) with top-k among
+    the samples; no direction is assumed right (too few codes and too many both sound worse).
+    """
+    from scipy.stats import spearmanr
+
+    part = table[table["split"] == split]
+    real = part[(part["family"] == "clean") & (part["dataset"] != "generated")]
+    generated = part[part["dataset"] == "generated"]
+    if real.empty or generated.empty:
+        return pd.DataFrame()
+    rows = []
+    for score in scores:
+        d = directions.get(score, 1)
+        result = auroc_ci(d * real[score].to_numpy(), d * generated[score].to_numpy(), n_boot, seed)
+        rho = (spearmanr(generated["top_k"], d * generated[score]).statistic
+               if "top_k" in generated and generated["top_k"].nunique() > 1 else np.nan)
+        rows.append(dict(family="real vs generated", score=score, real=len(real), generated=len(generated),
+                         auroc=result["auroc"], ci_low=result["ci_low"], ci_high=result["ci_high"],
+                         topk_spearman=rho))
+    return pd.DataFrame(rows)
+
+
+def evaluate_scores(table: pd.DataFrame, features: Sequence[str] = FEATURES, seed: int = 0
+                    ) -> tuple[pd.DataFrame, dict]:
+    """Fit on the fit split, add ``profile_score``, report every score's AUROC on the report split.
+
+    Returns (AUROC table, fitted weights). ``spearman_strength`` > 0 means the score falls as
+    the degradation grows (the right way).
+    """
+    weights = fit_weights(table, features)
+    table = table.assign(profile_score=combine(table, weights))
+    directions = {**feature_directions(table, features), "profile_score": 1}
+    scores = ["profile_score", *features]
+    result = pd.concat([auroc_table(table, scores, directions, seed=seed),
+                        generated_table(table, scores, directions, seed=seed)], ignore_index=True)
+    return result, weights
+
+
+# ---- human ratings -----------------------------------------------------------------------------
+def read_ratings(csv_path: str | os.PathLike) -> pd.DataFrame:
+    """A ratings table in MusicEval's layout: a clip id, the system that made it and its mean opinion score.
+
+    Accepted column names (case-insensitive): clip id = ``clip_id``/``clip``/``utt_id``/``wav``/``file``;
+    system = ``system``/``system_id``/``sys``; score = ``mos``/``score``/``rating``. The clip id may
+    carry a path and an extension; the file's stem is what is matched to audio files.
+    """
+    table = pd.read_csv(csv_path)
+    lower = {c.lower(): c for c in table.columns}
+
+    def pick(options, what):
+        for o in options:
+            if o in lower:
+                return lower[o]
+        raise ValueError(f"{csv_path}: no {what} column (expected one of {', '.join(options)}); "
+                         f"found {', '.join(table.columns)}")
+
+    clip, system, mos = (pick(("clip_id", "clip", "utt_id", "wav", "file"), "clip id"),
+                         pick(("system", "system_id", "sys"), "system"), pick(("mos", "score", "rating"), "score"))
+    out = pd.DataFrame({"clip": table[clip].map(lambda x: Path(str(x)).stem), "system": table[system].astype(str),
+                        "mos": pd.to_numeric(table[mos], errors="coerce")})
+    if out["mos"].isna().any():
+        bad = out.loc[out["mos"].isna(), "clip"].iloc[0]
+        raise ValueError(f"{csv_path}: rating of clip {bad!r} is not a number")
+    return out
+
+
+def ratings_correlation(scores: pd.DataFrame, ratings: pd.DataFrame, columns: Sequence[str]) -> pd.DataFrame:
+    """Spearman of every score column with the ratings, per clip and per system (system means)."""
+    from scipy.stats import spearmanr
+
+    merged = ratings.merge(scores, left_on="clip", right_on="piece", how="inner")
+    per_system = merged.groupby("system")[["mos", *columns]].mean()
+    rows = []
+    for col in columns:
+        sign = -1 if col in LOWER_IS_BETTER else 1
+        clip = spearmanr(merged["mos"], sign * merged[col])
+        system = spearmanr(per_system["mos"], sign * per_system[col]) if len(per_system) > 2 else None
+        rows.append(dict(score=col, clips=len(merged), clip_spearman=clip.statistic, clip_p=clip.pvalue,
+                         systems=len(per_system), system_spearman=system.statistic if system else np.nan,
+                         system_p=system.pvalue if system else np.nan))
+    return pd.DataFrame(rows)

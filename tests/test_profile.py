@@ -1,0 +1,137 @@
+"""The profile score: features on curves with known answers, the probe protocol, and its evaluation."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from lossprofile import evaluate, profile
+from lossprofile.perturb import Perturbation
+
+DESIGN = profile.ProbeDesign(n_bursts=2, burst_frames=5, long_frames=40, recovery_frames=20, first_onset=30)
+
+
+def test_probe_features_on_curves_with_known_answers():
+    T = 300
+    clean = np.full(T, 3.0)
+    perts = [Perturbation("noise", 50, 5), Perturbation("noise", 150, 5), Perturbation("noise", 150, 40)]
+    probed = np.tile(clean, (3, 1))
+    probed[0, 50:55] += 2.0  # a peak of 2, then back to the clean curve at once
+    probed[1, 150:155] += 1.0
+    probed[1, 155:165] += 0.5  # lingers for 10 frames at 0.5 (above the 0.25 settle band)
+    probed[2, 150:155] += 1.5
+    probed[2, 155:190] -= 1.0  # assimilates: cheaper than the music while the noise lasts
+    f = profile.probe_features(clean, probed, perts, profile.ProbeDesign(recovery_frames=20, smooth_frames=1))
+    assert f["peak"] == pytest.approx(1.5)
+    assert f["assimilation"] == pytest.approx(-1.0)
+    assert f["recovery_excess"] == pytest.approx((0 + 0.5 * 10 / 20) / 2)
+    assert f["recovery_time"] == pytest.approx((0 + 10) / 2)
+    assert f["recovery_var"] == pytest.approx((0 + np.var([0.5] * 10 + [0.0] * 10)) / 2)
+
+
+def test_settle_time_and_onsets():
+    assert profile.settle_time(np.array([1.0, 1.0, 0.1, 0.0, 0.0, 0.0, 0.0, 0.0]), 0.25, 5, 1) == 2
+    assert profile.settle_time(np.ones(10), 0.25, 5, 1) == 10
+    onsets = DESIGN.onsets(300, seed=3)
+    assert onsets == DESIGN.onsets(300, seed=3) and onsets != DESIGN.onsets(300, seed=4)
+    assert all(DESIGN.first_onset <= o and o + DESIGN.long_frames < 300 for o in onsets)
+    assert onsets == sorted(onsets)
+    with pytest.raises(ValueError, match="too short for probes"):
+        DESIGN.onsets(60, seed=0)
+
+
+def test_token_features_normalised_surprisal_is_zero_when_surprise_equals_expectation():
+    nll = torch.tensor([[1.0, 2.0], [3.0, 4.0]])
+    f = profile.token_features(nll, entropy=nll.clone(), rank=torch.ones(2, 2), surprisal_var=torch.ones(2, 2))
+    assert f["normalized_surprisal"] == 0.0 and f["mean_log_rank"] == 0.0 and f["mean_nll"] == 2.5
+    f = profile.token_features(nll, entropy=nll - 1.0, rank=torch.full((2, 2), np.e), surprisal_var=torch.ones(2, 2))
+    assert f["normalized_surprisal"] == pytest.approx(4 / 2) and f["mean_log_rank"] == pytest.approx(1.0)
+
+
+def test_profile_scores_are_seeded_and_leave_the_clean_curve_untouched(small_lm, music_wav):
+    wav = np.tile(music_wav, 2)  # 8 s
+    a = profile.profile_scores(small_lm, [wav, wav[::-1].copy()], 32000, excerpt_seconds=6.0, design=DESIGN, seed=1)
+    b = profile.profile_scores(small_lm, [wav, wav[::-1].copy()], 32000, excerpt_seconds=6.0, design=DESIGN, seed=1)
+    assert list(a.columns[: 1 + len(profile.FEATURES)]) == ["piece", *profile.FEATURES]
+    pd.testing.assert_frame_equal(a, b)
+    assert a["profile_score"].isna().all() or np.isfinite(a["profile_score"]).all()
+    # the clean curve's features equal scoring the clean excerpt alone, without probes
+    codes = small_lm.encode(torch.from_numpy(wav[: 6 * 32000])[None, None])
+    alone = small_lm.token_statistics(codes)
+    assert a.loc[0, "mean_nll"] == pytest.approx(float(alone.nll.mean()), abs=1e-4)
+    assert a.loc[0, "mean_entropy"] == pytest.approx(float(alone.entropy.mean()), abs=1e-4)
+    c = profile.profile_scores(small_lm, [wav], 32000, excerpt_seconds=6.0, design=DESIGN, seed=2)
+    assert c.loc[0, "mean_nll"] == pytest.approx(a.loc[0, "mean_nll"], abs=1e-6)  # probes move, the clean pass not
+    assert c.loc[0, "peak"] != a.loc[0, "peak"]
+
+
+def test_probes_cost_one_clean_pass_plus_batched_variant_suffixes(small_lm, music_wav, monkeypatch):
+    from lossprofile import scoring
+
+    seen = []
+    real = scoring.stats_batched
+
+    def spy(lm, codes, method, prompt, batch_size, shared_steps, precision):
+        seen.append((len(codes), shared_steps))
+        return real(lm, codes, method, prompt, batch_size, shared_steps, precision)
+
+    monkeypatch.setattr(scoring, "stats_batched", spy)
+    monkeypatch.setattr(profile, "score_variants", scoring.score_variants)
+    profile.profile_scores(small_lm, [np.tile(music_wav, 2)], 32000, excerpt_seconds=6.0, design=DESIGN)
+    (count, shared), = seen
+    assert count == 1 + DESIGN.n_bursts + 1  # clean + bursts + the long probe, in one batched call
+    assert shared > DESIGN.first_onset  # everything before the first probe is computed once
+
+
+def synthetic_table(n_pieces: int = 40, seed: int = 0) -> pd.DataFrame:
+    """Versions whose 'peak' falls with degradation (a true signal) and whose other features are noise."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    for i in range(n_pieces):
+        base = rng.normal(0, 1, len(profile.FEATURES))
+        for family in ("clean", "noise_segments", "shuffle", "band_delete"):
+            for strength in ((0.0,) if family == "clean" else (0.2, 0.5)):
+                values = base + rng.normal(0, 0.3, len(base))
+                row = dict(zip(profile.FEATURES, values))
+                row["peak"] = base[0] - 2.0 * strength + rng.normal(0, 0.1)
+                rows.append(dict(dataset="ood", piece=f"p{i}", split=evaluate.split_of(f"p{i}"), family=family,
+                                 strength=strength, **row))
+    return pd.DataFrame(rows)
+
+
+def test_fit_on_one_split_report_on_the_other_finds_the_real_signal():
+    table = synthetic_table()
+    results, weights = evaluate.evaluate_scores(table)
+    assert max(weights["weights"], key=lambda k: abs(weights["weights"][k])) == "peak" and weights["weights"]["peak"] > 0
+    assert weights["fitted_on"]["families"] == list(evaluate.FIT_FAMILIES)
+    band = results[(results["family"] == "band_delete")].set_index("score")
+    assert band.loc["profile_score", "auroc"] > 0.9 and band.loc["peak", "auroc"] > 0.9
+    assert band.loc["profile_score", "ci_low"] > 0.8 and band.loc["profile_score", "spearman_strength"] > 0.3
+    assert abs(band.loc["mean_entropy", "auroc"] - 0.5) < 0.25  # a feature with no signal stays near chance
+    assert not band.loc["peak", "fit_family"]
+    # every reported pair comes from the report split
+    report_pieces = {p for p in table["piece"] if evaluate.split_of(p) == "report"}
+    assert band.loc["peak", "pieces"] == len(report_pieces)
+
+
+def test_ratings_reader_accepts_musiceval_layout_and_names_bad_files(tmp_path):
+    csv = tmp_path / "ratings.csv"
+    pd.DataFrame({"utt_id": ["sysA-001.wav", "sysA-002.wav", "sysB-001.wav", "sysC-001.wav"],
+                  "system_id": ["A", "A", "B", "C"], "MOS": [4.0, 3.5, 2.0, 1.0]}).to_csv(csv, index=False)
+    ratings = evaluate.read_ratings(csv)
+    assert list(ratings["clip"]) == ["sysA-001", "sysA-002", "sysB-001", "sysC-001"]
+    scores = pd.DataFrame({"piece": ratings["clip"], "profile_score": [3.0, 2.5, 1.0, 0.0],
+                           "mean_nll": [1.0, 2.0, 3.0, 4.0]})
+    table = evaluate.ratings_correlation(scores, ratings, ["profile_score", "mean_nll"]).set_index("score")
+    assert table.loc["profile_score", "clip_spearman"] == pytest.approx(1.0)
+    assert table.loc["mean_nll", "clip_spearman"] == pytest.approx(1.0)  # lower loss, higher rating
+    assert table.loc["profile_score", "systems"] == 3 and table.loc["profile_score", "system_spearman"] == pytest.approx(1.0)
+    bad = tmp_path / "bad.csv"
+    pd.DataFrame({"clip": ["a"], "score": ["n/a"], "system": ["A"]}).to_csv(bad, index=False)
+    with pytest.raises(ValueError, match="bad.csv: rating of clip 'a' is not a number"):
+        evaluate.read_ratings(bad)
+    with pytest.raises(ValueError, match="no system column"):
+        pd.DataFrame({"clip": ["a"], "mos": [1]}).to_csv(bad, index=False)
+        evaluate.read_ratings(bad)
