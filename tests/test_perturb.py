@@ -187,3 +187,55 @@ def test_segment_kinds_name_their_missing_parameters():
         perturb.Perturbation("volume")
     with pytest.raises(ValueError, match="fraction must lie"):
         perturb.Perturbation("volume", fraction=1.5, gain=2.0).apply(signal(400, 0), SR, FR)
+
+
+def test_authors_butterworth_colours_have_their_filter_shape():
+    from scipy.signal import welch
+
+    for color, (low_heavy) in (("pink_butter", True), ("brown_butter", True), ("blue_butter", False)):
+        noise = perturb.colored_noise(SR * 4, color, seed=0)
+        assert abs(math.sqrt(float(np.mean(noise.astype(np.float64) ** 2))) - 1) < 1e-3
+        freqs, psd = welch(noise, SR, nperseg=4096)
+        low, high = psd[(freqs > 200) & (freqs < 1000)].mean(), psd[(freqs > 10000) & (freqs < 15000)].mean()
+        assert (low > 10 * high) if low_heavy else (high > 3 * low)
+
+
+@settings(max_examples=30, deadline=None)
+@given(st.integers(2, 20), st.integers(6, 40), st.integers(0, 10**6))
+def test_swap_pairs_and_block_move_permute_the_window(segment, count, seed):
+    wav = signal(count * segment + 10, seed % 100)
+    onset, length = 5, count * segment
+    out = perturb.Perturbation("swap_pairs", onset, length, segment_frames=segment, fraction=0.4, seed=seed).apply(wav, SR, FR)
+    lo, hi = onset * HOP, (onset + length) * HOP
+    assert np.array_equal(out[:lo], wav[:lo]) and np.array_equal(out[hi:], wav[hi:])
+    seg = segment * HOP
+    blocks_in = {wav[lo + i * seg : lo + (i + 1) * seg].tobytes() for i in range(count)}
+    blocks_out = [out[lo + i * seg : lo + (i + 1) * seg].tobytes() for i in range(count)]
+    assert set(blocks_out) <= blocks_in
+    moved = sum(a != wav[lo + i * seg : lo + (i + 1) * seg].tobytes() for i, a in enumerate(blocks_out))
+    assert 0 < moved <= 2 * max(1, round(0.4 * count / 2))
+    moved_block = perturb.Perturbation("block_move", onset, length, segment_frames=segment, seed=seed).apply(wav, SR, FR)
+    assert np.array_equal(np.sort(moved_block[lo:hi]), np.sort(wav[lo:hi]))
+    assert not np.array_equal(moved_block, wav) and np.array_equal(moved_block[hi:], wav[hi:])
+
+
+def test_presets_hold_the_authors_settings():
+    from lossprofile import presets
+
+    noise = presets.preset("authors-noise", "ood")
+    assert [p.length_frames for p in noise] == [5, 10, 50, 100, 150, 200]
+    assert {p.level_dbfs for p in noise} == {-30.0} and {p.match_offset_db for p in noise} == {None}
+    assert {p.level_dbfs for p in presets.preset("authors-noise", "training")} == {-12.0}
+    with pytest.raises(ValueError, match="give data_kind"):
+        presets.preset("authors-noise")
+    shuffle = presets.preset("authors-shuffle")
+    assert [(p.kind, p.segment_frames) for p in shuffle][:2] == [("swap_pairs", 2), ("swap_pairs", 5)]
+    assert [p.kind for p in shuffle if p.segment_frames >= 100] == ["block_move"] * 3
+    pitch = presets.preset("authors-pitch")
+    assert sorted({p.semitones for p in pitch}) == [(1,), (2,), (12,)] and all(p.in_key for p in pitch)
+    assert {p.fraction for p in presets.preset("authors-rhythm")} == {0.1, 0.2, 0.3, 0.4}
+    assert all(p.onset_frame + p.length_frames <= 750 for p in presets.preset("onset-sweep"))
+    with pytest.raises(ValueError, match="unknown preset 'nope'"):
+        presets.preset("nope")
+    for name in presets.PRESETS:  # every preset builds (with a data kind where it needs one)
+        assert presets.preset(name, "ood")

@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from lossprofile.regions import detect_regions, moving_average, region_stats
+from lossprofile.regions import detect_regions, detect_regions_authors, moving_average, region_stats
 
 
 def paper_curve(T=750, onset=250, length=100, peak_frames=5, peak=0.8, assim=-1.5, wobble=0.0, seed=0):
@@ -94,3 +94,15 @@ def test_assimilation_lingering_past_the_window_ends_at_the_lasting_rise():
     d[380:] = 0.5
     r = detect_regions(d, 250, 100, smooth_frames=1)
     assert r.assimilation == (255, 380) and r.recovery == (380, 750)
+
+
+def test_the_authors_rule_uses_their_fixed_offsets():
+    delta = np.zeros(750)
+    delta[:200] = 0.1  # their baseline: frames 0-200
+    delta[245:262] = 2.0  # a peak from their frame 245
+    delta[262:349] = -1.0
+    found = detect_regions_authors(delta, 250, 100)
+    assert found.baseline == pytest.approx(0.1)
+    assert found.peak == (245, 262)
+    assert found.assimilation == (262, 353)  # ends at 249 + L + 4
+    assert found.recovery == (353, 750)

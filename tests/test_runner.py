@@ -15,10 +15,10 @@ import pandas as pd
 import pytest
 import torch
 
-from lossprofile import audio, scoring
+from lossprofile import audio, datasets, scoring
 from lossprofile.datasets import Piece
 from lossprofile.perturb import Perturbation, noise_sweep
-from lossprofile.runner import run_experiment
+from lossprofile.runner import load_excerpt, run_experiment
 
 SR = 32000
 
@@ -244,3 +244,35 @@ def test_relative_folders_and_outputs_are_taken_from_the_working_directory(small
 
     paths = plots.save_figure(plt.figure(), "f", "figs")
     assert all(p.exists() and p.parent == tmp_path / "figs" for p in (tmp_path / q for q in paths))
+
+
+def test_score_perturbations_of_midi_pieces_are_rendered_and_scored_against_the_clean_render(small_lm, tmp_path):
+    import pretty_midi
+
+    from lossprofile.symbolic import ScorePerturbation
+
+    midi = pretty_midi.PrettyMIDI()
+    piano = pretty_midi.Instrument(program=0)
+    piano.notes = [pretty_midi.Note(90, 60 + (i * 5) % 12, 0.5 + 0.25 * i, 0.75 + 0.25 * i) for i in range(40)]
+    midi.instruments.append(piano)
+    folder = tmp_path / "midi"
+    folder.mkdir()
+    midi.write(str(folder / "etude.mid"))
+    write_piece(tmp_path / "audio", "take0", tone(6.0, 0))
+    perts = [ScorePerturbation("shift_pitches", 0.5, (1, 2, 3), in_key=False, onset_frame=100),
+             ScorePerturbation("delete_notes", 0.3, onset_frame=100), Perturbation("noise", 100, 20)]
+    pieces = datasets.list_pieces(folder, "ood") + datasets.list_pieces(tmp_path / "audio", "training")
+    table = run_experiment(small_lm, pieces, perts, tmp_path / "res", excerpt_seconds=4.0, progress=False)
+    rows = table[table["piece"] == "etude"]
+    assert set(rows["perturbation"]) == {"shift_pitches", "delete_notes", "noise"}
+    shifted = rows[rows["perturbation"] == "shift_pitches"]
+    assert set(shifted["fraction"]) == {0.5} and set(shifted["semitones"]) == {"1,2,3"} and not shifted["in_key"].any()
+    # nothing changes before the window: the same notes render the same samples, hence the same codes
+    early = rows[(rows["frame"] < 80) & (rows["perturbation"] != "noise")]
+    assert early["delta"].abs().max() < 1e-4
+    assert rows.loc[rows["frame"] >= 100, "delta"].abs().max() > 0.01
+    clean_alone = small_lm.token_nll(small_lm.encode(torch.from_numpy(
+        load_excerpt(pieces[0], 32000, 4.0))[None, None]))[0].mean(0).numpy()
+    assert np.allclose(shifted.sort_values("frame")["nll_clean"].to_numpy(), clean_alone, atol=1e-4)
+    errors = pd.read_csv(tmp_path / "res" / "errors.csv")
+    assert list(errors["piece"]) == ["take0"] and "need a MIDI file" in errors["error"][0]

@@ -3,6 +3,7 @@
     python -m lossprofile.cli build-data [--model tiny]
     python -m lossprofile.cli figures [--model facebook/musicgen-small --device cuda]
     python -m lossprofile.cli score --data path/to/folder --out results/mine [--lengths 5 10 50]
+    python -m lossprofile.cli profile --data path/to/folder --out results/scores   (profile score per piece)
     python -m lossprofile.cli store-outputs   (refresh the outputs nbval checks, after changing a notebook)
 """
 
@@ -14,13 +15,18 @@ import time
 from pathlib import Path
 
 from .datasets import REPO_ROOT
+from .presets import describe as describe_presets
 
-NOTEBOOKS = ("01_noise_injection", "02_token_dynamics", "03_regions", "04_robustness", "05_explorer")
+NOTEBOOKS = ("01_noise_injection", "02_token_dynamics", "03_regions", "04_robustness", "05_explorer",
+             "07_profile_evaluation")
 # What `make figures` passes to every notebook (beyond model/device/dtype): the default
 # replication size, chosen to finish in under 20 minutes on 2 CPU cores with the tiny model.
 # Results and figures go to `results/` and `figures/` under the working directory (the
 # notebooks themselves run in notebooks/, so the CLI hands them absolute paths).
 FIGURE_PARAMETERS = dict(n_pieces=20, results_dir="results", figures_dir="figures")
+# Per-notebook changes to that: the profile evaluation scores every piece in ~30 versions, each
+# with its probes, so it takes fewer pieces and the library's full degradation grid.
+NOTEBOOK_PARAMETERS = {"07_profile_evaluation": dict(n_pieces=12, audio_families=None, symbolic_families=None)}
 
 
 def build_data(model: str = "tiny", device: str | None = None) -> None:
@@ -46,7 +52,8 @@ def run_notebooks(model: str, device: str, dtype: str, names=NOTEBOOKS, extra: d
         print(f"[figures] {name} ...", flush=True)
         papermill.execute_notebook(
             str(REPO_ROOT / "notebooks" / f"{name}.ipynb"), str(executed / f"{name}.ipynb"),
-            parameters=params, cwd=str(REPO_ROOT / "notebooks"), kernel_name="python3", progress_bar=False,
+            parameters={**params, **NOTEBOOK_PARAMETERS.get(name, {})}, cwd=str(REPO_ROOT / "notebooks"),
+            kernel_name="python3", progress_bar=False,
         )
         print(f"[figures] {name} done in {time.time() - started:.0f} s", flush=True)
 
@@ -89,34 +96,87 @@ def score(args: argparse.Namespace) -> None:
     from .perturb import noise_sweep
     from .runner import run_experiment
 
+    from .presets import preset
+
     lm = load_model(args.model, device=args.device, dtype=None if args.dtype == "auto" else args.dtype)
-    pieces = datasets.list_pieces(args.data)[: args.limit]
-    table = run_experiment(lm, pieces, noise_sweep(args.lengths, args.onset, args.color, args.offset_db),
-                           args.out, method=args.method, excerpt_seconds=args.seconds, seed=args.seed,
-                           precision=args.precision)
+    pieces = datasets.list_pieces(args.data, dataset=args.data_kind)[: args.limit]
+    perturbations = (preset(args.preset, args.data_kind) if args.preset else
+                     noise_sweep(args.lengths, args.onset, args.color, args.offset_db))
+    table = run_experiment(lm, pieces, perturbations, args.out, method=args.method, excerpt_seconds=args.seconds,
+                           seed=args.seed, precision=args.precision)
     print(f"{len(table)} rows written to {Path(args.out) / 'results.parquet'}")
 
 
+def profile(args: argparse.Namespace) -> None:
+    """Profile features and profile_score for every piece of a folder → ``OUT/profile_scores.parquet`` and ``.csv``."""
+    import warnings
+
+    import pandas as pd
+
+    from . import datasets, load_model
+    from .profile import profile_scores
+    from .runner import load_excerpt, write_parquet_atomic
+
+    lm = load_model(args.model, device=args.device, dtype=None if args.dtype == "auto" else args.dtype)
+    rows, errors = [], []
+    for piece in datasets.list_pieces(args.data)[: args.limit]:
+        try:
+            wav = load_excerpt(piece, lm.sample_rate, args.seconds)
+            rows.append(profile_scores(lm, [wav], lm.sample_rate, args.seconds, seed=args.seed, names=[piece.name],
+                                       precision=args.precision))
+        except ValueError as err:  # AudioError is a ValueError: name the file, go on with the rest
+            warnings.warn(f"skipped {piece.path}: {err}")
+            errors.append(dict(piece=piece.name, path=str(piece.path), error=str(err)))
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    pd.DataFrame(errors, columns=["piece", "path", "error"]).to_csv(out / "errors.csv", index=False)
+    if rows:
+        table = pd.concat(rows, ignore_index=True).assign(model=lm.name, seed=args.seed, excerpt_seconds=args.seconds)
+        write_parquet_atomic(table, out / "profile_scores.parquet")
+        table.to_csv(out / "profile_scores.csv", index=False)
+        print(f"{len(table)} pieces scored ({len(errors)} skipped) -> {out / 'profile_scores.parquet'}")
+    else:
+        print(f"no piece could be scored; see {out / 'errors.csv'}")
+
+
 def main(argv: list[str] | None = None) -> None:
-    p = argparse.ArgumentParser(prog="lossprofile", description=__doc__.split("\n\n")[0])
+    p = argparse.ArgumentParser(prog="lossprofile", description=__doc__.split("\n\n")[0],
+                                formatter_class=argparse.RawTextHelpFormatter)
     sub = p.add_subparsers(dest="command", required=True)
-    for name in ("build-data", "figures", "score", "store-outputs"):
-        s = sub.add_parser(name)
-        s.add_argument("--model", default="tiny")
-        s.add_argument("--device", default=None)
-        s.add_argument("--dtype", default="auto")
+    helps = {"build-data": "render the datasets the notebooks use", "figures": "run every notebook, write figures/",
+             "score": "noise-injection sweep over a folder of audio/MIDI", "store-outputs":
+             "re-execute the notebooks in place (after editing one)", "profile": "profile score of every piece of a folder"}
+    for name, text in helps.items():
+        s = sub.add_parser(name, help=text, formatter_class=argparse.RawTextHelpFormatter)
+        s.add_argument("--model", default="tiny", help="'tiny', a hub id such as facebook/musicgen-small, or a folder")
+        s.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")
+        s.add_argument("--dtype", default="auto", help="weights' dtype: auto (fp32), bf16, fp16, fp32")
+    s = sub.choices["profile"]
+    s.add_argument("--data", required=True, help="folder of wav/flac/mp3/mid files (or a built dataset)")
+    s.add_argument("--out", required=True, help="output folder for profile_scores.parquet/.csv and errors.csv")
+    s.add_argument("--seconds", type=float, default=15.0, help="excerpt length (from the first sound)")
+    s.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16", "fp16"])
+    s.add_argument("--seed", type=int, default=0, help="seeds probe onsets and noise")
+    s.add_argument("--limit", type=int, default=None, help="score only the first N pieces")
     s = sub.choices["score"]
     s.add_argument("--data", required=True, help="folder of wav/flac/mp3/mid files (or a built dataset)")
-    s.add_argument("--out", required=True)
-    s.add_argument("--lengths", type=int, nargs="+", default=[5, 10, 50, 100, 150, 200])
-    s.add_argument("--onset", type=int, default=250)
-    s.add_argument("--color", default="white")
-    s.add_argument("--offset-db", type=float, default=0.0)
-    s.add_argument("--seconds", type=float, default=15.0)
-    s.add_argument("--method", default="exact", choices=["exact", "as_published"])
-    s.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16", "fp16"])
-    s.add_argument("--seed", type=int, default=0)
-    s.add_argument("--limit", type=int, default=None)
+    s.add_argument("--out", required=True, help="output folder (results.parquet, parts/, errors.csv); resumable")
+    s.add_argument("--preset", default=None, help="a named perturbation set instead of the noise sweep below:\n"
+                   + describe_presets().replace("%", "%%"))
+    s.add_argument("--data-kind", default=None, choices=["training", "ood", "generated"],
+                   help="what the folder holds (the 'dataset' column; authors-noise sets its level by it)")
+    s.add_argument("--lengths", type=int, nargs="+", default=[5, 10, 50, 100, 150, 200],
+                   help="noise lengths in frames (20 ms each)")
+    s.add_argument("--onset", type=int, default=250, help="noise onset frame")
+    s.add_argument("--color", default="white", help="noise colour: white, pink, brown, blue")
+    s.add_argument("--offset-db", type=float, default=0.0, help="noise level relative to the excerpt's RMS")
+    s.add_argument("--seconds", type=float, default=15.0, help="excerpt length (from the first sound)")
+    s.add_argument("--method", default="exact", choices=["exact", "as_published"],
+                   help="exact: MusicGen's own factorization; as_published: the paper's script")
+    s.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16", "fp16"],
+                   help="matmul precision (auto: bf16 on CUDA, fp32 on CPU)")
+    s.add_argument("--seed", type=int, default=0, help="seeds the noise (each piece derives its own)")
+    s.add_argument("--limit", type=int, default=None, help="score only the first N pieces")
     args = p.parse_args(argv)
     device = args.device or ("cuda" if _cuda() else "cpu")
     if args.command == "build-data":
@@ -128,6 +188,9 @@ def main(argv: list[str] | None = None) -> None:
         from .summary import write_summary
 
         print(f"[figures] summary: {write_summary(FIGURE_PARAMETERS['results_dir'])}")
+    elif args.command == "profile":
+        args.device = device
+        profile(args)
     else:
         args.device = device
         score(args)

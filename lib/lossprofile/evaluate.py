@@ -270,6 +270,22 @@ def generated_table(table: pd.DataFrame, scores: Sequence[str], directions: dict
     return pd.DataFrame(rows)
 
 
+def auroc_difference(table: pd.DataFrame, a: str, b: str, directions: dict[str, int], family: str,
+                     split: str = "report", n_boot: int = 2000, seed: int = 0) -> dict:
+    """Paired AUROC of score ``a`` minus that of ``b`` on one family, with a bootstrap 95% CI (pairs resampled jointly)."""
+    clean, degraded = pairs(table[table["split"] == split], [family])
+    wins = {}
+    for score in (a, b):
+        d = directions.get(score, 1)
+        diff = d * (clean[score].to_numpy() - degraded[score].to_numpy())
+        wins[score] = (diff > 0) + 0.5 * (diff == 0)
+    delta = wins[a] - wins[b]
+    rng = np.random.default_rng(seed)
+    boots = delta[rng.integers(0, len(delta), size=(n_boot, len(delta)))].mean(axis=1) if len(delta) else np.array([np.nan])
+    return dict(family=family, difference=float(delta.mean()) if len(delta) else np.nan,
+                ci_low=float(np.quantile(boots, 0.025)), ci_high=float(np.quantile(boots, 0.975)), pairs=len(delta))
+
+
 def evaluate_scores(table: pd.DataFrame, features: Sequence[str] = FEATURES, seed: int = 0
                     ) -> tuple[pd.DataFrame, dict]:
     """Fit on the fit split, add ``profile_score``, report every score's AUROC on the report split.
@@ -283,7 +299,48 @@ def evaluate_scores(table: pd.DataFrame, features: Sequence[str] = FEATURES, see
     scores = ["profile_score", *features]
     result = pd.concat([auroc_table(table, scores, directions, seed=seed),
                         generated_table(table, scores, directions, seed=seed)], ignore_index=True)
-    return result, weights
+    return result, dict(weights, directions=directions)
+
+
+def profile_vs_mean_loss(table: pd.DataFrame, weights: dict, seed: int = 0) -> pd.DataFrame:
+    """Per degradation family: paired AUROC of ``profile_score`` minus that of ``mean_nll`` on the report split."""
+    table = table.assign(profile_score=combine(table, weights))
+    families = sorted(set(table["family"]) - {"clean"})
+    return pd.DataFrame([auroc_difference(table, "profile_score", "mean_nll", weights["directions"], f, seed=seed)
+                         for f in families])
+
+
+# ---- the pieces an evaluation runs on -------------------------------------------------------------
+def midi_pieces(folder: str | os.PathLike, n: int, dataset: str = "ood") -> list[Piece]:
+    """The first ``n`` MIDI files of a folder (sorted by path): pieces that also take score degradations."""
+    folder = Path(folder)
+    files = sorted(p for p in folder.rglob("*") if p.suffix.lower() in audio.MIDI_SUFFIXES)
+    if not files:
+        raise FileNotFoundError(f"{folder}: no MIDI files found")
+    return [Piece(dataset, str(p.relative_to(folder).with_suffix("")).replace(os.sep, "-"), p) for p in files[:n]]
+
+
+def top_k_of(piece: Piece) -> float:
+    """The top-k a generated piece was sampled with (from its description), NaN for real music."""
+    match = re.search(r"top_k=(\d+)", piece.description or "")
+    return float(match.group(1)) if match else np.nan
+
+
+def run_evaluation(lm, sources: dict[str, list[Piece]], out_dir: str | os.PathLike, seed: int = 0,
+                   audio_families: dict = AUDIO_FAMILIES, symbolic_families: dict = SYMBOLIC_FAMILIES,
+                   excerpt_seconds: float = 15.0, progress: bool = True) -> pd.DataFrame:
+    """Score every source's pieces (generated ones clean only) → one tidy table with a ``top_k`` column."""
+    tables = []
+    for name, pieces in sources.items():
+        is_generated = name == "generated"
+        table = score_pieces(lm, pieces, Path(out_dir) / name, excerpt_seconds,
+                             {} if is_generated else audio_families, {} if is_generated else symbolic_families,
+                             seed=seed, progress=progress)
+        if not table.empty:
+            top_k = {p.name: top_k_of(p) for p in pieces}
+            table["top_k"] = table["piece"].map(top_k)
+            tables.append(table)
+    return pd.concat(tables, ignore_index=True)
 
 
 # ---- human ratings -----------------------------------------------------------------------------

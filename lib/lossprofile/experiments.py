@@ -119,18 +119,27 @@ def loss_by_condition(noisy: pd.DataFrame, pure: pd.DataFrame, length_frames: in
     return table.reset_index()
 
 
-def region_table(results: pd.DataFrame, smooth_frames: int = 5, persist_frames: int = 5) -> pd.DataFrame:
-    """Detected regions and their delta statistics for every (piece, perturbation) curve."""
+def region_table(results: pd.DataFrame, smooth_frames: int = 5, persist_frames: int = 5,
+                 rule: str = "ours") -> pd.DataFrame:
+    """Detected regions and their delta statistics for every (piece, perturbation) curve.
+
+    ``rule="ours"``: :func:`regions.detect_regions` (boundaries where the smoothed curve crosses
+    the baseline); ``rule="authors"``: :func:`regions.detect_regions_authors` (their fixed offsets).
+    """
+    if rule not in ("ours", "authors"):
+        raise ValueError(f"unknown region rule {rule!r}; expected 'ours' or 'authors'")
     keys = ["model", "method", "dataset", "piece", "perturbation", "onset_frame", "length_frames", "color",
             "segment_frames"]
     keys = [k for k in keys if k in results]
     rows = []
     for key, curve in results.groupby(keys, dropna=False):
         curve = curve.sort_values("frame")
-        found = regions.detect_regions(curve["delta"].to_numpy(), int(curve["onset_frame"].iloc[0]),
-                                       int(curve["length_frames"].iloc[0]), smooth_frames, persist_frames)
-        for row in regions.region_stats(curve["delta"].to_numpy(), found):
-            rows.append({**dict(zip(keys, key)), **row})
+        delta, onset, length = (curve["delta"].to_numpy(), int(curve["onset_frame"].iloc[0]),
+                                int(curve["length_frames"].iloc[0]))
+        found = (regions.detect_regions(delta, onset, length, smooth_frames, persist_frames) if rule == "ours"
+                 else regions.detect_regions_authors(delta, onset, length, persist_frames=persist_frames))
+        for row in regions.region_stats(delta, found):
+            rows.append({**dict(zip(keys, key)), **row, "rule": rule})
     return pd.DataFrame(rows)
 
 

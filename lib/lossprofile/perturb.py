@@ -18,8 +18,11 @@ from .audio import AudioError, rms_dbfs
 
 # Power spectral density exponent: PSD ∝ f ** exponent.
 NOISE_EXPONENTS = {"white": 0.0, "pink": -1.0, "brown": -2.0, "blue": 1.0}
+# The authors' colours (YoEv/noiseloss): white noise through a Butterworth filter
+# (order, cut-off as a fraction of Nyquist, type).
+BUTTERWORTH_COLORS = {"pink_butter": (1, 0.2, "low"), "brown_butter": (2, 0.1, "low"), "blue_butter": (1, 0.5, "high")}
 KINDS = ("noise", "add_noise", "shuffle", "block_swap", "silence", "band_delete", "volume", "noise_segments",
-         "noise_fade")
+         "noise_fade", "swap_pairs", "block_move")
 
 
 def window_samples(num_samples: int, onset_frame: int, length_frames: int, sample_rate: int,
@@ -40,11 +43,21 @@ def window_samples(num_samples: int, onset_frame: int, length_frames: int, sampl
 
 
 def colored_noise(num_samples: int, color: str = "white", seed: int = 0) -> np.ndarray:
-    """Gaussian noise ``[num_samples]`` with PSD ∝ f**exponent of ``color``, unit RMS."""
-    if color not in NOISE_EXPONENTS:
-        raise ValueError(f"unknown noise color {color!r}; expected one of {sorted(NOISE_EXPONENTS)}")
+    """Gaussian noise ``[num_samples]``, unit RMS: PSD ∝ f**exponent for ``white``/``pink``/``brown``/``blue``,
+    or white noise through the authors' Butterworth filter for ``pink_butter``/``brown_butter``/``blue_butter``."""
+    if color not in NOISE_EXPONENTS and color not in BUTTERWORTH_COLORS:
+        raise ValueError(f"unknown noise color {color!r}; expected one of "
+                         f"{sorted(NOISE_EXPONENTS) + sorted(BUTTERWORTH_COLORS)}")
     rng = np.random.default_rng(seed)
     white = rng.standard_normal(num_samples)
+    if color in BUTTERWORTH_COLORS:
+        from scipy.signal import butter, lfilter
+
+        order, cutoff, kind = BUTTERWORTH_COLORS[color]
+        b, a = butter(order, cutoff, btype=kind)
+        noise = lfilter(b, a, white)
+        rms = math.sqrt(float(np.mean(noise**2)))
+        return (noise / rms).astype(np.float32) if rms > 0 else noise.astype(np.float32)
     exponent = NOISE_EXPONENTS[color]
     if exponent == 0.0 or num_samples < 4:
         noise = white
@@ -230,6 +243,53 @@ def noise_fade_in(wav: np.ndarray, sample_rate: int, frame_rate: int, onset_fram
     return out
 
 
+def swap_pairs(wav: np.ndarray, sample_rate: int, frame_rate: int, onset_frame: int, length_frames: int,
+               segment_frames: int, fraction: float = 0.2, seed: int = 0) -> np.ndarray:
+    """Swap random pairs of ``segment_frames``-long segments inside the window until the swapped
+    segments total ``fraction`` of the window (the authors' Fig. 5 shuffle for short segments).
+
+    Segments sit on the window's segment grid and are never reused, so the result is a
+    permutation of the window's segments.
+    """
+    win = window_samples(wav.size, onset_frame, length_frames, sample_rate, frame_rate)
+    seg = segment_frames * (sample_rate // frame_rate)
+    count = (win.stop - win.start) // seg
+    pairs = max(1, int(round(fraction * count / 2)))
+    if count < 2 * pairs:
+        raise AudioError(f"a window of {length_frames} frames holds fewer than {2 * pairs} {segment_frames}-frame "
+                         "segments")
+    rng = np.random.default_rng(seed)
+    chosen = rng.choice(count, size=2 * pairs, replace=False)
+    out = np.array(wav, dtype=np.float32, copy=True)
+    for a, b in chosen.reshape(-1, 2):
+        sa, sb = win.start + a * seg, win.start + b * seg
+        out[sa : sa + seg], out[sb : sb + seg] = wav[sb : sb + seg], wav[sa : sa + seg]
+    return out
+
+
+def block_move(wav: np.ndarray, sample_rate: int, frame_rate: int, onset_frame: int, length_frames: int,
+               segment_frames: int, seed: int = 0) -> np.ndarray:
+    """Move one ``segment_frames``-long block to another place inside the window; what lies between
+    shifts over (the authors' Fig. 5 shuffle for long segments)."""
+    win = window_samples(wav.size, onset_frame, length_frames, sample_rate, frame_rate)
+    hop = sample_rate // frame_rate
+    block = segment_frames * hop
+    room = (win.stop - win.start) // hop - segment_frames
+    if room < 1:
+        raise AudioError(f"a window of {length_frames} frames leaves no room to move a {segment_frames}-frame block")
+    rng = np.random.default_rng(seed)
+    source = int(rng.integers(0, room + 1))
+    target = int(rng.integers(0, room))
+    target += target >= source  # a different place
+    region = wav[win.start : win.stop]
+    start = source * hop
+    rest = np.concatenate([region[:start], region[start + block :]])
+    moved = np.concatenate([rest[: target * hop], region[start : start + block], rest[target * hop :]])
+    out = np.array(wav, dtype=np.float32, copy=True)
+    out[win.start : win.stop] = moved
+    return out
+
+
 def max_length_frames(kind: str, onset_frame: int, num_frames: int, segment_frames: int | None = None) -> int:
     """The longest window of ``kind`` that fits an excerpt of ``num_frames`` frames from ``onset_frame`` (0 if none).
 
@@ -251,7 +311,9 @@ class Perturbation:
     kind: ``noise`` (replacement, the paper's), ``add_noise``, ``shuffle``, ``block_swap``,
     ``silence``, and the authors' segment-wise ones inside the window: ``band_delete``
     (``fraction``, ``band_low_hz``/``band_high_hz``), ``volume`` (``fraction``, ``gain``),
-    ``noise_segments`` (``fraction``), ``noise_fade`` (noise fading in over the window).
+    ``noise_segments`` (``fraction``), ``noise_fade`` (noise fading in over the window), and the
+    authors' Fig. 5 shuffles ``swap_pairs`` (``segment_frames``, ``fraction`` of the window
+    swapped, default 0.2) and ``block_move`` (one ``segment_frames`` block moved).
     Segment-wise kinds draw segment lengths from ``segment_min_s``..``segment_max_s``.
     Noise level: ``match_offset_db`` relative to the excerpt (default 0 dB) or absolute ``level_dbfs``.
     """
@@ -274,7 +336,8 @@ class Perturbation:
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
             raise ValueError(f"unknown perturbation kind {self.kind!r}; expected one of {KINDS}")
-        needs = {"shuffle": ("segment_frames",), "band_delete": ("fraction", "band_low_hz", "band_high_hz"),
+        needs = {"shuffle": ("segment_frames",), "swap_pairs": ("segment_frames",), "block_move": ("segment_frames",),
+                 "band_delete": ("fraction", "band_low_hz", "band_high_hz"),
                  "volume": ("fraction", "gain"), "noise_segments": ("fraction",)}
         missing = [name for name in needs.get(self.kind, ()) if getattr(self, name) is None]
         if missing:
@@ -294,6 +357,11 @@ class Perturbation:
             return shuffle_segments(*common, segment_frames=self.segment_frames, seed=self.seed)
         if self.kind == "block_swap":
             return block_swap(*common)
+        if self.kind == "swap_pairs":
+            return swap_pairs(*common, segment_frames=self.segment_frames,
+                              fraction=self.fraction if self.fraction is not None else 0.2, seed=self.seed)
+        if self.kind == "block_move":
+            return block_move(*common, segment_frames=self.segment_frames, seed=self.seed)
         if self.kind == "band_delete":
             return delete_band(*common, fraction=self.fraction, band_hz=(self.band_low_hz, self.band_high_hz),
                                segment_seconds=self._segments((0.01, 0.05)), seed=self.seed)

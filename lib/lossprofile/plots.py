@@ -163,3 +163,47 @@ def explorer_curves(result: dict, onset_frame: int, length_frames: int, label: s
                  fontsize=9)
     fig.tight_layout()
     return fig
+
+
+def roc_curves(table: pd.DataFrame, directions: dict[str, int], families: list[str],
+               scores=("profile_score", "mean_nll"), split: str = "report"):
+    """ROC of clean (positive) against degraded versions (negative) per family, one line per score."""
+    part = table[table["split"] == split]
+    fig, axes = plt.subplots(1, len(families), figsize=(3.1 * len(families), 3.2), squeeze=False)
+    for ax, family in zip(axes[0], families):
+        clean, degraded = part[part["family"] == "clean"], part[part["family"] == family]
+        for score in scores:
+            d = directions.get(score, 1)
+            values = np.concatenate([d * clean[score].to_numpy(), d * degraded[score].to_numpy()])
+            labels = np.concatenate([np.ones(len(clean)), np.zeros(len(degraded))])
+            order = np.argsort(-values, kind="stable")
+            tpr = np.concatenate([[0], np.cumsum(labels[order]) / max(1, labels.sum())])
+            fpr = np.concatenate([[0], np.cumsum(1 - labels[order]) / max(1, (1 - labels).sum())])
+            ax.plot(fpr, tpr, lw=1.2, label=score)
+        ax.plot([0, 1], [0, 1], color="0.6", lw=0.6, ls="--")
+        ax.set_title(family, fontsize=9)
+        ax.set_xlabel("false positive rate", fontsize=8)
+    axes[0][0].set_ylabel("true positive rate (clean)", fontsize=8)
+    axes[0][-1].legend(fontsize=7)
+    fig.tight_layout()
+    return fig
+
+
+def score_vs_strength(table: pd.DataFrame, directions: dict[str, int], families: list[str],
+                      scores=("profile_score", "mean_nll"), split: str = "report"):
+    """Each score (signed so that higher = better, standardised) against degradation strength, per family."""
+    part = table[table["split"] == split]
+    fig, axes = plt.subplots(1, len(families), figsize=(3.1 * len(families), 3.0), squeeze=False, sharey=True)
+    for ax, family in zip(axes[0], families):
+        rows = part[part["family"].isin(["clean", family])]
+        for score in scores:
+            z = directions.get(score, 1) * (rows[score] - part[score].mean()) / (part[score].std() or 1.0)
+            agg = z.groupby(rows["strength"]).agg(["mean", "std"]).reset_index()
+            ax.errorbar(agg["strength"], agg["mean"], yerr=agg["std"], marker="o", capsize=2, lw=1, label=score)
+        ax.set_title(family, fontsize=9)
+        ax.set_xlabel("strength (0 = clean)", fontsize=8)
+    axes[0][0].set_ylabel("score, higher = better (z)", fontsize=8)
+    axes[0][-1].legend(fontsize=7)
+    fig.tight_layout()
+    return fig
+

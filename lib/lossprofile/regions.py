@@ -100,6 +100,31 @@ def detect_regions(delta: np.ndarray, onset_frame: int, length_frames: int, smoo
     return Regions((peak_start, assim_start), (assim_start, assim_stop), (assim_stop, T), baseline)
 
 
+def detect_regions_authors(delta: np.ndarray, onset_frame: int = 250, length_frames: int = 100,
+                           baseline_frames: tuple[int, int] = (0, 200), persist_frames: int = 5) -> Regions:
+    """The authors' rule (YoEv/noiseloss ``experiments/phase5``), with their positions made relative to the onset.
+
+    Baseline: mean delta over frames 0–200. Peak: from ``onset_frame - 5`` (their frame 245) until
+    the first run of ``persist_frames`` frames at or below the baseline (raw delta, no smoothing).
+    Assimilation: from there to ``onset_frame - 1 + length_frames + 4`` (their 249 + L + 4).
+    Recovery: the rest. Kept for comparison with :func:`detect_regions`.
+    """
+    delta = np.asarray(delta, dtype=np.float64)
+    T = len(delta)
+    lo, hi = baseline_frames
+    baseline = float(np.nanmean(delta[lo:hi]))
+    peak_start = max(0, onset_frame - 5)
+    assim_stop = min(T, onset_frame - 1 + length_frames + 4)
+    at_or_below = delta <= baseline
+    assim_start, run = assim_stop, 0
+    for t in range(peak_start, assim_stop):
+        run = run + 1 if at_or_below[t] else 0
+        if run == persist_frames:
+            assim_start = t - persist_frames + 1
+            break
+    return Regions((peak_start, assim_start), (assim_start, assim_stop), (assim_stop, T), baseline)
+
+
 def region_stats(delta: np.ndarray, regions: Regions) -> list[dict]:
     """Per-region rows: span, length, mean, std, min and max of ``delta`` (raw, not smoothed)."""
     delta = np.asarray(delta, dtype=np.float64)

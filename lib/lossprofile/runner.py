@@ -27,6 +27,7 @@ from . import audio
 from .datasets import Piece
 from .models import MusicLM
 from .perturb import Perturbation, window_samples
+from .symbolic import ScorePerturbation
 from .scoring import score_variants
 
 RESULTS_FILE = "results.parquet"
@@ -60,7 +61,42 @@ def load_excerpt(piece: Piece, sample_rate: int, seconds: float) -> np.ndarray:
     return audio.excerpt(wav, sample_rate, seconds, source=str(piece.path))
 
 
-def piece_table(lm: MusicLM, piece: Piece, perturbations: Sequence[Perturbation], *, method: str,
+def piece_variants(piece: Piece, perturbations: Sequence, sample_rate: int, frame_rate: int, excerpt_seconds: float,
+                   seed: int) -> tuple[np.ndarray, list[np.ndarray]]:
+    """The clean excerpt ``[S]`` of a piece and one waveform per perturbation.
+
+    Audio perturbations (:class:`~lossprofile.perturb.Perturbation`) act on the excerpt; score
+    perturbations (:class:`~lossprofile.symbolic.ScorePerturbation`, MIDI pieces only) act on the
+    notes, and the perturbed piece is rendered and cut at the same samples as the clean one.
+    Every perturbation's seed is derived from ``seed`` and the piece, so each piece gets its own noise.
+    """
+    score_perts = [p for p in perturbations if isinstance(p, ScorePerturbation)]
+    is_midi = piece.path.suffix.lower() in audio.MIDI_SUFFIXES
+    if score_perts and not is_midi:
+        raise audio.AudioError(f"{piece.path}: score perturbations ({score_perts[0].kind}) need a MIDI file")
+    if score_perts:
+        midi = audio.read_midi(piece.path)
+        full = audio.render_midi(midi, sample_rate)  # what load_audio renders for a MIDI file
+        start = audio.first_sound_sample(full, sample_rate)
+        clean = audio.excerpt(full[start:], sample_rate, excerpt_seconds, skip_leading_silence=False,
+                              source=str(piece.path))
+    else:
+        clean = load_excerpt(piece, sample_rate, excerpt_seconds)
+    variants = []
+    for p in perturbations:
+        p = dataclasses.replace(p, seed=derived_seed(seed, piece.dataset, piece.name, p.seed))
+        if isinstance(p, ScorePerturbation):
+            wav = audio.render_midi(p.apply_midi(midi, start / sample_rate, frame_rate), sample_rate)
+            wav = wav[start : start + clean.size]
+            variants.append(np.pad(wav, (0, clean.size - wav.size)).astype(np.float32))
+            continue
+        window_samples(clean.size, p.onset_frame, p.length_frames * (2 if p.kind == "block_swap" else 1),
+                       sample_rate, frame_rate, source=str(piece.path))
+        variants.append(p.apply(clean, sample_rate, frame_rate))
+    return clean, variants
+
+
+def piece_table(lm: MusicLM, piece: Piece, perturbations: Sequence[Perturbation | ScorePerturbation], *, method: str,
                 excerpt_seconds: float, seed: int, prompt: str | None, batch_size: int | None,
                 prefix_reuse: bool, precision: str) -> pd.DataFrame:
     """Score one piece under every perturbation → tidy rows (one per perturbation and frame).
@@ -69,13 +105,7 @@ def piece_table(lm: MusicLM, piece: Piece, perturbations: Sequence[Perturbation]
     difference (also per codebook), the entropy of the model's predictions and the log-rank
     of the true codes, all from the same forward pass.
     """
-    clean = load_excerpt(piece, lm.sample_rate, excerpt_seconds)
-    variants = []
-    for p in perturbations:
-        window_samples(clean.size, p.onset_frame, p.length_frames * (2 if p.kind == "block_swap" else 1),
-                       lm.sample_rate, lm.frame_rate, source=str(piece.path))
-        noise_seed = derived_seed(seed, piece.dataset, piece.name, p.seed)
-        variants.append(dataclasses.replace(p, seed=noise_seed).apply(clean, lm.sample_rate, lm.frame_rate))
+    clean, variants = piece_variants(piece, perturbations, lm.sample_rate, lm.frame_rate, excerpt_seconds, seed)
     scores = score_variants(lm, clean, variants, method=method, prompt=prompt, batch_size=batch_size,
                             prefix_reuse=prefix_reuse, precision=precision)
     K, T = scores.clean.shape
@@ -104,7 +134,7 @@ def piece_table(lm: MusicLM, piece: Piece, perturbations: Sequence[Perturbation]
     return table[front + [c for c in table.columns if c not in front]]
 
 
-def run_experiment(lm: MusicLM, pieces: Sequence[Piece], perturbations: Sequence[Perturbation],
+def run_experiment(lm: MusicLM, pieces: Sequence[Piece], perturbations: Sequence[Perturbation | ScorePerturbation],
                    out_dir: str | os.PathLike, *, method: str = "exact", excerpt_seconds: float = 15.0,
                    seed: int = 0, prompt: str | None = None, prompt_from_description: bool = False,
                    batch_size: int | None = None, prefix_reuse: bool = True, precision: str = "auto",
@@ -157,7 +187,8 @@ def piece_summary(results: pd.DataFrame) -> pd.DataFrame:
     """One row per (model, method, dataset, piece, perturbation): mean clean and perturbed loss, mean delta."""
     keys = [c for c in ("model", "method", "precision", "prompt", "dataset", "piece", "perturbation",
                         "onset_frame", "length_frames", "color", "level_dbfs", "match_offset_db",
-                        "segment_frames") if c in results]
+                        "segment_frames", "fraction", "band_low_hz", "band_high_hz", "gain", "segment_min_s",
+                        "segment_max_s", "semitones", "in_key") if c in results]
     grouped = results.groupby(keys, dropna=False)
     return grouped.agg(mean_nll_clean=("nll_clean", "mean"), mean_nll_perturbed=("nll_perturbed", "mean"),
                        mean_delta=("delta", "mean")).reset_index()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from .experiments import KIND_LABELS
@@ -139,7 +140,63 @@ def write_summary(results_dir="results", out_path="figures/summary.md") -> Path:
         table = _read(stats_dir, name)
         if table is not None:
             lines += [f"## {title}", "", markdown_table(table), ""]
+    lines += profile_section(stats_dir)
     out = Path(out_path)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text("\n".join(lines) + "\n")
     return out
+
+
+def profile_section(stats_dir: Path) -> list[str]:
+    """The profile-score evaluation (notebook 07): AUROC of every score per degradation family, and a reading."""
+    aurocs, diffs = _read(stats_dir, "profile_auroc"), _read(stats_dir, "profile_vs_mean_nll")
+    if aurocs is None:
+        return []
+    paired = aurocs[aurocs["family"] != "real vs generated"]
+    lines = ["## Profile score against mean loss (notebook 07)", "",
+             "Paired AUROC on the report split (share of pieces whose clean version scores better than its degraded "
+             "version; 0.5 = chance), with bootstrap 95% CIs. `profile_score`'s weights and every feature's direction "
+             "were fitted on the other half of the pieces and on the families marked *fit* only.", ""]
+    families = list(dict.fromkeys(paired["family"]))
+    scores = list(dict.fromkeys(paired["score"]))
+    header = "| score | " + " | ".join(f + (" *fit*" if paired.loc[paired["family"] == f, "fit_family"].any() else "")
+                                      for f in families) + " |"
+    lines += [header, "|" + "---|" * (len(families) + 1)]
+    for score in scores:
+        cells = []
+        for f in families:
+            row = paired[(paired["family"] == f) & (paired["score"] == score)]
+            cells.append("" if row.empty else f"{row['auroc'].iloc[0]:.2f} [{row['ci_low'].iloc[0]:.2f}, "
+                                               f"{row['ci_high'].iloc[0]:.2f}]")
+        lines.append(f"| {score} | " + " | ".join(cells) + " |")
+    pairs = paired.groupby("family")["pairs"].first()
+    lines += ["", "Pairs per family (report split): " + ", ".join(f"{f} {int(n)}" for f, n in pairs.items()) + ".", ""]
+    generated = aurocs[aurocs["family"] == "real vs generated"]
+    if not generated.empty:
+        lines += ["Real (clean) against the model's own samples, unpaired AUROC of real scoring better [95% CI], "
+                  "and Spearman of each score with top-k among the samples:", "",
+                  "| score | AUROC real > generated | Spearman with top-k |", "|---|---|---|"]
+        lines += [f"| {r.score} | {r.auroc:.2f} [{r.ci_low:.2f}, {r.ci_high:.2f}] | {_fmt(r.topk_spearman)} |"
+                  for r in generated.itertuples()]
+        lines.append("")
+    if diffs is not None and len(diffs):
+        lines += ["**Reading.**"] + [f"- {sentence}" for sentence in profile_reading(diffs)] + [""]
+    return lines
+
+
+def profile_reading(diffs: pd.DataFrame) -> list[str]:
+    """One sentence per family: does profile_score beat mean loss there (CI of the AUROC difference)?"""
+    out = []
+    for r in diffs.itertuples():
+        if not np.isfinite(r.difference):
+            continue
+        if r.ci_low > 0:
+            verdict = "beats mean loss"
+        elif r.ci_high < 0:
+            verdict = "does worse than mean loss"
+        else:
+            verdict = "is not distinguishable from mean loss"
+        out.append(f"{r.family}: profile_score {verdict} (AUROC difference {r.difference:+.2f}, 95% CI "
+                   f"[{r.ci_low:+.2f}, {r.ci_high:+.2f}], {r.pairs} pairs).")
+    return out
+

@@ -13,6 +13,7 @@ stay in the key of the first key signature (C major if none), up to 100 tries pe
 from __future__ import annotations
 
 import copy
+from dataclasses import asdict, dataclass
 from typing import Sequence
 
 import numpy as np
@@ -137,3 +138,53 @@ def warp_tempo(midi, fraction: float, seed: int = 0, segment_fraction: tuple[flo
     keep = np.concatenate([[True], np.diff(original) > 0])
     out.adjust_times(np.array(original)[keep], np.array(warped)[keep])
     return out
+
+
+SCORE_KINDS = ("shift_pitches", "delete_notes", "randomize_velocities", "warp_tempo")
+
+
+@dataclass(frozen=True)
+class ScorePerturbation:
+    """A score perturbation placed on the excerpt's frame grid, for the runner (MIDI pieces only).
+
+    ``onset_frame``/``length_frames`` give the window, in frames from the excerpt's start
+    (``length_frames=None``: to the end of the piece). ``semitones`` and ``in_key`` apply to
+    ``shift_pitches`` (the authors' rule by default; ``in_key=False`` gives wrong notes).
+    Hashable and tabular like :class:`lossprofile.perturb.Perturbation`.
+    """
+
+    kind: str = "shift_pitches"
+    fraction: float = 0.3
+    semitones: tuple[int, ...] = (1,)
+    in_key: bool = True
+    onset_frame: int = 0
+    length_frames: int | None = None
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.kind not in SCORE_KINDS:
+            raise ValueError(f"unknown score perturbation {self.kind!r}; expected one of {SCORE_KINDS}")
+
+    def apply_midi(self, midi, excerpt_start_seconds: float, frame_rate: int):
+        """The perturbed copy of ``midi``; the window is shifted by where the excerpt starts in the piece."""
+        start = excerpt_start_seconds + self.onset_frame / frame_rate
+        stop = np.inf if self.length_frames is None else start + self.length_frames / frame_rate
+        window = (start, stop)
+        if self.kind == "shift_pitches":
+            return shift_pitches(midi, self.fraction, self.semitones, self.seed, self.in_key, window)
+        if self.kind == "delete_notes":
+            return delete_notes(midi, self.fraction, self.seed, window)
+        if self.kind == "randomize_velocities":
+            return randomize_velocities(midi, self.fraction, self.seed, window_seconds=window)
+        return warp_tempo(midi, self.fraction, self.seed, window_seconds=None if self.length_frames is None and
+                          self.onset_frame == 0 else window)
+
+    def as_row(self) -> dict:
+        row = {k: v for k, v in asdict(self).items()}
+        row["perturbation"] = row.pop("kind")
+        row["semitones"] = ",".join(map(str, self.semitones))
+        return row
+
+    @property
+    def key(self) -> str:
+        return ",".join(f"{k}={v}" for k, v in asdict(self).items())
