@@ -135,3 +135,32 @@ def test_ratings_reader_accepts_musiceval_layout_and_names_bad_files(tmp_path):
     with pytest.raises(ValueError, match="no system column"):
         pd.DataFrame({"clip": ["a"], "mos": [1]}).to_csv(bad, index=False)
         evaluate.read_ratings(bad)
+
+
+def test_cli_profile_scores_a_folder_reports_bad_files_and_correlates_with_ratings(small_checkpoint, tmp_path, capsys):
+    import soundfile as sf
+
+    from lossprofile import cli
+
+    folder = tmp_path / "clips"
+    folder.mkdir()
+    rng = np.random.default_rng(0)
+    t = np.arange(7 * 32000) / 32000
+    for i in range(4):
+        sf.write(folder / f"clip{i}.wav", (0.2 * np.sin(2 * np.pi * (220 + 40 * i) * t)
+                                           + 0.01 * rng.standard_normal(t.size)).astype(np.float32), 32000)
+    (folder / "broken.wav").write_bytes(b"RIFF\x00\x00\x00\x00WAVEjunk")
+    ratings = tmp_path / "mos.csv"
+    pd.DataFrame({"clip_id": [f"clip{i}" for i in range(4)], "system": ["a", "a", "b", "c"],
+                  "mos": [4.0, 3.0, 2.0, 1.0]}).to_csv(ratings, index=False)
+    cli.main(["profile", "--model", small_checkpoint, "--device", "cpu", "--data", str(folder), "--out",
+              str(tmp_path / "out"), "--seconds", "6", "--ratings", str(ratings)])
+    table = pd.read_parquet(tmp_path / "out" / "profile_scores.parquet")
+    assert sorted(table["piece"]) == [f"clip{i}" for i in range(4)]
+    assert {"peak", "assimilation", "mean_nll", "normalized_surprisal", "model", "seed"} <= set(table.columns)
+    errors = pd.read_csv(tmp_path / "out" / "errors.csv")
+    assert list(errors["piece"]) == ["broken"] and "broken.wav" in errors["error"][0]
+    corr = pd.read_csv(tmp_path / "out" / "ratings_correlation.csv")
+    assert set(corr["score"]) >= {"mean_nll", "peak"} and (corr["clips"] == 4).all()
+    varying = table.set_index("piece")[corr["score"]].nunique() > 1
+    assert corr.set_index("score").loc[varying[varying].index, "clip_spearman"].between(-1, 1).all()

@@ -18,7 +18,7 @@ from .datasets import REPO_ROOT
 from .presets import describe as describe_presets
 
 NOTEBOOKS = ("01_noise_injection", "02_token_dynamics", "03_regions", "04_robustness", "05_explorer",
-             "07_profile_evaluation")
+             "06_symbolic", "07_profile_evaluation")
 # What `make figures` passes to every notebook (beyond model/device/dtype): the default
 # replication size, chosen to finish in under 20 minutes on 2 CPU cores with the tiny model.
 # Results and figures go to `results/` and `figures/` under the working directory (the
@@ -26,7 +26,8 @@ NOTEBOOKS = ("01_noise_injection", "02_token_dynamics", "03_regions", "04_robust
 FIGURE_PARAMETERS = dict(n_pieces=20, results_dir="results", figures_dir="figures")
 # Per-notebook changes to that: the profile evaluation scores every piece in ~30 versions, each
 # with its probes, so it takes fewer pieces and the library's full degradation grid.
-NOTEBOOK_PARAMETERS = {"07_profile_evaluation": dict(n_pieces=12, audio_families=None, symbolic_families=None)}
+NOTEBOOK_PARAMETERS = {"06_symbolic": dict(n_pieces=8),
+                       "07_profile_evaluation": dict(n_pieces=12, audio_families=None, symbolic_families=None)}
 
 
 def build_data(model: str = "tiny", device: str | None = None) -> None:
@@ -135,6 +136,14 @@ def profile(args: argparse.Namespace) -> None:
         write_parquet_atomic(table, out / "profile_scores.parquet")
         table.to_csv(out / "profile_scores.csv", index=False)
         print(f"{len(table)} pieces scored ({len(errors)} skipped) -> {out / 'profile_scores.parquet'}")
+        if args.ratings:
+            from .evaluate import ratings_correlation, read_ratings
+            from .profile import FEATURES
+
+            columns = [c for c in ("profile_score", *FEATURES) if table[c].notna().any()]
+            corr = ratings_correlation(table, read_ratings(args.ratings), columns)
+            corr.to_csv(out / "ratings_correlation.csv", index=False)
+            print(corr.round(3).to_string(index=False))
     else:
         print(f"no piece could be scored; see {out / 'errors.csv'}")
 
@@ -158,6 +167,8 @@ def main(argv: list[str] | None = None) -> None:
     s.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16", "fp16"])
     s.add_argument("--seed", type=int, default=0, help="seeds probe onsets and noise")
     s.add_argument("--limit", type=int, default=None, help="score only the first N pieces")
+    s.add_argument("--ratings", default=None, help="a ratings CSV (MusicEval layout: clip id, system, MOS); "
+                   "writes the Spearman of every score with the ratings, per clip and per system")
     s = sub.choices["score"]
     s.add_argument("--data", required=True, help="folder of wav/flac/mp3/mid files (or a built dataset)")
     s.add_argument("--out", required=True, help="output folder (results.parquet, parts/, errors.csv); resumable")

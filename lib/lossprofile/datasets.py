@@ -75,6 +75,25 @@ def build_training_set(out_dir: str | os.PathLike | None = None, splits=("heldou
     return corpus.build(Path(out_dir or DATA_DIR / "rendered" / "training"), splits=splits)
 
 
+def midi_pieces(folder: str | os.PathLike, n: int | None = None, dataset: str = "ood") -> list[Piece]:
+    """The first ``n`` MIDI files of a folder, sorted by path (pieces that take score perturbations)."""
+    folder = Path(folder)
+    files = sorted(p for p in folder.rglob("*") if p.suffix.lower() in audio.MIDI_SUFFIXES)
+    if not files:
+        raise FileNotFoundError(f"{folder}: no MIDI files found")
+    return [Piece(dataset, str(p.relative_to(folder).with_suffix("")).replace(os.sep, "-"), p) for p in files[:n]]
+
+
+def heldout_score_midis(n: int | None = None) -> list[Piece]:
+    """The scores (as music21 wrote them, before arrangement) of the corpus's held-out pieces: the TrainingSet's MIDI."""
+    folder = DATA_DIR / "rendered" / "training"
+    build_training_set(folder, splits=("heldout",))
+    table = pd.read_csv(folder / "manifest.csv")
+    names = table.loc[table["split"] == "heldout", "piece"]
+    paths = [(name, folder / "midi" / f"{name}.mid") for name in names]
+    return [Piece("training", name, path) for name, path in paths if path.exists()][:n]
+
+
 def asap_subset(manifest_csv: str | os.PathLike, every: int = 4) -> pd.DataFrame:
     """A fixed, composer-spread subset of the ASAP manifest: every ``every``-th row in path order."""
     table = pd.read_csv(manifest_csv).sort_values("midi_performance").reset_index(drop=True)

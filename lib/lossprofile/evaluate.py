@@ -311,15 +311,6 @@ def profile_vs_mean_loss(table: pd.DataFrame, weights: dict, seed: int = 0) -> p
 
 
 # ---- the pieces an evaluation runs on -------------------------------------------------------------
-def midi_pieces(folder: str | os.PathLike, n: int, dataset: str = "ood") -> list[Piece]:
-    """The first ``n`` MIDI files of a folder (sorted by path): pieces that also take score degradations."""
-    folder = Path(folder)
-    files = sorted(p for p in folder.rglob("*") if p.suffix.lower() in audio.MIDI_SUFFIXES)
-    if not files:
-        raise FileNotFoundError(f"{folder}: no MIDI files found")
-    return [Piece(dataset, str(p.relative_to(folder).with_suffix("")).replace(os.sep, "-"), p) for p in files[:n]]
-
-
 def top_k_of(piece: Piece) -> float:
     """The top-k a generated piece was sampled with (from its description), NaN for real music."""
     match = re.search(r"top_k=(\d+)", piece.description or "")
@@ -378,11 +369,16 @@ def ratings_correlation(scores: pd.DataFrame, ratings: pd.DataFrame, columns: Se
     merged = ratings.merge(scores, left_on="clip", right_on="piece", how="inner")
     per_system = merged.groupby("system")[["mos", *columns]].mean()
     rows = []
+    def rank_corr(a, b):  # NaN where a score does not vary (a correlation is undefined there)
+        if len(a) < 3 or a.nunique() < 2 or b.nunique() < 2:
+            return np.nan, np.nan
+        result = spearmanr(a, b)
+        return result.statistic, result.pvalue
+
     for col in columns:
         sign = -1 if col in LOWER_IS_BETTER else 1
-        clip = spearmanr(merged["mos"], sign * merged[col])
-        system = spearmanr(per_system["mos"], sign * per_system[col]) if len(per_system) > 2 else None
-        rows.append(dict(score=col, clips=len(merged), clip_spearman=clip.statistic, clip_p=clip.pvalue,
-                         systems=len(per_system), system_spearman=system.statistic if system else np.nan,
-                         system_p=system.pvalue if system else np.nan))
+        clip_rho, clip_p = rank_corr(merged["mos"], sign * merged[col])
+        system_rho, system_p = rank_corr(per_system["mos"], sign * per_system[col])
+        rows.append(dict(score=col, clips=len(merged), clip_spearman=clip_rho, clip_p=clip_p,
+                         systems=len(per_system), system_spearman=system_rho, system_p=system_p))
     return pd.DataFrame(rows)

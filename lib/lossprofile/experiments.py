@@ -173,6 +173,50 @@ def pure_noise(lm: MusicLM, kinds=KINDS, n_pieces: int = 3, excerpt_seconds: flo
                excerpt_seconds=excerpt_seconds, **kwargs)
 
 
+SYMBOLIC_PRESETS = ("authors-pitch", "authors-rhythm", "authors-velocity", "authors-tempo")
+# The paper's demo page, MusicGen: mean loss of a piece clean -> perturbed (nats per code).
+DEMO_PAGE_SYMBOLIC = {("delete_notes", 0.4): (6.46, 6.05), ("randomize_velocities", 0.5): (6.46, 6.01),
+                      ("warp_tempo", 0.8): (6.46, 6.09)}
+
+
+def symbolic_sweep(lm: MusicLM, kinds: Mapping[str, str | Path | None] | None = None, n_pieces: int = 3,
+                   presets: Sequence[str] = SYMBOLIC_PRESETS, results_dir="results", seed: int = 0,
+                   **kwargs) -> pd.DataFrame:
+    """The authors' score perturbations (pitch, rhythm, velocity, tempo grids) on MIDI pieces.
+
+    ``kinds`` maps a data kind to a folder of MIDI files, or None for the default: the held-out
+    TrainingSet's scores and the ASAP performances in ``data/asap``.
+    """
+    from .presets import preset
+
+    kinds = kinds or {"training": None, "ood": None}
+    chosen = []
+    for kind, folder in kinds.items():
+        if folder is not None:
+            chosen += datasets.midi_pieces(folder, n_pieces, dataset=kind)
+        elif kind == "training":
+            chosen += datasets.heldout_score_midis(n_pieces)
+        elif kind == "ood":
+            chosen += datasets.midi_pieces(datasets.ASAP_DIR, n_pieces, dataset="ood")
+        else:
+            raise ValueError(f"no MIDI for data kind {kind!r}: give a folder of MIDI files")
+    perts = [p for name in presets for p in preset(name)]
+    out = Path(results_dir) / "symbolic" / model_slug(lm.name)
+    return run_experiment(lm, chosen, perts, out, seed=seed, **kwargs)
+
+
+def symbolic_summary(results: pd.DataFrame) -> pd.DataFrame:
+    """Mean clean and perturbed loss per (perturbation, semitones, fraction) over pieces, with the demo page's numbers."""
+    per_piece = piece_summary(results)
+    keys = [c for c in ("dataset", "perturbation", "semitones", "fraction") if c in per_piece]
+    table = per_piece.groupby(keys, dropna=False).agg(
+        mean_nll_clean=("mean_nll_clean", "mean"), mean_nll_perturbed=("mean_nll_perturbed", "mean"),
+        mean_delta=("mean_delta", "mean"), delta_std=("mean_delta", "std"), pieces=("piece", "nunique")).reset_index()
+    demo = table.apply(lambda r: DEMO_PAGE_SYMBOLIC.get((r["perturbation"], round(r["fraction"], 2))), axis=1)
+    table["demo_page_musicgen"] = demo.map(lambda d: f"{d[0]} -> {d[1]}" if d else "")
+    return table
+
+
 def onset_peak(results: pd.DataFrame, frames: int = 5) -> pd.DataFrame:
     """Per curve: mean delta over the ``frames`` frames from the onset (the paper's Peak response)."""
     window = results[(results["frame"] >= results["onset_frame"]) &

@@ -207,3 +207,23 @@ def score_vs_strength(table: pd.DataFrame, directions: dict[str, int], families:
     fig.tight_layout()
     return fig
 
+
+
+def symbolic_trend(table: pd.DataFrame):
+    """Mean delta (perturbed − clean loss) against the fraction of notes touched, per score perturbation."""
+    kinds = sorted(table["perturbation"].unique())
+    fig, axes = plt.subplots(1, len(kinds), figsize=(3.2 * len(kinds), 3.0), squeeze=False, sharey=True)
+    for ax, kind in zip(axes[0], kinds):
+        rows = table[table["perturbation"] == kind]
+        for (dataset, semitones), part in rows.groupby(["dataset", "semitones"], dropna=False):
+            label = KIND_LABELS.get(dataset, dataset) + (f", ±{semitones}" if kind == "shift_pitches" else "")
+            part = part.sort_values("fraction")
+            ax.errorbar(part["fraction"], part["mean_delta"], yerr=part["delta_std"], marker="o", capsize=2, lw=1,
+                        label=label)
+        ax.axhline(0, color="0.4", lw=0.6, ls="--")
+        ax.set_title(kind, fontsize=9)
+        ax.set_xlabel("fraction of notes / duration", fontsize=8)
+        ax.legend(fontsize=6)
+    axes[0][0].set_ylabel("mean delta NLL (nats)", fontsize=8)
+    fig.tight_layout()
+    return fig

@@ -136,7 +136,8 @@ def write_summary(results_dir="results", out_path="figures/summary.md") -> Path:
         lines.append("")
     for name, title in (("shuffle_stats", "Order shuffling (Fig. 5)"), ("color_stats", "Noise colours (supplement)"),
                         ("method_comparison", "Exact vs as-published likelihood"),
-                        ("prompt_comparison", "Text prompt vs unconditional")):
+                        ("prompt_comparison", "Text prompt vs unconditional"),
+                        ("symbolic_summary", "Score perturbations (notebook 06; demo page's MusicGen numbers beside)")):
         table = _read(stats_dir, name)
         if table is not None:
             lines += [f"## {title}", "", markdown_table(table), ""]
