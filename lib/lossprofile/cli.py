@@ -4,6 +4,7 @@
     python -m lossprofile.cli figures [--model facebook/musicgen-small --device cuda]
     python -m lossprofile.cli score --data path/to/folder --out results/mine [--lengths 5 10 50]
     python -m lossprofile.cli profile --data path/to/folder --out results/scores   (profile score per piece)
+    python -m lossprofile.cli sweep sweeps/smoke.yaml [--ray-address local|auto|ray://host:port]
     python -m lossprofile.cli store-outputs   (refresh the outputs nbval checks, after changing a notebook)
 """
 
@@ -152,6 +153,14 @@ def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(prog="lossprofile", description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.RawTextHelpFormatter)
     sub = p.add_subparsers(dest="command", required=True)
+    s = sub.add_parser("sweep", help="run a sweep file in-process or on a Ray cluster",
+                       formatter_class=argparse.RawTextHelpFormatter)
+    s.add_argument("config", help="a sweep YAML file (see sweeps/smoke.yaml)")
+    s.add_argument("--out", default=None, help="output folder (default: the file's 'out'); a re-run resumes")
+    s.add_argument("--ray-address", default=None,
+                   help="none: in this process; 'local': start a local Ray instance;\n'auto': join this node's "
+                        "cluster; 'ray://host:port': a remote cluster")
+    s.add_argument("--device", default=None, help="in-process only: cpu or cuda (actors take the file's ray.device)")
     helps = {"build-data": "render the datasets the notebooks use", "figures": "run every notebook, write figures/",
              "score": "noise-injection sweep over a folder of audio/MIDI", "store-outputs":
              "re-execute the notebooks in place (after editing one)", "profile": "profile score of every piece of a folder"}
@@ -189,6 +198,12 @@ def main(argv: list[str] | None = None) -> None:
     s.add_argument("--seed", type=int, default=0, help="seeds the noise (each piece derives its own)")
     s.add_argument("--limit", type=int, default=None, help="score only the first N pieces")
     args = p.parse_args(argv)
+    if args.command == "sweep":
+        from .sweep import run_sweep
+
+        table = run_sweep(args.config, args.out, args.ray_address, args.device)
+        print(f"{len(table)} rows, {table['piece'].nunique() if len(table) else 0} pieces")
+        return
     device = args.device or ("cuda" if _cuda() else "cpu")
     if args.command == "build-data":
         build_data(args.model, device)

@@ -16,6 +16,7 @@ import json
 import os
 import re
 import warnings
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
@@ -34,12 +35,55 @@ RESULTS_FILE = "results.parquet"
 TABLE_VERSION = 2  # part of every cache key: parts written with other columns are recomputed, not mixed in
 
 
-def write_parquet_atomic(table: pd.DataFrame, path: Path) -> None:
-    """Write ``table`` so that ``path`` is either absent or complete, never half-written."""
+def is_url(path: str | os.PathLike) -> bool:
+    """True for an fsspec URL (``s3://bucket/run``, ``gs://…``, ``memory://…``), false for a local path."""
+    return "://" in str(path)
+
+
+def join(base: str | os.PathLike, *parts: str) -> str | Path:
+    """``base / parts``: a URL stays a string (pathlib would fold its ``//``), a local path a Path."""
+    if is_url(base):
+        return "/".join([str(base).rstrip("/"), *parts])
+    return Path(base).joinpath(*parts)
+
+
+def exists(path: str | os.PathLike) -> bool:
+    if is_url(path):
+        import fsspec
+
+        fs, inner = fsspec.core.url_to_fs(str(path))
+        return fs.exists(inner)
+    return Path(path).exists()
+
+
+def write_bytes_atomic(data: bytes, path: str | os.PathLike) -> None:
+    """Write ``data`` so that ``path`` is either absent or complete, never half-written.
+
+    Local files: a temporary file renamed over the target. fsspec URLs: object stores publish
+    an object only when its upload completes, so the object is written directly.
+    """
+    if is_url(path):
+        import fsspec
+
+        fs, inner = fsspec.core.url_to_fs(str(path))
+        fs.makedirs(inner.rsplit("/", 1)[0], exist_ok=True)
+        with fs.open(inner, "wb") as f:
+            f.write(data)
+        return
+    path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    table.to_parquet(tmp, index=False)
+    tmp.write_bytes(data)
     os.replace(tmp, path)
+
+
+def write_parquet_atomic(table: pd.DataFrame, path: str | os.PathLike) -> None:
+    """Write ``table`` as parquet to a local path or fsspec URL, either complete or not at all."""
+    import io
+
+    buffer = io.BytesIO()
+    table.to_parquet(buffer, index=False)
+    write_bytes_atomic(buffer.getvalue(), path)
 
 
 def derived_seed(*parts: object) -> int:
@@ -139,6 +183,67 @@ def piece_table(lm: MusicLM, piece: Piece, perturbations: Sequence[Perturbation 
     return table[front + [c for c in table.columns if c not in front]]
 
 
+@dataclass(frozen=True)
+class ScoringOptions:
+    """How pieces are scored; every field is part of each finished part's cache key (but ``batch_size``)."""
+
+    method: str = "exact"
+    excerpt_seconds: float = 15.0
+    seed: int = 0
+    prompt: str | None = None
+    prompt_from_description: bool = False
+    batch_size: int | None = None
+    prefix_reuse: bool = True
+    precision: str = "auto"
+
+
+def part_path(lm: MusicLM, piece: Piece, perturbations: Sequence, options: ScoringOptions,
+              out_dir: str | os.PathLike) -> str | Path:
+    """Where a piece's finished part lives: keyed by the weights, every parameter and the audio file's content."""
+    params = dict(table_version=TABLE_VERSION, model=lm.name, weights=lm.fingerprint, method=options.method,
+                  excerpt_seconds=options.excerpt_seconds, seed=options.seed, precision=options.precision,
+                  perturbations=[p.key for p in perturbations])
+    prompt = piece.description if options.prompt_from_description else options.prompt
+    # the file's content is part of the key: a re-rendered or re-sampled piece is scored again
+    key = hashlib.sha256(json.dumps({**params, "dataset": piece.dataset, "piece": piece.name, "prompt": prompt,
+                                     "audio": file_digest(piece.path)}, sort_keys=True).encode()).hexdigest()[:12]
+    slug = re.sub(r"[^A-Za-z0-9._-]+", "_", f"{piece.dataset}-{piece.name}")[:80]
+    return join(out_dir, "parts", f"{slug}-{key}.parquet")
+
+
+def score_piece(lm: MusicLM, piece: Piece, perturbations: Sequence, options: ScoringOptions,
+                out_dir: str | os.PathLike) -> tuple[str | Path | None, dict | None]:
+    """Score one piece into its part (reused if finished) → (part path, None), or (None, error row) for a bad piece.
+
+    The unit of work of :func:`run_experiment` and of distributed sweeps: the part is written
+    atomically, so a killed worker loses at most the piece it was scoring.
+    """
+    path = part_path(lm, piece, perturbations, options, out_dir)
+    if exists(path):
+        return path, None
+    try:
+        table = piece_table(lm, piece, perturbations, method=options.method, excerpt_seconds=options.excerpt_seconds,
+                            seed=options.seed, prompt=piece.description if options.prompt_from_description
+                            else options.prompt, batch_size=options.batch_size, prefix_reuse=options.prefix_reuse,
+                            precision=options.precision)
+    except (audio.AudioError, ValueError) as err:
+        warnings.warn(f"skipped {piece.path}: {err}")
+        return None, dict(dataset=piece.dataset, piece=piece.name, path=str(piece.path), error=str(err))
+    write_parquet_atomic(table, path)
+    return path, None
+
+
+def collect(parts: Sequence[Path], errors: Sequence[dict], out_dir: str | os.PathLike) -> pd.DataFrame:
+    """Write ``errors.csv`` and ``results.parquet`` (the parts in the order given) → the results table."""
+    error_table = pd.DataFrame(list(errors), columns=["dataset", "piece", "path", "error"])
+    write_bytes_atomic(error_table.to_csv(index=False).encode(), join(out_dir, "errors.csv"))
+    tables = [pd.read_parquet(p) for p in parts]
+    result = pd.concat(tables, ignore_index=True) if tables else pd.DataFrame()
+    if tables:
+        write_parquet_atomic(result, join(out_dir, RESULTS_FILE))
+    return result
+
+
 def run_experiment(lm: MusicLM, pieces: Sequence[Piece], perturbations: Sequence[Perturbation | ScorePerturbation],
                    out_dir: str | os.PathLike, *, method: str = "exact", excerpt_seconds: float = 15.0,
                    seed: int = 0, prompt: str | None = None, prompt_from_description: bool = False,
@@ -149,43 +254,17 @@ def run_experiment(lm: MusicLM, pieces: Sequence[Piece], perturbations: Sequence
     Writes ``out_dir/parts/*.parquet`` (one per piece), ``out_dir/results.parquet``
     (all of them) and ``out_dir/errors.csv`` (pieces that failed, with the reason).
     """
-    out = Path(out_dir)
     perturbations = list(perturbations)
     if not perturbations:
         raise ValueError("no perturbations given")
-    params = dict(table_version=TABLE_VERSION, model=lm.name, weights=lm.fingerprint, method=method, excerpt_seconds=excerpt_seconds, seed=seed,
-                  precision=precision, perturbations=[p.key for p in perturbations])
-    tables, errors = [], []
+    options = ScoringOptions(method, excerpt_seconds, seed, prompt, prompt_from_description, batch_size,
+                             prefix_reuse, precision)
+    parts, errors = [], []
     for piece in tqdm(pieces, desc=f"{lm.name} {method}", unit="piece", disable=not progress):
-        piece_prompt = piece.description if prompt_from_description else prompt
-        # the file's content is part of the key: a re-rendered or re-sampled piece is scored again
-        key = hashlib.sha256(json.dumps({**params, "dataset": piece.dataset, "piece": piece.name,
-                                         "prompt": piece_prompt, "audio": file_digest(piece.path)},
-                                        sort_keys=True).encode()).hexdigest()[:12]
-        slug = re.sub(r"[^A-Za-z0-9._-]+", "_", f"{piece.dataset}-{piece.name}")[:80]
-        part_path = out / "parts" / f"{slug}-{key}.parquet"
-        if part_path.exists():
-            tables.append(pd.read_parquet(part_path))
-            continue
-        try:
-            table = piece_table(lm, piece, perturbations, method=method, excerpt_seconds=excerpt_seconds,
-                                seed=seed, prompt=piece_prompt, batch_size=batch_size,
-                                prefix_reuse=prefix_reuse, precision=precision)
-        except (audio.AudioError, ValueError) as err:
-            warnings.warn(f"skipped {piece.path}: {err}")
-            errors.append(dict(dataset=piece.dataset, piece=piece.name, path=str(piece.path), error=str(err)))
-            continue
-        write_parquet_atomic(table, part_path)
-        tables.append(table)
-    out.mkdir(parents=True, exist_ok=True)
-    error_table = pd.DataFrame(errors, columns=["dataset", "piece", "path", "error"])
-    tmp = out / ".errors.csv.tmp"
-    error_table.to_csv(tmp, index=False)
-    os.replace(tmp, out / "errors.csv")
-    result = pd.concat(tables, ignore_index=True) if tables else pd.DataFrame()
-    if tables:
-        write_parquet_atomic(result, out / RESULTS_FILE)
-    return result
+        path, error = score_piece(lm, piece, perturbations, options, out_dir)
+        parts += [path] if path else []
+        errors += [error] if error else []
+    return collect(parts, errors, out_dir)
 
 
 def piece_summary(results: pd.DataFrame) -> pd.DataFrame:

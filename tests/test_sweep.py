@@ -1,0 +1,79 @@
+"""Sweep files: checked before any work, the same table in-process and on Ray, an actor killed mid-sweep."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+
+from lossprofile import sweep as sw
+
+ROOT = Path(__file__).resolve().parents[1]
+SMOKE = ROOT / "sweeps" / "smoke.yaml"
+
+
+def write(tmp_path, **changes) -> Path:
+    config = yaml.safe_load(SMOKE.read_text())
+    config.update(changes)
+    path = tmp_path / "sweep.yaml"
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+def test_every_shipped_sweep_file_is_valid():
+    for path in sorted((ROOT / "sweeps").glob("*.yaml")):
+        sweep = sw.load_sweep(path, base=ROOT)
+        assert sweep.models and all(sweep.perturbations_for(kind) for kind in sweep.datasets)
+
+
+@pytest.mark.parametrize("changes, message", [
+    (dict(modles=["tiny"]), r"sweep.yaml: unknown key\(s\) \['modles'\]"),
+    (dict(perturbations=["paper-noize"]), "sweep.yaml: unknown preset 'paper-noize'"),
+    (dict(perturbations=[{"kind": "noise", "lenght_frames": 10}]), r"sweep.yaml: perturbation .* unknown key\(s\) \['lenght_frames'\]"),
+    (dict(perturbations=[{"kind": "reverse"}]), "sweep.yaml: unknown perturbation kind 'reverse'"),
+    (dict(datasets={"ood": "no/such/folder"}), "sweep.yaml: datasets.ood: folder no/such/folder not found"),
+    (dict(scoring={"methd": "exact"}), r"sweep.yaml: scoring has unknown key\(s\) \['methd'\]"),
+    (dict(perturbations=["authors-noise"], datasets={"mine": "."}), "sweep.yaml: preset 'authors-noise' sets its level"),
+])
+def test_a_typo_fails_before_any_work_naming_the_key_and_the_file(tmp_path, changes, message, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    started = []
+    monkeypatch.setattr(sw, "score_piece", lambda *a, **k: started.append(a))
+    with pytest.raises(sw.SweepConfigError, match=message):
+        sw.run_sweep(write(tmp_path, **changes))
+    assert not started
+
+
+def test_ray_gives_the_in_process_table_even_when_an_actor_is_killed(tmp_path):
+    import ray
+
+    sweep = sw.load_sweep(SMOKE, base=ROOT)
+    here = sw.run_sweep(sweep, tmp_path / "here")
+    assert here["piece"].nunique() == 4 and set(here["length_frames"]) == {10, 100, 400}
+    try:
+        ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+        on_ray = sw.run_on_ray(sweep, tmp_path / "ray")
+        killed = sw.run_on_ray(sweep, tmp_path / "killed", kill_after=1)
+    finally:
+        ray.shutdown()
+    pd.testing.assert_frame_equal(on_ray, here)
+    pd.testing.assert_frame_equal(killed, here)
+    again = sw.run_sweep(sweep, tmp_path / "here")  # a re-run resumes: every part is reused
+    pd.testing.assert_frame_equal(again, here)
+
+
+def test_results_can_go_to_an_object_store_url_through_fsspec(tmp_path):
+    import fsspec
+
+    config = yaml.safe_load(SMOKE.read_text())
+    config.update(n_pieces=1, datasets={"ood": None}, perturbations=[{"kind": "noise", "length_frames": 10}])
+    sweep = sw.load_sweep(config, base=ROOT)
+    local = sw.run_sweep(sweep, tmp_path / "local")
+    remote = sw.run_sweep(sweep, "memory://lossprofile-test/run")
+    pd.testing.assert_frame_equal(remote, local)
+    fs = fsspec.filesystem("memory")
+    assert fs.exists("/lossprofile-test/run/sweep.parquet") and fs.glob("/lossprofile-test/run/tiny/parts/*.parquet")
+    again = sw.run_sweep(sweep, "memory://lossprofile-test/run")  # resumes from the parts in the store
+    pd.testing.assert_frame_equal(again, local)
