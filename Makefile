@@ -17,6 +17,8 @@ $(VENV)/.installed: requirements.txt pyproject.toml
 	$(BIN)/python -m pip install -q -r requirements.txt
 	# tinysoundfont declares pyaudio (realtime playback only, needs PortAudio headers); we only render offline
 	$(BIN)/python -m pip install -q --no-deps tinysoundfont==0.3.7
+	# audiocraft pins torch 2.1 (a multi-GB CUDA build) and an old xformers: both without their requirements
+	$(BIN)/python -m pip install -q --no-deps audiocraft==1.3.0 xformers==0.0.35
 	$(BIN)/python -m pip install -q --no-deps -e .
 	touch $@
 

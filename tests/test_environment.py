@@ -31,3 +31,8 @@ def test_torch_is_pinned_to_the_local_cpu_build():
 def test_makefile_installs_tinysoundfont_at_the_documented_version():
     text = (ROOT / "Makefile").read_text()
     assert "tinysoundfont==0.3.7" in text and "tinysoundfont==0.3.7" in (ROOT / "environment.yml").read_text()
+
+
+def test_makefile_installs_audiocraft_without_its_torch_pin():
+    text = (ROOT / "Makefile").read_text()
+    assert "--no-deps audiocraft==1.3.0 xformers==0.0.35" in text

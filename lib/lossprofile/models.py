@@ -46,8 +46,11 @@ def resolve_model_path(name_or_path: str | os.PathLike) -> str:
             )
         return str(TINY_DIR)
     if Path(name).is_dir():
-        if not (Path(name) / "config.json").exists():
-            raise ModelLoadError(f"{name}: directory has no config.json; not a MusicGen checkpoint")
+        from .audiocraft_format import is_audiocraft_checkpoint
+
+        if not (Path(name) / "config.json").exists() and not is_audiocraft_checkpoint(name):
+            raise ModelLoadError(f"{name}: directory has neither config.json (transformers' format) nor "
+                                 "state_dict.bin + compression_state_dict.bin (audiocraft's); not a MusicGen checkpoint")
         return name
     if "/" not in name:
         raise ModelLoadError(
@@ -87,6 +90,16 @@ def load_model(
         dtype = {"fp32": torch.float32, "float32": torch.float32, "bf16": torch.bfloat16,
                  "bfloat16": torch.bfloat16, "fp16": torch.float16, "float16": torch.float16}[dtype]
     dtype = dtype or torch.float32
+    from .audiocraft_format import AudiocraftCheckpointError, convert, is_audiocraft_checkpoint
+
+    if is_audiocraft_checkpoint(path):  # converted to transformers' layout on load, in memory
+        try:
+            model, tokenizer = convert(path)
+        except AudiocraftCheckpointError as err:
+            raise ModelLoadError(str(err)) from err
+        model = model.to(device=device, dtype=dtype).eval()
+        return MusicLM(model=model, tokenizer=tokenizer, name=str(name_or_path), device=device, dtype=dtype,
+                       fingerprint=checkpoint_fingerprint(path, model))
     with quiet_transformers():
         config = _from_pretrained(transformers.AutoConfig, path)
         if config.model_type == "musicgen":
@@ -135,8 +148,10 @@ def checkpoint_fingerprint(path: str, model: Any) -> str:
 
     if Path(path).is_dir():
         digest = hashlib.sha256()
-        for file in sorted(Path(path).glob("*.safetensors")) + [Path(path) / "config.json"]:
-            digest.update(file.read_bytes())
+        for file in sorted(Path(path).glob("*.safetensors")) + sorted(Path(path).glob("*.bin")) + \
+                [Path(path) / "config.json"]:
+            if file.exists():
+                digest.update(file.read_bytes())
         return digest.hexdigest()[:16]
     return str(getattr(model.config, "_commit_hash", None) or path)
 
@@ -238,7 +253,8 @@ class MusicLM:
         if len(prompts) != batch_size:
             raise ValueError(f"got {len(prompts)} prompts for a batch of {batch_size}")
         if self.tokenizer is None:
-            raise ValueError(f"model {self.name!r} ships no tokenizer, so it cannot take a text prompt")
+            raise ValueError(f"model {self.name!r} ships no tokenizer, so it cannot take a text prompt (an audiocraft "
+                             "checkpoint carries no T5: it needs the hub's t5-base in the Hugging Face cache)")
         tok = self.tokenizer(prompts, return_tensors="pt", padding=True).to(self.device)
         if self.is_melody:
             return {"input_ids": tok["input_ids"], "attention_mask": tok["attention_mask"]}
