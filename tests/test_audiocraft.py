@@ -76,7 +76,8 @@ def codes_of(seed: int, batch: int = 2, frames: int = 23) -> torch.Tensor:
 
 def test_our_exact_nll_equals_audiocrafts_compute_predictions_under_the_null_condition(checkpoint):
     ours = load_model(checkpoint, device="cpu")
-    reference = AudiocraftLikelihood(checkpoint)
+    reference = load_model(checkpoint, backend="audiocraft")  # chosen by name, same token_nll [B, K, T]
+    assert isinstance(reference, AudiocraftLikelihood)
     for seed, frames in ((0, 23), (1, 5), (2, 60)):
         codes = codes_of(seed, frames=frames)
         expected = reference.token_nll(codes)

@@ -76,15 +76,29 @@ def load_model(
     name_or_path: str | os.PathLike = "tiny",
     device: str | torch.device | None = None,
     dtype: torch.dtype | str | None = None,
+    backend: str = "transformers",
 ) -> "MusicLM":
-    """Load a MusicGen checkpoint (hub id, local directory or ``"tiny"``) for scoring.
+    """Load a MusicGen checkpoint (hub id, local directory in transformers' or audiocraft's format,
+    or ``"tiny"``) for scoring.
 
     ``dtype`` sets the weights' precision (``torch.bfloat16`` on GPU halves memory);
-    log-probabilities are always computed in fp32.
+    log-probabilities are always computed in fp32. ``backend="audiocraft"`` (an audiocraft
+    checkpoint folder only) returns :class:`~lossprofile.audiocraft_format.AudiocraftLikelihood`
+    instead: audiocraft's own ``compute_predictions`` behind the same ``token_nll`` and ``encode``,
+    for cross-checks.
     """
     import transformers
 
     path = resolve_model_path(name_or_path)
+    if backend == "audiocraft":
+        from .audiocraft_format import AudiocraftLikelihood, is_audiocraft_checkpoint
+
+        if not is_audiocraft_checkpoint(path):
+            raise ModelLoadError(f"{path}: backend='audiocraft' needs an audiocraft checkpoint folder "
+                                 "(state_dict.bin + compression_state_dict.bin)")
+        return AudiocraftLikelihood(path, device=str(device or "cpu"))
+    if backend != "transformers":
+        raise ValueError(f"unknown backend {backend!r}; expected 'transformers' or 'audiocraft'")
     device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
     if isinstance(dtype, str):
         dtype = {"fp32": torch.float32, "float32": torch.float32, "bf16": torch.bfloat16,
