@@ -276,3 +276,29 @@ def test_score_perturbations_of_midi_pieces_are_rendered_and_scored_against_the_
     assert np.allclose(shifted.sort_values("frame")["nll_clean"].to_numpy(), clean_alone, atol=1e-4)
     errors = pd.read_csv(tmp_path / "res" / "errors.csv")
     assert list(errors["piece"]) == ["take0"] and "need a MIDI file" in errors["error"][0]
+
+
+def test_several_models_share_one_table_and_the_figures_get_a_panel_each(small_checkpoint, tmp_path):
+    import matplotlib.pyplot as plt
+
+    from lossprofile import experiments as ex
+    from lossprofile import load_model, plots
+
+    from .conftest import save_random_checkpoint
+
+    other = save_random_checkpoint(tmp_path / "other", seed=1)
+    folder = tmp_path / "mine"
+    for i in range(2):
+        write_piece(folder, f"take{i}", tone(3.0, i))
+    first = load_model(small_checkpoint, device="cpu")
+    table = ex.each_model([small_checkpoint, other], lambda lm: ex.run(
+        lm, "noise_injection", {"ood": folder}, 2, PERTS[:2], tmp_path / "res", excerpt_seconds=2.5, progress=False),
+        device="cpu", loaded=first)
+    assert list(dict.fromkeys(table["model"])) == [small_checkpoint, other]
+    summary = ex.summarize(table)
+    clean = ex.clean_loss_by_kind(summary)
+    assert list(clean.columns[:2]) == ["model", "dataset"] and len(clean) == 2
+    assert "per model" in set(ex.length_statistics(summary)["scope"])
+    fig = plots.fig2_length_trend(summary, clean)
+    assert len(fig.axes) == 2
+    plt.close("all")

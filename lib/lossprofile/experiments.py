@@ -74,6 +74,23 @@ def run(lm: MusicLM, experiment: str, kinds: Iterable[str] | Mapping[str, str | 
     return run_experiment(lm, chosen, perturbations, out, **kwargs)
 
 
+def each_model(names: Sequence[str], run, device: str | None = None, dtype=None, loaded: MusicLM | None = None
+               ) -> pd.DataFrame:
+    """``run(lm)`` for every model name, one model in memory at a time → the tables concatenated.
+
+    Results for several models live in one table (its ``model`` column); ``loaded`` is reused
+    for its own name instead of being loaded again.
+    """
+    from .models import load_model
+
+    tables = []
+    for name in names:
+        lm = loaded if loaded is not None and loaded.name == name else load_model(name, device=device, dtype=dtype)
+        tables.append(run(lm))
+        del lm
+    return pd.concat(tables, ignore_index=True)
+
+
 def noise_injection(lm: MusicLM, kinds=KINDS, n_pieces: int = 3, lengths=PAPER_LENGTHS, onset_frame: int = 250,
                     results_dir="results", color: str = "white", match_offset_db: float = 0.0, seed: int = 0,
                     method: str = "exact", **kwargs) -> pd.DataFrame:
@@ -83,7 +100,8 @@ def noise_injection(lm: MusicLM, kinds=KINDS, n_pieces: int = 3, lengths=PAPER_L
 
 
 def length_statistics(summary: pd.DataFrame) -> pd.DataFrame:
-    """The paper's tests: over all (kind, piece, length) points, over per-length means, and per kind."""
+    """The paper's tests: over all (model, kind, piece, length) points, over per-length means, per kind
+    (and per model when there are several)."""
     rows = []
     everything = stats.length_trend(summary)
     everything.insert(0, "scope", "all points")
@@ -97,13 +115,19 @@ def length_statistics(summary: pd.DataFrame) -> pd.DataFrame:
     per_kind = stats.length_trend(summary, by=["dataset"])
     per_kind.insert(0, "scope", "per data kind")
     rows.append(per_kind)
+    if "model" in summary and summary["model"].nunique() > 1:
+        per_model = stats.length_trend(summary, by=["model"])
+        per_model.insert(0, "scope", "per model")
+        per_model.insert(1, "dataset", "all")
+        rows.append(per_model)
     return pd.concat(rows, ignore_index=True)
 
 
 def clean_loss_by_kind(summary: pd.DataFrame) -> pd.DataFrame:
-    """Mean ± std across pieces of each piece's mean clean loss, per data kind."""
-    per_piece = summary.groupby(["dataset", "piece"])["mean_nll_clean"].first().reset_index()
-    return per_piece.groupby("dataset")["mean_nll_clean"].agg(["mean", "std", "count"]).reset_index()
+    """Mean ± std across pieces of each piece's mean clean loss, per data kind (and model, when there are several)."""
+    keys = (["model"] if "model" in summary and summary["model"].nunique() > 1 else []) + ["dataset"]
+    per_piece = summary.groupby(keys + ["piece"])["mean_nll_clean"].first().reset_index()
+    return per_piece.groupby(keys)["mean_nll_clean"].agg(["mean", "std", "count"]).reset_index()
 
 
 def loss_by_condition(noisy: pd.DataFrame, pure: pd.DataFrame, length_frames: int) -> pd.DataFrame:

@@ -60,20 +60,31 @@ def fig1_piece_curve(results: pd.DataFrame, piece: str, length_frames: int = 100
     return fig
 
 
+def _models(table: pd.DataFrame) -> list:
+    return list(dict.fromkeys(table["model"])) if "model" in table else [None]
+
+
 def fig2_length_trend(summary: pd.DataFrame, clean_by_kind: pd.DataFrame, title: str = ""):
-    """Fig. 2: mean delta vs injection length per data kind (± std across pieces)."""
-    fig, ax = plt.subplots(figsize=(6, 4))
-    for kind, part in summary.groupby("dataset"):
-        agg = part.groupby("length_frames")["mean_delta"].agg(["mean", "std"]).reset_index()
-        clean = clean_by_kind.set_index("dataset").loc[kind]
-        label = f"{KIND_LABELS.get(kind, kind)} (clean {clean['mean']:.2f} ± {clean['std']:.2f})"
-        ax.errorbar(agg["length_frames"], agg["mean"], yerr=agg["std"], marker="o", capsize=3, label=label,
-                    color=KIND_COLORS.get(kind))
-    ax.axhline(0, color="0.4", lw=0.6, ls="--")
-    ax.set_xlabel("noise length (frames)")
-    ax.set_ylabel("mean delta NLL per frame (nats)")
-    ax.set_title(title, fontsize=10)
-    ax.legend(fontsize=8)
+    """Fig. 2: mean delta vs injection length per data kind (± std across pieces), one panel per model,
+    each data kind labelled with its mean clean loss."""
+    models = _models(summary)
+    fig, axes = plt.subplots(1, len(models), figsize=(6 * len(models), 4), squeeze=False, sharey=True)
+    for ax, model in zip(axes[0], models):
+        part_m = summary if model is None else summary[summary["model"] == model]
+        clean_m = clean_by_kind if "model" not in clean_by_kind or model is None else \
+            clean_by_kind[clean_by_kind["model"] == model]
+        for kind, part in part_m.groupby("dataset"):
+            agg = part.groupby("length_frames")["mean_delta"].agg(["mean", "std"]).reset_index()
+            clean = clean_m.set_index("dataset").loc[kind]
+            label = f"{KIND_LABELS.get(kind, kind)} (clean {clean['mean']:.2f} ± {clean['std']:.2f})"
+            ax.errorbar(agg["length_frames"], agg["mean"], yerr=agg["std"], marker="o", capsize=3, label=label,
+                        color=KIND_COLORS.get(kind))
+        ax.axhline(0, color="0.4", lw=0.6, ls="--")
+        ax.set_xlabel("noise length (frames)")
+        ax.set_title(title if len(models) == 1 else str(model), fontsize=10)
+        ax.legend(fontsize=8)
+    axes[0][0].set_ylabel("mean delta NLL per frame (nats)")
+    fig.tight_layout()
     return fig
 
 
@@ -97,24 +108,47 @@ def fig3_token_dynamics(noise_results: pd.DataFrame, pure_results: pd.DataFrame,
 
 
 def fig4_regions(region_table: pd.DataFrame):
-    """Fig. 4: distribution of each region's mean delta across curves, with mean ± std."""
-    fig, ax = plt.subplots(figsize=(6, 4))
-    data = [region_table.loc[region_table["region"] == r, "mean"].dropna().to_numpy() for r in REGIONS]
-    ax.boxplot(data, tick_labels=[r.capitalize() for r in REGIONS], showfliers=False)
-    for i, (values, region) in enumerate(zip(data, REGIONS), start=1):
-        jitter = np.random.default_rng(i).uniform(-0.15, 0.15, len(values))
-        ax.scatter(i + jitter, values, s=6, alpha=0.5, color=REGION_COLORS[region])
-        if len(values):
-            ax.text(i, ax.get_ylim()[1], f"{values.mean():.2f} ± {values.std():.2f}", ha="center", va="bottom",
-                    fontsize=8)
-    ax.axhline(0, color="0.4", lw=0.6, ls="--")
-    ax.set_ylabel("mean delta NLL in region (nats)")
+    """Fig. 4: each region's mean delta across curves as violins per data kind, one panel per model (mean ± std above)."""
+    models = _models(region_table)
+    fig, axes = plt.subplots(1, len(models), figsize=(7 * len(models), 4), squeeze=False, sharey=True)
+    for ax, model in zip(axes[0], models):
+        table = region_table if model is None else region_table[region_table["model"] == model]
+        kinds = sorted(table["dataset"].unique()) if "dataset" in table else [None]
+        width = 0.8 / len(kinds)
+        for r, region in enumerate(REGIONS):
+            for j, kind in enumerate(kinds):
+                rows = table[(table["region"] == region) & ((table["dataset"] == kind) if kind else True)]
+                values = rows["mean"].dropna().to_numpy()
+                if len(values) == 0:
+                    continue
+                x = r + 1 + (j - (len(kinds) - 1) / 2) * width
+                if len(values) > 1:
+                    parts = ax.violinplot(values, positions=[x], widths=width * 0.9, showmeans=True)
+                    for body in parts["bodies"]:
+                        body.set_facecolor(KIND_COLORS.get(kind, REGION_COLORS[region]))
+                        body.set_alpha(0.5)
+                else:
+                    ax.scatter([x], values, s=10, color=KIND_COLORS.get(kind, REGION_COLORS[region]))
+            values = table.loc[table["region"] == region, "mean"].dropna()
+            if len(values):
+                ax.text(r + 1, 1.02, f"{values.mean():.2f} ± {values.std():.2f}", ha="center", va="bottom",
+                        fontsize=8, transform=ax.get_xaxis_transform())
+        ax.set_xticks(range(1, len(REGIONS) + 1), [r.capitalize() for r in REGIONS])
+        ax.axhline(0, color="0.4", lw=0.6, ls="--")
+        if len(models) > 1:
+            ax.set_title(str(model), fontsize=10, pad=16)
+        handles = [plt.Line2D([], [], color=KIND_COLORS.get(k, "0.5"), lw=6, alpha=0.5) for k in kinds if k]
+        if handles:
+            ax.legend(handles, [KIND_LABELS.get(k, k) for k in kinds if k], fontsize=8, loc="lower right")
+    axes[0][0].set_ylabel("mean delta NLL in region (nats)")
+    fig.tight_layout()
     return fig
 
 
 def fig5_shuffle(summary: pd.DataFrame, onset: pd.DataFrame):
-    """Fig. 5: order shuffling — mean delta and onset response vs segment length."""
-    fig, axes = plt.subplots(1, 2, figsize=(10, 3.8))
+    """Fig. 5: order shuffling: mean delta and onset response vs segment length per data kind, and, as the
+    paper draws it, notched boxes of the absolute loss of the shuffled excerpts (pooled over kinds)."""
+    fig, axes = plt.subplots(1, 3, figsize=(15, 3.8))
     for kind, part in summary.groupby("dataset"):
         agg = part.groupby("segment_frames")["mean_delta"].agg(["mean", "std"]).reset_index()
         axes[0].errorbar(agg["segment_frames"], agg["mean"], yerr=agg["std"], marker="o", capsize=3,
@@ -123,12 +157,21 @@ def fig5_shuffle(summary: pd.DataFrame, onset: pd.DataFrame):
         agg = part.groupby("segment_frames")["onset_delta"].agg(["mean", "std"]).reset_index()
         axes[1].errorbar(agg["segment_frames"], agg["mean"], yerr=agg["std"], marker="o", capsize=3,
                          label=KIND_LABELS.get(kind, kind), color=KIND_COLORS.get(kind))
-    for ax, ylabel in zip(axes, ("mean delta NLL per frame", "delta over the 5 frames after the onset")):
+    for ax, ylabel in zip(axes[:2], ("mean delta NLL per frame", "delta over the 5 frames after the onset")):
         ax.set_xscale("log")
         ax.axhline(0, color="0.4", lw=0.6, ls="--")
         ax.set_xlabel("segment length (frames)")
         ax.set_ylabel(ylabel + " (nats)")
         ax.legend(fontsize=8)
+    segments = sorted(summary["segment_frames"].dropna().unique())
+    boxes = [summary.loc[summary["segment_frames"] == s, "mean_nll_perturbed"].to_numpy() for s in segments]
+    clean = summary.groupby(["dataset", "piece"])["mean_nll_clean"].first().to_numpy()
+    axes[2].boxplot([clean] + boxes, notch=len(clean) > 3, showfliers=False,
+                    tick_labels=["clean"] + [str(int(s)) for s in segments])
+    axes[2].set_xlabel("segment length (frames)")
+    axes[2].set_ylabel("mean loss of the excerpt (nats)")
+    axes[2].tick_params(axis="x", labelsize=7)
+    fig.tight_layout()
     return fig
 
 
