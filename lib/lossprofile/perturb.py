@@ -186,6 +186,10 @@ def random_segments(window: slice, fraction: float, segment_samples: tuple[int, 
     return [slice(a, a + n) for a, n in zip(starts, lengths)]
 
 
+def _samples(seconds: tuple[float, float], sample_rate: int) -> tuple[int, int]:
+    return tuple(max(1, int(round(x * sample_rate))) for x in seconds)
+
+
 def delete_band(wav: np.ndarray, sample_rate: int, frame_rate: int, onset_frame: int, length_frames: int,
                 fraction: float, band_hz: tuple[float, float], segment_seconds: tuple[float, float] = (0.01, 0.05),
                 seed: int = 0) -> np.ndarray:
@@ -195,7 +199,7 @@ def delete_band(wav: np.ndarray, sample_rate: int, frame_rate: int, onset_frame:
     if not 0 <= low < high:
         raise ValueError(f"band must satisfy 0 <= low < high, got {band_hz}")
     out = np.array(wav, dtype=np.float32, copy=True)
-    lengths = tuple(max(1, int(round(x * sample_rate))) for x in segment_seconds)
+    lengths = _samples(segment_seconds, sample_rate)
     for seg in random_segments(win, fraction, lengths, seed):
         spectrum = np.fft.rfft(out[seg].astype(np.float64))
         freqs = np.fft.rfftfreq(seg.stop - seg.start, 1.0 / sample_rate)
@@ -212,7 +216,7 @@ def change_volume(wav: np.ndarray, sample_rate: int, frame_rate: int, onset_fram
     if gain < 0:
         raise ValueError(f"gain must be >= 0, got {gain}")
     out = np.array(wav, dtype=np.float32, copy=True)
-    lengths = tuple(max(1, int(round(x * sample_rate))) for x in segment_seconds)
+    lengths = _samples(segment_seconds, sample_rate)
     for seg in random_segments(win, fraction, lengths, seed):
         out[seg] = np.clip(out[seg] * np.float32(gain), -1.0, 1.0)
     return out
@@ -225,7 +229,7 @@ def noise_segments(wav: np.ndarray, sample_rate: int, frame_rate: int, onset_fra
     win = window_samples(wav.size, onset_frame, length_frames, sample_rate, frame_rate)
     level = target_level_dbfs(wav, level_dbfs, match_offset_db)
     out = np.array(wav, dtype=np.float32, copy=True)
-    lengths = tuple(max(1, int(round(x * sample_rate))) for x in segment_seconds)
+    lengths = _samples(segment_seconds, sample_rate)
     for i, seg in enumerate(random_segments(win, fraction, lengths, seed)):
         out[seg] = _noise_at(seg.stop - seg.start, color, level, seed + 1 + i)
     return out
