@@ -32,3 +32,14 @@ def test_summary_states_what_the_numbers_say_beside_the_paper(tmp_path, pearson_
     assert "| OOD | 2.90 ± 0.20 | 8 | 4.19 ± 1.01 |" in text  # ours beside MusicGen-Small's
     assert "| Assimilation | -0.30 ± 0.50 | 36 | -1.5 ± 0.95 |" in text
     assert "r < -0.85, p < 0.001" in text
+
+
+def test_spread_reports_the_largest_difference_between_runs(tmp_path):
+    from lossprofile.spread import compare
+
+    for i, value in enumerate((1.00, 1.03, 0.98)):
+        ex.save_table(pd.DataFrame(dict(dataset=["ood", "training"], mean=[value, 2.0], count=[2, 2])),
+                      "clean_loss_by_kind", tmp_path / f"run{i}")
+    table = compare([tmp_path / f"run{i}" for i in range(3)]).set_index("column")
+    assert table.loc["mean", "max_spread"] == pytest.approx(0.05)
+    assert table.loc["count", "max_spread"] == 0

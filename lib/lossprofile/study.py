@@ -11,7 +11,7 @@ the same number of steps on the same kind of data, then measured like the model 
   repeats stay, as they are part of the music);
 - ``2 layers`` / ``6 layers``: decoder depth;
 - ``weak codec``: the LM trained on the codes of a codec that keeps no pitch (the first
-  recipe's loss and optimiser: waveform L1 + STFT, Adam at 2e-3 with beta1 = 0.5; same
+  recipe's loss and optimiser: waveform L1 + STFT, Adam at 2e-3 with beta1 = 0.5; 1000 + 500
   steps), everything else equal.
 
 Measures per variant: held-out NLL, repeat test (pass 3 / pass 1), wrong-note AUROC, onset
@@ -70,11 +70,17 @@ def select(table: pd.DataFrame, data: str) -> np.ndarray:
     raise ValueError(f"unknown data selection {data!r}")
 
 
-def study_recipe(variant: Variant, base: Recipe, lm_steps: int) -> Recipe:
+STUDY_LM = dict(lm_steps=800, lm_batch=6)
+WEAK_CODEC = dict(codec_lr=2e-3, codec_betas=(0.5, 0.9), codec_loss="previous", codec_ae_steps=1000,
+                  codec_vq_steps=500)
+
+
+def study_recipe(variant: Variant, base: Recipe) -> Recipe:
+    """The variant's recipe: the study's LM size and schedule, and the variant's one change."""
     arch = {**base.arch, **STUDY_ARCH, **variant.arch}
-    recipe = replace(base, arch=arch, lm_steps=lm_steps, checkpoint_every=100)
-    if variant.codec == "weak":
-        recipe = replace(recipe, codec_lr=2e-3, codec_betas=(0.5, 0.9), codec_loss="previous")
+    recipe = replace(base, arch=arch, checkpoint_every=100, **STUDY_LM)
+    if variant.codec == "weak":  # the first recipe's codec loss and optimiser, on a shorter schedule
+        recipe = replace(recipe, **WEAK_CODEC)
     return recipe
 
 
@@ -107,8 +113,7 @@ def measure_variant(lm, wavs, midis, seed: int = 0) -> dict:
                 noise_nll_late=noise["noise_nll_late"], clean_nll=noise["clean_nll"])
 
 
-def run_study(variants=VARIANTS, lm_steps: int = 1500, pool: int = 300, out_dir: Path = STUDY_DIR,
-              seed: int = 0) -> pd.DataFrame:
+def run_study(variants=VARIANTS, pool: int = 300, out_dir: Path = STUDY_DIR, seed: int = 0) -> pd.DataFrame:
     """Train (or resume) and measure every variant; returns one row per variant (cached in ``out_dir``)."""
     from . import load_model
 
@@ -125,7 +130,7 @@ def run_study(variants=VARIANTS, lm_steps: int = 1500, pool: int = 300, out_dir:
         if result.exists():
             rows.append(json.loads(result.read_text()))
             continue
-        recipe = study_recipe(variant, Recipe(seed=seed), lm_steps)
+        recipe = study_recipe(variant, Recipe(seed=seed))
         mask = keep & select(table, variant.data)
         sub = table[mask].reset_index(drop=True)
         sub_wavs = [w for w, m in zip(wavs, mask) if m]
@@ -135,7 +140,8 @@ def run_study(variants=VARIANTS, lm_steps: int = 1500, pool: int = 300, out_dir:
         train_model(recipe, work, work / "checkpoint", table=sub, wavs=sub_wavs, **shared)
         lm = load_model(str(work / "checkpoint"), device="cpu")
         row = dict(variant=variant.name, description=variant.description, pieces=len(sub),
-                   layers=recipe.arch["num_hidden_layers"], lm_steps=lm_steps, **measure_variant(lm, eval_wavs, midis))
+                   layers=recipe.arch["num_hidden_layers"], lm_steps=recipe.lm_steps,
+                   **measure_variant(lm, eval_wavs, midis))
         result.write_text(json.dumps(row, indent=1))
         rows.append(row)
     return pd.DataFrame(rows)
@@ -197,6 +203,13 @@ def plot_study(study: pd.DataFrame, path: Path) -> None:
 
 
 def main() -> None:
+    import argparse
+
+    p = argparse.ArgumentParser(description="Train and measure the ablation variants (resumable).")
+    p.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
+    args = p.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
     torch.set_flush_denormal(True)
     study = run_study()
     print(study.to_string(index=False))
