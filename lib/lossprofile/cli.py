@@ -28,7 +28,7 @@ FIGURE_PARAMETERS = dict(n_pieces=20, results_dir="results", figures_dir="figure
 # Per-notebook changes to that: the profile evaluation scores every piece in ~30 versions, each
 # with its probes, so it takes fewer pieces and the library's full degradation grid.
 NOTEBOOK_PARAMETERS = {"06_symbolic": dict(n_pieces=8),
-                       "07_profile_evaluation": dict(n_pieces=12, audio_families=None, symbolic_families=None)}
+                       "07_profile_evaluation": dict(n_pieces=8, audio_families=None, symbolic_families=None)}
 
 
 def build_data(model: str = "tiny", device: str | None = None) -> None:
