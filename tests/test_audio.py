@@ -121,3 +121,21 @@ def test_held_out_split_is_stable_and_about_the_requested_fraction():
     held = [corpus.Job(n, "texture", "ambience").split == "heldout" for n in names]
     assert abs(np.mean(held) - corpus.HELD_OUT_FRACTION) < 0.03
     assert held == [corpus.stable_fraction(n + "split") < corpus.HELD_OUT_FRACTION for n in names]
+
+
+def test_corrupt_midi_and_truncated_wav_are_reported_with_a_reason(tmp_path):
+    import soundfile as sf
+
+    corrupt = tmp_path / "corrupt.mid"
+    corrupt.write_bytes(b"MThd\x00\x00\x00\x06\x00\x01\x00\x02\x01\xe0MTrk\x00\x00\x10\x00\x00\x90")
+    with pytest.raises(audio.AudioError, match=r"corrupt.mid: unreadable MIDI \(\w+: .+\)"):
+        audio.render_midi(corrupt)
+    full = tmp_path / "full.wav"
+    sf.write(full, (0.3 * np.sin(np.arange(32000 * 20) * 0.05)).astype(np.float32), 32000, subtype="PCM_16")
+    data = full.read_bytes()
+    for name, cut in (("header_only.wav", 44), ("cut.wav", 44 + 64000)):
+        (tmp_path / name).write_bytes(data[:cut])
+        with pytest.raises(audio.AudioError, match=rf"{name}: damaged WAV file: its header declares 1280000 bytes "
+                                                   rf"of audio, the file holds {cut - 44} \(truncated\?\)"):
+            audio.load_audio(tmp_path / name, 32000)
+    assert audio.load_audio(full, 32000).size == 32000 * 20
