@@ -88,3 +88,18 @@ def test_language_model_loss_falls_while_training():
     _, log = train(0, lm_steps=200)
     losses = [row["loss"] for row in log if row["stage"] == "lm"]
     assert losses[0] > 4.0 and losses[-1] < losses[0] - 0.3  # from ~log(64) down
+
+
+def test_loop_crops_repeat_a_stretch_of_the_piece_exactly():
+    from lossprofile.training import loop_crop
+
+    codes = torch.arange(4 * 900).reshape(4, 900)
+    rng = np.random.default_rng(0)
+    for _ in range(20):
+        crop = loop_crop(codes, 760, rng)
+        assert crop.shape == (4, 760)
+        first = crop[0]
+        period = int((first[1:] < first[:-1]).nonzero()[0]) + 1 if (first[1:] < first[:-1]).any() else 760
+        assert 50 <= period <= 400 or period == 760
+        assert torch.equal(crop[:, period:], crop[:, : 760 - period])  # every pass is the same codes
+        assert torch.equal(crop[:, 1:period] - crop[:, : period - 1], torch.ones(4, period - 1, dtype=crop.dtype))

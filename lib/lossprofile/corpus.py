@@ -237,17 +237,17 @@ def _drums(beats: np.ndarray, downbeats: np.ndarray, rng: np.random.Generator):
     bar = 0
     fill_every = int(_choice(rng, (4, 8)))
 
-    def hit(key, t, vel):
-        drums.notes.append(pretty_midi.Note(int(np.clip(vel + rng.integers(-8, 9), 20, 127)), key, t, t + 0.08))
+    def hit(key, t, vel):  # no per-hit randomness: a repeated bar sounds the same
+        drums.notes.append(pretty_midi.Note(int(np.clip(vel, 20, 127)), key, t, t + 0.08))
 
     for i, beat in enumerate(beats[:-1]):
         step = beats[i + 1] - beat
         if round(beat, 3) in down:
             bar += 1
-            if bar % fill_every == 1 and rng.random() < 0.5:
+            if bar % fill_every == 1:
                 hit(49, beat, 100)
         position = i % (3 if style == "waltz" else 4)
-        if bar % fill_every == 0 and rng.random() < 0.7:  # a fill on the last bar of a phrase
+        if bar % fill_every == 0:  # a fill on the last bar of each phrase
             for j, key in enumerate((50, 48, 47, 45)):
                 hit(key, beat + j * step / 4, 90)
             continue
@@ -331,6 +331,10 @@ def arrange(midi, job: Job, rng: np.random.Generator, max_seconds: float = 40.0)
     palette = _assign_programs(midi, rng)
     tags["palette"] = palette
     end = midi.get_end_time()
+    # Dynamics go on the score before sections are repeated, so a repeated section is played
+    # exactly as before (same notes, same velocities, same place on the frame grid): it encodes
+    # to (nearly) the same codes, the exact repetition a model needs to learn to copy.
+    _dynamics(midi, rng, end)
     beats = midi.get_beats()
     downbeats = midi.get_downbeats()
     bars = downbeats if len(downbeats) >= 4 else beats[::4]
@@ -343,7 +347,7 @@ def arrange(midi, job: Job, rng: np.random.Generator, max_seconds: float = 40.0)
     cuts = sorted({round(c / grid) * grid for c in cuts})
     sections = [(a, b) for a, b in zip(cuts[:-1], cuts[1:]) if b - a > 0.5]
     order = list(range(len(sections)))
-    if sections and rng.random() < 0.35:  # an ostinato: one section played 2–4 times in a row
+    if sections and rng.random() < 0.5:  # an ostinato: one section played 2–4 times in a row
         i = int(rng.integers(len(sections)))
         order = order[: i + 1] + [i] * int(rng.integers(1, 4)) + order[i + 1 :]
         tags["ostinato"] = True
@@ -359,7 +363,6 @@ def arrange(midi, job: Job, rng: np.random.Generator, max_seconds: float = 40.0)
     midi, placed = _timeline(midi, segments, gaps)
     beats, downbeats = _map_times(beats, placed), _map_times(downbeats, placed)
     duration = min(max_seconds, midi.get_end_time())
-    _dynamics(midi, rng, duration)
     words = [job.genre, palette]
     if len(beats) > 8 and rng.random() < 0.33:
         drums, style = _drums(beats[beats < duration], downbeats, rng)
@@ -396,10 +399,10 @@ def texture_piece(job: Job, rng: np.random.Generator, seconds: float = 30.0):
 
 
 def audio_loop(wav: np.ndarray, rng: np.random.Generator, sample_rate: int, hop: int = 640) -> tuple[np.ndarray, dict]:
-    """Loop-based music: a 1–4 s stretch played 2–4 times verbatim (half the time a whole number of frames long)."""
+    """Loop-based music: a 1–4 s stretch played 2–4 times verbatim (3 times in 4 a whole number of frames long)."""
     seconds = float(rng.uniform(1.0, 4.0))
     length = int(seconds * sample_rate)
-    if rng.random() < 0.5:
+    if rng.random() < 0.75:  # most loops are cut on the frame grid (music made on a grid), some are not
         length = length // hop * hop
     start = int(rng.integers(0, max(1, wav.size // 2)))
     loop = wav[start : start + length]
@@ -417,7 +420,7 @@ def render_job(job: Job, cache_dir: Path, max_seconds: float = 40.0, seed: int =
         midi, description, tags = arrange(score_midi(job, cache_dir), job, rng, max_seconds)
     wav = audio.render_midi(midi, SAMPLE_RATE, max_seconds=max_seconds + 2)
     wav = wav[audio.first_sound_sample(wav, SAMPLE_RATE) :]
-    if job.source != "texture" and rng.random() < 0.12:
+    if job.source != "texture" and rng.random() < 0.2:
         wav, loop_tags = audio_loop(wav, rng, SAMPLE_RATE)
         tags.update(loop_tags)
     wav = wav[: int(max_seconds * SAMPLE_RATE)]
