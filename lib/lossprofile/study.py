@@ -7,8 +7,8 @@ the same number of steps on the same kind of data, then measured like the model 
 
 - ``reference``: the recipe at study size (a smaller, shorter-trained LM on the good codec);
 - ``clean only``: no SoundFont textures, effects or drones in the training data;
-- ``no added repetition``: no ostinati, audio loops or strophic verses (the scores' own
-  repeats stay, as they are part of the music);
+- ``no added repetition``: no ostinati, audio loops, strophic verses or loop crops (the
+  scores' own repeats stay, as they are part of the music);
 - ``2 layers`` / ``6 layers``: decoder depth;
 - ``weak codec``: the LM trained on the codes of a codec that keeps no pitch (the first
   recipe's loss and optimiser: waveform L1 + STFT, Adam at 2e-3 with beta1 = 0.5; 1000 + 500
@@ -51,7 +51,8 @@ class Variant:
 VARIANTS = (
     Variant("reference", description="the recipe at study size: 4 layers, all data, good codec"),
     Variant("clean only", data="clean", description="no textures, effects or drones in training"),
-    Variant("no added repetition", data="no_repetition", description="no ostinati, loops or verses in training"),
+    Variant("no added repetition", data="no_repetition",
+            description="no ostinati, loops, verses or loop crops in training"),
     Variant("2 layers", arch=dict(num_hidden_layers=2), description="a shallower decoder"),
     Variant("6 layers", arch=dict(num_hidden_layers=6), description="a deeper decoder"),
     Variant("weak codec", codec="weak", description="codes from a codec that keeps no pitch"),
@@ -81,6 +82,8 @@ def study_recipe(variant: Variant, base: Recipe) -> Recipe:
     recipe = replace(base, arch=arch, checkpoint_every=100, **STUDY_LM)
     if variant.codec == "weak":  # the first recipe's codec loss and optimiser, on a shorter schedule
         recipe = replace(recipe, **WEAK_CODEC)
+    if variant.data == "no_repetition":  # nor loops made of a piece's own codes
+        recipe = replace(recipe, loop_crops=0.0)
     return recipe
 
 
