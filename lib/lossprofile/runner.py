@@ -179,7 +179,7 @@ def piece_table(lm: MusicLM, piece: Piece, perturbations: Sequence[Perturbation 
                 piece=piece.name, excerpt_seconds=excerpt_seconds, run_seed=seed)
     for name, value in meta.items():
         table[name] = value
-    front = list(meta) + [c for c in Perturbation().as_row()]
+    front = list(meta) + [c for c in Perturbation().as_row() if c in table]
     return table[front + [c for c in table.columns if c not in front]]
 
 

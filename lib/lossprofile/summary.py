@@ -191,6 +191,9 @@ def profile_reading(diffs: pd.DataFrame) -> list[str]:
     for r in diffs.itertuples():
         if not np.isfinite(r.difference):
             continue
+        if r.pairs < 5:
+            out.append(f"{r.family}: too few pairs ({r.pairs}) to tell.")
+            continue
         if r.ci_low > 0:
             verdict = "beats mean loss"
         elif r.ci_high < 0:

@@ -182,7 +182,9 @@ class ScorePerturbation:
     def as_row(self) -> dict:
         row = {k: v for k, v in asdict(self).items()}
         row["perturbation"] = row.pop("kind")
-        row["semitones"] = ",".join(map(str, self.semitones))
+        pitched = self.kind == "shift_pitches"  # the interval and the key rule mean nothing for the others
+        row["semitones"] = ",".join(map(str, self.semitones)) if pitched else None
+        row["in_key"] = self.in_key if pitched else None
         return row
 
     @property
