@@ -238,7 +238,8 @@ def score_vs_strength(table: pd.DataFrame, directions: dict[str, int], families:
     part = table[table["split"] == split]
     fig, axes = plt.subplots(1, len(families), figsize=(3.1 * len(families), 3.0), squeeze=False, sharey=True)
     for ax, family in zip(axes[0], families):
-        rows = part[part["family"].isin(["clean", family])]
+        degraded = part[part["family"] == family]
+        rows = pd.concat([part[(part["family"] == "clean") & part["piece"].isin(degraded["piece"])], degraded])
         for score in scores:
             z = directions.get(score, 1) * (rows[score] - part[score].mean()) / (part[score].std() or 1.0)
             agg = z.groupby(rows["strength"]).agg(["mean", "std"]).reset_index()
