@@ -214,7 +214,8 @@ def roc_curves(table: pd.DataFrame, directions: dict[str, int], families: list[s
     part = table[table["split"] == split]
     fig, axes = plt.subplots(1, len(families), figsize=(3.1 * len(families), 3.2), squeeze=False)
     for ax, family in zip(axes[0], families):
-        clean, degraded = part[part["family"] == "clean"], part[part["family"] == family]
+        degraded = part[part["family"] == family]
+        clean = part[(part["family"] == "clean") & part["piece"].isin(degraded["piece"])]  # the same pieces
         for score in scores:
             d = directions.get(score, 1)
             values = np.concatenate([d * clean[score].to_numpy(), d * degraded[score].to_numpy()])
