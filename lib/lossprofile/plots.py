@@ -272,3 +272,23 @@ def symbolic_trend(table: pd.DataFrame):
     axes[0][0].set_ylabel("mean delta NLL (nats)", fontsize=8)
     fig.tight_layout()
     return fig
+
+
+def region_rules(ours: pd.DataFrame, authors: pd.DataFrame):
+    """Supplement: each region's mean delta by our detector and by the authors' fixed-offset rule, same curves."""
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.6))
+    for ax, (name, table) in zip(axes, (("ours: crossings of the smoothed curve", ours),
+                                        ("authors: fixed offsets from the onset", authors))):
+        data = [table.loc[table["region"] == r, "mean"].dropna().to_numpy() for r in REGIONS]
+        ax.boxplot(data, tick_labels=[r.capitalize() for r in REGIONS], showfliers=False)
+        for i, (values, region) in enumerate(zip(data, REGIONS), start=1):
+            jitter = np.random.default_rng(i).uniform(-0.15, 0.15, len(values))
+            ax.scatter(i + jitter, values, s=6, alpha=0.5, color=REGION_COLORS[region])
+            if len(values):
+                ax.text(i, 1.01, f"{values.mean():.2f} ± {values.std():.2f}", ha="center", va="bottom", fontsize=8,
+                        transform=ax.get_xaxis_transform())
+        ax.axhline(0, color="0.4", lw=0.6, ls="--")
+        ax.set_title(name, fontsize=9, pad=14)
+    axes[0].set_ylabel("mean delta NLL in region (nats)")
+    fig.tight_layout()
+    return fig

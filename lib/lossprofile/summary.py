@@ -137,6 +137,7 @@ def write_summary(results_dir="results", out_path="figures/summary.md") -> Path:
     for name, title in (("shuffle_stats", "Order shuffling (Fig. 5)"), ("color_stats", "Noise colours (supplement)"),
                         ("method_comparison", "Exact vs as-published likelihood"),
                         ("prompt_comparison", "Text prompt vs unconditional"),
+                        ("region_rules", "Region means: our detector beside the authors' rule (same curves)"),
                         ("symbolic_summary", "Score perturbations (notebook 06; demo page's MusicGen numbers beside)")):
         table = _read(stats_dir, name)
         if table is not None:
