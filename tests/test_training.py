@@ -103,3 +103,48 @@ def test_loop_crops_repeat_a_stretch_of_the_piece_exactly():
         assert 50 <= period <= 400 or period == 760
         assert torch.equal(crop[:, period:], crop[:, : 760 - period])  # every pass is the same codes
         assert torch.equal(crop[:, 1:period] - crop[:, : period - 1], torch.ones(4, period - 1, dtype=crop.dtype))
+
+
+def test_decoder_initialisation_is_pytorchs_default_and_seeded():
+    from lossprofile.training import init_decoder
+
+    a, b = build_model(musicgen_config(**SMALL), seed=0), build_model(musicgen_config(**SMALL), seed=0)
+    codec_before = [p.clone() for p in a.audio_encoder.parameters()]
+    text_before = [p.clone() for p in a.text_encoder.parameters()]
+    init_decoder(a, seed=3)
+    init_decoder(b, seed=3)
+    embed = a.decoder.model.decoder.embed_tokens[0].weight
+    assert abs(embed.std().item() - 1.0) < 0.05  # transformers' own init gives 0.02
+    fc = a.decoder.model.decoder.layers[0].fc1.weight
+    assert abs(fc.std().item() * fc.shape[1] ** 0.5 - 1.0) < 0.1
+    assert all(torch.equal(p, q) for p, q in zip(a.parameters(), b.parameters()))
+    # only the decoder is re-initialised: the codec (trained first) and the text encoder are untouched
+    assert all(torch.equal(p, q) for p, q in zip(codec_before, a.audio_encoder.parameters()))
+    assert all(torch.equal(p, q) for p, q in zip(text_before, a.text_encoder.parameters()))
+
+
+def test_a_work_folder_resumes_the_language_model_without_the_corpus(tmp_path):
+    import json
+
+    from lossprofile.training import codes_ready, save_state
+
+    model = build_model(musicgen_config(**SMALL), seed=0)
+    wavs = tones()
+    assert codes_ready(tmp_path, codec_steps=4) is None  # nothing there yet
+    train_codec(model.audio_encoder, wavs, 2, 2, batch=2, seconds=0.5, checkpoint=tmp_path / "codec.pt",
+                checkpoint_every=1, progress=False)
+    (tmp_path / "pieces.json").write_text(json.dumps(dict(piece=["a", "b", "c"], description=["x", "y", "z"],
+                                                          tags=["{}"] * 3)))
+    assert codes_ready(tmp_path, codec_steps=4) is None  # codes not cached yet
+    encode_cached(model.audio_encoder, ["a", "b"], wavs[:2], tmp_path / "codes.pt")
+    assert codes_ready(tmp_path, codec_steps=4) is None  # piece c missing
+    encode_cached(model.audio_encoder, ["a", "b", "c"], wavs, tmp_path / "codes.pt")
+    assert codes_ready(tmp_path, codec_steps=5) is None  # the codec has not finished a longer schedule
+    table = codes_ready(tmp_path, codec_steps=4)
+    assert list(table["piece"]) == ["a", "b", "c"] and list(table["description"]) == ["x", "y", "z"]
+    # a finished codec kept without its optimiser still resumes
+    state = torch.load(tmp_path / "codec.pt", weights_only=False)
+    save_state(tmp_path / "codec.pt", {k: v for k, v in state.items() if k != "opt"})
+    fresh = build_model(musicgen_config(**SMALL), seed=1)
+    train_codec(fresh.audio_encoder, None, 2, 2, batch=2, seconds=0.5, checkpoint=tmp_path / "codec.pt", progress=False)
+    assert all(torch.equal(p, q) for p, q in zip(fresh.audio_encoder.parameters(), model.audio_encoder.parameters()))

@@ -216,7 +216,7 @@ def render_card(card: dict, training: dict, study: pd.DataFrame | None = None) -
         f"{training.get('lm_device', 'the CPU')} ({training.get('stage_seconds', {}).get('lm', 'n/a')} s, "
         f"{training.get('lm_precision')} autocast; `python -m lossprofile.training --device cuda`); on 2 CPU "
         "cores the LM's schedule takes about 7 hours (resumable). Seed "
-        f"{recipe.get('seed')}; the same seed on the same device gives the same weights.", "",
+        f"{recipe.get('seed')}; on the CPU the same seed gives the same weights; on a GPU, reductions in cuBLAS make two runs differ in the last bits.", "",
         "## Quality", "",
         "| measure | TrainingSet held-out | OOD (ASAP piano) |", "|---|---|---|",
         f"| pieces (15 s excerpts) | {card['training_heldout_pieces']} | {card['ood_pieces']} |",

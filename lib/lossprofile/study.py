@@ -230,10 +230,24 @@ def conclusion(study: pd.DataFrame) -> str:
                      f"({d_repeat:+.2f})")
     assim_driver = (s["assimilation"] - ref["assimilation"]).drop("reference").abs().idxmax()
     peak_driver = (s["onset_peak"] - ref["onset_peak"]).drop("reference").abs().idxmax()
-    return (f"The reference assimilates with {ref['assimilation']:+.2f} nats and peaks at {ref['onset_peak']:+.2f}. "
+    text = (f"The reference assimilates with {ref['assimilation']:+.2f} nats and peaks at {ref['onset_peak']:+.2f}. "
             + "; ".join(parts) + f". The change that moves assimilation most is '{assim_driver}'; the one that moves "
-            f"the onset peak most is '{peak_driver}'. Differences are from one training run per variant on "
-            f"{int(ref['pieces'])} pieces and a few held-out pieces: read them as directions, not as effect sizes.")
+            f"the onset peak most is '{peak_driver}'.")
+    overfit = [n for n in s.index if s.loc[n, "heldout_nll"] > ref["heldout_nll"] + 1.0]
+    if overfit:
+        text += (" But " + ", ".join(f"'{n}' ({s.loc[n, 'heldout_nll']:.2f} nats held out against the reference's "
+                                     f"{ref['heldout_nll']:.2f}, on {int(s.loc[n, 'pieces'])} pieces)" for n in overfit)
+                 + " memorised a smaller training set: there the peak and assimilation measure overfitting as much as "
+                 "the ingredient.")
+    copying = [n for n in s.index if s.loc[n, "repeat_ratio"] <= 0.5]
+    if not copying:
+        text += " No model here copies what it heard (repeat ratio ≤ 0.5), so none of this is about context use."
+    elif "reference" not in copying:
+        text += (f" Only {', '.join(repr(n) for n in copying)} copies what it heard (repeat ratio ≤ 0.5); the "
+                 "study-size variants never got there in 4000 steps, so their differences say nothing about the "
+                 "part of Assimilation that copying produces.")
+    return text + (f" One training run per variant and {int(ref['pieces'])}-piece pools: read the differences as "
+                   "directions, not effect sizes.")
 
 
 def plot_study(study: pd.DataFrame, path: Path) -> None:
