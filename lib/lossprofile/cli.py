@@ -40,10 +40,29 @@ def build_data(model: str = "tiny", device: str | None = None) -> None:
         experiments.pieces(kind, 1, lm)
 
 
-def run_notebooks(model: str, device: str, dtype: str, names=NOTEBOOKS, extra: dict | None = None) -> None:
-    """Execute the notebooks with papermill; executed copies go to ``notebooks/executed``."""
+# The explorer's cells finish in seconds, but once in a while papermill's client missed the
+# kernel's last message after its widgets drew, and waited forever (seen once in `make figures`,
+# not reproduced): a cell timeout turns that into an error, and the notebook runs once more.
+CELL_TIMEOUT_SECONDS = {"05_explorer": 300}
+
+
+def execute(source: str, target: str, name: str, **kwargs) -> None:
+    """papermill.execute_notebook with the notebook's cell timeout; a timed-out run is retried once."""
     import papermill
 
+    for attempt in (1, 2):
+        try:
+            papermill.execute_notebook(source, target, kernel_name="python3", progress_bar=False,
+                                       execution_timeout=CELL_TIMEOUT_SECONDS.get(name), **kwargs)
+            return
+        except Exception as err:  # nbclient's CellTimeoutError, possibly wrapped by papermill
+            if attempt == 2 or "timeout" not in f"{type(err).__name__} {err}".lower():
+                raise
+            print(f"[notebooks] {name}: a cell timed out ({err}); running it again", flush=True)
+
+
+def run_notebooks(model: str, device: str, dtype: str, names=NOTEBOOKS, extra: dict | None = None) -> None:
+    """Execute the notebooks with papermill; executed copies go to ``notebooks/executed``."""
     executed = REPO_ROOT / "notebooks" / "executed"
     executed.mkdir(parents=True, exist_ok=True)
     params = dict(model=model, device=device, dtype=dtype, **FIGURE_PARAMETERS, **(extra or {}))
@@ -52,11 +71,8 @@ def run_notebooks(model: str, device: str, dtype: str, names=NOTEBOOKS, extra: d
     for name in names:
         started = time.time()
         print(f"[figures] {name} ...", flush=True)
-        papermill.execute_notebook(
-            str(REPO_ROOT / "notebooks" / f"{name}.ipynb"), str(executed / f"{name}.ipynb"),
-            parameters={**params, **NOTEBOOK_PARAMETERS.get(name, {})}, cwd=str(REPO_ROOT / "notebooks"),
-            kernel_name="python3", progress_bar=False,
-        )
+        execute(str(REPO_ROOT / "notebooks" / f"{name}.ipynb"), str(executed / f"{name}.ipynb"), name,
+                parameters={**params, **NOTEBOOK_PARAMETERS.get(name, {})}, cwd=str(REPO_ROOT / "notebooks"))
         print(f"[figures] {name} done in {time.time() - started:.0f} s", flush=True)
 
 
@@ -67,13 +83,11 @@ def store_outputs(names=NOTEBOOKS) -> None:
     (machine-specific or megabytes of base64 that would bloat the repository).
     """
     import nbformat
-    import papermill
 
     for name in names:
         path = REPO_ROOT / "notebooks" / f"{name}.ipynb"
         print(f"[store-outputs] {name} ...", flush=True)
-        papermill.execute_notebook(str(path), str(path), cwd=str(path.parent), kernel_name="python3",
-                                   progress_bar=False)
+        execute(str(path), str(path), name, cwd=str(path.parent))
         nb = nbformat.read(path, as_version=4)
         for cell in nb.cells:
             cell.metadata.pop("papermill", None)
