@@ -73,6 +73,9 @@ def test_an_interrupted_run_resumes_to_the_same_weights(tmp_path, monkeypatch):
     resumed, log = train(0, lm_steps=6, tmp=tmp_path / "broken", codec_steps=(2, 3))
     assert all(torch.equal(whole[k], resumed[k]) for k in whole)
     assert [row["step"] for row in log if row["stage"] == "lm"] == [0, 5]
+    # a checkpoint of another schedule is refused, naming the file, rather than silently continued
+    with pytest.raises(RuntimeError, match=r"lm\.pt: this checkpoint was trained with"):
+        train(0, lm_steps=8, tmp=tmp_path / "broken", codec_steps=(2, 3))
 
 
 def test_codes_cache_reencodes_only_new_pieces(tmp_path):

@@ -419,6 +419,11 @@ def train_lm(model, tokenizer, codes: list[torch.Tensor], descriptions: list[str
     if state is not None and state.get("codec") != codec_id:
         raise RuntimeError(f"{checkpoint}: this language-model checkpoint was trained on another codec's codes; "
                            "delete it (and the codes cache) to train the language model again")
+    schedule = dict(steps=steps, batch=batch, crop_frames=crop_frames, lr=lr, cond_dropout=cond_dropout, seed=seed,
+                    loop_crops=loop_crops)
+    if state is not None and state.get("schedule", schedule) != schedule:
+        raise RuntimeError(f"{checkpoint}: this checkpoint was trained with {state['schedule']}, not {schedule}; "
+                           "delete it to train the language model with the new settings")
     if state is not None:
         model.load_state_dict(state["model"])
         if "opt" in state:  # a finished model may be kept without its optimiser
@@ -465,7 +470,7 @@ def train_lm(model, tokenizer, codes: list[torch.Tensor], descriptions: list[str
         if checkpoint and ((step + 1) % checkpoint_every == 0 or step == steps - 1):
             save_state(checkpoint, dict(step=step + 1, model=model.state_dict(), opt=opt.state_dict(),
                                         sched=sched.state_dict(), log=log, seconds=seconds,
-                                        codec=codec_id))
+                                        codec=codec_id, schedule=schedule))
     model.eval()
     model.to("cpu")
     return log
