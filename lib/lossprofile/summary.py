@@ -53,7 +53,17 @@ def reading(trend: pd.DataFrame | None, by_condition: pd.DataFrame | None, regio
         agree = "as in the paper" if r.pearson_r < 0 else "the opposite of the paper's direction (r < -0.85)"
         lines.append(f"- Longer noise **{direction}** the mean loss here (Pearson r = {r.pearson_r:.2f}, "
                      f"p = {_p(r.pearson_p)}, slope {r.slope:+.2e} nats per frame): {agree}.")
+    if trend is not None and (trend["scope"] == "per data kind").any():
+        kinds = trend.loc[trend["scope"] == "per data kind"]
+        same = kinds[(kinds["spearman_rho"] < 0) & (kinds["spearman_p"] < 0.05)]
+        for r in same.itertuples():
+            lines.append(f"- For {KIND_LABELS.get(r.dataset, r.dataset)}, though, longer noise lowers the mean loss (Spearman rho = "
+                         f"{r.spearman_rho:.2f}, p = {_p(r.spearman_p)}, {r.n} points): the paper's direction.")
     if by_condition is not None:
+        easier_kinds = by_condition[by_condition["pure_noise"] < by_condition["clean"]]
+        for r in easier_kinds.itertuples():
+            lines.append(f"- On {KIND_LABELS.get(r.dataset, r.dataset)} music, pure noise ({r.pure_noise:.2f} nats per code) costs less than the "
+                         f"clean music ({r.clean:.2f}).")
         clean, noise = by_condition["clean"].mean(), by_condition["pure_noise"].mean()
         easier = noise < clean
         lines.append(f"- Pure white noise costs {noise:.2f} nats per code against {clean:.2f} for clean music, so this "
@@ -99,7 +109,7 @@ def write_summary(results_dir="results", out_path="figures/summary.md") -> Path:
     notes = reading(trend, by_condition, regions)
     if notes:
         lines += ["## Reading these numbers", ""] + notes + [
-            "", "The embedded tiny model is a test instrument trained in under an hour on 2 CPU cores (see its MODEL_CARD.md); "
+            "", "The embedded tiny model is a small MusicGen trained by this project (its MODEL_CARD.md says how and what it hears); "
             "the paper's numbers are MusicGen-Small's. `make figures MODEL=facebook/musicgen-small DEVICE=cuda` "
             "regenerates this page for the real model.", ""]
     clean = _read(stats_dir, "clean_loss_by_kind")
