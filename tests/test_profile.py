@@ -164,3 +164,10 @@ def test_cli_profile_scores_a_folder_reports_bad_files_and_correlates_with_ratin
     assert set(corr["score"]) >= {"mean_nll", "peak"} and (corr["clips"] == 4).all()
     varying = table.set_index("piece")[corr["score"]].nunique() > 1
     assert corr.set_index("score").loc[varying[varying].index, "clip_spearman"].between(-1, 1).all()
+
+
+def test_the_fitted_weights_ship_with_the_package():
+    # notebook 07 fits them on its fit split; profile_scores uses them when given none
+    weights = profile.load_weights()
+    assert weights is not None and set(weights["weights"]) <= set(profile.FEATURES)
+    assert all(weights["std"][name] > 0 for name in weights["weights"])
