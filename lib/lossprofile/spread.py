@@ -27,6 +27,7 @@ NOTEBOOKS = ("01_noise_injection", "02_token_dynamics", "03_regions", "04_robust
 
 def run_setting(capability: str, threads: int, notebooks, out: Path, repo: Path) -> Path:
     folder = (out / f"{capability}-{threads}").resolve()
+    folder.mkdir(parents=True, exist_ok=True)
     env = {**os.environ, "OMP_NUM_THREADS": str(threads), "HF_HUB_OFFLINE": "1"}
     if capability != "native":
         env["ATEN_CPU_CAPABILITY"] = capability
