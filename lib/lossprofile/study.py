@@ -18,8 +18,13 @@ Measures per variant: held-out NLL, repeat test (pass 3 / pass 1), wrong-note AU
 peak, assimilation, Spearman(length, mean delta), and the perturbed loss early and late in a
 long noise window (does it fall as the noise goes on?).
 
-Run ``python -m lossprofile.study`` (``make model-card`` runs it too): each variant's weights
-and measures are cached under ``build/study``, so a re-run only does what is missing.
+The default run is ``VARIANTS`` (reference, clean only, no added repetition, 2 layers) plus
+the embedded model measured the same way; ``6 layers`` and ``weak codec`` are in
+``MORE_VARIANTS`` (``--variants``). Each variant's weights and measures are cached under
+``build/study``, so a re-run only does what is missing. Train where it is cheap and measure
+anywhere: ``python -m lossprofile.study --device cuda --train-only`` on a GPU machine that has
+the main model's work folder (codec.pt, codes.pt, pieces.json), copy ``build/study/*/checkpoint``
+back, then ``python -m lossprofile.study`` (or ``make model-card``) measures them on the CPU.
 """
 
 from __future__ import annotations
