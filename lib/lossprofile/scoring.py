@@ -61,7 +61,16 @@ def autocast_context(device: torch.device, precision: str):
     if precision == "fp32":
         return contextlib.nullcontext()
     dtype = torch.bfloat16 if precision == "bf16" else torch.float16
-    return torch.autocast(device_type=device.type, dtype=dtype)
+    if device.type != "cpu":
+        return torch.autocast(device_type=device.type, dtype=dtype)
+    # torch's fused CPU attention in bf16 packs with AVX-512 instructions and fails ("pack_vnni2 is
+    # only supported when avx512 is supported") where only AVX2 kernels run: use the plain one.
+    from torch.nn.attention import SDPBackend, sdpa_kernel
+
+    stack = contextlib.ExitStack()
+    stack.enter_context(torch.autocast(device_type="cpu", dtype=dtype))
+    stack.enter_context(sdpa_kernel(SDPBackend.MATH))
+    return stack
 
 
 def auto_batch_size(lm: MusicLM, num_frames: int, default: int = 8, limit: int = 64) -> int:
