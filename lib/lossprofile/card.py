@@ -259,10 +259,21 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--model", default="tiny")
     p.add_argument("--n-eval", type=int, default=12)
     p.add_argument("--no-study", action="store_true", help="leave the ablation study out")
+    p.add_argument("--render-only", action="store_true",
+                   help="rewrite MODEL_CARD.md from the saved card.json and study results, measuring nothing")
     args = p.parse_args(argv)
     torch.manual_seed(0)
-    card = measure(args.model, args.n_eval)
     training = json.loads((TINY_DIR / "training_log.json").read_text())
+    if args.render_only:
+        from . import study as ablation
+
+        card = json.loads((TINY_DIR / "card.json").read_text())
+        rows = [json.loads(f.read_text()) for f in sorted(ablation.STUDY_DIR.glob("*.json"))]
+        order = [v.name for v in ablation.VARIANTS + ablation.MORE_VARIANTS] + ["embedded model"]
+        study = pd.DataFrame(sorted(rows, key=lambda r: order.index(r["variant"]) if r["variant"] in order else 99))
+        (TINY_DIR / "MODEL_CARD.md").write_text(render_card(card, training, None if args.no_study else study))
+        return
+    card = measure(args.model, args.n_eval)
     (TINY_DIR / "card.json").write_text(json.dumps(card, indent=1, default=float))
     study = None
     if not args.no_study:
