@@ -56,3 +56,47 @@ def test_repeat_and_noise_measures_run_on_a_model(small_lm, music_wav):
     assert np.isnan(table.loc[table["length_frames"] == 5, "assimilation_delta"]).all()
     summary = musicality.noise_summary(table)
     assert summary["pieces"] == 1 and np.isfinite(summary["onset_peak"])
+    long = table[table["length_frames"] == 50].iloc[0]
+    # the window's mean loss is clean + assimilation delta; the counting learner pays less than log(V)
+    assert summary["noise_window_nll"] == pytest.approx(long["clean_window_nll"] + long["assimilation_delta"])
+    assert 0 < summary["noise_unigram_nll"] < np.log(small_lm.cardinality)
+    assert summary["unigram_assimilation"] == pytest.approx(long["noise_unigram_nll"] - long["clean_window_nll"])
+
+
+def sequential_add_alpha_nats(row: np.ndarray, cardinality: int, alpha: float) -> float:
+    """The predictor itself: each code predicted from the counts of the codes before it."""
+    counts, total = np.zeros(cardinality), 0.0
+    for i, code in enumerate(row):
+        total -= np.log((counts[code] + alpha) / (i + alpha * cardinality))
+        counts[code] += 1
+    return total / len(row)
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.lists(st.integers(0, 11), min_size=1, max_size=60), st.sampled_from([0.01, 0.1, 1.0]))
+def test_in_context_unigram_equals_the_sequential_predictor(row, alpha):
+    row = np.array(row)
+    closed = musicality.in_context_unigram_nats(row[None], 12, alphas=(alpha,))[0]
+    assert closed == pytest.approx(sequential_add_alpha_nats(row, 12, alpha), rel=1e-9)
+
+
+@settings(max_examples=30, deadline=None)
+@given(st.lists(st.integers(0, 63), min_size=2, max_size=80), st.randoms(use_true_random=False))
+def test_in_context_unigram_ignores_order_and_takes_the_best_prior(row, rnd):
+    row = np.array(row)
+    shuffled = row.copy()
+    rnd.shuffle(shuffled)
+    both = musicality.in_context_unigram_nats(np.stack([row, shuffled]), 64)
+    assert both[0] == pytest.approx(both[1], rel=1e-9)
+    single = [musicality.in_context_unigram_nats(row[None], 64, alphas=(a,))[0] for a in (0.01, 1.0)]
+    assert musicality.in_context_unigram_nats(row[None], 64, alphas=(0.01, 1.0))[0] == pytest.approx(min(single))
+
+
+def test_in_context_unigram_is_cheap_on_a_constant_and_log_v_on_uniform_codes():
+    rng = np.random.default_rng(0)
+    constant = np.full((1, 500), 7)
+    uniform = rng.integers(0, 16, size=(1, 20000))
+    assert musicality.in_context_unigram_nats(constant, 1024)[0] < 0.05
+    assert musicality.in_context_unigram_nats(uniform, 16)[0] == pytest.approx(np.log(16), abs=0.01)
+    with pytest.raises(ValueError, match=r"\[0, 16\)"):
+        musicality.in_context_unigram_nats(np.array([[3, 16]]), 16)

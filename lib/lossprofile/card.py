@@ -155,6 +155,32 @@ def hearing_table(card: dict) -> list[str]:
     ]
 
 
+def noise_budget(card: dict) -> list[str]:
+    """Where the noise window's cost sits between clean music and a learner that only counts codes."""
+    if "noise_noise_unigram_nll" not in card:
+        return []
+    model, clean = card["noise_noise_window_nll"], card["noise_clean_window_nll"]
+    count = card["noise_noise_unigram_nll"]
+    needed = model - clean
+    text = (f"**What Assimilation < 0 needs.** Over the noise window after the peak (windows of 50 frames or more) "
+            f"the model pays {_f(model)} nats per code on the noise and {_f(clean)} on the clean music at the same "
+            f"frames. A learner that knows nothing about noise and only counts each codebook's codes as it hears them "
+            f"(`musicality.in_context_unigram_nats`) would pay {_f(count)} there. ")
+    if model < count:
+        text += (f"The model already pays {_f(count - model)} less than that learner, so it has some prior "
+                 "knowledge of the codes noise produces; ")
+    else:
+        text += f"The model pays {_f(model - count)} more than that learner; "
+    gap = (f"and {_f(count - clean)} less than the counting learner" if clean < count
+           else "which the counting learner already does")
+    text += f"for Assimilation < 0 it must pay under {_f(clean)}: {_f(needed)} less than now {gap}. "
+    text += ("White-noise frames are independent of one another, so the way there is to know in advance, from what "
+             "it trained on, which codes noise produces in each codebook, or a codec that gives noise fewer codes."
+             if clean < count else "Estimating the noise's code frequencies in context as well as that learner "
+             "would be enough.")
+    return [text, ""]
+
+
 def render_card(card: dict, training: dict, study: pd.DataFrame | None = None) -> str:
     recipe = training.get("recipe", {})
     arch = recipe.get("arch", {})
@@ -177,6 +203,7 @@ def render_card(card: dict, training: dict, study: pd.DataFrame | None = None) -
         f"While the noise lasts, the perturbed loss goes from {_f(card['noise_noise_nll_early'])} nats per code "
         f"(first quarter of the window after the peak) to {_f(card['noise_noise_nll_late'])} (last quarter); "
         f"clean music costs {_f(card['noise_clean_nll'])}.", "",
+        *noise_budget(card),
         "## Architecture", "",
         f"- Decoder: {arch.get('num_hidden_layers')} layers, width {arch.get('hidden_size')}, "
         f"{arch.get('num_attention_heads')} heads, FFN {arch.get('ffn_dim')}; {card['cardinality']} codes x 4 "

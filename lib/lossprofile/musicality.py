@@ -8,6 +8,8 @@
   render gets a lower mean NLL than the same piece with some notes moved by a few semitones.
 - :func:`noise_response`: the paper's effect: onset peak, assimilation and the trend of the
   sequence-mean delta with noise length.
+- :func:`in_context_unigram_nats`: what a learner that only counts codes in context pays per
+  code: the reference that says how much a language model knows about noise before it hears it.
 
 These are the measures of the model card and of the ablation study (``lossprofile.study``).
 """
@@ -59,6 +61,38 @@ def chroma_correlation(estimate: np.ndarray, reference: np.ndarray, sample_rate:
     denom = np.sqrt((est**2).sum(axis=0) * (ref**2).sum(axis=0))
     ok = denom > 0
     return float(np.mean((est * ref).sum(axis=0)[ok] / denom[ok])) if ok.any() else float("nan")
+
+
+def in_context_unigram_nats(codes, cardinality: int,
+                            alphas: Sequence[float] = (0.003, 0.01, 0.03, 0.1, 0.3, 1.0)) -> np.ndarray:
+    """Nats per code that the best in-context unigram predictor pays on ``codes [K, T]``, per codebook ``[K]``.
+
+    The predictor sees the codes of one codebook one by one and predicts the next from the
+    counts so far with a symmetric Dirichlet(``alpha``) prior over ``cardinality`` codes
+    (add-alpha smoothing). Its total cost is the Dirichlet-multinomial code length,
+    ``-[lgamma(V a) - lgamma(T + V a) + sum_c lgamma(n_c + a) - lgamma(a)]``, which does not
+    depend on the order of the codes. ``alpha`` is the best of ``alphas`` in hindsight.
+    On stationary noise, whose frames are independent, a language model that knows nothing
+    about noise beforehand and estimates code frequencies in context pays about this much; it
+    pays less only by knowing in advance which codes noise produces (from similar sounds in
+    training) or by using the dependence between codebooks.
+    """
+    from scipy.special import gammaln
+
+    codes = np.asarray(codes)
+    if codes.ndim != 2 or codes.shape[1] == 0:
+        raise ValueError(f"codes must be [K, T] with T > 0, got shape {codes.shape}")
+    if codes.min() < 0 or codes.max() >= cardinality:
+        raise ValueError(f"codes must lie in [0, {cardinality}), got {codes.min()}..{codes.max()}")
+    length = codes.shape[1]
+    out = np.empty(codes.shape[0])
+    for k, row in enumerate(codes):
+        counts = np.bincount(row, minlength=cardinality)
+        counts = counts[counts > 0]
+        costs = [-(gammaln(cardinality * a) - gammaln(length + cardinality * a)
+                   + (gammaln(counts + a) - gammaln(a)).sum()) for a in alphas]
+        out[k] = min(costs) / length
+    return out
 
 
 # ---- the language model ----------------------------------------------------------------------
@@ -135,7 +169,10 @@ def noise_response(lm, wavs: Sequence[np.ndarray], sample_rate: int, lengths=(5,
     ``assimilation_delta`` (mean delta over the rest of the window, NaN when the window is
     not longer than ``peak_frames``), ``noise_nll_early`` / ``noise_nll_late`` (the perturbed
     loss over the first and the last quarter of the window after the peak: does the loss
-    fall as the noise goes on?) and ``clean_nll``.
+    fall as the noise goes on?), ``clean_nll``, ``clean_window_nll`` (the clean loss over the
+    window after the peak) and ``noise_unigram_nll`` (:func:`in_context_unigram_nats` of the
+    perturbed codes over that window, mean over codebooks: what a model that only counts codes
+    in context would pay there).
     """
     import dataclasses
 
@@ -154,18 +191,22 @@ def noise_response(lm, wavs: Sequence[np.ndarray], sample_rate: int, lengths=(5,
                     for n, p in enumerate(perts)]
         scores = score_variants(lm, clean, variants)
         clean_frame = scores.clean.mean(0).numpy()
-        for p, nll in zip(perts, scores.variants):
+        for p, nll, codes in zip(perts, scores.variants, scores.codes_variants):
             frame = nll.mean(0).numpy()
             delta = frame - clean_frame
             lo, hi = onset_frame, onset_frame + p.length_frames
             rest = delta[lo + peak_frames : hi]
             quarter = max(1, (hi - lo - peak_frames) // 4)
+            window = slice(lo + peak_frames, hi)
             rows.append(dict(piece=i, length_frames=p.length_frames, clean_nll=float(clean_frame.mean()),
                              mean_delta=float(delta.mean()), onset_delta=float(delta[lo : lo + peak_frames].mean()),
                              assimilation_delta=float(rest.mean()) if rest.size else float("nan"),
                              noise_nll_early=float(frame[lo + peak_frames : lo + peak_frames + quarter].mean())
                              if rest.size else float("nan"),
-                             noise_nll_late=float(frame[hi - quarter : hi].mean()) if rest.size else float("nan")))
+                             noise_nll_late=float(frame[hi - quarter : hi].mean()) if rest.size else float("nan"),
+                             clean_window_nll=float(clean_frame[window].mean()) if rest.size else float("nan"),
+                             noise_unigram_nll=float(in_context_unigram_nats(codes[:, window].numpy(), lm.cardinality).mean())
+                             if rest.size else float("nan")))
     return pd.DataFrame(rows)
 
 
@@ -180,4 +221,8 @@ def noise_summary(table: "pd.DataFrame", min_assimilation_frames: int = 50) -> d
                 spearman_length_delta=float(rho.statistic), spearman_p=float(rho.pvalue),
                 noise_nll_early=float(long["noise_nll_early"].mean()),
                 noise_nll_late=float(long["noise_nll_late"].mean()),
+                noise_window_nll=float((long["assimilation_delta"] + long["clean_window_nll"]).mean()),
+                clean_window_nll=float(long["clean_window_nll"].mean()),
+                noise_unigram_nll=float(long["noise_unigram_nll"].mean()),
+                unigram_assimilation=float((long["noise_unigram_nll"] - long["clean_window_nll"]).mean()),
                 clean_nll=float(table["clean_nll"].mean()), pieces=int(table["piece"].nunique()))

@@ -126,7 +126,9 @@ def measure_variant(lm, wavs, midis, seed: int = 0) -> dict:
                 wrong_note_auroc=auroc["auroc"], wrong_note_ci_low=auroc["ci_low"], wrong_note_ci_high=auroc["ci_high"],
                 onset_peak=noise["onset_peak"], assimilation=noise["assimilation"],
                 spearman_length_delta=noise["spearman_length_delta"], noise_nll_early=noise["noise_nll_early"],
-                noise_nll_late=noise["noise_nll_late"], clean_nll=noise["clean_nll"])
+                noise_nll_late=noise["noise_nll_late"], clean_nll=noise["clean_nll"],
+                noise_window_nll=noise["noise_window_nll"], clean_window_nll=noise["clean_window_nll"],
+                noise_unigram_nll=noise["noise_unigram_nll"])
 
 
 def trained(work: Path, recipe: Recipe) -> bool:
@@ -209,12 +211,15 @@ def study_markdown(study: pd.DataFrame) -> str:
             ("repeat_ratio", "repeat pass 3 / pass 1", "{:.2f}"), ("wrong_note_auroc", "wrong-note AUROC", "{:.2f}"),
             ("onset_peak", "onset peak", "{:+.2f}"), ("assimilation", "assimilation", "{:+.2f}"),
             ("spearman_length_delta", "Spearman(length, delta)", "{:+.2f}"),
-            ("noise_nll_early", "noise NLL early → late", "{:.2f}")]
+            ("noise_nll_early", "noise NLL early → late", "{:.2f}"),
+            ("noise_window_nll", "noise window: model / counting learner / clean", "{:.2f}")]
     head = "| " + " | ".join(c[1] for c in cols) + " |"
     rows = [head, "|" + "---|" * len(cols)]
     for r in study.to_dict("records"):
-        cells = [fmt.format(r[key]) for key, _, fmt in cols]
-        cells[-1] = f"{r['noise_nll_early']:.2f} → {r['noise_nll_late']:.2f}"
+        cells = [fmt.format(r[key]) if pd.notna(r.get(key)) else "–" for key, _, fmt in cols]
+        cells[-2] = f"{r['noise_nll_early']:.2f} → {r['noise_nll_late']:.2f}"
+        if pd.notna(r.get("noise_unigram_nll")):
+            cells[-1] = f"{r['noise_window_nll']:.2f} / {r['noise_unigram_nll']:.2f} / {r['clean_window_nll']:.2f}"
         rows.append("| " + " | ".join(cells) + " |")
     return "\n".join(rows)
 
@@ -251,6 +256,19 @@ def conclusion(study: pd.DataFrame) -> str:
         text += (f" Only {', '.join(repr(n) for n in copying)} copies what it heard (repeat ratio ≤ 0.5); the "
                  "study-size variants never got there in 4000 steps, so their differences say nothing about the "
                  "part of Assimilation that copying produces.")
+    if "noise_unigram_nll" in s and s["noise_unigram_nll"].notna().all():
+        excess = s["noise_window_nll"] - s["noise_unigram_nll"]
+        counting = [n for n in s.index if excess[n] <= 0.05]
+        lo, hi = f"{s['noise_unigram_nll'].min():.2f}", f"{s['noise_unigram_nll'].max():.2f}"
+        text += (" On the noise window itself, a learner that only counts each codebook's codes as it hears them pays "
+                 f"{lo if lo == hi else lo + '–' + hi} nats per code; against it "
+                 + ", ".join(f"'{n}' pays {excess[n]:+.2f}" for n in s.index) + ".")
+        if counting and set(counting) == set(copying):
+            text += (f" The models that count noise codes as well as that learner are the ones that copy "
+                     f"({', '.join(repr(n) for n in counting)}): learning in context comes first; only then can prior "
+                     "knowledge of the codes noise produces bring the noise below the music.")
+        elif not counting:
+            text += " No model here counts noise codes as well as that learner."
     return text + (f" One training run per variant and {int(ref['pieces'])}-piece pools: read the differences as "
                    "directions, not effect sizes.")
 

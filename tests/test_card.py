@@ -1,0 +1,42 @@
+"""The model card's and the study's text follow the numbers they are given."""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from lossprofile.card import noise_budget
+from lossprofile.study import study_markdown
+
+
+def test_noise_budget_says_how_far_the_noise_cost_is_from_clean_and_from_the_counting_learner():
+    card = dict(noise_noise_window_nll=4.03, noise_clean_window_nll=3.70, noise_noise_unigram_nll=4.13)
+    text = noise_budget(card)[0]
+    assert "pays 4.03 nats per code on the noise and 3.70 on the clean music" in text
+    assert "0.10 less than that learner" in text  # the model beats the counting learner
+    assert "under 3.70: 0.33 less than now and 0.43 less than the counting learner" in text
+    card = dict(noise_noise_window_nll=4.30, noise_clean_window_nll=4.18, noise_noise_unigram_nll=4.17)
+    text = noise_budget(card)[0]
+    assert "0.13 more than that learner" in text and "which the counting learner already does" in text
+    assert noise_budget({"noise_noise_window_nll": 4.0}) == []  # cards measured before the learner existed
+
+
+def test_study_table_shows_model_learner_and_clean_and_marks_missing_numbers():
+    row = dict(variant="reference", pieces=300, heldout_nll=5.17, repeat_ratio=1.01, wrong_note_auroc=0.56,
+               onset_peak=1.96, assimilation=0.55, spearman_length_delta=0.37, noise_nll_early=5.93,
+               noise_nll_late=5.79, noise_window_nll=5.86, noise_unigram_nll=4.20, clean_window_nll=5.31)
+    old = {k: v for k, v in row.items() if k not in ("noise_window_nll", "noise_unigram_nll", "clean_window_nll")}
+    lines = study_markdown(pd.DataFrame([row, {**old, "variant": "old", "wrong_note_auroc": float("nan")}])).splitlines()
+    assert lines[2].endswith("| 5.93 → 5.79 | 5.86 / 4.20 / 5.31 |")
+    assert "| old | 300 | 5.17 | 1.01 | – |" in lines[3] and lines[3].endswith("| – |")
+
+
+def test_study_conclusion_compares_every_variant_with_the_counting_learner():
+    from lossprofile.study import conclusion
+
+    base = dict(pieces=300, heldout_nll=5.0, wrong_note_auroc=0.6, onset_peak=2.0, spearman_length_delta=0.3,
+                noise_nll_early=5.9, noise_nll_late=5.8, clean_window_nll=5.2, noise_unigram_nll=4.18)
+    rows = [dict(base, variant="reference", repeat_ratio=1.0, assimilation=0.55, noise_window_nll=5.80),
+            dict(base, variant="big", repeat_ratio=0.06, assimilation=0.44, noise_window_nll=4.19)]
+    text = conclusion(pd.DataFrame(rows))
+    assert "pays 4.18 nats per code; against it 'reference' pays +1.62, 'big' pays +0.01." in text
+    assert "the ones that copy ('big')" in text
