@@ -12,15 +12,23 @@ the same number of steps on the same kind of data, then measured like the model 
 - ``2 layers`` / ``6 layers``: decoder depth;
 - ``weak codec``: the LM trained on the codes of a codec that keeps no pitch (the first
   recipe's loss and optimiser: waveform L1 + STFT, Adam at 2e-3 with beta1 = 0.5; 1000 + 500
-  steps), everything else equal.
+  steps), everything else equal;
+- ``full + texture clouds``: the embedded model's own recipe, size, schedule and whole corpus,
+  plus 120 dense clouds of SoundFont effects and noisy hits that never repeat
+  (``corpus.texture_cloud``); compare it with the embedded model's row. The corpus's own
+  textures repeat their samples, and a model that only ever heard repeating textures can copy
+  them but knows little of the codes that stationary, non-repeating sound produces, which is
+  what white noise is. Full size because only a model that copies gets its noise loss down to
+  what counting codes in context gives (the study-size variants never learnt to copy).
 
 Measures per variant: held-out NLL, repeat test (pass 3 / pass 1), wrong-note AUROC, onset
-peak, assimilation, Spearman(length, mean delta), and the perturbed loss early and late in a
-long noise window (does it fall as the noise goes on?).
+peak, assimilation, Spearman(length, mean delta), the perturbed loss early and late in a
+long noise window (does it fall as the noise goes on?), and over that window the model's loss
+beside what a learner that only counts codes in context pays and what the clean music costs.
 
 The default run is ``VARIANTS`` (reference, clean only, no added repetition, 2 layers) plus
-the embedded model measured the same way; ``6 layers`` and ``weak codec`` are in
-``MORE_VARIANTS`` (``--variants``). Each variant's weights and measures are cached under
+the embedded model measured the same way; ``6 layers``, ``weak codec`` and ``full + texture
+clouds`` are in ``MORE_VARIANTS`` (``--variants``). Each variant's weights and measures are cached under
 ``build/study``, so a re-run only does what is missing. Train where it is cheap and measure
 anywhere: ``python -m lossprofile.study --device cuda --train-only`` on a GPU machine that has
 the main model's work folder (codec.pt, codes.pt, pieces.json), copy ``build/study/*/checkpoint``
@@ -50,6 +58,8 @@ class Variant:
     arch: dict = field(default_factory=dict)
     data: str = "all"  # all, clean, no_repetition
     codec: str = "good"  # good, weak
+    clouds: int = 0  # texture clouds added to the data (corpus.cloud_pieces)
+    full: bool = False  # the embedded model's size, schedule and whole corpus instead of the study's
     description: str = ""
 
 
@@ -62,10 +72,15 @@ VARIANTS = (
 )
 # Defined and runnable (``--variants "6 layers"``), not in the default run: their language models
 # need a GPU at the study's schedule (about 4 minutes each on an H100; hours on 2 CPU cores), and
-# the weak codec also trains its own codec first (about 10 CPU minutes).
+# the weak codec also trains its own codec first (about 10 CPU minutes). "full + texture clouds"
+# trains the embedded model's schedule (about 6 minutes on an H100, 7 hours on 2 CPU cores); its
+# clouds render and encode on the first run (about a minute on the CPU; cached in its clouds.pt).
 MORE_VARIANTS = (
     Variant("6 layers", arch=dict(num_hidden_layers=6), description="a deeper decoder"),
     Variant("weak codec", codec="weak", description="codes from a codec that keeps no pitch"),
+    Variant("full + texture clouds", clouds=120, full=True,
+            description="the embedded model's recipe and corpus plus 120 texture clouds: dense SoundFont effects "
+                        "and noisy hits that never repeat"),
 )
 
 
@@ -90,13 +105,17 @@ WEAK_CODEC = dict(codec_lr=2e-3, codec_betas=(0.5, 0.9), codec_loss="previous", 
 
 
 def study_recipe(variant: Variant, base: Recipe) -> Recipe:
-    """The variant's recipe: the study's LM size and schedule, and the variant's one change."""
-    arch = {**base.arch, **STUDY_ARCH, **variant.arch}
-    recipe = replace(base, arch=arch, checkpoint_every=500, **STUDY_LM)
+    """The variant's recipe: the study's LM size and schedule (or the embedded model's), and the variant's one change."""
+    if variant.full:
+        recipe = replace(base, arch={**base.arch, **variant.arch}, checkpoint_every=500)
+    else:
+        recipe = replace(base, arch={**base.arch, **STUDY_ARCH, **variant.arch}, checkpoint_every=500, **STUDY_LM)
     if variant.codec == "weak":  # the first recipe's codec loss and optimiser, on a shorter schedule
         recipe = replace(recipe, **WEAK_CODEC)
     if variant.data == "no_repetition":  # nor loops made of a piece's own codes
         recipe = replace(recipe, loop_crops=0.0)
+    if variant.clouds:
+        recipe = replace(recipe, cloud_pieces=variant.clouds)
     return recipe
 
 
@@ -134,7 +153,13 @@ def measure_variant(lm, wavs, midis, seed: int = 0) -> dict:
 def trained(work: Path, recipe: Recipe) -> bool:
     """Whether ``work/checkpoint`` holds this recipe's finished export (trained here or copied from a GPU machine)."""
     log = work / "checkpoint" / "training_log.json"
-    return log.exists() and json.loads(log.read_text())["recipe"] == json.loads(json.dumps(asdict(recipe)))
+    if not log.exists():
+        return False
+    want = json.loads(json.dumps(asdict(recipe)))
+    saved = json.loads(log.read_text())["recipe"]
+    defaults = json.loads(json.dumps(asdict(Recipe())))
+    # a field added to Recipe after a checkpoint was saved counts as its default there
+    return {**{k: v for k, v in defaults.items() if k not in saved}, **saved} == want
 
 
 def run_study(variants=VARIANTS, pool: int = 300, out_dir: Path = STUDY_DIR, seed: int = 0, device: str = "cpu",
@@ -165,7 +190,7 @@ def run_study(variants=VARIANTS, pool: int = 300, out_dir: Path = STUDY_DIR, see
             rows.append(json.loads(result.read_text()))
             continue
         recipe = study_recipe(variant, base)
-        mask = keep & select(table, variant.data)
+        mask = (True if variant.full else keep) & select(table, variant.data)
         sub = table[mask].reset_index(drop=True)
         sub_wavs = [w for w, m in zip(wavs, mask) if m] if wavs is not None else None
         work = out_dir / slug
@@ -177,7 +202,7 @@ def run_study(variants=VARIANTS, pool: int = 300, out_dir: Path = STUDY_DIR, see
         if train_only:
             continue
         lm = load_model(str(work / "checkpoint"), device="cpu")
-        row = dict(variant=variant.name, description=variant.description, pieces=len(sub),
+        row = dict(variant=variant.name, description=variant.description, pieces=len(sub) + recipe.cloud_pieces,
                    layers=recipe.arch["num_hidden_layers"], lm_steps=recipe.lm_steps,
                    **measure_variant(lm, eval_wavs, midis))
         result.write_text(json.dumps(row, indent=1))

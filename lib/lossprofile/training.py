@@ -32,13 +32,14 @@ import os
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Sequence
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-from . import audio, delay
+from . import audio, corpus, delay
 from .architecture import build_model, musicgen_config
 from .models import TINY_DIR
 
@@ -72,6 +73,7 @@ class Recipe:
     loop_crops: float = 0.5  # share of LM crops that are loops of a piece's own codes (see train_lm)
     lm_precision: str = "auto"  # bf16 autocast on a GPU or where the CPU has bf16 matrix units, else fp32
     checkpoint_every: int = 100
+    cloud_pieces: int = 0  # texture clouds added to the LM's data (corpus.cloud_pieces); the shipped model has none
 
 
 # ---- text conditioning vocabulary ---------------------------------------------------------
@@ -320,6 +322,19 @@ def codec_fingerprint(codec) -> str:
 
 
 @torch.no_grad()
+class LazyList(Sequence):
+    """``make(i)`` for ``i < length``, computed when asked for: the clouds render only if their codes are not cached."""
+
+    def __init__(self, make, length: int):
+        self.make, self.length = make, length
+
+    def __getitem__(self, i):
+        return self.make(i)
+
+    def __len__(self) -> int:
+        return self.length
+
+
 def encode_cached(codec, pieces: list[str], wavs: list[np.ndarray], cache: Path) -> list[torch.Tensor]:
     """Codes ``[K, T]`` (int16) of each waveform, encoded one at a time; ``cache`` keeps them by piece name."""
     bandwidth = max(codec.config.target_bandwidths)
@@ -479,7 +494,7 @@ def train_lm(model, tokenizer, codes: list[torch.Tensor], descriptions: list[str
 # ---- the whole recipe ----------------------------------------------------------------------
 def load_corpus(split: str = "train"):
     """The rendered corpus's pieces of ``split`` (building what is missing) → (table, waveforms)."""
-    from . import corpus, datasets
+    from . import datasets
 
     folder = datasets.DATA_DIR / "rendered" / "training"
     table = corpus.build(folder, splits=("train", "heldout"))
@@ -527,7 +542,9 @@ def train_model(recipe: Recipe, work: Path, out: Path | None, table=None, wavs=N
     model = build_model(config, seed=recipe.seed)
     if recipe.lm_init == "pytorch":
         init_decoder(model, recipe.seed)
-    tokenizer = build_tokenizer(list(table["description"]) + ["classical piano", "generated"])
+    descriptions = list(table["description"])
+    cloud_names, cloud_midis, cloud_descriptions, cloud_levels = corpus.cloud_pieces(recipe.cloud_pieces, recipe.seed)
+    tokenizer = build_tokenizer(descriptions + cloud_descriptions + ["classical piano", "generated"])
     if len(tokenizer) > config.text_encoder.vocab_size:
         raise ValueError(f"{len(tokenizer)} words do not fit the text encoder's {config.text_encoder.vocab_size}")
     codec_log = train_codec(model.audio_encoder, wavs, recipe.codec_ae_steps, recipe.codec_vq_steps,
@@ -535,7 +552,11 @@ def train_model(recipe: Recipe, work: Path, out: Path | None, table=None, wavs=N
                             checkpoint=codec_checkpoint or work / "codec.pt", checkpoint_every=recipe.checkpoint_every,
                             progress=progress, betas=recipe.codec_betas, loss=recipe.codec_loss)
     codes = encode_cached(model.audio_encoder, list(table["piece"]), wavs, codes_cache or work / "codes.pt")
-    lm_log = train_lm(model, tokenizer, codes, list(table["description"]), recipe.lm_steps,
+    if recipe.cloud_pieces:  # their own cache in this work folder: a shared corpus cache stays the corpus's
+        rendered = LazyList(lambda i: corpus.render_cloud(cloud_midis[i], cloud_levels[i]), len(cloud_names))
+        codes = codes + encode_cached(model.audio_encoder, cloud_names, rendered, work / "clouds.pt")
+        descriptions = descriptions + cloud_descriptions
+    lm_log = train_lm(model, tokenizer, codes, descriptions, recipe.lm_steps,
                       recipe.lm_batch, recipe.lm_crop_frames, recipe.lm_lr, recipe.cond_dropout, recipe.seed,
                       checkpoint=work / "lm.pt", checkpoint_every=recipe.checkpoint_every, progress=progress,
                       precision=resolve_precision(recipe.lm_precision, device), loop_crops=recipe.loop_crops,
@@ -543,7 +564,8 @@ def train_model(recipe: Recipe, work: Path, out: Path | None, table=None, wavs=N
     stage_seconds = {stage: round(max([row.get("seconds", 0.0) for row in rows], default=0.0))
                      for stage, rows in (("codec", codec_log), ("lm", lm_log))}
     hours = sum(c.shape[-1] for c in codes) / config.audio_encoder.frame_rate / 3600
-    summary = dict(recipe=asdict(recipe), lm_precision=resolve_precision(recipe.lm_precision, device), train_pieces=len(table),
+    summary = dict(recipe=asdict(recipe), lm_precision=resolve_precision(recipe.lm_precision, device),
+                   train_pieces=len(table) + recipe.cloud_pieces,
                    train_hours=round(hours, 2), lm_device=lm_log[-1].get("device", "cpu") if lm_log else None,
                    stage_seconds=stage_seconds,
                    wall_seconds=sum(stage_seconds.values()), this_run_seconds=round(time.time() - started),
