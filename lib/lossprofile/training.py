@@ -321,7 +321,6 @@ def codec_fingerprint(codec) -> str:
     return digest.hexdigest()[:16]
 
 
-@torch.no_grad()
 class LazyList(Sequence):
     """``make(i)`` for ``i < length``, computed when asked for: the clouds render only if their codes are not cached."""
 
@@ -335,6 +334,7 @@ class LazyList(Sequence):
         return self.length
 
 
+@torch.no_grad()
 def encode_cached(codec, pieces: list[str], wavs: list[np.ndarray], cache: Path) -> list[torch.Tensor]:
     """Codes ``[K, T]`` (int16) of each waveform, encoded one at a time; ``cache`` keeps them by piece name."""
     bandwidth = max(codec.config.target_bandwidths)
