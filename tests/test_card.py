@@ -20,14 +20,25 @@ def test_noise_budget_says_how_far_the_noise_cost_is_from_clean_and_from_the_cou
     assert noise_budget({"noise_noise_window_nll": 4.0}) == []  # cards measured before the learner existed
 
 
+def test_noise_budget_says_whether_knowing_noise_would_bring_it_below_the_music():
+    card = dict(noise_noise_window_nll=4.10, noise_clean_window_nll=3.95, noise_noise_unigram_nll=4.24)
+    assert noise_budget(card)[0].endswith("or a codec that gives noise fewer codes.")  # no known-source number
+    text = noise_budget(dict(card, noise_noise_known_nll=3.31))[0]
+    assert "learns nothing in context pays 3.31 there, 0.64 below the clean music. The codec leaves room" in text
+    text = noise_budget(dict(card, noise_noise_known_nll=4.05))[0]
+    assert "pays 4.05 there, 0.10 above the clean music" in text and "a codec that gives noise fewer codes" in text
+
+
 def test_study_table_shows_model_learner_and_clean_and_marks_missing_numbers():
     row = dict(variant="reference", pieces=300, heldout_nll=5.17, repeat_ratio=1.01, wrong_note_auroc=0.56,
                onset_peak=1.96, assimilation=0.55, spearman_length_delta=0.37, noise_nll_early=5.93,
-               noise_nll_late=5.79, noise_window_nll=5.86, noise_unigram_nll=4.20, clean_window_nll=5.31)
-    old = {k: v for k, v in row.items() if k not in ("noise_window_nll", "noise_unigram_nll", "clean_window_nll")}
+               noise_nll_late=5.79, noise_window_nll=5.86, noise_unigram_nll=4.20, clean_window_nll=5.31,
+               noise_known_nll=3.40)
+    old = {k: v for k, v in row.items()
+           if k not in ("noise_window_nll", "noise_unigram_nll", "clean_window_nll", "noise_known_nll")}
     lines = study_markdown(pd.DataFrame([row, {**old, "variant": "old", "wrong_note_auroc": float("nan")}])).splitlines()
-    assert lines[2].endswith("| 5.93 → 5.79 | 5.86 / 4.20 / 5.31 |")
-    assert "| old | 300 | 5.17 | 1.01 | – |" in lines[3] and lines[3].endswith("| – |")
+    assert lines[2].endswith("| 5.93 → 5.79 | 5.86 / 4.20 / 5.31 | 3.40 |")
+    assert "| old | 300 | 5.17 | 1.01 | – |" in lines[3] and lines[3].endswith("| 5.93 → 5.79 | – | – |")
 
 
 def test_study_conclusion_compares_every_variant_with_the_counting_learner():

@@ -61,6 +61,8 @@ def test_repeat_and_noise_measures_run_on_a_model(small_lm, music_wav):
     assert summary["noise_window_nll"] == pytest.approx(long["clean_window_nll"] + long["assimilation_delta"])
     assert 0 < summary["noise_unigram_nll"] < np.log(small_lm.cardinality)
     assert summary["unigram_assimilation"] == pytest.approx(long["noise_unigram_nll"] - long["clean_window_nll"])
+    assert 0 < summary["noise_known_nll"] < np.log(small_lm.cardinality)
+    assert summary["known_assimilation"] == pytest.approx(long["noise_known_nll"] - long["clean_window_nll"])
 
 
 def sequential_add_alpha_nats(row: np.ndarray, cardinality: int, alpha: float) -> float:
@@ -100,3 +102,31 @@ def test_in_context_unigram_is_cheap_on_a_constant_and_log_v_on_uniform_codes():
     assert musicality.in_context_unigram_nats(uniform, 16)[0] == pytest.approx(np.log(16), abs=0.01)
     with pytest.raises(ValueError, match=r"\[0, 16\)"):
         musicality.in_context_unigram_nats(np.array([[3, 16]]), 16)
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.lists(st.integers(0, 11), min_size=1, max_size=40), st.lists(st.integers(0, 11), min_size=1, max_size=80),
+       st.sampled_from([0.01, 0.1, 1.0]))
+def test_known_source_is_the_cross_entropy_under_the_smoothed_reference_counts(row, ref, alpha):
+    row, ref = np.array(row), np.array(ref)
+    probability = [(np.sum(ref == c) + alpha) / (len(ref) + 12 * alpha) for c in range(12)]
+    expected = -np.mean([np.log(probability[c]) for c in row])
+    assert musicality.known_source_nats(row[None], ref[None], 12, alphas=(alpha,))[0] == pytest.approx(expected)
+
+
+def test_knowing_the_source_reaches_its_entropy_where_counting_in_context_cannot():
+    rng = np.random.default_rng(0)
+    p = rng.dirichlet(np.full(256, 0.3))  # a skewed source over 256 of 1024 codes
+    entropy = -(p * np.log(p)).sum()
+    source = lambda n: rng.choice(256, size=(2, n), p=p)  # noqa: E731
+    window, reference = source(150), source(20000)
+    known = musicality.known_source_nats(window, reference, 1024)
+    assert known == pytest.approx([entropy, entropy], abs=0.35)
+    # 150 codes are too few to learn 256 frequencies in context
+    assert (musicality.in_context_unigram_nats(window, 1024) > known + 0.5).all()
+    unrelated = rng.integers(512, 1024, size=(2, 20000))  # a reference from another source
+    assert (musicality.known_source_nats(window, unrelated, 1024) > np.log(1024)).all()
+    with pytest.raises(ValueError, match="codebooks"):
+        musicality.known_source_nats(window, reference[:1], 1024)
+    with pytest.raises(ValueError, match=r"reference_codes must lie in \[0, 1024\)"):
+        musicality.known_source_nats(window, reference + 1000, 1024)

@@ -174,10 +174,20 @@ def noise_budget(card: dict) -> list[str]:
     gap = (f"and {_f(count - clean)} less than the counting learner" if clean < count
            else "which the counting learner already does")
     text += f"for Assimilation < 0 it must pay under {_f(clean)}: {_f(needed)} less than now {gap}. "
+    if clean >= count:
+        return [text + "Estimating the noise's code frequencies in context as well as that learner would be enough.", ""]
     text += ("White-noise frames are independent of one another, so the way there is to know in advance, from what "
-             "it trained on, which codes noise produces in each codebook, or a codec that gives noise fewer codes."
-             if clean < count else "Estimating the noise's code frequencies in context as well as that learner "
-             "would be enough.")
+             "it trained on, which codes noise produces in each codebook")
+    if "noise_noise_known_nll" not in card:
+        return [text + ", or a codec that gives noise fewer codes.", ""]
+    known = card["noise_noise_known_nll"]
+    text += (f". How far that knowledge can go with this codec: a learner that knows beforehand the code frequencies "
+             f"of white noise at the injected level (counted on another 60 s of it through the same codec, "
+             f"`musicality.known_source_nats`) and learns nothing in context pays {_f(known)} there, ")
+    text += (f"{_f(clean - known)} below the clean music. The codec leaves room for Assimilation; what the language "
+             "model lacks is that knowledge, which only training on sound that produces noise's codes can give."
+             if known < clean else f"{_f(known - clean)} above the clean music: even full knowledge of noise would not "
+             "bring it below the music through this codec; it takes a codec that gives noise fewer codes.")
     return [text, ""]
 
 

@@ -10,6 +10,9 @@
   sequence-mean delta with noise length.
 - :func:`in_context_unigram_nats`: what a learner that only counts codes in context pays per
   code: the reference that says how much a language model knows about noise before it hears it.
+- :func:`known_source_nats`: what a learner pays that knows the codes' source in advance (their
+  frequencies, counted on other audio of the same kind): on white noise, the floor that prior
+  knowledge of noise can reach with this codec.
 
 These are the measures of the model card and of the ablation study (``lossprofile.study``).
 """
@@ -63,6 +66,15 @@ def chroma_correlation(estimate: np.ndarray, reference: np.ndarray, sample_rate:
     return float(np.mean((est * ref).sum(axis=0)[ok] / denom[ok])) if ok.any() else float("nan")
 
 
+def _check_codes(codes, cardinality: int, name: str) -> np.ndarray:
+    codes = np.asarray(codes)
+    if codes.ndim != 2 or codes.shape[1] == 0:
+        raise ValueError(f"{name} must be [K, T] with T > 0, got shape {codes.shape}")
+    if codes.min() < 0 or codes.max() >= cardinality:
+        raise ValueError(f"{name} must lie in [0, {cardinality}), got {codes.min()}..{codes.max()}")
+    return codes
+
+
 def in_context_unigram_nats(codes, cardinality: int,
                             alphas: Sequence[float] = (0.003, 0.01, 0.03, 0.1, 0.3, 1.0)) -> np.ndarray:
     """Nats per code that the best in-context unigram predictor pays on ``codes [K, T]``, per codebook ``[K]``.
@@ -79,11 +91,7 @@ def in_context_unigram_nats(codes, cardinality: int,
     """
     from scipy.special import gammaln
 
-    codes = np.asarray(codes)
-    if codes.ndim != 2 or codes.shape[1] == 0:
-        raise ValueError(f"codes must be [K, T] with T > 0, got shape {codes.shape}")
-    if codes.min() < 0 or codes.max() >= cardinality:
-        raise ValueError(f"codes must lie in [0, {cardinality}), got {codes.min()}..{codes.max()}")
+    codes = _check_codes(codes, cardinality, "codes")
     length = codes.shape[1]
     out = np.empty(codes.shape[0])
     for k, row in enumerate(codes):
@@ -92,6 +100,30 @@ def in_context_unigram_nats(codes, cardinality: int,
         costs = [-(gammaln(cardinality * a) - gammaln(length + cardinality * a)
                    + (gammaln(counts + a) - gammaln(a)).sum()) for a in alphas]
         out[k] = min(costs) / length
+    return out
+
+
+def known_source_nats(codes, reference_codes, cardinality: int,
+                      alphas: Sequence[float] = (0.01, 0.03, 0.1, 0.3, 1.0)) -> np.ndarray:
+    """Nats per code, per codebook ``[K]``, that a predictor pays on ``codes [K, T]`` knowing their source in advance.
+
+    The predictor's distribution for codebook k is fixed before it sees ``codes``: the code
+    counts of ``reference_codes [K, R]`` (other audio of the same kind through the same codec)
+    with add-alpha smoothing, ``alpha`` the best of ``alphas`` in hindsight; it learns nothing
+    in context. With ``reference_codes`` from independent white noise at the level the
+    experiments inject, this is what a language model that had learnt the codes noise produces
+    would pay on a noise window, frame by frame (noise frames are independent): the room the
+    codec leaves for Assimilation < 0. It ignores the dependence between codebooks, which only
+    lowers the cost further.
+    """
+    codes = _check_codes(codes, cardinality, "codes")
+    reference_codes = _check_codes(reference_codes, cardinality, "reference_codes")
+    if reference_codes.shape[0] != codes.shape[0]:
+        raise ValueError(f"reference_codes has {reference_codes.shape[0]} codebooks, codes {codes.shape[0]}")
+    out = np.empty(codes.shape[0])
+    for k, (row, ref) in enumerate(zip(codes, reference_codes)):
+        counts = np.bincount(ref, minlength=cardinality).astype(float)
+        out[k] = min(-np.log((counts[row] + a) / (counts.sum() + a * cardinality)).mean() for a in alphas)
     return out
 
 
@@ -160,7 +192,7 @@ def wrong_note_test(lm, midis: Sequence, fraction: float = 0.5, semitones=(1, 2,
 
 def noise_response(lm, wavs: Sequence[np.ndarray], sample_rate: int, lengths=(5, 10, 50, 100, 150, 200),
                    onset_frame: int = 250, excerpt_seconds: float = 15.0, peak_frames: int = 5,
-                   seed: int = 0) -> "pd.DataFrame":
+                   seed: int = 0, reference_seconds: float = 60.0) -> "pd.DataFrame":
     """The paper's noise injection on each waveform: one row per (piece, noise length).
 
     Loudness-matched white noise replaces frames ``[onset_frame, onset_frame + length)``.
@@ -172,14 +204,18 @@ def noise_response(lm, wavs: Sequence[np.ndarray], sample_rate: int, lengths=(5,
     fall as the noise goes on?), ``clean_nll``, ``clean_window_nll`` (the clean loss over the
     window after the peak) and ``noise_unigram_nll`` (:func:`in_context_unigram_nats` of the
     perturbed codes over that window, mean over codebooks: what a model that only counts codes
-    in context would pay there).
+    in context would pay there) and ``noise_known_nll`` (:func:`known_source_nats` of the same
+    codes against ``reference_seconds`` of other white noise at the same level through the same
+    codec: what a model that knew the codes of noise beforehand would pay there).
     """
     import dataclasses
 
     import pandas as pd
 
     from . import audio
-    from .perturb import noise_sweep
+    import torch
+
+    from .perturb import noise_at, noise_sweep, target_level_dbfs
     from .runner import derived_seed
     from .scoring import score_variants
 
@@ -189,6 +225,10 @@ def noise_response(lm, wavs: Sequence[np.ndarray], sample_rate: int, lengths=(5,
         perts = noise_sweep(lengths, onset_frame)
         variants = [dataclasses.replace(p, seed=derived_seed(seed, i, n)).apply(clean, sample_rate, lm.frame_rate)
                     for n, p in enumerate(perts)]
+        # other white noise at the injected level (the sweep's noise matches the excerpt's level)
+        level = target_level_dbfs(clean, None, perts[0].match_offset_db)
+        reference = noise_at(int(reference_seconds * sample_rate), "white", level, derived_seed(seed, i, len(perts)))
+        reference_codes = lm.encode(torch.from_numpy(reference)[None, None])[0]
         scores = score_variants(lm, clean, variants)
         clean_frame = scores.clean.mean(0).numpy()
         for p, nll, codes in zip(perts, scores.variants, scores.codes_variants):
@@ -206,6 +246,9 @@ def noise_response(lm, wavs: Sequence[np.ndarray], sample_rate: int, lengths=(5,
                              noise_nll_late=float(frame[hi - quarter : hi].mean()) if rest.size else float("nan"),
                              clean_window_nll=float(clean_frame[window].mean()) if rest.size else float("nan"),
                              noise_unigram_nll=float(in_context_unigram_nats(codes[:, window].numpy(), lm.cardinality).mean())
+                             if rest.size else float("nan"),
+                             noise_known_nll=float(known_source_nats(codes[:, window].numpy(), reference_codes.numpy(),
+                                                                     lm.cardinality).mean())
                              if rest.size else float("nan")))
     return pd.DataFrame(rows)
 
@@ -225,4 +268,6 @@ def noise_summary(table: "pd.DataFrame", min_assimilation_frames: int = 50) -> d
                 clean_window_nll=float(long["clean_window_nll"].mean()),
                 noise_unigram_nll=float(long["noise_unigram_nll"].mean()),
                 unigram_assimilation=float((long["noise_unigram_nll"] - long["clean_window_nll"]).mean()),
+                noise_known_nll=float(long["noise_known_nll"].mean()),
+                known_assimilation=float((long["noise_known_nll"] - long["clean_window_nll"]).mean()),
                 clean_nll=float(table["clean_nll"].mean()), pieces=int(table["piece"].nunique()))

@@ -83,8 +83,9 @@ def target_level_dbfs(wav: np.ndarray, level_dbfs: float | None, match_offset_db
     return level + float(match_offset_db)
 
 
-def _noise_at(n: int, color: str, level: float, seed: int) -> np.ndarray:
-    return colored_noise(n, color, seed) * np.float32(10 ** (level / 20))
+def noise_at(num_samples: int, color: str, level_dbfs: float, seed: int) -> np.ndarray:
+    """``num_samples`` of :func:`colored_noise` at RMS level ``level_dbfs``."""
+    return colored_noise(num_samples, color, seed) * np.float32(10 ** (level_dbfs / 20))
 
 
 def replace_with_noise(wav: np.ndarray, sample_rate: int, frame_rate: int, onset_frame: int,
@@ -99,7 +100,7 @@ def replace_with_noise(wav: np.ndarray, sample_rate: int, frame_rate: int, onset
     win = window_samples(wav.size, onset_frame, length_frames, sample_rate, frame_rate)
     level = target_level_dbfs(wav, level_dbfs, match_offset_db)
     out = np.array(wav, dtype=np.float32, copy=True)
-    out[win] = _noise_at(win.stop - win.start, color, level, seed)
+    out[win] = noise_at(win.stop - win.start, color, level, seed)
     return out
 
 
@@ -110,7 +111,7 @@ def add_noise(wav: np.ndarray, sample_rate: int, frame_rate: int, onset_frame: i
     win = window_samples(wav.size, onset_frame, length_frames, sample_rate, frame_rate)
     level = target_level_dbfs(wav, level_dbfs, match_offset_db)
     out = np.array(wav, dtype=np.float32, copy=True)
-    out[win] += _noise_at(win.stop - win.start, color, level, seed)
+    out[win] += noise_at(win.stop - win.start, color, level, seed)
     return out
 
 
@@ -231,7 +232,7 @@ def noise_segments(wav: np.ndarray, sample_rate: int, frame_rate: int, onset_fra
     out = np.array(wav, dtype=np.float32, copy=True)
     lengths = _samples(segment_seconds, sample_rate)
     for i, seg in enumerate(random_segments(win, fraction, lengths, seed)):
-        out[seg] = _noise_at(seg.stop - seg.start, color, level, seed + 1 + i)
+        out[seg] = noise_at(seg.stop - seg.start, color, level, seed + 1 + i)
     return out
 
 
@@ -243,7 +244,7 @@ def noise_fade_in(wav: np.ndarray, sample_rate: int, frame_rate: int, onset_fram
     level = target_level_dbfs(wav, level_dbfs, match_offset_db)
     out = np.array(wav, dtype=np.float32, copy=True)
     n = win.stop - win.start
-    out[win] += _noise_at(n, color, level, seed) * np.linspace(0.0, 1.0, n, dtype=np.float32)
+    out[win] += noise_at(n, color, level, seed) * np.linspace(0.0, 1.0, n, dtype=np.float32)
     return out
 
 

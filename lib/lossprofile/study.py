@@ -147,7 +147,7 @@ def measure_variant(lm, wavs, midis, seed: int = 0) -> dict:
                 spearman_length_delta=noise["spearman_length_delta"], noise_nll_early=noise["noise_nll_early"],
                 noise_nll_late=noise["noise_nll_late"], clean_nll=noise["clean_nll"],
                 noise_window_nll=noise["noise_window_nll"], clean_window_nll=noise["clean_window_nll"],
-                noise_unigram_nll=noise["noise_unigram_nll"])
+                noise_unigram_nll=noise["noise_unigram_nll"], noise_known_nll=noise["noise_known_nll"])
 
 
 def trained(work: Path, recipe: Recipe) -> bool:
@@ -237,14 +237,17 @@ def study_markdown(study: pd.DataFrame) -> str:
             ("onset_peak", "onset peak", "{:+.2f}"), ("assimilation", "assimilation", "{:+.2f}"),
             ("spearman_length_delta", "Spearman(length, delta)", "{:+.2f}"),
             ("noise_nll_early", "noise NLL early → late", "{:.2f}"),
-            ("noise_window_nll", "noise window: model / counting learner / clean", "{:.2f}")]
+            ("noise_window_nll", "noise window: model / counting learner / clean", "{:.2f}"),
+            ("noise_known_nll", "noise window: learner that knows noise", "{:.2f}")]
+    keys = [c[0] for c in cols]
     head = "| " + " | ".join(c[1] for c in cols) + " |"
     rows = [head, "|" + "---|" * len(cols)]
     for r in study.to_dict("records"):
         cells = [fmt.format(r[key]) if pd.notna(r.get(key)) else "–" for key, _, fmt in cols]
-        cells[-2] = f"{r['noise_nll_early']:.2f} → {r['noise_nll_late']:.2f}"
+        cells[keys.index("noise_nll_early")] = f"{r['noise_nll_early']:.2f} → {r['noise_nll_late']:.2f}"
         if pd.notna(r.get("noise_unigram_nll")):
-            cells[-1] = f"{r['noise_window_nll']:.2f} / {r['noise_unigram_nll']:.2f} / {r['clean_window_nll']:.2f}"
+            cells[keys.index("noise_window_nll")] = (f"{r['noise_window_nll']:.2f} / {r['noise_unigram_nll']:.2f} / "
+                                                     f"{r['clean_window_nll']:.2f}")
         rows.append("| " + " | ".join(cells) + " |")
     return "\n".join(rows)
 
