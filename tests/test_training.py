@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import torch
 
+from lossprofile import load_model
 from lossprofile.architecture import build_model, musicgen_config
 from lossprofile.training import build_tokenizer, encode_cached, train_codec, train_lm
 
@@ -151,3 +152,47 @@ def test_a_work_folder_resumes_the_language_model_without_the_corpus(tmp_path):
     fresh = build_model(musicgen_config(**SMALL), seed=1)
     train_codec(fresh.audio_encoder, None, 2, 2, batch=2, seconds=0.5, checkpoint=tmp_path / "codec.pt", progress=False)
     assert all(torch.equal(p, q) for p, q in zip(fresh.audio_encoder.parameters(), model.audio_encoder.parameters()))
+
+
+def test_a_recipe_continues_a_trained_model_on_its_own_codec(tmp_path, small_checkpoint):
+    import pandas as pd
+
+    from lossprofile.training import Recipe, train_model
+
+    start = load_model(small_checkpoint, device="cpu").model
+    table = pd.DataFrame(dict(piece=["a", "b", "c"], description=["organ chorale", "piano", "strings"], tags=["{}"] * 3))
+    recipe = Recipe(arch=dict(SMALL), lm_start=small_checkpoint, lm_steps=3, lm_batch=2, lm_crop_frames=40,
+                    checkpoint_every=1, lm_precision="fp32")
+    runs = [train_model(recipe, tmp_path / f"work{i}", tmp_path / f"out{i}", table=table, wavs=tones(),
+                        progress=False)[0] for i in range(2)]
+    for name, p in runs[0].named_parameters():
+        q = dict(start.named_parameters())[name]
+        if name.startswith("audio_encoder."):
+            assert torch.equal(p, q.half().float()), name  # the start's codec (exported in fp16), so its codes, stay
+    assert any(not torch.equal(p, dict(start.named_parameters())[n])
+               for n, p in runs[0].named_parameters() if n.startswith("decoder."))
+    diff = [n for (n, p), q in zip(runs[0].named_parameters(), runs[1].parameters()) if not torch.equal(p, q)]
+    assert not diff, diff  # seeded
+    assert load_model(str(tmp_path / "out0"), device="cpu").cardinality == SMALL["cardinality"]
+    with pytest.raises(ValueError, match="not the recipe's arch"):
+        train_model(Recipe(arch={**SMALL, "num_hidden_layers": 3}, lm_start=small_checkpoint, lm_steps=1),
+                    tmp_path / "other", None, table=table, wavs=tones(), progress=False)
+
+
+def test_cloud_share_sets_the_clouds_share_of_crops_and_clouds_are_never_looped(monkeypatch):
+    from lossprofile import training
+
+    codes = [torch.zeros(4, n, dtype=torch.long) for n in (900, 1900, 800, 800)]
+    is_cloud = np.array([False, False, True, True])
+    weights = training.piece_weights(codes, is_cloud, training.Recipe(cloud_share=0.3, lm_crop_frames=760))
+    assert weights[is_cloud].sum() == pytest.approx(0.3) and weights.sum() == pytest.approx(1.0)
+    assert weights[1] / weights[0] == pytest.approx((1900 - 759) / (900 - 759))  # by length within each group
+    assert training.piece_weights(codes, is_cloud, training.Recipe()) is None  # no share: by length, as always
+    looped = []
+    real = training.loop_crop
+    monkeypatch.setattr(training, "loop_crop", lambda c, *a, **k: looped.append(c.shape[-1]) or real(c, *a, **k))
+    model = build_model(musicgen_config(**SMALL), seed=0)
+    small = [torch.randint(0, 64, (4, n)) for n in (120, 130)]
+    train_lm(model, build_tokenizer(["a", "b"]), small, ["a", "b"], 4, batch=4, crop_frames=40, loop_crops=1.0,
+             progress=False, loopable=np.array([True, False]))
+    assert looped and set(looped) == {120}  # every crop asked for a loop; only the loopable piece gave one

@@ -13,6 +13,12 @@ the same number of steps on the same kind of data, then measured like the model 
 - ``weak codec``: the LM trained on the codes of a codec that keeps no pitch (the first
   recipe's loss and optimiser: waveform L1 + STFT, Adam at 2e-3 with beta1 = 0.5; 1000 + 500
   steps), everything else equal;
+- ``continued: …``: the embedded model itself, trained on for a short schedule (600 steps of 8
+  crops at learning rate 1e-3, on the CPU in about 25 minutes) on the study's pool, as a
+  control, with 120 texture clouds on half of the crops, or without textures. Its
+  study-size siblings never learnt to copy, which makes them mute on the part of Assimilation
+  that copying produces; these start from a model that copies, so one ingredient at a time
+  is compared with the control on a model where Assimilation could appear;
 - ``full + texture clouds``: the embedded model's own recipe, size, schedule and whole corpus,
   plus 120 dense clouds of SoundFont effects and noisy hits that never repeat
   (``corpus.texture_cloud``); compare it with the embedded model's row. The corpus's own
@@ -26,10 +32,14 @@ peak, assimilation, Spearman(length, mean delta), the perturbed loss early and l
 long noise window (does it fall as the noise goes on?), and over that window the model's loss
 beside what a learner that only counts codes in context pays and what the clean music costs.
 
-The default run is ``VARIANTS`` (reference, clean only, no added repetition, 2 layers) plus
-the embedded model measured the same way; ``6 layers``, ``weak codec`` and ``full + texture
-clouds`` are in ``MORE_VARIANTS`` (``--variants``). Each variant's weights and measures are cached under
-``build/study``, so a re-run only does what is missing. Train where it is cheap and measure
+The default run is ``VARIANTS`` (reference, clean only, no added repetition, 2 layers, and the
+continued control and clouds) plus the embedded model measured the same way; ``continued: clean
+only``, ``6 layers``, ``weak codec`` and ``full + texture clouds`` are in ``MORE_VARIANTS``
+(``--variants``). Each variant's
+weights and measures are cached under ``build/study``, and its measures are kept in
+``checkpoints/tiny/study.json`` (``STUDY_RESULTS``, in git), so a re-run only does what is
+missing on any machine: delete a variant's entry there (and its ``build/study`` files) to train
+and measure it again. Train where it is cheap and measure
 anywhere: ``python -m lossprofile.study --device cuda --train-only`` on a GPU machine that has
 the main model's work folder (codec.pt, codes.pt, pieces.json), copy ``build/study/*/checkpoint``
 back, then ``python -m lossprofile.study`` (or ``make model-card``) measures them on the CPU.
@@ -46,9 +56,11 @@ import pandas as pd
 import torch
 
 from . import musicality, stats
+from .models import TINY_DIR
 from .training import WORK_DIR, Recipe, codes_ready, load_corpus, train_model
 
 STUDY_DIR = WORK_DIR.parent / "study"
+STUDY_RESULTS = TINY_DIR / "study.json"
 STUDY_ARCH = dict(num_hidden_layers=4, hidden_size=192, num_attention_heads=4, ffn_dim=768)
 
 
@@ -60,6 +72,7 @@ class Variant:
     codec: str = "good"  # good, weak
     clouds: int = 0  # texture clouds added to the data (corpus.cloud_pieces)
     full: bool = False  # the embedded model's size, schedule and whole corpus instead of the study's
+    start: str = "scratch"  # or "embedded": continue training the shipped model (CONTINUED_LM) on the pool
     description: str = ""
 
 
@@ -69,6 +82,11 @@ VARIANTS = (
     Variant("no added repetition", data="no_repetition",
             description="no ostinati, loops, verses or loop crops in training"),
     Variant("2 layers", arch=dict(num_hidden_layers=2), description="a shallower decoder"),
+    Variant("continued: control", start="embedded",
+            description="the embedded model trained on for 600 steps on the pool: the control of the continued variants"),
+    Variant("continued: + texture clouds", start="embedded", clouds=120,
+            description="the same, with half of the crops from 120 texture clouds (dense SoundFont effects and noisy "
+                        "hits that never repeat)"),
 )
 # Defined and runnable (``--variants "6 layers"``), not in the default run: their language models
 # need a GPU at the study's schedule (about 4 minutes each on an H100; hours on 2 CPU cores), and
@@ -76,6 +94,8 @@ VARIANTS = (
 # trains the embedded model's schedule (about 6 minutes on an H100, 7 hours on 2 CPU cores); its
 # clouds render and encode on the first run (about a minute on the CPU; cached in its clouds.pt).
 MORE_VARIANTS = (
+    Variant("continued: clean only", start="embedded", data="clean",
+            description="the same as the continued control, without textures, effects or drones"),
     Variant("6 layers", arch=dict(num_hidden_layers=6), description="a deeper decoder"),
     Variant("weak codec", codec="weak", description="codes from a codec that keeps no pitch"),
     Variant("full + texture clouds", clouds=120, full=True,
@@ -102,11 +122,18 @@ def select(table: pd.DataFrame, data: str) -> np.ndarray:
 STUDY_LM = dict(lm_steps=4000, lm_batch=16)
 WEAK_CODEC = dict(codec_lr=2e-3, codec_betas=(0.5, 0.9), codec_loss="previous", codec_ae_steps=1000,
                   codec_vq_steps=500)
+# Continued variants: short enough for the CPU (2.2 s a step on 2 cores), long enough to move
+# the noise window (measured before: 900 steps at 1e-3 with clouds on half of the crops lowered it
+# by 0.16 nats against its control, 300 steps at 3e-4 by 0.02).
+CONTINUED_LM = dict(lm_steps=600, lm_batch=8, lm_lr=1e-3, checkpoint_every=100)
+CONTINUED_CLOUD_SHARE = 0.5
 
 
 def study_recipe(variant: Variant, base: Recipe) -> Recipe:
     """The variant's recipe: the study's LM size and schedule (or the embedded model's), and the variant's one change."""
-    if variant.full:
+    if variant.start == "embedded":
+        recipe = replace(base, lm_start="tiny", **CONTINUED_LM)
+    elif variant.full:
         recipe = replace(base, arch={**base.arch, **variant.arch}, checkpoint_every=500)
     else:
         recipe = replace(base, arch={**base.arch, **STUDY_ARCH, **variant.arch}, checkpoint_every=500, **STUDY_LM)
@@ -115,7 +142,8 @@ def study_recipe(variant: Variant, base: Recipe) -> Recipe:
     if variant.data == "no_repetition":  # nor loops made of a piece's own codes
         recipe = replace(recipe, loop_crops=0.0)
     if variant.clouds:
-        recipe = replace(recipe, cloud_pieces=variant.clouds)
+        recipe = replace(recipe, cloud_pieces=variant.clouds,
+                         cloud_share=CONTINUED_CLOUD_SHARE if variant.start == "embedded" else None)
     return recipe
 
 
@@ -162,72 +190,122 @@ def trained(work: Path, recipe: Recipe) -> bool:
     return {**{k: v for k, v in defaults.items() if k not in saved}, **saved} == want
 
 
-def run_study(variants=VARIANTS, pool: int = 300, out_dir: Path = STUDY_DIR, seed: int = 0, device: str = "cpu",
-              train_only: bool = False, main_work: Path = WORK_DIR, include_embedded: bool = True) -> pd.DataFrame:
-    """Train (or resume) and measure every variant; returns one row per variant (cached in ``out_dir``).
+def load_results(path: Path = STUDY_RESULTS) -> dict[str, dict]:
+    """The measured rows kept in git, by variant name (the embedded model's under ``embedded model``)."""
+    return json.loads(path.read_text()) if path.exists() else {}
 
-    ``train_only`` trains without measuring (e.g. on a GPU machine that has the main model's
-    work folder but not the rendered corpus); copy ``out_dir/*/checkpoint`` back and run again
-    to measure.
+
+def results_table(path: Path = STUDY_RESULTS) -> pd.DataFrame:
+    """Every measured row in ``path``, in the order of the variants' definitions, the embedded model last."""
+    order = [v.name for v in VARIANTS + MORE_VARIANTS] + ["embedded model"]
+    rows = load_results(path).values()
+    return pd.DataFrame(sorted(rows, key=lambda r: order.index(r["variant"]) if r["variant"] in order else len(order)))
+
+
+def save_result(row: dict, path: Path = STUDY_RESULTS) -> None:
+    """Add or replace one variant's row in ``path``, atomically (a finished measurement is never lost)."""
+    import os
+
+    rows = load_results(path)
+    rows[row["variant"]] = row
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(rows, indent=1, default=float) + "\n")
+    os.replace(tmp, path)
+
+
+def variant_codes(variant: Variant, out_dir: Path, main_work: Path) -> dict:
+    """Where a variant's codec and corpus codes come from (passed to ``train_model``)."""
+    if variant.start == "embedded":  # the shipped codec (stored in fp16) gives its own codes
+        return dict(codes_cache=out_dir / "embedded_codes.pt")
+    if variant.codec == "good":  # the main model's codec and codes
+        return dict(codec_checkpoint=main_work / "codec.pt", codes_cache=main_work / "codes.pt")
+    return {}
+
+
+def run_study(variants=VARIANTS, pool: int = 300, out_dir: Path = STUDY_DIR, seed: int = 0, device: str = "cpu",
+              train_only: bool = False, main_work: Path = WORK_DIR, include_embedded: bool = True,
+              results: Path | None = STUDY_RESULTS) -> pd.DataFrame:
+    """Train (or resume) and measure every variant; returns one row per variant.
+
+    A variant already measured (in ``out_dir`` or in ``results``) is not trained or measured
+    again; each new measurement is added to ``results`` at once. ``train_only`` trains without
+    measuring (e.g. on a GPU machine that has the main model's work folder but not the rendered
+    corpus); copy ``out_dir/*/checkpoint`` back and run again to measure.
     """
     from . import load_model
 
     out_dir.mkdir(parents=True, exist_ok=True)
     base = Recipe(seed=seed)
+    saved = load_results(results) if results is not None and not train_only else {}
+    rows, todo = {}, []
+    for variant in variants:
+        cached = out_dir / f"{variant.name.replace(' ', '_')}.json"
+        if cached.exists() and not train_only:
+            rows[variant.name] = json.loads(cached.read_text())
+        elif variant.name in saved:
+            rows[variant.name] = saved[variant.name]
+        else:
+            todo.append(variant)
+    untrained = [v for v in todo if not trained(out_dir / v.name.replace(" ", "_"), study_recipe(v, base))]
     table = codes_ready(main_work, base.codec_ae_steps + base.codec_vq_steps)
     wavs = None
-    if table is None or any(v.codec != "good" for v in variants):
-        table, wavs = load_corpus("train")
-    # the same pool of pieces for every variant, spread over the corpus
-    keep = np.zeros(len(table), bool)
-    keep[np.linspace(0, len(table) - 1, min(pool, len(table))).astype(int)] = True
-    eval_wavs, midis = evaluation_set() if not train_only else (None, None)
-    rows = []
-    for variant in variants:
+    if untrained and (table is None or any(v.codec != "good" or v.start == "embedded" for v in untrained)):
+        table, wavs = load_corpus("train")  # only what is left to train needs the rendered corpus
+    eval_wavs, midis = evaluation_set() if todo and not train_only else (None, None)
+    for variant in todo:
         slug = variant.name.replace(" ", "_")
-        result = out_dir / f"{slug}.json"
-        if result.exists():
-            rows.append(json.loads(result.read_text()))
-            continue
         recipe = study_recipe(variant, base)
-        mask = (True if variant.full else keep) & select(table, variant.data)
-        sub = table[mask].reset_index(drop=True)
-        sub_wavs = [w for w, m in zip(wavs, mask) if m] if wavs is not None else None
         work = out_dir / slug
-        shared = dict(codec_checkpoint=main_work / "codec.pt", codes_cache=main_work / "codes.pt") \
-            if variant.codec == "good" else {}  # the good-codec variants use the main model's codec and codes
-        if not trained(work, recipe):
+        # the same pool of pieces for every study-size variant, spread over the corpus
+        if table is not None:
+            keep = np.zeros(len(table), bool)
+            keep[np.linspace(0, len(table) - 1, min(pool, len(table))).astype(int)] = True
+            mask = (True if variant.full else keep) & select(table, variant.data)
+            pieces = int(mask.sum()) + recipe.cloud_pieces
+        if variant in untrained:
+            sub = table[mask].reset_index(drop=True)
+            sub_wavs = [w for w, m in zip(wavs, mask) if m] if wavs is not None else None
             train_model(recipe, work, work / "checkpoint", table=sub, wavs=sub_wavs, device=device,
-                        progress=not train_only, **shared)
+                        progress=not train_only, **variant_codes(variant, out_dir, main_work))
         if train_only:
             continue
         lm = load_model(str(work / "checkpoint"), device="cpu")
-        row = dict(variant=variant.name, description=variant.description, pieces=len(sub) + recipe.cloud_pieces,
+        if table is None:
+            pieces = json.loads((work / "checkpoint" / "training_log.json").read_text())["train_pieces"]
+        row = dict(variant=variant.name, description=variant.description, pieces=pieces,
                    layers=recipe.arch["num_hidden_layers"], lm_steps=recipe.lm_steps,
                    **measure_variant(lm, eval_wavs, midis))
-        result.write_text(json.dumps(row, indent=1))
-        rows.append(row)
+        (out_dir / f"{slug}.json").write_text(json.dumps(row, indent=1))
+        if results is not None:
+            save_result(row, results)
+        rows[variant.name] = row
+    out = [rows[v.name] for v in variants if v.name in rows]
     if include_embedded and not train_only:
-        rows.append(measure_embedded(out_dir, eval_wavs, midis, seed))
-    return pd.DataFrame(rows)
+        out.append(measure_embedded(out_dir, seed, results))
+    return pd.DataFrame(out)
 
 
-def measure_embedded(out_dir: Path, eval_wavs, midis, seed: int = 0) -> dict:
-    """The embedded model measured like the variants (cached by its fingerprint): the full-size, full-length row."""
+def measure_embedded(out_dir: Path, seed: int = 0, results: Path | None = STUDY_RESULTS) -> dict:
+    """The embedded model measured like the variants (kept by its fingerprint): the full-size, full-length row."""
     from . import load_model
 
     lm = load_model("tiny", device="cpu")
+    saved = load_results(results).get("embedded model") if results is not None else None
+    if saved is not None and saved.get("fingerprint") == lm.fingerprint:
+        return saved
     result = out_dir / f"embedded_{lm.fingerprint}.json"
     if result.exists():
         return json.loads(result.read_text())
-    from .models import TINY_DIR
-
     training = json.loads((TINY_DIR / "training_log.json").read_text())
     recipe = training.get("recipe", {})
+    eval_wavs, midis = evaluation_set()
     row = dict(variant="embedded model", description="the shipped model: 6 layers x 256, all data, full schedule",
                pieces=training.get("train_pieces"), layers=recipe.get("arch", {}).get("num_hidden_layers"),
-               lm_steps=recipe.get("lm_steps"), **measure_variant(lm, eval_wavs, midis, seed))
+               lm_steps=recipe.get("lm_steps"), fingerprint=lm.fingerprint,
+               **measure_variant(lm, eval_wavs, midis, seed))
     result.write_text(json.dumps(row, indent=1))
+    if results is not None:
+        save_result(row, results)
     return row
 
 
@@ -252,11 +330,42 @@ def study_markdown(study: pd.DataFrame) -> str:
     return "\n".join(rows)
 
 
+CONTINUED = tuple(v.name for v in VARIANTS + MORE_VARIANTS if v.start == "embedded")
+CONTINUED_CONTROL = "continued: control"
+
+
+def continued_conclusion(study: pd.DataFrame) -> str:
+    """The continued variants against their control: what one ingredient does to a model that copies."""
+    s = study.set_index("variant")
+    if CONTINUED_CONTROL not in s.index:
+        return ""
+    ctl = s.loc[CONTINUED_CONTROL]
+    others = [n for n in s.index if n in CONTINUED and n != CONTINUED_CONTROL]
+    text = (f"Continued from the embedded model for {int(ctl['lm_steps'])} steps, the control assimilates with "
+            f"{ctl['assimilation']:+.2f} and pays {ctl['noise_window_nll']:.2f} nats per code on the noise window "
+            f"(clean music {ctl['clean_window_nll']:.2f}, repeat ratio {ctl['repeat_ratio']:.2f}, held-out NLL "
+            f"{ctl['heldout_nll']:.2f}).")
+    for name in others:
+        row = s.loc[name]
+        text += (f" '{name}': assimilation {row['assimilation']:+.2f} ({row['assimilation'] - ctl['assimilation']:+.2f} "
+                 f"against the control), noise window {row['noise_window_nll']:.2f} "
+                 f"({row['noise_window_nll'] - ctl['noise_window_nll']:+.2f}), onset peak {row['onset_peak']:+.2f} "
+                 f"({row['onset_peak'] - ctl['onset_peak']:+.2f}), Spearman(length, delta) "
+                 f"{row['spearman_length_delta']:+.2f}, held-out NLL {row['heldout_nll']:.2f} "
+                 f"({row['heldout_nll'] - ctl['heldout_nll']:+.2f}), repeat ratio {row['repeat_ratio']:.2f}.")
+    below = [n for n in [CONTINUED_CONTROL] + others if s.loc[n, "assimilation"] < 0]
+    text += (f" Assimilation < 0: {', '.join(repr(n) for n in below)}." if below
+             else " None of them assimilates below zero.")
+    return text
+
+
 def conclusion(study: pd.DataFrame) -> str:
     """Plain sentences read off the table: which ingredient moves assimilation, which the peak."""
+    continued = continued_conclusion(study)
+    study = study[~study["variant"].isin(CONTINUED)]
     s = study.set_index("variant")
     if "reference" not in s.index:
-        return "The reference variant is missing, so no ingredient can be compared."
+        return (continued + " " if continued else "") + "The reference variant is missing, so no ingredient can be compared."
     ref = s.loc["reference"]
     parts = []
     for name in s.index.drop("reference"):
@@ -297,8 +406,9 @@ def conclusion(study: pd.DataFrame) -> str:
                      "knowledge of the codes noise produces bring the noise below the music.")
         elif not counting:
             text += " No model here counts noise codes as well as that learner."
-    return text + (f" One training run per variant and {int(ref['pieces'])}-piece pools: read the differences as "
-                   "directions, not effect sizes.")
+    text += (f" One training run per variant and {int(ref['pieces'])}-piece pools: read the differences as "
+             "directions, not effect sizes.")
+    return text + ("\n\n" + continued if continued else "")
 
 
 def plot_study(study: pd.DataFrame, path: Path) -> None:

@@ -74,6 +74,8 @@ class Recipe:
     lm_precision: str = "auto"  # bf16 autocast on a GPU or where the CPU has bf16 matrix units, else fp32
     checkpoint_every: int = 100
     cloud_pieces: int = 0  # texture clouds added to the LM's data (corpus.cloud_pieces); the shipped model has none
+    cloud_share: float | None = None  # share of LM crops drawn from the clouds (None: by length, like any piece)
+    lm_start: str | None = None  # None: a new model; a model name ("tiny"): continue training its LM on its own codec
 
 
 # ---- text conditioning vocabulary ---------------------------------------------------------
@@ -409,11 +411,13 @@ def train_lm(model, tokenizer, codes: list[torch.Tensor], descriptions: list[str
              batch: int = 8, crop_frames: int = 760, lr: float = 2e-3, cond_dropout: float = 0.5,
              seed: int = 0, checkpoint: Path | None = None, checkpoint_every: int = 100,
              progress: bool = True, precision: str = "fp32", loop_crops: float = 0.0,
-             device: str = "cpu") -> list[dict]:
+             device: str = "cpu", piece_weights: np.ndarray | None = None,
+             loopable: np.ndarray | None = None) -> list[dict]:
     """Teacher-forced training on delayed codes with transformers' own MusicGen loss.
 
-    Crops start anywhere in a piece (pieces drawn in proportion to their length); a share
-    ``loop_crops`` of them are loops (:func:`loop_crop`). A dropped condition is MusicGen's
+    Crops start anywhere in a piece (pieces drawn in proportion to their length, or to
+    ``piece_weights``); a share ``loop_crops`` of them are loops (:func:`loop_crop`) of the
+    pieces marked ``loopable`` (default: all). A dropped condition is MusicGen's
     null condition (the text fully masked). ``precision="bf16"`` runs the forward pass under
     autocast (weights, optimiser and loss stay fp32). Resumable from ``checkpoint``, also on
     another device (``device="cuda"`` trains on a GPU; the checkpoint is saved for any device).
@@ -427,7 +431,9 @@ def train_lm(model, tokenizer, codes: list[torch.Tensor], descriptions: list[str
         opt, lambda s: min(1.0, (s + 1) / warmup) * 0.5 * (1 + math.cos(math.pi * min(1.0, s / steps))))
     special = model.config.decoder.pad_token_id
     lengths = np.array([max(1, c.shape[-1] - crop_frames + 1) for c in codes], dtype=float)
-    weights = lengths / lengths.sum()
+    weights = lengths if piece_weights is None else np.asarray(piece_weights, dtype=float)
+    weights = weights / weights.sum()
+    loopable = np.ones(len(codes), bool) if loopable is None else np.asarray(loopable, bool)
     state = load_state(checkpoint) if checkpoint else None
     start, log, spent = 0, [], 0.0
     codec_id = codec_fingerprint(model.audio_encoder)
@@ -456,7 +462,7 @@ def train_lm(model, tokenizer, codes: list[torch.Tensor], descriptions: list[str
         crops = []
         for i in picks:
             c = codes[i].long()
-            if rng.random() < loop_crops:
+            if rng.random() < loop_crops and loopable[i]:
                 crops.append(loop_crop(c, crop_frames, rng))
                 continue
             s = int(rng.integers(0, max(1, c.shape[-1] - crop_frames + 1)))
@@ -521,6 +527,31 @@ def codes_ready(work: Path, codec_steps: int, codec_checkpoint: Path | None = No
     return table
 
 
+def start_model(recipe: Recipe):
+    """The model a continued recipe starts from (``recipe.lm_start``, e.g. ``"tiny"``) in fp32, and its tokenizer."""
+    import transformers
+
+    from .models import quiet_transformers, resolve_model_path
+
+    path = resolve_model_path(recipe.lm_start)
+    with quiet_transformers():
+        model = transformers.MusicgenForConditionalGeneration.from_pretrained(path, dtype=torch.float32)
+        tokenizer = transformers.AutoTokenizer.from_pretrained(path)
+    if {k: getattr(model.config.decoder, k) for k in ("num_hidden_layers", "hidden_size")} != {
+            "num_hidden_layers": recipe.arch["num_hidden_layers"], "hidden_size": recipe.arch["hidden_size"]}:
+        raise ValueError(f"{path}: its decoder is not the recipe's arch {recipe.arch}")
+    return model, tokenizer
+
+
+def piece_weights(codes: list[torch.Tensor], is_cloud: np.ndarray, recipe: Recipe) -> np.ndarray | None:
+    """Sampling weights of the LM's pieces: by length (None), or with ``recipe.cloud_share`` of them on the clouds."""
+    if recipe.cloud_share is None or not is_cloud.any():
+        return None
+    lengths = np.array([max(1, c.shape[-1] - recipe.lm_crop_frames + 1) for c in codes], dtype=float)
+    return np.where(is_cloud, recipe.cloud_share * lengths / lengths[is_cloud].sum(),
+                    (1 - recipe.cloud_share) * lengths / lengths[~is_cloud].sum())
+
+
 def train_model(recipe: Recipe, work: Path, out: Path | None, table=None, wavs=None, progress: bool = True,
                 codec_checkpoint: Path | None = None, codes_cache: Path | None = None, device: str = "cpu"):
     """Run (or resume) every stage of ``recipe`` in ``work``; export to ``out`` if given. Returns (model, log).
@@ -538,32 +569,40 @@ def train_model(recipe: Recipe, work: Path, out: Path | None, table=None, wavs=N
     if table is None:
         table, wavs = load_corpus("train")
         (work / "pieces.json").write_text(json.dumps(table[["piece", "description", "tags"]].to_dict("list")))
-    config = musicgen_config(**recipe.arch)
-    model = build_model(config, seed=recipe.seed)
-    if recipe.lm_init == "pytorch":
-        init_decoder(model, recipe.seed)
     descriptions = list(table["description"])
     cloud_names, cloud_midis, cloud_descriptions, cloud_levels = corpus.cloud_pieces(recipe.cloud_pieces, recipe.seed)
-    tokenizer = build_tokenizer(descriptions + cloud_descriptions + ["classical piano", "generated"])
-    if len(tokenizer) > config.text_encoder.vocab_size:
-        raise ValueError(f"{len(tokenizer)} words do not fit the text encoder's {config.text_encoder.vocab_size}")
-    codec_log = train_codec(model.audio_encoder, wavs, recipe.codec_ae_steps, recipe.codec_vq_steps,
-                            recipe.codec_batch, recipe.codec_seconds, recipe.codec_lr, recipe.seed,
-                            checkpoint=codec_checkpoint or work / "codec.pt", checkpoint_every=recipe.checkpoint_every,
-                            progress=progress, betas=recipe.codec_betas, loss=recipe.codec_loss)
+    if recipe.lm_start:  # its codec, tokenizer and weights; only the language model trains on
+        model, tokenizer = start_model(recipe)
+        codec_log = []
+    else:
+        config = musicgen_config(**recipe.arch)
+        model = build_model(config, seed=recipe.seed)
+        if recipe.lm_init == "pytorch":
+            init_decoder(model, recipe.seed)
+        tokenizer = build_tokenizer(descriptions + cloud_descriptions + ["classical piano", "generated"])
+        if len(tokenizer) > config.text_encoder.vocab_size:
+            raise ValueError(f"{len(tokenizer)} words do not fit the text encoder's {config.text_encoder.vocab_size}")
+        codec_log = train_codec(model.audio_encoder, wavs, recipe.codec_ae_steps, recipe.codec_vq_steps,
+                                recipe.codec_batch, recipe.codec_seconds, recipe.codec_lr, recipe.seed,
+                                checkpoint=codec_checkpoint or work / "codec.pt",
+                                checkpoint_every=recipe.checkpoint_every, progress=progress,
+                                betas=recipe.codec_betas, loss=recipe.codec_loss)
     codes = encode_cached(model.audio_encoder, list(table["piece"]), wavs, codes_cache or work / "codes.pt")
+    is_cloud = np.zeros(len(codes), bool)
     if recipe.cloud_pieces:  # their own cache in this work folder: a shared corpus cache stays the corpus's
         rendered = LazyList(lambda i: corpus.render_cloud(cloud_midis[i], cloud_levels[i]), len(cloud_names))
         codes = codes + encode_cached(model.audio_encoder, cloud_names, rendered, work / "clouds.pt")
         descriptions = descriptions + cloud_descriptions
+        is_cloud = np.r_[is_cloud, np.ones(len(cloud_names), bool)]
     lm_log = train_lm(model, tokenizer, codes, descriptions, recipe.lm_steps,
                       recipe.lm_batch, recipe.lm_crop_frames, recipe.lm_lr, recipe.cond_dropout, recipe.seed,
                       checkpoint=work / "lm.pt", checkpoint_every=recipe.checkpoint_every, progress=progress,
                       precision=resolve_precision(recipe.lm_precision, device), loop_crops=recipe.loop_crops,
-                      device=device)
+                      device=device, piece_weights=piece_weights(codes, is_cloud, recipe),
+                      loopable=~is_cloud)  # a looped cloud would be a repeating texture, which clouds are not
     stage_seconds = {stage: round(max([row.get("seconds", 0.0) for row in rows], default=0.0))
                      for stage, rows in (("codec", codec_log), ("lm", lm_log))}
-    hours = sum(c.shape[-1] for c in codes) / config.audio_encoder.frame_rate / 3600
+    hours = sum(c.shape[-1] for c in codes) / model.config.audio_encoder.frame_rate / 3600
     summary = dict(recipe=asdict(recipe), lm_precision=resolve_precision(recipe.lm_precision, device),
                    train_pieces=len(table) + recipe.cloud_pieces,
                    train_hours=round(hours, 2), lm_device=lm_log[-1].get("device", "cpu") if lm_log else None,
