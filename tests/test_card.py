@@ -51,3 +51,21 @@ def test_study_conclusion_compares_every_variant_with_the_counting_learner():
     text = conclusion(pd.DataFrame(rows))
     assert "pays 4.18 nats per code; against it 'reference' pays +1.62, 'big' pays +0.01." in text
     assert "the ones that copy ('big')" in text
+
+
+def test_continued_variants_are_read_against_their_own_control_not_the_reference():
+    from lossprofile.study import conclusion
+
+    base = dict(pieces=300, wrong_note_auroc=0.6, spearman_length_delta=0.3, noise_nll_early=5.9, noise_nll_late=5.8,
+                noise_unigram_nll=4.18, repeat_ratio=1.0)
+    rows = [dict(base, variant="reference", heldout_nll=5.0, onset_peak=2.0, assimilation=0.55, clean_window_nll=5.2,
+                 noise_window_nll=5.80, lm_steps=4000),
+            dict(base, variant="continued: control", heldout_nll=3.70, onset_peak=1.70, assimilation=0.40,
+                 clean_window_nll=3.75, noise_window_nll=4.15, lm_steps=600, repeat_ratio=0.06),
+            dict(base, variant="continued: + texture clouds", heldout_nll=3.72, onset_peak=1.60, assimilation=-0.05,
+                 clean_window_nll=3.75, noise_window_nll=3.70, lm_steps=600, repeat_ratio=0.07)]
+    text = conclusion(pd.DataFrame(rows))
+    assert "Continued from the embedded model for 600 steps, the control assimilates with +0.40" in text
+    assert "'continued: + texture clouds': assimilation -0.05 (-0.45 against the control), noise window 3.70 (-0.45)" in text
+    assert "Assimilation < 0: 'continued: + texture clouds'." in text
+    assert "continued: control: assimilation" not in text  # not read against the from-scratch reference

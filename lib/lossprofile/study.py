@@ -375,11 +375,12 @@ def conclusion(study: pd.DataFrame) -> str:
         parts.append(f"{name}: assimilation {row['assimilation']:+.2f} ({d_assim:+.2f} against the reference), "
                      f"onset peak {row['onset_peak']:+.2f} ({d_peak:+.2f}), repeat ratio {row['repeat_ratio']:.2f} "
                      f"({d_repeat:+.2f})")
-    assim_driver = (s["assimilation"] - ref["assimilation"]).drop("reference").abs().idxmax()
-    peak_driver = (s["onset_peak"] - ref["onset_peak"]).drop("reference").abs().idxmax()
-    text = (f"The reference assimilates with {ref['assimilation']:+.2f} nats and peaks at {ref['onset_peak']:+.2f}. "
-            + "; ".join(parts) + f". The change that moves assimilation most is '{assim_driver}'; the one that moves "
-            f"the onset peak most is '{peak_driver}'.")
+    text = f"The reference assimilates with {ref['assimilation']:+.2f} nats and peaks at {ref['onset_peak']:+.2f}."
+    if parts:
+        assim_driver = (s["assimilation"] - ref["assimilation"]).drop("reference").abs().idxmax()
+        peak_driver = (s["onset_peak"] - ref["onset_peak"]).drop("reference").abs().idxmax()
+        text += (" " + "; ".join(parts) + f". The change that moves assimilation most is '{assim_driver}'; the one "
+                 f"that moves the onset peak most is '{peak_driver}'.")
     overfit = [n for n in s.index if s.loc[n, "heldout_nll"] > ref["heldout_nll"] + 1.0]
     if overfit:
         text += (" But " + ", ".join(f"'{n}' ({s.loc[n, 'heldout_nll']:.2f} nats held out against the reference's "
