@@ -12,11 +12,11 @@ def test_noise_budget_says_how_far_the_noise_cost_is_from_clean_and_from_the_cou
     card = dict(noise_noise_window_nll=4.03, noise_clean_window_nll=3.70, noise_noise_unigram_nll=4.13)
     text = noise_budget(card)[0]
     assert "pays 4.03 nats per code on the noise and 3.70 on the clean music" in text
-    assert "0.10 less than that learner" in text  # the model beats the counting learner
+    assert "0.10 less than the counting learner" in text  # the model beats the counting learner
     assert "under 3.70: 0.33 less than now and 0.43 less than the counting learner" in text
     card = dict(noise_noise_window_nll=4.30, noise_clean_window_nll=4.18, noise_noise_unigram_nll=4.17)
     text = noise_budget(card)[0]
-    assert "0.13 more than that learner" in text and "which the counting learner already does" in text
+    assert "0.13 more than the counting learner" in text and "which the counting learner already does" in text
     assert noise_budget({"noise_noise_window_nll": 4.0}) == []  # cards measured before the learner existed
 
 
@@ -24,9 +24,19 @@ def test_noise_budget_says_whether_knowing_noise_would_bring_it_below_the_music(
     card = dict(noise_noise_window_nll=4.10, noise_clean_window_nll=3.95, noise_noise_unigram_nll=4.24)
     assert noise_budget(card)[0].endswith("or a codec that gives noise fewer codes.")  # no known-source number
     text = noise_budget(dict(card, noise_noise_known_nll=3.31))[0]
-    assert "learns nothing in context pays 3.31 there, 0.64 below the clean music. The codec leaves room" in text
+    assert "learns nothing in context would pay 3.31: 0.64 below the clean music, so this codec leaves room" in text
+    assert text.startswith("**What Assimilation < 0 needs.**")
     text = noise_budget(dict(card, noise_noise_known_nll=4.05))[0]
-    assert "pays 4.05 there, 0.10 above the clean music" in text and "a codec that gives noise fewer codes" in text
+    assert "would pay 4.05: 0.10 above the clean music" in text and "a codec that gives noise fewer codes" in text
+
+
+def test_noise_budget_explains_an_assimilation_below_zero():
+    card = dict(noise_noise_window_nll=3.23, noise_clean_window_nll=4.01, noise_noise_unigram_nll=4.24,
+                noise_noise_known_nll=3.34)
+    text = noise_budget(card)[0]
+    assert text.startswith("**Why Assimilation is below zero.**") and "must pay under" not in text
+    assert "pays 0.78 less on the noise than on the music and 1.01 less than the counting learner" in text
+    assert "even pays 0.11 less than the learner that knows them" in text
 
 
 def test_study_table_shows_model_learner_and_clean_and_marks_missing_numbers():
@@ -65,7 +75,7 @@ def test_continued_variants_are_read_against_their_own_control_not_the_reference
             dict(base, variant="continued: + texture clouds", heldout_nll=3.72, onset_peak=1.60, assimilation=-0.05,
                  clean_window_nll=3.75, noise_window_nll=3.70, lm_steps=600, repeat_ratio=0.07)]
     text = conclusion(pd.DataFrame(rows))
-    assert "Continued from the embedded model for 600 steps, the control assimilates with +0.40" in text
+    assert "Continued from the base model for 600 steps, the control assimilates with +0.40" in text
     assert "'continued: + texture clouds': assimilation -0.05 (-0.45 against the control), noise window 3.70 (-0.45)" in text
     assert "Assimilation < 0: 'continued: + texture clouds'." in text
     assert "continued: control: assimilation" not in text  # not read against the from-scratch reference

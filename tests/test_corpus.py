@@ -86,3 +86,14 @@ def test_study_checkpoints_saved_before_clouds_existed_still_count_as_trained(tm
     # the embedded model's recipe with the clouds as its one change
     assert recipe.cloud_pieces == 120 and recipe == Recipe(cloud_pieces=120, checkpoint_every=500)
     assert not study.trained(tmp_path, recipe)
+
+
+def test_the_study_clouds_variant_is_the_embedded_models_finishing_stage():
+    from lossprofile import study
+    from lossprofile.training import Recipe, finish_recipe
+
+    clouds = next(v for v in study.VARIANTS if v.name == "continued: + texture clouds")
+    control = next(v for v in study.VARIANTS if v.name == "continued: control")
+    assert study.study_recipe(clouds, Recipe()) == finish_recipe(Recipe())
+    differs = {k for k, v in vars(study.study_recipe(control, Recipe())).items() if v != vars(finish_recipe(Recipe()))[k]}
+    assert differs == {"cloud_pieces", "cloud_share"}  # the control changes only the clouds

@@ -156,42 +156,66 @@ def hearing_table(card: dict) -> list[str]:
 
 
 def noise_budget(card: dict) -> list[str]:
-    """Where the noise window's cost sits between clean music and a learner that only counts codes."""
+    """Where the noise window's cost sits between clean music, a learner that only counts codes and one that knows noise."""
     if "noise_noise_unigram_nll" not in card:
         return []
     model, clean = card["noise_noise_window_nll"], card["noise_clean_window_nll"]
-    count = card["noise_noise_unigram_nll"]
-    needed = model - clean
-    text = (f"**What Assimilation < 0 needs.** Over the noise window after the peak (windows of 50 frames or more) "
-            f"the model pays {_f(model)} nats per code on the noise and {_f(clean)} on the clean music at the same "
-            f"frames. A learner that knows nothing about noise and only counts each codebook's codes as it hears them "
-            f"(`musicality.in_context_unigram_nats`) would pay {_f(count)} there. ")
+    count, known = card["noise_noise_unigram_nll"], card.get("noise_noise_known_nll")
+    met = model < clean
+    text = (f"**{'Why Assimilation is below zero' if met else 'What Assimilation < 0 needs'}.** Over the noise window "
+            f"after the peak (windows of 50 frames or more) the model pays {_f(model)} nats per code on the noise and "
+            f"{_f(clean)} on the clean music at the same frames. A learner that knows nothing about noise and only "
+            f"counts each codebook's codes as it hears them (`musicality.in_context_unigram_nats`) would pay "
+            f"{_f(count)} there. ")
+    if known is not None:
+        text += (f"A learner that knows beforehand the code frequencies of white noise at the injected level (counted "
+                 f"on another 60 s of it through the same codec, `musicality.known_source_nats`) and learns nothing in "
+                 f"context would pay {_f(known)}: {_f(abs(clean - known))} {'below' if known < clean else 'above'} the "
+                 "clean music, so this codec " + ("leaves room for Assimilation. " if known < clean else
+                                                  "leaves no room for Assimilation through frequencies alone. "))
+    if met:
+        text += (f"The model pays {_f(clean - model)} less on the noise than on the music and {_f(count - model)} less "
+                 "than the counting learner: it knows in advance, from what it trained on, which codes noise produces"
+                 + (f", and it even pays {_f(known - model)} less than the learner that knows them: it uses more "
+                    "than code frequencies (the dependence between codebooks, or what it hears in context)."
+                    if known is not None and model < known else "."))
+        return [text, ""]
     if model < count:
-        text += (f"The model already pays {_f(count - model)} less than that learner, so it has some prior "
-                 "knowledge of the codes noise produces; ")
+        text += (f"The model pays {_f(count - model)} less than the counting learner, so it has some prior knowledge "
+                 "of the codes noise produces; ")
     else:
-        text += f"The model pays {_f(model - count)} more than that learner; "
+        text += f"The model pays {_f(model - count)} more than the counting learner; "
     gap = (f"and {_f(count - clean)} less than the counting learner" if clean < count
            else "which the counting learner already does")
-    text += f"for Assimilation < 0 it must pay under {_f(clean)}: {_f(needed)} less than now {gap}. "
+    text += f"for Assimilation < 0 it must pay under {_f(clean)}: {_f(model - clean)} less than now {gap}. "
     if clean >= count:
         return [text + "Estimating the noise's code frequencies in context as well as that learner would be enough.", ""]
     text += ("White-noise frames are independent of one another, so the way there is to know in advance, from what "
              "it trained on, which codes noise produces in each codebook")
-    if "noise_noise_known_nll" not in card:
+    if known is None:
         return [text + ", or a codec that gives noise fewer codes.", ""]
-    known = card["noise_noise_known_nll"]
-    text += (f". How far that knowledge can go with this codec: a learner that knows beforehand the code frequencies "
-             f"of white noise at the injected level (counted on another 60 s of it through the same codec, "
-             f"`musicality.known_source_nats`) and learns nothing in context pays {_f(known)} there, ")
-    text += (f"{_f(clean - known)} below the clean music. The codec leaves room for Assimilation; what the language "
-             "model lacks is that knowledge, which only training on sound that produces noise's codes can give."
-             if known < clean else f"{_f(known - clean)} above the clean music: even full knowledge of noise would not "
-             "bring it below the music through this codec; it takes a codec that gives noise fewer codes.")
-    return [text, ""]
+    return [text + ("; only training on sound that produces noise's codes can give that." if known < clean
+                    else "; through this codec even that would not be enough: it takes a codec that gives noise fewer "
+                    "codes."), ""]
+
+
+def finishing_lines(training: dict) -> list[str]:
+    """The finishing stage's line of the card's Training section (none for a model trained in one stage)."""
+    if "base" not in training:
+        return []
+    recipe = training["recipe"]
+    return [f"- Finishing stage (`lossprofile.training.FINISH`): the base model's LM trained on for "
+            f"{recipe['lm_steps']} steps of {recipe['lm_batch']} x {recipe['lm_crop_frames']} frames at peak learning "
+            f"rate {recipe['lm_lr']} on a pool of {training['train_pieces'] - recipe['cloud_pieces']} training pieces "
+            f"plus {recipe['cloud_pieces']} texture clouds (`corpus.texture_cloud`: 30 s crowds of SoundFont effects and "
+            f"noisy percussion hits at random times, pitches and velocities, which never repeat; "
+            f"{int(100 * recipe['cloud_share'])}% of the crops, never looped), on {training.get('lm_device')} "
+            f"({training.get('stage_seconds', {}).get('lm', 'n/a')} s, {training.get('lm_precision')}). Without the "
+            "clouds the same schedule leaves the noise loss above the music's (the study's 'continued: control')."]
 
 
 def render_card(card: dict, training: dict, study: pd.DataFrame | None = None) -> str:
+    finish, training = training, training.get("base", training)  # a two-stage log keeps stages 1-5 under "base"
     recipe = training.get("recipe", {})
     arch = recipe.get("arch", {})
     lengths = sorted(card["noise_mean_delta_by_length"], key=float)
@@ -236,7 +260,10 @@ def render_card(card: dict, training: dict, study: pd.DataFrame | None = None) -
         "40 pieces of textures alone. Rendered with the General MIDI SoundFont shipped in pretty_midi. "
         "No synthetic noise is ever added (the noise the experiments inject stays unseen).",
         "- Held-out split: 15% of pieces by a hash of their name (the TrainingSet kind of the experiments).",
-        "- OOD: ASAP piano performances, rendered with piano; not in the training data.", "",
+        "- OOD: ASAP piano performances, rendered with piano; not in the training data.",
+        *([f"- Finishing stage: {finish['train_pieces'] - finish['recipe']['cloud_pieces']} of the training pieces "
+           f"and {finish['recipe']['cloud_pieces']} texture clouds made of SoundFont sounds only."]
+          if finish is not training else []), "",
         "## Training", "",
         f"- Codec: {recipe.get('codec_ae_steps')} autoencoder steps, k-means codebook init, "
         f"{recipe.get('codec_vq_steps')} steps through the EMA residual VQ; batches of {recipe.get('codec_batch')} x "
@@ -253,7 +280,8 @@ def render_card(card: dict, training: dict, study: pd.DataFrame | None = None) -
         f"{training.get('lm_device', 'the CPU')} ({training.get('stage_seconds', {}).get('lm', 'n/a')} s, "
         f"{training.get('lm_precision')} autocast; `python -m lossprofile.training --device cuda`); on 2 CPU "
         "cores the LM's schedule takes about 7 hours (resumable). Seed "
-        f"{recipe.get('seed')}; on the CPU the same seed gives the same weights; on a GPU, reductions in cuBLAS make two runs differ in the last bits.", "",
+        f"{recipe.get('seed')}; on the CPU the same seed gives the same weights; on a GPU, reductions in cuBLAS make two runs differ in the last bits.",
+        *finishing_lines(finish), "",
         "## Quality", "",
         "| measure | TrainingSet held-out | OOD (ASAP piano) |", "|---|---|---|",
         f"| pieces (15 s excerpts) | {card['training_heldout_pieces']} | {card['ood_pieces']} |",
@@ -285,10 +313,11 @@ def render_card(card: dict, training: dict, study: pd.DataFrame | None = None) -
                   "Cheaper variants of the recipe, each changing one ingredient and trained from scratch "
                   "(4 layers x 192 unless named, 4000 steps of 16 crops, on a pool of 300 training pieces; about "
                   "3 minutes each on one H100: `python -m lossprofile.study --device cuda --train-only`, then "
-                  "`make model-card` measures them), and *continued* variants: the embedded model itself trained "
-                  "on for 600 steps of 8 crops at learning rate 1e-3 on the same pool (about 25 minutes each on 2 "
-                  "CPU cores), as a control or with one ingredient changed, because only a model that copies can "
-                  "show the part of Assimilation that copying produces. All are measured like the model above on 8 "
+                  "`make model-card` measures them), and *continued* variants: the base model (the embedded model "
+                  "before its finishing stage) trained on for 600 steps of 8 crops at learning rate 1e-3 on the same "
+                  "pool (about 20 minutes each on 2 CPU cores), as a control or with one ingredient changed, because "
+                  "only a model that copies can show the part of Assimilation that copying produces; the one with "
+                  "texture clouds is the finishing stage, so its row and the embedded model's are the same weights. All are measured like the model above on 8 "
                   "held-out excerpts and 16 ASAP pieces, beside the embedded model. The rows are kept in "
                   "`study.json` beside this card (rows measured before it existed as printed then, to 2 decimals). "
                   "![study](study.png)", "",

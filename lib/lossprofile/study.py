@@ -13,9 +13,11 @@ the same number of steps on the same kind of data, then measured like the model 
 - ``weak codec``: the LM trained on the codes of a codec that keeps no pitch (the first
   recipe's loss and optimiser: waveform L1 + STFT, Adam at 2e-3 with beta1 = 0.5; 1000 + 500
   steps), everything else equal;
-- ``continued: …``: the embedded model itself, trained on for a short schedule (600 steps of 8
-  crops at learning rate 1e-3, on the CPU in about 25 minutes) on the study's pool, as a
-  control, with 120 texture clouds on half of the crops, or without textures. Its
+- ``continued: …``: the base model (the embedded model before its finishing stage, saved by
+  ``make tiny-model`` in ``build/tiny-model/base``), trained on for a short schedule (600 steps
+  of 8 crops at learning rate 1e-3, on the CPU in about 20 minutes) on the study's pool, as a
+  control, with 120 texture clouds on half of the crops (which is the finishing stage itself:
+  that row is the embedded model), or without textures. Its
   study-size siblings never learnt to copy, which makes them mute on the part of Assimilation
   that copying produces; these start from a model that copies, so one ingredient at a time
   is compared with the control on a model where Assimilation could appear;
@@ -57,7 +59,7 @@ import torch
 
 from . import musicality, stats
 from .models import TINY_DIR
-from .training import WORK_DIR, Recipe, codes_ready, load_corpus, train_model
+from .training import FINISH, FINISH_POOL, WORK_DIR, Recipe, codes_ready, load_corpus, pool_mask, train_model
 
 STUDY_DIR = WORK_DIR.parent / "study"
 STUDY_RESULTS = TINY_DIR / "study.json"
@@ -72,7 +74,7 @@ class Variant:
     codec: str = "good"  # good, weak
     clouds: int = 0  # texture clouds added to the data (corpus.cloud_pieces)
     full: bool = False  # the embedded model's size, schedule and whole corpus instead of the study's
-    start: str = "scratch"  # or "embedded": continue training the shipped model (CONTINUED_LM) on the pool
+    start: str = "scratch"  # or "base": continue training the base model (CONTINUED_LM) on the pool
     description: str = ""
 
 
@@ -82,11 +84,11 @@ VARIANTS = (
     Variant("no added repetition", data="no_repetition",
             description="no ostinati, loops, verses or loop crops in training"),
     Variant("2 layers", arch=dict(num_hidden_layers=2), description="a shallower decoder"),
-    Variant("continued: control", start="embedded",
-            description="the embedded model trained on for 600 steps on the pool: the control of the continued variants"),
-    Variant("continued: + texture clouds", start="embedded", clouds=120,
+    Variant("continued: control", start="base",
+            description="the base model trained on for 600 steps on the pool: the control of the continued variants"),
+    Variant("continued: + texture clouds", start="base", clouds=FINISH["cloud_pieces"],
             description="the same, with half of the crops from 120 texture clouds (dense SoundFont effects and noisy "
-                        "hits that never repeat)"),
+                        "hits that never repeat): the embedded model's finishing stage"),
 )
 # Defined and runnable (``--variants "6 layers"``), not in the default run: their language models
 # need a GPU at the study's schedule (about 4 minutes each on an H100; hours on 2 CPU cores), and
@@ -94,7 +96,7 @@ VARIANTS = (
 # trains the embedded model's schedule (about 6 minutes on an H100, 7 hours on 2 CPU cores); its
 # clouds render and encode on the first run (about a minute on the CPU; cached in its clouds.pt).
 MORE_VARIANTS = (
-    Variant("continued: clean only", start="embedded", data="clean",
+    Variant("continued: clean only", start="base", data="clean",
             description="the same as the continued control, without textures, effects or drones"),
     Variant("6 layers", arch=dict(num_hidden_layers=6), description="a deeper decoder"),
     Variant("weak codec", codec="weak", description="codes from a codec that keeps no pitch"),
@@ -122,17 +124,15 @@ def select(table: pd.DataFrame, data: str) -> np.ndarray:
 STUDY_LM = dict(lm_steps=4000, lm_batch=16)
 WEAK_CODEC = dict(codec_lr=2e-3, codec_betas=(0.5, 0.9), codec_loss="previous", codec_ae_steps=1000,
                   codec_vq_steps=500)
-# Continued variants: short enough for the CPU (2.2 s a step on 2 cores), long enough to move
-# the noise window (measured before: 900 steps at 1e-3 with clouds on half of the crops lowered it
-# by 0.16 nats against its control, 300 steps at 3e-4 by 0.02).
-CONTINUED_LM = dict(lm_steps=600, lm_batch=8, lm_lr=1e-3, checkpoint_every=100)
-CONTINUED_CLOUD_SHARE = 0.5
+# Continued variants: the finishing stage's schedule (training.FINISH), short enough for the CPU
+# (2 s a step on 2 cores); the clouds variant is the finishing stage itself.
+CONTINUED_LM = {k: v for k, v in FINISH.items() if not k.startswith("cloud_")}
 
 
 def study_recipe(variant: Variant, base: Recipe) -> Recipe:
     """The variant's recipe: the study's LM size and schedule (or the embedded model's), and the variant's one change."""
-    if variant.start == "embedded":
-        recipe = replace(base, lm_start="tiny", **CONTINUED_LM)
+    if variant.start == "base":
+        recipe = replace(base, lm_start="base", **CONTINUED_LM)
     elif variant.full:
         recipe = replace(base, arch={**base.arch, **variant.arch}, checkpoint_every=500)
     else:
@@ -143,7 +143,7 @@ def study_recipe(variant: Variant, base: Recipe) -> Recipe:
         recipe = replace(recipe, loop_crops=0.0)
     if variant.clouds:
         recipe = replace(recipe, cloud_pieces=variant.clouds,
-                         cloud_share=CONTINUED_CLOUD_SHARE if variant.start == "embedded" else None)
+                         cloud_share=FINISH["cloud_share"] if variant.start == "base" else None)
     return recipe
 
 
@@ -215,14 +215,14 @@ def save_result(row: dict, path: Path = STUDY_RESULTS) -> None:
 
 def variant_codes(variant: Variant, out_dir: Path, main_work: Path) -> dict:
     """Where a variant's codec and corpus codes come from (passed to ``train_model``)."""
-    if variant.start == "embedded":  # the shipped codec (stored in fp16) gives its own codes
-        return dict(codes_cache=out_dir / "embedded_codes.pt")
+    if variant.start == "base":  # the base model's codec (stored in fp16) gives its own codes
+        return dict(codes_cache=out_dir / "base_codes.pt")
     if variant.codec == "good":  # the main model's codec and codes
         return dict(codec_checkpoint=main_work / "codec.pt", codes_cache=main_work / "codes.pt")
     return {}
 
 
-def run_study(variants=VARIANTS, pool: int = 300, out_dir: Path = STUDY_DIR, seed: int = 0, device: str = "cpu",
+def run_study(variants=VARIANTS, pool: int = FINISH_POOL, out_dir: Path = STUDY_DIR, seed: int = 0, device: str = "cpu",
               train_only: bool = False, main_work: Path = WORK_DIR, include_embedded: bool = True,
               results: Path | None = STUDY_RESULTS) -> pd.DataFrame:
     """Train (or resume) and measure every variant; returns one row per variant.
@@ -249,7 +249,7 @@ def run_study(variants=VARIANTS, pool: int = 300, out_dir: Path = STUDY_DIR, see
     untrained = [v for v in todo if not trained(out_dir / v.name.replace(" ", "_"), study_recipe(v, base))]
     table = codes_ready(main_work, base.codec_ae_steps + base.codec_vq_steps)
     wavs = None
-    if untrained and (table is None or any(v.codec != "good" or v.start == "embedded" for v in untrained)):
+    if untrained and (table is None or any(v.codec != "good" or v.start == "base" for v in untrained)):
         table, wavs = load_corpus("train")  # only what is left to train needs the rendered corpus
     eval_wavs, midis = evaluation_set() if todo and not train_only else (None, None)
     for variant in todo:
@@ -258,15 +258,15 @@ def run_study(variants=VARIANTS, pool: int = 300, out_dir: Path = STUDY_DIR, see
         work = out_dir / slug
         # the same pool of pieces for every study-size variant, spread over the corpus
         if table is not None:
-            keep = np.zeros(len(table), bool)
-            keep[np.linspace(0, len(table) - 1, min(pool, len(table))).astype(int)] = True
+            keep = pool_mask(len(table), pool)
             mask = (True if variant.full else keep) & select(table, variant.data)
             pieces = int(mask.sum()) + recipe.cloud_pieces
         if variant in untrained:
             sub = table[mask].reset_index(drop=True)
             sub_wavs = [w for w, m in zip(wavs, mask) if m] if wavs is not None else None
             train_model(recipe, work, work / "checkpoint", table=sub, wavs=sub_wavs, device=device,
-                        progress=not train_only, **variant_codes(variant, out_dir, main_work))
+                        progress=not train_only, base_dir=main_work / "base",
+                        **variant_codes(variant, out_dir, main_work))
         if train_only:
             continue
         lm = load_model(str(work / "checkpoint"), device="cpu")
@@ -297,11 +297,15 @@ def measure_embedded(out_dir: Path, seed: int = 0, results: Path | None = STUDY_
     if result.exists():
         return json.loads(result.read_text())
     training = json.loads((TINY_DIR / "training_log.json").read_text())
+    stages = [training.get("base"), training] if "base" in training else [training]
     recipe = training.get("recipe", {})
     eval_wavs, midis = evaluation_set()
-    row = dict(variant="embedded model", description="the shipped model: 6 layers x 256, all data, full schedule",
-               pieces=training.get("train_pieces"), layers=recipe.get("arch", {}).get("num_hidden_layers"),
-               lm_steps=recipe.get("lm_steps"), fingerprint=lm.fingerprint,
+    row = dict(variant="embedded model",
+               description="the shipped model: 6 layers x 256, all data, full schedule"
+               + (", then the finishing stage (continued with texture clouds)" if len(stages) > 1 else ""),
+               pieces=stages[0].get("train_pieces") + recipe.get("cloud_pieces", 0) * (len(stages) > 1),
+               layers=recipe.get("arch", {}).get("num_hidden_layers"),
+               lm_steps=sum(stage.get("recipe", {}).get("lm_steps", 0) for stage in stages), fingerprint=lm.fingerprint,
                **measure_variant(lm, eval_wavs, midis, seed))
     result.write_text(json.dumps(row, indent=1))
     if results is not None:
@@ -330,7 +334,7 @@ def study_markdown(study: pd.DataFrame) -> str:
     return "\n".join(rows)
 
 
-CONTINUED = tuple(v.name for v in VARIANTS + MORE_VARIANTS if v.start == "embedded")
+CONTINUED = tuple(v.name for v in VARIANTS + MORE_VARIANTS if v.start == "base")
 CONTINUED_CONTROL = "continued: control"
 
 
@@ -341,7 +345,7 @@ def continued_conclusion(study: pd.DataFrame) -> str:
         return ""
     ctl = s.loc[CONTINUED_CONTROL]
     others = [n for n in s.index if n in CONTINUED and n != CONTINUED_CONTROL]
-    text = (f"Continued from the embedded model for {int(ctl['lm_steps'])} steps, the control assimilates with "
+    text = (f"Continued from the base model for {int(ctl['lm_steps'])} steps, the control assimilates with "
             f"{ctl['assimilation']:+.2f} and pays {ctl['noise_window_nll']:.2f} nats per code on the noise window "
             f"(clean music {ctl['clean_window_nll']:.2f}, repeat ratio {ctl['repeat_ratio']:.2f}, held-out NLL "
             f"{ctl['heldout_nll']:.2f}).")

@@ -17,8 +17,12 @@ random draw of a step comes from a generator seeded by ``(seed, stage, step)``.
    one-layer T5 with condition dropout, so the null condition (unconditional scoring) is
    learned too.
 5. export: an ordinary ``MusicgenForConditionalGeneration`` checkpoint (config.json +
-   model.safetensors in fp16 + tokenizer) in ``lib/lossprofile/checkpoints/tiny``, loaded by
-   ``load_model("tiny")`` through the same ``from_pretrained`` call as the hub models.
+   model.safetensors in fp16 + tokenizer), the *base* model, in ``build/tiny-model/base``.
+6. finish: the base model's LM trained on for 600 steps (:data:`FINISH`, on the CPU about 20
+   minutes) on a pool of 300 training pieces, half of the crops from 120 texture clouds
+   (:func:`lossprofile.corpus.texture_cloud`: dense SoundFont effects and noisy hits that never
+   repeat), exported to ``lib/lossprofile/checkpoints/tiny`` and loaded by ``load_model("tiny")``
+   through the same ``from_pretrained`` call as the hub models.
 
 Deterministic under ``--seed`` on a given machine and torch build.
 """
@@ -49,6 +53,7 @@ TINY_ARCH = dict(
     text_layers=1, text_heads=4, text_ff=128, max_position_embeddings=1024,
 )
 WORK_DIR = Path(__file__).resolve().parents[2] / "build" / "tiny-model"
+BASE_DIR = WORK_DIR / "base"  # the model of stages 1-5, which the finishing stage (and the study's continued variants) start from
 
 
 @dataclass
@@ -75,7 +80,7 @@ class Recipe:
     checkpoint_every: int = 100
     cloud_pieces: int = 0  # texture clouds added to the LM's data (corpus.cloud_pieces); the shipped model has none
     cloud_share: float | None = None  # share of LM crops drawn from the clouds (None: by length, like any piece)
-    lm_start: str | None = None  # None: a new model; a model name ("tiny"): continue training its LM on its own codec
+    lm_start: str | None = None  # None: a new model; "base" (BASE_DIR) or a model name: continue training its LM
 
 
 # ---- text conditioning vocabulary ---------------------------------------------------------
@@ -527,13 +532,40 @@ def codes_ready(work: Path, codec_steps: int, codec_checkpoint: Path | None = No
     return table
 
 
-def start_model(recipe: Recipe):
-    """The model a continued recipe starts from (``recipe.lm_start``, e.g. ``"tiny"``) in fp32, and its tokenizer."""
+# The finishing stage: the base model trained on for a short schedule on a pool of its pieces, with
+# texture clouds (corpus.texture_cloud) on half of the crops. Measured in the study (CPU, 600 steps,
+# 20 minutes on 2 cores): against the same schedule without clouds, assimilation -0.64 instead of
+# +0.47 and the noise window 3.17 nats per code instead of 4.39, copying and held-out NLL kept.
+FINISH = dict(lm_steps=600, lm_batch=8, lm_lr=1e-3, checkpoint_every=100, cloud_pieces=120, cloud_share=0.5)
+FINISH_POOL = 300  # pieces, spread over the training table (pool_mask)
+
+
+def finish_recipe(base: Recipe) -> Recipe:
+    """The finishing stage's recipe: continue ``base``'s model (saved in BASE_DIR) with FINISH."""
+    from dataclasses import replace
+
+    return replace(base, lm_start="base", **FINISH)
+
+
+def pool_mask(n_pieces: int, pool: int) -> np.ndarray:
+    """``pool`` of ``n_pieces`` rows spread evenly over the (name-sorted) training table."""
+    keep = np.zeros(n_pieces, bool)
+    keep[np.linspace(0, n_pieces - 1, min(pool, n_pieces)).astype(int)] = True
+    return keep
+
+
+def start_model(recipe: Recipe, base_dir: Path = BASE_DIR):
+    """The model a continued recipe starts from (``recipe.lm_start``: ``"base"``, in ``base_dir``, or a model name) in fp32, and its tokenizer."""
     import transformers
 
-    from .models import quiet_transformers, resolve_model_path
+    from .models import ModelLoadError, quiet_transformers, resolve_model_path
 
-    path = resolve_model_path(recipe.lm_start)
+    if recipe.lm_start == "base":
+        if not (base_dir / "config.json").exists():
+            raise ModelLoadError(f"{base_dir}: the base model is missing; `make tiny-model` trains it first")
+        path = str(base_dir)
+    else:
+        path = resolve_model_path(recipe.lm_start)
     with quiet_transformers():
         model = transformers.MusicgenForConditionalGeneration.from_pretrained(path, dtype=torch.float32)
         tokenizer = transformers.AutoTokenizer.from_pretrained(path)
@@ -553,12 +585,14 @@ def piece_weights(codes: list[torch.Tensor], is_cloud: np.ndarray, recipe: Recip
 
 
 def train_model(recipe: Recipe, work: Path, out: Path | None, table=None, wavs=None, progress: bool = True,
-                codec_checkpoint: Path | None = None, codes_cache: Path | None = None, device: str = "cpu"):
+                codec_checkpoint: Path | None = None, codes_cache: Path | None = None, device: str = "cpu",
+                base_dir: Path = BASE_DIR):
     """Run (or resume) every stage of ``recipe`` in ``work``; export to ``out`` if given. Returns (model, log).
 
     ``codec_checkpoint`` and ``codes_cache`` (default: in ``work``) let several recipes share one
     trained codec and its codes. ``device`` is where the language model trains (the codec
-    always trains on the CPU here).
+    always trains on the CPU here). A recipe with ``lm_start="base"`` continues the model saved
+    in ``base_dir`` instead of training a new one.
     """
     work.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(recipe.seed)
@@ -572,7 +606,7 @@ def train_model(recipe: Recipe, work: Path, out: Path | None, table=None, wavs=N
     descriptions = list(table["description"])
     cloud_names, cloud_midis, cloud_descriptions, cloud_levels = corpus.cloud_pieces(recipe.cloud_pieces, recipe.seed)
     if recipe.lm_start:  # its codec, tokenizer and weights; only the language model trains on
-        model, tokenizer = start_model(recipe)
+        model, tokenizer = start_model(recipe, base_dir)
         codec_log = []
     else:
         config = musicgen_config(**recipe.arch)
@@ -620,7 +654,7 @@ def export(model, tokenizer, out: Path, summary: dict) -> None:
     model.half().save_pretrained(out)
     model.float()
     tokenizer.save_pretrained(out)
-    (out / "training_log.json").write_text(json.dumps(summary, indent=1))
+    export_log(out, summary)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -639,8 +673,32 @@ def main(argv: list[str] | None = None) -> None:
     torch.set_flush_denormal(True)  # tiny gradients late in training otherwise slow CPU arithmetic a lot
     recipe = Recipe(seed=args.seed, codec_ae_steps=args.codec_ae_steps, codec_vq_steps=args.codec_vq_steps,
                     lm_steps=args.lm_steps)
-    _, summary = train_model(recipe, args.work, args.out, device=args.device)
-    print(json.dumps({k: v for k, v in summary.items() if k != "log"}, indent=1))
+    _, base = train_model(recipe, args.work, args.work / "base", device=args.device)
+    _, summary = finish_model(recipe, args.work, args.out, device=args.device)
+    summary = dict(summary, base=base)
+    export_log(args.out, summary)
+    print(json.dumps({k: v for k, v in summary.items() if k not in ("log", "base")}, indent=1))
+
+
+def finish_model(recipe: Recipe, work: Path, out: Path | None, device: str = "cpu", progress: bool = True):
+    """Stage 6: continue the base model with :data:`FINISH` on the pool and the clouds (resumable in ``work/finish``)."""
+    import pandas as pd
+
+    finish = finish_recipe(recipe)
+    table = pd.DataFrame(json.loads((work / "pieces.json").read_text()))
+    keep = pool_mask(len(table), FINISH_POOL)
+    cache = work / "finish" / "codes.pt"
+    cached = load_state(cache)
+    wavs = None
+    if cached is None or not set(table["piece"][keep]) <= set(cached["codes"]):
+        table, all_wavs = load_corpus("train")  # the pool's codes through the base model's (fp16) codec
+        wavs = [w for w, k in zip(all_wavs, keep) if k]
+    return train_model(finish, work / "finish", out, table=table[keep].reset_index(drop=True), wavs=wavs,
+                       progress=progress, codes_cache=cache, device=device, base_dir=work / "base")
+
+
+def export_log(out: Path, summary: dict) -> None:
+    (out / "training_log.json").write_text(json.dumps(summary, indent=1))
 
 
 if __name__ == "__main__":
