@@ -331,7 +331,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--n-eval", type=int, default=12)
     p.add_argument("--no-study", action="store_true", help="leave the ablation study out")
     p.add_argument("--render-only", action="store_true",
-                   help="rewrite MODEL_CARD.md from the saved card.json and study results, measuring nothing")
+                   help="rewrite MODEL_CARD.md and study.png from the saved card.json and study.json, measuring nothing")
     args = p.parse_args(argv)
     torch.manual_seed(0)
     training = json.loads((TINY_DIR / "training_log.json").read_text())
@@ -340,6 +340,8 @@ def main(argv: list[str] | None = None) -> None:
 
         card = json.loads((TINY_DIR / "card.json").read_text())
         study = ablation.results_table()
+        if not args.no_study:
+            ablation.plot_study(study, TINY_DIR / "study.png")
         (TINY_DIR / "MODEL_CARD.md").write_text(render_card(card, training, None if args.no_study else study))
         return
     card = measure(args.model, args.n_eval)

@@ -197,7 +197,7 @@ def load_results(path: Path = STUDY_RESULTS) -> dict[str, dict]:
 
 def results_table(path: Path = STUDY_RESULTS) -> pd.DataFrame:
     """Every measured row in ``path``, in the order of the variants' definitions, the embedded model last."""
-    order = [v.name for v in VARIANTS + MORE_VARIANTS] + ["embedded model"]
+    order = [v.name for v in VARIANTS + MORE_VARIANTS] + ["base model", "embedded model"]
     rows = load_results(path).values()
     return pd.DataFrame(sorted(rows, key=lambda r: order.index(r["variant"]) if r["variant"] in order else len(order)))
 
