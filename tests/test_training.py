@@ -196,3 +196,35 @@ def test_cloud_share_sets_the_clouds_share_of_crops_and_clouds_are_never_looped(
     train_lm(model, build_tokenizer(["a", "b"]), small, ["a", "b"], 4, batch=4, crop_frames=40, loop_crops=1.0,
              progress=False, loopable=np.array([True, False]))
     assert looped and set(looped) == {120}  # every crop asked for a loop; only the loopable piece gave one
+
+
+def test_the_finishing_stage_continues_the_base_model_on_its_pool_and_clouds(tmp_path, small_checkpoint, monkeypatch):
+    import json
+    import shutil
+
+    from lossprofile import training
+
+    work = tmp_path / "work"
+    shutil.copytree(small_checkpoint, work / "base")
+    names = ["a", "b", "c", "d"]
+    (work / "pieces.json").write_text(json.dumps(dict(piece=names, description=["organ chorale", "piano", "strings",
+                                                                                 "piano"], tags=["{}"] * 4)))
+    base = load_model(str(work / "base"), device="cpu").model
+    wavs = tones(4)
+    pool = training.pool_mask(4, 2)
+    assert pool.tolist() == [True, False, False, True]  # spread over the table, first and last
+    encode_cached(base.audio_encoder, [n for n, k in zip(names, pool) if k], [w for w, k in zip(wavs, pool) if k],
+                  work / "finish" / "codes.pt")  # cached: the stage needs no rendered corpus
+    monkeypatch.setattr(training, "FINISH", dict(training.FINISH, lm_steps=2, lm_batch=2, cloud_pieces=2))
+    monkeypatch.setattr(training, "FINISH_POOL", 2)
+    recipe = training.Recipe(arch=dict(SMALL), lm_crop_frames=40, lm_precision="fp32")
+    model, summary = training.finish_model(recipe, work, tmp_path / "out", progress=False)
+    assert summary["recipe"]["lm_start"] == "base" and summary["recipe"]["cloud_share"] == 0.5
+    assert summary["train_pieces"] == 2 + 2  # the pool and the clouds
+    assert len(training.load_state(work / "finish" / "clouds.pt")["codes"]) == 2
+    assert training.load_state(work / "finish" / "lm.pt")["step"] == 2
+    assert any(not torch.equal(p, q) for (n, p), q in zip(model.named_parameters(), base.parameters())
+               if n.startswith("decoder."))
+    shutil.rmtree(work / "base")  # without its start the stage says what is missing
+    with pytest.raises(training.ModelLoadError, match=r"base: the base model is missing; `make tiny-model`"):
+        training.finish_model(recipe, work, None, progress=False)

@@ -45,7 +45,7 @@ from tqdm.auto import tqdm
 
 from . import audio, corpus, delay
 from .architecture import build_model, musicgen_config
-from .models import TINY_DIR
+from .models import TINY_DIR, ModelLoadError
 
 TINY_ARCH = dict(
     num_hidden_layers=6, hidden_size=256, num_attention_heads=8, ffn_dim=1024, cardinality=1024,
@@ -558,7 +558,7 @@ def start_model(recipe: Recipe, base_dir: Path = BASE_DIR):
     """The model a continued recipe starts from (``recipe.lm_start``: ``"base"``, in ``base_dir``, or a model name) in fp32, and its tokenizer."""
     import transformers
 
-    from .models import ModelLoadError, quiet_transformers, resolve_model_path
+    from .models import quiet_transformers, resolve_model_path
 
     if recipe.lm_start == "base":
         if not (base_dir / "config.json").exists():
@@ -692,6 +692,7 @@ def finish_model(recipe: Recipe, work: Path, out: Path | None, device: str = "cp
     wavs = None
     if cached is None or not set(table["piece"][keep]) <= set(cached["codes"]):
         table, all_wavs = load_corpus("train")  # the pool's codes through the base model's (fp16) codec
+        keep = pool_mask(len(table), FINISH_POOL)
         wavs = [w for w, k in zip(all_wavs, keep) if k]
     return train_model(finish, work / "finish", out, table=table[keep].reset_index(drop=True), wavs=wavs,
                        progress=progress, codes_cache=cache, device=device, base_dir=work / "base")
