@@ -12,7 +12,10 @@ from lossprofile.summary import write_summary
 def write_stats(results_dir, pearson_r: float, pure_noise: float) -> None:
     ex.save_table(pd.DataFrame([dict(scope="all points", dataset=None, n=36, pearson_r=pearson_r, pearson_p=1e-9,
                                      spearman_rho=pearson_r, spearman_p=1e-9, slope=0.004 * pearson_r,
-                                     slope_ci_low=-0.01, slope_ci_high=0.01, slope_p=1e-9)]),
+                                     slope_ci_low=-0.01, slope_ci_high=0.01, slope_p=1e-9),
+                                dict(scope="per data kind", dataset="ood", n=18, pearson_r=-0.5, pearson_p=1e-3,
+                                     spearman_rho=-0.5, spearman_p=1e-3, slope=-0.002, slope_ci_low=-0.01,
+                                     slope_ci_high=0.0, slope_p=1e-3)]),
                   "length_stats", results_dir)
     ex.save_table(pd.DataFrame(dict(dataset=["ood", "training"], mean=[2.9, 3.4], std=[0.2, 0.5], count=[8, 8])),
                   "clean_loss_by_kind", results_dir)
@@ -29,6 +32,9 @@ def test_summary_states_what_the_numbers_say_beside_the_paper(tmp_path, pearson_
     text = write_summary(tmp_path / "res", tmp_path / "summary.md").read_text()
     assert f"Longer noise **{direction}** the mean loss here (Pearson r = {pearson_r:.2f}" in text
     assert f"finds noise {easier} to predict than music" in text
+    # a data kind that lowers the loss is set against the overall direction only where that differs
+    assert ("For OOD, though, longer noise lowers" in text) == (direction == "raises")
+    assert "For OOD" in text and "longer noise lowers the mean loss (Spearman rho = -0.50" in text
     assert "| OOD | 2.90 ± 0.20 | 8 | 4.19 ± 1.01 |" in text  # ours beside MusicGen-Small's
     assert "| Assimilation | -0.30 ± 0.50 | 36 | -1.5 ± 0.95 |" in text
     assert "r < -0.85, p < 0.001" in text

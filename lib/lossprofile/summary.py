@@ -55,10 +55,13 @@ def reading(trend: pd.DataFrame | None, by_condition: pd.DataFrame | None, regio
                      f"p = {_p(r.pearson_p)}, slope {r.slope:+.2e} nats per frame): {agree}.")
     if trend is not None and (trend["scope"] == "per data kind").any():
         kinds = trend.loc[trend["scope"] == "per data kind"]
+        overall_lowers = (trend["scope"] == "all points").any() and \
+            trend.loc[trend["scope"] == "all points"].iloc[0].pearson_r < 0
         same = kinds[(kinds["spearman_rho"] < 0) & (kinds["spearman_p"] < 0.05)]
         for r in same.itertuples():
-            lines.append(f"- For {KIND_LABELS.get(r.dataset, r.dataset)}, though, longer noise lowers the mean loss (Spearman rho = "
-                         f"{r.spearman_rho:.2f}, p = {_p(r.spearman_p)}, {r.n} points): the paper's direction.")
+            lines.append(f"- For {KIND_LABELS.get(r.dataset, r.dataset)}{', too,' if overall_lowers else ', though,'} longer "
+                         f"noise lowers the mean loss (Spearman rho = {r.spearman_rho:.2f}, p = {_p(r.spearman_p)}, "
+                         f"{r.n} points): the paper's direction.")
     if by_condition is not None:
         easier_kinds = by_condition[by_condition["pure_noise"] < by_condition["clean"]]
         for r in easier_kinds.itertuples():
