@@ -43,7 +43,8 @@ bench: install
 	$(BIN)/python -m lossprofile.bench --model $(MODEL) --device $(DEVICE)
 
 # Resumable: an interrupted run continues from its checkpoints in build/tiny-model.
-# DEVICE=cuda trains the language model on a GPU (minutes; on 2 CPU cores about 7 hours).
+# DEVICE=cuda trains the base language model on a GPU (minutes; on 2 CPU cores about 7 hours);
+# the finishing stage with texture clouds then takes about 20 minutes on 2 CPU cores.
 tiny-model: install
 	$(BIN)/python -m lossprofile.training --device $(DEVICE)
 
