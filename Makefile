@@ -25,10 +25,10 @@ $(VENV)/.installed: requirements.txt pyproject.toml
 install: $(VENV)/.installed
 
 data: install
-	HF_HUB_OFFLINE=1 $(BIN)/python -m lossprofile.cli build-data --model tiny --device cpu
+	HF_HUB_OFFLINE=1 $(BIN)/lossprofile build-data --model tiny --device cpu
 
 figures: data
-	$(BIN)/python -m lossprofile.cli figures --model $(MODEL) --device $(DEVICE) --dtype $(DTYPE)
+	$(BIN)/lossprofile figures --model $(MODEL) --device $(DEVICE) --dtype $(DTYPE)
 
 # nbval runs the notebooks with their stored (small) parameters and checks the cells
 # marked NBVAL_CHECK_OUTPUT against their stored outputs.
@@ -37,20 +37,20 @@ test: data
 
 # After editing a notebook: re-execute it with its own small defaults and store the outputs nbval checks.
 notebook-outputs: data
-	HF_HUB_OFFLINE=1 $(BIN)/python -m lossprofile.cli store-outputs
+	HF_HUB_OFFLINE=1 $(BIN)/lossprofile store-outputs
 
 bench: install
-	$(BIN)/python -m lossprofile.bench --model $(MODEL) --device $(DEVICE)
+	$(BIN)/lossprofile bench --model $(MODEL) --device $(DEVICE)
 
 # Resumable: an interrupted run continues from its checkpoints in build/tiny-model.
 # DEVICE=cuda trains the base language model on a GPU (minutes; on 2 CPU cores about 7 hours);
 # the finishing stage with texture clouds then takes about 20 minutes on 2 CPU cores.
 tiny-model: install
-	$(BIN)/python -m lossprofile.training --device $(DEVICE)
+	$(BIN)/lossprofile tiny-model --device $(DEVICE)
 
 # Measures the embedded model and runs (or resumes) its ablation study (build/study).
 model-card: install
-	HF_HUB_OFFLINE=1 $(BIN)/python -m lossprofile.card
+	HF_HUB_OFFLINE=1 $(BIN)/lossprofile model-card
 
 study: install
-	HF_HUB_OFFLINE=1 $(BIN)/python -m lossprofile.study
+	HF_HUB_OFFLINE=1 $(BIN)/lossprofile study

@@ -12,8 +12,8 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
 
 from lossprofile import load_model  # noqa: E402
-from lossprofile.architecture import build_model, musicgen_config  # noqa: E402
-from lossprofile.training import EmaRVQ, build_tokenizer  # noqa: E402
+from lossprofile.models.musicgen.architecture import build_model, musicgen_config  # noqa: E402
+from lossprofile.embedded.training import EmaRVQ, build_tokenizer  # noqa: E402
 
 SMALL = dict(num_hidden_layers=2, hidden_size=32, num_attention_heads=4, ffn_dim=64, cardinality=64,
              codec_filters=4, codec_hidden=16, codec_lstm_layers=1, text_vocab=32, text_dim=16,

@@ -11,7 +11,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from lossprofile import audio, datasets
+from lossprofile import audio
+from lossprofile.data import datasets
 
 ROOT = Path(__file__).resolve().parents[1]
 ASAP_MIDI = sorted((ROOT / "data" / "asap").rglob("*.mid"))
@@ -115,7 +116,7 @@ def test_ood_build_renders_a_manifest_with_sources(tmp_path):
 
 
 def test_held_out_split_is_stable_and_about_the_requested_fraction():
-    from lossprofile import corpus
+    from lossprofile.data import corpus
 
     names = [f"piece{i}" for i in range(2000)]
     held = [corpus.Job(n, "texture", "ambience").split == "heldout" for n in names]

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from lossprofile import ModelLoadError, load_model
-from lossprofile.audiocraft_format import AudiocraftLikelihood, import_audiocraft
+from lossprofile.models.musicgen.audiocraft import AudiocraftLikelihood, import_audiocraft
 
 audiocraft = import_audiocraft()
 from audiocraft.models import builders  # noqa: E402
@@ -94,7 +94,7 @@ def test_a_conditioned_forward_matches_through_the_converted_projection(checkpoi
     expected = reference.token_nll(codes, conditions)
     lut = reference.lm.condition_provider.conditioners["description"]
     tokens, mask = lut.tokenizer(texts)  # audiocraft's hash of each text: the input, not the thing tested
-    from lossprofile import delay
+    from lossprofile.models.musicgen import delay
 
     decoder_input, _ = delay.decoder_io(codes, ours.special_token)
     with torch.no_grad():

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pandas as pd
 
-from lossprofile.card import noise_budget
-from lossprofile.study import study_markdown
+from lossprofile.embedded.card import noise_budget
+from lossprofile.embedded.study import study_markdown
 
 
 def test_noise_budget_says_how_far_the_noise_cost_is_from_clean_and_from_the_counting_learner():
@@ -52,7 +52,7 @@ def test_study_table_shows_model_learner_and_clean_and_marks_missing_numbers():
 
 
 def test_study_conclusion_compares_every_variant_with_the_counting_learner():
-    from lossprofile.study import conclusion
+    from lossprofile.embedded.study import conclusion
 
     base = dict(pieces=300, heldout_nll=5.0, wrong_note_auroc=0.6, onset_peak=2.0, spearman_length_delta=0.3,
                 noise_nll_early=5.9, noise_nll_late=5.8, clean_window_nll=5.2, noise_unigram_nll=4.18)
@@ -64,7 +64,7 @@ def test_study_conclusion_compares_every_variant_with_the_counting_learner():
 
 
 def test_continued_variants_are_read_against_their_own_control_not_the_reference():
-    from lossprofile.study import conclusion
+    from lossprofile.embedded.study import conclusion
 
     base = dict(pieces=300, wrong_note_auroc=0.6, spearman_length_delta=0.3, noise_nll_early=5.9, noise_nll_late=5.8,
                 noise_unigram_nll=4.18, repeat_ratio=1.0)

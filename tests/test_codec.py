@@ -8,7 +8,8 @@ import pytest
 import torch
 from hypothesis import HealthCheck, example, given, settings, strategies as st
 
-from lossprofile import codec, load_model
+from lossprofile import load_model
+from lossprofile.models.musicgen import codec
 from lossprofile.perturb import Perturbation
 
 SR, FR = 32000, 50

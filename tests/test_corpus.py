@@ -10,8 +10,9 @@ import pytest
 import torch
 from scipy import signal
 
-from lossprofile import audio, corpus
-from lossprofile.training import Recipe, train_model
+from lossprofile import audio
+from lossprofile.data import corpus
+from lossprofile.embedded.training import Recipe, train_model
 
 from .conftest import SMALL
 
@@ -74,7 +75,7 @@ def test_a_recipe_trains_on_clouds_only_when_it_asks_and_renders_them_once(tmp_p
 def test_study_checkpoints_saved_before_clouds_existed_still_count_as_trained(tmp_path):
     from dataclasses import asdict
 
-    from lossprofile import study
+    from lossprofile.embedded import study
 
     reference = study.study_recipe(study.VARIANTS[0], Recipe())
     saved = {k: v for k, v in json.loads(json.dumps(asdict(reference))).items() if k != "cloud_pieces"}
@@ -89,8 +90,8 @@ def test_study_checkpoints_saved_before_clouds_existed_still_count_as_trained(tm
 
 
 def test_the_study_clouds_variant_is_the_embedded_models_finishing_stage():
-    from lossprofile import study
-    from lossprofile.training import Recipe, finish_recipe
+    from lossprofile.embedded import study
+    from lossprofile.embedded.training import Recipe, finish_recipe
 
     clouds = next(v for v in study.VARIANTS if v.name == "continued: + texture clouds")
     control = next(v for v in study.VARIANTS if v.name == "continued: control")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pandas as pd
 import soundfile as sf
 
-from lossprofile.datasets import build_generated_set, generated_is_current
+from lossprofile.data.datasets import build_generated_set, generated_is_current
 
 
 def test_generated_set_holds_distinct_samples_of_these_weights_and_drops_stale_ones(small_lm, tmp_path):

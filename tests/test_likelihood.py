@@ -15,9 +15,10 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from lossprofile import ModelLoadError, delay, load_model
-from lossprofile.architecture import DECODER_SIZES, build_model, musicgen_config
-from lossprofile.models import MusicLM
+from lossprofile import ModelLoadError, load_model
+from lossprofile.models.musicgen import delay
+from lossprofile.models.musicgen.architecture import DECODER_SIZES, build_model, musicgen_config
+from lossprofile.models.musicgen import MusicLM
 
 from .conftest import SMALL
 
@@ -250,7 +251,7 @@ def test_melody_model_scores_with_its_no_melody_condition_exactly():
         loss = lm.model(input_ids=torch.zeros(2, 1, dtype=torch.long), attention_mask=torch.zeros(2, 1, dtype=torch.long),
                         labels=transformers_labels(lm, codes)).loss  # no input_features: transformers' no-melody chroma
     assert abs(nll.mean().item() - loss.item()) < 1e-5
-    shared = scoring._stats_with_shared_prefix(lm, codes, 6, None).nll
+    shared = lm.shared_prefix_statistics(codes, 6, None).nll
     assert torch.allclose(shared.cpu(), nll, atol=1e-5)
     assert lm.generate(1, 5, top_k=10).shape == (1, 4, 5)
 

@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from lossprofile import musicality
+from lossprofile.analysis import musicality
 
 SR = 32000
 

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from lossprofile import perturb
+from lossprofile.perturb import waveform as perturb
 from lossprofile.audio import AudioError, rms_dbfs
 
 SR, FR = 32000, 50
@@ -220,7 +220,7 @@ def test_swap_pairs_and_block_move_permute_the_window(segment, count, seed):
 
 
 def test_presets_hold_the_authors_settings():
-    from lossprofile import presets
+    from lossprofile.perturb import presets
 
     noise = presets.preset("authors-noise", "ood")
     assert [p.length_frames for p in noise] == [5, 10, 50, 100, 150, 200]

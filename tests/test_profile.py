@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 import torch
 
-from lossprofile import evaluate, profile
+from lossprofile.analysis import evaluate, profile
 from lossprofile.perturb import Perturbation
 
 DESIGN = profile.ProbeDesign(n_bursts=2, burst_frames=5, long_frames=40, recovery_frames=20, first_onset=30)

@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from lossprofile.regions import detect_regions, detect_regions_authors, moving_average, region_stats
+from lossprofile.analysis.regions import detect_regions, detect_regions_authors, moving_average, region_stats
 
 
 def paper_curve(T=750, onset=250, length=100, peak_frames=5, peak=0.8, assim=-1.5, wobble=0.0, seed=0):

@@ -15,10 +15,12 @@ import pandas as pd
 import pytest
 import torch
 
-from lossprofile import audio, datasets, scoring
-from lossprofile.datasets import Piece
+from lossprofile import audio, scoring
+from lossprofile.data import datasets
+from lossprofile.data.datasets import Piece
 from lossprofile.perturb import Perturbation, noise_sweep
-from lossprofile.runner import load_excerpt, run_experiment
+from lossprofile.data import load_excerpt
+from lossprofile.runner import run_experiment
 
 SR = 32000
 
@@ -57,7 +59,7 @@ def test_tidy_table_has_every_parameter_and_exact_deltas(small_lm, tmp_path):
     piece = pieces[0]
     clean = audio.excerpt(audio.load_audio(piece.path, SR), SR, 2.5)
     row = table[(table["piece"] == "p0") & (table["length_frames"] == 20) & (table["perturbation"] == "noise")]
-    from lossprofile.runner import derived_seed
+    from lossprofile.io import derived_seed
 
     noisy = Perturbation("noise", 60, 20, seed=derived_seed(0, "test", "p0", 0)).apply(clean, SR, 50)
     ref = small_lm.token_nll(small_lm.encode(torch.from_numpy(noisy)[None, None])).mean(1)[0].numpy()
@@ -155,7 +157,7 @@ RUN_SCRIPT = textwrap.dedent("""
     import sys, time, torch
     torch.set_num_threads(1)
     from lossprofile import load_model
-    from lossprofile.datasets import list_pieces
+    from lossprofile.data.datasets import list_pieces
     from lossprofile.perturb import noise_sweep
     from lossprofile.runner import run_experiment
     lm = load_model(sys.argv[1], device="cpu")
@@ -213,7 +215,7 @@ def test_a_piece_whose_audio_changed_is_scored_again_and_the_others_are_reused(s
 def test_out_of_memory_halves_the_batch_and_loses_nothing(small_lm, music_wav, monkeypatch):
     variants = [p.apply(music_wav, SR, 50) for p in noise_sweep((3, 10, 40, 60), onset_frame=120)]
     reference = scoring.score_variants(small_lm, music_wav, variants, batch_size=1)
-    real, sizes = scoring._stats_with_shared_prefix, []
+    real, sizes = type(small_lm).shared_prefix_statistics, []
 
     def tight_memory(lm, codes, shared_steps, prompt):
         sizes.append(len(codes))
@@ -221,7 +223,7 @@ def test_out_of_memory_halves_the_batch_and_loses_nothing(small_lm, music_wav, m
             raise torch.cuda.OutOfMemoryError("CUDA out of memory (simulated)")
         return real(lm, codes, shared_steps, prompt)
 
-    monkeypatch.setattr(scoring, "_stats_with_shared_prefix", tight_memory)
+    monkeypatch.setattr(type(small_lm), "shared_prefix_statistics", tight_memory)
     monkeypatch.setattr(torch.cuda, "empty_cache", lambda: None)
     scores = scoring.score_variants(small_lm, music_wav, variants, batch_size=8)
     assert sizes == [5, 4, 2, 2, 1]  # all 5 sequences tried at batch 8, halved to 4, to 2; none dropped
@@ -230,7 +232,7 @@ def test_out_of_memory_halves_the_batch_and_loses_nothing(small_lm, music_wav, m
 
 
 def test_any_folder_of_audio_can_stand_in_for_a_data_kind(small_lm, tmp_path):
-    from lossprofile import experiments as ex
+    from lossprofile.paper import experiments as ex
 
     folder = tmp_path / "my_piano"
     for i in range(2):
@@ -242,8 +244,8 @@ def test_any_folder_of_audio_can_stand_in_for_a_data_kind(small_lm, tmp_path):
 
 def test_relative_folders_and_outputs_are_taken_from_the_working_directory(small_lm, tmp_path, monkeypatch):
     # a notebook copied elsewhere (or a non-editable install) writes next to where it runs, not into the package
-    from lossprofile import experiments as ex
-    from lossprofile import plots
+    from lossprofile.paper import experiments as ex
+    from lossprofile.paper import plots
 
     write_piece(tmp_path / "mine", "take0", tone(3.0, 0))
     monkeypatch.chdir(tmp_path)
@@ -262,7 +264,7 @@ def test_relative_folders_and_outputs_are_taken_from_the_working_directory(small
 def test_score_perturbations_of_midi_pieces_are_rendered_and_scored_against_the_clean_render(small_lm, tmp_path):
     import pretty_midi
 
-    from lossprofile.symbolic import ScorePerturbation
+    from lossprofile.perturb.score import ScorePerturbation
 
     midi = pretty_midi.PrettyMIDI()
     piano = pretty_midi.Instrument(program=0)
@@ -294,8 +296,9 @@ def test_score_perturbations_of_midi_pieces_are_rendered_and_scored_against_the_
 def test_several_models_share_one_table_and_the_figures_get_a_panel_each(small_checkpoint, tmp_path):
     import matplotlib.pyplot as plt
 
-    from lossprofile import experiments as ex
-    from lossprofile import load_model, plots
+    from lossprofile.paper import experiments as ex
+    from lossprofile import load_model
+    from lossprofile.paper import plots
 
     from .conftest import save_random_checkpoint
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from lossprofile import experiments as ex
-from lossprofile.summary import write_summary
+from lossprofile.paper import experiments as ex
+from lossprofile.paper.summary import write_summary
 
 
 def write_stats(results_dir, pearson_r: float, pure_noise: float) -> None:
@@ -41,7 +41,7 @@ def test_summary_states_what_the_numbers_say_beside_the_paper(tmp_path, pearson_
 
 
 def test_spread_reports_the_largest_difference_between_runs(tmp_path):
-    from lossprofile.spread import compare
+    from tools.spread import compare
 
     for i, value in enumerate((1.00, 1.03, 0.98)):
         ex.save_table(pd.DataFrame(dict(dataset=["ood", "training"], mean=[value, 2.0], count=[2, 2])),

@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from lossprofile import symbolic
+from lossprofile.perturb import score as symbolic
 
 
 def random_midi(seed: int, n_notes: int, key_number: int | None = None, drums: bool = True) -> pretty_midi.PrettyMIDI:

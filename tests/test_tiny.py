@@ -12,10 +12,10 @@ import numpy as np
 import torch
 import transformers
 
-from lossprofile import experiments as ex
+from lossprofile.paper import experiments as ex
 from lossprofile import load_model
-from lossprofile.models import TINY_DIR
-from lossprofile.runner import load_excerpt
+from lossprofile.models.musicgen import TINY_DIR
+from lossprofile.data import load_excerpt
 
 
 def test_tiny_loads_offline_through_from_pretrained_as_a_musicgen():
@@ -64,7 +64,7 @@ def test_tiny_uses_the_same_loader_as_hub_names(monkeypatch):
 def test_tiny_loss_jumps_when_white_noise_replaces_the_music():
     # The response every experiment relies on: a loudness-matched white-noise onset at frame 250
     # is surprising, so the next 5 frames cost more than the same frames of the clean piece.
-    from lossprofile.perturb import replace_with_noise
+    from lossprofile.perturb.waveform import replace_with_noise
 
     lm = load_model("tiny", device="cpu")
     wav = load_excerpt(ex.pieces("training", 1)[0], lm.sample_rate, 15.0)
@@ -79,7 +79,7 @@ def test_tiny_uses_its_context_a_repeated_excerpt_costs_far_less():
     # The ability the paper's Assimilation needs: music heard a moment ago is predicted from the
     # context. A 5 s excerpt played three times: the third pass costs under half the first
     # (the card measures 0.06 over 24 pieces; a model without context use gives about 1.0).
-    from lossprofile import musicality
+    from lossprofile.analysis import musicality
 
     lm = load_model("tiny", device="cpu")
     wav = load_excerpt(ex.pieces("ood", 1)[0], lm.sample_rate, 15.0)
@@ -94,7 +94,7 @@ def test_tiny_assimilates_long_white_noise_the_papers_effect():
     # music they replace. Measured on these 6 held-out and OOD pieces: -0.88 nats per code on
     # average (-0.16 to -1.25 per piece); the base model before the finishing stage paid +0.44 more
     # than the music on the study's excerpts (the card's study table).
-    from lossprofile.perturb import replace_with_noise
+    from lossprofile.perturb.waveform import replace_with_noise
 
     lm = load_model("tiny", device="cpu")
     deltas = []

@@ -7,8 +7,8 @@ import pytest
 import torch
 
 from lossprofile import load_model
-from lossprofile.architecture import build_model, musicgen_config
-from lossprofile.training import build_tokenizer, encode_cached, train_codec, train_lm
+from lossprofile.models.musicgen.architecture import build_model, musicgen_config
+from lossprofile.embedded.training import build_tokenizer, encode_cached, train_codec, train_lm
 
 from .conftest import SMALL
 
@@ -52,7 +52,7 @@ def test_same_seed_same_weights_other_seed_other_weights():
 
 
 def test_an_interrupted_run_resumes_to_the_same_weights(tmp_path, monkeypatch):
-    from lossprofile import training
+    from lossprofile.embedded import training
 
     (tmp_path / "whole").mkdir()
     (tmp_path / "broken").mkdir()
@@ -95,7 +95,7 @@ def test_language_model_loss_falls_while_training():
 
 
 def test_loop_crops_repeat_a_stretch_of_the_piece_exactly():
-    from lossprofile.training import loop_crop
+    from lossprofile.embedded.training import loop_crop
 
     codes = torch.arange(4 * 900).reshape(4, 900)
     rng = np.random.default_rng(0)
@@ -110,7 +110,7 @@ def test_loop_crops_repeat_a_stretch_of_the_piece_exactly():
 
 
 def test_decoder_initialisation_is_pytorchs_default_and_seeded():
-    from lossprofile.training import init_decoder
+    from lossprofile.embedded.training import init_decoder
 
     a, b = build_model(musicgen_config(**SMALL), seed=0), build_model(musicgen_config(**SMALL), seed=0)
     codec_before = [p.clone() for p in a.audio_encoder.parameters()]
@@ -130,7 +130,7 @@ def test_decoder_initialisation_is_pytorchs_default_and_seeded():
 def test_a_work_folder_resumes_the_language_model_without_the_corpus(tmp_path):
     import json
 
-    from lossprofile.training import codes_ready, save_state
+    from lossprofile.embedded.training import codes_ready, save_state
 
     model = build_model(musicgen_config(**SMALL), seed=0)
     wavs = tones()
@@ -157,7 +157,7 @@ def test_a_work_folder_resumes_the_language_model_without_the_corpus(tmp_path):
 def test_a_recipe_continues_a_trained_model_on_its_own_codec(tmp_path, small_checkpoint):
     import pandas as pd
 
-    from lossprofile.training import Recipe, train_model
+    from lossprofile.embedded.training import Recipe, train_model
 
     start = load_model(small_checkpoint, device="cpu").model
     table = pd.DataFrame(dict(piece=["a", "b", "c"], description=["organ chorale", "piano", "strings"], tags=["{}"] * 3))
@@ -180,7 +180,7 @@ def test_a_recipe_continues_a_trained_model_on_its_own_codec(tmp_path, small_che
 
 
 def test_cloud_share_sets_the_clouds_share_of_crops_and_clouds_are_never_looped(monkeypatch):
-    from lossprofile import training
+    from lossprofile.embedded import training
 
     codes = [torch.zeros(4, n, dtype=torch.long) for n in (900, 1900, 800, 800)]
     is_cloud = np.array([False, False, True, True])
@@ -202,7 +202,7 @@ def test_the_finishing_stage_continues_the_base_model_on_its_pool_and_clouds(tmp
     import json
     import shutil
 
-    from lossprofile import training
+    from lossprofile.embedded import training
 
     work = tmp_path / "work"
     shutil.copytree(small_checkpoint, work / "base")

@@ -1,7 +1,35 @@
-"""lossprofile: probe music language models with controlled perturbations and read the
-shape of their per-token loss curves ("When Noise Lowers the Loss", ICASSP 2026)."""
+"""lossprofile: probe music language models with controlled perturbations and read the shape of
+their per-token loss curve.
 
-from .models import HUB_MODELS, METHODS, ModelLoadError, MusicLM, load_model
+The public face (what notebooks and users import)::
 
-__all__ = ["HUB_MODELS", "METHODS", "ModelLoadError", "MusicLM", "load_model"]
+    import lossprofile as lp
+    lm = lp.load_model("tiny")                      # any family: lp.TokenLM is what they all provide
+    table = lp.run_experiment(lm, lp.data.pieces("ood", 4), lp.perturb.preset("paper-noise"), "results/x")
+    scores = lp.profile_scores(lm, wavs, lm.sample_rate)
+
+Sub-packages: :mod:`.models` (the protocol, one folder per family, ``load_model``), :mod:`.perturb`,
+:mod:`.data`, :mod:`.analysis` (regions, profile score, its validation, musicality measures),
+:mod:`.paper` (the replication the notebooks call), :mod:`.embedded` (the embedded models' factory).
+The core — audio, models, perturb, data, scoring, runner, sweep, cli — never imports ``paper`` or
+``embedded``.
+"""
+
+from . import audio, data, perturb, stats
+from .analysis.profile import ProbeDesign, profile_scores
+from .models import METHODS, ModelLoadError, TokenLM, TokenStats, load_model
+from .runner import piece_summary, run_experiment
+from .scoring import Scores, score_variants
+
+__all__ = ["METHODS", "ModelLoadError", "ProbeDesign", "Scores", "TokenLM", "TokenStats", "audio", "data",
+           "load_model", "perturb", "piece_summary", "profile_scores", "run_experiment", "score_variants", "stats"]
 __version__ = "0.1.0"
+
+
+def __getattr__(name: str):
+    # MusicGen's names, imported on first use so that the core stays free of any one family
+    if name in ("MusicLM", "HUB_MODELS"):
+        from .models import musicgen
+
+        return getattr(musicgen, name)
+    raise AttributeError(f"module 'lossprofile' has no attribute {name!r}")

@@ -13,6 +13,8 @@ from pathlib import Path
 
 import numpy as np
 
+from .io import atomic_path
+
 AUDIO_SUFFIXES = (".wav", ".flac", ".mp3", ".ogg")
 MIDI_SUFFIXES = (".mid", ".midi")
 SILENCE_DBFS = -60.0  # quieter than this (RMS) counts as silence
@@ -131,10 +133,8 @@ def save_audio(path: str | os.PathLike, wav: np.ndarray, sample_rate: int) -> No
     import soundfile as sf
 
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    sf.write(str(tmp), np.clip(wav, -1, 1), sample_rate, subtype="PCM_16", format=path.suffix[1:].upper())
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        sf.write(str(tmp), np.clip(wav, -1, 1), sample_rate, subtype="PCM_16", format=path.suffix[1:].upper())
 
 
 def first_sound_sample(wav: np.ndarray, sample_rate: int, threshold_dbfs: float = -50.0) -> int:

@@ -1,6 +1,6 @@
 """Benchmark: the published per-file scoring against the batched engine, in one process.
 
-    python -m lossprofile.bench [--model tiny | --arch small|medium] [--device cuda] [--pieces 20]
+    lossprofile bench [--model tiny | --arch small|medium] [--device cuda] [--pieces 20]
 
 (a) published: one file at a time, fp32, batch 1, every perturbed waveform written to disk
     and read back, the clean excerpt re-scored for every perturbation;
@@ -20,8 +20,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from . import audio, load_model
-from .models import MusicLM
+from . import audio
+from .models import TokenLM, load_model
 from .perturb import noise_sweep
 from .scoring import frame_mean, score_variants
 
@@ -53,21 +53,12 @@ def pcm16_round_trip(wav: np.ndarray, sample_rate: int) -> np.ndarray:
     return sf.read(buffer, dtype="float32")[0]
 
 
-def decoder_flops_per_step(lm: MusicLM, steps: int) -> float:
-    """Forward FLOPs of one decoder step at sequence length ``steps`` (matmuls + attention, causal average)."""
-    cfg = lm.model.config.decoder
-    d, f, L = cfg.hidden_size, cfg.ffn_dim, cfg.num_hidden_layers
-    per_layer = 2 * (4 * d * d + 2 * d * d + 2 * d * f) + 2 * 2 * d * steps / 2
-    heads = 2 * lm.num_codebooks * d * lm.cardinality
-    return L * per_layer + heads
-
-
-def sync(lm: MusicLM) -> None:
+def sync(lm: TokenLM) -> None:
     if lm.device.type == "cuda":
         torch.cuda.synchronize()
 
 
-def published(lm: MusicLM, pieces, perturbations, workdir: Path) -> tuple[float, list[np.ndarray], list[torch.Tensor]]:
+def published(lm: TokenLM, pieces, perturbations, workdir: Path) -> tuple[float, list[np.ndarray], list[torch.Tensor]]:
     """The published per-file loop; returns seconds, per-frame delta curves and each variant's codes."""
     sync(lm)
     start = time.perf_counter()
@@ -88,7 +79,7 @@ def published(lm: MusicLM, pieces, perturbations, workdir: Path) -> tuple[float,
     return time.perf_counter() - start, curves, codes_out
 
 
-def engine(lm: MusicLM, pieces, perturbations, precision: str
+def engine(lm: TokenLM, pieces, perturbations, precision: str
            ) -> tuple[float, list[np.ndarray], list[torch.Tensor], list[int]]:
     """The batched engine; returns seconds, per-frame delta curves, each variant's codes and each
     piece's shared decoder steps."""
@@ -130,7 +121,8 @@ def main(argv: list[str] | None = None) -> None:
     args = p.parse_args(argv)
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
     if args.arch:
-        from .architecture import build_model, real_architecture
+        from .models.musicgen import MusicLM  # random weights of a real size: MusicGen only
+        from .models.musicgen.architecture import build_model, real_architecture
 
         cfg = real_architecture(args.arch, codec_filters=64, codec_hidden=128)
         lm = MusicLM(build_model(cfg).to(device), name=f"random musicgen-{args.arch}", device=torch.device(device))
@@ -152,11 +144,11 @@ def main(argv: list[str] | None = None) -> None:
     print(f"{'(b) engine':22s}{t_eng:10.2f}{frames / t_eng:12.1f}")
     print(f"variants whose codes differ (a) vs (b) at a VQ near-tie: {n_differ} of {len(codes_pub)}")
     print(f"largest per-frame delta difference (a) vs (b) where codes agree: {diff:.2e} nats")
-    if device == "cuda":
+    if device == "cuda" and lm.forward_flops_per_step(1) is not None:
         steps = int(args.seconds * lm.frame_rate) + lm.num_codebooks - 1
         # only the decoder steps actually executed: the shared prefix once, the rest per sequence
         executed = sum(sh + (steps - sh) * (len(perts) + 1) for sh in shared)
-        flops = decoder_flops_per_step(lm, steps) * executed
+        flops = lm.forward_flops_per_step(steps) * executed
         name = torch.cuda.get_device_name()
         peak = next((v for k, v in BF16_PEAK_TFLOPS.items() if k in name), None)
         achieved = flops / t_eng / 1e12

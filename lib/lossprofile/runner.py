@@ -25,84 +25,18 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from . import audio
-from .datasets import Piece
-from .models import MusicLM
-from .perturb import Perturbation, window_samples
-from .symbolic import ScorePerturbation
+from .data.datasets import Piece, load_excerpt
+from .io import derived_seed, exists, file_digest, join, write_csv_atomic, write_parquet_atomic
+from .models.base import TokenLM
+from .perturb.score import ScorePerturbation
+from .perturb.waveform import Perturbation, window_samples
 from .scoring import score_variants
 
 RESULTS_FILE = "results.parquet"
 TABLE_VERSION = 2  # part of every cache key: parts written with other columns are recomputed, not mixed in
-
-
-def is_url(path: str | os.PathLike) -> bool:
-    """True for an fsspec URL (``s3://bucket/run``, ``gs://…``, ``memory://…``), false for a local path."""
-    return "://" in str(path)
-
-
-def join(base: str | os.PathLike, *parts: str) -> str | Path:
-    """``base / parts``: a URL stays a string (pathlib would fold its ``//``), a local path a Path."""
-    if is_url(base):
-        return "/".join([str(base).rstrip("/"), *parts])
-    return Path(base).joinpath(*parts)
-
-
-def exists(path: str | os.PathLike) -> bool:
-    if is_url(path):
-        import fsspec
-
-        fs, inner = fsspec.core.url_to_fs(str(path))
-        return fs.exists(inner)
-    return Path(path).exists()
-
-
-def write_bytes_atomic(data: bytes, path: str | os.PathLike) -> None:
-    """Write ``data`` so that ``path`` is either absent or complete, never half-written.
-
-    Local files: a temporary file renamed over the target. fsspec URLs: object stores publish
-    an object only when its upload completes, so the object is written directly.
-    """
-    if is_url(path):
-        import fsspec
-
-        fs, inner = fsspec.core.url_to_fs(str(path))
-        fs.makedirs(inner.rsplit("/", 1)[0], exist_ok=True)
-        with fs.open(inner, "wb") as f:
-            f.write(data)
-        return
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
-
-
-def write_parquet_atomic(table: pd.DataFrame, path: str | os.PathLike) -> None:
-    """Write ``table`` as parquet to a local path or fsspec URL, either complete or not at all."""
-    import io
-
-    buffer = io.BytesIO()
-    table.to_parquet(buffer, index=False)
-    write_bytes_atomic(buffer.getvalue(), path)
-
-
-def derived_seed(*parts: object) -> int:
-    """A 32-bit seed fixed by ``parts`` (so each piece gets its own, reproducible noise)."""
-    return int(hashlib.sha256(repr(parts).encode()).hexdigest()[:8], 16)
-
-
-def file_digest(path: str | os.PathLike) -> str:
-    """Short content hash of a file ("missing" when it cannot be read: the scoring will say why)."""
-    try:
-        return hashlib.sha256(Path(path).read_bytes()).hexdigest()[:16]
-    except OSError:
-        return "missing"
-
-
-def load_excerpt(piece: Piece, sample_rate: int, seconds: float) -> np.ndarray:
-    """The piece's first ``seconds`` of sound as mono float32 ``[S]``; :class:`AudioError` names the file."""
-    wav = audio.load_audio(piece.path, sample_rate)
-    return audio.excerpt(wav, sample_rate, seconds, source=str(piece.path))
+# The columns that say which perturbation made a row (every parameter but the seed), in table order.
+PERTURBATION_COLUMNS = ["perturbation"] + [c for c in Perturbation().as_row() if c not in ("perturbation", "seed")] + \
+    [c for c in ScorePerturbation().as_row() if c not in Perturbation().as_row()]
 
 
 def piece_variants(piece: Piece, perturbations: Sequence, sample_rate: int, frame_rate: int, excerpt_seconds: float,
@@ -139,13 +73,12 @@ def piece_variants(piece: Piece, perturbations: Sequence, sample_rate: int, fram
             wav = wav[start : start + clean.size]
             variants.append(np.pad(wav, (0, clean.size - wav.size)).astype(np.float32))
             continue
-        window_samples(clean.size, p.onset_frame, p.length_frames * (2 if p.kind == "block_swap" else 1),
-                       sample_rate, frame_rate, source=str(piece.path))
+        window_samples(clean.size, p.onset_frame, p.span_frames, sample_rate, frame_rate, source=str(piece.path))
         variants.append(p.apply(clean, sample_rate, frame_rate))
     return clean, variants
 
 
-def piece_table(lm: MusicLM, piece: Piece, perturbations: Sequence[Perturbation | ScorePerturbation], *, method: str,
+def piece_table(lm: TokenLM, piece: Piece, perturbations: Sequence[Perturbation | ScorePerturbation], *, method: str,
                 excerpt_seconds: float, seed: int, prompt: str | None, batch_size: int | None,
                 prefix_reuse: bool, precision: str) -> pd.DataFrame:
     """Score one piece under every perturbation → tidy rows (one per perturbation and frame).
@@ -197,7 +130,7 @@ class ScoringOptions:
     precision: str = "auto"
 
 
-def part_path(lm: MusicLM, piece: Piece, perturbations: Sequence, options: ScoringOptions,
+def part_path(lm: TokenLM, piece: Piece, perturbations: Sequence, options: ScoringOptions,
               out_dir: str | os.PathLike) -> str | Path:
     """Where a piece's finished part lives: keyed by the weights, every parameter and the audio file's content."""
     params = dict(table_version=TABLE_VERSION, model=lm.name, weights=lm.fingerprint, method=options.method,
@@ -211,7 +144,7 @@ def part_path(lm: MusicLM, piece: Piece, perturbations: Sequence, options: Scori
     return join(out_dir, "parts", f"{slug}-{key}.parquet")
 
 
-def score_piece(lm: MusicLM, piece: Piece, perturbations: Sequence, options: ScoringOptions,
+def score_piece(lm: TokenLM, piece: Piece, perturbations: Sequence, options: ScoringOptions,
                 out_dir: str | os.PathLike) -> tuple[str | Path | None, dict | None]:
     """Score one piece into its part (reused if finished) → (part path, None), or (None, error row) for a bad piece.
 
@@ -236,7 +169,7 @@ def score_piece(lm: MusicLM, piece: Piece, perturbations: Sequence, options: Sco
 def collect(parts: Sequence[Path], errors: Sequence[dict], out_dir: str | os.PathLike) -> pd.DataFrame:
     """Write ``errors.csv`` and ``results.parquet`` (the parts in the order given) → the results table."""
     error_table = pd.DataFrame(list(errors), columns=["dataset", "piece", "path", "error"])
-    write_bytes_atomic(error_table.to_csv(index=False).encode(), join(out_dir, "errors.csv"))
+    write_csv_atomic(error_table, join(out_dir, "errors.csv"))
     tables = [pd.read_parquet(p) for p in parts]
     result = pd.concat(tables, ignore_index=True) if tables else pd.DataFrame()
     if tables:
@@ -244,7 +177,7 @@ def collect(parts: Sequence[Path], errors: Sequence[dict], out_dir: str | os.Pat
     return result
 
 
-def run_experiment(lm: MusicLM, pieces: Sequence[Piece], perturbations: Sequence[Perturbation | ScorePerturbation],
+def run_experiment(lm: TokenLM, pieces: Sequence[Piece], perturbations: Sequence[Perturbation | ScorePerturbation],
                    out_dir: str | os.PathLike, *, method: str = "exact", excerpt_seconds: float = 15.0,
                    seed: int = 0, prompt: str | None = None, prompt_from_description: bool = False,
                    batch_size: int | None = None, prefix_reuse: bool = True, precision: str = "auto",
@@ -269,10 +202,8 @@ def run_experiment(lm: MusicLM, pieces: Sequence[Piece], perturbations: Sequence
 
 def piece_summary(results: pd.DataFrame) -> pd.DataFrame:
     """One row per (model, method, dataset, piece, perturbation): mean clean and perturbed loss, mean delta."""
-    keys = [c for c in ("model", "method", "precision", "prompt", "dataset", "piece", "perturbation",
-                        "onset_frame", "length_frames", "color", "level_dbfs", "match_offset_db",
-                        "segment_frames", "fraction", "band_low_hz", "band_high_hz", "gain", "segment_min_s",
-                        "segment_max_s", "semitones", "in_key") if c in results]
+    keys = [c for c in ["model", "method", "precision", "prompt", "dataset", "piece", *PERTURBATION_COLUMNS]
+            if c in results]
     grouped = results.groupby(keys, dropna=False)
     return grouped.agg(mean_nll_clean=("nll_clean", "mean"), mean_nll_perturbed=("nll_perturbed", "mean"),
                        mean_delta=("delta", "mean")).reset_index()

@@ -27,16 +27,17 @@ from typing import Any
 import pandas as pd
 from tqdm.auto import tqdm
 
-from .datasets import Piece
-from .perturb import KINDS, Perturbation
-from .presets import PRESETS, preset
-from .runner import ScoringOptions, collect, is_url, join, score_piece
-from .symbolic import SCORE_KINDS, ScorePerturbation
+from .data import datasets as ds
+from .data.datasets import KINDS as DATA_KINDS
+from .data.datasets import Piece
+from .io import is_url, join, slug, write_parquet_atomic
+from .models import load_model
+from .perturb import KINDS, PRESETS, SCORE_KINDS, Perturbation, ScorePerturbation, preset
+from .runner import ScoringOptions, collect, score_piece
 
 TOP_KEYS = {"name", "models", "datasets", "n_pieces", "perturbations", "scoring", "out", "ray"}
 SCORING_KEYS = {f.name for f in dataclasses.fields(ScoringOptions)}
 RAY_KEYS = {"cpus_per_actor", "gpus_per_actor", "actors", "device"}
-DATA_KINDS = ("training", "ood", "generated")
 
 
 class SweepConfigError(ValueError):
@@ -148,23 +149,18 @@ def load_sweep(path_or_dict: str | os.PathLike | dict, base: str | os.PathLike |
 
 def units(sweep: Sweep, load_model_for_generated=None) -> list[tuple[str, Piece]]:
     """The work units (model, piece), sorted by model then piece."""
-    from . import datasets as ds
-    from . import experiments
-
     out = []
     for model in sweep.models:
         lm = load_model_for_generated(model) if "generated" in sweep.datasets and load_model_for_generated else None
         for kind, folder in sweep.datasets.items():
             pieces = (ds.list_pieces(folder, dataset=kind)[: sweep.n_pieces] if folder is not None
-                      else experiments.pieces(kind, sweep.n_pieces, lm))
+                      else ds.pieces(kind, sweep.n_pieces, lm))
             out += [(model, piece) for piece in pieces]
     return out
 
 
 def model_out(sweep: Sweep, out: str | os.PathLike, model: str) -> str | Path:
-    from .experiments import model_slug
-
-    return join(out, model_slug(model))
+    return join(out, slug(model))
 
 
 def assemble(sweep: Sweep, work: list[tuple[str, Piece]], done: dict, out: str | os.PathLike) -> pd.DataFrame:
@@ -176,8 +172,6 @@ def assemble(sweep: Sweep, work: list[tuple[str, Piece]], done: dict, out: str |
         errors = [done[k][1] for k in keys if done[k][1] is not None]
         tables.append(collect(parts, errors, model_out(sweep, out, model)))
     table = pd.concat([t for t in tables if len(t)], ignore_index=True) if any(len(t) for t in tables) else pd.DataFrame()
-    from .runner import write_parquet_atomic
-
     if len(table):
         write_parquet_atomic(table.assign(sweep=sweep.name), join(out, "sweep.parquet"))
     return table
@@ -186,8 +180,6 @@ def assemble(sweep: Sweep, work: list[tuple[str, Piece]], done: dict, out: str |
 def run_in_process(sweep: Sweep, out: str | os.PathLike, device: str | None = None) -> pd.DataFrame:
     """Every unit in this process, with as many torch threads as a Ray actor gets (so the numbers match)."""
     import torch
-
-    from . import load_model
 
     threads = torch.get_num_threads()
     torch.set_num_threads(max(1, int(sweep.ray.get("cpus_per_actor", threads))))
@@ -255,8 +247,6 @@ def run_on_ray(sweep: Sweep, out: str | os.PathLike, address: str = "local", num
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
                 return score_one(self.models[model], piece, perturbations, options, out_dir)
-
-    from . import load_model
 
     work = units(sweep, lambda m: load_model(m, device="cpu"))
     pending = list(work)

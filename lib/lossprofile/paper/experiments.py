@@ -6,62 +6,26 @@ under ``results_dir/<experiment>/<model>``, so the notebooks share finished work
 
 from __future__ import annotations
 
-import re
+import json
 from pathlib import Path
 from typing import Iterable, Mapping, Sequence
 
-import numpy as np
 import pandas as pd
 
-from . import datasets, regions, stats
-from .datasets import DATA_DIR, Piece
-from .models import MusicLM
-from .perturb import Perturbation, noise_sweep
-from .runner import piece_summary, run_experiment
-
-KINDS = ("training", "ood", "generated")
-KIND_LABELS = {"training": "TrainingSet", "ood": "OOD", "generated": "Generated"}
-PAPER_LENGTHS = (5, 10, 50, 100, 150, 200)
-PAPER_SEGMENTS = (1, 2, 5, 10, 35, 50, 70, 100, 150, 200)
-
-
-def model_slug(name: str) -> str:
-    return re.sub(r"[^A-Za-z0-9._-]+", "_", name)
+from .. import stats
+from ..analysis import regions
+from ..data import datasets
+from ..data.datasets import KIND_LABELS, KINDS, Piece, load_excerpt, pieces  # noqa: F401  (the notebooks' names)
+from ..io import slug as model_slug
+from ..io import write_parquet_atomic
+from ..models import TokenLM, load_model
+from ..perturb import PAPER_LENGTHS, PAPER_SEGMENTS, Perturbation, noise_sweep, preset
+from ..runner import piece_summary, run_experiment
+from ..scoring import frame_mean, score_variants
 
 
-def pieces(kind: str, n: int, lm: MusicLM | None = None, folder: str | Path | None = None,
-           split: str = "heldout") -> list[Piece]:
-    """The first ``n`` pieces of a data kind, building the dataset if it is missing.
 
-    ``training`` uses the held-out split (the tiny model never saw it); ``generated``
-    takes the samples of ``lm``, spread over its top-k values.
-    """
-    if folder is not None:  # a relative folder is taken from the working directory, like every path here
-        return datasets.list_pieces(folder, dataset=kind)[:n]
-    if kind == "training":
-        root = DATA_DIR / "rendered" / "training"
-        datasets.build_training_set(root, splits=(split,))  # renders only what is missing
-        return datasets.list_pieces(root, "training", split=split)[:n]
-    if kind == "ood":
-        root = DATA_DIR / "rendered" / "ood"
-        if not (root / "manifest.csv").exists():
-            datasets.build_ood_set(out_dir=root)
-        return datasets.list_pieces(root, "ood")[:n]
-    if kind == "generated":
-        if lm is None:
-            raise ValueError("the generated set needs the model that generates it")
-        root = datasets.generated_dir(lm.name)
-        if not datasets.generated_is_current(lm, root):
-            datasets.build_generated_set(lm, root)
-        table = pd.read_csv(root / "manifest.csv")
-        # interleave top-k values so that a small n still spans them
-        table["rank"] = table.groupby("top_k").cumcount()
-        table = table.sort_values(["rank", "top_k"]).head(n)
-        return [Piece("generated", r.piece, root / r.file, r.description) for r in table.itertuples()]
-    raise ValueError(f"unknown data kind {kind!r}; expected one of {KINDS}")
-
-
-def run(lm: MusicLM, experiment: str, kinds: Iterable[str] | Mapping[str, str | Path | None], n_pieces: int,
+def run(lm: TokenLM, experiment: str, kinds: Iterable[str] | Mapping[str, str | Path | None], n_pieces: int,
         perturbations: Sequence[Perturbation], results_dir: str | Path, **kwargs) -> pd.DataFrame:
     """Run one named experiment over the first ``n_pieces`` of each data kind.
 
@@ -74,15 +38,13 @@ def run(lm: MusicLM, experiment: str, kinds: Iterable[str] | Mapping[str, str | 
     return run_experiment(lm, chosen, perturbations, out, **kwargs)
 
 
-def each_model(names: Sequence[str], run, device: str | None = None, dtype=None, loaded: MusicLM | None = None
+def each_model(names: Sequence[str], run, device: str | None = None, dtype=None, loaded: TokenLM | None = None
                ) -> pd.DataFrame:
     """``run(lm)`` for every model name, one model in memory at a time → the tables concatenated.
 
     Results for several models live in one table (its ``model`` column); ``loaded`` is reused
     for its own name instead of being loaded again.
     """
-    from .models import load_model
-
     tables = []
     for name in names:
         lm = loaded if loaded is not None and loaded.name == name else load_model(name, device=device, dtype=dtype)
@@ -91,7 +53,7 @@ def each_model(names: Sequence[str], run, device: str | None = None, dtype=None,
     return pd.concat(tables, ignore_index=True)
 
 
-def noise_injection(lm: MusicLM, kinds=KINDS, n_pieces: int = 3, lengths=PAPER_LENGTHS, onset_frame: int = 250,
+def noise_injection(lm: TokenLM, kinds=KINDS, n_pieces: int = 3, lengths=PAPER_LENGTHS, onset_frame: int = 250,
                     results_dir="results", color: str = "white", match_offset_db: float = 0.0, seed: int = 0,
                     method: str = "exact", **kwargs) -> pd.DataFrame:
     """RQ1: loudness-matched noise at ``onset_frame`` for each length, per frame (tidy)."""
@@ -173,14 +135,14 @@ def region_summary(table: pd.DataFrame) -> pd.DataFrame:
     return out.reset_index()
 
 
-def shuffle_sweep(lm: MusicLM, kinds=KINDS, n_pieces: int = 3, segments=PAPER_SEGMENTS, onset_frame: int = 250,
+def shuffle_sweep(lm: TokenLM, kinds=KINDS, n_pieces: int = 3, segments=PAPER_SEGMENTS, onset_frame: int = 250,
                   window_frames: int = 400, results_dir="results", seed: int = 0, **kwargs) -> pd.DataFrame:
     """Fig. 5: shuffle ``segment_frames``-long segments inside a ``window_frames`` window."""
     perts = [Perturbation("shuffle", onset_frame, window_frames, segment_frames=s, seed=seed) for s in segments]
     return run(lm, "shuffle", kinds, n_pieces, perts, results_dir, seed=seed, **kwargs)
 
 
-def color_sweep(lm: MusicLM, kinds=KINDS, n_pieces: int = 3, colors=("white", "pink", "brown", "blue"),
+def color_sweep(lm: TokenLM, kinds=KINDS, n_pieces: int = 3, colors=("white", "pink", "brown", "blue"),
                 lengths=(10, 100), onset_frame: int = 250, results_dir="results", seed: int = 0,
                 **kwargs) -> pd.DataFrame:
     """Supplement: the noise sweep with coloured noise."""
@@ -188,7 +150,7 @@ def color_sweep(lm: MusicLM, kinds=KINDS, n_pieces: int = 3, colors=("white", "p
     return run(lm, "colors", kinds, n_pieces, perts, results_dir, seed=seed, **kwargs)
 
 
-def pure_noise(lm: MusicLM, kinds=KINDS, n_pieces: int = 3, excerpt_seconds: float = 15.0, results_dir="results",
+def pure_noise(lm: TokenLM, kinds=KINDS, n_pieces: int = 3, excerpt_seconds: float = 15.0, results_dir="results",
                seed: int = 0, **kwargs) -> pd.DataFrame:
     """Fig. 3's 'pure noise' curve: the whole excerpt replaced by loudness-matched white noise."""
     frames = int(excerpt_seconds * lm.frame_rate)
@@ -203,7 +165,7 @@ DEMO_PAGE_SYMBOLIC = {("delete_notes", 0.4): (6.46, 6.05), ("randomize_velocitie
                       ("warp_tempo", 0.8): (6.46, 6.09)}
 
 
-def symbolic_sweep(lm: MusicLM, kinds: Mapping[str, str | Path | None] | None = None, n_pieces: int = 3,
+def symbolic_sweep(lm: TokenLM, kinds: Mapping[str, str | Path | None] | None = None, n_pieces: int = 3,
                    presets: Sequence[str] = SYMBOLIC_PRESETS, results_dir="results", seed: int = 0,
                    **kwargs) -> pd.DataFrame:
     """The authors' score perturbations (pitch, rhythm, velocity, tempo grids) on MIDI pieces.
@@ -211,8 +173,6 @@ def symbolic_sweep(lm: MusicLM, kinds: Mapping[str, str | Path | None] | None = 
     ``kinds`` maps a data kind to a folder of MIDI files, or None for the default: the held-out
     TrainingSet's scores and the ASAP performances in ``data/asap``.
     """
-    from .presets import preset
-
     kinds = kinds or {"training": None, "ood": None}
     chosen = []
     for kind, folder in kinds.items():
@@ -257,22 +217,13 @@ def summarize(results: pd.DataFrame) -> pd.DataFrame:
 
 def save_table(table: pd.DataFrame, name: str, results_dir="results") -> Path:
     """Save a statistics table as ``results_dir/stats/<name>.parquet`` (read by the summary)."""
-    from .runner import write_parquet_atomic
-
     path = Path(results_dir) / "stats" / f"{name}.parquet"
     write_parquet_atomic(table, path)
     return path
 
 
-def finite_mean(values) -> float:
-    values = np.asarray(values, dtype=float)
-    return float(np.nanmean(values)) if np.isfinite(values).any() else float("nan")
-
-
 def record_run(notebook: str, parameters: dict, results_dir="results") -> None:
     """Remember which parameters produced a notebook's statistics (read by the summary)."""
-    import json
-
     path = Path(results_dir) / "stats" / "run_info.parquet"
     row = pd.DataFrame([dict(notebook=notebook, parameters=json.dumps(parameters, sort_keys=True, default=str))])
     if path.exists():
@@ -281,12 +232,9 @@ def record_run(notebook: str, parameters: dict, results_dir="results") -> None:
     save_table(row, "run_info", results_dir)
 
 
-def explore(lm: MusicLM, piece: Piece, perturbation: Perturbation, excerpt_seconds: float = 15.0,
+def explore(lm: TokenLM, piece: Piece, perturbation: Perturbation, excerpt_seconds: float = 15.0,
             method: str = "exact") -> dict:
     """One piece under one perturbation: waveforms and per-frame NLL curves (for the explorer)."""
-    from .runner import load_excerpt
-    from .scoring import frame_mean, score_variants
-
     clean = load_excerpt(piece, lm.sample_rate, excerpt_seconds)
     perturbed = perturbation.apply(clean, lm.sample_rate, lm.frame_rate)
     scores = score_variants(lm, clean, [perturbed], method=method)

@@ -1,6 +1,6 @@
 """The paper's three kinds of data, built from music that ships with the project.
 
-- ``training``: the embedded model's training corpus (:mod:`lossprofile.corpus`: scores from
+- ``training``: the embedded model's training corpus (:mod:`lossprofile.data.corpus`: scores from
   ``music21`` arranged for several instruments, drums, textures and repeats); its held-out
   split is what the experiments evaluate.
 - ``ood``: expressive piano performances (ASAP, ``data/asap``) rendered with piano.
@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import re
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,12 +22,16 @@ import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
-from . import audio
+from .. import audio
+from ..io import atomic_path, slug
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
+REPO_ROOT = Path(__file__).resolve().parents[3]
 DATA_DIR = Path(os.environ.get("LOSSPROFILE_DATA", REPO_ROOT / "data"))
 ASAP_DIR = DATA_DIR / "asap"
 SAMPLE_RATE = 32000
+# The paper's three kinds of data, and how its figures name them.
+KINDS = ("training", "ood", "generated")
+KIND_LABELS = {"training": "TrainingSet", "ood": "OOD", "generated": "Generated"}
 
 @dataclass(frozen=True)
 class Piece:
@@ -59,14 +62,13 @@ def list_pieces(folder: str | os.PathLike, dataset: str | None = None, split: st
 
 def _write_manifest(folder: Path, rows: list[dict]) -> pd.DataFrame:
     table = pd.DataFrame(rows).sort_values("piece").reset_index(drop=True)
-    tmp = folder / "manifest.csv.tmp"
-    table.to_csv(tmp, index=False)
-    os.replace(tmp, folder / "manifest.csv")
+    with atomic_path(folder / "manifest.csv") as tmp:
+        table.to_csv(tmp, index=False)
     return table
 
 
 def build_training_set(out_dir: str | os.PathLike | None = None, splits=("heldout",)) -> pd.DataFrame:
-    """The TrainingSet kind: the embedded model's corpus (:mod:`lossprofile.corpus`), rendered to
+    """The TrainingSet kind: the embedded model's corpus (:mod:`lossprofile.data.corpus`), rendered to
     ``out_dir`` (default ``data/rendered/training``). Evaluation needs only the held-out split
     (the model never trained on it); ``make tiny-model`` renders the training split too.
     """
@@ -94,12 +96,6 @@ def heldout_score_midis(n: int | None = None) -> list[Piece]:
     return [Piece("training", name, path) for name, path in paths if path.exists()][:n]
 
 
-def asap_subset(manifest_csv: str | os.PathLike, every: int = 4) -> pd.DataFrame:
-    """A fixed, composer-spread subset of the ASAP manifest: every ``every``-th row in path order."""
-    table = pd.read_csv(manifest_csv).sort_values("midi_performance").reset_index(drop=True)
-    return table.iloc[::every].reset_index(drop=True)
-
-
 def build_ood_set(src_dir: str | os.PathLike | None = None, out_dir: str | os.PathLike | None = None,
                   max_seconds: float = 30.0, limit: int | None = None) -> pd.DataFrame:
     """Render ASAP piano performances (any folder of MIDI files) with piano to ``out_dir``."""
@@ -125,7 +121,7 @@ def build_ood_set(src_dir: str | os.PathLike | None = None, out_dir: str | os.Pa
 
 def generated_dir(model_name: str) -> Path:
     """Where a model's generated set lives: ``data/generated/<model name, slashes as _>``."""
-    return DATA_DIR / "generated" / re.sub(r"[^A-Za-z0-9._-]+", "_", model_name)
+    return DATA_DIR / "generated" / slug(model_name)
 
 
 def generated_is_current(model, folder: Path) -> bool:
@@ -165,3 +161,41 @@ def build_generated_set(model, out_dir: str | os.PathLike | None = None, top_ks=
         rows += [dict(piece=n, file=f"{n}.flac", description=f"generated top_k={top_k}", split="eval",
                       top_k=top_k, source=f"{model.name} samples", weights=model.fingerprint) for n in names]
     return _write_manifest(out, rows)
+
+
+def pieces(kind: str, n: int, lm=None, folder: str | Path | None = None,
+           split: str = "heldout") -> list[Piece]:
+    """The first ``n`` pieces of a data kind, building the dataset if it is missing.
+
+    ``training`` uses the held-out split (the tiny model never saw it); ``generated``
+    takes the samples of ``lm``, spread over its top-k values.
+    """
+    if folder is not None:  # a relative folder is taken from the working directory, like every path here
+        return list_pieces(folder, dataset=kind)[:n]
+    if kind == "training":
+        root = DATA_DIR / "rendered" / "training"
+        build_training_set(root, splits=(split,))  # renders only what is missing
+        return list_pieces(root, "training", split=split)[:n]
+    if kind == "ood":
+        root = DATA_DIR / "rendered" / "ood"
+        if not (root / "manifest.csv").exists():
+            build_ood_set(out_dir=root)
+        return list_pieces(root, "ood")[:n]
+    if kind == "generated":
+        if lm is None:
+            raise ValueError("the generated set needs the model that generates it")
+        root = generated_dir(lm.name)
+        if not generated_is_current(lm, root):
+            build_generated_set(lm, root)
+        table = pd.read_csv(root / "manifest.csv")
+        # interleave top-k values so that a small n still spans them
+        table["rank"] = table.groupby("top_k").cumcount()
+        table = table.sort_values(["rank", "top_k"]).head(n)
+        return [Piece("generated", r.piece, root / r.file, r.description) for r in table.itertuples()]
+    raise ValueError(f"unknown data kind {kind!r}; expected one of {KINDS}")
+
+
+def load_excerpt(piece: Piece, sample_rate: int, seconds: float) -> np.ndarray:
+    """The piece's first ``seconds`` of sound as mono float32 ``[S]``; :class:`AudioError` names the file."""
+    wav = audio.load_audio(piece.path, sample_rate)
+    return audio.excerpt(wav, sample_rate, seconds, source=str(piece.path))

@@ -21,8 +21,18 @@ from __future__ import annotations
 
 from typing import Sequence
 
+import dataclasses
+
 import numpy as np
+import pandas as pd
+import torch
 from scipy import signal
+
+from .. import audio
+from ..io import derived_seed
+from ..perturb import score as symbolic
+from ..perturb.waveform import PAPER_LENGTHS, noise_at, noise_sweep, target_level_dbfs
+from ..scoring import score_variants
 
 
 CHROMA_FRAME_SECONDS = 0.064
@@ -138,11 +148,6 @@ def repeat_test(lm, wavs: Sequence[np.ndarray], sample_rate: int, excerpt_second
     Returns one row per waveform: ``pass_1`` ... ``pass_N`` (nats per code) and
     ``ratio_last_first``.
     """
-    import pandas as pd
-    import torch
-
-    from . import audio
-
     frames = int(round(excerpt_seconds * lm.frame_rate))
     length = frames * lm.hop_length
     rows = []
@@ -166,11 +171,6 @@ def wrong_note_test(lm, midis: Sequence, fraction: float = 0.5, semitones=(1, 2,
     scored. Returns one row per piece: ``nll_clean``, ``nll_wrong``. Feed the two columns to
     :func:`paired_auroc` (``x=nll_wrong, y=nll_clean``).
     """
-    import pandas as pd
-    import torch
-
-    from . import audio, symbolic
-
     rows = []
     for i, midi in enumerate(midis):
         name = str(midi) if not hasattr(midi, "instruments") else f"midi {i}"
@@ -190,7 +190,7 @@ def wrong_note_test(lm, midis: Sequence, fraction: float = 0.5, semitones=(1, 2,
     return pd.DataFrame(rows)
 
 
-def noise_response(lm, wavs: Sequence[np.ndarray], sample_rate: int, lengths=(5, 10, 50, 100, 150, 200),
+def noise_response(lm, wavs: Sequence[np.ndarray], sample_rate: int, lengths=PAPER_LENGTHS,
                    onset_frame: int = 250, excerpt_seconds: float = 15.0, peak_frames: int = 5,
                    seed: int = 0, reference_seconds: float = 60.0) -> "pd.DataFrame":
     """The paper's noise injection on each waveform: one row per (piece, noise length).
@@ -208,17 +208,6 @@ def noise_response(lm, wavs: Sequence[np.ndarray], sample_rate: int, lengths=(5,
     codes against ``reference_seconds`` of other white noise at the same level through the same
     codec: what a model that knew the codes of noise beforehand would pay there).
     """
-    import dataclasses
-
-    import pandas as pd
-
-    from . import audio
-    import torch
-
-    from .perturb import noise_at, noise_sweep, target_level_dbfs
-    from .runner import derived_seed
-    from .scoring import score_variants
-
     rows = []
     for i, wav in enumerate(wavs):
         clean = audio.excerpt(np.asarray(wav, np.float32), sample_rate, excerpt_seconds, source=f"waveform {i}")

@@ -18,11 +18,15 @@ import numpy as np
 import pandas as pd
 import torch
 
-from . import experiments as ex
-from . import load_model, musicality, stats
-from .datasets import ASAP_DIR, DATA_DIR
-from .models import TINY_DIR
-from .runner import load_excerpt
+from .. import stats
+from ..analysis import musicality
+from ..audio import save_audio
+from ..data import datasets as ex
+from ..data.datasets import ASAP_DIR, DATA_DIR, load_excerpt
+from ..models import load_model
+from ..models.musicgen import TINY_DIR
+from . import study as ablation
+from .study import conclusion, study_markdown
 from .training import stft_loss
 
 MIN_CHROMA = 0.6  # the card's bar for "the codec keeps pitch"
@@ -307,8 +311,6 @@ def render_card(card: dict, training: dict, study: pd.DataFrame | None = None) -
         "check.", "",
     ]
     if study is not None and len(study):
-        from .study import conclusion, study_markdown
-
         lines += ["## Where Context Amnesia comes from: an ablation study", "",
                   "Cheaper variants of the recipe, each changing one ingredient and trained from scratch "
                   "(4 layers x 192 unless named, 4000 steps of 16 crops, on a pool of 300 training pieces; about "
@@ -336,8 +338,6 @@ def main(argv: list[str] | None = None) -> None:
     torch.manual_seed(0)
     training = json.loads((TINY_DIR / "training_log.json").read_text())
     if args.render_only:
-        from . import study as ablation
-
         card = json.loads((TINY_DIR / "card.json").read_text())
         study = ablation.results_table()
         if not args.no_study:
@@ -348,8 +348,6 @@ def main(argv: list[str] | None = None) -> None:
     (TINY_DIR / "card.json").write_text(json.dumps(card, indent=1, default=float))
     study = None
     if not args.no_study:
-        from . import study as ablation
-
         ablation.run_study()  # trains and measures only what study.json does not hold yet
         study = ablation.results_table()
         ablation.plot_study(study, TINY_DIR / "study.png")
@@ -357,8 +355,6 @@ def main(argv: list[str] | None = None) -> None:
     listen = Path("results/card/listen")
     listen.mkdir(parents=True, exist_ok=True)
     lm = load_model(args.model, device="cpu")
-    from .audio import save_audio
-
     for piece in ex.pieces("training", 2) + ex.pieces("ood", 2):
         ref = load_excerpt(piece, lm.sample_rate, 15.0)
         rec = lm.decode(lm.encode(torch.from_numpy(ref)[None, None]))[0, 0].numpy()

@@ -8,8 +8,8 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
-from .experiments import KIND_LABELS
-from .regions import REGIONS, detect_regions
+from ..analysis.regions import REGIONS, detect_regions
+from ..data.datasets import KIND_LABELS
 
 REGION_COLORS = {"peak": "tab:red", "assimilation": "tab:blue", "recovery": "tab:green"}
 KIND_COLORS = {"training": "tab:blue", "ood": "tab:orange", "generated": "tab:green"}

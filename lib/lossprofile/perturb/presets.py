@@ -3,21 +3,18 @@
 The authors' settings are read from their public code (YoEv/noiseloss: ``processors/perturb``,
 ``configs/*_actions.yaml``) and the paper's demo page. Select one by name:
 
-    from lossprofile.presets import preset
+    from lossprofile.perturb import preset
     perturbations = preset("authors-noise", data_kind="ood")
 
 or ``lossprofile score --preset authors-noise ...``. Each name maps to a list of
-:class:`~lossprofile.perturb.Perturbation` (audio) or :class:`~lossprofile.symbolic.ScorePerturbation`
+:class:`~lossprofile.perturb.waveform.Perturbation` (audio) or :class:`~lossprofile.perturb.score.ScorePerturbation`
 (score, MIDI pieces only).
 """
 
 from __future__ import annotations
 
-from .perturb import Perturbation, noise_sweep
-from .symbolic import ScorePerturbation
-
-PAPER_LENGTHS = (5, 10, 50, 100, 150, 200)
-PAPER_SEGMENTS = (1, 2, 5, 10, 35, 50, 70, 100, 150, 200)
+from .score import ScorePerturbation
+from .waveform import PAPER_LENGTHS, PAPER_SEGMENTS, Perturbation, noise_sweep
 # The authors' absolute noise levels per data kind: unit-variance noise x 10 ** (dB / 20).
 AUTHORS_NOISE_DBFS = {"ood": -30.0, "generated": -20.0, "training": -12.0}
 AUTHORS_FRACTIONS = (0.1, 0.3, 0.5, 0.8)

@@ -1,7 +1,7 @@
 """MusicGen configurations: the real checkpoints' shapes and the embedded tiny model's.
 
 Used to build random-weight models of the real architecture (tests, benchmarks) and the
-tiny model that ``scripts/train_tiny.py`` trains. All are ``MusicgenConfig`` objects, so
+embedded tiny model that :mod:`lossprofile.embedded.training` trains. All are ``MusicgenConfig`` objects, so
 every model built from them saves and loads like a hub checkpoint.
 """
 
@@ -12,7 +12,7 @@ from typing import Any
 
 import transformers
 
-from .models import quiet_transformers
+from ..hf import quiet_transformers
 
 # Decoder shapes of the published checkpoints (hub config.json files).
 DECODER_SIZES: dict[str, dict[str, int]] = {

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .experiments import KIND_LABELS
+from ..data.datasets import KIND_LABELS
 
 PAPER = ('Li, Liu, Wang, "When Noise Lowers the Loss: Rethinking Likelihood-Based Evaluation in Music Large '
          'Language Models", ICASSP 2026, arXiv:2602.02738')

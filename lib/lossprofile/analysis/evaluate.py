@@ -31,12 +31,13 @@ import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
-from . import audio, symbolic
-from .datasets import Piece
-from .stats import auroc_ci, paired_auroc
-from .perturb import Perturbation
+from .. import audio
+from ..data.datasets import Piece, load_excerpt
+from ..io import derived_seed, slug, write_csv_atomic, write_parquet_atomic
+from ..perturb import score as symbolic
+from ..perturb.waveform import Perturbation
+from ..stats import auroc_ci, paired_auroc
 from .profile import FEATURES, ProbeDesign, combine, profile_scores
-from .runner import derived_seed, load_excerpt, write_parquet_atomic
 
 FIT_FAMILIES = ("noise_segments", "shuffle")
 LOWER_IS_BETTER = ("mean_nll",)  # fixed in advance: the paper's measure, lower loss = better music
@@ -146,7 +147,7 @@ def score_pieces(lm, pieces: Sequence[Piece], out_dir: str | os.PathLike, excerp
         key = hashlib.sha256(json.dumps({**params, "piece": piece.name, "dataset": piece.dataset,
                                          "path": str(piece.path)}, sort_keys=True, default=str).encode()
                              ).hexdigest()[:12]
-        part = out / "parts" / f"{re.sub(r'[^A-Za-z0-9._-]+', '_', piece.dataset + '-' + piece.name)[:80]}-{key}.parquet"
+        part = out / "parts" / f"{slug(piece.dataset + '-' + piece.name)[:80]}-{key}.parquet"
         if part.exists():
             tables.append(pd.read_parquet(part))
             continue
@@ -168,8 +169,7 @@ def score_pieces(lm, pieces: Sequence[Piece], out_dir: str | os.PathLike, excerp
         table.insert(0, "model", lm.name)
         write_parquet_atomic(table, part)
         tables.append(table)
-    out.mkdir(parents=True, exist_ok=True)
-    pd.DataFrame(errors, columns=["dataset", "piece", "path", "error"]).to_csv(out / "errors.csv", index=False)
+    write_csv_atomic(pd.DataFrame(errors, columns=["dataset", "piece", "path", "error"]), out / "errors.csv")
     return pd.concat(tables, ignore_index=True) if tables else pd.DataFrame()
 
 

@@ -32,7 +32,6 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import os
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -43,16 +42,24 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-from . import audio, corpus, delay
-from .architecture import build_model, musicgen_config
-from .models import TINY_DIR, ModelLoadError
+import pandas as pd
+import transformers
+
+from .. import audio
+from ..data import corpus, datasets
+from ..io import atomic_path
+from ..models import ModelLoadError
+from ..models.hf import quiet_transformers
+from ..models.loading import resolve
+from ..models.musicgen import TINY_DIR, delay
+from ..models.musicgen.architecture import build_model, musicgen_config
 
 TINY_ARCH = dict(
     num_hidden_layers=6, hidden_size=256, num_attention_heads=8, ffn_dim=1024, cardinality=1024,
     num_codebooks=4, codec_filters=16, codec_hidden=32, codec_lstm_layers=1, text_vocab=160, text_dim=64,
     text_layers=1, text_heads=4, text_ff=128, max_position_embeddings=1024,
 )
-WORK_DIR = Path(__file__).resolve().parents[2] / "build" / "tiny-model"
+WORK_DIR = Path(__file__).resolve().parents[3] / "build" / "tiny-model"
 BASE_DIR = WORK_DIR / "base"  # the model of stages 1-5, which the finishing stage (and the study's continued variants) start from
 
 
@@ -101,10 +108,8 @@ def build_tokenizer(descriptions: list[str]):
 # ---- checkpoints ---------------------------------------------------------------------------
 def save_state(path: Path, state: dict) -> None:
     """Write ``state`` atomically (an interrupted save never leaves a broken checkpoint)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save(state, tmp)
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        torch.save(state, tmp)
 
 
 def load_state(path: Path) -> dict | None:
@@ -505,8 +510,6 @@ def train_lm(model, tokenizer, codes: list[torch.Tensor], descriptions: list[str
 # ---- the whole recipe ----------------------------------------------------------------------
 def load_corpus(split: str = "train"):
     """The rendered corpus's pieces of ``split`` (building what is missing) → (table, waveforms)."""
-    from . import datasets
-
     folder = datasets.DATA_DIR / "rendered" / "training"
     table = corpus.build(folder, splits=("train", "heldout"))
     table = table[table["split"] == split].reset_index(drop=True)
@@ -520,8 +523,6 @@ def codes_ready(work: Path, codec_steps: int, codec_checkpoint: Path | None = No
     Then the language model trains without the rendered corpus: copy the work folder (codec.pt,
     codes.pt, pieces.json: about 50 MB) to a GPU machine and run the same command there.
     """
-    import pandas as pd
-
     pieces, codec, codes = work / "pieces.json", load_state(codec_checkpoint or work / "codec.pt"), codes_cache or work / "codes.pt"
     if not pieces.exists() or codec is None or not codes.exists():
         return None
@@ -556,16 +557,12 @@ def pool_mask(n_pieces: int, pool: int) -> np.ndarray:
 
 def start_model(recipe: Recipe, base_dir: Path = BASE_DIR):
     """The model a continued recipe starts from (``recipe.lm_start``: ``"base"``, in ``base_dir``, or a model name) in fp32, and its tokenizer."""
-    import transformers
-
-    from .models import quiet_transformers, resolve_model_path
-
     if recipe.lm_start == "base":
         if not (base_dir / "config.json").exists():
             raise ModelLoadError(f"{base_dir}: the base model is missing; `make tiny-model` trains it first")
         path = str(base_dir)
     else:
-        path = resolve_model_path(recipe.lm_start)
+        path = resolve(recipe.lm_start)[1]
     with quiet_transformers():
         model = transformers.MusicgenForConditionalGeneration.from_pretrained(path, dtype=torch.float32)
         tokenizer = transformers.AutoTokenizer.from_pretrained(path)
@@ -682,8 +679,6 @@ def main(argv: list[str] | None = None) -> None:
 
 def finish_model(recipe: Recipe, work: Path, out: Path | None, device: str = "cpu", progress: bool = True):
     """Stage 6: continue the base model with :data:`FINISH` on the pool and the clouds (resumable in ``work/finish``)."""
-    import pandas as pd
-
     finish = finish_recipe(recipe)
     table = pd.DataFrame(json.loads((work / "pieces.json").read_text()))
     keep = pool_mask(len(table), FINISH_POOL)

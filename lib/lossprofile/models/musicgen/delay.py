@@ -11,10 +11,9 @@ This is audiocraft's ``DelayedPatternProvider`` and transformers' ``build_delay_
 
 from __future__ import annotations
 
-from typing import NamedTuple
-
 import torch
-import torch.nn.functional as F
+
+from ..base import TokenStats, frame_statistics
 
 
 def delay(codes: torch.Tensor, special: int) -> torch.Tensor:
@@ -45,33 +44,6 @@ def valid_mask(num_codebooks: int, num_frames: int, device=None) -> torch.Tensor
     steps = torch.arange(num_frames + num_codebooks - 1, device=device)
     k = torch.arange(num_codebooks, device=device)[:, None]
     return (steps >= k) & (steps < k + num_frames)
-
-
-class TokenStats(NamedTuple):
-    """Per-code signals of one forward pass, each ``[B, K, T]`` float32.
-
-    ``nll``: -log p(true code) in nats; ``entropy``: entropy of the predictive distribution
-    in nats (what the model expected to pay); ``rank``: rank of the true code among all codes
-    (1 = the model's top choice; ties with the true code's logit count in its favour);
-    ``surprisal_var``: variance of -log p(X) for X drawn from the prediction (nats², the
-    normaliser of Fast-DetectGPT's curvature).
-    """
-
-    nll: torch.Tensor
-    entropy: torch.Tensor
-    rank: torch.Tensor
-    surprisal_var: torch.Tensor
-
-
-def frame_statistics(logits: torch.Tensor, targets: torch.Tensor) -> TokenStats:
-    """:class:`TokenStats` of ``targets [B, T]`` under ``logits [B, T, V]``; the softmax runs in fp32."""
-    logp = F.log_softmax(logits.float(), dim=-1)
-    target_logp = logp.gather(-1, targets[..., None].long())  # [B, T, 1]
-    prob = logp.exp()
-    entropy = -(prob * logp).sum(-1)
-    second_moment = (prob * logp.square()).sum(-1)
-    rank = (logp > target_logp).sum(-1).float() + 1.0
-    return TokenStats(-target_logp[..., 0], entropy, rank, (second_moment - entropy.square()).clamp(min=0.0))
 
 
 def token_statistics(logits: torch.Tensor, codes: torch.Tensor) -> TokenStats:

@@ -57,8 +57,13 @@ import numpy as np
 import pandas as pd
 import torch
 
-from . import musicality, stats
-from .models import TINY_DIR
+from .. import stats
+from ..analysis import musicality
+from ..data import datasets as ex
+from ..data.datasets import ASAP_DIR, load_excerpt
+from ..io import write_text_atomic
+from ..models import load_model
+from ..models.musicgen import TINY_DIR
 from .training import FINISH, FINISH_POOL, WORK_DIR, Recipe, codes_ready, load_corpus, pool_mask, train_model
 
 STUDY_DIR = WORK_DIR.parent / "study"
@@ -149,10 +154,6 @@ def study_recipe(variant: Variant, base: Recipe) -> Recipe:
 
 def evaluation_set(n_wavs: int = 8, n_midis: int = 16):
     """Held-out corpus and OOD excerpts, and ASAP MIDI files, shared by every variant."""
-    from . import experiments as ex
-    from .datasets import ASAP_DIR
-    from .runner import load_excerpt
-
     half = n_wavs // 2
     wavs = [load_excerpt(p, 32000, 15.0) for p in ex.pieces("training", half) + ex.pieces("ood", n_wavs - half)]
     midis = sorted(ASAP_DIR.rglob("*.mid"))[::2][:n_midis]
@@ -204,13 +205,9 @@ def results_table(path: Path = STUDY_RESULTS) -> pd.DataFrame:
 
 def save_result(row: dict, path: Path = STUDY_RESULTS) -> None:
     """Add or replace one variant's row in ``path``, atomically (a finished measurement is never lost)."""
-    import os
-
     rows = load_results(path)
     rows[row["variant"]] = row
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(rows, indent=1, default=float) + "\n")
-    os.replace(tmp, path)
+    write_text_atomic(json.dumps(rows, indent=1, default=float) + "\n", path)
 
 
 def variant_codes(variant: Variant, out_dir: Path, main_work: Path) -> dict:
@@ -232,8 +229,6 @@ def run_study(variants=VARIANTS, pool: int = FINISH_POOL, out_dir: Path = STUDY_
     measuring (e.g. on a GPU machine that has the main model's work folder but not the rendered
     corpus); copy ``out_dir/*/checkpoint`` back and run again to measure.
     """
-    from . import load_model
-
     out_dir.mkdir(parents=True, exist_ok=True)
     base = Recipe(seed=seed)
     saved = load_results(results) if results is not None and not train_only else {}
@@ -287,8 +282,6 @@ def run_study(variants=VARIANTS, pool: int = FINISH_POOL, out_dir: Path = STUDY_
 
 def measure_embedded(out_dir: Path, seed: int = 0, results: Path | None = STUDY_RESULTS) -> dict:
     """The embedded model measured like the variants (kept by its fingerprint): the full-size, full-length row."""
-    from . import load_model
-
     lm = load_model("tiny", device="cpu")
     saved = load_results(results).get("embedded model") if results is not None else None
     if saved is not None and saved.get("fingerprint") == lm.fingerprint:
@@ -434,7 +427,7 @@ def plot_study(study: pd.DataFrame, path: Path) -> None:
     plt.close(fig)
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     import argparse
 
     p = argparse.ArgumentParser(description="Train and measure the ablation variants (resumable).")
@@ -444,7 +437,7 @@ def main() -> None:
     p.add_argument("--train-only", action="store_true", help="train, do not measure")
     p.add_argument("--main-work", type=Path, default=WORK_DIR, help="the main model's work folder (codec, codes)")
     p.add_argument("--out-dir", type=Path, default=STUDY_DIR)
-    args = p.parse_args()
+    args = p.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
     torch.set_flush_denormal(True)

@@ -43,11 +43,11 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 
-from . import audio
-from .perturb import Perturbation
+from .. import audio
+from ..io import derived_seed
+from ..perturb.waveform import Perturbation
+from ..scoring import score_variants
 from .regions import moving_average
-from .runner import derived_seed
-from .scoring import score_variants
 
 WEIGHTS_FILE = Path(__file__).parent / "profile_weights.json"
 PROBE_FEATURES = ("peak", "assimilation", "recovery_excess", "recovery_var", "recovery_time")

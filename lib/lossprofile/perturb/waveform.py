@@ -11,20 +11,20 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass
+from typing import Callable
 
 import numpy as np
 
-from .audio import AudioError, rms_dbfs
+from ..audio import AudioError, rms_dbfs
 
+# The paper's noise lengths (frames at 50 Hz: 0.1–4 s) and Fig. 5's shuffle segment lengths.
+PAPER_LENGTHS = (5, 10, 50, 100, 150, 200)
+PAPER_SEGMENTS = (1, 2, 5, 10, 35, 50, 70, 100, 150, 200)
 # Power spectral density exponent: PSD ∝ f ** exponent.
 NOISE_EXPONENTS = {"white": 0.0, "pink": -1.0, "brown": -2.0, "blue": 1.0}
 # The authors' colours (YoEv/noiseloss): white noise through a Butterworth filter
 # (order, cut-off as a fraction of Nyquist, type).
 BUTTERWORTH_COLORS = {"pink_butter": (1, 0.2, "low"), "brown_butter": (2, 0.1, "low"), "blue_butter": (1, 0.5, "high")}
-KINDS = ("noise", "add_noise", "shuffle", "block_swap", "silence", "band_delete", "volume", "noise_segments",
-         "noise_fade", "swap_pairs", "block_move")
-
-
 def window_samples(num_samples: int, onset_frame: int, length_frames: int, sample_rate: int,
                    frame_rate: int, source: str = "<array>") -> slice:
     """The sample slice of frames ``[onset_frame, onset_frame + length_frames)``; checks bounds."""
@@ -295,18 +295,69 @@ def block_move(wav: np.ndarray, sample_rate: int, frame_rate: int, onset_frame: 
     return out
 
 
+@dataclass(frozen=True)
+class Kind:
+    """One row of :data:`KIND_TABLE`: how a kind runs and what it needs.
+
+    ``run(p, wav, sample_rate, frame_rate, onset_frame, length_frames)`` applies the perturbation ``p``;
+    ``needs``: fields that must be set; ``span``: how many window lengths of audio it touches from the
+    onset (``block_swap`` swaps the window with the block after it); ``min_segments``: segments of
+    ``segment_frames`` the window must hold.
+    """
+
+    run: Callable[..., np.ndarray]
+    needs: tuple[str, ...] = ()
+    span: int = 1
+    min_segments: int = 0
+
+
+def _level(p: "Perturbation") -> dict:
+    return dict(level_dbfs=p.level_dbfs, match_offset_db=p.match_offset_db)
+
+
+def _segments(p: "Perturbation", default: tuple[float, float]) -> tuple[float, float]:
+    return (p.segment_min_s if p.segment_min_s is not None else default[0],
+            p.segment_max_s if p.segment_max_s is not None else default[1])
+
+
+# A new kind is one function above and one row here.
+KIND_TABLE: dict[str, Kind] = {
+    "noise": Kind(lambda p, *w: replace_with_noise(*w, color=p.color, seed=p.seed, **_level(p))),
+    "add_noise": Kind(lambda p, *w: add_noise(*w, color=p.color, seed=p.seed, **_level(p))),
+    "shuffle": Kind(lambda p, *w: shuffle_segments(*w, segment_frames=p.segment_frames, seed=p.seed),
+                    needs=("segment_frames",), min_segments=2),
+    "block_swap": Kind(lambda p, *w: block_swap(*w), span=2),
+    "silence": Kind(lambda p, *w: silence(*w)),
+    "band_delete": Kind(lambda p, *w: delete_band(*w, fraction=p.fraction, band_hz=(p.band_low_hz, p.band_high_hz),
+                                                  segment_seconds=_segments(p, (0.01, 0.05)), seed=p.seed),
+                        needs=("fraction", "band_low_hz", "band_high_hz")),
+    "volume": Kind(lambda p, *w: change_volume(*w, fraction=p.fraction, gain=p.gain,
+                                               segment_seconds=_segments(p, (0.01, 5.0)), seed=p.seed),
+                   needs=("fraction", "gain")),
+    "noise_segments": Kind(lambda p, *w: noise_segments(*w, fraction=p.fraction, segment_seconds=_segments(p, (1.0, 5.0)),
+                                                        color=p.color, seed=p.seed, **_level(p)),
+                           needs=("fraction",)),
+    "noise_fade": Kind(lambda p, *w: noise_fade_in(*w, color=p.color, seed=p.seed, **_level(p))),
+    "swap_pairs": Kind(lambda p, *w: swap_pairs(*w, segment_frames=p.segment_frames,
+                                                fraction=p.fraction if p.fraction is not None else 0.2, seed=p.seed),
+                       needs=("segment_frames",)),
+    "block_move": Kind(lambda p, *w: block_move(*w, segment_frames=p.segment_frames, seed=p.seed),
+                       needs=("segment_frames",)),
+}
+KINDS = tuple(KIND_TABLE)
+
+
 def max_length_frames(kind: str, onset_frame: int, num_frames: int, segment_frames: int | None = None) -> int:
     """The longest window of ``kind`` that fits an excerpt of ``num_frames`` frames from ``onset_frame`` (0 if none).
 
-    ``block_swap`` swaps the window with the block after it, so it needs twice its length;
-    ``shuffle`` needs room for at least two segments (checked by the caller's minimum).
+    A kind that touches ``span`` window lengths (``block_swap``: 2) gets ``1/span`` of the room; a kind
+    that needs ``min_segments`` segments (``shuffle``: 2) gets nothing when fewer fit.
     """
     room = max(0, num_frames - onset_frame)
-    if kind == "block_swap":
-        return room // 2
-    if kind == "shuffle" and segment_frames:
-        return room if room >= 2 * segment_frames else 0
-    return room
+    row = KIND_TABLE[kind]
+    if row.min_segments and segment_frames and room < row.min_segments * segment_frames:
+        return 0
+    return room // row.span
 
 
 @dataclass(frozen=True)
@@ -341,44 +392,18 @@ class Perturbation:
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
             raise ValueError(f"unknown perturbation kind {self.kind!r}; expected one of {KINDS}")
-        needs = {"shuffle": ("segment_frames",), "swap_pairs": ("segment_frames",), "block_move": ("segment_frames",),
-                 "band_delete": ("fraction", "band_low_hz", "band_high_hz"),
-                 "volume": ("fraction", "gain"), "noise_segments": ("fraction",)}
-        missing = [name for name in needs.get(self.kind, ()) if getattr(self, name) is None]
+        needs = KIND_TABLE[self.kind].needs
+        missing = [name for name in needs if getattr(self, name) is None]
         if missing:
             raise ValueError(f"kind={self.kind!r} needs {', '.join(missing)}")
 
-    def _segments(self, default: tuple[float, float]) -> tuple[float, float]:
-        return (self.segment_min_s if self.segment_min_s is not None else default[0],
-                self.segment_max_s if self.segment_max_s is not None else default[1])
+    @property
+    def span_frames(self) -> int:
+        """Frames from the onset that this perturbation changes (the window, twice it for ``block_swap``)."""
+        return self.length_frames * KIND_TABLE[self.kind].span
 
     def apply(self, wav: np.ndarray, sample_rate: int, frame_rate: int) -> np.ndarray:
-        common = (wav, sample_rate, frame_rate, self.onset_frame, self.length_frames)
-        level = dict(level_dbfs=self.level_dbfs, match_offset_db=self.match_offset_db)
-        if self.kind in ("noise", "add_noise"):
-            fn = replace_with_noise if self.kind == "noise" else add_noise
-            return fn(*common, color=self.color, seed=self.seed, **level)
-        if self.kind == "shuffle":
-            return shuffle_segments(*common, segment_frames=self.segment_frames, seed=self.seed)
-        if self.kind == "block_swap":
-            return block_swap(*common)
-        if self.kind == "swap_pairs":
-            return swap_pairs(*common, segment_frames=self.segment_frames,
-                              fraction=self.fraction if self.fraction is not None else 0.2, seed=self.seed)
-        if self.kind == "block_move":
-            return block_move(*common, segment_frames=self.segment_frames, seed=self.seed)
-        if self.kind == "band_delete":
-            return delete_band(*common, fraction=self.fraction, band_hz=(self.band_low_hz, self.band_high_hz),
-                               segment_seconds=self._segments((0.01, 0.05)), seed=self.seed)
-        if self.kind == "volume":
-            return change_volume(*common, fraction=self.fraction, gain=self.gain,
-                                 segment_seconds=self._segments((0.01, 5.0)), seed=self.seed)
-        if self.kind == "noise_segments":
-            return noise_segments(*common, fraction=self.fraction, segment_seconds=self._segments((1.0, 5.0)),
-                                  color=self.color, seed=self.seed, **level)
-        if self.kind == "noise_fade":
-            return noise_fade_in(*common, color=self.color, seed=self.seed, **level)
-        return silence(*common)
+        return KIND_TABLE[self.kind].run(self, wav, sample_rate, frame_rate, self.onset_frame, self.length_frames)
 
     def as_row(self) -> dict:
         """Parameters as table columns (``perturbation`` = kind)."""
@@ -391,7 +416,7 @@ class Perturbation:
         return ",".join(f"{k}={v}" for k, v in asdict(self).items())
 
 
-def noise_sweep(lengths_frames=(5, 10, 50, 100, 150, 200), onset_frame: int = 250, color: str = "white",
+def noise_sweep(lengths_frames=PAPER_LENGTHS, onset_frame: int = 250, color: str = "white",
                 match_offset_db: float = 0.0, seed: int = 0) -> list[Perturbation]:
     """The paper's RQ1 design: loudness-matched noise at ``onset_frame`` for each length."""
     return [Perturbation("noise", onset_frame, n, color=color, match_offset_db=match_offset_db, seed=seed)

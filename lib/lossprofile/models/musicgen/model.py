@@ -1,8 +1,8 @@
-"""Loading MusicGen-family checkpoints and scoring code sequences with them.
+"""MusicGen through transformers: the codec, its (text) conditioner and the decoder, with exact scoring.
 
-Every checkpoint — the hub's ``facebook/musicgen-*``, a local directory in the same
-format, and the embedded ``"tiny"`` model — goes through :func:`load_model`, which
-calls transformers' ``from_pretrained``. There is no second code path for the tiny model.
+Every MusicGen checkpoint — the hub's ``facebook/musicgen-*``, a local directory in the same format,
+an audiocraft checkpoint folder (converted on load, :mod:`.audiocraft`) and the embedded ``"tiny"``
+model — becomes a :class:`MusicLM` through :func:`load`. There is no second code path for the tiny model.
 
 Shapes: waveforms are ``[B, C, S]`` (batch, channels, samples), codes are
 ``[B, K, T]`` (batch, codebooks, frames), per-code losses are ``[B, K, T]`` in nats.
@@ -10,16 +10,22 @@ Shapes: waveforms are ``[B, C, S]`` (batch, channels, samples), codes are
 
 from __future__ import annotations
 
-import contextlib
+import hashlib
 import logging
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
 
+import numpy as np
 import torch
+import transformers
 
+from ..base import METHODS, ModelLoadError, TokenLM, TokenStats, first_difference
+from ..hf import from_pretrained, quiet_transformers
 from . import delay
+from .audiocraft import AudiocraftCheckpointError, AudiocraftLikelihood, convert, is_audiocraft_checkpoint
+from .codec import encode_variants, split_encoder
 
 HUB_MODELS = (
     "facebook/musicgen-small",
@@ -27,72 +33,24 @@ HUB_MODELS = (
     "facebook/musicgen-large",
     "facebook/musicgen-melody",
 )
-TINY_DIR = Path(__file__).parent / "checkpoints" / "tiny"
-METHODS = ("exact", "as_published")
+TINY_DIR = Path(__file__).resolve().parents[2] / "checkpoints" / "tiny"
+EMBEDDED = {"tiny": TINY_DIR}
 
 
-class ModelLoadError(RuntimeError):
-    """A checkpoint could not be found or read."""
+def claims_folder(path: str | os.PathLike) -> bool:
+    """A folder in transformers' format (config.json) or audiocraft's (state_dict.bin + compression_state_dict.bin)."""
+    return (Path(path) / "config.json").exists() or is_audiocraft_checkpoint(path)
 
 
-def resolve_model_path(name_or_path: str | os.PathLike) -> str:
-    """Map a user-facing model name to what ``from_pretrained`` takes."""
-    name = str(name_or_path)
-    if name == "tiny":
-        if not (TINY_DIR / "config.json").exists():
-            raise ModelLoadError(
-                f"the embedded model is missing: {TINY_DIR}/config.json not found. "
-                "Rebuild it with `make tiny-model`."
-            )
-        return str(TINY_DIR)
-    if Path(name).is_dir():
-        from .audiocraft_format import is_audiocraft_checkpoint
+def load(path: str, name: str, device: str | torch.device | None, dtype: torch.dtype,
+         backend: str = "transformers") -> "MusicLM | AudiocraftLikelihood":
+    """A MusicGen checkpoint (hub id, local directory in transformers' or audiocraft's format) for scoring.
 
-        if not (Path(name) / "config.json").exists() and not is_audiocraft_checkpoint(name):
-            raise ModelLoadError(f"{name}: directory has neither config.json (transformers' format) nor "
-                                 "state_dict.bin + compression_state_dict.bin (audiocraft's); not a MusicGen checkpoint")
-        return name
-    if "/" not in name:
-        raise ModelLoadError(
-            f"unknown model name {name!r}: expected 'tiny', one of {', '.join(HUB_MODELS)}, "
-            "another hub id 'org/name', or a local checkpoint directory"
-        )
-    return name
-
-
-def _from_pretrained(cls: Any, path: str, **kwargs: Any) -> Any:
-    try:
-        return cls.from_pretrained(path, **kwargs)
-    except OSError as err:
-        offline = os.environ.get("HF_HUB_OFFLINE", "") not in ("", "0")
-        raise ModelLoadError(
-            f"cannot load {path!r}: it is neither a local checkpoint nor in the Hugging Face cache, "
-            f"and the hub {'is disabled (HF_HUB_OFFLINE=1)' if offline else 'could not be reached'}. "
-            f"Download it once with network access (it is then cached). Original error: {err}"
-        ) from err
-
-
-def load_model(
-    name_or_path: str | os.PathLike = "tiny",
-    device: str | torch.device | None = None,
-    dtype: torch.dtype | str | None = None,
-    backend: str = "transformers",
-) -> "MusicLM":
-    """Load a MusicGen checkpoint (hub id, local directory in transformers' or audiocraft's format,
-    or ``"tiny"``) for scoring.
-
-    ``dtype`` sets the weights' precision (``torch.bfloat16`` on GPU halves memory);
-    log-probabilities are always computed in fp32. ``backend="audiocraft"`` (an audiocraft
-    checkpoint folder only) returns :class:`~lossprofile.audiocraft_format.AudiocraftLikelihood`
-    instead: audiocraft's own ``compute_predictions`` behind the same ``token_nll`` and ``encode``,
-    for cross-checks.
+    ``backend="audiocraft"`` (an audiocraft checkpoint folder only) returns
+    :class:`~lossprofile.models.musicgen.audiocraft.AudiocraftLikelihood` instead: audiocraft's own
+    ``compute_predictions`` behind the same ``token_nll`` and ``encode``, for cross-checks.
     """
-    import transformers
-
-    path = resolve_model_path(name_or_path)
     if backend == "audiocraft":
-        from .audiocraft_format import AudiocraftLikelihood, is_audiocraft_checkpoint
-
         if not is_audiocraft_checkpoint(path):
             raise ModelLoadError(f"{path}: backend='audiocraft' needs an audiocraft checkpoint folder "
                                  "(state_dict.bin + compression_state_dict.bin)")
@@ -100,29 +58,23 @@ def load_model(
     if backend != "transformers":
         raise ValueError(f"unknown backend {backend!r}; expected 'transformers' or 'audiocraft'")
     device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
-    if isinstance(dtype, str):
-        dtype = {"fp32": torch.float32, "float32": torch.float32, "bf16": torch.bfloat16,
-                 "bfloat16": torch.bfloat16, "fp16": torch.float16, "float16": torch.float16}[dtype]
-    dtype = dtype or torch.float32
-    from .audiocraft_format import AudiocraftCheckpointError, convert, is_audiocraft_checkpoint
-
     if is_audiocraft_checkpoint(path):  # converted to transformers' layout on load, in memory
         try:
             model, tokenizer = convert(path)
         except AudiocraftCheckpointError as err:
             raise ModelLoadError(str(err)) from err
         model = model.to(device=device, dtype=dtype).eval()
-        return MusicLM(model=model, tokenizer=tokenizer, name=str(name_or_path), device=device, dtype=dtype,
+        return MusicLM(model=model, tokenizer=tokenizer, name=name, device=device, dtype=dtype,
                        fingerprint=checkpoint_fingerprint(path, model))
     with quiet_transformers():
-        config = _from_pretrained(transformers.AutoConfig, path)
+        config = from_pretrained(transformers.AutoConfig, path)
         if config.model_type == "musicgen":
             cls = transformers.MusicgenForConditionalGeneration
         elif config.model_type == "musicgen_melody":
             cls = transformers.MusicgenMelodyForConditionalGeneration
         else:
             raise ModelLoadError(f"{path}: model_type {config.model_type!r} is not a MusicGen checkpoint")
-        model = _from_pretrained(cls, path, dtype=dtype)
+        model = from_pretrained(cls, path, dtype=dtype)
     model = model.to(device).eval()
     tokenizer = None
     if (Path(path) / "tokenizer_config.json").exists() or not Path(path).is_dir():
@@ -130,36 +82,12 @@ def load_model(
             tokenizer = transformers.AutoTokenizer.from_pretrained(path)
         except (OSError, ValueError) as err:  # a checkpoint may ship without one
             logging.getLogger(__name__).info("no tokenizer for %s: %s", path, err)
-    return MusicLM(model=model, tokenizer=tokenizer, name=str(name_or_path), device=device, dtype=dtype,
+    return MusicLM(model=model, tokenizer=tokenizer, name=name, device=device, dtype=dtype,
                    fingerprint=checkpoint_fingerprint(path, model))
-
-
-@contextlib.contextmanager
-def quiet_transformers():
-    """Silence transformers' warnings and progress bars while loading a MusicGen.
-
-    Its config check warns that the pad/start token id equals the vocabulary size: that is
-    MusicGen's design (the special token sits just past the codes), not an error, and users
-    should not see it in every notebook.
-    """
-    import transformers
-
-    verbosity = transformers.logging.get_verbosity()
-    bars = transformers.utils.logging.is_progress_bar_enabled()
-    transformers.logging.set_verbosity_error()
-    transformers.utils.logging.disable_progress_bar()
-    try:
-        yield
-    finally:
-        transformers.logging.set_verbosity(verbosity)
-        if bars:
-            transformers.utils.logging.enable_progress_bar()
 
 
 def checkpoint_fingerprint(path: str, model: Any) -> str:
     """Identifies the weights, so cached results and samples are never reused across retrainings."""
-    import hashlib
-
     if Path(path).is_dir():
         digest = hashlib.sha256()
         for file in sorted(Path(path).glob("*.safetensors")) + sorted(Path(path).glob("*.bin")) + \
@@ -171,8 +99,11 @@ def checkpoint_fingerprint(path: str, model: Any) -> str:
 
 
 @dataclass
-class MusicLM:
+class MusicLM(TokenLM):
     """A loaded MusicGen: codec + (text) conditioner + decoder, with exact scoring."""
+
+    family = "musicgen"
+    methods = METHODS
 
     model: Any
     tokenizer: Any = None
@@ -189,11 +120,6 @@ class MusicLM:
     @property
     def frame_rate(self) -> int:
         return int(self.model.config.audio_encoder.frame_rate)
-
-    @property
-    def hop_length(self) -> int:
-        """Samples per frame (640 for MusicGen: 32 kHz / 50 Hz)."""
-        return self.sample_rate // self.frame_rate
 
     @property
     def num_codebooks(self) -> int:
@@ -311,44 +237,86 @@ class MusicLM:
         codes: torch.Tensor,
         prompt: str | Sequence[str] | None = None,
         method: str = "exact",
-    ) -> delay.TokenStats:
-        """NLL, predictive entropy and rank of every code (:class:`lossprofile.delay.TokenStats`, CPU).
+    ) -> TokenStats:
+        """NLL, predictive entropy and rank of every code (:class:`lossprofile.TokenStats`, CPU).
 
         Same forward pass and factorization as :meth:`token_nll`; see there for ``method``.
         """
-        codes = self._check_codes(codes)
+        codes = self.check_codes(codes)
         if method == "exact":
             B = codes.shape[0]
             decoder_input, _ = delay.decoder_io(codes, self.special_token)  # [B, K, T+K-1]
             logits = self._decoder_logits(decoder_input, self.condition(B, prompt))
-            return delay.TokenStats(*(x.cpu() for x in delay.token_statistics(logits, codes)))
+            return TokenStats(*(x.cpu() for x in delay.token_statistics(logits, codes)))
         if method == "as_published":
             if prompt is not None:
                 raise ValueError("method='as_published' scores without conditioning; prompt must be None")
             return self._stats_as_published(codes)
         raise ValueError(f"unknown method {method!r}; expected one of {METHODS}")
 
-    def _check_codes(self, codes: torch.Tensor) -> torch.Tensor:
-        codes = torch.as_tensor(codes)
-        if codes.ndim != 3 or codes.shape[1] != self.num_codebooks:
-            raise ValueError(f"codes must be [B, {self.num_codebooks}, T], got shape {tuple(codes.shape)}")
-        if codes.dtype not in (torch.int64, torch.int32, torch.int16, torch.uint8):
-            raise ValueError(f"codes must be integer, got {codes.dtype}")
-        if codes.numel() and (codes.min() < 0 or codes.max() >= self.cardinality):
-            raise ValueError(f"codes must lie in [0, {self.cardinality}), got [{codes.min()}, {codes.max()}]")
-        return codes.long().to(self.device)
-
-    def _stats_as_published(self, codes: torch.Tensor) -> delay.TokenStats:
+    def _stats_as_published(self, codes: torch.Tensor) -> TokenStats:
         B, K, T = codes.shape
-        out = [torch.full((B, K, T), float("nan")) for _ in delay.TokenStats._fields]
+        out = [torch.full((B, K, T), float("nan")) for _ in TokenStats._fields]
         if T < 2:
-            return delay.TokenStats(*out)
+            return TokenStats(*out)
         inputs = codes[:, :, :-1]
         logits = self.model.decoder(input_ids=inputs.reshape(B * K, T - 1)).logits.reshape(B, K, T - 1, -1)
         stats = delay.frame_statistics(logits.reshape(B * K, T - 1, -1), codes[:, :, 1:].reshape(B * K, T - 1))
         for full, part in zip(out, stats):
             full[:, :, 1:] = part.reshape(B, K, T - 1).cpu()
-        return delay.TokenStats(*out)
+        return TokenStats(*out)
+
+    # ---- what the engine needs beyond the protocol's defaults --------------------------------
+    def encode_variants(self, clean: np.ndarray, variants: Sequence[np.ndarray]) -> torch.Tensor:
+        """Codes ``[1 + N, K, T]``: EnCodec's convolutions re-run only around each variant's change
+        (:func:`.codec.encode_variants`), or every waveform encoded whole where the codec's structure
+        does not allow that (loudness normalisation, chunking)."""
+        if split_encoder(self.model.audio_encoder) is not None:
+            return encode_variants(self, clean, list(variants))
+        return self.encode_each(np.stack([clean, *variants]))
+
+    def shared_steps(self, codes: torch.Tensor) -> int:
+        """Decoder steps shared by all rows of ``codes [N, K, T]``: the input at step s holds frames <= s - 1,
+        so steps 0..first difference are shared (the last step always runs per row)."""
+        return min(first_difference(codes[1:], codes[0]) + 1, codes.shape[-1] + self.num_codebooks - 2)
+
+    @torch.no_grad()
+    def shared_prefix_statistics(self, codes: torch.Tensor, shared_steps: int,
+                                 prompt: str | Sequence[str] | None = None) -> TokenStats:
+        """Exact :class:`TokenStats` ``[B, K, T]`` (on the model's device) of codes whose first ``shared_steps``
+        decoder inputs are identical: the prefix runs once with the KV cache, the rest per row."""
+        B, K, T = codes.shape
+        decoder_input, _ = delay.decoder_io(codes, self.special_token)  # [B, K, S]
+        if shared_steps <= 0:
+            logits = self._decoder_logits(decoder_input, self.condition(B, prompt))
+            return delay.token_statistics(logits, codes)
+        prefix_logits, past = self._decoder_logits(decoder_input[:1, :, :shared_steps], self.condition(1, prompt),
+                                                   use_cache=True)
+        past.batch_repeat_interleave(B)
+        rest = self._decoder_logits(decoder_input[:, :, shared_steps:], self.condition(B, prompt), past=past,
+                                    use_cache=True)[0]
+        logits = torch.cat([prefix_logits.expand(B, -1, -1, -1), rest], dim=2)
+        return delay.token_statistics(logits, codes)
+
+    def batch_size(self, num_frames: int, default: int = 8, limit: int = 64) -> int:
+        """Sequences per decoder batch that fit in half the free GPU memory (``default`` on CPU)."""
+        if self.device.type != "cuda":
+            return default
+        free, _ = torch.cuda.mem_get_info(self.device)
+        cfg = self.model.config.decoder
+        steps = num_frames + self.num_codebooks
+        logits = steps * self.num_codebooks * self.cardinality * (2 + 4 + 4)  # bf16 logits + fp32 log-softmax + grads-free copy
+        cache = 2 * cfg.num_hidden_layers * steps * cfg.hidden_size * 2
+        activations = steps * (cfg.ffn_dim + 4 * cfg.hidden_size) * 4
+        return int(max(1, min(limit, 0.5 * free // (logits + cache + activations))))
+
+    def forward_flops_per_step(self, steps: int) -> float:
+        """Forward FLOPs of one decoder step at sequence length ``steps`` (matmuls + attention, causal average)."""
+        cfg = self.model.config.decoder
+        d, f, L = cfg.hidden_size, cfg.ffn_dim, cfg.num_hidden_layers
+        per_layer = 2 * (4 * d * d + 2 * d * d + 2 * d * f) + 2 * 2 * d * steps / 2
+        heads = 2 * self.num_codebooks * d * self.cardinality
+        return L * per_layer + heads
 
     # ---- generation ---------------------------------------------------------------------
     @torch.no_grad()

@@ -36,7 +36,8 @@ from typing import Sequence
 
 import numpy as np
 
-from . import audio
+from .. import audio
+from ..io import atomic_path, write_text_atomic
 
 SAMPLE_RATE = 32000
 FRAME_SECONDS = 0.02  # the codec's frame (640 samples at 32 kHz)
@@ -159,10 +160,8 @@ def score_midi(job: Job, cache_dir: Path):
             score = score.expandRepeats()
         except Exception:  # music21 refuses some repeat structures; the plain score is still music
             pass
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(path.name + ".tmp.mid")
-        score.write("midi", fp=str(tmp))
-        os.replace(tmp, path)
+        with atomic_path(path, suffix=".tmp.mid") as tmp:
+            score.write("midi", fp=str(tmp))
     return pretty_midi.PrettyMIDI(str(path))
 
 
@@ -517,9 +516,7 @@ def _build_one(args) -> dict:
         row.update(file=flac.name, description=description, source=source, tune=job.tune,
                    seconds=round(wav.size / SAMPLE_RATE, 2), tags=json.dumps(tags, sort_keys=True))
     meta = flac.with_suffix(".json")
-    tmp = meta.with_name(meta.name + ".tmp")
-    tmp.write_text(json.dumps(row))
-    os.replace(tmp, meta)
+    write_text_atomic(json.dumps(row), meta)
     return row
 
 
@@ -558,8 +555,7 @@ def build(out_dir: str | os.PathLike, splits: Sequence[str] = ("train", "heldout
         warnings.warn(f"{len(failed)} of {len(rows)} scores skipped, e.g. {failed[0]['piece']}: {failed[0]['error']}")
     built = [row for m in sorted(out.glob("*.json")) if "error" not in (row := json.loads(m.read_text()))]
     table = pd.DataFrame(built).sort_values("piece").reset_index(drop=True)
-    tmp = out / "manifest.csv.tmp"
-    table.to_csv(tmp, index=False)
-    os.replace(tmp, out / "manifest.csv")
+    with atomic_path(out / "manifest.csv") as tmp:
+        table.to_csv(tmp, index=False)
     return table
 

@@ -21,14 +21,14 @@ not near a tie are identical, which ``tests/test_codec.py`` checks; ``splice=Fal
 from __future__ import annotations
 
 import math
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 from torch import nn
 
-from .models import MusicLM
-
-
+if TYPE_CHECKING:
+    from .model import MusicLM
 
 def _is_conv1d(module: nn.Module) -> bool:
     return isinstance(module, nn.Conv1d)
@@ -88,7 +88,7 @@ def _run(layers: list[nn.Module], x: torch.Tensor) -> torch.Tensor:
 
 
 @torch.no_grad()
-def encode_variants(lm: MusicLM, clean: np.ndarray, variants: list[np.ndarray]) -> torch.Tensor:
+def encode_variants(lm: "MusicLM", clean: np.ndarray, variants: list[np.ndarray]) -> torch.Tensor:
     """Codes ``[1 + N, K, T]`` of ``clean`` ``[S]`` and each variant ``[S]``: ``lm.encode`` of each alone,
     up to the codec's float rounding at VQ near-ties (see the module docstring)."""
     codec = lm.model.audio_encoder

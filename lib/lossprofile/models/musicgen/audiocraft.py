@@ -25,6 +25,8 @@ from pathlib import Path
 
 import torch
 
+from ..hf import quiet_transformers
+
 LM_FILE = "state_dict.bin"
 CODEC_FILE = "compression_state_dict.bin"
 
@@ -201,8 +203,6 @@ def convert(folder: str | os.PathLike, text_encoder: str = "t5-base"):
     (see :func:`lossprofile.models.load_model`).
     """
     import transformers
-
-    from .models import quiet_transformers
 
     folder = Path(folder)
     lm_path, codec_path = folder / LM_FILE, folder / CODEC_FILE

@@ -1,0 +1,192 @@
+"""What a model family provides: the protocol the engine, runner, profile score and bench are written against.
+
+A *family* is a kind of music language model with its own tokenizer and factorization (MusicGen over
+EnCodec codes; causal LMs over MIDI tokens next). Everything above the family — perturbing, scoring
+variants with a shared prefix, regions, the profile score, sweeps — sees only :class:`TokenLM`:
+
+==========================  ==================================================================
+``sample_rate``             waveform rate the tokenizer reads (Hz)
+``frame_rate``              tokens per second on the time axis; one token stands for
+                            ``1 / frame_rate`` s (``token_unit`` says it in words)
+``num_codebooks``, ``cardinality``
+                            codes are ``[B, K, T]`` integers in ``[0, cardinality)``
+``encode(wav)``             waveform ``[B, 1, S]`` → codes ``[B, K, T]``
+``encode_variants(...)``    optional fast path: a clean waveform and variants of it → codes
+``token_statistics(codes)`` NLL, entropy, rank and surprisal variance of every code
+``shared_prefix_statistics`` the same for codes whose first decoder steps are identical, computed
+                            once and shared (optional: the default scores every row in full)
+``shared_steps(codes)``     how many decoder steps the rows of ``codes`` share
+``batch_size(num_frames)``  how many sequences one forward pass takes
+==========================  ==================================================================
+
+A new family subclasses :class:`TokenLM`, implements the abstract members and registers a loader
+with :func:`lossprofile.models.loading.register_family`.
+"""
+
+from __future__ import annotations
+
+import abc
+from typing import Any, NamedTuple, Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+METHODS = ("exact", "as_published")
+
+
+class ModelLoadError(RuntimeError):
+    """A checkpoint could not be found or read."""
+
+
+class TokenStats(NamedTuple):
+    """Per-code signals of one forward pass, each ``[B, K, T]`` float32.
+
+    ``nll``: -log p(true code) in nats; ``entropy``: entropy of the predictive distribution
+    in nats (what the model expected to pay); ``rank``: rank of the true code among all codes
+    (1 = the model's top choice; ties with the true code's logit count in its favour);
+    ``surprisal_var``: variance of -log p(X) for X drawn from the prediction (nats², the
+    normaliser of Fast-DetectGPT's curvature).
+    """
+
+    nll: torch.Tensor
+    entropy: torch.Tensor
+    rank: torch.Tensor
+    surprisal_var: torch.Tensor
+
+
+def frame_statistics(logits: torch.Tensor, targets: torch.Tensor) -> TokenStats:
+    """:class:`TokenStats` of ``targets [B, T]`` under ``logits [B, T, V]``; the softmax runs in fp32."""
+    logp = F.log_softmax(logits.float(), dim=-1)
+    target_logp = logp.gather(-1, targets[..., None].long())  # [B, T, 1]
+    prob = logp.exp()
+    entropy = -(prob * logp).sum(-1)
+    second_moment = (prob * logp.square()).sum(-1)
+    rank = (logp > target_logp).sum(-1).float() + 1.0
+    return TokenStats(-target_logp[..., 0], entropy, rank, (second_moment - entropy.square()).clamp(min=0.0))
+
+
+def first_difference(codes: torch.Tensor, reference: torch.Tensor) -> int:
+    """First frame at which any of ``codes [N, K, T]`` differs from ``reference [K, T]`` (T if none)."""
+    differs = (codes != reference[None]).any(dim=0).any(dim=0)  # [T]
+    idx = torch.nonzero(differs)
+    return int(idx[0]) if len(idx) else codes.shape[-1]
+
+
+class TokenLM(abc.ABC):
+    """A music language model over a token grid, as the engine sees it (see the module docstring).
+
+    Subclasses set ``name``, ``fingerprint`` (identifies the weights: cached results are keyed by it)
+    and ``device``.
+    """
+
+    family: str = "?"
+    methods: tuple[str, ...] = ("exact",)
+    name: str
+    fingerprint: str
+    device: torch.device
+
+    # ---- the token grid ---------------------------------------------------------------------
+    @property
+    @abc.abstractmethod
+    def sample_rate(self) -> int:
+        """Waveform rate (Hz) that :meth:`encode` reads."""
+
+    @property
+    @abc.abstractmethod
+    def frame_rate(self) -> int:
+        """Tokens per second along time (50 for MusicGen: one token per 20 ms frame)."""
+
+    @property
+    @abc.abstractmethod
+    def num_codebooks(self) -> int:
+        """K: parallel code streams per time step."""
+
+    @property
+    @abc.abstractmethod
+    def cardinality(self) -> int:
+        """Codes lie in ``[0, cardinality)``."""
+
+    @property
+    def hop_length(self) -> int:
+        """Waveform samples per token."""
+        return self.sample_rate // self.frame_rate
+
+    @property
+    def token_unit(self) -> str:
+        """What one token stands for, in words (for axis labels and reports)."""
+        return f"{1000 / self.frame_rate:g} ms frame"
+
+    # ---- tokenizer ---------------------------------------------------------------------------
+    @abc.abstractmethod
+    def encode(self, wav: torch.Tensor) -> torch.Tensor:
+        """Waveform ``[B, 1, S]`` at :attr:`sample_rate` → codes ``[B, K, T]`` (long)."""
+
+    def encode_variants(self, clean: np.ndarray, variants: Sequence[np.ndarray]) -> torch.Tensor:
+        """Codes ``[1 + N, K, T]`` of ``clean [S]`` and each variant ``[S]``.
+
+        The default encodes each waveform alone; a family may reuse the clean encoding where a
+        variant did not change (MusicGen's spliced EnCodec does).
+        """
+        return self.encode_each([clean, *variants])
+
+    def encode_each(self, wavs: Sequence[np.ndarray]) -> torch.Tensor:
+        """Waveforms (each ``[S]``) → codes ``[N, K, T]``, one waveform per call.
+
+        Batched convolutions round differently from unbatched ones, and a tiny change in a latent can
+        flip a quantised code; encoding one at a time makes a piece's codes independent of what it was
+        batched with.
+        """
+        out = []
+        for wav in wavs:
+            x = torch.from_numpy(np.ascontiguousarray(wav, dtype=np.float32))[None, None]
+            if self.device.type == "cuda":
+                x = x.pin_memory().to(self.device, non_blocking=True)
+            out.append(self.encode(x))
+        return torch.cat(out)
+
+    # ---- likelihood --------------------------------------------------------------------------
+    @abc.abstractmethod
+    def token_statistics(self, codes: torch.Tensor, prompt: str | Sequence[str] | None = None,
+                         method: str = "exact") -> TokenStats:
+        """:class:`TokenStats` ``[B, K, T]`` (CPU, fp32) of codes ``[B, K, T]`` under the model's own factorization."""
+
+    def token_nll(self, codes: torch.Tensor, prompt: str | Sequence[str] | None = None,
+                  method: str = "exact") -> torch.Tensor:
+        """Negative log-likelihood (nats) of every code given everything before it: ``[B, K, T]``."""
+        return self.token_statistics(codes, prompt, method).nll
+
+    def shared_steps(self, codes: torch.Tensor) -> int:
+        """Decoder steps whose inputs are identical in every row of ``codes [N, K, T]`` (row 0 the reference).
+
+        The default shares nothing; a family whose step ``s`` reads codes before frame ``s`` returns
+        the first differing frame (plus its own offsets).
+        """
+        return 0
+
+    def shared_prefix_statistics(self, codes: torch.Tensor, shared_steps: int,
+                                 prompt: str | Sequence[str] | None = None) -> TokenStats:
+        """Exact statistics ``[B, K, T]`` of codes whose first ``shared_steps`` decoder steps are identical.
+
+        The default scores every row in full; a family with a KV cache runs the shared steps once.
+        """
+        return self.token_statistics(codes, prompt)
+
+    def batch_size(self, num_frames: int, default: int = 8) -> int:
+        """Sequences of ``num_frames`` tokens per forward pass (the default; GPU families size it by memory)."""
+        return default
+
+    def forward_flops_per_step(self, steps: int) -> float | None:
+        """Forward FLOPs of one step at sequence length ``steps`` (None where the family does not say)."""
+        return None
+
+    def check_codes(self, codes: Any) -> torch.Tensor:
+        """``codes`` as a long tensor ``[B, K, T]`` on :attr:`device`; a clear error when they do not fit the model."""
+        codes = torch.as_tensor(codes)
+        if codes.ndim != 3 or codes.shape[1] != self.num_codebooks:
+            raise ValueError(f"codes must be [B, {self.num_codebooks}, T], got shape {tuple(codes.shape)}")
+        if codes.dtype not in (torch.int64, torch.int32, torch.int16, torch.uint8):
+            raise ValueError(f"codes must be integer, got {codes.dtype}")
+        if codes.numel() and (codes.min() < 0 or codes.max() >= self.cardinality):
+            raise ValueError(f"codes must lie in [0, {self.cardinality}), got [{codes.min()}, {codes.max()}]")
+        return codes.long().to(self.device)

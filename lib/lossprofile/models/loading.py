@@ -1,0 +1,78 @@
+"""``load_model``: one entry point for every family, dispatching on what a name or folder is.
+
+Families register here by module path and are imported only when asked, so the engine never pulls
+in a family it does not use. A family module provides:
+
+- ``EMBEDDED``: names of the models shipped in the package (``"tiny"``), mapped to their folders;
+- ``claims_folder(path) -> bool``: whether a local folder is a checkpoint of this family;
+- ``HUB_MODELS``: hub ids it knows by name (for error messages);
+- ``load(path, name, device, dtype, backend) -> TokenLM``.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+from pathlib import Path
+from types import ModuleType
+
+import torch
+
+from .base import ModelLoadError, TokenLM
+
+FAMILIES: dict[str, str] = {"musicgen": "lossprofile.models.musicgen"}
+DTYPES = {"fp32": torch.float32, "float32": torch.float32, "bf16": torch.bfloat16, "bfloat16": torch.bfloat16,
+          "fp16": torch.float16, "float16": torch.float16}
+
+
+def register_family(name: str, module: str) -> None:
+    """Make ``load_model`` consider the family implemented in ``module`` (an importable path)."""
+    FAMILIES[name] = module
+
+
+def family_module(name: str) -> ModuleType:
+    return importlib.import_module(FAMILIES[name])
+
+
+def embedded_models() -> dict[str, Path]:
+    """Every shipped model name → its folder, over all families."""
+    return {n: p for family in FAMILIES for n, p in family_module(family).EMBEDDED.items()}
+
+
+def resolve(name_or_path: str | os.PathLike) -> tuple[str, str]:
+    """(family, path for that family's loader) of a user-facing model name, folder or hub id."""
+    name = str(name_or_path)
+    for family in FAMILIES:
+        module = family_module(family)
+        if name in module.EMBEDDED:
+            folder = module.EMBEDDED[name]
+            if not (folder / "config.json").exists():
+                raise ModelLoadError(f"the embedded model is missing: {folder}/config.json not found. "
+                                     "Rebuild it with `make tiny-model`.")
+            return family, str(folder)
+    if Path(name).is_dir():
+        for family in FAMILIES:
+            if family_module(family).claims_folder(name):
+                return family, name
+        raise ModelLoadError(f"{name}: directory has neither config.json (transformers' format) nor "
+                             "state_dict.bin + compression_state_dict.bin (audiocraft's); not a MusicGen checkpoint")
+    if "/" not in name:
+        hub = family_module("musicgen").HUB_MODELS
+        raise ModelLoadError(f"unknown model name {name!r}: expected 'tiny', one of {', '.join(hub)}, "
+                             "another hub id 'org/name', or a local checkpoint directory")
+    return "musicgen", name  # hub ids: MusicGen is the only family the hub serves us today
+
+
+def load_model(name_or_path: str | os.PathLike = "tiny", device: str | torch.device | None = None,
+               dtype: torch.dtype | str | None = None, backend: str = "transformers") -> TokenLM:
+    """Load a model for scoring: an embedded name (``"tiny"``), a hub id or a local checkpoint folder.
+
+    ``dtype`` sets the weights' precision (``torch.bfloat16`` on GPU halves memory); log-probabilities
+    are always computed in fp32. ``backend`` selects another implementation of the same family where
+    one exists (MusicGen: ``"audiocraft"``, audiocraft's own likelihood, for cross-checks).
+    """
+    family, path = resolve(name_or_path)
+    if isinstance(dtype, str):
+        dtype = DTYPES[dtype]
+    return family_module(family).load(path, name=str(name_or_path), device=device, dtype=dtype or torch.float32,
+                                      backend=backend)
