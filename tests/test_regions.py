@@ -105,4 +105,47 @@ def test_the_authors_rule_uses_their_fixed_offsets():
     assert found.baseline == pytest.approx(0.1)
     assert found.peak == (245, 262)
     assert found.assimilation == (262, 353)  # ends at 249 + L + 4
-    assert found.recovery == (353, 750)
+    assert found.recovery == (353, 749)  # their Recovery leaves out the last frame
+
+
+def their_detect_regions_ma(ori_loss, mix_loss, noise_length):
+    """A transcription of ``detect_regions_ma`` and the averages of ``analyze_single_file`` in YoEv/noiseloss
+    (experiments/phase5/phase5_region_analysis_boxplot_3areas.py), with their constants (onset 250)."""
+    diff = mix_loss - ori_loss
+    baseline = np.mean(diff[:200])
+    compromised_end = 249 + noise_length + 4
+    bumped_start = 245
+    bumped_end = None
+    for i in range(bumped_start + 5, len(diff)):
+        if all(diff[j] <= baseline for j in range(i - 5, i)):
+            bumped_end = i - 5
+            break
+    if bumped_end is None:
+        bumped_end = bumped_start + 50
+    compromised_start = bumped_end
+    compromised_end = min(compromised_end, len(diff) - 1)
+    regression_start, regression_end = compromised_end, len(diff) - 1
+
+    def avg(a, b):
+        return np.mean(diff[a:b]) if b > a else 0
+
+    return ((bumped_start, bumped_end), (compromised_start, compromised_end), (regression_start, regression_end),
+            [avg(bumped_start, bumped_end), avg(compromised_start, compromised_end),
+             avg(regression_start, regression_end)])
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.integers(0, 2**31 - 1), st.sampled_from([5, 10, 50, 100, 150, 200]), st.floats(0.0, 3.0),
+       st.floats(-3.0, 1.0), st.integers(600, 760))
+def test_the_authors_rule_is_their_code(seed, length, peak_height, assimilation_depth, num_frames):
+    rng = np.random.default_rng(seed)
+    clean = rng.normal(4.0, 0.5, num_frames)
+    delta = rng.normal(0.0, 0.3, num_frames)
+    delta[245:250 + min(5, length)] += peak_height
+    delta[255 : 250 + length] += assimilation_depth
+    mix = clean + delta
+    peak, assim, recovery, means = their_detect_regions_ma(clean, mix, length)
+    found = detect_regions_authors(mix - clean, 250, length)
+    assert (found.peak, found.assimilation, found.recovery) == (peak, assim, recovery)
+    ours = [row["mean"] for row in region_stats(mix - clean, found, empty=0.0)]
+    np.testing.assert_allclose(ours, means, rtol=1e-12, atol=1e-12)

@@ -101,7 +101,7 @@ def engine(lm: TokenLM, pieces, perturbations, precision: str
 def agreement(curves_a, codes_a, curves_b, codes_b) -> tuple[int, float]:
     """(variants whose codes differ, largest per-frame delta difference among those whose codes agree).
 
-    Codes can differ at VQ near-ties (the codec's float rounding; see lossprofile.codec), and a
+    Codes can differ at VQ near-ties (the codec's float rounding; see lossprofile.models.musicgen.codec), and a
     different code is a different sequence to score, so the NLL is compared where codes agree.
     """
     same = [bool(torch.equal(a, b)) for a, b in zip(codes_a, codes_b)]

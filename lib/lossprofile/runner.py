@@ -43,8 +43,8 @@ def piece_variants(piece: Piece, perturbations: Sequence, sample_rate: int, fram
                    seed: int) -> tuple[np.ndarray, list[np.ndarray]]:
     """The clean excerpt ``[S]`` of a piece and one waveform per perturbation.
 
-    Audio perturbations (:class:`~lossprofile.perturb.Perturbation`) act on the excerpt; score
-    perturbations (:class:`~lossprofile.symbolic.ScorePerturbation`, MIDI pieces only) act on the
+    Audio perturbations (:class:`~lossprofile.perturb.waveform.Perturbation`) act on the excerpt; score
+    perturbations (:class:`~lossprofile.perturb.score.ScorePerturbation`, MIDI pieces only) act on the
     notes, and the perturbed piece is rendered and cut at the same samples as the clean one.
     Every perturbation's seed is derived from ``seed`` and the piece, so each piece gets its own noise.
     """

@@ -1,12 +1,12 @@
 """Does reading the loss curve's shape beat mean loss? Quality gradients with a known order.
 
 Every real piece is scored clean and degraded at several strengths, each version with the
-probe protocol of :mod:`lossprofile.profile`:
+probe protocol of :mod:`lossprofile.analysis.profile`:
 
 - audio degradations (any piece): noise segments, shuffled 10-frame segments, a deleted
   frequency band (2–20 kHz in 10–50 ms segments), volume drops (segments at gain 0.05);
 - score degradations (pieces with MIDI, rendered with piano): wrong notes (moved 1–5
-  semitones), deleted notes, random velocities, tempo warps (:mod:`lossprofile.symbolic`);
+  semitones), deleted notes, random velocities, tempo warps (:mod:`lossprofile.perturb.score`);
 - real vs generated (the model's own samples) and generated at several top-k values.
 
 For every score and degradation family: the paired AUROC (share of pieces whose clean version

@@ -14,7 +14,7 @@
   frequencies, counted on other audio of the same kind): on white noise, the floor that prior
   knowledge of noise can reach with this codec.
 
-These are the measures of the model card and of the ablation study (``lossprofile.study``).
+These are the measures of the model card and of the ablation study (``lossprofile.embedded.study``).
 """
 
 from __future__ import annotations
@@ -33,6 +33,7 @@ from ..io import derived_seed
 from ..perturb import score as symbolic
 from ..perturb.waveform import PAPER_LENGTHS, noise_at, noise_sweep, target_level_dbfs
 from ..scoring import score_variants
+from .regions import onset_peak, window_assimilation
 
 
 CHROMA_FRAME_SECONDS = 0.064
@@ -228,8 +229,8 @@ def noise_response(lm, wavs: Sequence[np.ndarray], sample_rate: int, lengths=PAP
             quarter = max(1, (hi - lo - peak_frames) // 4)
             window = slice(lo + peak_frames, hi)
             rows.append(dict(piece=i, length_frames=p.length_frames, clean_nll=float(clean_frame.mean()),
-                             mean_delta=float(delta.mean()), onset_delta=float(delta[lo : lo + peak_frames].mean()),
-                             assimilation_delta=float(rest.mean()) if rest.size else float("nan"),
+                             mean_delta=float(delta.mean()), onset_delta=onset_peak(delta, lo, peak_frames),
+                             assimilation_delta=window_assimilation(delta, lo, p.length_frames, peak_frames),
                              noise_nll_early=float(frame[lo + peak_frames : lo + peak_frames + quarter].mean())
                              if rest.size else float("nan"),
                              noise_nll_late=float(frame[hi - quarter : hi].mean()) if rest.size else float("nan"),

@@ -28,7 +28,7 @@ sqrt(sum of surprisal variances); near 0 = as surprising as the model itself exp
 = more surprising), ``nll_std`` (frame-to-frame variability of the clean curve).
 
 ``profile_score`` (higher = better) is a linear combination of standardised features whose
-weights come from :mod:`lossprofile.evaluate` (fitted on some pieces and perturbation kinds,
+weights come from :mod:`lossprofile.analysis.evaluate` (fitted on some pieces and perturbation kinds,
 reported on others); :data:`DEFAULT_WEIGHTS` ships the weights fitted on the embedded model.
 """
 
@@ -47,7 +47,7 @@ from .. import audio
 from ..io import derived_seed
 from ..perturb.waveform import Perturbation
 from ..scoring import score_variants
-from .regions import moving_average
+from .regions import moving_average, onset_peak, window_assimilation
 
 WEIGHTS_FILE = Path(__file__).parent / "profile_weights.json"
 PROBE_FEATURES = ("peak", "assimilation", "recovery_excess", "recovery_var", "recovery_time")
@@ -108,12 +108,12 @@ def probe_features(clean_frames: np.ndarray, probed_frames: np.ndarray, perts: S
         delta = curve - clean_frames
         o, end = p.onset_frame, p.onset_frame + p.length_frames
         after = delta[end : end + design.recovery_frames]
-        peaks.append(delta[o:end].mean())
+        peaks.append(onset_peak(delta, o, p.length_frames))
         excess.append(after.mean())
         var.append(after.var())
         times.append(settle_time(after, design.settle_nats, design.persist_frames, design.smooth_frames))
     long_delta = probed_frames[-1] - clean_frames
-    assimilation = long_delta[long.onset_frame + design.burst_frames : long.onset_frame + long.length_frames].mean()
+    assimilation = window_assimilation(long_delta, long.onset_frame, long.length_frames, design.burst_frames)
     return dict(peak=float(np.mean(peaks)), assimilation=float(assimilation), recovery_excess=float(np.mean(excess)),
                 recovery_var=float(np.mean(var)), recovery_time=float(np.mean(times)))
 

@@ -12,6 +12,16 @@ where the smoothed curve crosses the baseline and stays on the other side for
   settles below baseline (no lasting fall) gets a 5-frame peak and an assimilation region
   whose mean delta is positive: it did not assimilate, and the statistics say so.
 - Recovery: from the end of assimilation to the end of the curve, never inside the window.
+
+Two readings of the same curve live here, under distinct names:
+
+- *detected* regions (:func:`detect_regions`, and the authors' rule :func:`detect_regions_authors`):
+  ``peak`` / ``assimilation`` / ``recovery`` rows of :func:`region_stats` — what the figures and
+  ``figures/summary.md`` quote (Fig. 4);
+- *fixed-window* statistics (:func:`onset_peak`, :func:`window_assimilation`): the mean delta over the
+  first ``peak_frames`` of the perturbed window, and over the rest of it — what the model card, the
+  profile score's probes and :func:`lossprofile.analysis.musicality.noise_response` use, because they
+  need no baseline and no detection. They are different statistics and are reported under these names.
 """
 
 from __future__ import annotations
@@ -101,38 +111,64 @@ def detect_regions(delta: np.ndarray, onset_frame: int, length_frames: int, smoo
 
 
 def detect_regions_authors(delta: np.ndarray, onset_frame: int = 250, length_frames: int = 100,
-                           baseline_frames: tuple[int, int] = (0, 200), persist_frames: int = 5) -> Regions:
-    """The authors' rule (YoEv/noiseloss ``experiments/phase5``), with their positions made relative to the onset.
+                           baseline_frames: tuple[int, int] = (0, 200), persist_frames: int = 5,
+                           fallback_frames: int = 50) -> Regions:
+    """The authors' rule: ``detect_regions_ma`` of YoEv/noiseloss (``experiments/phase5/
+    phase5_region_analysis_boxplot_3areas.py`` and the box/violin-plot scripts), quirks included, with
+    their frame numbers made relative to the onset (theirs: onset 250).
 
-    Baseline: mean delta over frames 0–200. Peak: from ``onset_frame - 5`` (their frame 245) until
-    the first run of ``persist_frames`` frames at or below the baseline (raw delta, no smoothing).
-    Assimilation: from there to ``onset_frame - 1 + length_frames + 4`` (their 249 + L + 4).
-    Recovery: the rest. Kept for comparison with :func:`detect_regions`.
+    - Baseline: mean delta over frames 0–200 (raw delta, no smoothing; NaN frames, which only the
+      as-published likelihood has at frame 0, are left out).
+    - Peak: from ``onset_frame - 5`` (their 245) to the first frame that starts ``persist_frames``
+      frames at or below the baseline, searched to the end of the curve (the run must end before the
+      curve's last frame, as their loop does); ``fallback_frames`` (50) after the start if none.
+    - Assimilation: from the Peak's end to ``onset_frame - 1 + length_frames + 4`` (their 249 + L + 4),
+      capped at the last frame. It is empty (start >= stop) when the Peak ran past that point.
+    - Recovery: from there to the last frame, which it leaves out (their ``regression_end = len - 1``).
+
+    Their region averages count an empty region as 0: :func:`region_stats` with ``empty=0.0`` gives them.
     """
     delta = np.asarray(delta, dtype=np.float64)
     T = len(delta)
     lo, hi = baseline_frames
     baseline = float(np.nanmean(delta[lo:hi]))
-    peak_start = max(0, onset_frame - 5)
-    assim_stop = min(T, onset_frame - 1 + length_frames + 4)
+    peak_start = onset_frame - 5
     at_or_below = delta <= baseline
-    assim_start, run = assim_stop, 0
-    for t in range(peak_start, assim_stop):
-        run = run + 1 if at_or_below[t] else 0
-        if run == persist_frames:
-            assim_start = t - persist_frames + 1
+    peak_stop = None
+    for t in range(peak_start, T - persist_frames):
+        if at_or_below[t : t + persist_frames].all():
+            peak_stop = t
             break
-    return Regions((peak_start, assim_start), (assim_start, assim_stop), (assim_stop, T), baseline)
+    if peak_stop is None:
+        peak_stop = peak_start + fallback_frames
+    assim_stop = min(onset_frame - 1 + length_frames + 4, T - 1)
+    return Regions((peak_start, peak_stop), (peak_stop, assim_stop), (assim_stop, T - 1), baseline)
 
 
-def region_stats(delta: np.ndarray, regions: Regions) -> list[dict]:
-    """Per-region rows: span, length, mean, std, min and max of ``delta`` (raw, not smoothed)."""
+def onset_peak(delta: np.ndarray, onset_frame: int, peak_frames: int = 5) -> float:
+    """Fixed-window Peak: mean ``delta`` over frames ``[onset_frame, onset_frame + peak_frames)`` (NaN if empty)."""
+    values = np.asarray(delta)[onset_frame : onset_frame + peak_frames]
+    return float(values.mean()) if values.size else float("nan")
+
+
+def window_assimilation(delta: np.ndarray, onset_frame: int, length_frames: int, peak_frames: int = 5) -> float:
+    """Fixed-window Assimilation: mean ``delta`` over the perturbed window after its first ``peak_frames``
+    frames, ``[onset_frame + peak_frames, onset_frame + length_frames)`` (NaN when the window is not longer)."""
+    values = np.asarray(delta)[onset_frame + peak_frames : onset_frame + length_frames]
+    return float(values.mean()) if values.size else float("nan")
+
+
+def region_stats(delta: np.ndarray, regions: Regions, empty: float = np.nan) -> list[dict]:
+    """Per-region rows: span, length, mean, std, min and max of ``delta`` (raw, not smoothed).
+
+    ``empty``: the mean reported for a region with no frames (NaN; the authors' scripts count 0).
+    """
     delta = np.asarray(delta, dtype=np.float64)
     rows = []
     for name, (start, stop) in regions.spans().items():
         values = delta[start:stop]
         rows.append(dict(region=name, start_frame=start, stop_frame=stop, length_frames=stop - start,
-                         mean=float(values.mean()) if values.size else np.nan,
+                         mean=float(values.mean()) if values.size else empty,
                          std=float(values.std()) if values.size else np.nan,
                          min=float(values.min()) if values.size else np.nan,
                          max=float(values.max()) if values.size else np.nan,

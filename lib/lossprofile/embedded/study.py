@@ -42,9 +42,9 @@ weights and measures are cached under ``build/study``, and its measures are kept
 ``checkpoints/tiny/study.json`` (``STUDY_RESULTS``, in git), so a re-run only does what is
 missing on any machine: delete a variant's entry there (and its ``build/study`` files) to train
 and measure it again. Train where it is cheap and measure
-anywhere: ``python -m lossprofile.study --device cuda --train-only`` on a GPU machine that has
+anywhere: ``lossprofile study --device cuda --train-only`` on a GPU machine that has
 the main model's work folder (codec.pt, codes.pt, pieces.json), copy ``build/study/*/checkpoint``
-back, then ``python -m lossprofile.study`` (or ``make model-card``) measures them on the CPU.
+back, then ``lossprofile study`` (or ``make model-card``) measures them on the CPU.
 """
 
 from __future__ import annotations
@@ -64,13 +64,11 @@ from ..data.datasets import ASAP_DIR, load_excerpt
 from ..io import write_text_atomic
 from ..models import load_model
 from ..models.musicgen import TINY_DIR
-from .training import FINISH, FINISH_POOL, WORK_DIR, Recipe, codes_ready, load_corpus, pool_mask, train_model
+from .recipe import CONTINUED_LM, FINISH, FINISH_POOL, STUDY_ARCH, STUDY_EVAL, STUDY_LM, WEAK_CODEC, Recipe
+from .training import WORK_DIR, codes_ready, load_corpus, pool_mask, train_model
 
 STUDY_DIR = WORK_DIR.parent / "study"
 STUDY_RESULTS = TINY_DIR / "study.json"
-STUDY_ARCH = dict(num_hidden_layers=4, hidden_size=192, num_attention_heads=4, ffn_dim=768)
-
-
 @dataclass(frozen=True)
 class Variant:
     name: str
@@ -123,17 +121,6 @@ def select(table: pd.DataFrame, data: str) -> np.ndarray:
     raise ValueError(f"unknown data selection {data!r}")
 
 
-# Copying (the repeat test) appears only after about 3000 steps of 16 crops (measured on an H100:
-# none of eight runs of 3400-3800 steps learnt it, the runs of 6200-6700 did), so the variants
-# train 4000 steps: on a GPU about 4 minutes each, several at once; on 2 CPU cores about 4 hours each.
-STUDY_LM = dict(lm_steps=4000, lm_batch=16)
-WEAK_CODEC = dict(codec_lr=2e-3, codec_betas=(0.5, 0.9), codec_loss="previous", codec_ae_steps=1000,
-                  codec_vq_steps=500)
-# Continued variants: the finishing stage's schedule (training.FINISH), short enough for the CPU
-# (2 s a step on 2 cores); the clouds variant is the finishing stage itself.
-CONTINUED_LM = {k: v for k, v in FINISH.items() if not k.startswith("cloud_")}
-
-
 def study_recipe(variant: Variant, base: Recipe) -> Recipe:
     """The variant's recipe: the study's LM size and schedule (or the embedded model's), and the variant's one change."""
     if variant.start == "base":
@@ -152,7 +139,7 @@ def study_recipe(variant: Variant, base: Recipe) -> Recipe:
     return recipe
 
 
-def evaluation_set(n_wavs: int = 8, n_midis: int = 16):
+def evaluation_set(n_wavs: int = STUDY_EVAL["n_wavs"], n_midis: int = STUDY_EVAL["n_midis"]):
     """Held-out corpus and OOD excerpts, and ASAP MIDI files, shared by every variant."""
     half = n_wavs // 2
     wavs = [load_excerpt(p, 32000, 15.0) for p in ex.pieces("training", half) + ex.pieces("ood", n_wavs - half)]

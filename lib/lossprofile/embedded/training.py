@@ -1,11 +1,11 @@
 """Train the embedded tiny MusicGen: corpus, codec, codes, language model, export. Resumable.
 
-Run ``python -m lossprofile.training`` (``make tiny-model``). Each stage keeps its state in
+Run ``lossprofile tiny-model`` (``make tiny-model``). Each stage keeps its state in
 ``--work`` (default ``build/tiny-model``) and checkpoints often, so an interrupted run
 continues where it stopped and gives the same weights as an uninterrupted one: every
 random draw of a step comes from a generator seeded by ``(seed, stage, step)``.
 
-1. corpus: :mod:`lossprofile.corpus` renders the training corpus (music21 scores, arranged).
+1. corpus: :mod:`lossprofile.data.corpus` renders the training corpus (music21 scores, arranged).
 2. codec: EnCodec's SEANet encoder/decoder with residual VQ, trained with a waveform L1,
    multi-resolution log-STFT and a pitch-sensitive spectral term (high-resolution magnitudes
    from 50 Hz to 4 kHz, where harmonics decide the pitch), EMA codebooks initialised by
@@ -18,9 +18,9 @@ random draw of a step comes from a generator seeded by ``(seed, stage, step)``.
    learned too.
 5. export: an ordinary ``MusicgenForConditionalGeneration`` checkpoint (config.json +
    model.safetensors in fp16 + tokenizer), the *base* model, in ``build/tiny-model/base``.
-6. finish: the base model's LM trained on for 600 steps (:data:`FINISH`, on the CPU about 20
+6. finish: the base model's LM trained on for 600 steps (:data:`~lossprofile.embedded.recipe.FINISH`, on the CPU about 20
    minutes) on a pool of 300 training pieces, half of the crops from 120 texture clouds
-   (:func:`lossprofile.corpus.texture_cloud`: dense SoundFont effects and noisy hits that never
+   (:func:`lossprofile.data.corpus.texture_cloud`: dense SoundFont effects and noisy hits that never
    repeat), exported to ``lib/lossprofile/checkpoints/tiny`` and loaded by ``load_model("tiny")``
    through the same ``from_pretrained`` call as the hub models.
 
@@ -53,41 +53,10 @@ from ..models.hf import quiet_transformers
 from ..models.loading import resolve
 from ..models.musicgen import TINY_DIR, delay
 from ..models.musicgen.architecture import build_model, musicgen_config
+from .recipe import FINISH, FINISH_POOL, TINY_ARCH, Recipe  # noqa: F401  (re-exported)
 
-TINY_ARCH = dict(
-    num_hidden_layers=6, hidden_size=256, num_attention_heads=8, ffn_dim=1024, cardinality=1024,
-    num_codebooks=4, codec_filters=16, codec_hidden=32, codec_lstm_layers=1, text_vocab=160, text_dim=64,
-    text_layers=1, text_heads=4, text_ff=128, max_position_embeddings=1024,
-)
 WORK_DIR = Path(__file__).resolve().parents[3] / "build" / "tiny-model"
 BASE_DIR = WORK_DIR / "base"  # the model of stages 1-5, which the finishing stage (and the study's continued variants) start from
-
-
-@dataclass
-class Recipe:
-    """Everything that decides the trained weights (saved beside them)."""
-
-    seed: int = 0
-    arch: dict = field(default_factory=lambda: dict(TINY_ARCH))
-    codec_ae_steps: int = 2000
-    codec_vq_steps: int = 2000
-    codec_batch: int = 8
-    codec_seconds: float = 0.5
-    codec_lr: float = 5e-4
-    codec_betas: tuple = (0.8, 0.99)
-    codec_loss: str = "spectral"  # or "previous": waveform L1 + log/linear STFT (the first recipe's; keeps no pitch)
-    lm_steps: int = 6736  # what 400 s on one H100 gave (16.8 steps/s); copying emerges after about 3000
-    lm_batch: int = 16
-    lm_crop_frames: int = 760
-    lm_lr: float = 3e-3
-    lm_init: str = "pytorch"  # see init_decoder; "transformers" keeps transformers' N(0, 0.02)
-    cond_dropout: float = 0.5
-    loop_crops: float = 0.5  # share of LM crops that are loops of a piece's own codes (see train_lm)
-    lm_precision: str = "auto"  # bf16 autocast on a GPU or where the CPU has bf16 matrix units, else fp32
-    checkpoint_every: int = 100
-    cloud_pieces: int = 0  # texture clouds added to the LM's data (corpus.cloud_pieces); the shipped model has none
-    cloud_share: float | None = None  # share of LM crops drawn from the clouds (None: by length, like any piece)
-    lm_start: str | None = None  # None: a new model; "base" (BASE_DIR) or a model name: continue training its LM
 
 
 # ---- text conditioning vocabulary ---------------------------------------------------------
@@ -531,14 +500,6 @@ def codes_ready(work: Path, codec_steps: int, codec_checkpoint: Path | None = No
     if codec["step"] < codec_steps or not set(table["piece"]) <= set(cached):
         return None
     return table
-
-
-# The finishing stage: the base model trained on for a short schedule on a pool of its pieces, with
-# texture clouds (corpus.texture_cloud) on half of the crops. Measured in the study (CPU, 600 steps,
-# 20 minutes on 2 cores): against the same schedule without clouds, assimilation -0.64 instead of
-# +0.47 and the noise window 3.17 nats per code instead of 4.39, copying and held-out NLL kept.
-FINISH = dict(lm_steps=600, lm_batch=8, lm_lr=1e-3, checkpoint_every=100, cloud_pieces=120, cloud_share=0.5)
-FINISH_POOL = 300  # pieces, spread over the training table (pool_mask)
 
 
 def finish_recipe(base: Recipe) -> Recipe:

@@ -10,6 +10,7 @@ import json
 from pathlib import Path
 from typing import Iterable, Mapping, Sequence
 
+import numpy as np
 import pandas as pd
 
 from .. import stats
@@ -124,7 +125,7 @@ def region_table(results: pd.DataFrame, smooth_frames: int = 5, persist_frames: 
                                 int(curve["length_frames"].iloc[0]))
         found = (regions.detect_regions(delta, onset, length, smooth_frames, persist_frames) if rule == "ours"
                  else regions.detect_regions_authors(delta, onset, length, persist_frames=persist_frames))
-        for row in regions.region_stats(delta, found):
+        for row in regions.region_stats(delta, found, empty=np.nan if rule == "ours" else 0.0):
             rows.append({**dict(zip(keys, key)), **row, "rule": rule})
     return pd.DataFrame(rows)
 
@@ -202,7 +203,7 @@ def symbolic_summary(results: pd.DataFrame) -> pd.DataFrame:
 
 
 def onset_peak(results: pd.DataFrame, frames: int = 5) -> pd.DataFrame:
-    """Per curve: mean delta over the ``frames`` frames from the onset (the paper's Peak response)."""
+    """Per curve: the fixed-window Peak (:func:`lossprofile.analysis.regions.onset_peak`) of every curve of a table."""
     window = results[(results["frame"] >= results["onset_frame"]) &
                      (results["frame"] < results["onset_frame"] + frames)]
     keys = [k for k in ("dataset", "piece", "perturbation", "length_frames", "color", "segment_frames")

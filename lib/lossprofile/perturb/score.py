@@ -150,7 +150,7 @@ class ScorePerturbation:
     ``onset_frame``/``length_frames`` give the window, in frames from the excerpt's start
     (``length_frames=None``: to the end of the piece). ``semitones`` and ``in_key`` apply to
     ``shift_pitches`` (the authors' rule by default; ``in_key=False`` gives wrong notes).
-    Hashable and tabular like :class:`lossprofile.perturb.Perturbation`.
+    Hashable and tabular like :class:`lossprofile.perturb.waveform.Perturbation`.
     """
 
     kind: str = "shift_pitches"
