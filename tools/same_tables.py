@@ -36,7 +36,8 @@ def run(out: Path, only: list[str] | None = None) -> None:
         for attempt in (1, 2):  # papermill once in a while waits forever after the explorer's widgets draw
             try:
                 papermill.execute_notebook(str(nb), str(out / f"{nb.stem}.ipynb"), kernel_name="python3",
-                                           progress_bar=False, execution_timeout=300,
+                                           progress_bar=False,
+                                           execution_timeout=120 if nb.stem == "05_explorer" else None,
                                            parameters=dict(results_dir=str(out / "results"),
                                                            figures_dir=str(out / "figures")),
                                            cwd=str(REPO / "notebooks"))

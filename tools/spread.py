@@ -1,6 +1,6 @@
 """How much do the notebooks' numbers move across CPU kernels and thread counts?
 
-    python -m lossprofile.spread [--notebooks 01_noise_injection 03_regions] [--out results/spread]
+    python tools/spread.py [--notebooks 01_noise_injection 03_regions] [--out results/spread]
 
 Runs the notebooks headlessly (their own small defaults) once per setting, each in its own
 process and results folder: torch's portable kernels (``ATEN_CPU_CAPABILITY=default``), AVX2
@@ -66,7 +66,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--notebooks", nargs="+", default=list(NOTEBOOKS))
     p.add_argument("--out", type=Path, default=Path("results/spread"))
     args = p.parse_args(argv)
-    repo = Path(__file__).resolve().parents[2]
+    repo = Path(__file__).resolve().parents[1]
     folders = [run_setting(cap, threads, args.notebooks, args.out, repo) for cap, threads in SETTINGS]
     table = compare(folders)
     table.to_csv(args.out / "spread.csv", index=False)

@@ -15,19 +15,20 @@
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from pathlib import Path
 
 import pandas as pd
 
 from . import load_model
-from .analysis.profile import FEATURES, profile_scores
+from .analysis.profile import FEATURES, load_weights, profile_scores
 from .data import datasets
-from .data.datasets import KINDS, load_excerpt
-from .io import write_csv_atomic, write_parquet_atomic
+from .data.datasets import KINDS, Piece, load_excerpt
+from .io import file_digest, write_csv_atomic, write_parquet_atomic
 from .perturb import PAPER_LENGTHS, noise_sweep, preset
 from .perturb import describe as describe_presets
-from .runner import run_experiment
+from .runner import for_each_piece, keyed_part, run_experiment
 
 def build_data(model: str = "tiny", device: str | None = None) -> None:
     """Render the training and OOD sets and sample the generated set (skips what is current)."""
@@ -48,22 +49,24 @@ def score(args: argparse.Namespace) -> None:
 
 def profile(args: argparse.Namespace) -> None:
     """Profile features and profile_score for every piece of a folder → ``OUT/profile_scores.parquet`` and ``.csv``."""
-    import warnings
-
     lm = load_model(args.model, device=args.device, dtype=None if args.dtype == "auto" else args.dtype)
-    rows, errors = [], []
-    for piece in datasets.list_pieces(args.data)[: args.limit]:
-        try:
-            wav = load_excerpt(piece, lm.sample_rate, args.seconds)
-            rows.append(profile_scores(lm, [wav], lm.sample_rate, args.seconds, seed=args.seed, names=[piece.name],
-                                       precision=args.precision))
-        except ValueError as err:  # AudioError is a ValueError: name the file, go on with the rest
-            warnings.warn(f"skipped {piece.path}: {err}")
-            errors.append(dict(piece=piece.name, path=str(piece.path), error=str(err)))
+    weights = load_weights()
+    params = dict(command="profile", model=lm.name, weights=lm.fingerprint, seconds=args.seconds, seed=args.seed,
+                  precision=args.precision, profile_weights=json.dumps(weights, sort_keys=True))
     out = Path(args.out)
-    write_csv_atomic(pd.DataFrame(errors, columns=["piece", "path", "error"]), out / "errors.csv")
-    if rows:
-        table = pd.concat(rows, ignore_index=True).assign(model=lm.name, seed=args.seed, excerpt_seconds=args.seconds)
+
+    def score(piece: Piece) -> pd.DataFrame:
+        wav = load_excerpt(piece, lm.sample_rate, args.seconds)
+        return profile_scores(lm, [wav], lm.sample_rate, args.seconds, seed=args.seed, names=[piece.name],
+                              precision=args.precision, weights=weights)
+
+    parts, errors = for_each_piece(datasets.list_pieces(args.data)[: args.limit],
+                                   lambda piece: keyed_part(out, piece, {**params, "audio": file_digest(piece.path)}),
+                                   score, f"{lm.name} profile")
+    write_csv_atomic(pd.DataFrame(errors, columns=["dataset", "piece", "path", "error"]), out / "errors.csv")
+    if parts:
+        table = pd.concat([pd.read_parquet(p) for p in parts], ignore_index=True).assign(
+            model=lm.name, seed=args.seed, excerpt_seconds=args.seconds)
         write_parquet_atomic(table, out / "profile_scores.parquet")
         write_csv_atomic(table, out / "profile_scores.csv")
         print(f"{len(table)} pieces scored ({len(errors)} skipped) -> {out / 'profile_scores.parquet'}")

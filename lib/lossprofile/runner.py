@@ -14,11 +14,10 @@ import dataclasses
 import hashlib
 import json
 import os
-import re
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
+from typing import Callable, Sequence
 
 import numpy as np
 import pandas as pd
@@ -26,7 +25,7 @@ from tqdm.auto import tqdm
 
 from . import audio
 from .data.datasets import Piece, load_excerpt
-from .io import derived_seed, exists, file_digest, join, write_csv_atomic, write_parquet_atomic
+from .io import derived_seed, exists, file_digest, join, slug, write_csv_atomic, write_parquet_atomic
 from .models.base import TokenLM
 from .perturb.score import ScorePerturbation
 from .perturb.waveform import Perturbation, window_samples
@@ -130,6 +129,13 @@ class ScoringOptions:
     precision: str = "auto"
 
 
+def keyed_part(out_dir: str | os.PathLike, piece: Piece, params: dict) -> str | Path:
+    """``out_dir/parts/<dataset>-<piece>-<key>.parquet``, the key a hash of ``params`` and the piece's name."""
+    key = hashlib.sha256(json.dumps({**params, "dataset": piece.dataset, "piece": piece.name}, sort_keys=True,
+                                    default=str).encode()).hexdigest()[:12]
+    return join(out_dir, "parts", f"{slug(f'{piece.dataset}-{piece.name}')[:80]}-{key}.parquet")
+
+
 def part_path(lm: TokenLM, piece: Piece, perturbations: Sequence, options: ScoringOptions,
               out_dir: str | os.PathLike) -> str | Path:
     """Where a piece's finished part lives: keyed by the weights, every parameter and the audio file's content."""
@@ -138,32 +144,57 @@ def part_path(lm: TokenLM, piece: Piece, perturbations: Sequence, options: Scori
                   perturbations=[p.key for p in perturbations])
     prompt = piece.description if options.prompt_from_description else options.prompt
     # the file's content is part of the key: a re-rendered or re-sampled piece is scored again
-    key = hashlib.sha256(json.dumps({**params, "dataset": piece.dataset, "piece": piece.name, "prompt": prompt,
-                                     "audio": file_digest(piece.path)}, sort_keys=True).encode()).hexdigest()[:12]
-    slug = re.sub(r"[^A-Za-z0-9._-]+", "_", f"{piece.dataset}-{piece.name}")[:80]
-    return join(out_dir, "parts", f"{slug}-{key}.parquet")
+    return keyed_part(out_dir, piece, {**params, "prompt": prompt, "audio": file_digest(piece.path)})
+
+
+def piece_part(piece: Piece, path: str | Path, compute: Callable[[Piece], pd.DataFrame]
+               ) -> tuple[str | Path | None, dict | None]:
+    """The piece's finished part at ``path`` (reused if there), or ``compute(piece)`` written there atomically
+    → (path, None); a piece that cannot be used → (None, error row naming its file and the reason)."""
+    if exists(path):
+        return path, None
+    try:
+        table = compute(piece)
+    except (audio.AudioError, ValueError) as err:  # AudioError is a ValueError; anything else is a bug: raise
+        warnings.warn(f"skipped {piece.path}: {err}")
+        return None, dict(dataset=piece.dataset, piece=piece.name, path=str(piece.path), error=str(err))
+    write_parquet_atomic(table, path)
+    return path, None
+
+
+def for_each_piece(pieces: Sequence[Piece], path_of: Callable[[Piece], str | Path],
+                   compute: Callable[[Piece], pd.DataFrame], desc: str, progress: bool = True
+                   ) -> tuple[list[str | Path], list[dict]]:
+    """The package's one per-piece resumable loop (:func:`run_experiment`, the profile score's validation,
+    ``lossprofile profile``): finished parts are reused, each new one is written atomically (an interrupted run
+    loses at most the piece in progress), bad pieces are reported and the rest goes on → (parts, error rows)."""
+    parts, errors = [], []
+    for piece in tqdm(pieces, desc=desc, unit="piece", disable=not progress):
+        path, error = piece_part(piece, path_of(piece), compute)
+        parts += [path] if path else []
+        errors += [error] if error else []
+    return parts, errors
+
+
+def scorer(lm: TokenLM, perturbations: Sequence, options: ScoringOptions) -> Callable[[Piece], pd.DataFrame]:
+    """``piece → piece_table(...)`` with these options: what a part of :func:`run_experiment` holds."""
+    def score(piece: Piece) -> pd.DataFrame:
+        prompt = piece.description if options.prompt_from_description else options.prompt
+        return piece_table(lm, piece, perturbations, method=options.method, excerpt_seconds=options.excerpt_seconds,
+                           seed=options.seed, prompt=prompt, batch_size=options.batch_size,
+                           prefix_reuse=options.prefix_reuse, precision=options.precision)
+    return score
 
 
 def score_piece(lm: TokenLM, piece: Piece, perturbations: Sequence, options: ScoringOptions,
                 out_dir: str | os.PathLike) -> tuple[str | Path | None, dict | None]:
     """Score one piece into its part (reused if finished) → (part path, None), or (None, error row) for a bad piece.
 
-    The unit of work of :func:`run_experiment` and of distributed sweeps: the part is written
-    atomically, so a killed worker loses at most the piece it was scoring.
+    The unit of work of distributed sweeps: the part is written atomically, so a killed worker loses at
+    most the piece it was scoring.
     """
-    path = part_path(lm, piece, perturbations, options, out_dir)
-    if exists(path):
-        return path, None
-    try:
-        table = piece_table(lm, piece, perturbations, method=options.method, excerpt_seconds=options.excerpt_seconds,
-                            seed=options.seed, prompt=piece.description if options.prompt_from_description
-                            else options.prompt, batch_size=options.batch_size, prefix_reuse=options.prefix_reuse,
-                            precision=options.precision)
-    except (audio.AudioError, ValueError) as err:
-        warnings.warn(f"skipped {piece.path}: {err}")
-        return None, dict(dataset=piece.dataset, piece=piece.name, path=str(piece.path), error=str(err))
-    write_parquet_atomic(table, path)
-    return path, None
+    return piece_part(piece, part_path(lm, piece, perturbations, options, out_dir),
+                      scorer(lm, perturbations, options))
 
 
 def collect(parts: Sequence[Path], errors: Sequence[dict], out_dir: str | os.PathLike) -> pd.DataFrame:
@@ -192,11 +223,8 @@ def run_experiment(lm: TokenLM, pieces: Sequence[Piece], perturbations: Sequence
         raise ValueError("no perturbations given")
     options = ScoringOptions(method, excerpt_seconds, seed, prompt, prompt_from_description, batch_size,
                              prefix_reuse, precision)
-    parts, errors = [], []
-    for piece in tqdm(pieces, desc=f"{lm.name} {method}", unit="piece", disable=not progress):
-        path, error = score_piece(lm, piece, perturbations, options, out_dir)
-        parts += [path] if path else []
-        errors += [error] if error else []
+    parts, errors = for_each_piece(pieces, lambda piece: part_path(lm, piece, perturbations, options, out_dir),
+                                   scorer(lm, perturbations, options), f"{lm.name} {method}", progress)
     return collect(parts, errors, out_dir)
 
 

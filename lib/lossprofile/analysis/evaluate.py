@@ -20,7 +20,6 @@ and ``shuffle`` families only; every number reported comes from the other half o
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import re
 from dataclasses import dataclass
@@ -29,14 +28,14 @@ from typing import Sequence
 
 import numpy as np
 import pandas as pd
-from tqdm.auto import tqdm
 
 from .. import audio
 from ..data.datasets import Piece, load_excerpt
-from ..io import derived_seed, slug, write_csv_atomic, write_parquet_atomic
+from ..io import derived_seed, write_csv_atomic
 from ..perturb import score as symbolic
 from ..perturb.waveform import Perturbation
 from ..stats import auroc_ci, paired_auroc
+from ..runner import for_each_piece, keyed_part
 from .profile import FEATURES, ProbeDesign, combine, profile_scores
 
 FIT_FAMILIES = ("noise_segments", "shuffle")
@@ -139,27 +138,15 @@ def score_pieces(lm, pieces: Sequence[Piece], out_dir: str | os.PathLike, excerp
 
     Bad pieces are listed in ``out_dir/errors.csv`` and skipped; the rest completes.
     """
-    out = Path(out_dir)
     params = dict(model=lm.name, weights=lm.fingerprint, excerpt_seconds=excerpt_seconds, design=repr(design),
                   audio=audio_families, symbolic=symbolic_families, seed=seed)
-    tables, errors = [], []
-    for piece in tqdm(pieces, desc="quality gradients", unit="piece", disable=not progress):
-        key = hashlib.sha256(json.dumps({**params, "piece": piece.name, "dataset": piece.dataset,
-                                         "path": str(piece.path)}, sort_keys=True, default=str).encode()
-                             ).hexdigest()[:12]
-        part = out / "parts" / f"{slug(piece.dataset + '-' + piece.name)[:80]}-{key}.parquet"
-        if part.exists():
-            tables.append(pd.read_parquet(part))
-            continue
-        try:
-            versions = piece_versions(piece, lm.sample_rate, lm.frame_rate, excerpt_seconds, audio_families,
-                                      symbolic_families, seed)
-            names = [f"{piece.name}|{v.family}|{v.strength}" for v, _ in versions]
-            table = profile_scores(lm, [w for _, w in versions], lm.sample_rate, excerpt_seconds, design, seed,
-                                   weights={}, names=names)
-        except (audio.AudioError, ValueError) as err:
-            errors.append(dict(dataset=piece.dataset, piece=piece.name, path=str(piece.path), error=str(err)))
-            continue
+
+    def versions_table(piece: Piece) -> pd.DataFrame:
+        versions = piece_versions(piece, lm.sample_rate, lm.frame_rate, excerpt_seconds, audio_families,
+                                  symbolic_families, seed)
+        names = [f"{piece.name}|{v.family}|{v.strength}" for v, _ in versions]
+        table = profile_scores(lm, [w for _, w in versions], lm.sample_rate, excerpt_seconds, design, seed,
+                               weights={}, names=names)
         table = table.drop(columns=["piece", "profile_score"])
         table.insert(0, "strength", [v.strength for v, _ in versions])
         table.insert(0, "family", [v.family for v, _ in versions])
@@ -167,10 +154,12 @@ def score_pieces(lm, pieces: Sequence[Piece], out_dir: str | os.PathLike, excerp
         table.insert(0, "piece", piece.name)
         table.insert(0, "dataset", piece.dataset)
         table.insert(0, "model", lm.name)
-        write_parquet_atomic(table, part)
-        tables.append(table)
-    write_csv_atomic(pd.DataFrame(errors, columns=["dataset", "piece", "path", "error"]), out / "errors.csv")
-    return pd.concat(tables, ignore_index=True) if tables else pd.DataFrame()
+        return table
+
+    parts, errors = for_each_piece(pieces, lambda piece: keyed_part(out_dir, piece, {**params, "path": str(piece.path)}),
+                                   versions_table, "quality gradients", progress)
+    write_csv_atomic(pd.DataFrame(errors, columns=["dataset", "piece", "path", "error"]), Path(out_dir) / "errors.csv")
+    return pd.concat([pd.read_parquet(p) for p in parts], ignore_index=True) if parts else pd.DataFrame()
 
 
 # ---- fitting on one split, reporting on the other -------------------------------------------

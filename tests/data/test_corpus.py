@@ -14,7 +14,7 @@ from lossprofile import audio
 from lossprofile.data import corpus
 from lossprofile.embedded.training import Recipe, train_model
 
-from .conftest import SMALL
+from ..conftest import SMALL
 
 SR = corpus.SAMPLE_RATE
 

@@ -20,7 +20,7 @@ from lossprofile.models.musicgen import delay
 from lossprofile.models.musicgen.architecture import DECODER_SIZES, build_model, musicgen_config
 from lossprofile.models.musicgen import MusicLM
 
-from .conftest import SMALL
+from ..conftest import SMALL
 
 
 def transformers_labels(lm: MusicLM, codes: torch.Tensor) -> torch.Tensor:

@@ -10,7 +10,7 @@ from lossprofile import load_model
 from lossprofile.models.musicgen.architecture import build_model, musicgen_config
 from lossprofile.embedded.training import build_tokenizer, encode_cached, train_codec, train_lm
 
-from .conftest import SMALL
+from ..conftest import SMALL
 
 
 def tones(n: int = 3, seconds: float = 2.0, sr: int = 32000) -> list[np.ndarray]:
