@@ -9,7 +9,7 @@ DTYPE  ?= auto
 export HF_HUB_DISABLE_TELEMETRY := 1
 export PYTHONHASHSEED := 0
 
-.PHONY: install data figures test notebook-outputs bench tiny-model model-card study clean-results
+.PHONY: install data figures test notebook-outputs bench tiny-model model-card study clean-results gpu-check
 
 $(VENV)/.installed: requirements.txt pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -54,3 +54,11 @@ model-card: install
 
 study: install
 	HF_HUB_OFFLINE=1 $(BIN)/lossprofile study
+
+# On a machine with a GPU: the pipeline's numbers for MusicGen small/medium/large (random weights), the
+# smoke sweep and the profile score's cost, in a few minutes, to results/gpu-check.md. Runs with that
+# machine's own python3 and CUDA torch (GPU_PYTHON), the library from lib/ (nothing to install but
+# soundfile, see the README).
+GPU_PYTHON ?= python3
+gpu-check:
+	PYTHONPATH=lib:$$PYTHONPATH HF_HUB_OFFLINE=1 $(GPU_PYTHON) -m lossprofile.cli gpu-check --out results/gpu-check.md

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import re
 
 from lossprofile import bench
 
 
 def test_published_and_engine_paths_agree_and_the_report_ends_with_the_speed_up(capsys):
-    bench.main(["--model", "tiny", "--device", "cpu", "--pieces", "2", "--seconds", "10"])
+    bench.main(["--model", "tiny", "--device", "cpu", "--pieces", "2", "--seconds", "10", "--pieces-per-batch", "2"])
     out = capsys.readouterr().out.strip().splitlines()
     assert re.fullmatch(r"speed-up: \d+\.\d×", out[-1])
     text = "\n".join(out)
@@ -17,3 +18,23 @@ def test_published_and_engine_paths_agree_and_the_report_ends_with_the_speed_up(
     diff = float(re.search(r"where codes agree: ([0-9.e+-]+) nats", text).group(1))
     assert diff < 1e-4
     assert any(line.startswith("(a) published per-file") for line in out)
+    # the pipeline (2 pieces per decoder batch) scores the same codes as the engine piece by piece
+    n_differ, n_total, diff = re.search(r"\(b\) vs \(c\): (\d+) of (\d+); largest per-frame delta difference: "
+                                        r"([0-9.e+-]+) nats", text).groups()
+    assert (int(n_differ), int(n_total)) == (0, 12) and float(diff) < 1e-4
+    assert any(line.startswith("(c) pipeline") for line in out)
+
+
+def test_the_gpu_check_runs_end_to_end_and_writes_its_table(tmp_path):
+    # on the CPU with the embedded model: the same code path `make gpu-check` takes on a GPU
+    from lossprofile import gpucheck
+
+    out = tmp_path / "gpu-check.md"
+    gpucheck.main(["--device", "cpu", "--archs", "tiny", "--pieces", "2", "--pieces-per-batch", "2", "--out", str(out)])
+    text = out.read_text()
+    assert text.startswith("# GPU check") and "| tiny |" in text
+    numbers = json.loads(out.with_suffix(".json").read_text())
+    (row,) = numbers["bench"]
+    assert row["codes_differ_bc"] == 0 and row["max_diff_bc"] < 1e-4 and row["pipeline_fps"] > 0
+    assert numbers["sweep"]["same_non_float_columns"] and numbers["sweep"]["max_table_difference"] < 1e-4
+    assert numbers["profile"]["max_score_difference"] < 1e-3

@@ -21,7 +21,7 @@ LAYERS = [
     {"scoring"},
     {"runner"},
     {"analysis", "sweep", "bench"},
-    {"cli"},
+    {"cli", "gpucheck"},
     {"paper", "embedded"},
 ]
 

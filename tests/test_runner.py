@@ -125,6 +125,38 @@ def test_bad_pieces_are_reported_and_skipped_while_the_rest_completes(small_lm, 
     assert "not found" in errors.loc["missing", "error"]
 
 
+def test_the_pipeline_across_pieces_gives_the_per_piece_table_and_isolates_bad_pieces(small_lm, tmp_path,
+                                                                                      monkeypatch):
+    groups, real = [], type(small_lm).shared_prefix_statistics
+
+    def spy(lm, codes, steps, prompt=None, group_sizes=None):
+        groups.append(group_sizes)
+        return real(lm, codes, steps, prompt, group_sizes)
+
+    monkeypatch.setattr(type(small_lm), "shared_prefix_statistics", spy)
+    pieces = [write_piece(tmp_path, f"p{i}", tone(3.0, i)) for i in range(5)]
+    short = write_piece(tmp_path, "short", tone(1.0, 9))
+    pieces.insert(2, short)
+    perts = noise_sweep((5, 20, 40), onset_frame=60)
+    with pytest.warns(UserWarning, match="short.wav"):
+        alone = run_experiment(small_lm, pieces, perts, tmp_path / "alone", excerpt_seconds=2.5, progress=False)
+    with pytest.warns(UserWarning, match="short.wav"):
+        batched = run_experiment(small_lm, pieces, perts, tmp_path / "batched", excerpt_seconds=2.5, progress=False,
+                                 pieces_per_batch=4, batch_size=64)
+    assert list(batched["piece"].unique()) == ["p0", "p1", "p2", "p3", "p4"] == list(alone["piece"].unique())
+    numbers = [c for c in alone.columns if alone[c].dtype.kind == "f"]
+    pd.testing.assert_frame_equal(alone.drop(columns=numbers), batched.drop(columns=numbers))
+    # the same codes, scored in batches of another shape: equal up to float rounding
+    assert np.abs(alone[numbers].to_numpy() - batched[numbers].to_numpy())[np.isfinite(alone[numbers])].max() < 1e-4
+    assert any(g is not None and len(g) > 1 for g in groups)  # several pieces did share a decoder batch
+    errors = pd.read_csv(tmp_path / "batched" / "errors.csv")
+    assert list(errors["piece"]) == ["short"] and "too short" in errors["error"][0]
+    # a re-run reuses every part
+    again = run_experiment(small_lm, pieces, perts, tmp_path / "batched", excerpt_seconds=2.5, progress=False,
+                           pieces_per_batch=4)
+    pd.testing.assert_frame_equal(again, batched)
+
+
 def test_window_beyond_the_excerpt_names_the_file(small_lm, tmp_path):
     piece = write_piece(tmp_path, "p", tone(3.0, 1))
     with pytest.warns(UserWarning, match="p.wav"):

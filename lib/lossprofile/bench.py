@@ -4,10 +4,14 @@
 
 (a) published: one file at a time, fp32, batch 1, every perturbed waveform written to disk
     and read back, the clean excerpt re-scored for every perturbation;
-(b) engine: :func:`lossprofile.scoring.score_variants` (in memory, batched, shared prefix,
-    bf16 matmuls on GPU).
-Both score the same pieces × noise lengths with the exact likelihood. Prints frames per
-second for each, the largest per-frame difference between them, and last ``speed-up: N.N×``.
+(b) engine: :func:`lossprofile.scoring.score_variants` piece by piece (in memory, batched, shared
+    prefix, bf16 matmuls on GPU);
+(c) pipeline: :func:`lossprofile.scoring.score_many`, the decoder batched across ``--pieces-per-batch``
+    pieces, each keeping its own shared prefix.
+All score the same pieces × noise lengths with the exact likelihood ((a) only the first
+``--published-pieces``: its rate is what is compared). Prints frames per second for each, the largest
+per-frame difference between them, the decoder's share of the bf16 peak on a GPU, and last
+``speed-up: N.N×`` of the pipeline over the published path.
 """
 
 from __future__ import annotations
@@ -23,7 +27,7 @@ import torch
 from . import audio
 from .models import TokenLM, load_model
 from .perturb import noise_sweep
-from .scoring import frame_mean, score_variants
+from .scoring import frame_mean, score_many
 
 BF16_PEAK_TFLOPS = {"H100": 989.0, "H200": 989.0, "A100": 312.0}  # dense, SXM
 
@@ -79,21 +83,22 @@ def published(lm: TokenLM, pieces, perturbations, workdir: Path) -> tuple[float,
     return time.perf_counter() - start, curves, codes_out
 
 
-def engine(lm: TokenLM, pieces, perturbations, precision: str
+def engine(lm: TokenLM, pieces, perturbations, precision: str, pieces_per_batch: int = 1
            ) -> tuple[float, list[np.ndarray], list[torch.Tensor], list[int]]:
-    """The batched engine; returns seconds, per-frame delta curves, each variant's codes and each
-    piece's shared decoder steps."""
+    """The engine, ``pieces_per_batch`` pieces per decoder batch (1: :func:`score_variants` per piece); returns
+    seconds, per-frame delta curves, each variant's codes and each piece's shared decoder steps."""
     sync(lm)
     start = time.perf_counter()
     curves, codes, shared = [], [], []
-    for clean in pieces:
+    for lo in range(0, len(pieces), pieces_per_batch):
         # the published path's files quantize to 16 bits; do the same in memory so both score the same audio
-        variants = [pcm16_round_trip(p.apply(clean, lm.sample_rate, lm.frame_rate), lm.sample_rate)
-                    for p in perturbations]
-        s = score_variants(lm, pcm16_round_trip(clean, lm.sample_rate), variants, precision=precision)
-        curves += list((frame_mean(s.variants) - frame_mean(s.clean)).numpy())
-        codes += list(s.codes_variants)
-        shared.append(s.shared_steps)
+        batch = [(pcm16_round_trip(clean, lm.sample_rate),
+                  [pcm16_round_trip(p.apply(clean, lm.sample_rate, lm.frame_rate), lm.sample_rate)
+                   for p in perturbations]) for clean in pieces[lo : lo + pieces_per_batch]]
+        for s in score_many(lm, batch, precision=precision):
+            curves += list((frame_mean(s.variants) - frame_mean(s.clean)).numpy())
+            codes += list(s.codes_variants)
+            shared.append(s.shared_steps)
     sync(lm)
     return time.perf_counter() - start, curves, codes, shared
 
@@ -118,44 +123,70 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--pieces", type=int, default=20)
     p.add_argument("--seconds", type=float, default=15.0)
     p.add_argument("--precision", default="auto")
+    p.add_argument("--pieces-per-batch", type=int, default=None, help="(c)'s pieces per decoder batch "
+                   "(default 16 on a GPU, 4 on CPU)")
+    p.add_argument("--published-pieces", type=int, default=4, help="pieces the slow published path (a) scores")
     args = p.parse_args(argv)
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
-    if args.arch:
-        from .models.musicgen import MusicLM  # random weights of a real size: MusicGen only
-        from .models.musicgen.architecture import build_model, real_architecture
-
-        cfg = real_architecture(args.arch, codec_filters=64, codec_hidden=128)
-        lm = MusicLM(build_model(cfg).to(device), name=f"random musicgen-{args.arch}", device=torch.device(device))
-    else:
-        lm = load_model(args.model, device=device)
-    pieces = synthetic_pieces(args.pieces, args.seconds, lm.sample_rate)
-    perts = noise_sweep()
-    frames = args.pieces * len(perts) * int(args.seconds * lm.frame_rate)
+    lm = random_musicgen(args.arch, device) if args.arch else load_model(args.model, device=device)
+    batch = args.pieces_per_batch or (16 if device == "cuda" else 4)
     print(f"model {lm.name} on {device}"
           + (f" ({torch.cuda.get_device_name()})" if device == "cuda" else f" ({torch.get_num_threads()} threads)"))
-    print(f"workload: {args.pieces} pieces x {len(perts)} noise lengths x {args.seconds:g} s = {frames} frames")
-    engine(lm, pieces[:1], perts[:2], args.precision)  # warm-up (allocations, kernels)
-    with tempfile.TemporaryDirectory() as tmp:
-        t_pub, c_pub, codes_pub = published(lm, pieces, perts, Path(tmp))
-    t_eng, c_eng, codes_eng, shared = engine(lm, pieces, perts, args.precision)
-    n_differ, diff = agreement(c_pub, codes_pub, c_eng, codes_eng)
-    print(f"{'':22s}{'seconds':>10s}{'frames/s':>12s}")
-    print(f"{'(a) published per-file':22s}{t_pub:10.2f}{frames / t_pub:12.1f}")
-    print(f"{'(b) engine':22s}{t_eng:10.2f}{frames / t_eng:12.1f}")
-    print(f"variants whose codes differ (a) vs (b) at a VQ near-tie: {n_differ} of {len(codes_pub)}")
-    print(f"largest per-frame delta difference (a) vs (b) where codes agree: {diff:.2e} nats")
-    if device == "cuda" and lm.forward_flops_per_step(1) is not None:
-        steps = int(args.seconds * lm.frame_rate) + lm.num_codebooks - 1
-        # only the decoder steps actually executed: the shared prefix once, the rest per sequence
-        executed = sum(sh + (steps - sh) * (len(perts) + 1) for sh in shared)
-        flops = lm.forward_flops_per_step(steps) * executed
-        name = torch.cuda.get_device_name()
-        peak = next((v for k, v in BF16_PEAK_TFLOPS.items() if k in name), None)
-        achieved = flops / t_eng / 1e12
-        print(f"engine decoder throughput: {achieved:.1f} TFLOP/s"
-              + (f" = {100 * achieved / peak:.1f}% of {name}'s bf16 peak ({peak:.0f})" if peak else ""))
-    print(f"speed-up: {t_pub / t_eng:.1f}×")
+    r = measure(lm, args.pieces, args.seconds, args.precision, batch, args.published_pieces)
+    print(f"workload: {args.pieces} pieces x {r['noise_lengths']} noise lengths x {args.seconds:g} s = {r['frames']} "
+          f"frames ((a) on the first {r['published_pieces']} pieces; (c) {batch} pieces per decoder batch)")
+    print(f"{'':24s}{'seconds':>10s}{'frames/s':>12s}{'vs (a)':>8s}")
+    for label, key in (("(a) published per-file", "published"), ("(b) engine, per piece", "engine"),
+                       ("(c) pipeline", "pipeline")):
+        print(f"{label:24s}{r[key + '_seconds']:10.2f}{r[key + '_fps']:12.1f}{r[key + '_fps'] / r['published_fps']:7.1f}×")
+    print(f"variants whose codes differ (a) vs (b) at a VQ near-tie: {r['codes_differ_ab']} of {r['published_variants']}")
+    print(f"largest per-frame delta difference (a) vs (b) where codes agree: {r['max_diff_ab']:.2e} nats")
+    print(f"variants whose codes differ (b) vs (c): {r['codes_differ_bc']} of {r['variants']}; largest per-frame delta "
+          f"difference: {r['max_diff_bc']:.2e} nats")
+    if "engine_tflops" in r:
+        print(f"decoder throughput: (b) {r['engine_tflops']:.1f} TFLOP/s, (c) {r['pipeline_tflops']:.1f} TFLOP/s"
+              + (f" = {r['pipeline_peak_share']:.1%} of {r['gpu']}'s bf16 peak" if "pipeline_peak_share" in r else ""))
+    print(f"speed-up: {r['pipeline_fps'] / r['published_fps']:.1f}×")
 
+
+def measure(lm: TokenLM, n_pieces: int, seconds: float, precision: str, pieces_per_batch: int,
+            published_pieces: int) -> dict:
+    """(a), (b) and (c) on ``n_pieces`` synthetic pieces × the paper's noise lengths → a dict of numbers."""
+    pieces = synthetic_pieces(n_pieces, seconds, lm.sample_rate)
+    perts = noise_sweep()
+    per_piece = len(perts) * int(seconds * lm.frame_rate)
+    frames, n_pub = n_pieces * per_piece, min(n_pieces, published_pieces)
+    engine(lm, pieces[:2], perts[:2], precision, 2)  # warm-up (allocations, kernels)
+    with tempfile.TemporaryDirectory() as tmp:
+        t_pub, c_pub, codes_pub = published(lm, pieces[:n_pub], perts, Path(tmp))
+    t_eng, c_eng, codes_eng, shared = engine(lm, pieces, perts, precision)
+    t_pipe, c_pipe, codes_pipe, _ = engine(lm, pieces, perts, precision, pieces_per_batch)
+    n_differ, diff = agreement(c_pub, codes_pub, c_eng[: len(c_pub)], codes_eng[: len(c_pub)])
+    n_differ_bc, diff_bc = agreement(c_eng, codes_eng, c_pipe, codes_pipe)
+    r = dict(model=lm.name, pieces=n_pieces, noise_lengths=len(perts), frames=frames, published_pieces=n_pub,
+             pieces_per_batch=pieces_per_batch, published_seconds=t_pub, published_fps=n_pub * per_piece / t_pub,
+             engine_seconds=t_eng, engine_fps=frames / t_eng, pipeline_seconds=t_pipe, pipeline_fps=frames / t_pipe,
+             codes_differ_ab=n_differ, published_variants=len(codes_pub), max_diff_ab=diff,
+             codes_differ_bc=n_differ_bc, variants=len(codes_eng), max_diff_bc=diff_bc)
+    if lm.device.type == "cuda" and lm.forward_flops_per_step(1) is not None:
+        steps = int(seconds * lm.frame_rate) + lm.num_codebooks - 1
+        # only the decoder steps actually executed: each shared prefix once, the rest per sequence
+        flops = lm.forward_flops_per_step(steps) * sum(sh + (steps - sh) * (len(perts) + 1) for sh in shared)
+        r.update(engine_tflops=flops / t_eng / 1e12, pipeline_tflops=flops / t_pipe / 1e12,
+                 gpu=torch.cuda.get_device_name())
+        peak = next((v for k, v in BF16_PEAK_TFLOPS.items() if k in r["gpu"]), None)
+        if peak:
+            r.update(engine_peak_share=r["engine_tflops"] / peak, pipeline_peak_share=r["pipeline_tflops"] / peak)
+    return r
+
+
+def random_musicgen(arch: str, device: str) -> TokenLM:
+    """A random-weight MusicGen of a real size (``small``, ``medium``, ``large``): speed only."""
+    from .models.musicgen import MusicLM  # random weights of a real size: MusicGen only
+    from .models.musicgen.architecture import build_model, real_architecture
+
+    cfg = real_architecture(arch, codec_filters=64, codec_hidden=128)
+    return MusicLM(build_model(cfg).to(device), name=f"random musicgen-{arch}", device=torch.device(device))
 
 if __name__ == "__main__":
     main()

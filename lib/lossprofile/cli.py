@@ -85,7 +85,8 @@ def profile(args: argparse.Namespace) -> None:
 FORWARDED = {"bench": ("lossprofile.bench", "published per-file scoring against the engine, in one process"),
              "tiny-model": ("lossprofile.embedded.training", "train (or resume) the embedded model"),
              "model-card": ("lossprofile.embedded.card", "measure the embedded model and write its card"),
-             "study": ("lossprofile.embedded.study", "run (or resume) the embedded model's ablation study")}
+             "study": ("lossprofile.embedded.study", "run (or resume) the embedded model's ablation study"),
+             "gpu-check": ("lossprofile.gpucheck", "measure the GPU pipeline in minutes (make gpu-check)")}
 
 
 def main(argv: list[str] | None = None) -> None:

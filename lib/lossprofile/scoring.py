@@ -94,6 +94,25 @@ def stats_batched(lm: TokenLM, codes: torch.Tensor, method: str = "exact", promp
     return TokenStats(*(torch.cat(parts) for parts in zip(*out)))
 
 
+def encode_piece(lm: TokenLM, clean_wav: np.ndarray, variant_wavs: Sequence[np.ndarray], splice: bool = True
+                 ) -> torch.Tensor:
+    """Codes ``[1 + N, K, T]`` of a clean excerpt ``[S]`` and its variants: the family's fast variant encoding
+    with ``splice`` (MusicGen: EnCodec's convolutions re-run only around each change), else each whole."""
+    clean_wav = np.asarray(clean_wav, dtype=np.float32)
+    variant_wavs = [np.asarray(v, dtype=np.float32) for v in variant_wavs]
+    if splice:
+        return lm.encode_variants(clean_wav, variant_wavs)
+    return lm.encode_each(np.stack([clean_wav, *variant_wavs]))
+
+
+def scores_of(codes: torch.Tensor, stats: TokenStats, shared: int) -> Scores:
+    """Row 0 is the clean piece, the rest its variants."""
+    return Scores(clean=stats.nll[0], variants=stats.nll[1:], codes_clean=codes[0].cpu(),
+                  codes_variants=codes[1:].cpu(), shared_steps=shared, entropy_clean=stats.entropy[0],
+                  entropy_variants=stats.entropy[1:], rank_clean=stats.rank[0], rank_variants=stats.rank[1:],
+                  surprisal_var_clean=stats.surprisal_var[0], surprisal_var_variants=stats.surprisal_var[1:])
+
+
 def score_variants(lm: TokenLM, clean_wav: np.ndarray, variant_wavs: Sequence[np.ndarray],
                    method: str = "exact", prompt: str | None = None, batch_size: int | None = None,
                    prefix_reuse: bool = True, precision: str = "auto", splice: bool = True) -> Scores:
@@ -106,15 +125,68 @@ def score_variants(lm: TokenLM, clean_wav: np.ndarray, variant_wavs: Sequence[np
     (exact method only) the shared prefix is computed once; the result equals scoring
     each sequence alone up to float rounding.
     """
-    clean_wav = np.asarray(clean_wav, dtype=np.float32)
-    variant_wavs = [np.asarray(v, dtype=np.float32) for v in variant_wavs]
-    if splice:
-        codes = lm.encode_variants(clean_wav, variant_wavs)
-    else:
-        codes = lm.encode_each(np.stack([clean_wav, *variant_wavs]))
+    codes = encode_piece(lm, clean_wav, variant_wavs, splice)
     shared = lm.shared_steps(codes) if prefix_reuse and method == "exact" and len(codes) > 1 else 0
-    stats = stats_batched(lm, codes, method, prompt, batch_size, shared, precision)
-    return Scores(clean=stats.nll[0], variants=stats.nll[1:], codes_clean=codes[0].cpu(),
-                  codes_variants=codes[1:].cpu(), shared_steps=shared, entropy_clean=stats.entropy[0],
-                  entropy_variants=stats.entropy[1:], rank_clean=stats.rank[0], rank_variants=stats.rank[1:],
-                  surprisal_var_clean=stats.surprisal_var[0], surprisal_var_variants=stats.surprisal_var[1:])
+    return scores_of(codes, stats_batched(lm, codes, method, prompt, batch_size, shared, precision), shared)
+
+
+def pack(sizes: Sequence[int], limit: int) -> list[list[int]]:
+    """Consecutive runs of item indices whose sizes add up to at most ``limit`` (a larger item runs alone)."""
+    packs, current, total = [], [], 0
+    for i, size in enumerate(sizes):
+        if current and total + size > limit:
+            packs.append(current)
+            current, total = [], 0
+        current.append(i)
+        total += size
+    return packs + ([current] if current else [])
+
+
+def score_many(lm: TokenLM, pieces: Sequence[tuple[np.ndarray, Sequence[np.ndarray]]], method: str = "exact",
+               prompt: str | None = None, batch_size: int | None = None, prefix_reuse: bool = True,
+               precision: str = "auto", splice: bool = True) -> list[Scores]:
+    """:func:`score_variants` of several pieces (each a clean excerpt and its variants), the decoder batched
+    across pieces.
+
+    Each piece is encoded on its own, so its codes are exactly those of scoring it alone. The decoder then
+    takes the rows of several pieces per batch (up to ``batch_size`` rows; default: what fits, see
+    :meth:`~lossprofile.models.TokenLM.batch_size`), each piece keeping its own shared prefix: pieces whose
+    prefixes are equally long share one batch, the prefix of each runs once. One piece gives exactly
+    :func:`score_variants`; several give the same codes and the same statistics up to float rounding
+    (another batch shape takes other matmul kernels; ``tests/test_runner.py`` measures it).
+    """
+    if len(pieces) == 1:
+        return [score_variants(lm, *pieces[0], method=method, prompt=prompt, batch_size=batch_size,
+                               prefix_reuse=prefix_reuse, precision=precision, splice=splice)]
+    codes = [encode_piece(lm, clean, variants, splice) for clean, variants in pieces]
+    exact_prefix = prefix_reuse and method == "exact"
+    shared = [lm.shared_steps(c) if exact_prefix and len(c) > 1 else 0 for c in codes]
+    limit = batch_size or lm.batch_size(codes[0].shape[-1])
+    stats: list[TokenStats] = [None] * len(codes)  # type: ignore[list-item]
+
+    def run(chosen: list[int], steps: int) -> None:
+        rows = torch.cat([codes[i] for i in chosen])
+        if len(chosen) == 1 or steps <= 0:
+            out = stats_batched(lm, rows, method, prompt, limit, steps, precision)
+        else:
+            try:
+                with autocast_context(lm.device, precision):
+                    out = lm.shared_prefix_statistics(rows.to(lm.device), steps, prompt,
+                                                      group_sizes=[len(codes[i]) for i in chosen])
+                out = TokenStats(*(x.float().cpu() for x in out))
+            except torch.cuda.OutOfMemoryError:
+                torch.cuda.empty_cache()
+                half = len(chosen) // 2
+                run(chosen[:half], steps)
+                run(chosen[half:], steps)
+                return
+        lo = 0
+        for i in chosen:
+            stats[i] = TokenStats(*(x[lo : lo + len(codes[i])] for x in out))
+            lo += len(codes[i])
+
+    for steps in sorted(set(shared)):
+        members = [i for i, s in enumerate(shared) if s == steps]
+        for group in pack([len(codes[i]) for i in members], limit):
+            run([members[j] for j in group], steps)
+    return [scores_of(c, s, sh) for c, s, sh in zip(codes, stats, shared)]

@@ -256,6 +256,27 @@ def test_melody_model_scores_with_its_no_melody_condition_exactly():
     assert lm.generate(1, 5, top_k=10).shape == (1, 4, 5)
 
 
+@pytest.mark.parametrize("sizes", [[3, 2], [1, 4, 2]])
+def test_groups_of_rows_each_with_its_own_shared_prefix_score_as_each_row_alone(small_lm, sizes):
+    # several pieces in one batch: each group's rows share their first frames, groups differ from the start
+    groups = []
+    for g, size in enumerate(sizes):
+        codes = random_codes(small_lm, size, 14, seed=10 + g)
+        codes[:, :, :7] = codes[0, :, :7]
+        groups.append(codes)
+    rows = torch.cat(groups)
+    alone = small_lm.token_statistics(rows)
+    steps = 7 + 1  # the decoder input at step s holds frames <= s - 1
+    together = small_lm.shared_prefix_statistics(rows, steps, None, group_sizes=sizes)
+    for a, b in zip(alone, together):
+        assert torch.allclose(a, b.cpu(), atol=1e-5)
+    # the rows of one group really shared one prefix pass: wrong group sizes give other numbers
+    wrong = small_lm.shared_prefix_statistics(rows, steps, None, group_sizes=[sum(sizes)])
+    assert not torch.allclose(wrong.nll.cpu(), alone.nll, atol=1e-3)
+    with pytest.raises(ValueError, match="do not add up"):
+        small_lm.shared_prefix_statistics(rows, steps, None, group_sizes=[1, 1])
+
+
 def test_entropy_and_rank_come_with_the_nll_and_match_a_direct_softmax(small_lm):
     codes = random_codes(small_lm, 2, 9)
     stats = small_lm.token_statistics(codes)

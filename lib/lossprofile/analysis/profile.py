@@ -46,7 +46,8 @@ import pandas as pd
 from .. import audio
 from ..io import derived_seed
 from ..perturb.waveform import Perturbation
-from ..scoring import score_variants
+from ..runner import pieces_per_batch_for
+from ..scoring import score_many
 from .regions import moving_average, onset_peak, window_assimilation
 
 WEIGHTS_FILE = Path(__file__).parent / "profile_weights.json"
@@ -146,31 +147,35 @@ def combine(table: pd.DataFrame, weights: dict) -> np.ndarray:
 def profile_scores(lm, wavs: Sequence[np.ndarray], sample_rate: int, excerpt_seconds: float = 15.0,
                    design: ProbeDesign = ProbeDesign(), seed: int = 0, weights: dict | None = None,
                    names: Sequence[str] | None = None, method: str = "exact", precision: str = "auto",
-                   batch_size: int | None = None) -> pd.DataFrame:
+                   batch_size: int | None = None, pieces_per_batch: int | None = None) -> pd.DataFrame:
     """One row per waveform: every probe and token feature, and ``profile_score`` (higher = better).
 
     Each waveform is cut to its first ``excerpt_seconds`` of sound (as the experiments do) and
-    scored once clean and once per probe, in one batched call. Probe onsets and noise are seeded
+    scored once clean and once per probe, in one batched call; ``pieces_per_batch`` waveforms share the
+    decoder's batches (default: 16 on a GPU, 1 on CPU; see :func:`lossprofile.runner.run_experiment`). Probe onsets and noise are seeded
     by ``seed`` and the waveform's position (or name), so a run is reproducible. ``weights``:
     as :func:`load_weights` returns (default: the shipped ones; without any, ``profile_score``
     is NaN and the features are still returned).
     """
     weights = weights if weights is not None else load_weights()
-    rows = []
+    prepared = []
     for i, wav in enumerate(wavs):
         name = names[i] if names is not None else str(i)
         clean = audio.excerpt(np.asarray(wav, np.float32), sample_rate, excerpt_seconds, source=name)
-        num_frames = clean.size // lm.hop_length
-        piece_seed = derived_seed(seed, name)
-        perts = design.perturbations(num_frames, piece_seed)
-        variants = [p.apply(clean, sample_rate, lm.frame_rate) for p in perts]
-        scores = score_variants(lm, clean, variants, method=method, precision=precision, batch_size=batch_size)
-        clean_frames = scores.clean.mean(0).numpy()
-        probed = scores.variants.mean(1).numpy()
-        row = dict(piece=name, **probe_features(clean_frames, probed, perts, design),
-                   **token_features(scores.clean, scores.entropy_clean, scores.rank_clean,
-                                    scores.surprisal_var_clean))
-        rows.append(row)
+        perts = design.perturbations(clean.size // lm.hop_length, derived_seed(seed, name))
+        prepared.append((name, perts, clean, [p.apply(clean, sample_rate, lm.frame_rate) for p in perts]))
+    rows = []
+    step = pieces_per_batch_for(lm, pieces_per_batch)
+    for lo in range(0, len(prepared), step):
+        chunk = prepared[lo : lo + step]
+        scored = score_many(lm, [(clean, variants) for _, _, clean, variants in chunk], method=method,
+                            precision=precision, batch_size=batch_size)
+        for (name, perts, _, _), scores in zip(chunk, scored):
+            clean_frames = scores.clean.mean(0).numpy()
+            probed = scores.variants.mean(1).numpy()
+            rows.append(dict(piece=name, **probe_features(clean_frames, probed, perts, design),
+                             **token_features(scores.clean, scores.entropy_clean, scores.rank_clean,
+                                              scores.surprisal_var_clean)))
     table = pd.DataFrame(rows)
     table["profile_score"] = combine(table, weights) if weights else np.nan
     table.attrs["probe_design"] = dataclasses.asdict(design)

@@ -165,10 +165,13 @@ class TokenLM(abc.ABC):
         return 0
 
     def shared_prefix_statistics(self, codes: torch.Tensor, shared_steps: int,
-                                 prompt: str | Sequence[str] | None = None) -> TokenStats:
+                                 prompt: str | Sequence[str] | None = None,
+                                 group_sizes: Sequence[int] | None = None) -> TokenStats:
         """Exact statistics ``[B, K, T]`` of codes whose first ``shared_steps`` decoder steps are identical.
 
-        The default scores every row in full; a family with a KV cache runs the shared steps once.
+        ``group_sizes``: the rows are consecutive groups of these sizes (several pieces, each with its
+        variants) and only the rows of one group share their prefix; None: one group. The default scores
+        every row in full; a family with a KV cache runs each group's shared steps once.
         """
         return self.token_statistics(codes, prompt)
 

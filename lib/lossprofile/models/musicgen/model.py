@@ -282,20 +282,32 @@ class MusicLM(TokenLM):
 
     @torch.no_grad()
     def shared_prefix_statistics(self, codes: torch.Tensor, shared_steps: int,
-                                 prompt: str | Sequence[str] | None = None) -> TokenStats:
+                                 prompt: str | Sequence[str] | None = None,
+                                 group_sizes: Sequence[int] | None = None) -> TokenStats:
         """Exact :class:`TokenStats` ``[B, K, T]`` (on the model's device) of codes whose first ``shared_steps``
-        decoder inputs are identical: the prefix runs once with the KV cache, the rest per row."""
+        decoder inputs are identical within each group of rows (``group_sizes``; None: all rows): each group's
+        prefix runs once with the KV cache, the rest per row."""
         B, K, T = codes.shape
         decoder_input, _ = delay.decoder_io(codes, self.special_token)  # [B, K, S]
         if shared_steps <= 0:
             logits = self._decoder_logits(decoder_input, self.condition(B, prompt))
             return delay.token_statistics(logits, codes)
-        prefix_logits, past = self._decoder_logits(decoder_input[:1, :, :shared_steps], self.condition(1, prompt),
-                                                   use_cache=True)
-        past.batch_repeat_interleave(B)
+        sizes = torch.tensor([B] if group_sizes is None else list(group_sizes))
+        if int(sizes.sum()) != B:
+            raise ValueError(f"group sizes {sizes.tolist()} do not add up to the {B} rows")
+        firsts = torch.cumsum(sizes, 0) - sizes  # the first row of each group holds its prefix
+        prefix_logits, past = self._decoder_logits(decoder_input[firsts, :, :shared_steps],
+                                                   self.condition(len(sizes), prompt), use_cache=True)
+        if len(sizes) == 1:
+            past.batch_repeat_interleave(B)
+            prefix_logits = prefix_logits.expand(B, -1, -1, -1)
+        else:
+            rows = torch.repeat_interleave(torch.arange(len(sizes)), sizes).to(self.device)  # [B]: each row's group
+            past.reorder_cache(rows)
+            prefix_logits = prefix_logits[rows]
         rest = self._decoder_logits(decoder_input[:, :, shared_steps:], self.condition(B, prompt), past=past,
                                     use_cache=True)[0]
-        logits = torch.cat([prefix_logits.expand(B, -1, -1, -1), rest], dim=2)
+        logits = torch.cat([prefix_logits, rest], dim=2)
         return delay.token_statistics(logits, codes)
 
     def batch_size(self, num_frames: int, default: int = 8, limit: int = 64) -> int:
