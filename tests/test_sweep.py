@@ -40,7 +40,7 @@ def test_every_shipped_sweep_file_is_valid():
 def test_a_typo_fails_before_any_work_naming_the_key_and_the_file(tmp_path, changes, message, monkeypatch):
     monkeypatch.chdir(tmp_path)
     started = []
-    monkeypatch.setattr(sw, "score_piece", lambda *a, **k: started.append(a))
+    monkeypatch.setattr(sw, "for_each_piece", lambda *a, **k: started.append(a))
     with pytest.raises(sw.SweepConfigError, match=message):
         sw.run_sweep(write(tmp_path, **changes))
     assert not started

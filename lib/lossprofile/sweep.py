@@ -33,7 +33,8 @@ from .data.datasets import Piece
 from .io import is_url, join, slug, write_parquet_atomic
 from .models import load_model
 from .perturb import KINDS, PRESETS, SCORE_KINDS, Perturbation, ScorePerturbation, preset
-from .runner import ScoringOptions, collect, score_piece
+from .runner import (ScoringOptions, batch_scorer, collect, for_each_piece, part_path, pieces_per_batch_for,
+                     scorer)
 
 TOP_KEYS = {"name", "models", "datasets", "n_pieces", "perturbations", "scoring", "out", "ray"}
 SCORING_KEYS = {f.name for f in dataclasses.fields(ScoringOptions)}
@@ -200,10 +201,20 @@ def _run_units_here(sweep: Sweep, out, device, load_model) -> pd.DataFrame:
 
     work = units(sweep, get)
     done = {}
-    for model, piece in tqdm(work, desc=f"sweep {sweep.name}", unit="piece"):
+    for model in sweep.models:
         lm = get(model)
-        done[(model, piece.dataset, piece.name)] = score_piece(lm, piece, sweep.perturbations_for(piece.dataset),
-                                                                sweep.scoring, model_out(sweep, out, model))
+        for kind in sweep.datasets:  # one perturbation list per data kind: the runner's loop (a pipeline on a GPU)
+            pieces = [p for m, p in work if m == model and p.dataset == kind]
+            perts, folder = sweep.perturbations_for(kind), model_out(sweep, out, model)
+            prepare, compute_many = batch_scorer(lm, perts, sweep.scoring)
+            parts, errors = for_each_piece(
+                pieces, lambda piece: part_path(lm, piece, perts, sweep.scoring, folder),
+                scorer(lm, perts, sweep.scoring), f"sweep {sweep.name}: {model}, {kind}", prepare=prepare,
+                compute_many=compute_many, pieces_per_batch=pieces_per_batch_for(lm, sweep.scoring.pieces_per_batch))
+            failed = {e["piece"]: e for e in errors}
+            for piece in pieces:
+                done[(model, piece.dataset, piece.name)] = ((None, failed[piece.name]) if piece.name in failed else
+                                                            (part_path(lm, piece, perts, sweep.scoring, folder), None))
     return assemble(sweep, work, done, out)
 
 

@@ -78,7 +78,6 @@ def test_probes_cost_one_clean_pass_plus_batched_variant_suffixes(small_lm, musi
         return real(lm, codes, method, prompt, batch_size, shared_steps, precision)
 
     monkeypatch.setattr(scoring, "stats_batched", spy)
-    monkeypatch.setattr(profile, "score_variants", scoring.score_variants)
     profile.profile_scores(small_lm, [np.tile(music_wav, 2)], 32000, excerpt_seconds=6.0, design=DESIGN)
     (count, shared), = seen
     assert count == 1 + DESIGN.n_bursts + 1  # clean + bursts + the long probe, in one batched call
