@@ -15,7 +15,7 @@ from lossprofile import TokenLM, TokenStats, profile_scores, run_experiment
 from lossprofile.audio import save_audio
 from lossprofile.data import list_pieces
 from lossprofile.models.base import frame_statistics
-from lossprofile.perturb import Perturbation, noise_sweep
+from lossprofile.perturb import noise_sweep
 
 
 class ToyLM(TokenLM):

@@ -240,8 +240,6 @@ def small_melody_lm() -> MusicLM:
 def test_melody_model_scores_with_its_no_melody_condition_exactly():
     # The melody model prepends its condition (chroma, then text) to the decoder sequence, so
     # the null condition and the KV-cache path differ from the other sizes.
-    from lossprofile import scoring
-
     lm = small_melody_lm()
     assert lm.is_melody
     codes = random_codes(lm, 2, 9)

@@ -12,9 +12,7 @@ wav/flac/mp3/mid files is a dataset too (:func:`list_pieces`).
 
 from __future__ import annotations
 
-import hashlib
 import os
-import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
