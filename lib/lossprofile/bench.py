@@ -115,7 +115,7 @@ def agreement(curves_a, codes_a, curves_b, codes_b) -> tuple[int, float]:
 
 
 def main(argv: list[str] | None = None) -> None:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p = argparse.ArgumentParser(prog="lossprofile bench", description=__doc__.split("\n\n")[0])
     p.add_argument("--model", default="tiny")
     p.add_argument("--arch", choices=["small", "medium", "large"], default=None,
                    help="random-weight model of a real MusicGen size (speed only)")

@@ -104,7 +104,7 @@ def report(results: dict) -> str:
 
 
 def main(argv: list[str] | None = None) -> None:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p = argparse.ArgumentParser(prog="lossprofile gpu-check", description=__doc__.split("\n\n")[0])
     p.add_argument("--out", type=Path, default=Path("results/gpu-check.md"))
     p.add_argument("--archs", nargs="+", default=["small", "medium", "large"],
                    help="MusicGen sizes with random weights, or 'tiny' (the embedded model; a quick check on CPU)")

@@ -333,7 +333,7 @@ def render_card(card: dict, training: dict, study: pd.DataFrame | None = None) -
 
 
 def main(argv: list[str] | None = None) -> None:
-    p = argparse.ArgumentParser(description="Measure the tiny model, run its ablation study, write its card.")
+    p = argparse.ArgumentParser(prog="lossprofile model-card", description="Measure the tiny model, run its ablation study, write its card.")
     p.add_argument("--model", default="tiny")
     p.add_argument("--n-eval", type=int, default=12)
     p.add_argument("--no-study", action="store_true", help="leave the ablation study out")

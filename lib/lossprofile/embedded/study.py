@@ -417,7 +417,7 @@ def plot_study(study: pd.DataFrame, path: Path) -> None:
 def main(argv: list[str] | None = None) -> None:
     import argparse
 
-    p = argparse.ArgumentParser(description="Train and measure the ablation variants (resumable).")
+    p = argparse.ArgumentParser(prog="lossprofile study", description="Train and measure the ablation variants (resumable).")
     p.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
     p.add_argument("--device", default="cpu", help="where the variants' language models train")
     p.add_argument("--variants", nargs="*", help="names of the variants to run (default: all)")

@@ -616,7 +616,7 @@ def export(model, tokenizer, out: Path, summary: dict) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p = argparse.ArgumentParser(prog="lossprofile tiny-model", description=__doc__.split("\n\n")[0])
     p.add_argument("--out", type=Path, default=TINY_DIR)
     p.add_argument("--work", type=Path, default=WORK_DIR, help="checkpoints and caches (resume from here)")
     p.add_argument("--seed", type=int, default=0)
