@@ -27,7 +27,7 @@ import torch
 from . import audio
 from .models import TokenLM, load_model
 from .perturb import noise_sweep
-from .scoring import frame_mean, score_many
+from .scoring import encode_piece, frame_mean, score_many
 
 BF16_PEAK_TFLOPS = {"H100": 989.0, "H200": 989.0, "A100": 312.0}  # dense, SXM
 
@@ -101,6 +101,33 @@ def engine(lm: TokenLM, pieces, perturbations, precision: str, pieces_per_batch:
             shared.append(s.shared_steps)
     sync(lm)
     return time.perf_counter() - start, curves, codes, shared
+
+
+def stage_seconds(lm: TokenLM, n_pieces: int, seconds: float, precision: str, pieces_per_batch: int) -> dict:
+    """Where (c)'s time goes: seconds to prepare the waveforms on the CPU (perturb, 16-bit round trip), to
+    encode them (codec), and to score them (:func:`score_many`, encoding included), per batch of pieces."""
+    pieces = synthetic_pieces(n_pieces, seconds, lm.sample_rate)
+    perts = noise_sweep()
+    engine(lm, pieces[:2], perts[:2], precision, 2)  # warm-up
+    out = dict(model=lm.name, pieces=n_pieces, pieces_per_batch=pieces_per_batch, prepare=0.0, encode=0.0, score=0.0)
+    for lo in range(0, n_pieces, pieces_per_batch):
+        start = time.perf_counter()
+        batch = [(pcm16_round_trip(clean, lm.sample_rate),
+                  [pcm16_round_trip(p.apply(clean, lm.sample_rate, lm.frame_rate), lm.sample_rate)
+                   for p in perts]) for clean in pieces[lo : lo + pieces_per_batch]]
+        out["prepare"] += time.perf_counter() - start
+        sync(lm)
+        start = time.perf_counter()
+        for clean, variants in batch:
+            encode_piece(lm, clean, variants)
+        sync(lm)
+        out["encode"] += time.perf_counter() - start
+        start = time.perf_counter()
+        score_many(lm, batch, precision=precision)
+        sync(lm)
+        out["score"] += time.perf_counter() - start
+    out["decode"] = out["score"] - out["encode"]  # the decoder, its statistics and the copies back
+    return out
 
 
 def agreement(curves_a, codes_a, curves_b, codes_b) -> tuple[int, float]:

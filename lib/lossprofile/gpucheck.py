@@ -87,20 +87,36 @@ def report(results: dict) -> str:
              "| model | (a) published, frames/s | (b) engine per piece | (c) pipeline | (c) vs (a) | "
              "decoder TFLOP/s (b) / (c) | share of bf16 peak (c) | codes differing (b) vs (c) | "
              "max per-frame difference (b) vs (c), nats |", "|---|---|---|---|---|---|---|---|---|"]
-    for r in results["bench"]:
+    for r in results.get("bench", []):
         lines.append(f"| {r['model']} | {r['published_fps']:,.0f} | {r['engine_fps']:,.0f} | {r['pipeline_fps']:,.0f} "
                      f"| {r['pipeline_fps'] / r['published_fps']:.1f}× | {r.get('engine_tflops', float('nan')):.1f} / "
                      f"{r.get('pipeline_tflops', float('nan')):.1f} | {r.get('pipeline_peak_share', float('nan')):.1%} "
                      f"| {r['codes_differ_bc']} of {r['variants']} | {r['max_diff_bc']:.1e} |")
-    s, p = results["sweep"], results["profile"]
-    lines += ["", f"Smoke-sweep perturbations, embedded model, {s['pieces']} pieces ({s['rows']:,} rows): "
+    if results.get("stages"):
+        lines += ["", "Where the pipeline's time goes (seconds for all pieces; encode and decode on the GPU, "
+                  "prepare = perturb + 16-bit round trip on the CPU):", "",
+                  "| model | pieces | prepare | encode (codec) | decode (decoder + statistics) |", "|---|---|---|---|---|"]
+        lines += [f"| {r['model']} | {r['pieces']} | {r['prepare']:.2f} | {r['encode']:.2f} | {r['decode']:.2f} |"
+                  for r in results["stages"]]
+    if "sweep" in results and "profile" in results:
+        lines += _sweep_lines(results["sweep"], results["profile"])
+    return "\n".join(lines) + "\n"
+
+
+def _sweep_lines(s: dict, p: dict) -> list[str]:
+    return ["", f"Smoke-sweep perturbations, embedded model, {s['pieces']} pieces ({s['rows']:,} rows): "
               f"{s['per_piece_seconds']:.1f} s piece by piece, {s['pipeline_seconds']:.1f} s as the pipeline; "
               f"largest difference between the two tables {s['max_table_difference']:.1e} "
               f"(other columns identical: {s['same_non_float_columns']}).",
               f"Profile score, embedded model, {p['pieces']} pieces: {p['per_piece_seconds_per_piece']:.3f} s per piece "
               f"alone, {p['pipeline_seconds_per_piece']:.3f} s across pieces; largest profile_score difference "
               f"{p['max_score_difference']:.1e}."]
-    return "\n".join(lines) + "\n"
+
+
+def _save_partial(out: Path, results: dict) -> None:
+    # A run cut short by its time limit still leaves every finished step's numbers.
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.with_suffix(".partial.json").write_text(json.dumps(results, indent=1, default=float))
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -111,21 +127,32 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--pieces", type=int, default=32, help="pieces per benchmark")
     p.add_argument("--pieces-per-batch", type=int, default=16)
     p.add_argument("--device", default="cuda")
+    p.add_argument("--steps", nargs="+", default=["bench", "stages", "sweep", "profile"],
+                   choices=["bench", "stages", "sweep", "profile"])
     args = p.parse_args(argv)
     gpu = torch.cuda.get_device_name() if args.device == "cuda" else platform.processor() or "cpu"
     results = dict(environment=dict(date=time.strftime("%Y-%m-%d"), gpu=gpu, torch=torch.__version__,
-                                    transformers=transformers.__version__), bench=[])
+                                    transformers=transformers.__version__), bench=[], stages=[])
     for arch in args.archs:
-        started = time.time()
         lm = load_model("tiny", device=args.device) if arch == "tiny" else bench.random_musicgen(arch, args.device)
-        results["bench"].append(bench.measure(lm, args.pieces, 15.0, "auto", args.pieces_per_batch, 2))
+        for step in ("bench", "stages"):
+            if step not in args.steps:
+                continue
+            started = time.time()
+            results[step].append(bench.measure(lm, args.pieces, 15.0, "auto", args.pieces_per_batch, 2)
+                                 if step == "bench" else
+                                 bench.stage_seconds(lm, args.pieces, 15.0, "auto", args.pieces_per_batch))
+            print(f"[gpu-check] {step} {arch}: {time.time() - started:.0f} s", flush=True)
+            _save_partial(args.out, results)
         del lm
         torch.cuda.empty_cache() if args.device == "cuda" else None
-        print(f"[gpu-check] bench {arch}: {time.time() - started:.0f} s", flush=True)
     for name, check in (("sweep", sweep_check), ("profile", profile_check)):
+        if name not in args.steps:
+            continue
         started = time.time()
         results[name] = check(args.device, args.pieces, args.pieces_per_batch)
         print(f"[gpu-check] {name}: {time.time() - started:.0f} s", flush=True)
+        _save_partial(args.out, results)
     text = report(results)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(text)

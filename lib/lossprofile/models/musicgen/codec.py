@@ -6,8 +6,9 @@ residual VQ. A variant that differs from the clean waveform only in samples ``[l
 has the same convolution outputs as the clean one outside ``lo - R .. hi + R`` (R the
 receptive radius). So the convolutions run once on the clean waveform and, per variant,
 only on a segment around the change (plus a margin on both sides, discarded, so the
-segment's own edges never matter); the cheap LSTM, last convolution and VQ run on the
-whole spliced sequence.
+segment's own edges never matter); the LSTM, last convolution and VQ run on the whole
+spliced sequences, all rows in one batch (the LSTM steps through the frames one by one, so at
+batch 1 per variant it cost more than the convolutions).
 
 Convolutions over a shorter input round differently (latents move by ~1e-5 in ~100), so a
 latent sitting that close to the boundary between two VQ codewords can get the other code.
@@ -111,17 +112,13 @@ def encode_variants(lm: "MusicLM", clean: np.ndarray, variants: list[np.ndarray]
 
     bandwidth = max(codec.config.target_bandwidths)
 
-    def finish(latent: torch.Tensor) -> torch.Tensor:  # conv-stack output [1, D, T] → codes [1, K, T]
-        codes = codec.quantizer.encode(_run(rest, latent), bandwidth).transpose(0, 1)
-        return codes[:, : lm.num_codebooks].long()
-
     clean_latent = _run(local, to_device(clean))
     T = clean_latent.shape[-1]
-    out = [finish(clean_latent)]
+    latents = [clean_latent]
     for wav in variants:
         changed = np.flatnonzero(wav != clean)
         if changed.size == 0:
-            out.append(out[0])
+            latents.append(clean_latent)
             continue
         first, last = max(0, changed[0] // hop - margin), min(T, changed[-1] // hop + 1 + margin)
         seg_start = max(0, first - margin) * hop  # frame-aligned, so every stride lines up with the full run
@@ -130,5 +127,8 @@ def encode_variants(lm: "MusicLM", clean: np.ndarray, variants: list[np.ndarray]
         offset = seg_start // hop
         latent = clean_latent.clone()
         latent[..., first:last] = segment[..., first - offset : last - offset]
-        out.append(finish(latent))
-    return torch.cat(out)
+        latents.append(latent)
+    # The non-local rest (EnCodec's LSTM) and the quantizer run once over all rows: run row by row, the LSTM's
+    # sequential steps at batch 1 dominated the whole pipeline's time (bench.stage_seconds, profiled on CPU).
+    codes = codec.quantizer.encode(_run(rest, torch.cat(latents)), bandwidth).transpose(0, 1)
+    return codes[:, : lm.num_codebooks].long()
