@@ -38,3 +38,5 @@ def test_the_gpu_check_runs_end_to_end_and_writes_its_table(tmp_path):
     assert row["codes_differ_bc"] == 0 and row["max_diff_bc"] < 1e-4 and row["pipeline_fps"] > 0
     assert numbers["sweep"]["same_non_float_columns"] and numbers["sweep"]["max_table_difference"] < 1e-4
     assert numbers["profile"]["max_score_difference"] < 1e-3
+    (stages,) = numbers["stages"]  # where the pipeline's time goes: every stage took time, decode = score - encode
+    assert min(stages["prepare"], stages["encode"], stages["score"]) > 0 and "| prepare | encode" in text

@@ -17,8 +17,10 @@ per-frame difference between them, the decoder's share of the bf16 peak on a GPU
 from __future__ import annotations
 
 import argparse
+import os
 import tempfile
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -83,22 +85,39 @@ def published(lm: TokenLM, pieces, perturbations, workdir: Path) -> tuple[float,
     return time.perf_counter() - start, curves, codes_out
 
 
+def prepared(lm: TokenLM, clean: np.ndarray, perturbations) -> tuple[np.ndarray, list[np.ndarray]]:
+    """A piece and its variants as (a)'s files read back: 16-bit, but in memory."""
+    return (pcm16_round_trip(clean, lm.sample_rate),
+            [pcm16_round_trip(p.apply(clean, lm.sample_rate, lm.frame_rate), lm.sample_rate) for p in perturbations])
+
+
 def engine(lm: TokenLM, pieces, perturbations, precision: str, pieces_per_batch: int = 1
            ) -> tuple[float, list[np.ndarray], list[torch.Tensor], list[int]]:
-    """The engine, ``pieces_per_batch`` pieces per decoder batch (1: :func:`score_variants` per piece); returns
-    seconds, per-frame delta curves, each variant's codes and each piece's shared decoder steps."""
+    """The engine, ``pieces_per_batch`` pieces per decoder batch (1: :func:`score_variants` per piece, everything
+    on one thread); returns seconds, per-frame delta curves, each variant's codes and each piece's shared decoder
+    steps. Several pieces per batch is the runner's pipeline: CPU threads prepare the next batch meanwhile."""
     sync(lm)
     start = time.perf_counter()
     curves, codes, shared = [], [], []
-    for lo in range(0, len(pieces), pieces_per_batch):
-        # the published path's files quantize to 16 bits; do the same in memory so both score the same audio
-        batch = [(pcm16_round_trip(clean, lm.sample_rate),
-                  [pcm16_round_trip(p.apply(clean, lm.sample_rate, lm.frame_rate), lm.sample_rate)
-                   for p in perturbations]) for clean in pieces[lo : lo + pieces_per_batch]]
-        for s in score_many(lm, batch, precision=precision):
-            curves += list((frame_mean(s.variants) - frame_mean(s.clean)).numpy())
-            codes += list(s.codes_variants)
-            shared.append(s.shared_steps)
+    starts = range(0, len(pieces), pieces_per_batch)
+    workers = 1 if pieces_per_batch == 1 else min(pieces_per_batch, os.cpu_count() or 1)
+    with ThreadPoolExecutor(workers) as pool:
+        def submit(lo: int) -> list:
+            return [pool.submit(prepared, lm, clean, perturbations) for clean in pieces[lo : lo + pieces_per_batch]]
+
+        overlap = pieces_per_batch > 1
+        ahead = submit(starts[0])
+        for k in range(len(starts)):
+            batch = [f.result() for f in ahead]
+            following = starts[k + 1] if k + 1 < len(starts) else None
+            if overlap and following is not None:
+                ahead = submit(following)
+            for s in score_many(lm, batch, precision=precision):
+                curves += list((frame_mean(s.variants) - frame_mean(s.clean)).numpy())
+                codes += list(s.codes_variants)
+                shared.append(s.shared_steps)
+            if not overlap and following is not None:
+                ahead = submit(following)
     sync(lm)
     return time.perf_counter() - start, curves, codes, shared
 
@@ -112,9 +131,7 @@ def stage_seconds(lm: TokenLM, n_pieces: int, seconds: float, precision: str, pi
     out = dict(model=lm.name, pieces=n_pieces, pieces_per_batch=pieces_per_batch, prepare=0.0, encode=0.0, score=0.0)
     for lo in range(0, n_pieces, pieces_per_batch):
         start = time.perf_counter()
-        batch = [(pcm16_round_trip(clean, lm.sample_rate),
-                  [pcm16_round_trip(p.apply(clean, lm.sample_rate, lm.frame_rate), lm.sample_rate)
-                   for p in perts]) for clean in pieces[lo : lo + pieces_per_batch]]
+        batch = [prepared(lm, clean, perts) for clean in pieces[lo : lo + pieces_per_batch]]
         out["prepare"] += time.perf_counter() - start
         sync(lm)
         start = time.perf_counter()

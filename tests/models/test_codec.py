@@ -46,15 +46,17 @@ def test_quantizer_diagnostic_gives_transformers_own_codes(small_lm, music_wav):
 
 @settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(kind=st.sampled_from(["noise", "add_noise", "silence", "shuffle", "block_swap"]),
-       onset=st.integers(0, 140), length=st.integers(1, 60), seed=st.integers(0, 3))
+       onset=st.integers(0, 140), length=st.integers(1, 60), seed=st.integers(0, 3), batch_segments=st.booleans())
 def test_variant_codes_equal_encoding_each_waveform_alone_away_from_near_ties(tiny_lm, music_wav, kind, onset,
-                                                                            length, seed):
+                                                                            length, seed, batch_segments):
     lm = tiny_lm
     length = max(2, min(length, (200 - onset) // 2))  # block_swap needs two windows, shuffle two segments
     segment = max(1, min(5, length // 2)) if kind == "shuffle" else None
     variant = Perturbation(kind, onset, length, segment_frames=segment, seed=seed).apply(music_wav, SR, FR)
-    spliced = codec.encode_variants(lm, music_wav, [variant, music_wav.copy()])
-    whole = torch.cat([lm.encode(torch.from_numpy(w)[None, None]) for w in (music_wav, variant, music_wav)])
+    # a second, shorter change at the start, so batched segments are widened to the longest one
+    short = Perturbation("noise", 0, 2, seed=seed).apply(music_wav, SR, FR)
+    spliced = codec.encode_variants(lm, music_wav, [variant, music_wav.copy(), short], batch_segments)
+    whole = torch.cat([lm.encode(torch.from_numpy(w)[None, None]) for w in (music_wav, variant, music_wav, short)])
     assert torch.equal(spliced[0], whole[0]) and torch.equal(spliced[2], whole[0])  # unchanged audio: bit-exact
     with torch.no_grad():
         embeddings = lm.model.audio_encoder.encoder(torch.from_numpy(variant)[None, None])
@@ -63,6 +65,7 @@ def test_variant_codes_equal_encoding_each_waveform_alone_away_from_near_ties(ti
     assert decided.float().mean() > 0.9
     assert torch.equal(spliced[1][:, decided], whole[1][:, decided])
     assert (spliced[1] != whole[1]).any(dim=0).float().mean() <= 0.02
+    assert (spliced[3] != whole[3]).any(dim=0).float().mean() <= 0.02
 
 
 def test_splicing_refuses_variants_of_another_length_or_with_nan(small_lm, music_wav):

@@ -89,9 +89,15 @@ def _run(layers: list[nn.Module], x: torch.Tensor) -> torch.Tensor:
 
 
 @torch.no_grad()
-def encode_variants(lm: "MusicLM", clean: np.ndarray, variants: list[np.ndarray]) -> torch.Tensor:
+def encode_variants(lm: "MusicLM", clean: np.ndarray, variants: list[np.ndarray],
+                    batch_segments: bool | None = None) -> torch.Tensor:
     """Codes ``[1 + N, K, T]`` of ``clean`` ``[S]`` and each variant ``[S]``: ``lm.encode`` of each alone,
-    up to the codec's float rounding at VQ near-ties (see the module docstring)."""
+    up to the codec's float rounding at VQ near-ties (see the module docstring).
+
+    ``batch_segments`` (default: on CUDA) runs the variants' segments through the convolutions as one batch,
+    each widened to the longest one (more unchanged context to the right changes nothing but rounding): on a
+    GPU the launches, not the arithmetic, cost the time; on a CPU the widening would cost more than it saves.
+    """
     codec = lm.model.audio_encoder
     parts = split_encoder(codec)
     if parts is None:
@@ -100,34 +106,50 @@ def encode_variants(lm: "MusicLM", clean: np.ndarray, variants: list[np.ndarray]
     for wav in (clean, *variants):
         if wav.shape != clean.shape or not np.isfinite(wav).all():
             raise ValueError(f"variants must be finite waveforms of {clean.shape[0]} samples like the clean one")
+    if batch_segments is None:
+        batch_segments = lm.device.type == "cuda"
     hop = lm.hop_length
     margin = math.ceil(receptive_radius_samples(local) / hop) + 1
     dtype = next(codec.parameters()).dtype
 
-    def to_device(wav: np.ndarray) -> torch.Tensor:
-        x = torch.from_numpy(np.ascontiguousarray(wav, dtype=np.float32))[None, None]
+    def to_device(wavs: list[np.ndarray]) -> torch.Tensor:  # [N, 1, S]
+        x = torch.from_numpy(np.stack(wavs).astype(np.float32, copy=False))[:, None]
         if lm.device.type == "cuda":
             x = x.pin_memory()
         return x.to(lm.device, dtype=dtype, non_blocking=True)
 
     bandwidth = max(codec.config.target_bandwidths)
-
-    clean_latent = _run(local, to_device(clean))
+    clean_latent = _run(local, to_device([clean]))
     T = clean_latent.shape[-1]
-    latents = [clean_latent]
-    for wav in variants:
+    latents = [clean_latent] * (1 + len(variants))
+    spans = {}  # variant index → (first, last) latent frames to take from its segment; (start, stop) samples
+    for i, wav in enumerate(variants, start=1):
         changed = np.flatnonzero(wav != clean)
         if changed.size == 0:
-            latents.append(clean_latent)
             continue
         first, last = max(0, changed[0] // hop - margin), min(T, changed[-1] // hop + 1 + margin)
-        seg_start = max(0, first - margin) * hop  # frame-aligned, so every stride lines up with the full run
-        seg_stop = min(clean.size, (last + margin) * hop)
-        segment = _run(local, to_device(wav[seg_start:seg_stop]))
-        offset = seg_start // hop
+        start = max(0, first - margin) * hop  # frame-aligned, so every stride lines up with the full run
+        spans[i] = (first, last, start, min(clean.size, (last + margin) * hop))
+
+    def splice(i: int, segment: torch.Tensor) -> None:  # segment: [1, D, frames] from sample spans[i][2]
+        first, last, start, _ = spans[i]
         latent = clean_latent.clone()
-        latent[..., first:last] = segment[..., first - offset : last - offset]
-        latents.append(latent)
+        latent[..., first:last] = segment[..., first - start // hop : last - start // hop]
+        latents[i] = latent
+
+    alone = list(spans)
+    if batch_segments and len(spans) > 1:
+        width = max(stop - start for _, _, start, stop in spans.values())
+        # a segment that reaches the waveform's end keeps that end (its padding is the full run's)
+        together = [i for i, (_, _, start, stop) in spans.items()
+                    if start + width < clean.size or (stop == clean.size and stop - start == width)]
+        if len(together) > 1:
+            wavs = [variants[i - 1][spans[i][2] : spans[i][2] + width] for i in together]
+            for i, segment in zip(together, _run(local, to_device(wavs)).split(1)):
+                splice(i, segment)
+            alone = [i for i in spans if i not in together]
+    for i in alone:
+        splice(i, _run(local, to_device([variants[i - 1][spans[i][2] : spans[i][3]]])))
     # The non-local rest (EnCodec's LSTM) and the quantizer run once over all rows: run row by row, the LSTM's
     # sequential steps at batch 1 dominated the whole pipeline's time (bench.stage_seconds, profiled on CPU).
     codes = codec.quantizer.encode(_run(rest, torch.cat(latents)), bandwidth).transpose(0, 1)
