@@ -84,6 +84,7 @@ def profile(args: argparse.Namespace) -> None:
 # Commands that hand the rest of the command line to a module's own parser (``lossprofile bench --help``).
 FORWARDED = {"bench": ("lossprofile.bench", "published per-file scoring against the engine, in one process"),
              "tiny-model": ("lossprofile.embedded.training", "train (or resume) the embedded model"),
+             "tiny-symbolic": ("lossprofile.embedded.symbolic", "train (or resume) the embedded symbolic model"),
              "model-card": ("lossprofile.embedded.card", "measure the embedded model and write its card"),
              "study": ("lossprofile.embedded.study", "run (or resume) the embedded model's ablation study"),
              "gpu-check": ("lossprofile.gpucheck", "measure the GPU pipeline in minutes (make gpu-check)")}

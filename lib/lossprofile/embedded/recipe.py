@@ -73,3 +73,34 @@ CONTINUED_LM = {k: v for k, v in FINISH.items() if not k.startswith("cloud_")}
 
 # Every variant is measured on the same held-out excerpts (half TrainingSet held-out, half OOD) and ASAP MIDI files.
 STUDY_EVAL = dict(n_wavs=8, n_midis=16)
+
+
+# ---- the embedded symbolic model (make tiny-symbolic) ----------------------------------------
+# miditok's REMI over one stream (programs as tokens), so the arrangements' several instruments, drums
+# included, are one sequence; tempos as tokens (the audio model hears tempo too).
+SYMBOLIC_TOKENIZER = dict(
+    use_velocities=True, num_velocities=16, use_programs=True, one_token_stream_for_programs=True,
+    use_tempos=True, num_tempos=32, tempo_range=(40, 250), beat_res={(0, 4): 8, (4, 12): 4},
+    special_tokens=["PAD", "BOS", "EOS", "MASK"],
+)
+# GPT-2 (transformers' format), small enough to train in well under an hour on 2 CPU cores: 0.67 s per step
+# of 16 x 256 tokens there (512-token crops cost 3x more). 256 positions hold 7-10 s of an arrangement;
+# longer excerpts are scored with the strided window (lossprofile.models.symbolic.model).
+SYMBOLIC_ARCH = dict(n_layer=4, n_embd=192, n_head=4, n_positions=256)
+
+
+@dataclass
+class SymbolicRecipe:
+    """Everything that decides the embedded symbolic model's weights (saved beside them)."""
+
+    seed: int = 0
+    tokenizer: dict = field(default_factory=lambda: dict(SYMBOLIC_TOKENIZER))
+    arch: dict = field(default_factory=lambda: dict(SYMBOLIC_ARCH))
+    max_seconds: float = 40.0  # each arrangement cut like the audio model's pieces
+    steps: int = 3000
+    batch: int = 16
+    crop_tokens: int = 256  # = n_positions
+    lr: float = 1e-3
+    warmup_steps: int = 100
+    weight_decay: float = 0.1
+    checkpoint_every: int = 100

@@ -20,7 +20,9 @@ import torch
 
 from .base import ModelLoadError, TokenLM
 
-FAMILIES: dict[str, str] = {"musicgen": "lossprofile.models.musicgen"}
+# Asked in this order which family a folder belongs to: the symbolic family's claim is the narrower one
+# (config.json *and* a miditok tokenizer.json), MusicGen takes any other transformers folder.
+FAMILIES: dict[str, str] = {"symbolic": "lossprofile.models.symbolic", "musicgen": "lossprofile.models.musicgen"}
 DTYPES = {"fp32": torch.float32, "float32": torch.float32, "bf16": torch.bfloat16, "bfloat16": torch.bfloat16,
           "fp16": torch.float16, "float16": torch.float16}
 
@@ -48,17 +50,19 @@ def resolve(name_or_path: str | os.PathLike) -> tuple[str, str]:
             folder = module.EMBEDDED[name]
             if not (folder / "config.json").exists():
                 raise ModelLoadError(f"the embedded model is missing: {folder}/config.json not found. "
-                                     "Rebuild it with `make tiny-model`.")
+                                     f"Rebuild it with `make {name if name != 'tiny' else 'tiny-model'}`.")
             return family, str(folder)
     if Path(name).is_dir():
         for family in FAMILIES:
             if family_module(family).claims_folder(name):
                 return family, name
         raise ModelLoadError(f"{name}: directory has neither config.json (transformers' format) nor "
-                             "state_dict.bin + compression_state_dict.bin (audiocraft's); not a MusicGen checkpoint")
+                             "state_dict.bin + compression_state_dict.bin (audiocraft's); not a MusicGen checkpoint, "
+                             "nor a symbolic one (config.json + a miditok tokenizer.json)")
     if "/" not in name:
         hub = family_module("musicgen").HUB_MODELS
-        raise ModelLoadError(f"unknown model name {name!r}: expected 'tiny', one of {', '.join(hub)}, "
+        raise ModelLoadError(f"unknown model name {name!r}: expected one of {', '.join(embedded_models())}, "
+                             f"one of {', '.join(hub)}, "
                              "another hub id 'org/name', or a local checkpoint directory")
     return "musicgen", name  # hub ids: MusicGen is the only family the hub serves us today
 

@@ -140,6 +140,112 @@ def warp_tempo(midi, fraction: float, seed: int = 0, segment_fraction: tuple[flo
     return out
 
 
+# ---- "noise" in token space: a window of the score replaced, as the audio noise replaces a window of sound --------
+PIANO_RANGE = (21, 108)
+
+
+def _cleared(midi, window_seconds: tuple[float, float]):
+    """A copy of ``midi`` with every note (drums too) that starts in the window removed and every note that sounds
+    into it cut at the window's start: the window is empty, as a waveform window is before noise replaces it."""
+    lo, hi = window_seconds
+    if not hi > lo:
+        raise ValueError(f"the window must have a positive length, got {window_seconds}")
+    out = copy.deepcopy(midi)
+    for inst in out.instruments:
+        kept = []
+        for note in inst.notes:
+            if lo <= note.start < hi:
+                continue
+            if note.start < lo < note.end:
+                note.end = lo
+            kept.append(note)
+        inst.notes = kept
+    return out
+
+
+def _melodic_instrument(midi):
+    import pretty_midi
+
+    for inst in midi.instruments:
+        if not inst.is_drum:
+            return inst
+    inst = pretty_midi.Instrument(program=0)
+    midi.instruments.append(inst)
+    return inst
+
+
+def random_notes(midi, window_seconds: tuple[float, float], seed: int = 0, notes: int | None = None,
+                 duration_range: tuple[float, float] = (0.05, 1.0)):
+    """Replace the window with random notes: uniform pitches in the piano range (21–108), velocities (1–127),
+    durations (``duration_range`` s, cut at the window's end) and onsets, as many as the window held before
+    (``notes``: another count), in the first melodic instrument. The symbolic analogue of white noise."""
+    import pretty_midi
+
+    rng = np.random.default_rng(seed)
+    lo, hi = window_seconds
+    count = len(_notes_in_window(midi, window_seconds, drums=True)) if notes is None else notes
+    out = _cleared(midi, window_seconds)
+    inst = _melodic_instrument(out)
+    onsets = np.sort(rng.uniform(lo, hi, count))
+    for onset in onsets:
+        end = min(hi, onset + float(rng.uniform(*duration_range)))
+        inst.notes.append(pretty_midi.Note(velocity=int(rng.integers(1, 128)), pitch=int(rng.integers(PIANO_RANGE[0],
+                          PIANO_RANGE[1] + 1)), start=float(onset), end=float(end)))
+    inst.notes.sort(key=lambda n: (n.start, n.pitch))
+    return out
+
+
+CONSTANT_MODES = ("note", "chord", "silence")
+
+
+def constant_window(midi, window_seconds: tuple[float, float], mode: str = "note", pitch: int = 60,
+                    period_seconds: float = 0.25, velocity: int = 80):
+    """Replace the window with something perfectly predictable: one note (``mode="note"``) or a major triad on
+    ``pitch`` (``"chord"``) repeated every ``period_seconds``, or nothing (``"silence"``). What the codec makes
+    of white noise is closer to this than to random notes: codes a frequency-counting learner predicts."""
+    import pretty_midi
+
+    if mode not in CONSTANT_MODES:
+        raise ValueError(f"unknown constant mode {mode!r}; expected one of {CONSTANT_MODES}")
+    out = _cleared(midi, window_seconds)
+    if mode == "silence":
+        return out
+    inst = _melodic_instrument(out)
+    lo, hi = window_seconds
+    pitches = [pitch] if mode == "note" else [pitch, pitch + 4, pitch + 7]
+    for k in range(int(np.ceil((hi - lo) / period_seconds - 1e-9))):  # not np.arange: no sliver of a note at hi
+        onset = lo + k * period_seconds
+        end = min(hi, onset + 0.9 * period_seconds)
+        inst.notes += [pretty_midi.Note(velocity=velocity, pitch=p, start=float(onset), end=float(end)) for p in pitches]
+    inst.notes.sort(key=lambda n: (n.start, n.pitch))
+    return out
+
+
+def shuffle_notes(midi, window_seconds: tuple[float, float], segment_seconds: float, seed: int = 0):
+    """Cut the window into whole segments of ``segment_seconds`` (a note belongs to the segment its onset lies in,
+    so the cuts fall between events; a last partial segment stays in place) and play the segments in a random order; each note keeps its offset in its
+    segment, its duration, pitch and velocity. Notes outside the window are untouched. The paper's shuffle,
+    placed like the audio one."""
+    rng = np.random.default_rng(seed)
+    lo, hi = window_seconds
+    if segment_seconds <= 0:
+        raise ValueError(f"segment_seconds must be positive, got {segment_seconds}")
+    count = int((hi - lo) / segment_seconds + 1e-9)  # whole segments only: a moved note never leaves the window
+    order = rng.permutation(max(count, 1))  # segment order[k] is played at slot k
+    slot_of = np.empty(len(order), dtype=int)
+    slot_of[order] = np.arange(len(order))
+    out = copy.deepcopy(midi)
+    end = lo + count * segment_seconds
+    for inst in out.instruments:
+        for note in inst.notes:
+            if lo <= note.start < end:
+                segment = min(count - 1, int((note.start - lo) // segment_seconds))
+                shift = (slot_of[segment] - segment) * segment_seconds
+                note.start, note.end = note.start + shift, note.end + shift
+        inst.notes.sort(key=lambda n: (n.start, n.pitch))
+    return out
+
+
 SCORE_KINDS = ("shift_pitches", "delete_notes", "randomize_velocities", "warp_tempo")
 
 

@@ -1,0 +1,194 @@
+"""The embedded symbolic model: a small GPT-2 over REMI tokens of the corpus's arrangements (``make tiny-symbolic``).
+
+    lossprofile tiny-symbolic [--steps N] [--device cpu]
+
+1. **Token corpus** (``build/tiny-symbolic/tokens``): every score of the corpus's ``train`` split, arranged
+   exactly as for the audio model (:func:`lossprofile.data.corpus.arrange` with the piece's own random
+   draws: instruments, tempo, dynamics, drums, repeats), cut at the same length, tokenised. The held-out
+   split and ASAP stay out. Nothing the experiments inject (random notes, shuffles) is added.
+2. **Language model**: GPT-2 (:data:`~lossprofile.embedded.recipe.SYMBOLIC_ARCH`) on random crops of
+   ``[BOS] + tokens``, AdamW with warm-up and cosine decay, seeded; a checkpoint every
+   ``checkpoint_every`` steps, so an interrupted run resumes where it stopped.
+3. The weights (transformers' format), the tokenizer (miditok's ``tokenizer.json``) and the training log go
+   to ``lib/lossprofile/checkpoints/tiny-symbolic``; ``load_model("tiny-symbolic")`` loads them.
+
+Every number that decides the weights is in :class:`~lossprofile.embedded.recipe.SymbolicRecipe`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import math
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from ..data import corpus
+from ..io import atomic_path, write_text_atomic
+from ..models.symbolic.model import TINY_SYMBOLIC_DIR
+from ..models.symbolic.tokens import tokenize
+from .recipe import SymbolicRecipe
+
+BUILD_DIR = Path("build/tiny-symbolic")
+
+
+def make_tokenizer(recipe: SymbolicRecipe):
+    from miditok import REMI, TokenizerConfig
+
+    return REMI(TokenizerConfig(**recipe.tokenizer))
+
+
+def arranged_midi(job: corpus.Job, cache_dir: Path, recipe: SymbolicRecipe, seed: int = 0):
+    """The job's arrangement as the audio model heard it (same draws as ``corpus.render_job``)."""
+    rng = corpus.piece_rng(job.piece, seed)
+    midi, _, _ = corpus.arrange(corpus.score_midi(job, cache_dir), job, rng, recipe.max_seconds)
+    return midi
+
+
+def _tokenize_job(args) -> tuple[str, np.ndarray | None, str]:
+    job, cache_dir, recipe = args
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            midi = arranged_midi(job, cache_dir, recipe)
+            ids, seconds = tokenize(make_tokenizer(recipe), midi)
+        keep = seconds < recipe.max_seconds  # the audio pieces are cut there too
+        return job.piece, ids[keep], ""
+    except Exception as err:  # music21 and MIDI parsing raise many kinds on odd scores
+        return job.piece, None, f"{type(err).__name__}: {err}"
+
+
+def token_corpus(split: str, recipe: SymbolicRecipe, build_dir: Path = BUILD_DIR, workers: int = 2,
+                 limit: int | None = None) -> dict[str, np.ndarray]:
+    """piece → token ids of every score of ``split`` (cached per piece in ``build_dir/tokens``; resumable)."""
+    from multiprocessing import get_context
+
+    out = build_dir / "tokens" / split
+    out.mkdir(parents=True, exist_ok=True)
+    cache_dir = build_dir / "midi"
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    todo = [j for j in corpus.jobs(texture_pieces=0) if j.split == split][:limit]
+    missing = [(j, cache_dir, recipe) for j in todo
+               if not (out / f"{j.piece}.npy").exists() and not (out / f"{j.piece}.error").exists()]
+    bar = tqdm(total=len(missing), desc=f"tokens ({split})", unit="piece")
+    results = (get_context("spawn").Pool(workers).imap_unordered(_tokenize_job, missing, chunksize=4)
+               if workers > 1 and len(missing) > 1 else map(_tokenize_job, missing))
+    for piece, ids, error in results:
+        if ids is None or len(ids) < 16:
+            write_text_atomic(error or "fewer than 16 tokens", out / f"{piece}.error")
+        else:
+            with atomic_path(out / f"{piece}.npy", suffix=".tmp.npy") as tmp:
+                np.save(tmp, ids.astype(np.int16))
+        bar.update()
+    bar.close()
+    return {j.piece: np.load(out / f"{j.piece}.npy").astype(np.int64) for j in todo
+            if (out / f"{j.piece}.npy").exists()}
+
+
+def build_model(recipe: SymbolicRecipe, vocab_size: int, bos_id: int, pad_id: int):
+    import transformers
+
+    torch.manual_seed(recipe.seed)
+    config = transformers.GPT2Config(vocab_size=vocab_size, bos_token_id=bos_id, eos_token_id=bos_id,
+                                     pad_token_id=pad_id, **recipe.arch)
+    return transformers.GPT2LMHeadModel(config)
+
+
+def crops(pieces: list[np.ndarray], recipe: SymbolicRecipe, bos_id: int, pad_id: int, rng: np.random.Generator
+          ) -> tuple[torch.Tensor, torch.Tensor]:
+    """A batch of ``[BOS] + piece`` crops ``[B, crop_tokens]`` and labels (-100 on padding), pieces by length."""
+    lengths = np.array([len(p) + 1 for p in pieces], dtype=np.float64)
+    chosen = rng.choice(len(pieces), size=recipe.batch, p=lengths / lengths.sum())
+    ids = np.full((recipe.batch, recipe.crop_tokens), pad_id, dtype=np.int64)
+    for row, i in enumerate(chosen):
+        seq = np.concatenate([[bos_id], pieces[i]])
+        start = int(rng.integers(0, max(1, len(seq) - recipe.crop_tokens + 1)))
+        part = seq[start : start + recipe.crop_tokens]
+        ids[row, : len(part)] = part
+    ids = torch.from_numpy(ids)
+    labels = ids.clone()
+    labels[labels == pad_id] = -100
+    return ids, labels
+
+
+def train(recipe: SymbolicRecipe, device: str = "cpu", build_dir: Path = BUILD_DIR, out_dir: Path = TINY_SYMBOLIC_DIR,
+          workers: int = 2) -> Path:
+    """Tokenise the corpus (cached), train (resuming from ``build_dir/checkpoint.pt``) and save the model."""
+    tokenizer = make_tokenizer(recipe)
+    bos_id, pad_id = int(tokenizer["BOS_None"]), int(tokenizer.pad_token_id)
+    pieces = token_corpus("train", recipe, build_dir, workers)
+    names = sorted(pieces)
+    data = [pieces[n] for n in names]
+    torch.set_num_threads(max(1, torch.get_num_threads()))
+    model = build_model(recipe, len(tokenizer), bos_id, pad_id).to(device)
+    decay = [p for n, p in model.named_parameters() if p.ndim >= 2]
+    no_decay = [p for n, p in model.named_parameters() if p.ndim < 2]
+    opt = torch.optim.AdamW([{"params": decay, "weight_decay": recipe.weight_decay},
+                             {"params": no_decay, "weight_decay": 0.0}], lr=recipe.lr, betas=(0.9, 0.95))
+    ckpt = build_dir / "checkpoint.pt"
+    step, log = 0, []
+    rng = np.random.default_rng(recipe.seed)
+    if ckpt.exists():
+        state = torch.load(ckpt, map_location=device, weights_only=False)
+        if state["recipe"] == dataclasses.asdict(recipe):
+            model.load_state_dict(state["model"])
+            opt.load_state_dict(state["opt"])
+            step, log = state["step"], state["log"]
+            rng.bit_generator.state = state["rng"]
+            torch.set_rng_state(state["torch_rng"])
+        else:
+            print(f"{ckpt} was trained with another recipe: starting over")
+    model.train()
+    bar = tqdm(total=recipe.steps, initial=step, desc="tiny-symbolic", unit="step")
+    started = time.time()
+    while step < recipe.steps:
+        lr = recipe.lr * min(1.0, (step + 1) / recipe.warmup_steps) * \
+            0.5 * (1 + math.cos(math.pi * min(1.0, step / recipe.steps)))
+        for group in opt.param_groups:
+            group["lr"] = lr
+        ids, labels = crops(data, recipe, bos_id, pad_id, rng)
+        loss = model(input_ids=ids.to(device), labels=labels.to(device)).loss
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+        step += 1
+        log.append(dict(step=step, loss=float(loss), lr=lr))
+        bar.update()
+        bar.set_postfix(loss=f"{float(loss):.3f}")
+        if step % recipe.checkpoint_every == 0 or step == recipe.steps:
+            with atomic_path(ckpt, suffix=".tmp.pt") as tmp:
+                torch.save(dict(recipe=dataclasses.asdict(recipe), model=model.state_dict(), opt=opt.state_dict(),
+                                step=step, log=log, rng=rng.bit_generator.state, torch_rng=torch.get_rng_state()),
+                           tmp)
+    bar.close()
+    model.eval()
+    out_dir.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(out_dir, safe_serialization=True)
+    tokenizer.save(out_dir)
+    write_text_atomic(json.dumps(dict(recipe=dataclasses.asdict(recipe), train_pieces=len(data),
+                                      train_tokens=int(sum(len(p) for p in data)),
+                                      seconds_this_run=round(time.time() - started, 1),
+                                      loss_last_100=float(np.mean([r["loss"] for r in log[-100:]]))),
+                                 indent=1, default=str) + "\n", out_dir / "training_log.json")
+    return out_dir
+
+
+def main(argv: list[str] | None = None) -> None:
+    p = argparse.ArgumentParser(prog="lossprofile tiny-symbolic", description=__doc__.split("\n\n")[0])
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--steps", type=int, default=None, help="training steps (default: the recipe's)")
+    p.add_argument("--workers", type=int, default=2, help="processes tokenising the corpus")
+    args = p.parse_args(argv)
+    recipe = SymbolicRecipe(**({"steps": args.steps} if args.steps else {}))
+    print(f"wrote {train(recipe, args.device, workers=args.workers)}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,162 @@
+"""Causal language models over MIDI tokens: a transformers ``AutoModelForCausalLM`` with a miditok tokenizer.
+
+A checkpoint is a folder with the model in transformers' format (``config.json`` + weights; GPT-2,
+Llama and the other causal LMs ``AutoModelForCausalLM`` knows) and the ``tokenizer.json`` miditok saved.
+Codes are ``[B, K=1, T]`` token ids. The factorization is the model's own: the sequence is read after a
+BOS token, so every token of the piece, the first included, is predicted from what precedes it,
+``-log p(x_t | BOS, x_<t)`` (equal to transformers' causal-LM loss on ``[BOS] + ids``; tested).
+
+Long pieces: a model reads at most ``context_tokens`` positions (``window``, at most that). A sequence
+``[BOS] + ids`` longer than the window is scored with a strided window: window ``k`` covers positions
+``[e_k - window, e_k)`` with ``e_k = min(window + k * stride, T + 1)`` and scores the tokens that no earlier
+window scored, so every token after the first window sees between ``window - stride`` and ``window - 1``
+tokens of context; the first window starts with BOS, later ones are plain slices of the piece. Where the
+whole sequence fits, this is the plain pass.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+import torch
+
+from ..base import ModelLoadError, TokenLM, TokenStats, frame_statistics
+from ..hf import from_pretrained, quiet_transformers
+from .tokens import TOKENIZER_FILE, is_miditok_file, load_tokenizer, tokenize
+
+TINY_SYMBOLIC_DIR = Path(__file__).resolve().parents[2] / "checkpoints" / "tiny-symbolic"
+EMBEDDED = {"tiny-symbolic": TINY_SYMBOLIC_DIR}
+HUB_MODELS: dict[str, str] = {}
+RENDER_SAMPLE_RATE = 32000  # the rate the package renders MIDI at, so symbolic and audio curves share a clock
+
+
+def claims_folder(path: str | os.PathLike) -> bool:
+    """A transformers folder (config.json) with a miditok ``tokenizer.json`` beside it."""
+    return (Path(path) / "config.json").exists() and is_miditok_file(Path(path) / TOKENIZER_FILE)
+
+
+def load(path: str, name: str, device: str | torch.device | None, dtype: torch.dtype,
+         backend: str = "transformers") -> "SymbolicLM":
+    if backend != "transformers":
+        raise ValueError(f"unknown backend {backend!r} for a symbolic model; expected 'transformers'")
+    import transformers
+
+    if not claims_folder(path):
+        raise ModelLoadError(f"{path}: not a symbolic checkpoint (needs config.json and a miditok {TOKENIZER_FILE})")
+    device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    try:
+        tokenizer = load_tokenizer(path)
+    except Exception as err:  # miditok raises several kinds on a bad file
+        raise ModelLoadError(f"{path}/{TOKENIZER_FILE}: not a tokenizer miditok can load ({err})") from err
+    with quiet_transformers():
+        model = from_pretrained(transformers.AutoModelForCausalLM, path, dtype=dtype)
+    if model.config.vocab_size < len(tokenizer):
+        raise ModelLoadError(f"{path}: the model's vocabulary ({model.config.vocab_size}) is smaller than the "
+                             f"tokenizer's ({len(tokenizer)})")
+    digest = hashlib.sha256()
+    for file in sorted(Path(path).glob("*.safetensors")) + [Path(path) / "config.json", Path(path) / TOKENIZER_FILE]:
+        digest.update(file.read_bytes())
+    return SymbolicLM(model=model.to(device).eval(), tokenizer=tokenizer, name=name, device=device,
+                      fingerprint=digest.hexdigest()[:16])
+
+
+@dataclass
+class SymbolicLM(TokenLM):
+    """A causal LM over MIDI tokens, as the engine sees it: one code stream, one token per event."""
+
+    family = "symbolic"
+
+    model: Any
+    tokenizer: Any
+    name: str = "symbolic"
+    device: torch.device = field(default_factory=lambda: torch.device("cpu"))
+    fingerprint: str = ""
+    window: int | None = None  # positions per forward pass (default: the model's context)
+    stride: int | None = None  # new tokens per window on long pieces (default: half the window)
+
+    # ---- the token grid: events, not frames ----------------------------------------------------
+    @property
+    def sample_rate(self) -> int:
+        return RENDER_SAMPLE_RATE
+
+    @property
+    def frame_rate(self) -> int:
+        """The time grid (50 per second, the audio models' 20 ms frame) that per-frame views bin tokens onto."""
+        return 50
+
+    @property
+    def num_codebooks(self) -> int:
+        return 1
+
+    @property
+    def cardinality(self) -> int:
+        return int(self.model.config.vocab_size)
+
+    @property
+    def token_unit(self) -> str:
+        return f"MIDI event token ({type(self.tokenizer).__name__})"
+
+    @property
+    def context_tokens(self) -> int:
+        cfg = self.model.config
+        return int(getattr(cfg, "n_positions", None) or getattr(cfg, "max_position_embeddings"))
+
+    @property
+    def bos_id(self) -> int:
+        return int(self.tokenizer["BOS_None"])
+
+    # ---- tokenizer ---------------------------------------------------------------------------
+    def encode(self, wav: torch.Tensor) -> torch.Tensor:
+        raise TypeError(f"{self.name} is a symbolic model: it reads MIDI (encode_midi), not waveforms")
+
+    def encode_midi(self, midi: Any) -> tuple[torch.Tensor, np.ndarray]:
+        """(codes ``[1, 1, T]``, seconds of each token's event ``[T]``) of a MIDI file, bytes, PrettyMIDI or Score."""
+        ids, seconds = tokenize(self.tokenizer, midi)
+        return torch.from_numpy(ids)[None, None], seconds
+
+    # ---- likelihood --------------------------------------------------------------------------
+    def _logits(self, ids: torch.Tensor) -> torch.Tensor:
+        return self.model(input_ids=ids.to(self.device)).logits
+
+    @torch.no_grad()
+    def token_statistics(self, codes: torch.Tensor, prompt: str | Sequence[str] | None = None,
+                         method: str = "exact") -> TokenStats:
+        """:class:`TokenStats` ``[B, 1, T]`` (CPU, fp32) of every token after BOS; a strided window past the context."""
+        if method != "exact":
+            raise ValueError(f"symbolic models have only the exact method, not {method!r}")
+        if prompt:
+            raise ValueError("symbolic models take no text prompt")
+        codes = self.check_codes(codes)
+        B, _, T = codes.shape
+        ids = torch.cat([torch.full((B, 1), self.bos_id, device=self.device), codes[:, 0]], dim=1)  # [B, 1 + T]
+        window = min(self.window or self.context_tokens, self.context_tokens)
+        stride = self.stride or window // 2
+        if not 0 < stride <= window - 1:
+            raise ValueError(f"stride must lie in [1, {window - 1}], got {stride}")
+        parts: list[TokenStats] = []
+        # window [start, end) of ids predicts ids[start + 1 : end]; keep the predictions of targets not yet scored
+        scored, end = 0, min(window, T + 1)  # targets 0..scored-1 done; target j is ids[j + 1]
+        start = 0
+        while True:
+            logits = self._logits(ids[:, start:end])[:, :-1]  # predicts ids[start+1 : end]
+            stats = frame_statistics(logits, ids[:, start + 1 : end])
+            keep = (end - 1) - scored  # the targets scored -> end-2 are new
+            parts.append(TokenStats(*(x[:, -keep:] for x in stats)))
+            scored = end - 1
+            if scored >= T:
+                break
+            end = min(end + stride, T + 1)
+            start = end - window
+        out = TokenStats(*(torch.cat(xs, dim=1)[:, None].float().cpu() for xs in zip(*parts)))
+        return out
+
+    def shared_steps(self, codes: torch.Tensor) -> int:
+        return 0  # variants differ in length and place; rows are scored in full
+
+    def batch_size(self, num_frames: int, default: int = 8) -> int:
+        return default
