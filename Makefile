@@ -9,7 +9,7 @@ DTYPE  ?= auto
 export HF_HUB_DISABLE_TELEMETRY := 1
 export PYTHONHASHSEED := 0
 
-.PHONY: install data figures test notebook-outputs bench tiny-model tiny-symbolic model-card study clean-results gpu-check
+.PHONY: install lab data figures test notebook-outputs bench tiny-model tiny-symbolic model-card study clean-results gpu-check
 
 $(VENV)/.installed: requirements.txt pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -47,6 +47,11 @@ bench: install
 # the finishing stage with texture clouds then takes about 20 minutes on 2 CPU cores.
 tiny-model: install
 	$(BIN)/lossprofile tiny-model --device $(DEVICE)
+
+# JupyterLab on the project's environment (the notebooks import lossprofile from lib/). As root Jupyter
+# refuses to start without --allow-root, which is added then.
+lab: install
+	PYTHONPATH=lib:$$PYTHONPATH $(BIN)/jupyter lab --notebook-dir=notebooks $$( [ "$$(id -u)" = 0 ] && echo --allow-root )
 
 # The embedded symbolic model (GPT-2 over REMI tokens of the same arrangements; about 40 minutes on 2 CPU
 # cores). Resumable from build/tiny-symbolic.

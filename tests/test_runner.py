@@ -103,7 +103,7 @@ def test_mixed_precision_keeps_the_trained_models_sequence_means(music_wav):
     assert (delta(fp32) - delta(bf16)).abs().max() < 0.05
 
 
-def test_bad_pieces_are_reported_and_skipped_while_the_rest_completes(small_lm, tmp_path):
+def test_bad_pieces_are_reported_and_skipped_while_the_rest_completes(small_lm, tmp_path, capsys):
     good = write_piece(tmp_path, "good", tone(3.0, 1))
     short = write_piece(tmp_path, "short", tone(1.0, 2))
     silent = write_piece(tmp_path, "silent", np.zeros(3 * SR, np.float32))
@@ -114,8 +114,10 @@ def test_bad_pieces_are_reported_and_skipped_while_the_rest_completes(small_lm, 
     missing = tmp_path / "missing.wav"
     pieces = [good, short, silent, Piece("test", "garbage", garbage), Piece("test", "empty", empty),
               Piece("test", "missing", missing)]
-    with pytest.warns(UserWarning):
-        table = run_experiment(small_lm, pieces, PERTS[:1], tmp_path / "out", excerpt_seconds=2.5, progress=False)
+    table = run_experiment(small_lm, pieces, PERTS[:1], tmp_path / "out", excerpt_seconds=2.5, progress=False)
+    # one line per skipped file, naming it once
+    lines = [line for line in capsys.readouterr().err.splitlines() if line.startswith("skipped ")]
+    assert len(lines) == 5 and all(line.count(str(tmp_path)) == 1 for line in lines), lines
     assert set(table["piece"]) == {"good"}
     errors = pd.read_csv(tmp_path / "out" / "errors.csv").set_index("piece")
     assert "too short" in errors.loc["short", "error"] and "short.wav" in errors.loc["short", "error"]
@@ -126,7 +128,7 @@ def test_bad_pieces_are_reported_and_skipped_while_the_rest_completes(small_lm, 
 
 
 def test_the_pipeline_across_pieces_gives_the_per_piece_table_and_isolates_bad_pieces(small_lm, tmp_path,
-                                                                                      monkeypatch):
+                                                                                      monkeypatch, capsys):
     groups, real = [], type(small_lm).shared_prefix_statistics
 
     def spy(lm, codes, steps, prompt=None, group_sizes=None):
@@ -138,11 +140,10 @@ def test_the_pipeline_across_pieces_gives_the_per_piece_table_and_isolates_bad_p
     short = write_piece(tmp_path, "short", tone(1.0, 9))
     pieces.insert(2, short)
     perts = noise_sweep((5, 20, 40), onset_frame=60)
-    with pytest.warns(UserWarning, match="short.wav"):
-        alone = run_experiment(small_lm, pieces, perts, tmp_path / "alone", excerpt_seconds=2.5, progress=False)
-    with pytest.warns(UserWarning, match="short.wav"):
-        batched = run_experiment(small_lm, pieces, perts, tmp_path / "batched", excerpt_seconds=2.5, progress=False,
-                                 pieces_per_batch=4, batch_size=64)
+    alone = run_experiment(small_lm, pieces, perts, tmp_path / "alone", excerpt_seconds=2.5, progress=False)
+    batched = run_experiment(small_lm, pieces, perts, tmp_path / "batched", excerpt_seconds=2.5, progress=False,
+                             pieces_per_batch=4, batch_size=64)
+    assert capsys.readouterr().err.count("skipped " + str(short.path)) == 2  # once per run
     assert list(batched["piece"].unique()) == ["p0", "p1", "p2", "p3", "p4"] == list(alone["piece"].unique())
     numbers = [c for c in alone.columns if alone[c].dtype.kind == "f"]
     pd.testing.assert_frame_equal(alone.drop(columns=numbers), batched.drop(columns=numbers))
@@ -157,11 +158,11 @@ def test_the_pipeline_across_pieces_gives_the_per_piece_table_and_isolates_bad_p
     pd.testing.assert_frame_equal(again, batched)
 
 
-def test_window_beyond_the_excerpt_names_the_file(small_lm, tmp_path):
+def test_window_beyond_the_excerpt_names_the_file(small_lm, tmp_path, capsys):
     piece = write_piece(tmp_path, "p", tone(3.0, 1))
-    with pytest.warns(UserWarning, match="p.wav"):
-        table = run_experiment(small_lm, [piece], [Perturbation("noise", 100, 50)], tmp_path / "o",
-                               excerpt_seconds=2.5, progress=False)
+    table = run_experiment(small_lm, [piece], [Perturbation("noise", 100, 50)], tmp_path / "o",
+                           excerpt_seconds=2.5, progress=False)
+    assert "skipped " + str(piece.path) in capsys.readouterr().err
     assert table.empty
     assert "too short for the window" in pd.read_csv(tmp_path / "o" / "errors.csv")["error"][0]
 
@@ -350,3 +351,25 @@ def test_several_models_share_one_table_and_the_figures_get_a_panel_each(small_c
     fig = plots.fig2_length_trend(summary, clean)
     assert len(fig.axes) == 2
     plt.close("all")
+
+
+def test_cli_score_names_each_skipped_file_once_and_ends_with_a_summary(small_checkpoint, tmp_path, capsys):
+    from lossprofile import cli
+
+    folder = tmp_path / "music"
+    folder.mkdir()
+    write_piece(folder, "good", tone(3.0, 1))
+    write_piece(folder, "short", tone(1.0, 2))
+    (folder / "broken.wav").write_bytes(b"RIFF not really")
+    cli.main(["score", "--model", small_checkpoint, "--device", "cpu", "--data", str(folder), "--out",
+              str(tmp_path / "out"), "--lengths", "5", "20", "--onset", "60", "--seconds", "2.5"])
+    out, err = capsys.readouterr()
+    skipped = [line for line in err.splitlines() if line.startswith("skipped ")]
+    assert sorted(Path(line.split(": ")[0].removeprefix("skipped ")).name for line in skipped) == ["broken.wav",
+                                                                                                   "short.wav"]
+    assert all(line.count(str(folder)) == 1 for line in skipped)
+    last = out.strip().splitlines()[-1]
+    assert last.startswith("1 of 3 pieces scored") and "2 skipped" in last and "errors.csv" in last
+    summary = pd.read_csv(tmp_path / "out" / "summary.csv")
+    assert list(summary["length_frames"]) == [5, 20] and (summary["piece"] == "good").all()
+    assert {"mean_nll_clean", "mean_nll_perturbed", "mean_delta"} <= set(summary.columns)

@@ -121,7 +121,8 @@ def load_audio(path: str | os.PathLike, sample_rate: int) -> np.ndarray:
         try:
             data, sr = sf.read(str(path), dtype="float32", always_2d=True)  # [S, C]
         except Exception as err:  # soundfile raises several types for bad files
-            raise AudioError(f"{path}: unreadable audio ({err})") from err
+            reason = str(err).replace(f"Error opening {str(path)!r}: ", "")  # libsndfile names the file again
+            raise AudioError(f"{path}: unreadable audio ({reason})") from err
         if data.shape[0] == 0:
             raise AudioError(f"{path}: the file holds no audio frames (damaged, or only a header)")
         wav = resample(to_mono(data.T), sr, sample_rate)
@@ -219,6 +220,30 @@ def read_midi(midi_path: str | os.PathLike):
     except Exception as err:  # mido/pretty_midi raise many types on corrupt files, some without a message
         reason = str(err).strip() or "the file ends early or is not a Standard MIDI File"
         raise AudioError(f"{path}: unreadable MIDI ({type(err).__name__}: {reason})") from err
+
+
+def midi_excerpt(midi: "pretty_midi.PrettyMIDI", start_seconds: float, seconds: float) -> "pretty_midi.PrettyMIDI":
+    """The notes of ``midi`` that start in ``[start_seconds, start_seconds + seconds)``, moved to start at 0 and cut
+    at ``seconds``; instruments (program, drums) and the tempo at ``start_seconds`` kept. A new object."""
+    import pretty_midi
+
+    times, tempi = midi.get_tempo_changes()
+    tempo = float(tempi[np.searchsorted(times, start_seconds, side="right") - 1]) if len(tempi) else 120.0
+    out = pretty_midi.PrettyMIDI(resolution=midi.resolution, initial_tempo=tempo)
+    stop = start_seconds + seconds
+    for inst in midi.instruments:
+        part = pretty_midi.Instrument(program=inst.program, is_drum=inst.is_drum, name=inst.name)
+        part.notes = [pretty_midi.Note(velocity=n.velocity, pitch=n.pitch, start=n.start - start_seconds,
+                                       end=min(n.end, stop) - start_seconds)
+                      for n in inst.notes if start_seconds <= n.start < stop]
+        if part.notes:
+            out.instruments.append(part)
+    return out
+
+
+def midi_first_onset(midi: "pretty_midi.PrettyMIDI") -> float:
+    onsets = midi.get_onsets()
+    return float(onsets[0]) if len(onsets) else 0.0
 
 
 def render_midi(

@@ -28,7 +28,7 @@ from .data.datasets import KINDS, Piece, load_excerpt
 from .io import file_digest, write_csv_atomic, write_parquet_atomic
 from .perturb import PAPER_LENGTHS, noise_sweep, preset
 from .perturb import describe as describe_presets
-from .runner import for_each_piece, keyed_part, run_experiment
+from .runner import for_each_piece, keyed_part, piece_summary, run_experiment
 
 def build_data(model: str = "tiny", device: str | None = None) -> None:
     """Render the training and OOD sets and sample the generated set (skips what is current)."""
@@ -44,7 +44,14 @@ def score(args: argparse.Namespace) -> None:
                      noise_sweep(args.lengths, args.onset, args.color, args.offset_db))
     table = run_experiment(lm, pieces, perturbations, args.out, method=args.method, excerpt_seconds=args.seconds,
                            seed=args.seed, precision=args.precision)
-    print(f"{len(table)} rows written to {Path(args.out) / 'results.parquet'}")
+    out = Path(args.out)
+    errors = pd.read_csv(out / "errors.csv")
+    if not table.empty:  # one row per piece and perturbation, beside the per-frame table
+        write_csv_atomic(piece_summary(table).round(4), out / "summary.csv")
+    print(f"{table['piece'].nunique() if not table.empty else 0} of {len(pieces)} pieces scored, "
+          f"{len(table):,} rows (one per piece, perturbation and 20 ms frame; losses in nats per code) -> "
+          f"{out / 'results.parquet'}" + (f"; per-piece means -> {out / 'summary.csv'}" if not table.empty else "")
+          + (f"; {len(errors)} skipped, reasons in {out / 'errors.csv'}" if len(errors) else ""))
 
 
 def profile(args: argparse.Namespace) -> None:
@@ -68,8 +75,9 @@ def profile(args: argparse.Namespace) -> None:
         table = pd.concat([pd.read_parquet(p) for p in parts], ignore_index=True).assign(
             model=lm.name, seed=args.seed, excerpt_seconds=args.seconds)
         write_parquet_atomic(table, out / "profile_scores.parquet")
-        write_csv_atomic(table, out / "profile_scores.csv")
-        print(f"{len(table)} pieces scored ({len(errors)} skipped) -> {out / 'profile_scores.parquet'}")
+        write_csv_atomic(table.round(4), out / "profile_scores.csv")
+        print(f"{len(table)} pieces scored -> {out / 'profile_scores.parquet'} (and .csv)"
+              + (f"; {len(errors)} skipped, reasons in {out / 'errors.csv'}" if errors else ""))
         if args.ratings:
             from .analysis.evaluate import ratings_correlation, read_ratings
 
@@ -79,6 +87,10 @@ def profile(args: argparse.Namespace) -> None:
             print(corr.round(3).to_string(index=False))
     else:
         print(f"no piece could be scored; see {out / 'errors.csv'}")
+
+
+class HelpFormatter(argparse.RawTextHelpFormatter, argparse.ArgumentDefaultsHelpFormatter):
+    """Line breaks kept, and every option's default shown in ``--help``."""
 
 
 # Commands that hand the rest of the command line to a module's own parser (``lossprofile bench --help``).
@@ -113,7 +125,7 @@ def main(argv: list[str] | None = None) -> None:
              "score": "noise-injection sweep over a folder of audio/MIDI", "store-outputs":
              "re-execute the notebooks in place (after editing one)", "profile": "profile score of every piece of a folder"}
     for name, text in helps.items():
-        s = sub.add_parser(name, help=text, formatter_class=argparse.RawTextHelpFormatter)
+        s = sub.add_parser(name, help=text, formatter_class=HelpFormatter)
         s.add_argument("--model", default="tiny", help="'tiny', a hub id such as facebook/musicgen-small, or a folder")
         s.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")
         s.add_argument("--dtype", default="auto", help="weights' dtype: auto (fp32), bf16, fp16, fp32")

@@ -14,7 +14,7 @@ import dataclasses
 import hashlib
 import json
 import os
-import warnings
+import sys
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -156,6 +156,14 @@ def part_path(lm: TokenLM, piece: Piece, perturbations: Sequence, options: Scori
     return keyed_part(out_dir, piece, {**params, "prompt": prompt, "audio": file_digest(piece.path)})
 
 
+def report_skip(piece: Piece, err: Exception) -> dict:
+    """One line on stderr, ``skipped FILE: reason`` (above any progress bar), and the error row for errors.csv."""
+    reason, path = str(err), str(piece.path)
+    reason = reason[len(path) + 2 :] if reason.startswith(path + ": ") else reason  # the file is named once
+    tqdm.write(f"skipped {path}: {reason}", file=sys.stderr)
+    return dict(dataset=piece.dataset, piece=piece.name, path=path, error=str(err))
+
+
 def piece_part(piece: Piece, path: str | Path, compute: Callable[[Piece], pd.DataFrame]
                ) -> tuple[str | Path | None, dict | None]:
     """The piece's finished part at ``path`` (reused if there), or ``compute(piece)`` written there atomically
@@ -165,8 +173,7 @@ def piece_part(piece: Piece, path: str | Path, compute: Callable[[Piece], pd.Dat
     try:
         table = compute(piece)
     except (audio.AudioError, ValueError) as err:  # AudioError is a ValueError; anything else is a bug: raise
-        warnings.warn(f"skipped {piece.path}: {err}")
-        return None, dict(dataset=piece.dataset, piece=piece.name, path=str(piece.path), error=str(err))
+        return None, report_skip(piece, err)
     write_parquet_atomic(table, path)
     return path, None
 
@@ -195,9 +202,7 @@ def for_each_piece(pieces: Sequence[Piece], path_of: Callable[[Piece], str | Pat
     pending = [i for i, piece in enumerate(pieces) if not exists(path_of(piece))]
     bar = tqdm(total=len(pieces), initial=len(pieces) - len(pending), desc=desc, unit="piece", disable=not progress)
 
-    def error_row(piece: Piece, err: Exception) -> dict:
-        warnings.warn(f"skipped {piece.path}: {err}")
-        return dict(dataset=piece.dataset, piece=piece.name, path=str(piece.path), error=str(err))
+    error_row = report_skip
 
     with ThreadPoolExecutor(max(1, workers)) as pool:
         chunks = [pending[lo : lo + pieces_per_batch] for lo in range(0, len(pending), pieces_per_batch)]
