@@ -21,10 +21,10 @@ from pathlib import Path
 
 import pandas as pd
 
-from . import load_model
+from . import audio, load_model
 from .analysis.profile import FEATURES, load_weights, profile_scores
 from .data import datasets
-from .data.datasets import KINDS, Piece, load_excerpt
+from .data.datasets import KINDS, Piece
 from .io import file_digest, write_csv_atomic, write_parquet_atomic
 from .perturb import PAPER_LENGTHS, noise_sweep, preset
 from .perturb import describe as describe_presets
@@ -63,9 +63,12 @@ def profile(args: argparse.Namespace) -> None:
     out = Path(args.out)
 
     def score(piece: Piece) -> pd.DataFrame:
-        wav = load_excerpt(piece, lm.sample_rate, args.seconds)
-        return profile_scores(lm, [wav], lm.sample_rate, args.seconds, seed=args.seed, names=[piece.name],
-                              precision=args.precision, weights=weights)
+        wav = audio.load_audio(piece.path, lm.sample_rate)  # profile_scores cuts the excerpt (or takes a short clip)
+        table = profile_scores(lm, [wav], lm.sample_rate, args.seconds, seed=args.seed, names=[piece.name],
+                               precision=args.precision, weights=weights, report=False)
+        if table.attrs["errors"]:
+            raise audio.AudioError(f"{piece.path}: {table.attrs['errors'][0]['error'].removeprefix(piece.name + ': ')}")
+        return table
 
     parts, errors = for_each_piece(datasets.list_pieces(args.data)[: args.limit],
                                    lambda piece: keyed_part(out, piece, {**params, "audio": file_digest(piece.path)}),

@@ -170,3 +170,23 @@ def test_the_fitted_weights_ship_with_the_package():
     weights = profile.load_weights()
     assert weights is not None and set(weights["weights"]) <= set(profile.FEATURES)
     assert all(weights["std"][name] > 0 for name in weights["weights"])
+
+
+def test_profile_scores_name_a_clip_they_cannot_use_and_score_a_short_one_over_what_it_has(small_lm, capsys):
+    rng = np.random.default_rng(1)
+
+    def clip(seconds):
+        t = np.arange(int(seconds * 32000)) / 32000
+        return (0.2 * np.sin(2 * np.pi * 330 * t) + 0.01 * rng.standard_normal(t.size)).astype(np.float32)
+
+    nan = clip(7.0)
+    nan[100] = np.nan
+    table = profile.profile_scores(small_lm, [clip(7.0), clip(5.2), clip(2.0), nan], 32000, excerpt_seconds=6.0,
+                                   names=["full", "short", "tiny", "nan"], min_seconds=4.0, design=DESIGN)
+    assert list(table["piece"]) == ["full", "short"]
+    # the short clip is scored over its whole frames (5.2 s → 260 frames of 20 ms)
+    assert table["seconds_scored"].tolist() == [6.0, 5.2] and np.isfinite(table["mean_nll"]).all()
+    assert [e["piece"] for e in table.attrs["errors"]] == ["tiny", "nan"]
+    assert "too short" in table.attrs["errors"][0]["error"] and "NaN" in table.attrs["errors"][1]["error"]
+    err = capsys.readouterr().err
+    assert "skipped tiny: too short" in err and "skipped nan:" in err

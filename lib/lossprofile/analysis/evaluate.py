@@ -146,8 +146,10 @@ def score_pieces(lm, pieces: Sequence[Piece], out_dir: str | os.PathLike, excerp
                                   symbolic_families, seed)
         names = [f"{piece.name}|{v.family}|{v.strength}" for v, _ in versions]
         table = profile_scores(lm, [w for _, w in versions], lm.sample_rate, excerpt_seconds, design, seed,
-                               weights={}, names=names)
-        table = table.drop(columns=["piece", "profile_score"])
+                               weights={}, names=names, report=False)
+        if table.attrs["errors"]:  # a piece is compared with its own versions only when every one is usable
+            raise audio.AudioError(table.attrs["errors"][0]["error"])
+        table = table.drop(columns=["piece", "profile_score", "seconds_scored"])
         table.insert(0, "strength", [v.strength for v, _ in versions])
         table.insert(0, "family", [v.family for v, _ in versions])
         table.insert(0, "split", split_of(piece.name))

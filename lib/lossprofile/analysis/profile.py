@@ -36,12 +36,14 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
 import numpy as np
 import pandas as pd
+from tqdm.auto import tqdm
 
 from .. import audio
 from ..io import derived_seed
@@ -144,11 +146,26 @@ def combine(table: pd.DataFrame, weights: dict) -> np.ndarray:
     return score
 
 
+def usable_excerpt(wav: np.ndarray, sample_rate: int, seconds: float, min_seconds: float, hop_length: int,
+                   source: str) -> np.ndarray:
+    """The first ``seconds`` of sound, or all of it (whole frames) when there is less but at least ``min_seconds``."""
+    wav = audio.check_waveform(np.asarray(wav, np.float32), source)
+    start = audio.first_sound_sample(wav, sample_rate)
+    available = (wav.size - start) // hop_length * hop_length / sample_rate
+    if available >= seconds or available < min_seconds:
+        return audio.excerpt(wav, sample_rate, seconds, source=source)  # the full excerpt, or its error
+    return audio.excerpt(wav, sample_rate, available, source=source)
+
+
+MIN_SECONDS = 10.0  # a clip shorter than the excerpt is scored over what it has, down to this much sound
+
+
 def profile_scores(lm, wavs: Sequence[np.ndarray], sample_rate: int, excerpt_seconds: float = 15.0,
                    design: ProbeDesign = ProbeDesign(), seed: int = 0, weights: dict | None = None,
                    names: Sequence[str] | None = None, method: str = "exact", precision: str = "auto",
-                   batch_size: int | None = None, pieces_per_batch: int | None = None) -> pd.DataFrame:
-    """One row per waveform: every probe and token feature, and ``profile_score`` (higher = better).
+                   batch_size: int | None = None, pieces_per_batch: int | None = None,
+                   min_seconds: float = MIN_SECONDS, report: bool = True) -> pd.DataFrame:
+    """One row per usable waveform: every probe and token feature, and ``profile_score`` (higher = better).
 
     Each waveform is cut to its first ``excerpt_seconds`` of sound (as the experiments do) and
     scored once clean and once per probe, in one batched call; ``pieces_per_batch`` waveforms share the
@@ -156,27 +173,48 @@ def profile_scores(lm, wavs: Sequence[np.ndarray], sample_rate: int, excerpt_sec
     by ``seed`` and the waveform's position (or name), so a run is reproducible. ``weights``:
     as :func:`load_weights` returns (default: the shipped ones; without any, ``profile_score``
     is NaN and the features are still returned).
+
+    A clip with less sound than ``excerpt_seconds`` but at least ``min_seconds`` is scored over what it has
+    (whole frames; ``seconds_scored`` says how much). A clip that cannot be used (shorter still, silent, NaN)
+    is named on stderr with its reason (``report``) and left out; ``table.attrs["errors"]`` lists them (piece,
+    error).
     """
     weights = weights if weights is not None else load_weights()
-    prepared = []
+    prepared, errors = [], []
     for i, wav in enumerate(wavs):
         name = names[i] if names is not None else str(i)
-        clean = audio.excerpt(np.asarray(wav, np.float32), sample_rate, excerpt_seconds, source=name)
+        try:
+            clean = usable_excerpt(wav, sample_rate, excerpt_seconds, min_seconds, lm.hop_length, source=name)
+        except audio.AudioError as err:
+            if report:
+                tqdm.write(f"skipped {err}", file=sys.stderr)
+            errors.append(dict(piece=name, error=str(err)))
+            continue
         perts = design.perturbations(clean.size // lm.hop_length, derived_seed(seed, name))
         prepared.append((name, perts, clean, [p.apply(clean, sample_rate, lm.frame_rate) for p in perts]))
     rows = []
     step = pieces_per_batch_for(lm, pieces_per_batch)
-    for lo in range(0, len(prepared), step):
-        chunk = prepared[lo : lo + step]
+    chunks: list[list] = []
+    for item in prepared:  # pieces share a decoder batch only when they are equally long
+        if chunks and len(chunks[-1]) < step and chunks[-1][0][2].size == item[2].size:
+            chunks[-1].append(item)
+        else:
+            chunks.append([item])
+    for chunk in chunks:
         scored = score_many(lm, [(clean, variants) for _, _, clean, variants in chunk], method=method,
                             precision=precision, batch_size=batch_size)
-        for (name, perts, _, _), scores in zip(chunk, scored):
+        for (name, perts, clean, _), scores in zip(chunk, scored):
             clean_frames = scores.clean.mean(0).numpy()
             probed = scores.variants.mean(1).numpy()
-            rows.append(dict(piece=name, **probe_features(clean_frames, probed, perts, design),
+            rows.append(dict(piece=name, seconds_scored=clean.size / sample_rate,
+                             **probe_features(clean_frames, probed, perts, design),
                              **token_features(scores.clean, scores.entropy_clean, scores.rank_clean,
                                               scores.surprisal_var_clean)))
-    table = pd.DataFrame(rows)
+    table = pd.DataFrame(rows, columns=None if rows else ["piece", "seconds_scored"])
+    table.attrs["errors"] = errors
+    if table.empty:
+        table["profile_score"] = np.nan
+        return table
     table["profile_score"] = combine(table, weights) if weights else np.nan
     table.attrs["probe_design"] = dataclasses.asdict(design)
     return table
