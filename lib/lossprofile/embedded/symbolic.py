@@ -118,11 +118,12 @@ def crops(pieces: list[np.ndarray], recipe: SymbolicRecipe, bos_id: int, pad_id:
 
 
 def train(recipe: SymbolicRecipe, device: str = "cpu", build_dir: Path = BUILD_DIR, out_dir: Path = TINY_SYMBOLIC_DIR,
-          workers: int = 2) -> Path:
-    """Tokenise the corpus (cached), train (resuming from ``build_dir/checkpoint.pt``) and save the model."""
+          workers: int = 2, limit: int | None = None) -> Path:
+    """Tokenise the corpus (cached), train (resuming from ``build_dir/checkpoint.pt``) and save the model.
+    ``limit``: only the first pieces of the training split (for tests)."""
     tokenizer = make_tokenizer(recipe)
     bos_id, pad_id = int(tokenizer["BOS_None"]), int(tokenizer.pad_token_id)
-    pieces = token_corpus("train", recipe, build_dir, workers)
+    pieces = token_corpus("train", recipe, build_dir, workers, limit=limit)
     names = sorted(pieces)
     data = [pieces[n] for n in names]
     torch.set_num_threads(max(1, torch.get_num_threads()))
@@ -172,7 +173,9 @@ def train(recipe: SymbolicRecipe, device: str = "cpu", build_dir: Path = BUILD_D
     out_dir.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(out_dir, safe_serialization=True)
     tokenizer.save(out_dir)
-    write_text_atomic(json.dumps(dict(recipe=dataclasses.asdict(recipe), train_pieces=len(data),
+    recipe_json = dataclasses.asdict(recipe)
+    recipe_json["tokenizer"]["beat_res"] = {f"{a}-{b}": v for (a, b), v in recipe.tokenizer["beat_res"].items()}
+    write_text_atomic(json.dumps(dict(recipe=recipe_json, train_pieces=len(data),
                                       train_tokens=int(sum(len(p) for p in data)),
                                       seconds_this_run=round(time.time() - started, 1),
                                       loss_last_100=float(np.mean([r["loss"] for r in log[-100:]]))),
