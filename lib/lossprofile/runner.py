@@ -28,7 +28,7 @@ from . import audio
 from .data.datasets import Piece, load_excerpt
 from .io import derived_seed, exists, file_digest, join, slug, write_csv_atomic, write_parquet_atomic
 from .models.base import TokenLM
-from .perturb.score import ScorePerturbation
+from .perturb.score import ScorePerturbation, apply_in_score
 from .perturb.waveform import Perturbation, window_samples
 from .scoring import Scores, score_many, score_variants
 
@@ -78,6 +78,76 @@ def piece_variants(piece: Piece, perturbations: Sequence, sample_rate: int, fram
     return clean, variants
 
 
+def midi_variants(piece: Piece, perturbations: Sequence, frame_rate: int, excerpt_seconds: float, seed: int):
+    """For a model that reads MIDI: the piece's score excerpt (``excerpt_seconds`` from its first note) and one
+    perturbed score per perturbation (:func:`~lossprofile.perturb.score.apply_in_score`), seeded like the audio ones."""
+    if piece.path.suffix.lower() not in audio.MIDI_SUFFIXES:
+        raise audio.AudioError(f"{piece.path}: a model over MIDI tokens reads MIDI files, not audio")
+    midi = audio.read_midi(piece.path)
+    clean = audio.midi_excerpt(midi, audio.midi_first_onset(midi), excerpt_seconds)
+    if not clean.instruments:
+        raise audio.AudioError(f"{piece.path}: MIDI file has no notes")
+    variants = []
+    for p in perturbations:
+        p = dataclasses.replace(p, seed=derived_seed(seed, piece.dataset, piece.name, p.seed))
+        frames = int(round(excerpt_seconds * frame_rate))
+        if not isinstance(p, ScorePerturbation) and p.onset_frame + p.span_frames > frames:
+            raise audio.AudioError(f"{piece.path}: too short for the window: frames {p.onset_frame}.."
+                                   f"{p.onset_frame + p.span_frames}, the excerpt has {frames} ({excerpt_seconds:g} s)")
+        variants.append(apply_in_score(p, clean, frame_rate))
+    return clean, variants
+
+
+def frames_of(values: np.ndarray, seconds: np.ndarray, frame_rate: int, num_frames: int, how: str) -> np.ndarray:
+    """Token values ``[T]`` on the frame grid ``[num_frames]``: ``sum`` (0 where a frame holds no token) or ``mean``
+    (NaN there); tokens past the last frame count in it."""
+    frame = np.minimum((np.asarray(seconds) * frame_rate).astype(int), num_frames - 1)
+    total = np.bincount(frame, weights=values, minlength=num_frames)
+    if how == "sum":
+        return total
+    count = np.bincount(frame, minlength=num_frames)
+    return np.divide(total, count, out=np.full(num_frames, np.nan), where=count > 0)
+
+
+def token_frames_table(lm: TokenLM, piece: Piece, perturbations: Sequence, clean, variants, *, excerpt_seconds: float,
+                       seed: int) -> pd.DataFrame:
+    """The tidy rows of a piece scored by a model over MIDI tokens: the same columns as the audio table, on the
+    same 20 ms frames, plus ``tokens_clean``/``tokens_perturbed`` (tokens whose event falls in the frame). A
+    frame's ``nll_*`` is the *sum* of its tokens' NLL (nats per frame, 0 without tokens), so the clean and the
+    perturbed curve line up in time although their token counts differ; entropy and log-rank are means (NaN
+    without tokens)."""
+    num_frames = int(round(excerpt_seconds * lm.frame_rate))
+
+    def curves(midi):
+        codes, seconds = lm.encode_midi(midi)
+        stats = lm.token_statistics(codes)
+        nll, entropy, rank = (x[0, 0].numpy().astype(np.float64) for x in (stats.nll, stats.entropy, stats.rank))
+        return dict(nll=frames_of(nll, seconds, lm.frame_rate, num_frames, "sum"),
+                    entropy=frames_of(entropy, seconds, lm.frame_rate, num_frames, "mean"),
+                    log_rank=frames_of(np.log(rank), seconds, lm.frame_rate, num_frames, "mean"),
+                    tokens=frames_of(np.ones(len(seconds)), seconds, lm.frame_rate, num_frames, "sum").astype(int))
+
+    base = curves(clean)
+    parts = []
+    for p, midi in zip(perturbations, variants):
+        var = curves(midi)
+        part = pd.DataFrame({"frame": np.arange(num_frames), "nll_clean": base["nll"], "nll_perturbed": var["nll"],
+                             "delta": var["nll"] - base["nll"], "entropy_clean": base["entropy"],
+                             "log_rank_clean": base["log_rank"], "entropy_perturbed": var["entropy"],
+                             "log_rank_perturbed": var["log_rank"], "delta_k0": var["nll"] - base["nll"],
+                             "tokens_clean": base["tokens"], "tokens_perturbed": var["tokens"]})
+        for name, value in p.as_row().items():
+            part[name] = value
+        parts.append(part)
+    table = pd.concat(parts, ignore_index=True)
+    meta = dict(model=lm.name, method="exact", precision="fp32", prompt="", dataset=piece.dataset, piece=piece.name,
+                excerpt_seconds=excerpt_seconds, run_seed=seed)
+    for name, value in meta.items():
+        table[name] = value
+    front = list(meta) + [c for c in Perturbation().as_row() if c in table]
+    return table[front + [c for c in table.columns if c not in front]]
+
+
 def piece_table(lm: TokenLM, piece: Piece, perturbations: Sequence[Perturbation | ScorePerturbation], *, method: str,
                 excerpt_seconds: float, seed: int, prompt: str | None, batch_size: int | None,
                 prefix_reuse: bool, precision: str) -> pd.DataFrame:
@@ -87,6 +157,10 @@ def piece_table(lm: TokenLM, piece: Piece, perturbations: Sequence[Perturbation 
     difference (also per codebook), the entropy of the model's predictions and the log-rank
     of the true codes, all from the same forward pass.
     """
+    if lm.reads == "midi":
+        clean, variants = midi_variants(piece, perturbations, lm.frame_rate, excerpt_seconds, seed)
+        return token_frames_table(lm, piece, perturbations, clean, variants, excerpt_seconds=excerpt_seconds,
+                                  seed=seed)
     clean, variants = piece_variants(piece, perturbations, lm.sample_rate, lm.frame_rate, excerpt_seconds, seed)
     scores = score_variants(lm, clean, variants, method=method, prompt=prompt, batch_size=batch_size,
                             prefix_reuse=prefix_reuse, precision=precision)
@@ -270,7 +344,10 @@ def batch_scorer(lm: TokenLM, perturbations: Sequence, options: ScoringOptions
 
 
 def pieces_per_batch_for(lm: TokenLM, requested: int | None) -> int:
-    """``requested``, or by default 16 pieces per decoder batch on a GPU and 1 (the plain loop) on CPU."""
+    """``requested``, or by default 16 pieces per decoder batch on a GPU and 1 (the plain loop) on CPU; always 1 for
+    a model that reads MIDI (its sequences differ in length, each is scored alone)."""
+    if lm.reads == "midi":
+        return 1
     return requested if requested else (16 if lm.device.type == "cuda" else 1)
 
 

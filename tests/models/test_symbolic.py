@@ -96,3 +96,54 @@ def test_a_folder_with_a_miditok_tokenizer_loads_as_the_symbolic_family(tokenize
     (tmp_path / "tokenizer.json").write_text('{"model": {"type": "BPE"}}')  # a text tokenizer of the same name
     with pytest.raises(ModelLoadError):
         load_model(tmp_path, device="cpu")  # not symbolic; as MusicGen its config is refused by name
+
+
+def scale_file(folder, name: str, seconds: float = 8.0):
+    import pretty_midi
+
+    midi = pretty_midi.PrettyMIDI(initial_tempo=120)
+    inst = pretty_midi.Instrument(program=0)
+    for k, t in enumerate(np.arange(0.5, seconds, 0.25)):
+        inst.notes.append(pretty_midi.Note(velocity=80, pitch=60 + [0, 2, 4, 5, 7, 9, 11, 12][k % 8], start=t,
+                                           end=t + 0.2))
+    midi.instruments.append(inst)
+    path = folder / f"{name}.mid"
+    midi.write(str(path))
+    return path
+
+
+def test_the_runner_scores_a_symbolic_model_on_the_audio_models_frame_grid(tokenizer, tmp_path, capsys):
+    from lossprofile.data.datasets import Piece
+    from lossprofile.perturb import Perturbation
+    from lossprofile.perturb.score import ScorePerturbation
+    from lossprofile.runner import run_experiment
+
+    lm = random_lm(tokenizer)
+    pieces = [Piece("test", "scale", scale_file(tmp_path, "scale")), Piece("test", "wav", tmp_path / "x.wav")]
+    (tmp_path / "x.wav").write_bytes(b"RIFF")
+    perts = [Perturbation("noise", 100, 50), Perturbation("shuffle", 50, 200, segment_frames=25),
+             ScorePerturbation("shift_pitches", fraction=1.0, semitones=(2,), in_key=False, onset_frame=150,
+                               length_frames=100)]
+    table = run_experiment(lm, pieces, perts, tmp_path / "out", excerpt_seconds=6.0, progress=False)
+    assert "a model over MIDI tokens reads MIDI files" in capsys.readouterr().err  # the WAV is named and skipped
+    assert set(table["piece"]) == {"scale"} and len(table) == 3 * 300
+    assert {"frame", "nll_clean", "nll_perturbed", "delta", "delta_k0", "tokens_clean", "tokens_perturbed",
+            "perturbation", "onset_frame", "length_frames"} <= set(table.columns)
+    # the frames' NLL add up to the clean excerpt's total NLL, scored directly (6 s from the first note)
+    from lossprofile import audio
+
+    midi = audio.read_midi(pieces[0].path)
+    codes, seconds = lm.encode_midi(audio.midi_excerpt(midi, audio.midi_first_onset(midi), 6.0))
+    noise = table[table.perturbation == "noise"]
+    assert np.isclose(noise["nll_clean"].sum(), lm.token_nll(codes).sum().item(), atol=1e-3)
+    assert noise["tokens_clean"].sum() == codes.shape[-1]
+    # causal: nothing changes before the window (frame 100 = 2 s); the window's notes are replaced
+    before = noise[noise.frame < 100]
+    assert np.abs(before["delta"]).max() < 1e-4 and (before.tokens_clean == before.tokens_perturbed).all()
+    pitched = table[table.perturbation == "shift_pitches"]
+    assert np.abs(pitched[pitched.frame < 150]["delta"]).max() < 1e-4
+    assert np.abs(pitched[(pitched.frame >= 150) & (pitched.frame < 250)]["delta"]).max() > 0.1
+    # a waveform kind without a score analogue is refused with a clear reason
+    again = run_experiment(lm, pieces[:1], [Perturbation("add_noise", 100, 50)], tmp_path / "o2",
+                           excerpt_seconds=6.0, progress=False)
+    assert again.empty and "no analogue in a score" in capsys.readouterr().err

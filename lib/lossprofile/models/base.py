@@ -5,12 +5,14 @@ EnCodec codes; causal LMs over MIDI tokens next). Everything above the family �
 variants with a shared prefix, regions, the profile score, sweeps — sees only :class:`TokenLM`:
 
 ==========================  ==================================================================
+``reads``                   what the tokenizer reads: ``"audio"`` (waveforms) or ``"midi"`` (scores)
 ``sample_rate``             waveform rate the tokenizer reads (Hz)
 ``frame_rate``              tokens per second on the time axis; one token stands for
                             ``1 / frame_rate`` s (``token_unit`` says it in words)
 ``num_codebooks``, ``cardinality``
                             codes are ``[B, K, T]`` integers in ``[0, cardinality)``
 ``encode(wav)``             waveform ``[B, 1, S]`` → codes ``[B, K, T]``
+``encode_midi(midi)``       (families that read MIDI) a score → codes ``[1, K, T]`` and each token's seconds
 ``encode_variants(...)``    optional fast path: a clean waveform and variants of it → codes
 ``token_statistics(codes)`` NLL, entropy, rank and surprisal variance of every code
 ``shared_prefix_statistics`` the same for codes whose first decoder steps are identical, computed
@@ -81,6 +83,7 @@ class TokenLM(abc.ABC):
     """
 
     family: str = "?"
+    reads: str = "audio"  # or "midi": the runner then perturbs and tokenises scores instead of waveforms
     methods: tuple[str, ...] = ("exact",)
     name: str
     fingerprint: str
@@ -121,6 +124,10 @@ class TokenLM(abc.ABC):
     @abc.abstractmethod
     def encode(self, wav: torch.Tensor) -> torch.Tensor:
         """Waveform ``[B, 1, S]`` at :attr:`sample_rate` → codes ``[B, K, T]`` (long)."""
+
+    def encode_midi(self, midi: Any) -> tuple[torch.Tensor, np.ndarray]:
+        """(codes ``[1, K, T]``, seconds of each token ``[T]``) of a score; only families with ``reads == "midi"``."""
+        raise TypeError(f"{self.name} reads audio, not MIDI: render the score first")
 
     def encode_variants(self, clean: np.ndarray, variants: Sequence[np.ndarray]) -> torch.Tensor:
         """Codes ``[1 + N, K, T]`` of ``clean [S]`` and each variant ``[S]``.

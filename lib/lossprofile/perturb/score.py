@@ -246,6 +246,29 @@ def shuffle_notes(midi, window_seconds: tuple[float, float], segment_seconds: fl
     return out
 
 
+# the waveform kinds a model over MIDI tokens takes, and what each becomes in the score
+IN_SCORE = {"noise": "random notes at the window's own density", "silence": "the window emptied",
+            "shuffle": "the window's segments reordered"}
+
+
+def apply_in_score(p, midi, frame_rate: int):
+    """A perturbation applied to a score excerpt ``midi`` (starting at 0 s), placed on the frame grid like the
+    audio one: a :class:`ScorePerturbation` as itself, and the waveform kinds of :data:`IN_SCORE` as their token-space
+    analogues (``noise`` → :func:`random_notes`, ``silence`` → :func:`constant_window` silence, ``shuffle`` →
+    :func:`shuffle_notes` of ``segment_frames``). Other waveform kinds have no analogue: ValueError."""
+    if isinstance(p, ScorePerturbation):
+        return p.apply_midi(midi, 0.0, frame_rate)
+    window = (p.onset_frame / frame_rate, (p.onset_frame + p.span_frames) / frame_rate)
+    if p.kind == "noise":
+        return random_notes(midi, window, seed=p.seed)
+    if p.kind == "silence":
+        return constant_window(midi, window, mode="silence")
+    if p.kind == "shuffle":
+        return shuffle_notes(midi, window, p.segment_frames / frame_rate, seed=p.seed)
+    raise ValueError(f"{p.kind!r} has no analogue in a score; a model over MIDI tokens takes "
+                     f"{', '.join(IN_SCORE)} and the score perturbations")
+
+
 SCORE_KINDS = ("shift_pitches", "delete_notes", "randomize_velocities", "warp_tempo")
 
 

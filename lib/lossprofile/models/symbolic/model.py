@@ -70,6 +70,7 @@ class SymbolicLM(TokenLM):
     """A causal LM over MIDI tokens, as the engine sees it: one code stream, one token per event."""
 
     family = "symbolic"
+    reads = "midi"
 
     model: Any
     tokenizer: Any
