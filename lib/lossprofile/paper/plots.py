@@ -103,7 +103,9 @@ def fig3_token_dynamics(noise_results: pd.DataFrame, pure_results: pd.DataFrame,
     ax.set_xlabel("frame (20 ms)")
     ax.set_ylabel("NLL per frame (nats)")
     ax.set_title(piece, fontsize=10)
-    ax.legend(fontsize=8, ncol=3, loc="upper right")
+    # below the axes: inside, it hid the curves after the noise
+    ax.legend(fontsize=8, ncol=3, loc="upper center", bbox_to_anchor=(0.5, -0.2), frameon=False)
+    fig.tight_layout()
     return fig
 
 
@@ -124,9 +126,12 @@ def fig4_regions(region_table: pd.DataFrame):
                 x = r + 1 + (j - (len(kinds) - 1) / 2) * width
                 if len(values) > 1:
                     parts = ax.violinplot(values, positions=[x], widths=width * 0.9, showmeans=True)
+                    color = KIND_COLORS.get(kind, REGION_COLORS[region])
                     for body in parts["bodies"]:
-                        body.set_facecolor(KIND_COLORS.get(kind, REGION_COLORS[region]))
+                        body.set_facecolor(color)
                         body.set_alpha(0.5)
+                    for line in ("cmeans", "cmins", "cmaxes", "cbars"):  # mean and extrema in the kind's colour
+                        parts[line].set_color(color)
                 else:
                     ax.scatter([x], values, s=10, color=KIND_COLORS.get(kind, REGION_COLORS[region]))
             values = table.loc[table["region"] == region, "mean"].dropna()
@@ -135,8 +140,8 @@ def fig4_regions(region_table: pd.DataFrame):
                         fontsize=8, transform=ax.get_xaxis_transform())
         ax.set_xticks(range(1, len(REGIONS) + 1), [r.capitalize() for r in REGIONS])
         ax.axhline(0, color="0.4", lw=0.6, ls="--")
-        if len(models) > 1:
-            ax.set_title(str(model), fontsize=10, pad=16)
+        ax.set_title(("" if model is None else f"{model}: ") + "mean delta per curve in each region "
+                     "(above: mean ± sd over all curves)", fontsize=10, pad=18)
         handles = [plt.Line2D([], [], color=KIND_COLORS.get(k, "0.5"), lw=6, alpha=0.5) for k in kinds if k]
         if handles:
             ax.legend(handles, [KIND_LABELS.get(k, k) for k in kinds if k], fontsize=8, loc="lower right")
@@ -208,12 +213,27 @@ def explorer_curves(result: dict, onset_frame: int, length_frames: int, label: s
     return fig
 
 
+def _grid(n: int, width: float, height: float, ncols: int = 4, **kwargs):
+    """``n`` panels in rows of ``ncols`` (one long row was too small on a screen); unused panels hidden."""
+    ncols = min(ncols, n)
+    nrows = -(-n // ncols)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(width * ncols, height * nrows), squeeze=False, **kwargs)
+    flat = list(axes.ravel())
+    for ax in flat[n:]:
+        ax.set_visible(False)
+    return fig, flat[:n]
+
+
+def _model_title(table: pd.DataFrame) -> str:
+    return ", ".join(map(str, table["model"].unique())) if "model" in table else ""
+
+
 def roc_curves(table: pd.DataFrame, directions: dict[str, int], families: list[str],
                scores=("profile_score", "mean_nll"), split: str = "report"):
     """ROC of clean (positive) against degraded versions (negative) per family, one line per score."""
     part = table[table["split"] == split]
-    fig, axes = plt.subplots(1, len(families), figsize=(3.1 * len(families), 3.2), squeeze=False)
-    for ax, family in zip(axes[0], families):
+    fig, axes = _grid(len(families), 3.1, 3.2)
+    for ax, family in zip(axes, families):
         degraded = part[part["family"] == family]
         clean = part[(part["family"] == "clean") & part["piece"].isin(degraded["piece"])]  # the same pieces
         for score in scores:
@@ -225,11 +245,13 @@ def roc_curves(table: pd.DataFrame, directions: dict[str, int], families: list[s
             fpr = np.concatenate([[0], np.cumsum(1 - labels[order]) / max(1, (1 - labels).sum())])
             ax.plot(fpr, tpr, lw=1.2, label=score)
         ax.plot([0, 1], [0, 1], color="0.6", lw=0.6, ls="--")
-        ax.set_title(family, fontsize=9)
+        ax.set_title(f"{family} ({len(clean)} clean, {len(degraded)} degraded)", fontsize=9)
         ax.set_xlabel("false positive rate", fontsize=8)
-    axes[0][0].set_ylabel("true positive rate (clean)", fontsize=8)
-    axes[0][-1].legend(fontsize=7)
-    fig.tight_layout()
+        ax.set_ylabel("true positive rate (clean)", fontsize=8)
+    handles, labels = axes[0].get_legend_handles_labels()
+    fig.legend(handles, labels, fontsize=8, ncol=len(scores), loc="lower center", frameon=False)  # covers no curve
+    fig.suptitle(f"{_model_title(part)}: clean against degraded versions, {split} split", fontsize=10)
+    fig.tight_layout(rect=(0, 0.05, 1, 1))
     return fig
 
 
@@ -237,8 +259,8 @@ def score_vs_strength(table: pd.DataFrame, directions: dict[str, int], families:
                       scores=("profile_score", "mean_nll"), split: str = "report"):
     """Each score (signed so that higher = better, standardised) against degradation strength, per family."""
     part = table[table["split"] == split]
-    fig, axes = plt.subplots(1, len(families), figsize=(3.1 * len(families), 3.0), squeeze=False, sharey=True)
-    for ax, family in zip(axes[0], families):
+    fig, axes = _grid(len(families), 3.1, 3.0, sharey=True)
+    for ax, family in zip(axes, families):
         degraded = part[part["family"] == family]
         rows = pd.concat([part[(part["family"] == "clean") & part["piece"].isin(degraded["piece"])], degraded])
         for score in scores:
@@ -247,9 +269,11 @@ def score_vs_strength(table: pd.DataFrame, directions: dict[str, int], families:
             ax.errorbar(agg["strength"], agg["mean"], yerr=agg["std"], marker="o", capsize=2, lw=1, label=score)
         ax.set_title(family, fontsize=9)
         ax.set_xlabel("strength (0 = clean)", fontsize=8)
-    axes[0][0].set_ylabel("score, higher = better (z)", fontsize=8)
-    axes[0][-1].legend(fontsize=7)
-    fig.tight_layout()
+        ax.set_ylabel("score, higher = better (z)", fontsize=8)
+    handles, labels = axes[0].get_legend_handles_labels()
+    fig.legend(handles, labels, fontsize=8, ncol=len(scores), loc="lower center", frameon=False)
+    fig.suptitle(f"{_model_title(part)}: scores against degradation strength, {split} split", fontsize=10)
+    fig.tight_layout(rect=(0, 0.05, 1, 1))
     return fig
 
 
@@ -258,13 +282,21 @@ def symbolic_trend(table: pd.DataFrame):
     """Mean delta (perturbed − clean loss) against the fraction of notes touched, per score perturbation."""
     kinds = sorted(table["perturbation"].unique())
     fig, axes = plt.subplots(1, len(kinds), figsize=(3.2 * len(kinds), 3.0), squeeze=False, sharey=True)
+
+    def label_of(kind, dataset, semitones) -> str:
+        return KIND_LABELS.get(dataset, dataset) + (f", ±{semitones}" if kind == "shift_pitches" else "")
+
+    # one colour per label in every panel (each panel's own colour cycle gave one colour several meanings)
+    labels = list(dict.fromkeys(label_of(k, d, s) for k, d, s in
+                                table[["perturbation", "dataset", "semitones"]].itertuples(index=False)))
+    colors = {label: f"C{i % 10}" for i, label in enumerate(labels)}
     for ax, kind in zip(axes[0], kinds):
         rows = table[table["perturbation"] == kind]
         for (dataset, semitones), part in rows.groupby(["dataset", "semitones"], dropna=False):
-            label = KIND_LABELS.get(dataset, dataset) + (f", ±{semitones}" if kind == "shift_pitches" else "")
+            label = label_of(kind, dataset, semitones)
             part = part.sort_values("fraction")
             ax.errorbar(part["fraction"], part["mean_delta"], yerr=part["delta_std"], marker="o", capsize=2, lw=1,
-                        label=label)
+                        label=label, color=colors[label])
         ax.axhline(0, color="0.4", lw=0.6, ls="--")
         ax.set_title(kind, fontsize=9)
         ax.set_xlabel("fraction of notes / duration", fontsize=8)
