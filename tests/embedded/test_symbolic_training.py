@@ -1,4 +1,4 @@
-"""make tiny-symbolic: seeded, and an interrupted run resumes to the same weights."""
+"""make tiny-symbolic: seeded, an interrupted run resumes to the same weights, loops are whole bars."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ from safetensors.torch import load_file
 from lossprofile.embedded import symbolic as training
 from lossprofile.embedded.recipe import SymbolicRecipe
 
-TINY = SymbolicRecipe(arch=dict(n_layer=1, n_embd=16, n_head=2, n_positions=32), crop_tokens=32, batch=2, steps=4,
-                      warmup_steps=2, checkpoint_every=2)
+TINY = SymbolicRecipe(arch=dict(n_layer=1, n_embd=16, n_head=2, n_positions=32), crop_tokens=32, batch=2, steps=2,
+                      warmup_steps=2, checkpoint_every=2, finish_steps=2, loop_tokens=(8, 64))
 
 
 def test_an_interrupted_training_resumes_to_the_weights_of_an_uninterrupted_one(tmp_path, monkeypatch):
@@ -35,3 +35,19 @@ def test_an_interrupted_training_resumes_to_the_weights_of_an_uninterrupted_one(
     a, b = load_file(straight / "model.safetensors"), load_file(resumed / "model.safetensors")
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
     assert (resumed / "tokenizer.json").exists() and (resumed / "training_log.json").exists()
+
+
+def test_loops_are_whole_bars_of_the_piece_repeated():
+    import numpy as np
+
+    bar = 7
+    piece = np.array([bar, 1, 2, 3, bar, 4, 5, bar, 6, 8, 9, 10, bar, 11])
+    recipe = SymbolicRecipe(crop_tokens=40, loop_tokens=(3, 8))
+    starts = list(np.flatnonzero(piece == bar))
+    ends = starts[1:] + [len(piece)]
+    for seed in range(20):
+        loop = training.bar_loop(piece, bar, recipe, np.random.default_rng(seed))
+        assert len(loop) == 39
+        # some run of the piece's whole bars (3 to 8 tokens), repeated exactly
+        assert any(np.array_equal(loop, np.tile(piece[a:b], 39)[:39]) for a in starts for b in ends if 3 <= b - a <= 8)
+    assert training.bar_loop(np.array([1, 2, 3]), bar, recipe, np.random.default_rng(0)) is None

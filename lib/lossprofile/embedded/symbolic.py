@@ -100,21 +100,57 @@ def build_model(recipe: SymbolicRecipe, vocab_size: int, bos_id: int, pad_id: in
     return transformers.GPT2LMHeadModel(config)
 
 
-def crops(pieces: list[np.ndarray], recipe: SymbolicRecipe, bos_id: int, pad_id: int, rng: np.random.Generator
-          ) -> tuple[torch.Tensor, torch.Tensor]:
-    """A batch of ``[BOS] + piece`` crops ``[B, crop_tokens]`` and labels (-100 on padding), pieces by length."""
+def bar_loop(piece: np.ndarray, bar_id: int, recipe: SymbolicRecipe, rng: np.random.Generator) -> np.ndarray | None:
+    """Whole bars of ``piece`` (from a bar token to the next ones, ``loop_tokens`` long at most) repeated to fill a
+    crop; None where no such bars exist."""
+    lo, hi = recipe.loop_tokens
+    bars = np.flatnonzero(piece == bar_id)
+    spans = [(a, b) for a, b in zip(bars, np.append(bars[1:], len(piece))) if lo <= b - a <= hi]
+    if not spans:
+        return None
+    a, b = spans[int(rng.integers(len(spans)))]
+    # extend with the following bars while the loop stays short enough
+    for c in bars[bars > b]:
+        if c - a > hi:
+            break
+        if rng.random() < 0.5:
+            b = c
+    loop = piece[a:b]
+    return np.tile(loop, -(-recipe.crop_tokens // len(loop)))[: recipe.crop_tokens - 1]
+
+
+def crops(pieces: list[np.ndarray], recipe: SymbolicRecipe, bos_id: int, pad_id: int, rng: np.random.Generator,
+          loop_share: float = 0.0, bar_id: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """A batch of ``[BOS] + piece`` crops ``[B, crop_tokens]`` and labels (-100 on padding), pieces by length;
+    a share ``loop_share`` of them ``[BOS] +`` a :func:`bar_loop` of the piece."""
     lengths = np.array([len(p) + 1 for p in pieces], dtype=np.float64)
     chosen = rng.choice(len(pieces), size=recipe.batch, p=lengths / lengths.sum())
     ids = np.full((recipe.batch, recipe.crop_tokens), pad_id, dtype=np.int64)
     for row, i in enumerate(chosen):
-        seq = np.concatenate([[bos_id], pieces[i]])
-        start = int(rng.integers(0, max(1, len(seq) - recipe.crop_tokens + 1)))
-        part = seq[start : start + recipe.crop_tokens]
+        loop = bar_loop(pieces[i], bar_id, recipe, rng) if loop_share and rng.random() < loop_share else None
+        if loop is not None:
+            part = np.concatenate([[bos_id], loop])
+        else:
+            seq = np.concatenate([[bos_id], pieces[i]])
+            start = int(rng.integers(0, max(1, len(seq) - recipe.crop_tokens + 1)))
+            part = seq[start : start + recipe.crop_tokens]
         ids[row, : len(part)] = part
     ids = torch.from_numpy(ids)
     labels = ids.clone()
     labels[labels == pad_id] = -100
     return ids, labels
+
+
+FINISH_FIELDS = ("finish_steps", "finish_lr", "finish_loop_crops", "loop_tokens")
+
+
+def same_so_far(saved: dict, current: dict, step: int) -> bool:
+    """Whether a checkpoint at ``step`` is a state of the run ``current`` describes: the same recipe, or one that
+    differs only in the finishing stage while the checkpoint has not reached it (those fields decided nothing yet)."""
+    if saved == current:
+        return True
+    base = lambda r: {k: v for k, v in r.items() if k not in FINISH_FIELDS}  # noqa: E731
+    return step <= current["steps"] and base(saved) == base(current)
 
 
 def train(recipe: SymbolicRecipe, device: str = "cpu", build_dir: Path = BUILD_DIR, out_dir: Path = TINY_SYMBOLIC_DIR,
@@ -135,9 +171,10 @@ def train(recipe: SymbolicRecipe, device: str = "cpu", build_dir: Path = BUILD_D
     ckpt = build_dir / "checkpoint.pt"
     step, log = 0, []
     rng = np.random.default_rng(recipe.seed)
+    total = recipe.steps + recipe.finish_steps
     if ckpt.exists():
         state = torch.load(ckpt, map_location=device, weights_only=False)
-        if state["recipe"] == dataclasses.asdict(recipe):
+        if same_so_far(state["recipe"], dataclasses.asdict(recipe), state["step"]):
             model.load_state_dict(state["model"])
             opt.load_state_dict(state["opt"])
             step, log = state["step"], state["log"]
@@ -146,14 +183,21 @@ def train(recipe: SymbolicRecipe, device: str = "cpu", build_dir: Path = BUILD_D
         else:
             print(f"{ckpt} was trained with another recipe: starting over")
     model.train()
-    bar = tqdm(total=recipe.steps, initial=step, desc="tiny-symbolic", unit="step")
+    bar = tqdm(total=total, initial=step, desc="tiny-symbolic", unit="step")
     started = time.time()
-    while step < recipe.steps:
-        lr = recipe.lr * min(1.0, (step + 1) / recipe.warmup_steps) * \
-            0.5 * (1 + math.cos(math.pi * min(1.0, step / recipe.steps)))
+    bar_id = int(tokenizer["Bar_None"])
+    while step < total:
+        finishing = step >= recipe.steps
+        if finishing:  # the finishing stage: its own cosine from finish_lr
+            done = (step - recipe.steps) / max(1, recipe.finish_steps)
+            lr = recipe.finish_lr * 0.5 * (1 + math.cos(math.pi * done))
+        else:
+            lr = recipe.lr * min(1.0, (step + 1) / recipe.warmup_steps) * \
+                0.5 * (1 + math.cos(math.pi * min(1.0, step / recipe.steps)))
         for group in opt.param_groups:
             group["lr"] = lr
-        ids, labels = crops(data, recipe, bos_id, pad_id, rng)
+        ids, labels = crops(data, recipe, bos_id, pad_id, rng,
+                            loop_share=recipe.finish_loop_crops if finishing else 0.0, bar_id=bar_id)
         loss = model(input_ids=ids.to(device), labels=labels.to(device)).loss
         opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -163,7 +207,7 @@ def train(recipe: SymbolicRecipe, device: str = "cpu", build_dir: Path = BUILD_D
         log.append(dict(step=step, loss=float(loss), lr=lr))
         bar.update()
         bar.set_postfix(loss=f"{float(loss):.3f}")
-        if step % recipe.checkpoint_every == 0 or step == recipe.steps:
+        if step % recipe.checkpoint_every == 0 or step in (recipe.steps, total):
             with atomic_path(ckpt, suffix=".tmp.pt") as tmp:
                 torch.save(dict(recipe=dataclasses.asdict(recipe), model=model.state_dict(), opt=opt.state_dict(),
                                 step=step, log=log, rng=rng.bit_generator.state, torch_rng=torch.get_rng_state()),
@@ -245,8 +289,12 @@ def measure(model: str = "tiny-symbolic", n_eval: int = 12, seed: int = 0) -> di
     repeat = hearing.repeat_test(lm, eval_midis)
     card.update({f"repeat_{k}": float(v) for k, v in repeat.mean().items()})
     card["repeat_pieces"] = len(repeat)
-    asap = [audio.read_midi(p) for p in sorted(datasets.ASAP_DIR.rglob("*.mid"))]
+    # every ASAP performance at hand: the 40 committed ones, and all 157 where the shared copy exists
+    shared = datasets.REPO_ROOT.parent / "shared" / "data" / "asap"
+    folder = shared if shared.exists() else datasets.ASAP_DIR
+    asap = [audio.read_midi(p) for p in sorted(folder.rglob("*.mid"))]
     asap = [audio.midi_excerpt(m, audio.midi_first_onset(m), 15.0) for m in asap]
+    card["wrong_note_source"] = f"{len(asap)} ASAP performances in {'../shared/data/asap' if shared.exists() else 'data/asap'}"
     wrong = hearing.wrong_note_test(lm, asap, seed=seed)
     card.update({f"wrong_note_{k}": v for k, v in stats.paired_auroc(wrong["nll_wrong"], wrong["nll_clean"],
                                                                       seed=seed).items()})
@@ -273,9 +321,12 @@ def render_card(card: dict, recipe: SymbolicRecipe) -> str:
         f"durations, positions, bars, tempos) of the corpus's arrangements: the scores the audio model heard, "
         f"arranged with the same draws (instruments, tempo, dynamics, drums, repeats). "
         f"{log['train_pieces']} training pieces, {log['train_tokens']:,} tokens; {recipe.steps} steps of "
-        f"{recipe.batch} crops of {recipe.crop_tokens} tokens, AdamW lr {recipe.lr:g}, seed {recipe.seed} "
-        f"(`make tiny-symbolic`; recipe: `lossprofile.embedded.recipe.SymbolicRecipe`). The held-out split and "
-        "ASAP are not in its training data; nothing the experiments inject (random notes, shuffles) is either.", "",
+        f"{recipe.batch} crops of {recipe.crop_tokens} tokens, AdamW lr {recipe.lr:g}, then a finishing stage of "
+        f"{recipe.finish_steps} steps at lr {recipe.finish_lr:g} where {recipe.finish_loop_crops:.0%} of the crops "
+        f"are loops of whole bars of a piece ({recipe.loop_tokens[0]}-{recipe.loop_tokens[1]} tokens, the music "
+        f"itself repeated), seed {recipe.seed} (`make tiny-symbolic`; recipe: "
+        "`lossprofile.embedded.recipe.SymbolicRecipe`). The held-out split and ASAP are not in its training data; "
+        "nothing the experiments inject (random notes, shuffles) is either.", "",
         "Measured by `lossprofile tiny-symbolic --card` (CPU), on the pieces the audio model's card uses: 15 s "
         "excerpts from the first note.", "",
         "| | held-out TrainingSet | OOD (ASAP piano) |", "|---|---|---|",
@@ -293,6 +344,7 @@ def render_card(card: dict, recipe: SymbolicRecipe) -> str:
         f"{card['repeat_pass_1']:.2f} / {card['repeat_pass_2']:.2f} / {card['repeat_pass_3']:.2f} nats per token, "
         f"pass 3 / pass 1 = {card['repeat_ratio_last_first']:.2f}.",
         f"- **Hears wrong notes**: half the notes moved 1-5 semitones, {card['wrong_note_n']} ASAP performances "
+        "(all the project holds) "
         f"(15 s): AUROC of the mean NLL {card['wrong_note_auroc']:.2f} [{card['wrong_note_ci_low']:.2f}, "
         f"{card['wrong_note_ci_high']:.2f}] (clean {card['wrong_note_nll_clean']:.2f}, wrong "
         f"{card['wrong_note_nll_wrong']:.2f} nats per token).", "",
