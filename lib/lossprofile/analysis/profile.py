@@ -206,10 +206,9 @@ def profile_scores(lm, wavs: Sequence[np.ndarray], sample_rate: int, excerpt_sec
         for (name, perts, clean, _), scores in zip(chunk, scored):
             clean_frames = scores.clean.mean(0).numpy()
             probed = scores.variants.mean(1).numpy()
-            rows.append(dict(piece=name, seconds_scored=clean.size / sample_rate,
-                             **probe_features(clean_frames, probed, perts, design),
+            rows.append(dict(piece=name, **probe_features(clean_frames, probed, perts, design),
                              **token_features(scores.clean, scores.entropy_clean, scores.rank_clean,
-                                              scores.surprisal_var_clean)))
+                                              scores.surprisal_var_clean), seconds_scored=clean.size / sample_rate))
     table = pd.DataFrame(rows, columns=None if rows else ["piece", "seconds_scored"])
     table.attrs["errors"] = errors
     if table.empty:

@@ -7,8 +7,9 @@ has the same convolution outputs as the clean one outside ``lo - R .. hi + R`` (
 receptive radius). So the convolutions run once on the clean waveform and, per variant,
 only on a segment around the change (plus a margin on both sides, discarded, so the
 segment's own edges never matter); the LSTM, last convolution and VQ run on the whole
-spliced sequences, all rows in one batch (the LSTM steps through the frames one by one, so at
-batch 1 per variant it cost more than the convolutions).
+spliced sequences, the changed variants in one batch (the LSTM steps through the frames one by
+one, so at batch 1 per variant it cost more than the convolutions); the clean waveform alone, so
+its codes are exactly the codec's own whatever variants come with it.
 
 Convolutions over a shorter input round differently (latents move by ~1e-5 in ~100), so a
 latent sitting that close to the boundary between two VQ codewords can get the other code.
@@ -150,7 +151,17 @@ def encode_variants(lm: "MusicLM", clean: np.ndarray, variants: list[np.ndarray]
             alone = [i for i in spans if i not in together]
     for i in alone:
         splice(i, _run(local, to_device([variants[i - 1][spans[i][2] : spans[i][3]]])))
-    # The non-local rest (EnCodec's LSTM) and the quantizer run once over all rows: run row by row, the LSTM's
-    # sequential steps at batch 1 dominated the whole pipeline's time (bench.stage_seconds, profiled on CPU).
-    codes = codec.quantizer.encode(_run(rest, torch.cat(latents)), bandwidth).transpose(0, 1)
-    return codes[:, : lm.num_codebooks].long()
+    def finish(rows: list[torch.Tensor]) -> torch.Tensor:  # conv-stack outputs [N, D, T] → codes [N, K, T]
+        codes = codec.quantizer.encode(_run(rest, torch.cat(rows)), bandwidth).transpose(0, 1)
+        return codes[:, : lm.num_codebooks].long()
+
+    # The clean row alone, so its codes are exactly lm.encode's whatever variants come with it; the changed
+    # variants' rest (EnCodec's LSTM) and quantizer in one batch: row by row, the LSTM's sequential steps at
+    # batch 1 dominated the GPU pipeline's time (bench.stage_seconds, tools/gpu_profile.py).
+    clean_codes = finish([clean_latent])
+    out = [clean_codes] * len(latents)
+    changed = sorted(spans)
+    if changed:
+        for i, codes in zip(changed, finish([latents[i] for i in changed]).split(1)):
+            out[i] = codes
+    return torch.cat(out)
