@@ -204,9 +204,9 @@ def train(recipe: SymbolicRecipe, device: str = "cpu", build_dir: Path = BUILD_D
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()
         step += 1
-        log.append(dict(step=step, loss=float(loss), lr=lr))
+        log.append(dict(step=step, loss=loss.item(), lr=lr))
         bar.update()
-        bar.set_postfix(loss=f"{float(loss):.3f}")
+        bar.set_postfix(loss=f"{log[-1]['loss']:.3f}")
         if step % recipe.checkpoint_every == 0 or step in (recipe.steps, total):
             with atomic_path(ckpt, suffix=".tmp.pt") as tmp:
                 torch.save(dict(recipe=dataclasses.asdict(recipe), model=model.state_dict(), opt=opt.state_dict(),
