@@ -539,7 +539,8 @@ def build(out_dir: str | os.PathLike, splits: Sequence[str] = ("train", "heldout
     todo = [j for j in jobs() if j.split in splits][:limit]
     args = [(j, out, cache_dir, max_seconds, seed) for j in todo if not _is_built(j, out)]
     rows = []
-    bar = tqdm(total=len(args), desc=f"corpus ({'+'.join(splits)})", unit="piece", disable=not progress)
+    # no bar when everything is built (a notebook would show an empty "0/0" bar above its output)
+    bar = tqdm(total=len(args), desc=f"corpus ({'+'.join(splits)})", unit="piece", disable=not progress or not args)
     if workers > 1 and len(args) > 1:
         with get_context("spawn").Pool(workers) as pool:
             for row in pool.imap(_build_one, args, chunksize=4):

@@ -104,7 +104,8 @@ def build_ood_set(src_dir: str | os.PathLike | None = None, out_dir: str | os.Pa
     if not midis:
         raise FileNotFoundError(f"{src}: no MIDI files found")
     rows = []
-    for midi_path in tqdm(midis, desc="OOD set", unit="piece"):
+    todo = sum(not (out / f"{str(m.relative_to(src).with_suffix('')).replace(os.sep, '-')}.flac").exists() for m in midis)
+    for midi_path in tqdm(midis, desc="OOD set", unit="piece", disable=not todo):
         piece = str(midi_path.relative_to(src).with_suffix("")).replace(os.sep, "-")
         flac = out / f"{piece}.flac"
         if not flac.exists():
@@ -146,7 +147,8 @@ def build_generated_set(model, out_dir: str | os.PathLike | None = None, top_ks=
         marker.write_text(model.fingerprint + "\n")
     length = int(round(seconds * model.frame_rate))
     rows = []
-    for top_k in tqdm(top_ks, desc="generated set", unit="top-k"):
+    complete = all((out / f"topk{k:04d}-{i:02d}.flac").exists() for k in top_ks for i in range(per_top_k))
+    for top_k in tqdm(top_ks, desc="generated set", unit="top-k", disable=complete):
         names = [f"topk{top_k:04d}-{i:02d}" for i in range(per_top_k)]
         missing = [i for i, n in enumerate(names) if not (out / f"{n}.flac").exists()]
         for lo in range(0, len(missing), batch_size):

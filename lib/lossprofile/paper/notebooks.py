@@ -86,7 +86,7 @@ def keep_output(output) -> bool:
     if output.output_type == "stream":
         return output.name == "stdout"
     if output.output_type in ("display_data", "execute_result"):
-        return "image/png" in output.data or set(output.data) == {"text/plain"}
+        return "image/png" in output.data or set(output.data) <= {"text/plain", "text/markdown"}
     return output.output_type == "error"
 
 

@@ -195,7 +195,9 @@ def grouped_trend(summary: pd.DataFrame, x: str, group: str, xlabel: str, title:
 
 
 def explorer_curves(result: dict, onset_frame: int, length_frames: int, label: str = "perturbed"):
-    """Clean and perturbed per-frame NLL (top) and their difference (bottom) from :func:`experiments.explore`."""
+    """Clean and perturbed per-frame NLL (top) and their difference (bottom) from :func:`experiments.explore`;
+    the frames the perturbation changed (``length_frames``: its whole span, twice the window for a block swap)
+    are shaded."""
     fig, axes = plt.subplots(2, 1, figsize=(9, 5), sharex=True)
     axes[0].plot(result["nll_clean"], lw=0.8, label="clean", color="k")
     axes[0].plot(result["nll_perturbed"], lw=0.8, label=label, color="tab:purple")
@@ -207,7 +209,8 @@ def explorer_curves(result: dict, onset_frame: int, length_frames: int, label: s
     axes[1].set_xlabel("frame (20 ms)")
     for ax in axes:
         ax.axvspan(onset_frame, onset_frame + length_frames, color="0.9")
-    fig.suptitle(f"mean loss: clean {result['nll_clean'].mean():.3f}, {label} {result['nll_perturbed'].mean():.3f}",
+    fig.suptitle(f"{label}, frames {onset_frame}-{onset_frame + length_frames} (shaded); mean loss: clean "
+                 f"{result['nll_clean'].mean():.3f}, {label} {result['nll_perturbed'].mean():.3f} nats per code",
                  fontsize=9)
     fig.tight_layout()
     return fig
@@ -323,4 +326,32 @@ def region_rules(ours: pd.DataFrame, authors: pd.DataFrame):
         ax.set_title(name, fontsize=9, pad=14)
     axes[0].set_ylabel("mean delta NLL in region (nats)")
     fig.tight_layout()
+    return fig
+
+
+def lofo_auroc(lofo: pd.DataFrame, scores=("profile_score", "rank_average", "mean_nll")):
+    """Leave-one-family-out AUROC (pooled over strengths) with 95% CIs: one panel per instrument, one marker per
+    score and held-out family; 0.5 = chance, above = the score ranks the clean version better."""
+    pooled = lofo[lofo["strength"].astype(str) == "all"]
+    instruments = list(dict.fromkeys(pooled["instrument"]))
+    fig, axes = plt.subplots(1, len(instruments), figsize=(6.2 * len(instruments), 3.8), squeeze=False)
+    for ax, instrument in zip(axes[0], instruments):
+        part = pooled[pooled["instrument"] == instrument]
+        families = list(dict.fromkeys(part["held_out_family"]))
+        for k, score in enumerate(scores):
+            rows = part[part["score"] == score].set_index("held_out_family").loc[families]
+            x = np.arange(len(families)) + (k - (len(scores) - 1) / 2) * 0.22
+            ax.errorbar(x, rows["auroc"], yerr=[rows["auroc"] - rows["ci_low"], rows["ci_high"] - rows["auroc"]],
+                        fmt="o", ms=4, capsize=2, lw=1, label=score)
+        ax.axhline(0.5, color="0.6", lw=0.8, ls="--")
+        ax.set_xticks(np.arange(len(families)), families, rotation=30, ha="right", fontsize=8)
+        ax.set_ylim(0, 1.02)
+        pairs = int(part["pairs"].min())
+        ax.set_title(f"{instrument} ({part['pieces'].max()} pieces, ≥{pairs} pairs per family)", fontsize=9)
+        ax.set_ylabel("AUROC, clean ranked better\n(held-out family)", fontsize=8)
+    handles, labels = axes[0][0].get_legend_handles_labels()
+    fig.legend(handles, labels, fontsize=8, ncol=len(scores), loc="lower center", frameon=False)
+    fig.suptitle("Leave one degradation family out: fitted on the others and on the other half of the pieces",
+                 fontsize=10)
+    fig.tight_layout(rect=(0, 0.06, 1, 1))
     return fig
