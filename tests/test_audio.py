@@ -100,6 +100,9 @@ def test_any_folder_of_audio_is_a_dataset(tmp_path):
     (tmp_path / "notes.txt").write_text("not audio")
     pieces = datasets.list_pieces(tmp_path, dataset="mine")
     assert [p.name for p in pieces] == ["a", "b", "sub/c"] and all(p.dataset == "mine" for p in pieces)
+    # a dataset's own manifest (ASAP ships one: composer, title, path) is not ours: the files are listed
+    (tmp_path / "manifest.csv").write_text("composer,title,midi_performance\nBach,Fugue,sub/c.wav\n")
+    assert [p.name for p in datasets.list_pieces(tmp_path)] == ["a", "b", "sub/c"]
     with pytest.raises(FileNotFoundError, match="dataset folder not found"):
         datasets.list_pieces(tmp_path / "nope")
 

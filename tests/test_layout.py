@@ -15,12 +15,12 @@ import pytest
 PACKAGE = Path(__file__).resolve().parents[1] / "lib" / "lossprofile"
 # lowest first; a module may import its own layer and the ones before it
 LAYERS = [
-    {"io", "audio", "stats"},
+    {"io", "audio", "stats", "columns"},
     {"models"},
     {"perturb", "data"},
     {"scoring"},
     {"runner"},
-    {"analysis", "sweep", "bench"},
+    {"analysis", "sweep", "bench", "report"},
     {"cli", "gpucheck"},
     {"paper", "embedded"},
 ]

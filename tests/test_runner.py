@@ -7,6 +7,7 @@ import signal
 import subprocess
 import sys
 import textwrap
+from html.parser import HTMLParser
 import time
 from pathlib import Path
 
@@ -373,3 +374,51 @@ def test_cli_score_names_each_skipped_file_once_and_ends_with_a_summary(small_ch
     summary = pd.read_csv(tmp_path / "out" / "summary.csv")
     assert list(summary["length_frames"]) == [5, 20] and (summary["piece"] == "good").all()
     assert {"mean_nll_clean", "mean_nll_perturbed", "mean_delta"} <= set(summary.columns)
+    # every column of both tables has its unit and meaning in columns.csv
+    columns = pd.read_csv(tmp_path / "out" / "columns.csv").set_index("column")
+    results = pd.read_parquet(tmp_path / "out" / "results.parquet")
+    assert set(results.columns) | set(summary.columns) == set(columns.index)
+    assert columns["meaning"].notna().all()
+    assert columns.loc["delta", "unit"] == "nats per code" and columns.loc["onset_frame", "unit"] == "frame (20 ms)"
+    assert "columns.csv" in last
+    # the report: a sortable table of the scored piece, its curves inline, both excerpts playable from disk, the skips
+    page = ReportParts()
+    page.feed((tmp_path / "out" / "report.html").read_text())
+    assert "report.html" in last
+    assert page.tables["pieces"] == 2 and page.tables["errors"] == 2  # good × 2 lengths; broken and short
+    assert len(page.images) == 1 and page.images[0].startswith("data:image/png;base64,")
+    assert len(page.audio) == 2 and all((tmp_path / "out" / src).stat().st_size > 10_000 for src in page.audio)
+    assert not page.external, page.external  # nothing fetched from a network
+    import soundfile as sf
+
+    clean, perturbed = (sf.read(tmp_path / "out" / src)[0] for src in page.audio)
+    assert clean.shape == perturbed.shape == (int(2.5 * 32000),) and not np.allclose(clean, perturbed)
+
+
+class ReportParts(HTMLParser):
+    """What a report page holds: rows per table id, image and audio sources, anything loaded from elsewhere."""
+
+    def __init__(self):
+        super().__init__()
+        self.tables, self.images, self.audio, self.external, self._table, self._body = {}, [], [], [], None, False
+
+    def handle_starttag(self, tag, attrs):
+        attrs = dict(attrs)
+        if tag == "table":
+            self._table = attrs.get("id")
+            self.tables[self._table] = 0
+        elif tag == "tbody":
+            self._body = True
+        elif tag == "tr" and self._body:
+            self.tables[self._table] += 1
+        elif tag == "img":
+            self.images.append(attrs["src"])
+        elif tag == "audio":
+            self.audio.append(attrs["src"])
+        for key in ("src", "href"):
+            if str(attrs.get(key, "")).startswith(("http:", "https:", "//")):
+                self.external.append(attrs[key])
+
+    def handle_endtag(self, tag):
+        if tag == "tbody":
+            self._body = False

@@ -4,6 +4,7 @@
     lossprofile figures [--model facebook/musicgen-small --device cuda]
     lossprofile score --data path/to/folder --out results/mine [--lengths 5 10 50]
     lossprofile profile --data path/to/folder --out results/scores   (profile score per piece)
+    lossprofile report results/mine   (rewrite report.html of a finished run)
     lossprofile sweep sweeps/smoke.yaml [--ray-address local|auto|ray://host:port]
     lossprofile store-outputs   (refresh the outputs nbval checks, after changing a notebook)
     lossprofile bench [--arch small --device cuda]      (published per-file path against the engine)
@@ -22,7 +23,9 @@ from pathlib import Path
 import pandas as pd
 
 from . import audio, load_model
-from .analysis.profile import FEATURES, load_weights, profile_scores
+from .analysis.profile import FEATURES, MIDI_WEIGHTS_FILE, WEIGHTS_FILE, load_weights, profile_scores
+from .columns import write_dictionary
+from .report import paths_of, write_report, write_run_info
 from .data import datasets
 from .data.datasets import KINDS, Piece
 from .io import file_digest, write_csv_atomic, write_parquet_atomic
@@ -42,35 +45,49 @@ def score(args: argparse.Namespace) -> None:
     pieces = datasets.list_pieces(args.data, dataset=args.data_kind)[: args.limit]
     perturbations = (preset(args.preset, args.data_kind) if args.preset else
                      noise_sweep(args.lengths, args.onset, args.color, args.offset_db))
+    out = Path(args.out)
+    write_run_info(out, command="score", model=lm.name, data=str(Path(args.data).resolve()), method=args.method,
+                   precision=args.precision, excerpt_seconds=args.seconds, seed=args.seed, sample_rate=lm.sample_rate,
+                   frame_rate=lm.frame_rate, perturbations=[p.as_row() for p in perturbations], paths=paths_of(pieces))
     table = run_experiment(lm, pieces, perturbations, args.out, method=args.method, excerpt_seconds=args.seconds,
                            seed=args.seed, precision=args.precision)
-    out = Path(args.out)
     errors = pd.read_csv(out / "errors.csv")
     if not table.empty:  # one row per piece and perturbation, beside the per-frame table
-        write_csv_atomic(piece_summary(table).round(4), out / "summary.csv")
+        summary = piece_summary(table)
+        write_csv_atomic(summary.round(4), out / "summary.csv")
+        write_dictionary(list(dict.fromkeys([*table.columns, *summary.columns])), out / "columns.csv")
     print(f"{table['piece'].nunique() if not table.empty else 0} of {len(pieces)} pieces scored, "
           f"{len(table):,} rows (one per piece, perturbation and 20 ms frame; losses in nats per code) -> "
-          f"{out / 'results.parquet'}" + (f"; per-piece means -> {out / 'summary.csv'}" if not table.empty else "")
+          f"{out / 'results.parquet'}" + (f"; per-piece means -> {out / 'summary.csv'}; units and meaning of "
+                                          f"every column -> {out / 'columns.csv'}" if not table.empty else "")
+          + f"; report -> {write_report(out)}"
           + (f"; {len(errors)} skipped, reasons in {out / 'errors.csv'}" if len(errors) else ""))
 
 
 def profile(args: argparse.Namespace) -> None:
     """Profile features and profile_score for every piece of a folder → ``OUT/profile_scores.parquet`` and ``.csv``."""
     lm = load_model(args.model, device=args.device, dtype=None if args.dtype == "auto" else args.dtype)
-    weights = load_weights()
+    reads_midi = getattr(lm, "reads", "audio") == "midi"
+    weights = load_weights(MIDI_WEIGHTS_FILE if reads_midi else WEIGHTS_FILE)
     params = dict(command="profile", model=lm.name, weights=lm.fingerprint, seconds=args.seconds, seed=args.seed,
                   precision=args.precision, profile_weights=json.dumps(weights, sort_keys=True))
     out = Path(args.out)
+    pieces = datasets.list_pieces(args.data)[: args.limit]
+    write_run_info(out, command="profile", model=lm.name, data=str(Path(args.data).resolve()), excerpt_seconds=args.seconds,
+                   seed=args.seed, precision=args.precision, sample_rate=lm.sample_rate, frame_rate=lm.frame_rate,
+                   profile_score=(weights or {}).get("provenance", {}).get("chosen", "profile_score"),
+                   paths=paths_of(pieces))
 
     def score(piece: Piece) -> pd.DataFrame:
-        wav = audio.load_audio(piece.path, lm.sample_rate)  # profile_scores cuts the excerpt (or takes a short clip)
-        table = profile_scores(lm, [wav], lm.sample_rate, args.seconds, seed=args.seed, names=[piece.name],
+        # profile_scores cuts the excerpt (or takes a short clip); a model over MIDI tokens reads the file itself
+        clip = piece.path if reads_midi else audio.load_audio(piece.path, lm.sample_rate)
+        table = profile_scores(lm, [clip], lm.sample_rate, args.seconds, seed=args.seed, names=[piece.name],
                                precision=args.precision, weights=weights, report=False)
         if table.attrs["errors"]:
             raise audio.AudioError(f"{piece.path}: {table.attrs['errors'][0]['error'].removeprefix(piece.name + ': ')}")
         return table
 
-    parts, errors = for_each_piece(datasets.list_pieces(args.data)[: args.limit],
+    parts, errors = for_each_piece(pieces,
                                    lambda piece: keyed_part(out, piece, {**params, "audio": file_digest(piece.path)}),
                                    score, f"{lm.name} profile")
     write_csv_atomic(pd.DataFrame(errors, columns=["dataset", "piece", "path", "error"]), out / "errors.csv")
@@ -79,7 +96,9 @@ def profile(args: argparse.Namespace) -> None:
             model=lm.name, seed=args.seed, excerpt_seconds=args.seconds)
         write_parquet_atomic(table, out / "profile_scores.parquet")
         write_csv_atomic(table.round(4), out / "profile_scores.csv")
-        print(f"{len(table)} pieces scored -> {out / 'profile_scores.parquet'} (and .csv)"
+        write_dictionary(table.columns, out / "columns.csv")
+        print(f"{len(table)} pieces scored -> {out / 'profile_scores.parquet'} (and .csv; units and meaning of "
+              f"every column in columns.csv); report -> {write_report(out)}"
               + (f"; {len(errors)} skipped, reasons in {out / 'errors.csv'}" if errors else ""))
         if args.ratings:
             from .analysis.evaluate import ratings_correlation, read_ratings
@@ -102,6 +121,8 @@ FORWARDED = {"bench": ("lossprofile.bench", "published per-file scoring against 
              "tiny-symbolic": ("lossprofile.embedded.symbolic", "train (or resume) the embedded symbolic model"),
              "model-card": ("lossprofile.embedded.card", "measure the embedded model and write its card"),
              "study": ("lossprofile.embedded.study", "run (or resume) the embedded model's ablation study"),
+             "validate": ("lossprofile.analysis.validation", "leave-one-family-out, properties and ladder of the "
+                          "profile score (make validation)"),
              "gpu-check": ("lossprofile.gpucheck", "measure the GPU pipeline in minutes (make gpu-check)")}
 
 
@@ -124,6 +145,10 @@ def main(argv: list[str] | None = None) -> None:
                    help="none: in this process; 'local': start a local Ray instance;\n'auto': join this node's "
                         "cluster; 'ray://host:port': a remote cluster")
     s.add_argument("--device", default=None, help="in-process only: cpu or cuda (actors take the file's ray.device)")
+    s = sub.add_parser("report", help="(re)write report.html for a finished score or profile run",
+                       formatter_class=HelpFormatter)
+    s.add_argument("out", help="the run's output folder")
+    s.add_argument("--max-pieces", type=int, default=12, help="pieces shown with curves and players")
     helps = {"build-data": "render the datasets the notebooks use", "figures": "run every notebook, write figures/",
              "score": "noise-injection sweep over a folder of audio/MIDI", "store-outputs":
              "re-execute the notebooks in place (after editing one)", "profile": "profile score of every piece of a folder"}
@@ -166,6 +191,9 @@ def main(argv: list[str] | None = None) -> None:
 
         table = run_sweep(args.config, args.out, args.ray_address, args.device)
         print(f"{len(table)} rows, {table['piece'].nunique() if len(table) else 0} pieces")
+        return
+    if args.command == "report":
+        print(f"report -> {write_report(args.out, args.max_pieces)}")
         return
     device = args.device or ("cuda" if _cuda() else "cpu")
     if args.command == "build-data":

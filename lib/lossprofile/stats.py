@@ -80,3 +80,13 @@ def auroc_ci(x, y, n_boot: int = 2000, seed: int = 0) -> dict:
     boots = [auroc(x[rng.integers(0, len(x), len(x))], y[rng.integers(0, len(y), len(y))]) for _ in range(n_boot)]
     return dict(auroc=auroc(x, y), ci_low=float(np.quantile(boots, 0.025)), ci_high=float(np.quantile(boots, 0.975)),
                 n=int(min(len(x), len(y))))
+
+
+def rowwise_spearman(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Spearman's rho of each row pair of ``x`` and ``y`` ``[B, N]`` (average ranks for ties; NaN where a row is
+    constant): the bootstrap's many small correlations in one vectorised pass."""
+    rx, ry = st.rankdata(x, axis=1), st.rankdata(y, axis=1)
+    rx, ry = rx - rx.mean(1, keepdims=True), ry - ry.mean(1, keepdims=True)
+    denom = np.sqrt((rx**2).sum(1) * (ry**2).sum(1))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(denom > 0, (rx * ry).sum(1) / denom, np.nan)

@@ -58,7 +58,11 @@ def test_profile_scores_are_seeded_and_leave_the_clean_curve_untouched(small_lm,
     pd.testing.assert_frame_equal(a, b)
     assert a["profile_score"].isna().all() or np.isfinite(a["profile_score"]).all()
     # the clean curve's features equal scoring the clean excerpt alone, without probes
-    codes = small_lm.encode(torch.from_numpy(wav[: 6 * 32000])[None, None])
+    from lossprofile import audio
+
+    # profile_scores brings the clip, then its excerpt, to LOUDNESS_DBFS before scoring
+    excerpt = audio.normalize_rms(audio.normalize_rms(wav, profile.LOUDNESS_DBFS)[: 6 * 32000], profile.LOUDNESS_DBFS)
+    codes = small_lm.encode(torch.from_numpy(excerpt)[None, None])
     alone = small_lm.token_statistics(codes)
     assert a.loc[0, "mean_nll"] == pytest.approx(float(alone.nll.mean()), abs=1e-4)
     assert a.loc[0, "mean_entropy"] == pytest.approx(float(alone.entropy.mean()), abs=1e-4)
@@ -159,17 +163,48 @@ def test_cli_profile_scores_a_folder_reports_bad_files_and_correlates_with_ratin
     assert {"peak", "assimilation", "mean_nll", "normalized_surprisal", "model", "seed"} <= set(table.columns)
     errors = pd.read_csv(tmp_path / "out" / "errors.csv")
     assert list(errors["piece"]) == ["broken"] and "broken.wav" in errors["error"][0]
+    columns = pd.read_csv(tmp_path / "out" / "columns.csv").set_index("column")
+    assert list(columns.index) == list(table.columns) and columns["meaning"].notna().all()
+    assert columns.loc["recovery_time", "unit"] == "frames (20 ms)"
+    page = (tmp_path / "out" / "report.html").read_text()
+    rows = {name: page.split(f'<table id="{name}"')[1].split("</table>")[0].count("<tr>") - 1  # less the header
+            for name in ("pieces", "errors", "columns")}
+    assert rows == {"pieces": 4, "errors": 1, "columns": len(columns)}
+    assert 'id="pieces"' in page and "broken.wav" in page and "http" not in page
     corr = pd.read_csv(tmp_path / "out" / "ratings_correlation.csv")
     assert set(corr["score"]) >= {"mean_nll", "peak"} and (corr["clips"] == 4).all()
     varying = table.set_index("piece")[corr["score"]].nunique() > 1
     assert corr.set_index("score").loc[varying[varying].index, "clip_spearman"].between(-1, 1).all()
 
 
-def test_the_fitted_weights_ship_with_the_package():
-    # notebook 07 fits them on its fit split; profile_scores uses them when given none
+def test_the_recommended_weights_ship_with_the_package_and_say_where_they_came_from():
+    # `lossprofile validate` picks and fits them; profile_scores uses them when given none
     weights = profile.load_weights()
-    assert weights is not None and set(weights["weights"]) <= set(profile.FEATURES)
-    assert all(weights["std"][name] > 0 for name in weights["weights"])
+    assert weights is not None and set(weights["features"]) <= set(profile.FEATURES)
+    if weights.get("kind") == "rank_average":
+        assert all(np.all(np.diff(weights["quantiles"][f]) >= 0) for f in weights["features"])
+    else:
+        assert all(weights["std"][name] > 0 for name in weights["weights"])
+    source = weights["provenance"]
+    assert source["chosen"] in ("profile_score", "rank_average", *profile.FEATURES) and len(source["pieces"]) >= 40
+    assert len(source["families"]) >= 6 and source["loudness_dbfs"] == profile.LOUDNESS_DBFS
+    # the winner is the candidate with the highest mean leave-one-family-out AUROC
+    means = source["lofo_mean_auroc"]
+    assert means[source["chosen"]] == max(means.values()) and "mean_nll" in means
+
+
+def test_a_quieter_copy_scores_the_same_and_without_normalisation_it_would_not(music_wav):
+    from lossprofile import load_model
+
+    lm = load_model("tiny")  # the embedded model hears level (a random one barely does)
+    wav = np.tile(music_wav, 2)
+    quiet = wav * np.float32(10 ** (-24 / 20))
+    a = profile.profile_scores(lm, [wav, quiet], 32000, excerpt_seconds=6.0, design=DESIGN, weights={})
+    raw = profile.profile_scores(lm, [wav, quiet], 32000, excerpt_seconds=6.0, design=DESIGN, weights={},
+                                 loudness_dbfs=None)
+    normalised, as_is = (abs(t.loc[1, "mean_nll"] - t.loc[0, "mean_nll"]) for t in (a, raw))
+    # the same excerpt after normalisation, up to float rounding (a residual-VQ code may flip at a near-tie)
+    assert normalised < 0.005 and as_is > 0.02
 
 
 def test_profile_scores_name_a_clip_they_cannot_use_and_score_a_short_one_over_what_it_has(small_lm, capsys):

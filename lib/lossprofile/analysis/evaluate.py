@@ -36,7 +36,7 @@ from ..perturb import score as symbolic
 from ..perturb.waveform import Perturbation
 from ..stats import auroc_ci, paired_auroc
 from ..runner import for_each_piece, keyed_part
-from .profile import FEATURES, ProbeDesign, combine, profile_scores
+from .profile import FEATURES, LOUDNESS_DBFS, MIDI_DESIGN, ProbeDesign, combine, profile_scores
 
 FIT_FAMILIES = ("noise_segments", "shuffle")
 LOWER_IS_BETTER = ("mean_nll",)  # fixed in advance: the paper's measure, lower loss = better music
@@ -52,6 +52,19 @@ SYMBOLIC_FAMILIES = {
     "velocities": (0.3, 0.5, 0.8),
     "tempo_warp": (0.1, 0.3, 0.5),
 }
+# The validation's grid (lossprofile.analysis.validation): every audio family the project has, three strengths
+# each; "colored_noise" is noise_segments with pink noise, "fade_in" white noise fading in over the window.
+VALIDATION_AUDIO_FAMILIES = {
+    "noise_segments": (0.1, 0.2, 0.4),
+    "colored_noise": (0.1, 0.2, 0.4),
+    "fade_in": (0.2, 0.5, 0.9),
+    "shuffle": (0.25, 0.5, 0.9),
+    "band_delete": (0.2, 0.5, 0.8),
+    "volume": (0.1, 0.3, 0.6),
+}
+# For a model that reads MIDI, the token-space analogues of noise segments and shuffling (the audio families
+# need a waveform): random-note windows of 0.2-1 s covering the fraction, and 10-frame (0.2 s) segments reordered.
+TOKEN_FAMILIES = {"random_notes": (0.1, 0.2, 0.4), "shuffle_notes": (0.25, 0.5, 0.9)}
 START_FRAME = 50  # degradations start after the first second, so every version begins alike
 
 
@@ -74,6 +87,11 @@ def degrade_audio(wav: np.ndarray, sample_rate: int, frame_rate: int, family: st
     if family == "noise_segments":
         p = Perturbation("noise_segments", START_FRAME, span, fraction=strength, segment_min_s=0.2,
                          segment_max_s=1.0, seed=seed)
+    elif family == "colored_noise":
+        p = Perturbation("noise_segments", START_FRAME, span, fraction=strength, segment_min_s=0.2,
+                         segment_max_s=1.0, color="pink", seed=seed)
+    elif family == "fade_in":
+        p = Perturbation("noise_fade", START_FRAME, max(1, int(strength * span)), seed=seed)
     elif family == "shuffle":
         length = max(20, int(strength * span) // 10 * 10)
         p = Perturbation("shuffle", START_FRAME, length, segment_frames=10, seed=seed)
@@ -84,7 +102,7 @@ def degrade_audio(wav: np.ndarray, sample_rate: int, frame_rate: int, family: st
         p = Perturbation("volume", START_FRAME, span, fraction=strength, gain=0.05, segment_min_s=0.1,
                          segment_max_s=1.0, seed=seed)
     else:
-        raise ValueError(f"unknown audio degradation {family!r}; expected one of {list(AUDIO_FAMILIES)}")
+        raise ValueError(f"unknown audio degradation {family!r}; expected one of {list(VALIDATION_AUDIO_FAMILIES)}")
     return p.apply(wav, sample_rate, frame_rate)
 
 
@@ -131,22 +149,69 @@ def piece_versions(piece: Piece, sample_rate: int, frame_rate: int, excerpt_seco
     return out
 
 
+def degrade_excerpt(clip, frame_rate: int, excerpt_seconds: float, family: str, strength: float, seed: int):
+    """One token-space degradation (:data:`TOKEN_FAMILIES`) of a score excerpt ``clip`` (PrettyMIDI from 0 s)."""
+    from ..perturb.waveform import random_segments
+
+    frames = int(round(excerpt_seconds * frame_rate))
+    if family == "random_notes":
+        out = clip
+        for i, seg in enumerate(random_segments(slice(START_FRAME, frames), strength, (10, 50), seed)):
+            out = symbolic.random_notes(out, (seg.start / frame_rate, seg.stop / frame_rate), seed=seed + 1 + i)
+        return out
+    if family == "shuffle_notes":
+        length = max(20, int(strength * (frames - START_FRAME)) // 10 * 10)
+        return symbolic.shuffle_notes(clip, (START_FRAME / frame_rate, (START_FRAME + length) / frame_rate),
+                                      10 / frame_rate, seed=seed)
+    raise ValueError(f"unknown token-space degradation {family!r}; expected one of {list(TOKEN_FAMILIES)}")
+
+
+def piece_versions_midi(piece: Piece, frame_rate: int, excerpt_seconds: float, symbolic_families: dict,
+                        token_families: dict, seed: int) -> list[tuple[Version, object]]:
+    """For a model that reads MIDI: the clean score excerpt (from the first note) and every degraded one; score
+    degradations are applied to the whole piece and cut at the clean excerpt's start, as the rendered ones are."""
+    midi = audio.read_midi(piece.path)
+    start = audio.midi_first_onset(midi)
+    clean = audio.midi_excerpt(midi, start, excerpt_seconds)
+    out = [(Version("clean", 0.0), clean)]
+    for family, strengths in symbolic_families.items():
+        for s in strengths:
+            degraded = degrade_midi(midi, family, s, derived_seed(seed, piece.name, family, s))
+            out.append((Version(family, s), audio.midi_excerpt(degraded, start, excerpt_seconds)))
+    for family, strengths in token_families.items():
+        for s in strengths:
+            out.append((Version(family, s), degrade_excerpt(clean, frame_rate, excerpt_seconds, family, s,
+                                                            derived_seed(seed, piece.name, family, s))))
+    return out
+
+
 def score_pieces(lm, pieces: Sequence[Piece], out_dir: str | os.PathLike, excerpt_seconds: float = 15.0,
                  audio_families: dict = AUDIO_FAMILIES, symbolic_families: dict = SYMBOLIC_FAMILIES,
-                 design: ProbeDesign = ProbeDesign(), seed: int = 0, progress: bool = True) -> pd.DataFrame:
+                 design: ProbeDesign | None = None, seed: int = 0, loudness_dbfs: float | None = LOUDNESS_DBFS,
+                 token_families: dict = TOKEN_FAMILIES, progress: bool = True) -> pd.DataFrame:
     """Profile features of every version of every piece: one row per (piece, version). Resumable per piece.
 
-    Bad pieces are listed in ``out_dir/errors.csv`` and skipped; the rest completes.
+    For a model that reads MIDI the versions are score excerpts: ``symbolic_families`` and ``token_families``
+    (``audio_families`` need a waveform and are not used). Bad pieces are listed in ``out_dir/errors.csv`` and
+    skipped; the rest completes.
     """
+    reads_midi = getattr(lm, "reads", "audio") == "midi"
+    design = design or (MIDI_DESIGN if reads_midi else ProbeDesign())
     params = dict(model=lm.name, weights=lm.fingerprint, excerpt_seconds=excerpt_seconds, design=repr(design),
-                  audio=audio_families, symbolic=symbolic_families, seed=seed)
+                  audio=audio_families, symbolic=symbolic_families, seed=seed, loudness_dbfs=loudness_dbfs)
+    if reads_midi:
+        params = {**params, "audio": None, "loudness_dbfs": None, "token": token_families}
 
     def versions_table(piece: Piece) -> pd.DataFrame:
-        versions = piece_versions(piece, lm.sample_rate, lm.frame_rate, excerpt_seconds, audio_families,
-                                  symbolic_families, seed)
+        if reads_midi:
+            versions = piece_versions_midi(piece, lm.frame_rate, excerpt_seconds, symbolic_families, token_families,
+                                           seed)
+        else:
+            versions = piece_versions(piece, lm.sample_rate, lm.frame_rate, excerpt_seconds, audio_families,
+                                      symbolic_families, seed)
         names = [f"{piece.name}|{v.family}|{v.strength}" for v, _ in versions]
         table = profile_scores(lm, [w for _, w in versions], lm.sample_rate, excerpt_seconds, design, seed,
-                               weights={}, names=names, report=False)
+                               weights={}, names=names, loudness_dbfs=loudness_dbfs, report=False)
         if table.attrs["errors"]:  # a piece is compared with its own versions only when every one is usable
             raise audio.AudioError(table.attrs["errors"][0]["error"])
         table = table.drop(columns=["piece", "profile_score", "seconds_scored"])
@@ -194,11 +259,13 @@ def fit_weights(table: pd.DataFrame, features: Sequence[str] = FEATURES, familie
     std = {f: float(fit[f].std()) or 1.0 for f in features}
     diff = np.stack([(clean[f].to_numpy() - degraded[f].to_numpy()) / std[f] for f in features], axis=1)
 
-    def loss(w):
+    def loss(w):  # and its gradient (L-BFGS would otherwise difference it numerically, 10× the calls)
         margin = diff @ w
-        return np.logaddexp(0.0, -margin).mean() + 0.5 * l2 * (w @ w) / len(diff)
+        value = np.logaddexp(0.0, -margin).mean() + 0.5 * l2 * (w @ w) / len(diff)
+        grad = -(diff.T @ (1.0 / (1.0 + np.exp(margin)))) / len(diff) + l2 * w / len(diff)
+        return value, grad
 
-    w = minimize(loss, np.zeros(len(features)), method="L-BFGS-B").x
+    w = minimize(loss, np.zeros(len(features)), jac=True, method="L-BFGS-B").x
     return dict(features=list(features), mean=mean, std=std, weights=dict(zip(features, map(float, w))),
                 fitted_on=dict(split="fit", families=list(families), pairs=int(len(diff)), l2=l2))
 

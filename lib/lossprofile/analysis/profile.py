@@ -27,9 +27,12 @@ uncertain the model is), ``mean_log_rank`` (lower = the true codes rank higher),
 sqrt(sum of surprisal variances); near 0 = as surprising as the model itself expects, positive
 = more surprising), ``nll_std`` (frame-to-frame variability of the clean curve).
 
-``profile_score`` (higher = better) is a linear combination of standardised features whose
-weights come from :mod:`lossprofile.analysis.evaluate` (fitted on some pieces and perturbation kinds,
-reported on others); :data:`DEFAULT_WEIGHTS` ships the weights fitted on the embedded model.
+``profile_score`` (higher = better) is the combination of these features that won the validation of
+:mod:`lossprofile.analysis.validation` (leave-one-family-out on held-out music, metric properties): either a
+linear combination of standardised features (fitted weights) or the weight-free average of signed
+percentiles; :data:`WEIGHTS_FILE` and :data:`MIDI_WEIGHTS_FILE` ship the recommended one for each embedded
+model, with the pieces, families and seed it came from (``provenance``). Every excerpt is brought to
+:data:`LOUDNESS_DBFS` first, so a recording's level does not enter the score.
 """
 
 from __future__ import annotations
@@ -52,7 +55,10 @@ from ..runner import pieces_per_batch_for
 from ..scoring import score_many
 from .regions import moving_average, onset_peak, window_assimilation
 
+# The recommended score's weights for each instrument, written by `lossprofile validate --ship` (make validation)
+# from the embedded models; they say which score won, on which pieces and families they were fitted.
 WEIGHTS_FILE = Path(__file__).parent / "profile_weights.json"
+MIDI_WEIGHTS_FILE = Path(__file__).parent / "profile_weights_midi.json"
 PROBE_FEATURES = ("peak", "assimilation", "recovery_excess", "recovery_var", "recovery_time")
 TOKEN_FEATURES = ("mean_nll", "mean_entropy", "mean_log_rank", "normalized_surprisal", "nll_std")
 FEATURES = PROBE_FEATURES + TOKEN_FEATURES
@@ -89,6 +95,13 @@ class ProbeDesign:
                   for i, o in enumerate(onsets)]
         middle = onsets[len(onsets) // 2]
         return bursts + [Perturbation("noise", middle, self.long_frames, seed=derived_seed(seed, "long"))]
+
+
+# For a model over MIDI tokens the probes are windows of random notes (lossprofile.perturb.score.random_notes, at
+# the window's own note density) on the same 20 ms frame grid; a 0.1 s window holds about one note, so the
+# bursts are 0.5 s and the long probe 2 s. The curves are per-frame NLL sums (nats per frame).
+MIDI_DESIGN = ProbeDesign(n_bursts=4, burst_frames=25, long_frames=100, recovery_frames=50, first_onset=100,
+                          settle_nats=0.5, persist_frames=10, smooth_frames=10)
 
 
 def settle_time(delta: np.ndarray, tolerance: float, persist: int, smooth: int) -> int:
@@ -139,7 +152,16 @@ def load_weights(path: str | Path = WEIGHTS_FILE) -> dict | None:
 
 
 def combine(table: pd.DataFrame, weights: dict) -> np.ndarray:
-    """``profile_score`` of each row: sum of weight × (feature − mean) / std (higher = better)."""
+    """``profile_score`` of each row (higher = better): sum of weight × (feature − mean) / std, or, for weights of
+    ``kind`` ``rank_average`` (weight-free), the mean over features of direction × (the feature's percentile
+    among the reference rows' ``quantiles`` − 0.5)."""
+    if weights.get("kind") == "rank_average":
+        parts = []
+        for name in weights["features"]:
+            q = np.asarray(weights["quantiles"][name])
+            parts.append(weights["directions"][name] * (np.interp(table[name].to_numpy(float), q,
+                                                                  np.linspace(0, 1, len(q))) - 0.5))
+        return np.mean(parts, axis=0)
     score = np.full(len(table), float(weights.get("intercept", 0.0)))
     for name, w in weights["weights"].items():
         score = score + w * (table[name].to_numpy() - weights["mean"][name]) / weights["std"][name]
@@ -157,14 +179,43 @@ def usable_excerpt(wav: np.ndarray, sample_rate: int, seconds: float, min_second
     return audio.excerpt(wav, sample_rate, available, source=source)
 
 
+def midi_profile_rows(lm, midis: Sequence, names: Sequence[str], excerpt_seconds: float, design: ProbeDesign,
+                      seed: int) -> list[dict]:
+    """Profile features of score excerpts (PrettyMIDI, starting at 0 s) for a model that reads MIDI: the clean
+    tokens and each probe's (random notes replacing the window) scored in full; probe features on the per-frame
+    NLL sums (:func:`lossprofile.runner.frames_of`), token features over the clean tokens."""
+    from ..perturb.score import apply_in_score
+    from ..runner import frames_of
+
+    frames = int(round(excerpt_seconds * lm.frame_rate))
+    rows = []
+    for name, midi in zip(names, midis):
+        perts = design.perturbations(frames, derived_seed(seed, name))
+        curves, clean_stats = [], None
+        for m in [midi, *(apply_in_score(p, midi, lm.frame_rate) for p in perts)]:
+            codes, seconds = lm.encode_midi(m)
+            stats = lm.token_statistics(codes)
+            clean_stats = stats if clean_stats is None else clean_stats
+            curves.append(frames_of(stats.nll[0, 0].numpy().astype(np.float64), seconds, lm.frame_rate, frames, "sum"))
+        rows.append(dict(piece=name, **probe_features(curves[0], np.stack(curves[1:]), perts, design),
+                         **token_features(clean_stats.nll[0], clean_stats.entropy[0], clean_stats.rank[0],
+                                          clean_stats.surprisal_var[0]), seconds_scored=excerpt_seconds))
+    return rows
+
+
 MIN_SECONDS = 10.0  # a clip shorter than the excerpt is scored over what it has, down to this much sound
+# Every excerpt is brought to this RMS level (dBFS) before it is probed: the codec's codes, and with them every
+# feature, depend on the input's level, and a quieter recording of the same music should score the same
+# (the properties table of lossprofile.analysis.validation measures both settings). None scores the audio as it is.
+LOUDNESS_DBFS = -20.0
 
 
-def profile_scores(lm, wavs: Sequence[np.ndarray], sample_rate: int, excerpt_seconds: float = 15.0,
-                   design: ProbeDesign = ProbeDesign(), seed: int = 0, weights: dict | None = None,
+def profile_scores(lm, wavs: Sequence, sample_rate: int, excerpt_seconds: float = 15.0,
+                   design: ProbeDesign | None = None, seed: int = 0, weights: dict | None = None,
                    names: Sequence[str] | None = None, method: str = "exact", precision: str = "auto",
                    batch_size: int | None = None, pieces_per_batch: int | None = None,
-                   min_seconds: float = MIN_SECONDS, report: bool = True) -> pd.DataFrame:
+                   min_seconds: float = MIN_SECONDS, loudness_dbfs: float | None = LOUDNESS_DBFS,
+                   report: bool = True) -> pd.DataFrame:
     """One row per usable waveform: every probe and token feature, and ``profile_score`` (higher = better).
 
     Each waveform is cut to its first ``excerpt_seconds`` of sound (as the experiments do) and
@@ -172,24 +223,39 @@ def profile_scores(lm, wavs: Sequence[np.ndarray], sample_rate: int, excerpt_sec
     decoder's batches (default: 16 on a GPU, 1 on CPU; see :func:`lossprofile.runner.run_experiment`). Probe onsets and noise are seeded
     by ``seed`` and the waveform's position (or name), so a run is reproducible. ``weights``:
     as :func:`load_weights` returns (default: the shipped ones; without any, ``profile_score``
-    is NaN and the features are still returned).
+    is NaN and the features are still returned). ``design``: default :class:`ProbeDesign` (audio),
+    :data:`MIDI_DESIGN` for a model that reads MIDI, which takes MIDI files or ``PrettyMIDI`` objects instead of
+    waveforms (``sample_rate`` unused) and probes with random-note windows (:func:`midi_profile_rows`).
 
     A clip with less sound than ``excerpt_seconds`` but at least ``min_seconds`` is scored over what it has
     (whole frames; ``seconds_scored`` says how much). A clip that cannot be used (shorter still, silent, NaN)
     is named on stderr with its reason (``report``) and left out; ``table.attrs["errors"]`` lists them (piece,
     error).
+
+    Each excerpt is scaled to ``loudness_dbfs`` RMS (:func:`lossprofile.audio.normalize_rms`, which also keeps
+    peaks below full scale) before probing, so the level of a recording does not enter the score; None keeps
+    the audio's own level.
     """
-    weights = weights if weights is not None else load_weights()
+    reads_midi = getattr(lm, "reads", "audio") == "midi"
+    weights = weights if weights is not None else load_weights(MIDI_WEIGHTS_FILE if reads_midi else WEIGHTS_FILE)
+    if reads_midi:
+        return _midi_profile_scores(lm, wavs, excerpt_seconds, design or MIDI_DESIGN, seed, weights, names,
+                                    min_seconds, report)
+    design = design or ProbeDesign()
     prepared, errors = [], []
     for i, wav in enumerate(wavs):
         name = names[i] if names is not None else str(i)
         try:
+            if loudness_dbfs is not None:  # the whole clip first, so where its first sound is found does not depend on its level
+                wav = audio.normalize_rms(audio.check_waveform(np.asarray(wav, np.float32), name), loudness_dbfs)
             clean = usable_excerpt(wav, sample_rate, excerpt_seconds, min_seconds, lm.hop_length, source=name)
         except audio.AudioError as err:
             if report:
                 tqdm.write(f"skipped {err}", file=sys.stderr)
             errors.append(dict(piece=name, error=str(err)))
             continue
+        if loudness_dbfs is not None:
+            clean = audio.normalize_rms(clean, loudness_dbfs)
         perts = design.perturbations(clean.size // lm.hop_length, derived_seed(seed, name))
         prepared.append((name, perts, clean, [p.apply(clean, sample_rate, lm.frame_rate) for p in perts]))
     rows = []
@@ -215,5 +281,33 @@ def profile_scores(lm, wavs: Sequence[np.ndarray], sample_rate: int, excerpt_sec
         table["profile_score"] = np.nan
         return table
     table["profile_score"] = combine(table, weights) if weights else np.nan
+    table.attrs["probe_design"] = dataclasses.asdict(design)
+    table.attrs["loudness_dbfs"] = loudness_dbfs
+    return table
+
+
+def _midi_profile_scores(lm, midis: Sequence, excerpt_seconds: float, design: ProbeDesign, seed: int, weights: dict,
+                         names: Sequence[str] | None, min_seconds: float, report: bool) -> pd.DataFrame:
+    """:func:`profile_scores` for a model that reads MIDI: each score's first ``excerpt_seconds`` from its first note."""
+    excerpts, kept, errors = [], [], []
+    for i, midi in enumerate(midis):
+        name = names[i] if names is not None else str(i)
+        try:
+            midi = audio.read_midi(midi) if isinstance(midi, (str, Path)) else midi
+            clip = audio.midi_excerpt(midi, audio.midi_first_onset(midi), excerpt_seconds)
+            span = max((n.end for inst in clip.instruments for n in inst.notes), default=0.0)
+            if span < min_seconds:
+                raise audio.AudioError(f"{name}: too short for a profile: {span:.2f} s of notes (minimum {min_seconds:g} s)")
+        except audio.AudioError as err:
+            if report:
+                tqdm.write(f"skipped {err}", file=sys.stderr)
+            errors.append(dict(piece=name, error=str(err)))
+            continue
+        excerpts.append(clip)
+        kept.append(name)
+    rows = midi_profile_rows(lm, excerpts, kept, excerpt_seconds, design, seed)
+    table = pd.DataFrame(rows, columns=None if rows else ["piece", "seconds_scored"])
+    table.attrs["errors"] = errors
+    table["profile_score"] = combine(table, weights) if weights and len(table) else np.nan
     table.attrs["probe_design"] = dataclasses.asdict(design)
     return table

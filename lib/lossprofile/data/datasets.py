@@ -42,14 +42,15 @@ class Piece:
 
 
 def list_pieces(folder: str | os.PathLike, dataset: str | None = None, split: str | None = None) -> list[Piece]:
-    """The pieces of a dataset folder: its ``manifest.csv`` if present, else every audio/MIDI file."""
+    """The pieces of a dataset folder: its ``manifest.csv`` if it is one of ours (``piece`` and ``file`` columns),
+    else every audio/MIDI file (a dataset's own manifest, such as ASAP's, is not ours)."""
     folder = Path(folder)
     if not folder.is_dir():
         raise FileNotFoundError(f"{folder}: dataset folder not found (build it with `make data`)")
     dataset = dataset or folder.name
     manifest = folder / "manifest.csv"
-    if manifest.exists():
-        table = pd.read_csv(manifest)
+    table = pd.read_csv(manifest) if manifest.exists() else None
+    if table is not None and {"piece", "file"} <= set(table.columns):
         if split is not None and "split" in table:
             table = table[table["split"] == split]
         return [Piece(dataset, row["piece"], folder / row["file"], row.get("description"))

@@ -1,0 +1,562 @@
+"""Should a researcher trust the profile score? Leave-one-family-out, metric properties and a system ladder.
+
+:mod:`lossprofile.analysis.evaluate` fits ``profile_score`` on two degradation families and reports on
+the others. This module asks the harder questions, on music the project never tuned anything on
+(ASAP performances outside ``data/asap``; :func:`validation_pieces`):
+
+- **Leave-one-family-out** (:func:`lofo_table`): for each degradation family F, every score that needs
+  fitting (``profile_score``'s weights, each feature's direction) is fitted on the *other* families and
+  on the other half of the pieces, and reported on F's pairs of this half; the two halves swap (2-fold
+  cross-fitting), so every piece is reported once and no reported pair was seen in any fit. Beside the
+  fitted score: ``rank_average``, a weight-free score (each feature's percentile among the fit rows,
+  signed by its direction on the fit families, averaged), mean NLL (direction fixed in advance) and
+  every single feature. The AUROC is paired (clean vs its own degraded version) with a 95% bootstrap
+  CI over pieces; its difference from mean NLL's has a paired bootstrap CI (pieces resampled jointly).
+- **Properties** (:func:`property_versions`, :func:`properties_table`): test–retest (a second passage of
+  the same piece), loudness (−6/−12 dB, with and without the loudness normalisation of
+  :func:`lossprofile.analysis.profile.profile_scores`), excerpt length (10/30 s against 15 s), file format
+  (a 44.1 kHz stereo WAV against the 32 kHz mono render) and the probes' seed (with the default 4 bursts
+  and with 8): the Spearman correlation
+  across pieces with the reference version, and the mean absolute change in units of the reference's
+  between-piece standard deviation (0 = the property holds exactly).
+- **System ladder** (:func:`ladder_table`): each family's strengths are "systems" whose quality order is
+  known without labels (clean > mild > … > strong); the Spearman correlation between the order and each
+  score, over clips and over system means, with bootstrap CIs over pieces.
+
+Both instruments go through it: for a model that reads MIDI the versions are score excerpts (score
+families and the token-space ones of :data:`lossprofile.analysis.evaluate.TOKEN_FAMILIES`) and the properties
+those that exist in a score (:data:`MIDI_CONDITIONS`).
+
+``lossprofile validate --model M`` (``make validation`` runs both embedded models) writes the small tables
+that ``make figures`` reads (``results/validation/<instrument>/``, committed; the scored pieces are cached in
+``results/validation/cache``, not committed, so an interrupted run resumes).
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import hashlib
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import pandas as pd
+
+from .. import audio
+from ..data.datasets import ASAP_DIR, REPO_ROOT, Piece
+from ..io import write_csv_atomic, write_parquet_atomic
+from ..runner import for_each_piece, keyed_part
+from ..stats import rowwise_spearman
+from . import evaluate
+from .profile import FEATURES, LOUDNESS_DBFS, ProbeDesign, combine, profile_scores
+
+SHARED_ASAP_DIR = REPO_ROOT.parent / "shared" / "data" / "asap"
+VALIDATION_DIR = REPO_ROOT / "results" / "validation"
+FITTED, WEIGHT_FREE, BASELINE = "profile_score", "rank_average", "mean_nll"
+SCORES = (FITTED, WEIGHT_FREE, *FEATURES)
+
+
+# ---- the pieces -----------------------------------------------------------------------------------------
+def validation_pieces(n: int | None = 48, folder: str | os.PathLike | None = None,
+                      exclude: str | os.PathLike | None = ASAP_DIR) -> list[Piece]:
+    """``n`` MIDI performances of ``folder`` (default ``../shared/data/asap``) that are not in ``exclude``
+    (same relative path; default ``data/asap``, which the project's notebooks and recipes have seen), in a
+    fixed pseudo-random order (a hash of the path), so composers are mixed and a larger ``n`` extends a
+    smaller one."""
+    folder = Path(folder or SHARED_ASAP_DIR)
+    files = [p for p in folder.rglob("*") if p.suffix.lower() in audio.MIDI_SUFFIXES]
+    if not files:
+        raise FileNotFoundError(f"{folder}: no MIDI files found (the validation needs held-out performances)")
+    seen = set()
+    if exclude is not None and Path(exclude).exists():
+        seen = {p.relative_to(exclude) for p in Path(exclude).rglob("*") if p.suffix.lower() in audio.MIDI_SUFFIXES}
+    rel = sorted((p.relative_to(folder) for p in files if p.relative_to(folder) not in seen),
+                 key=lambda r: hashlib.sha256(str(r).encode()).hexdigest())
+    return [Piece("asap_heldout", str(r.with_suffix("")).replace(os.sep, "-"), folder / r) for r in rel[:n]]
+
+
+def score_versions(lm, pieces: Sequence[Piece], out_dir: str | os.PathLike, seed: int = 0,
+                   audio_families: dict = evaluate.VALIDATION_AUDIO_FAMILIES,
+                   symbolic_families: dict = evaluate.SYMBOLIC_FAMILIES, progress: bool = True) -> pd.DataFrame:
+    """Every piece clean and in every family and strength (:func:`lossprofile.analysis.evaluate.score_pieces`)."""
+    return evaluate.score_pieces(lm, pieces, out_dir, audio_families=audio_families,
+                                 symbolic_families=symbolic_families, seed=seed, progress=progress)
+
+
+# ---- leave-one-family-out -------------------------------------------------------------------------------
+def percentile_reference(rows: pd.DataFrame, features: Sequence[str], directions: dict[str, int],
+                         quantiles: int = 101) -> dict:
+    """The weight-free score's parameters: each feature's quantiles among ``rows`` and its direction.
+    In the same dict layout as fitted weights, so :func:`lossprofile.analysis.profile.combine` reads both."""
+    levels = np.linspace(0, 1, quantiles)
+    return dict(kind="rank_average", features=list(features),
+                quantiles={f: np.quantile(rows[f].to_numpy(), levels).tolist() for f in features},
+                directions={f: int(directions[f]) for f in features})
+
+
+def _ci(boots: np.ndarray) -> tuple[float, float]:
+    """The 2.5% and 97.5% quantiles of bootstrap values, NaN (quietly) where every draw was undefined."""
+    boots = np.asarray(boots, float)
+    boots = boots[np.isfinite(boots)]
+    return (float(np.quantile(boots, 0.025)), float(np.quantile(boots, 0.975))) if boots.size else (np.nan, np.nan)
+
+
+def _signed(table: pd.DataFrame, score: str, directions: dict[str, int]) -> np.ndarray:
+    return directions.get(score, 1) * table[score].to_numpy(dtype=float)
+
+
+def out_of_fold(table: pd.DataFrame, family: str, features: Sequence[str] = FEATURES) -> pd.DataFrame:
+    """Clean/degraded pairs of ``family``, every score signed so that higher = better, each half of the pieces
+    scored by what was fitted on the other half and the other families. Columns: piece, strength, fold, and
+    ``<score>_clean``, ``<score>_degraded`` for the fitted and the weight-free score and every feature."""
+    others = [f for f in table["family"].unique() if f not in ("clean", family)]
+    out = []
+    for fold in ("fit", "report"):
+        train = table[table["split"] == fold].assign(split="fit")
+        test = table[table["split"] != fold]
+        clean, degraded = evaluate.pairs(test, [family])
+        if clean.empty:
+            continue
+        weights = evaluate.fit_weights(train, features, families=others)
+        directions = {**evaluate.feature_directions(train, features, families=others), FITTED: 1, WEIGHT_FREE: 1}
+        reference = percentile_reference(train, features, directions)
+        part = pd.DataFrame({"piece": degraded["piece"].to_numpy(), "strength": degraded["strength"].to_numpy(),
+                             "fold": fold})
+        for name, rows in (("clean", clean), ("degraded", degraded)):
+            rows = rows.assign(**{FITTED: combine(rows, weights), WEIGHT_FREE: combine(rows, reference)})
+            for score in (FITTED, WEIGHT_FREE, *features):
+                part[f"{score}_{name}"] = _signed(rows, score, directions)
+        out.append(part)
+    return pd.concat(out, ignore_index=True) if out else pd.DataFrame()
+
+
+def piece_bootstrap(values: np.ndarray, pieces: np.ndarray, n_boot: int = 2000, seed: int = 0) -> tuple[float, float]:
+    """95% CI of the mean of ``values`` when whole pieces (all their pairs together) are resampled."""
+    codes, index = np.unique(pieces, return_inverse=True)
+    sums = np.bincount(index, weights=values, minlength=len(codes))
+    counts = np.bincount(index, minlength=len(codes))
+    rng = np.random.default_rng(seed)
+    draw = rng.integers(0, len(codes), size=(n_boot, len(codes)))
+    boots = sums[draw].sum(1) / counts[draw].sum(1)
+    return float(np.quantile(boots, 0.025)), float(np.quantile(boots, 0.975))
+
+
+def _wins(part: pd.DataFrame, score: str) -> np.ndarray:
+    diff = part[f"{score}_clean"].to_numpy() - part[f"{score}_degraded"].to_numpy()
+    return (diff > 0) + 0.5 * (diff == 0)
+
+
+def lofo_table(table: pd.DataFrame, features: Sequence[str] = FEATURES, instrument: str = "audio",
+               n_boot: int = 2000, seed: int = 0) -> pd.DataFrame:
+    """Per held-out family, per strength and pooled ("all"): every score's paired AUROC (share of pieces whose clean
+    version scores better) with a 95% CI over pieces, and its difference from mean NLL's with a paired CI."""
+    rows = []
+    for family in sorted(set(table["family"]) - {"clean"}):
+        oof = out_of_fold(table, family, features)
+        if oof.empty:
+            continue
+        groups = [("all", oof)] + [(f"{s:g}", g) for s, g in oof.groupby("strength")]
+        for strength, part in groups:
+            pieces = part["piece"].to_numpy()
+            base = _wins(part, BASELINE)
+            for score in (FITTED, WEIGHT_FREE, *features):
+                wins = _wins(part, score)
+                low, high = piece_bootstrap(wins, pieces, n_boot, seed)
+                d_low, d_high = piece_bootstrap(wins - base, pieces, n_boot, seed)
+                rows.append(dict(instrument=instrument, held_out_family=family, strength=strength, score=score,
+                                 pairs=len(part), pieces=len(set(pieces)), auroc=float(wins.mean()), ci_low=low,
+                                 ci_high=high, minus_mean_nll=float((wins - base).mean()), diff_ci_low=d_low,
+                                 diff_ci_high=d_high))
+    return pd.DataFrame(rows)
+
+
+def lofo_summary(lofo: pd.DataFrame) -> pd.DataFrame:
+    """Pooled AUROC per score (rows) and held-out family (columns), with each score's mean over families."""
+    pooled = lofo[lofo["strength"] == "all"]
+    wide = pooled.pivot_table(index="score", columns="held_out_family", values="auroc")
+    wide["mean over families"] = wide.mean(axis=1)
+    return wide.sort_values("mean over families", ascending=False)
+
+
+def fit_recommended(table: pd.DataFrame, lofo: pd.DataFrame, features: Sequence[str] = FEATURES, seed: int = 0
+                    ) -> dict:
+    """The score with the highest mean leave-one-family-out AUROC: the fitted combination, the weight-free one or a
+    single feature (mean NLL included), refitted on every piece and family of ``table``, with where it came from
+    (the JSON ``profile_score`` ships). The choice is made on the same table it is reported on, so the winner's
+    own mean is optimistic by the selection among these candidates."""
+    means = lofo_summary(lofo)["mean over families"]
+    candidates = [c for c in (FITTED, WEIGHT_FREE, *features) if c in means.index]
+    choice = max(candidates, key=lambda c: means[c])
+    every = table.assign(split="fit")
+    families = sorted(set(table["family"]) - {"clean"})
+    directions = evaluate.feature_directions(every, features, families=families)
+    if choice == FITTED:
+        weights = evaluate.fit_weights(every, features, families=families)
+    elif choice == WEIGHT_FREE:
+        weights = percentile_reference(every, features, directions)
+    else:  # one feature, signed by its direction over every family
+        weights = dict(features=[choice], mean={choice: 0.0}, std={choice: 1.0},
+                       weights={choice: float(directions[choice])})
+    provenance = dict(chosen=choice, lofo_mean_auroc={k: round(float(means[k]), 4) for k in candidates},
+                      families=families, pieces=sorted(table["piece"].unique()), model=str(table["model"].iloc[0]),
+                      seed=seed, loudness_dbfs=LOUDNESS_DBFS)
+    return dict(weights, directions={**directions, "profile_score": 1}, provenance=provenance)
+
+
+# ---- metric properties ------------------------------------------------------------------------------------
+PROPERTY_CONDITIONS = ("reference", "retest", "quieter_6db", "quieter_12db", "raw_reference", "raw_quieter_6db",
+                       "raw_quieter_12db", "seconds_10", "seconds_30", "wav_44k_stereo", "probe_seed_1", "bursts_8",
+                       "bursts_8_seed_1")
+# condition -> the condition it is compared with
+PROPERTY_PAIRS = {"retest": "reference", "quieter_6db": "reference", "quieter_12db": "reference",
+                  "raw_quieter_6db": "raw_reference", "raw_quieter_12db": "raw_reference", "seconds_10": "reference",
+                  "seconds_30": "reference", "wav_44k_stereo": "reference", "probe_seed_1": "reference",
+                  "bursts_8_seed_1": "bursts_8"}
+MORE_PROBES = ProbeDesign(n_bursts=8)  # does averaging over more probes make the features seed-stable?
+RETEST_OFFSET_SECONDS = 20.0
+
+
+def property_versions(lm, piece: Piece, tmp_dir: str | os.PathLike, excerpt_seconds: float = 15.0,
+                      seed: int = 0) -> pd.DataFrame:
+    """One piece scored under every condition of :data:`PROPERTY_CONDITIONS` → one row per condition.
+
+    The piece is rendered with piano (as the validation's versions are); ``reference`` is its first
+    ``excerpt_seconds`` of sound, ``retest`` the passage from ``RETEST_OFFSET_SECONDS`` later; ``raw_*`` are
+    scored without loudness normalisation; ``wav_44k_stereo`` is the piece rendered at 44.1 kHz, written as a
+    stereo WAV (right channel 3 dB quieter) and read back through :func:`lossprofile.audio.load_audio`.
+    """
+    sr = lm.sample_rate
+    midi = audio.read_midi(piece.path)
+    full = audio.render_midi(midi, sr, program=0, max_seconds=RETEST_OFFSET_SECONDS + 2 * excerpt_seconds + 5)
+    start = audio.first_sound_sample(full, sr)
+    full = full[start:]
+    first = lambda seconds, at=0.0: audio.excerpt(full[int(at * sr):], sr, seconds, skip_leading_silence=False,
+                                                  source=str(piece.path))
+    reference = first(excerpt_seconds)
+    hi = audio.render_midi(midi, 44100, program=0, max_seconds=excerpt_seconds + 10)
+    hi = hi[audio.first_sound_sample(hi, 44100):][: int(excerpt_seconds * 44100) + 4410]
+    wav_path = Path(tmp_dir) / f"{hashlib.sha256(piece.name.encode()).hexdigest()[:12]}.wav"
+    wav_path.parent.mkdir(parents=True, exist_ok=True)
+    audio.save_audio(wav_path, np.stack([hi, hi * np.float32(10 ** (-3 / 20))], axis=1), 44100)
+    from_file = audio.load_audio(wav_path, sr)
+    wav_path.unlink()
+    gain = lambda db: np.float32(10 ** (db / 20))
+    jobs = {  # condition -> (waveform, seconds, normalise, probe seed[, probe design])
+        "reference": (reference, excerpt_seconds, True, seed),
+        "retest": (first(excerpt_seconds, RETEST_OFFSET_SECONDS), excerpt_seconds, True, seed),
+        "quieter_6db": (reference * gain(-6), excerpt_seconds, True, seed),
+        "quieter_12db": (reference * gain(-12), excerpt_seconds, True, seed),
+        "raw_reference": (audio.normalize_rms(reference), excerpt_seconds, False, seed),
+        "raw_quieter_6db": (audio.normalize_rms(reference) * gain(-6), excerpt_seconds, False, seed),
+        "raw_quieter_12db": (audio.normalize_rms(reference) * gain(-12), excerpt_seconds, False, seed),
+        "seconds_10": (first(10.0), 10.0, True, seed),
+        "seconds_30": (first(30.0), 30.0, True, seed),
+        "wav_44k_stereo": (from_file, excerpt_seconds, True, seed),
+        "probe_seed_1": (reference, excerpt_seconds, True, seed + 1),
+        "bursts_8": (reference, excerpt_seconds, True, seed, MORE_PROBES),
+        "bursts_8_seed_1": (reference, excerpt_seconds, True, seed + 1, MORE_PROBES),
+    }
+    rows = []
+    for condition, (wav, seconds, normalise, probe_seed, *design) in jobs.items():
+        table = profile_scores(lm, [wav], sr, seconds, design=(design or [ProbeDesign()])[0], seed=probe_seed,
+                               weights={}, names=[piece.name],
+                               loudness_dbfs=LOUDNESS_DBFS if normalise else None, report=False)
+        if table.attrs["errors"]:
+            raise audio.AudioError(f"{condition}: {table.attrs['errors'][0]['error']}")
+        rows.append(table.drop(columns=["profile_score"]).assign(condition=condition))
+    out = pd.concat(rows, ignore_index=True)
+    out.insert(0, "dataset", piece.dataset)
+    return out
+
+
+MIDI_CONDITIONS = ("reference", "retest", "seconds_10", "seconds_30", "probe_seed_1", "bursts_8", "bursts_8_seed_1")
+
+
+def property_versions_midi(lm, piece: Piece, excerpt_seconds: float = 15.0, seed: int = 0) -> pd.DataFrame:
+    """:func:`property_versions` for a model that reads MIDI: the conditions that exist in a score
+    (:data:`MIDI_CONDITIONS`; loudness and file format have no analogue), excerpts from the first note."""
+    from .profile import MIDI_DESIGN
+
+    midi = audio.read_midi(piece.path)
+    start = audio.midi_first_onset(midi)
+    more = dataclasses.replace(MIDI_DESIGN, n_bursts=8)
+    jobs = {  # condition -> (start seconds, seconds, probe seed, design)
+        "reference": (start, excerpt_seconds, seed, MIDI_DESIGN),
+        "retest": (start + RETEST_OFFSET_SECONDS, excerpt_seconds, seed, MIDI_DESIGN),
+        "seconds_10": (start, 10.0, seed, MIDI_DESIGN), "seconds_30": (start, 30.0, seed, MIDI_DESIGN),
+        "probe_seed_1": (start, excerpt_seconds, seed + 1, MIDI_DESIGN),
+        "bursts_8": (start, excerpt_seconds, seed, more), "bursts_8_seed_1": (start, excerpt_seconds, seed + 1, more),
+    }
+    rows = []
+    for condition, (at, seconds, probe_seed, design) in jobs.items():
+        clip = audio.midi_excerpt(midi, at, seconds)
+        span = max((n.end for inst in clip.instruments for n in inst.notes), default=0.0)
+        if span < 0.9 * seconds:
+            raise audio.AudioError(f"{piece.path}: {condition}: only {span:.1f} s of notes for a {seconds:g} s excerpt")
+        table = profile_scores(lm, [clip], lm.sample_rate, seconds, design=design, seed=probe_seed, weights={},
+                               names=[piece.name], report=False)
+        rows.append(table.drop(columns=["profile_score"]).assign(condition=condition))
+    out = pd.concat(rows, ignore_index=True)
+    out.insert(0, "dataset", piece.dataset)
+    return out
+
+
+def score_properties(lm, pieces: Sequence[Piece], out_dir: str | os.PathLike, excerpt_seconds: float = 15.0,
+                     seed: int = 0, progress: bool = True) -> pd.DataFrame:
+    """:func:`property_versions` of every piece, resumable per piece; bad pieces in ``out_dir/errors.csv``."""
+    params = dict(model=lm.name, weights=lm.fingerprint, excerpt_seconds=excerpt_seconds, seed=seed,
+                  design=repr(ProbeDesign()), loudness_dbfs=LOUDNESS_DBFS, conditions=PROPERTY_CONDITIONS)
+    if getattr(lm, "reads", "audio") == "midi":
+        params = {**params, "design": "MIDI_DESIGN", "loudness_dbfs": None, "conditions": MIDI_CONDITIONS}
+        compute = lambda piece: property_versions_midi(lm, piece, excerpt_seconds, seed)
+    else:
+        compute = lambda piece: property_versions(lm, piece, Path(out_dir) / "tmp", excerpt_seconds, seed)
+    parts, errors = for_each_piece(
+        pieces, lambda piece: keyed_part(out_dir, piece, {**params, "path": str(piece.path)}), compute, "properties",
+        progress)
+    write_csv_atomic(pd.DataFrame(errors, columns=["dataset", "piece", "path", "error"]), Path(out_dir) / "errors.csv")
+    return pd.concat([pd.read_parquet(p) for p in parts], ignore_index=True) if parts else pd.DataFrame()
+
+
+def properties_table(props: pd.DataFrame, weights: dict, scores: Sequence[str] = (FITTED, *FEATURES),
+                     n_boot: int = 2000, seed: int = 0) -> pd.DataFrame:
+    """Per condition and score: Spearman across pieces with the condition it is compared with (95% CI over
+    pieces), and the mean |change| in units of that reference's between-piece standard deviation."""
+    from scipy.stats import spearmanr
+
+    props = props.assign(**{FITTED: combine(props, weights)})
+    wide = {c: g.set_index("piece") for c, g in props.groupby("condition")}
+    rng = np.random.default_rng(seed)
+    rows = []
+    for condition, reference in PROPERTY_PAIRS.items():
+        if condition not in wide or reference not in wide:
+            continue
+        common = wide[condition].index.intersection(wide[reference].index)
+        for score in scores:
+            a, b = wide[reference].loc[common, score].to_numpy(), wide[condition].loc[common, score].to_numpy()
+            rho = spearmanr(a, b).statistic
+            draws = rng.integers(0, len(a), size=(n_boot, len(a)))
+            boots = rowwise_spearman(a[draws], b[draws])
+            spread = a.std(ddof=1)
+            rows.append(dict(condition=condition, compared_with=reference, score=score, pieces=len(common),
+                             spearman=float(rho), ci_low=_ci(boots)[0], ci_high=_ci(boots)[1],
+                             shift_sd=float(np.abs(b - a).mean() / spread) if spread > 0 else np.nan))
+    return pd.DataFrame(rows)
+
+
+# ---- the system ladder ---------------------------------------------------------------------------------------
+def ladder_table(table: pd.DataFrame, weights: dict, scores: Sequence[str] = (FITTED, *FEATURES),
+                 n_boot: int = 1000, seed: int = 0) -> pd.DataFrame:
+    """Per family: the clean version and each strength are systems with a known order (level 0 = clean,
+    1 = mildest, ...). Spearman of each score (signed, higher = better) with −level, over clips and over
+    system means, with 95% CIs over pieces. The score's weights and directions are ``weights`` (fitted on
+    every family: this table says whether a score *orders* systems, the leave-one-family-out table whether
+    it generalises)."""
+    directions = weights.get("directions", {})
+    table = table.assign(**{FITTED: combine(table, weights)})
+    clean = table[table["family"] == "clean"]
+    rng = np.random.default_rng(seed)
+    rows = []
+    for family in sorted(set(table["family"]) - {"clean"}):
+        part = pd.concat([clean, table[table["family"] == family]], ignore_index=True)
+        strengths = sorted(part["strength"].unique())
+        level = -part["strength"].map({s: i for i, s in enumerate(strengths)}).to_numpy(dtype=float)
+        pieces = part["piece"].unique()
+        rows_of = [np.flatnonzero(part["piece"].to_numpy() == p) for p in pieces]
+        if len({len(r) for r in rows_of}) != 1:
+            raise ValueError(f"{family}: pieces have different numbers of versions; cannot resample whole pieces")
+        picks = rng.integers(0, len(pieces), size=(n_boot, len(pieces)))
+        draws = np.stack(rows_of)[picks].reshape(n_boot, -1)  # [B, rows]: whole pieces resampled
+        onehot = level[:, None] == np.unique(level)[None, :]  # [rows, systems]
+
+        def stats(index, value):  # index [B, rows] -> (clip rho [B], system rho [B])
+            v, hot = value[index], onehot[index].astype(float)
+            means = (v[:, :, None] * hot).sum(1) / hot.sum(1)
+            systems = np.broadcast_to(np.unique(level), means.shape)
+            return rowwise_spearman(level[index], v), rowwise_spearman(systems, means)
+
+        for score in scores:
+            value = _signed(part, score, directions)
+            clip, system = (float(x[0]) for x in stats(np.arange(len(part))[None], value))
+            boot_clip, boot_system = stats(draws, value)
+            rows.append(dict(family=family, score=score, systems=len(strengths), pieces=len(pieces),
+                             clip_spearman=clip, clip_ci_low=_ci(boot_clip)[0], clip_ci_high=_ci(boot_clip)[1],
+                             system_spearman=system, system_ci_low=_ci(boot_system)[0],
+                             system_ci_high=_ci(boot_system)[1]))
+    return pd.DataFrame(rows)
+
+
+# ---- the card's hearing measure on every ASAP performance -----------------------------------------------------
+def all_asap_midis(folders: Sequence[str | os.PathLike] = (ASAP_DIR, SHARED_ASAP_DIR)) -> pd.DataFrame:
+    """Every ASAP performance the project holds, once (by its path inside the dataset), with ``tuned`` = it is in
+    ``data/asap``, the 40 the embedded models' recipes and cards were measured on while they were tuned."""
+    found: dict[Path, Path] = {}
+    for folder in folders:
+        folder = Path(folder)
+        if folder.exists():
+            for p in sorted(folder.rglob("*")):
+                if p.suffix.lower() in audio.MIDI_SUFFIXES:
+                    found.setdefault(p.relative_to(folder), p)
+    tuned = {p.relative_to(ASAP_DIR) for p in Path(ASAP_DIR).rglob("*") if p.suffix.lower() in audio.MIDI_SUFFIXES}
+    return pd.DataFrame([dict(piece=str(rel.with_suffix("")).replace(os.sep, "-"), path=str(path), tuned=rel in tuned)
+                         for rel, path in sorted(found.items())])
+
+
+def wrong_note_hearing(lm, cache: str | os.PathLike, seed: int = 0) -> pd.DataFrame:
+    """The card's "hears wrong notes" measure (half the notes moved 1–5 semitones; mean NLL of clean vs wrong) on
+    every ASAP performance (:func:`all_asap_midis`), cached per model weights in ``cache``: one row per piece."""
+    cache = Path(cache)
+    if cache.exists():
+        table = pd.read_parquet(cache)
+        if len(table) and table["weights"].iloc[0] == lm.fingerprint:
+            return table
+    pieces = all_asap_midis()
+    if instrument_of(lm) == "symbolic":
+        from . import symbolic as measures
+
+        midis = [audio.read_midi(p) for p in pieces["path"]]  # 15 s from the first note, as the card measures
+        rows = measures.wrong_note_test(lm, [audio.midi_excerpt(m, audio.midi_first_onset(m), 15.0) for m in midis],
+                                        seed=seed)
+    else:
+        from . import musicality as measures
+
+        rows = measures.wrong_note_test(lm, list(pieces["path"]), seed=seed)
+        rows["piece"] = rows["piece"].map({p: i for i, p in enumerate(pieces["path"])})
+    table = pieces.iloc[rows["piece"].to_numpy()].reset_index(drop=True).assign(
+        nll_clean=rows["nll_clean"].to_numpy(), nll_wrong=rows["nll_wrong"].to_numpy(), weights=lm.fingerprint,
+        model=lm.name)
+    write_parquet_atomic(table, cache)
+    return table
+
+
+def hearing_table(hearing: pd.DataFrame, seed: int = 0) -> pd.DataFrame:
+    """Paired AUROC (mean NLL ranks the clean version better) [95% CI] on all performances, the 40 the recipes were
+    tuned on and the others."""
+    from ..stats import paired_auroc
+
+    rows = []
+    for subset, part in (("all", hearing), ("tuned on (data/asap)", hearing[hearing["tuned"]]),
+                         ("never seen", hearing[~hearing["tuned"]])):
+        if len(part):
+            rows.append(dict(subset=subset, pieces=len(part), **paired_auroc(part["nll_wrong"], part["nll_clean"],
+                                                                             seed=seed)))
+    return pd.DataFrame(rows)
+
+
+# ---- the command ---------------------------------------------------------------------------------------------
+def instrument_of(lm) -> str:
+    return "symbolic" if getattr(lm, "reads", "audio") == "midi" else "audio"
+
+
+def validate(lm, pieces: Sequence[Piece], out_dir: str | os.PathLike = VALIDATION_DIR, properties_pieces: int = 40,
+             seed: int = 0, progress: bool = True) -> dict[str, pd.DataFrame]:
+    """Score (or reuse, from ``out_dir/cache``) every version and property condition, then write the small tables
+    ``make figures`` reads to ``out_dir/<instrument>/`` (:func:`tables_from`)."""
+    out = Path(out_dir)
+    slug = lm.name.replace("/", "--")
+    versions = score_versions(lm, pieces, out / "cache" / slug / "versions", seed=seed, progress=progress)
+    props = score_properties(lm, pieces[:properties_pieces], out / "cache" / slug / "properties", seed=seed,
+                             progress=progress)
+    folder = out / instrument_of(lm)
+    hearing = wrong_note_hearing(lm, out / "cache" / slug / "hearing.parquet", seed=seed)
+    write_parquet_atomic(hearing.drop(columns=["path"]), folder / "hearing_scored.parquet")
+    write_parquet_atomic(versions, folder / "versions.parquet")
+    write_parquet_atomic(props, folder / "properties_scored.parquet")
+    (folder / "run.json").write_text(json.dumps(dict(
+        model=lm.name, weights=lm.fingerprint, pieces=len(pieces), properties_pieces=min(properties_pieces, len(pieces)),
+        scored=int(versions["piece"].nunique()), seed=seed, command=f"lossprofile validate --model {lm.name} "
+        f"--pieces {len(pieces)} --properties-pieces {properties_pieces} --seed {seed}"), indent=1))
+    return tables_from(folder, seed)
+
+
+def tables_of(versions: pd.DataFrame, props: pd.DataFrame | None = None, instrument: str = "audio",
+              seed: int = 0) -> dict:
+    """The leave-one-family-out table, the recommended weights (:func:`fit_recommended`), the ladder and (given
+    property scores) the properties table of one instrument; every table carries an ``instrument`` column."""
+    lofo = lofo_table(versions, instrument=instrument, seed=seed)
+    weights = fit_recommended(versions, lofo, seed=seed)
+    tables = dict(lofo=lofo, ladder=ladder_table(versions, weights, seed=seed))
+    if props is not None and len(props):
+        tables["properties"] = properties_table(props, weights, seed=seed)
+    for name in ("ladder", "properties"):
+        if name in tables:
+            tables[name].insert(0, "instrument", instrument)
+    return dict(tables, weights=weights)
+
+
+def tables_from(folder: str | os.PathLike, seed: int = 0) -> dict:
+    """:func:`tables_of` one instrument's committed scores (``folder/versions.parquet`` and
+    ``properties_scored.parquet``; no model runs), written beside them: ``lofo.csv``, ``ladder.csv``,
+    ``properties.csv`` and ``recommended_weights.json``."""
+    folder = Path(folder)
+    props_path = folder / "properties_scored.parquet"
+    tables = tables_of(pd.read_parquet(folder / "versions.parquet"),
+                       pd.read_parquet(props_path) if props_path.exists() else None, folder.name, seed)
+    if (folder / "hearing_scored.parquet").exists():
+        tables["hearing"] = hearing_table(pd.read_parquet(folder / "hearing_scored.parquet"), seed).assign(
+            instrument=folder.name)
+    for name in ("lofo", "ladder", "properties", "hearing"):
+        if name in tables:
+            write_csv_atomic(tables[name].round(4), folder / f"{name}.csv")
+    (folder / "recommended_weights.json").write_text(json.dumps(tables["weights"], indent=1))
+    return tables
+
+
+def collect(out_dir: str | os.PathLike = VALIDATION_DIR, seed: int = 0) -> dict[str, pd.DataFrame]:
+    """Every instrument's tables under ``out_dir``, recomputed from its committed scores (nothing is written),
+    concatenated."""
+    found = []
+    for folder in sorted(Path(out_dir).iterdir()):
+        if (folder / "versions.parquet").exists():
+            props = folder / "properties_scored.parquet"
+            found.append(tables_of(pd.read_parquet(folder / "versions.parquet"),
+                                   pd.read_parquet(props) if props.exists() else None, folder.name, seed))
+            if (folder / "hearing_scored.parquet").exists():
+                found[-1]["hearing"] = hearing_table(pd.read_parquet(folder / "hearing_scored.parquet"), seed).assign(
+                    instrument=folder.name)
+    if not found:
+        raise FileNotFoundError(f"{out_dir}: no validation scores (run `make validation`)")
+    return {name: pd.concat([t[name] for t in found if name in t], ignore_index=True)
+            for name in ("lofo", "ladder", "properties", "hearing") if any(name in t for t in found)}
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    p = argparse.ArgumentParser(prog="lossprofile validate", description=__doc__.split("\n\n")[0],
+                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("--model", default="tiny")
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--pieces", type=int, default=48, help="held-out ASAP performances (>= 40 per family and "
+                   "strength after cross-fitting)")
+    p.add_argument("--properties-pieces", type=int, default=40, help="of those, how many the properties use")
+    p.add_argument("--folder", default=None, help="MIDI performances (default: ../shared/data/asap)")
+    p.add_argument("--out", default=str(VALIDATION_DIR))
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--ship", action="store_true", help="also write the recommended weights where profile_scores "
+                   "finds them (lossprofile/analysis/profile_weights[_midi].json)")
+    p.add_argument("--tables-only", action="store_true", help="recompute the tables from the scored versions "
+                   "already in OUT/<instrument> (no model runs)")
+    args = p.parse_args(argv)
+    from .. import load_model
+
+    lm = load_model(args.model, device=args.device)
+    if args.tables_only:
+        tables = tables_from(Path(args.out) / instrument_of(lm), args.seed)
+    else:
+        tables = validate(lm, validation_pieces(args.pieces, args.folder), args.out, args.properties_pieces,
+                          args.seed)
+    if args.ship:
+        from .profile import MIDI_WEIGHTS_FILE, WEIGHTS_FILE
+
+        target = MIDI_WEIGHTS_FILE if instrument_of(lm) == "symbolic" else WEIGHTS_FILE
+        target.write_text(json.dumps(tables["weights"], indent=1) + "\n")
+        print(f"recommended weights ({tables['weights']['provenance']['chosen']}) -> {target}", file=sys.stderr)
+    print(lofo_summary(tables["lofo"]).round(2).to_string())
+    print(f"tables -> {Path(args.out) / instrument_of(lm)}", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,254 @@
+"""A self-contained ``report.html`` beside a finished run's tables: what a person looks at first.
+
+``lossprofile score`` and ``lossprofile profile`` write one at the end; ``lossprofile report OUT`` (re)writes
+it for any finished run. It holds the run's parameters; a sortable per-piece table (units and directions from
+:mod:`lossprofile.columns`); for the first pieces their clean and perturbed loss curves (the paper's regions
+shaded) as inline PNG and the clean and perturbed excerpts as players (FLAC files in ``report_media/`` beside
+it, so the page stays small); the pieces that were skipped, with their reasons; and the data dictionary. It
+opens from disk: no server, no network, no external script or style.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+import json
+import os
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import pandas as pd
+
+RUN_FILE = "run.json"
+MEDIA_DIR = "report_media"
+
+SORT_SCRIPT = """
+document.querySelectorAll('table.sortable th').forEach(function (th, col) {
+  th.addEventListener('click', function () {
+    var table = th.closest('table'), body = table.tBodies[0];
+    var rows = Array.from(body.rows), asc = th.dataset.order !== 'asc';
+    rows.sort(function (a, b) {
+      var x = a.cells[col].dataset.value, y = b.cells[col].dataset.value;
+      var nx = parseFloat(x), ny = parseFloat(y);
+      var c = (!isNaN(nx) && !isNaN(ny)) ? nx - ny : x.localeCompare(y);
+      return asc ? c : -c;
+    });
+    table.querySelectorAll('th').forEach(function (h) { delete h.dataset.order; });
+    th.dataset.order = asc ? 'asc' : 'desc';
+    rows.forEach(function (r) { body.appendChild(r); });
+  });
+});
+"""
+STYLE = """
+body { font-family: sans-serif; margin: 2em; max-width: 75em; color: #222; }
+table { border-collapse: collapse; font-size: 0.85em; margin: 1em 0; }
+th, td { border: 1px solid #ccc; padding: 0.25em 0.5em; text-align: right; }
+td:first-child, th:first-child { text-align: left; }
+table.sortable th { cursor: pointer; background: #f2f2f2; }
+th .unit { font-weight: normal; color: #666; font-size: 0.85em; }
+section.piece { border-top: 1px solid #ddd; margin-top: 1.5em; }
+audio { width: 28em; display: block; margin: 0.2em 0 0.6em; }
+.muted { color: #666; }
+"""
+
+
+def write_run_info(out_dir: str | os.PathLike, **info) -> None:
+    """What the report needs to know of a run: command, model, data folder, sample and frame rate, seed, excerpt."""
+    path = Path(out_dir) / RUN_FILE
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(info, indent=1, default=str) + "\n")
+
+
+def _cell(value) -> str:
+    if isinstance(value, (float, np.floating)):
+        shown = "" if not np.isfinite(value) else f"{value:.3f}"
+        return f'<td data-value="{value if np.isfinite(value) else ""}">{shown}</td>'
+    text = html.escape(str(value))
+    return f'<td data-value="{text}">{text}</td>'
+
+
+def html_table(table: pd.DataFrame, table_id: str, sortable: bool = True) -> str:
+    """A table with each header's unit (from :mod:`lossprofile.columns`) under its name; click a header to sort."""
+    from .columns import describe
+
+    heads = []
+    for col in table.columns:
+        unit, meaning = describe(col)
+        heads.append(f'<th title="{html.escape(meaning)}">{html.escape(col)}'
+                     + (f'<br><span class="unit">{html.escape(unit)}</span>' if unit else "") + "</th>")
+    rows = ["<tr>" + "".join(_cell(v) for v in row) + "</tr>" for row in table.itertuples(index=False)]
+    return (f'<table id="{table_id}" class="{"sortable" if sortable else ""}"><thead><tr>{"".join(heads)}</tr></thead>'
+            f'<tbody>{"".join(rows)}</tbody></table>')
+
+
+def png_data_uri(fig) -> str:
+    import matplotlib.pyplot as plt
+
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=90)
+    plt.close(fig)
+    return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode()
+
+
+def curve_figure(part: pd.DataFrame, title: str):
+    """Clean and perturbed NLL per frame (top), delta with the detected regions shaded (bottom), for one perturbation."""
+    import matplotlib.pyplot as plt
+
+    from .analysis.regions import REGIONS, detect_regions
+
+    fig, axes = plt.subplots(2, 1, figsize=(8, 4), sharex=True)
+    axes[0].plot(part["frame"], part["nll_clean"], lw=0.7, color="k", label="clean")
+    axes[0].plot(part["frame"], part["nll_perturbed"], lw=0.7, color="tab:purple", label="perturbed")
+    axes[0].set_ylabel("NLL (nats per code)", fontsize=8)
+    axes[0].legend(fontsize=7, loc="upper left")
+    axes[1].plot(part["frame"], part["delta"], lw=0.7, color="tab:red")
+    axes[1].axhline(0, color="0.5", lw=0.6, ls="--")
+    axes[1].set_ylabel("delta (nats per code)", fontsize=8)
+    axes[1].set_xlabel("frame (20 ms)", fontsize=8)
+    onset, length = int(part["onset_frame"].iloc[0]), int(part["length_frames"].iloc[0])
+    try:
+        regions = detect_regions(part["delta"].to_numpy(), onset, length)
+        colours = dict(zip(REGIONS, ("tab:orange", "tab:blue", "tab:green")))
+        for name in REGIONS:
+            lo, hi = getattr(regions, name)
+            if hi > lo:
+                axes[1].axvspan(lo, hi, color=colours[name], alpha=0.2, label=name)
+        axes[1].legend(fontsize=7, loc="upper right", ncol=3)
+    except (ValueError, AttributeError):  # a window the detector cannot place: the curves alone
+        axes[1].axvspan(onset, onset + length, color="0.85")
+    fig.suptitle(title, fontsize=9)
+    fig.tight_layout()
+    return fig
+
+
+def _media(out: Path, name: str, wav: np.ndarray, sample_rate: int) -> str:
+    from .audio import save_audio
+
+    path = out / MEDIA_DIR / f"{name}.flac"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    save_audio(path, wav, sample_rate)
+    return f"{MEDIA_DIR}/{path.name}"
+
+
+def _perturbation_of(row: pd.Series):
+    """The perturbation object that made a row of the results table (audio or score kind)."""
+    from .perturb.score import SCORE_KINDS, ScorePerturbation
+    from .perturb.waveform import Perturbation
+
+    kind = row["perturbation"]
+    cls = ScorePerturbation if kind in SCORE_KINDS else Perturbation
+    fields = {k: v for k, v in cls().as_row().items() if k != "perturbation"}
+    values = {k: row[k] for k in fields if k in row and not (isinstance(row[k], float) and np.isnan(row[k]))}
+    if cls is ScorePerturbation and isinstance(values.get("semitones"), str):
+        values["semitones"] = tuple(int(s) for s in values["semitones"].split(","))
+    for k in ("onset_frame", "length_frames", "segment_frames", "seed"):
+        if k in values and values[k] is not None:
+            values[k] = int(values[k])
+    return cls(kind=kind, **values)
+
+
+def _piece_sections(out: Path, results: pd.DataFrame, run: dict, max_pieces: int) -> list[str]:
+    """For the first ``max_pieces`` pieces: the longest perturbation's curves, and both excerpts as players."""
+    from .data.datasets import Piece
+    from .runner import piece_variants
+
+    sections = []
+    paths = run.get("paths", {})
+    for name, rows in list(results.groupby("piece", sort=False))[:max_pieces]:
+        keys = rows.drop_duplicates("length_frames").sort_values("length_frames")
+        shown = keys.iloc[-1]
+        part = rows[(rows["perturbation"] == shown["perturbation"]) & (rows["length_frames"] == shown["length_frames"])]
+        title = (f"{name}: {shown['perturbation']} at frame {int(shown['onset_frame'])} for "
+                 f"{int(shown['length_frames'])} frames (mean delta {part['delta'].mean():+.3f} nats per code)")
+        body = [f'<section class="piece" id="piece-{html.escape(name)}"><h3>{html.escape(name)}</h3>',
+                f'<img alt="loss curves of {html.escape(name)}" src="{png_data_uri(curve_figure(part, title))}">']
+        if name in paths and Path(paths[name]).exists():
+            try:
+                piece = Piece(str(rows["dataset"].iloc[0]), name, Path(paths[name]))
+                clean, (perturbed,) = piece_variants(piece, [_perturbation_of(shown)], run["sample_rate"],
+                                                     run["frame_rate"], run["excerpt_seconds"], run["seed"])
+                for label, wav in (("clean", clean), (f"perturbed ({shown['perturbation']})", perturbed)):
+                    src = _media(out, f"{name}-{label.split()[0]}", wav, run["sample_rate"])
+                    body.append(f'<div>{html.escape(label)} excerpt<audio controls preload="none" src="{src}"></audio></div>')
+            except Exception as err:  # the report still comes out; say why there is no audio
+                body.append(f'<p class="muted">no audio: {html.escape(str(err))}</p>')
+        else:
+            body.append('<p class="muted">no audio: the piece\'s file is not known to this report</p>')
+        sections.append("".join(body) + "</section>")
+    return sections
+
+
+def region_means(results: pd.DataFrame, keys: Sequence[str]) -> pd.DataFrame:
+    """Mean delta in each region the detector finds (:func:`lossprofile.analysis.regions.detect_regions`), one row
+    per curve (``keys``); NaN where a region is empty or the window cannot hold one."""
+    from .analysis.regions import detect_regions, region_stats
+
+    rows = []
+    for key, curve in results.groupby(list(keys), dropna=False, sort=False):
+        curve = curve.sort_values("frame")
+        row = dict(zip(keys, key if isinstance(key, tuple) else (key,)))
+        try:
+            found = detect_regions(curve["delta"].to_numpy(), int(curve["onset_frame"].iloc[0]),
+                                   int(curve["length_frames"].iloc[0]))
+            row.update({f"{r['region']}_delta": r["mean"] for r in region_stats(curve["delta"].to_numpy(), found)})
+        except ValueError:
+            pass
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def write_report(out_dir: str | os.PathLike, max_pieces: int = 12) -> Path:
+    """``out_dir/report.html`` for a finished ``score`` or ``profile`` run (see the module's docstring)."""
+    from .columns import dictionary
+    from .runner import piece_summary
+
+    out = Path(out_dir)
+    run = json.loads((out / RUN_FILE).read_text()) if (out / RUN_FILE).exists() else {}
+    parts = [f"<h1>lossprofile report: {html.escape(out.name)}</h1>"]
+    settings = pd.DataFrame([(k, json.dumps(v) if isinstance(v, (list, dict)) else v) for k, v in run.items()
+                             if k not in ("paths", "perturbations")], columns=["setting", "value"])
+    parts.append("<h2>Run</h2>" + html_table(settings.astype(str), "run", False))
+    if run.get("perturbations"):
+        perts = pd.DataFrame(run["perturbations"])
+        perts = perts[[c for c in perts.columns if perts[c].notna().any()]]
+        parts.append("<h3>Perturbations</h3>" + html_table(perts, "perturbations", False))
+    columns: list[str] = []
+    if (out / "results.parquet").exists():
+        results = pd.read_parquet(out / "results.parquet")
+        summary = piece_summary(results)
+        keys = [c for c in summary.columns if c in results.columns]
+        summary = summary.merge(region_means(results, keys), on=keys, how="left")
+        keep = [c for c in summary.columns if summary[c].notna().any() and summary[c].nunique(dropna=False) > 1
+                or c in ("piece", "perturbation", "mean_nll_clean", "mean_nll_perturbed", "mean_delta", "peak_delta",
+                         "assimilation_delta", "recovery_delta")]
+        summary = summary[keep]
+        columns += list(summary.columns) + ["frame", "nll_clean", "nll_perturbed", "delta"]
+        parts += [f"<h2>Pieces ({summary['piece'].nunique()}; one row per piece and perturbation; click a header to sort)</h2>",
+                  html_table(summary, "pieces"),
+                  f"<h2>Loss curves and audio (first {min(max_pieces, summary['piece'].nunique())} pieces)</h2>",
+                  *_piece_sections(out, results, run, max_pieces)]
+    elif (out / "profile_scores.parquet").exists():
+        table = pd.read_parquet(out / "profile_scores.parquet")
+        columns += list(table.columns)
+        parts += [f"<h2>Pieces ({len(table)}; click a header to sort; higher profile_score = better)</h2>",
+                  html_table(table, "pieces")]
+    else:
+        parts.append('<p class="muted">no finished results in this folder</p>')
+    errors_path = out / "errors.csv"
+    errors = pd.read_csv(errors_path) if errors_path.exists() and errors_path.stat().st_size else pd.DataFrame()
+    parts.append(f"<h2>Skipped ({len(errors)})</h2>" + (html_table(errors[["piece", "path", "error"]], "errors", False)
+                                                      if len(errors) else "<p>none</p>"))
+    parts.append("<h2>Columns: units and meaning</h2>" + html_table(dictionary(dict.fromkeys(columns)), "columns", False))
+    page = ("<!DOCTYPE html><html><head><meta charset='utf-8'><title>lossprofile report</title>"
+            f"<style>{STYLE}</style></head><body>{''.join(parts)}<script>{SORT_SCRIPT}</script></body></html>")
+    path = out / "report.html"
+    tmp = path.with_suffix(".html.tmp")
+    tmp.write_text(page)
+    os.replace(tmp, path)
+    return path
+
+
+def paths_of(pieces: Sequence) -> dict[str, str]:
+    return {p.name: str(Path(p.path).resolve()) for p in pieces}
