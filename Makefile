@@ -32,7 +32,7 @@ figures: data
 
 # The profile score's validation for both embedded models: leave-one-family-out, metric properties and the
 # system ladder on 48 held-out ASAP performances (../shared/data/asap minus data/asap), and the recommended
-# weights shipped with the package. About 50 minutes on 2 CPU cores, resumable (results/validation/cache);
+# weights shipped with the package. About an hour on 2 CPU cores, resumable (results/validation/cache);
 # the small tables it writes to results/validation/<instrument>/ are committed and `make figures` reads them.
 validation: install
 	HF_HUB_OFFLINE=1 $(BIN)/lossprofile validate --model tiny --ship
