@@ -29,13 +29,15 @@ def test_the_gpu_check_runs_end_to_end_and_writes_its_table(tmp_path):
     # on the CPU with the embedded model: the same code path `make gpu-check` takes on a GPU
     from lossprofile import gpucheck
 
+    # Its "bench" step is bench.measure, which the test above runs through `lossprofile bench` (the same
+    # function, the same pieces): left out here to keep `make test` inside its 15 minutes.
     out = tmp_path / "gpu-check.md"
-    gpucheck.main(["--device", "cpu", "--archs", "tiny", "--pieces", "2", "--pieces-per-batch", "2", "--out", str(out)])
+    gpucheck.main(["--device", "cpu", "--archs", "tiny", "--pieces", "2", "--pieces-per-batch", "2", "--out", str(out),
+                   "--steps", "stages", "sweep", "profile"])
     text = out.read_text()
     assert text.startswith("# GPU check") and "| tiny |" in text
     numbers = json.loads(out.with_suffix(".json").read_text())
-    (row,) = numbers["bench"]
-    assert row["codes_differ_bc"] == 0 and row["max_diff_bc"] < 1e-4 and row["pipeline_fps"] > 0
+    assert numbers["bench"] == []
     assert numbers["sweep"]["same_non_float_columns"] and numbers["sweep"]["max_table_difference"] < 1e-4
     assert numbers["profile"]["max_score_difference"] < 1e-3
     (stages,) = numbers["stages"]  # where the pipeline's time goes: every stage took time, decode = score - encode

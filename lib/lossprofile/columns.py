@@ -81,8 +81,11 @@ COLUMNS: dict[str, tuple[str, str]] = {
     "normalized_surprisal": ("standard deviations", "sum(nll - entropy) / sqrt(sum of surprisal variances) "
                              "(Fast-DetectGPT); 0 = as surprising as the model expects, > 0 = more"),
     "nll_std": ("nats per code", "standard deviation of the clean curve across frames"),
-    "profile_score": ("standardised units", "the recommended combination of the features (higher = better); "
-                      "its kind and provenance are in lossprofile/analysis/profile_weights.json"),
+    "profile_score": ("see meaning", "the recommended score, higher = better: the validation's winner for the "
+                      "model's family, with its provenance in lossprofile/analysis/profile_weights[_midi].json. "
+                      "Shipped: the embedded audio model's is peak (nats per code), the symbolic model's -mean_nll "
+                      "(nats per token); a fitted combination is in standard deviations, the weight-free one in "
+                      "percentile units (-0.5..0.5)"),
     "seconds_scored": ("s", "how much of the clip was scored (less than excerpt_seconds for a short clip)"),
 }
 
