@@ -22,3 +22,51 @@ def test_generated_set_holds_distinct_samples_of_these_weights_and_drops_stale_o
     build_generated_set(small_lm, tmp_path, top_ks=(10, 500), per_top_k=2, seconds=1.0)
     assert mtimes == {f: (tmp_path / f).stat().st_mtime_ns for f in manifest["file"]}  # reused, not resampled
     assert set(pd.read_csv(tmp_path / "manifest.csv", dtype=str)["weights"]) == {small_lm.fingerprint}
+
+
+def test_a_symbolic_models_generated_set_is_midi_files_of_its_own_samples(tmp_path):
+    import pretty_midi
+
+    from tests.models.test_symbolic import random_lm
+    from lossprofile.embedded import symbolic as training
+    from lossprofile.embedded.recipe import SymbolicRecipe
+
+    lm = random_lm(training.make_tokenizer(SymbolicRecipe()), positions=32)
+    lm.fingerprint = "random-symbolic"
+    manifest = build_generated_set(lm, tmp_path, top_ks=(5, 50), per_top_k=2, seconds=0.5)
+    assert list(manifest["file"]) == ["topk0005-00.mid", "topk0005-01.mid", "topk0050-00.mid", "topk0050-01.mid"]
+    assert generated_is_current(lm, tmp_path)
+    files = [(tmp_path / f).read_bytes() for f in manifest["file"]]
+    assert len(set(files)) == 4
+    for data in files:  # standard MIDI files pretty_midi reads
+        pretty_midi.PrettyMIDI(__import__("io").BytesIO(data))
+    mtimes = {f: (tmp_path / f).stat().st_mtime_ns for f in manifest["file"]}
+    build_generated_set(lm, tmp_path, top_ks=(5, 50), per_top_k=2, seconds=0.5)
+    assert mtimes == {f: (tmp_path / f).stat().st_mtime_ns for f in manifest["file"]}
+
+
+def test_a_model_that_reads_midi_gets_the_same_pieces_as_midi():
+    from types import SimpleNamespace
+
+    import pretty_midi
+
+    from lossprofile.data import datasets
+
+    reader = SimpleNamespace(reads="midi")
+    audio_ood = datasets.pieces("ood", 3)
+    midi_ood = datasets.pieces("ood", 3, reader)
+    assert [p.name for p in midi_ood] == [p.name for p in audio_ood]
+    assert all(p.path.suffix == ".mid" and p.path.is_relative_to(datasets.ASAP_DIR) for p in midi_ood)
+    audio_training = {p.name: p for p in datasets.pieces("training", 200)}
+    midi_training = datasets.pieces("training", 3, reader)
+    assert len(midi_training) == 3
+    names = list(audio_training)
+    positions = [names.index(p.name) for p in midi_training]  # the audio set's pieces, in its order
+    assert positions == sorted(positions)
+    tags = pd.read_csv(datasets.DATA_DIR / "rendered" / "training" / "manifest.csv").set_index("piece")["tags"]
+    for piece in midi_training:
+        midi = pretty_midi.PrettyMIDI(str(piece.path))
+        played = midi.get_end_time() - min(n.start for inst in midi.instruments for n in inst.notes)
+        assert played > 15.0  # a whole excerpt
+        # the arrangement the audio plays, not the bare score: drums exactly where the render has them
+        assert any(inst.is_drum for inst in midi.instruments) == ("drums" in __import__("json").loads(tags[piece.name]))

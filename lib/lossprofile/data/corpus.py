@@ -475,6 +475,14 @@ def audio_loop(wav: np.ndarray, rng: np.random.Generator, sample_rate: int, hop:
     return out, {"loop_seconds": round(length / sample_rate, 3), "loop_times": times}
 
 
+def arranged_midi(job: Job, cache_dir: Path, max_seconds: float = 40.0, seed: int = 0):
+    """The job's arrangement as ``pretty_midi.PrettyMIDI``, with the draws :func:`render_job` makes: the score its
+    audio plays (before the audio-only loop some renders get). Texture jobs have no score: ValueError."""
+    if job.source == "texture":
+        raise ValueError(f"{job.piece}: a texture piece has no score")
+    return arrange(score_midi(job, cache_dir), job, piece_rng(job.piece, seed), max_seconds)[0]
+
+
 def render_job(job: Job, cache_dir: Path, max_seconds: float = 40.0, seed: int = 0) -> tuple[np.ndarray, str, dict]:
     """The job's audio ``[S]`` at 32 kHz, its text description and what was done to it."""
     rng = piece_rng(job.piece, seed)

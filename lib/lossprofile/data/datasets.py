@@ -95,6 +95,41 @@ def heldout_score_midis(n: int | None = None) -> list[Piece]:
     return [Piece("training", name, path) for name, path in paths if path.exists()][:n]
 
 
+def arranged_training_midis(n: int | None = None, split: str = "heldout") -> list[Piece]:
+    """The TrainingSet kind as MIDI, for a model that reads MIDI: each piece's arrangement as its audio plays it
+    (:func:`lossprofile.data.corpus.arranged_midi`, written once to ``data/rendered/training/arranged``), under
+    the audio piece's name and in the same order. Texture pieces have no score and are left out."""
+    from . import corpus
+
+    root = DATA_DIR / "rendered" / "training"
+    build_training_set(root, splits=(split,))
+    jobs = {j.piece: j for j in corpus.jobs(texture_pieces=0)}
+    out = root / "arranged"
+    out.mkdir(parents=True, exist_ok=True)
+    chosen = []
+    for piece in list_pieces(root, "training", split=split):
+        if n is not None and len(chosen) == n:
+            break
+        if piece.name not in jobs:
+            continue
+        path = out / f"{piece.name}.mid"
+        if not path.exists():
+            with atomic_path(path) as tmp:
+                corpus.arranged_midi(jobs[piece.name], root / "midi").write(str(tmp))
+        chosen.append(Piece("training", piece.name, path, piece.description))
+    return chosen
+
+
+def ood_midis(n: int | None = None) -> list[Piece]:
+    """The OOD kind as MIDI: the ASAP performances the OOD set renders, under the same names and in its order."""
+    root = DATA_DIR / "rendered" / "ood"
+    if not (root / "manifest.csv").exists():
+        build_ood_set(out_dir=root)
+    table = pd.read_csv(root / "manifest.csv").head(n)
+    return [Piece("ood", row.piece, ASAP_DIR / row.source.removeprefix("ASAP: "), row.description)
+            for row in table.itertuples()]
+
+
 def build_ood_set(src_dir: str | os.PathLike | None = None, out_dir: str | os.PathLike | None = None,
                   max_seconds: float = 30.0, limit: int | None = None) -> pd.DataFrame:
     """Render ASAP piano performances (any folder of MIDI files) with piano to ``out_dir``."""
@@ -133,33 +168,46 @@ def generated_is_current(model, folder: Path) -> bool:
     return set(table.get("weights", [None])) == {model.fingerprint} and all((folder / f).exists() for f in table["file"])
 
 
+# A model over MIDI tokens samples this many tokens per second of music asked for (the embedded one's arrangements
+# hold ~35 per second; 60 leaves room for denser samples)
+MIDI_TOKENS_PER_SECOND = 60
+
+
 def build_generated_set(model, out_dir: str | os.PathLike | None = None, top_ks=(10, 50, 250, 500),
                         per_top_k: int = 5, seconds: float = 15.0, seed: int = 0,
                         batch_size: int = 8) -> pd.DataFrame:
-    """Sample ``per_top_k`` pieces from ``model`` at each top-k and decode them to audio."""
+    """Sample ``per_top_k`` pieces from ``model`` at each top-k and decode them: to audio (FLAC), or to MIDI files
+    for a model that reads MIDI (``seconds * MIDI_TOKENS_PER_SECOND`` tokens each)."""
     out = Path(out_dir or generated_dir(model.name))
     out.mkdir(parents=True, exist_ok=True)
     # Samples already here are kept (an interrupted build resumes) only if the marker says they
     # come from these very weights; otherwise the model was retrained or their origin is unknown.
     marker = out / "weights.txt"
     if not marker.exists() or marker.read_text().strip() != model.fingerprint:
-        for old in out.glob("*.flac"):
+        for old in [*out.glob("*.flac"), *out.glob("*.mid")]:
             old.unlink()
         marker.write_text(model.fingerprint + "\n")
-    length = int(round(seconds * model.frame_rate))
+    reads_midi = getattr(model, "reads", "audio") == "midi"
+    suffix = ".mid" if reads_midi else ".flac"
+    length = int(round(seconds * (MIDI_TOKENS_PER_SECOND if reads_midi else model.frame_rate)))
     rows = []
-    complete = all((out / f"topk{k:04d}-{i:02d}.flac").exists() for k in top_ks for i in range(per_top_k))
+    complete = all((out / f"topk{k:04d}-{i:02d}{suffix}").exists() for k in top_ks for i in range(per_top_k))
     for top_k in tqdm(top_ks, desc="generated set", unit="top-k", disable=complete):
         names = [f"topk{top_k:04d}-{i:02d}" for i in range(per_top_k)]
-        missing = [i for i, n in enumerate(names) if not (out / f"{n}.flac").exists()]
+        missing = [i for i, n in enumerate(names) if not (out / f"{n}{suffix}").exists()]
         for lo in range(0, len(missing), batch_size):
             chunk = missing[lo : lo + batch_size]
             # one seed per (top_k, chunk start) so re-runs and partial builds agree
             codes = model.generate(len(chunk), length, top_k=top_k, seed=seed * 100003 + top_k * 1009 + chunk[0])
+            if reads_midi:
+                for i, data in zip(chunk, model.decode_midi(codes)):
+                    with atomic_path(out / f"{names[i]}.mid") as tmp:
+                        Path(tmp).write_bytes(data)
+                continue
             wavs = model.decode(codes)[:, 0].numpy()
             for i, wav in zip(chunk, wavs):
                 audio.save_audio(out / f"{names[i]}.flac", wav, model.sample_rate)
-        rows += [dict(piece=n, file=f"{n}.flac", description=f"generated top_k={top_k}", split="eval",
+        rows += [dict(piece=n, file=f"{n}{suffix}", description=f"generated top_k={top_k}", split="eval",
                       top_k=top_k, source=f"{model.name} samples", weights=model.fingerprint) for n in names]
     return _write_manifest(out, rows)
 
@@ -169,10 +217,13 @@ def pieces(kind: str, n: int, lm=None, folder: str | Path | None = None,
     """The first ``n`` pieces of a data kind, building the dataset if it is missing.
 
     ``training`` uses the held-out split (the tiny model never saw it); ``generated``
-    takes the samples of ``lm``, spread over its top-k values.
+    takes the samples of ``lm``, spread over its top-k values. For a model that reads MIDI (``lm.reads``) the
+    same pieces come as MIDI: the arrangements the training audio plays, the ASAP files, its own samples.
     """
     if folder is not None:  # a relative folder is taken from the working directory, like every path here
         return list_pieces(folder, dataset=kind)[:n]
+    if getattr(lm, "reads", "audio") == "midi" and kind in ("training", "ood"):
+        return arranged_training_midis(n, split) if kind == "training" else ood_midis(n)
     if kind == "training":
         root = DATA_DIR / "rendered" / "training"
         build_training_set(root, splits=(split,))  # renders only what is missing

@@ -46,9 +46,7 @@ def make_tokenizer(recipe: SymbolicRecipe):
 
 def arranged_midi(job: corpus.Job, cache_dir: Path, recipe: SymbolicRecipe, seed: int = 0):
     """The job's arrangement as the audio model heard it (same draws as ``corpus.render_job``)."""
-    rng = corpus.piece_rng(job.piece, seed)
-    midi, _, _ = corpus.arrange(corpus.score_midi(job, cache_dir), job, rng, recipe.max_seconds)
-    return midi
+    return corpus.arranged_midi(job, cache_dir, recipe.max_seconds, seed)
 
 
 def _tokenize_job(args) -> tuple[str, np.ndarray | None, str]:

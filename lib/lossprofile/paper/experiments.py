@@ -47,7 +47,7 @@ def each_model(names: Sequence[str], run, device: str | None = None, dtype=None,
     for its own name instead of being loaded again.
     """
     tables = []
-    for name in names:
+    for name in dict.fromkeys(names):
         lm = loaded if loaded is not None and loaded.name == name else load_model(name, device=device, dtype=dtype)
         tables.append(run(lm))
         del lm
@@ -243,3 +243,107 @@ def explore(lm: TokenLM, piece: Piece, perturbation: Perturbation, excerpt_secon
     nll_perturbed = frame_mean(scores.variants[0]).numpy()
     return dict(clean_wav=clean, perturbed_wav=perturbed, nll_clean=nll_clean, nll_perturbed=nll_perturbed,
                 delta=nll_perturbed - nll_clean, sample_rate=lm.sample_rate)
+
+
+# ---- instruments side by side: an audio model and a model over MIDI tokens --------------------------
+# The runner puts both on the same 20 ms frames; a frame's loss is a mean over codebooks for an audio model and
+# a sum over the frame's tokens for a symbolic one (see runner.token_frames_table), so levels are compared
+# within a model and signs, trends and ratios across models.
+SECOND_INSTRUMENT = "tiny-symbolic"
+
+
+def model_names(model: str, models: Sequence[str] | None = None) -> list[str]:
+    """The models a notebook runs side by side: ``models``, or by default ``model`` and the embedded symbolic model."""
+    return list(dict.fromkeys(models or [model, SECOND_INSTRUMENT]))
+
+
+def frame_unit(lm_or_reads) -> str:
+    """What one frame's loss is, in words, for a model (or its ``reads``: "audio" or "midi")."""
+    reads = lm_or_reads if isinstance(lm_or_reads, str) else getattr(lm_or_reads, "reads", "audio")
+    return "nats per frame (sum over its tokens)" if reads == "midi" else "nats per code"
+
+
+def unit_of(model: str) -> str:
+    """:func:`frame_unit` of a model name, folder or hub id (from its family; nothing is loaded)."""
+    from ..models.loading import resolve
+
+    return frame_unit("midi" if resolve(model)[0] == "symbolic" else "audio")
+
+
+def trend_by_model(summary: pd.DataFrame) -> pd.DataFrame:
+    """RQ1 per model: noise length against the mean delta over all of a model's points and per data kind."""
+    everything = stats.length_trend(summary, by=["model"])
+    everything.insert(1, "dataset", "all")
+    per_kind = stats.length_trend(summary, by=["model", "dataset"])
+    out = pd.concat([everything, per_kind], ignore_index=True)
+    out.insert(2, "unit", out["model"].map(unit_of))
+    return out
+
+
+def per_model(table: pd.DataFrame, fn, *args, **kwargs) -> pd.DataFrame:
+    """``fn(part, *args, **kwargs)`` for each model's rows of ``table`` → one table with a ``model`` column first."""
+    parts = [fn(part, *args, **kwargs).assign(model=model) for model, part in table.groupby("model", sort=False)]
+    out = pd.concat(parts, ignore_index=True)
+    return out[["model"] + [c for c in out.columns if c != "model"]]
+
+
+def loss_by_condition_by_model(noisy: pd.DataFrame, pure: pd.DataFrame, length_frames: int) -> pd.DataFrame:
+    """:func:`loss_by_condition` for every model of ``noisy`` (and its own rows of ``pure``), with its unit."""
+    parts = [loss_by_condition(part, pure[pure["model"] == model], length_frames).assign(model=model,
+                                                                                         unit=unit_of(model))
+             for model, part in noisy.groupby("model", sort=False)]
+    out = pd.concat(parts, ignore_index=True)
+    return out[["model"] + [c for c in out.columns if c != "model"]]
+
+
+def noise_window_costs(lm: TokenLM, kinds=KINDS, n_pieces: int = 3, lengths_frames: Sequence[int] = (100, 200),
+                       onset_frame: int = 250, excerpt_seconds: float = 15.0, seed: int = 0) -> pd.DataFrame:
+    """What the model pays inside a noise window against a counting learner (RQ2's premise, per instrument).
+
+    One row per (piece, window, length): ``window_nll`` (the model, per code or token inside the window),
+    ``clean_window_nll`` (the clean excerpt there) and ``counting_nll`` (a learner that only counts the window's own
+    codes or tokens: :func:`~lossprofile.analysis.musicality.in_context_unigram_nats`). Audio: loudness-matched
+    white noise through the codec (after the onset Peak); symbolic: random notes at the excerpt's density and one
+    repeated note, in the score (:func:`lossprofile.analysis.symbolic.noise_response`).
+    """
+    from .. import audio
+    from ..analysis import musicality
+    from ..analysis import symbolic as token_space
+
+    rows = []
+    sources = kinds.items() if isinstance(kinds, Mapping) else ((kind, None) for kind in kinds)
+    for kind, folder in sources:
+        chosen = pieces(kind, n_pieces, lm, folder=folder)
+        if getattr(lm, "reads", "audio") == "midi":
+            midis = []
+            for p in chosen:
+                midi = audio.read_midi(p.path)
+                midis.append(audio.midi_excerpt(midi, audio.midi_first_onset(midi), excerpt_seconds))
+            table = token_space.noise_response(lm, midis, [n / lm.frame_rate for n in lengths_frames],
+                                               onset_seconds=onset_frame / lm.frame_rate,
+                                               kinds=("random_notes", "constant_note"), seed=seed)
+            table = table.rename(columns={"kind": "window", "window_unigram_nats": "counting_nll"})
+            table["window"] = table["window"].str.replace("_", " ")
+            table["unit"] = "nats per token"
+        else:
+            wavs = [load_excerpt(p, lm.sample_rate, excerpt_seconds) for p in chosen]
+            table = musicality.noise_response(lm, wavs, lm.sample_rate, lengths=lengths_frames,
+                                              onset_frame=onset_frame, excerpt_seconds=excerpt_seconds, seed=seed)
+            table = table.assign(window="white noise", length_seconds=table["length_frames"] / lm.frame_rate,
+                                 window_nll=table["assimilation_delta"] + table["clean_window_nll"],
+                                 counting_nll=table["noise_unigram_nll"], unit="nats per code")
+        table["piece"] = [chosen[i].name for i in table["piece"]]
+        rows.append(table.assign(model=lm.name, dataset=kind)[
+            ["model", "dataset", "piece", "window", "length_seconds", "window_nll", "clean_window_nll",
+             "counting_nll", "unit"]])
+    return pd.concat(rows, ignore_index=True)
+
+
+def window_cost_summary(costs: pd.DataFrame) -> pd.DataFrame:
+    """Mean over pieces and data kinds of :func:`noise_window_costs`, per model, window and length."""
+    keys = ["model", "window", "length_seconds", "unit"]
+    out = costs.groupby(keys, sort=False).agg(window_nll=("window_nll", "mean"),
+                                              clean_window_nll=("clean_window_nll", "mean"),
+                                              counting_nll=("counting_nll", "mean"), pieces=("piece", "count"))
+    out["window_below_clean"] = out["window_nll"] < out["clean_window_nll"]
+    return out.reset_index()

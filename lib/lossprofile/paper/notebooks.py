@@ -23,7 +23,9 @@ NOTEBOOKS = ("01_noise_injection", "02_token_dynamics", "03_regions", "04_robust
 FIGURE_PARAMETERS = dict(n_pieces=20, results_dir="results", figures_dir="figures")
 # Per-notebook changes to that: the profile evaluation scores every piece in ~30 versions, each
 # with its probes, so it takes fewer pieces and the library's full degradation grid.
-NOTEBOOK_PARAMETERS = {"06_symbolic": dict(n_pieces=8),
+# 02's noise window against a counting learner re-scores each piece with its own reference noise (~4 s per
+# audio piece): 8 pieces per data kind.
+NOTEBOOK_PARAMETERS = {"02_token_dynamics": dict(counting_pieces=8), "06_symbolic": dict(n_pieces=8),
                        "07_profile_evaluation": dict(n_pieces=8, audio_families=None, symbolic_families=None)}
 
 

@@ -68,7 +68,8 @@ def fig2_length_trend(summary: pd.DataFrame, clean_by_kind: pd.DataFrame, title:
     """Fig. 2: mean delta vs injection length per data kind (± std across pieces), one panel per model,
     each data kind labelled with its mean clean loss."""
     models = _models(summary)
-    fig, axes = plt.subplots(1, len(models), figsize=(6 * len(models), 4), squeeze=False, sharey=True)
+    # models side by side may measure their frames in different units (codes, token sums): own y scales
+    fig, axes = plt.subplots(1, len(models), figsize=(6 * len(models), 4), squeeze=False)
     for ax, model in zip(axes[0], models):
         part_m = summary if model is None else summary[summary["model"] == model]
         clean_m = clean_by_kind if "model" not in clean_by_kind or model is None else \
@@ -90,11 +91,24 @@ def fig2_length_trend(summary: pd.DataFrame, clean_by_kind: pd.DataFrame, title:
 
 def fig3_token_dynamics(noise_results: pd.DataFrame, pure_results: pd.DataFrame, piece: str,
                         length_frames: int = 100):
-    """Fig. 3: per-frame loss of clean music, pure noise and music+noise, regions shaded."""
-    c = curve(noise_results, piece, length_frames=length_frames, perturbation="noise")
-    p = curve(pure_results, piece)
+    """Fig. 3: per-frame loss of clean music, pure noise and music+noise, regions shaded; one row per model
+    when the tables hold several (each model's own y scale)."""
+    models = _models(noise_results)
+    fig, axes = plt.subplots(len(models), 1, figsize=(9, 3.6 * len(models)), squeeze=False)
+    for ax, model in zip(axes[:, 0], models):
+        where = {} if model is None else {"model": model}
+        _token_dynamics(ax, noise_results, pure_results, piece, length_frames, where)
+        if len(models) > 1:
+            ax.set_title(f"{model}: {piece}", fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+def _token_dynamics(ax, noise_results: pd.DataFrame, pure_results: pd.DataFrame, piece: str, length_frames: int,
+                    where: dict) -> None:
+    c = curve(noise_results, piece, length_frames=length_frames, perturbation="noise", **where)
+    p = curve(pure_results, piece, **where)
     onset = int(c["onset_frame"].iloc[0])
-    fig, ax = plt.subplots(figsize=(9, 3.6))
     shade_regions(ax, c["delta"].to_numpy(), onset, length_frames)
     ax.plot(c["frame"], c["nll_clean"], lw=0.8, label="clean music", color="k")
     ax.plot(p["frame"], p["nll_perturbed"], lw=0.8, label="pure noise", color="0.6")
@@ -105,8 +119,6 @@ def fig3_token_dynamics(noise_results: pd.DataFrame, pure_results: pd.DataFrame,
     ax.set_title(piece, fontsize=10)
     # below the axes: inside, it hid the curves after the noise
     ax.legend(fontsize=8, ncol=3, loc="upper center", bbox_to_anchor=(0.5, -0.2), frameon=False)
-    fig.tight_layout()
-    return fig
 
 
 def fig4_regions(region_table: pd.DataFrame):
@@ -176,6 +188,27 @@ def fig5_shuffle(summary: pd.DataFrame, onset: pd.DataFrame):
     axes[2].set_xlabel("segment length (frames)")
     axes[2].set_ylabel("mean loss of the excerpt (nats)")
     axes[2].tick_params(axis="x", labelsize=7)
+    fig.tight_layout()
+    return fig
+
+
+def trend_by_model(summary: pd.DataFrame, x: str, xlabel: str, log_x: bool = False):
+    """Mean delta (± std across pieces) against ``x``, one line per data kind, one panel per model (own y scales)."""
+    models = _models(summary)
+    fig, axes = plt.subplots(1, len(models), figsize=(5.5 * len(models), 3.8), squeeze=False)
+    for ax, model in zip(axes[0], models):
+        part_m = summary if model is None else summary[summary["model"] == model]
+        for kind, part in part_m.groupby("dataset"):
+            agg = part.groupby(x)["mean_delta"].agg(["mean", "std"]).reset_index()
+            ax.errorbar(agg[x], agg["mean"], yerr=agg["std"], marker="o", capsize=3, label=KIND_LABELS.get(kind, kind),
+                        color=KIND_COLORS.get(kind))
+        if log_x:
+            ax.set_xscale("log")
+        ax.axhline(0, color="0.4", lw=0.6, ls="--")
+        ax.set_xlabel(xlabel)
+        ax.set_title("" if model is None else str(model), fontsize=10)
+        ax.legend(fontsize=8)
+    axes[0][0].set_ylabel("mean delta NLL per frame (nats)")
     fig.tight_layout()
     return fig
 
@@ -282,9 +315,12 @@ def score_vs_strength(table: pd.DataFrame, directions: dict[str, int], families:
 
 
 def symbolic_trend(table: pd.DataFrame):
-    """Mean delta (perturbed − clean loss) against the fraction of notes touched, per score perturbation."""
+    """Mean delta (perturbed − clean loss) against the fraction of notes touched, per score perturbation; one row
+    of panels per model when the table holds several."""
     kinds = sorted(table["perturbation"].unique())
-    fig, axes = plt.subplots(1, len(kinds), figsize=(3.2 * len(kinds), 3.0), squeeze=False, sharey=True)
+    models = _models(table)
+    fig, grid = plt.subplots(len(models), len(kinds), figsize=(3.2 * len(kinds), 3.0 * len(models)), squeeze=False,
+                             sharey="row")
 
     def label_of(kind, dataset, semitones) -> str:
         return KIND_LABELS.get(dataset, dataset) + (f", ±{semitones}" if kind == "shift_pitches" else "")
@@ -293,18 +329,19 @@ def symbolic_trend(table: pd.DataFrame):
     labels = list(dict.fromkeys(label_of(k, d, s) for k, d, s in
                                 table[["perturbation", "dataset", "semitones"]].itertuples(index=False)))
     colors = {label: f"C{i % 10}" for i, label in enumerate(labels)}
-    for ax, kind in zip(axes[0], kinds):
-        rows = table[table["perturbation"] == kind]
-        for (dataset, semitones), part in rows.groupby(["dataset", "semitones"], dropna=False):
-            label = label_of(kind, dataset, semitones)
-            part = part.sort_values("fraction")
-            ax.errorbar(part["fraction"], part["mean_delta"], yerr=part["delta_std"], marker="o", capsize=2, lw=1,
-                        label=label, color=colors[label])
-        ax.axhline(0, color="0.4", lw=0.6, ls="--")
-        ax.set_title(kind, fontsize=9)
-        ax.set_xlabel("fraction of notes / duration", fontsize=8)
-        ax.legend(fontsize=6)
-    axes[0][0].set_ylabel("mean delta NLL (nats)", fontsize=8)
+    for axes, model in zip(grid, models):
+        for ax, kind in zip(axes, kinds):
+            rows = table[(table["perturbation"] == kind) & ((table["model"] == model) if model is not None else True)]
+            for (dataset, semitones), part in rows.groupby(["dataset", "semitones"], dropna=False):
+                label = label_of(kind, dataset, semitones)
+                part = part.sort_values("fraction")
+                ax.errorbar(part["fraction"], part["mean_delta"], yerr=part["delta_std"], marker="o", capsize=2,
+                            lw=1, label=label, color=colors[label])
+            ax.axhline(0, color="0.4", lw=0.6, ls="--")
+            ax.set_title(kind if model is None or len(models) == 1 else f"{model}: {kind}", fontsize=9)
+            ax.set_xlabel("fraction of notes / duration", fontsize=8)
+            ax.legend(fontsize=6)
+        axes[0].set_ylabel("mean delta NLL (nats)", fontsize=8)
     fig.tight_layout()
     return fig
 

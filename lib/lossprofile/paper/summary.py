@@ -155,6 +155,7 @@ def write_summary(results_dir="results", out_path="figures/summary.md") -> Path:
         table = _read(stats_dir, name)
         if table is not None:
             lines += [f"## {title}", "", markdown_table(table), ""]
+    lines += instruments_section(stats_dir)
     lines += validation_section(stats_dir)
     lines += profile_section(stats_dir)
     out = Path(out_path)
@@ -325,3 +326,93 @@ def lofo_reading(pooled: pd.DataFrame) -> list[str]:
     out.append(f"Highest mean AUROC over held-out families: `{best}` ({means[best]:.2f}; it ships as this "
                f"instrument's profile_score); {others}.")
     return out
+
+
+def instruments_section(stats_dir: Path) -> list[str]:
+    """Audio vs symbolic (notebooks 01-04 and 06 with several models): does Context Amnesia appear without a codec?"""
+    trend = _read(stats_dir, "length_stats_by_model")
+    if trend is None or trend["model"].nunique() < 2:
+        return []
+    costs, regions = _read(stats_dir, "noise_window_costs"), _read(stats_dir, "region_summary_by_model")
+    conditions, shuffles = _read(stats_dir, "loss_by_condition_by_model"), _read(stats_dir, "shuffle_stats_by_model")
+    score = _read(stats_dir, "symbolic_summary_by_model")
+    lines = ["## Audio vs symbolic: does Context Amnesia appear without a codec?", "",
+             "Notebooks 01-04 and 06 run every model side by side (`models`; by default the audio model and the embedded "
+             "symbolic one, `tiny-symbolic`: a GPT-2 over REMI tokens of the same arrangements). The symbolic model reads "
+             "the MIDI the audio pieces are rendered from (TrainingSet: the held-out arrangements; OOD: the ASAP files; "
+             "Generated: its own samples) and every perturbation is made in the score: the noise window becomes random "
+             "notes at the excerpt's own density, shuffles reorder notes, at the same seconds. Both are put on the same "
+             "20 ms frames; a symbolic frame's loss is the *sum* of its tokens' NLL, so levels are compared within a "
+             "model, and directions, signs and ratios across models.", ""]
+    lines += instruments_reading(trend, costs, regions)
+    lines += ["", "### Injection length vs mean delta, per model (RQ1)", "",
+              "| model | data kind | n | Pearson r (p) | Spearman rho (p) | slope per frame [95% CI] |", "|---|---|---|---|---|---|"]
+    for row in trend.itertuples():
+        lines.append(f"| {row.model} | {KIND_LABELS.get(row.dataset, row.dataset)} | {row.n} | {_fmt(row.pearson_r)} "
+                     f"({_p(row.pearson_p)}) | {_fmt(row.spearman_rho)} ({_p(row.spearman_p)}) | {row.slope:.2e} "
+                     f"[{row.slope_ci_low:.2e}, {row.slope_ci_high:.2e}] |")
+    lines.append("")
+    if costs is not None:
+        lines += ["### Inside the noise window: the model against a counting learner", "",
+                  "Mean over pieces of what each model pays per code or token inside a window after 5 s "
+                  "(`window_nll`; the audio model's after its 5-frame onset Peak), what the clean excerpt costs there, "
+                  "and what a learner that only counts the window's own codes or tokens pays (`counting_nll`, "
+                  "in-context unigram).", "", markdown_table(costs), ""]
+    if conditions is not None:
+        lines += ["### Clean music, music + noise, pure noise, per model (mean loss per frame)", "",
+                  markdown_table(conditions), ""]
+    if regions is not None:
+        lines += ["### Peak, Assimilation, Recovery, per model (mean ± std across curves)", "",
+                  "| model | region | mean ± std | curves |", "|---|---|---|---|"]
+        for row in regions.itertuples():
+            lines.append(f"| {row.model} | {row.region.capitalize()} | {_fmt(row.mean)} ± {_fmt(row.std)} | {row.count} |")
+        lines.append("")
+    if shuffles is not None:
+        wide = shuffles.pivot_table(index="segment_frames", columns="model", values="mean").reset_index()
+        wide.columns = [str(c) for c in wide.columns]
+        lines += ["### Order shuffling, per model (mean delta per frame by segment length)", "", markdown_table(wide), ""]
+    if score is not None:
+        strongest = score[score["fraction"] == score.groupby("perturbation")["fraction"].transform("max")]
+        wide = strongest.pivot_table(index=["perturbation", "dataset"], columns="model", values="mean_delta").reset_index()
+        wide.columns = [str(c) for c in wide.columns]
+        lines += ["### Score perturbations at their strongest setting, per model (mean delta per frame)", "",
+                  "The same MIDI files, heard rendered by the audio model and read as tokens by the symbolic one "
+                  "(pitch shifts: mean over the semitone settings). Deleting notes removes tokens, so a symbolic frame's "
+                  "summed loss falls with them.", "", markdown_table(wide), ""]
+    return lines
+
+
+def instruments_reading(trend: pd.DataFrame, costs: pd.DataFrame | None, regions: pd.DataFrame | None) -> list[str]:
+    """Per model: the direction of RQ1, the sign of Assimilation, and the noise window against the counting learner;
+    then whether Context Amnesia (longer noise lowering the loss, the loss settling below the clean one) appears."""
+    lines, amnesia = [], {}
+    overall = trend[trend["dataset"] == "all"].set_index("model")
+    for model, row in overall.iterrows():
+        lowers = row.pearson_r < 0 and row.pearson_p < 0.05
+        assimilation = None
+        if regions is not None and ((regions["model"] == model) & (regions["region"] == "assimilation")).any():
+            assimilation = float(regions.loc[(regions["model"] == model) & (regions["region"] == "assimilation"), "mean"].iloc[0])
+        amnesia[model] = lowers and assimilation is not None and assimilation < 0
+        text = (f"- **{model}**: longer noise {'lowers' if row.pearson_r < 0 else 'raises'} the mean loss "
+                f"(Pearson r = {row.pearson_r:+.2f}, p = {_p(row.pearson_p)}, {row.n} points)")
+        if assimilation is not None:
+            text += f"; Assimilation {assimilation:+.2f} ({'below' if assimilation < 0 else 'above'} the clean loss)"
+        lines.append(text + ".")
+        if costs is not None:
+            for c in costs[costs["model"] == model].groupby("window", sort=False).tail(1).itertuples():
+                lines.append(f"  - {c.window} ({c.length_seconds:g} s): the model pays {c.window_nll:.2f} {c.unit} inside "
+                             f"the window against {c.clean_window_nll:.2f} for the clean music there and "
+                             f"{c.counting_nll:.2f} for a counting learner.")
+    with_effect = [m for m, yes in amnesia.items() if yes]
+    without = [m for m, yes in amnesia.items() if not yes]
+    if with_effect and without:
+        lines.append(f"- Context Amnesia (longer noise lowering the mean loss, the loss settling below the clean one) "
+                     f"appears for {', '.join(with_effect)} and not for {', '.join(without)}. Of the models here only the "
+                     "audio ones read through a codec; one pair of models cannot separate the codec from everything "
+                     "else that differs between them (representation, size, training data), so this says the effect is "
+                     "not a property of every music LM, not that the codec alone makes it.")
+    elif with_effect:
+        lines.append(f"- Context Amnesia appears for every model here ({', '.join(with_effect)}).")
+    else:
+        lines.append(f"- Context Amnesia appears for none of the models here ({', '.join(without)}).")
+    return lines

@@ -156,6 +156,47 @@ class SymbolicLM(TokenLM):
         out = TokenStats(*(torch.cat(xs, dim=1)[:, None].float().cpu() for xs in zip(*parts)))
         return out
 
+    # ---- sampling ------------------------------------------------------------------------------
+    @torch.no_grad()
+    def generate(self, num_samples: int, num_tokens: int, top_k: int = 250, temperature: float = 1.0,
+                 seed: int = 0) -> torch.Tensor:
+        """Sample token ids ``[num_samples, 1, num_tokens]`` after BOS (special tokens are never drawn).
+
+        Past the window the context slides as the scorer's strided window does: the model restarts from the
+        last half window (positions from 0 again) and continues with its key/value cache.
+        """
+        gen = torch.Generator(device="cpu").manual_seed(seed)
+        banned = torch.tensor([self.tokenizer[t] for t in self.tokenizer.special_tokens])
+        window = min(self.window or self.context_tokens, self.context_tokens)
+        ids = torch.full((num_samples, 1), self.bos_id, device=self.device)
+        past, start = None, 0
+        for _ in range(num_tokens):
+            step = ids[:, start:] if past is None else ids[:, -1:]
+            out = self.model(input_ids=step, past_key_values=past, use_cache=True)
+            past = out.past_key_values
+            logits = out.logits[:, -1].float().cpu() / temperature  # [B, V]
+            logits[:, banned] = float("-inf")
+            if top_k and top_k < logits.shape[-1]:
+                kth = logits.topk(top_k, dim=-1).values[:, -1:]
+                logits = logits.masked_fill(logits < kth, float("-inf"))
+            sampled = torch.multinomial(logits.softmax(-1), 1, generator=gen)
+            ids = torch.cat([ids, sampled.to(self.device)], dim=1)
+            if ids.shape[1] - start >= window:  # the next step would not fit: slide
+                start, past = ids.shape[1] - window // 2, None
+        return ids[:, None, 1:].cpu()
+
+    def decode_midi(self, codes: torch.Tensor) -> list[bytes]:
+        """Token ids ``[B, 1, T]`` → one standard MIDI file (bytes) per row, as the tokenizer decodes them.
+
+        Events are sorted by time first: a sampled sequence may move its position back without a new bar, and
+        miditok then leaves tempo changes out of order, which a MIDI file cannot hold (negative delta times)."""
+        codes = self.check_codes(codes)
+        out = []
+        for row in codes[:, 0].cpu():
+            score = self.tokenizer.decode(row.tolist())
+            out.append((score.sort() or score).dumps_midi())
+        return out
+
     def shared_steps(self, codes: torch.Tensor) -> int:
         return 0  # variants differ in length and place; rows are scored in full
 
