@@ -101,10 +101,12 @@ def profile(args: argparse.Namespace) -> None:
               f"every column in columns.csv); report -> {write_report(out)}"
               + (f"; {len(errors)} skipped, reasons in {out / 'errors.csv'}" if errors else ""))
         if args.ratings:
-            from .analysis.evaluate import ratings_correlation, read_ratings
+            from .analysis.ratings import ratings_correlation, read_ratings
 
             columns = [c for c in ("profile_score", *FEATURES) if table[c].notna().any()]
-            corr = ratings_correlation(table, read_ratings(args.ratings), columns)
+            ratings = read_ratings(args.ratings, args.ratings_layout, **({} if args.ratings_layout != "csv" else dict(
+                clip=args.clip_column, system=args.system_column or None, ratings=args.rating_columns)))
+            corr = ratings_correlation(table, ratings, columns)
             write_csv_atomic(corr, out / "ratings_correlation.csv")
             print(corr.round(3).to_string(index=False))
     else:
@@ -164,8 +166,14 @@ def main(argv: list[str] | None = None) -> None:
     s.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16", "fp16"])
     s.add_argument("--seed", type=int, default=0, help="seeds probe onsets and noise")
     s.add_argument("--limit", type=int, default=None, help="score only the first N pieces")
-    s.add_argument("--ratings", default=None, help="a ratings CSV (MusicEval layout: clip id, system, MOS); "
-                   "writes the Spearman of every score with the ratings, per clip and per system")
+    s.add_argument("--ratings", default=None, help="human ratings of the clips (see --ratings-layout); writes the "
+                   "Spearman of every score with every rating, per clip and per system (ratings_correlation.csv)")
+    s.add_argument("--ratings-layout", default="musiceval", choices=["musiceval", "songeval", "csv"],
+                   help="musiceval: CSV of clip id, system, MOS; songeval: its metadata.jsonl (five aesthetic "
+                   "dimensions and their mean); csv: any CSV, columns named below")
+    s.add_argument("--clip-column", default="clip", help="csv layout: the column of clip ids (file names)")
+    s.add_argument("--system-column", default="system", help="csv layout: the column of systems ('' for none)")
+    s.add_argument("--rating-columns", nargs="+", default=["rating"], help="csv layout: the rating columns")
     s = sub.choices["score"]
     s.add_argument("--data", required=True, help="folder of wav/flac/mp3/mid files (or a built dataset)")
     s.add_argument("--out", required=True, help="output folder (results.parquet, parts/, errors.csv); resumable")

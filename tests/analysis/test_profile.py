@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from lossprofile.analysis import evaluate, profile
+from lossprofile.analysis import ratings as ratings_module
 from lossprofile.perturb import Perturbation
 
 DESIGN = profile.ProbeDesign(n_bursts=2, burst_frames=5, long_frames=40, recovery_frames=20, first_onset=30)
@@ -123,21 +124,21 @@ def test_ratings_reader_accepts_musiceval_layout_and_names_bad_files(tmp_path):
     csv = tmp_path / "ratings.csv"
     pd.DataFrame({"utt_id": ["sysA-001.wav", "sysA-002.wav", "sysB-001.wav", "sysC-001.wav"],
                   "system_id": ["A", "A", "B", "C"], "MOS": [4.0, 3.5, 2.0, 1.0]}).to_csv(csv, index=False)
-    ratings = evaluate.read_ratings(csv)
+    ratings = ratings_module.read_ratings(csv)
     assert list(ratings["clip"]) == ["sysA-001", "sysA-002", "sysB-001", "sysC-001"]
     scores = pd.DataFrame({"piece": ratings["clip"], "profile_score": [3.0, 2.5, 1.0, 0.0],
                            "mean_nll": [1.0, 2.0, 3.0, 4.0]})
-    table = evaluate.ratings_correlation(scores, ratings, ["profile_score", "mean_nll"]).set_index("score")
+    table = ratings_module.ratings_correlation(scores, ratings, ["profile_score", "mean_nll"]).set_index("score")
     assert table.loc["profile_score", "clip_spearman"] == pytest.approx(1.0)
     assert table.loc["mean_nll", "clip_spearman"] == pytest.approx(1.0)  # lower loss, higher rating
     assert table.loc["profile_score", "systems"] == 3 and table.loc["profile_score", "system_spearman"] == pytest.approx(1.0)
     bad = tmp_path / "bad.csv"
     pd.DataFrame({"clip": ["a"], "score": ["n/a"], "system": ["A"]}).to_csv(bad, index=False)
-    with pytest.raises(ValueError, match="bad.csv: rating of clip 'a' is not a number"):
-        evaluate.read_ratings(bad)
+    with pytest.raises(ValueError, match="bad.csv: rating 'mos' of clip 'a' is not a number"):
+        ratings_module.read_ratings(bad)
     with pytest.raises(ValueError, match="no system column"):
         pd.DataFrame({"clip": ["a"], "mos": [1]}).to_csv(bad, index=False)
-        evaluate.read_ratings(bad)
+        ratings_module.read_ratings(bad)
 
 
 def test_cli_profile_scores_a_folder_reports_bad_files_and_correlates_with_ratings(small_checkpoint, tmp_path, capsys):
@@ -157,7 +158,8 @@ def test_cli_profile_scores_a_folder_reports_bad_files_and_correlates_with_ratin
     pd.DataFrame({"clip_id": [f"clip{i}" for i in range(4)], "system": ["a", "a", "b", "c"],
                   "mos": [4.0, 3.0, 2.0, 1.0]}).to_csv(ratings, index=False)
     cli.main(["profile", "--model", small_checkpoint, "--device", "cpu", "--data", str(folder), "--out",
-              str(tmp_path / "out"), "--seconds", "6", "--ratings", str(ratings)])
+              str(tmp_path / "out"), "--seconds", "6", "--ratings", str(ratings), "--ratings-layout", "csv",
+              "--clip-column", "clip_id", "--rating-columns", "mos"])
     table = pd.read_parquet(tmp_path / "out" / "profile_scores.parquet")
     assert sorted(table["piece"]) == [f"clip{i}" for i in range(4)]
     assert {"peak", "assimilation", "mean_nll", "normalized_surprisal", "model", "seed"} <= set(table.columns)
@@ -173,6 +175,7 @@ def test_cli_profile_scores_a_folder_reports_bad_files_and_correlates_with_ratin
     assert 'id="pieces"' in page and "broken.wav" in page and "http" not in page
     corr = pd.read_csv(tmp_path / "out" / "ratings_correlation.csv")
     assert set(corr["score"]) >= {"mean_nll", "peak"} and (corr["clips"] == 4).all()
+    assert set(corr["rating"]) == {"mos"} and (corr["systems"] == 3).all()
     varying = table.set_index("piece")[corr["score"]].nunique() > 1
     assert corr.set_index("score").loc[varying[varying].index, "clip_spearman"].between(-1, 1).all()
 
