@@ -104,6 +104,25 @@ def test_the_ladder_finds_a_score_that_falls_with_strength():
     assert ladder.loc[("A", "mean_nll"), "systems"] == 3 and ladder.loc[("A", "mean_nll"), "pieces"] == 40
 
 
+def test_the_model_rungs_order_real_music_and_samples_by_temperature():
+    table = family_table()
+    rng = np.random.default_rng(2)
+    real = table["family"] == "clean"
+    table.loc[real, "mean_nll"] = rng.normal(1.0, 0.3, real.sum())
+    # samples: mean NLL rises with temperature (worse), f_c is noise; 12 samples per rung
+    samples = pd.DataFrame([dict(temperature=t, mean_nll=1.0 + 2 * t + rng.normal(0, 0.3), f_ab=rng.normal(),
+                                 f_c=rng.normal()) for t in (1.0, 1.5, 2.0) for _ in range(12)])
+    weights = dict(features=["mean_nll"], mean={"mean_nll": 0.0}, std={"mean_nll": 1.0}, weights={"mean_nll": -1.0},
+                   directions={"mean_nll": -1, "f_ab": 1, "f_c": 1})
+    rungs = validation.samples_ladder_table(table, samples, weights, scores=("profile_score", "mean_nll", "f_c"),
+                                            n_boot=300).set_index("score")
+    assert (rungs["systems"] == 4).all() and (rungs["pieces"] == 40).all()
+    assert rungs.loc["mean_nll", "system_spearman"] == pytest.approx(1.0)
+    assert rungs.loc["mean_nll", "clip_spearman"] > 0.8 and rungs.loc["mean_nll", "clip_ci_low"] > 0.7
+    assert rungs.loc["profile_score", "system_spearman"] == pytest.approx(1.0)  # the weights' direction: -mean_nll
+    assert rungs.loc["f_c", "clip_ci_low"] < 0 < rungs.loc["f_c", "clip_ci_high"]  # noise: the CI spans 0
+
+
 def test_validation_pieces_leave_out_what_the_project_has_seen(tmp_path):
     held, seen = tmp_path / "all", tmp_path / "seen"
     for folder, names in ((held, ("a/x.mid", "a/y.mid", "b/z.mid", "c/w.mid")), (seen, ("a/y.mid",))):
@@ -154,3 +173,9 @@ def test_the_committed_validation_has_forty_report_pairs_per_family_and_strength
     run = json.loads((folder / "run.json").read_text())
     assert run["scored"] >= 40 and run["command"].startswith("lossprofile validate")
     assert {"retest", "seconds_10", "probe_seed_1"} <= set(pd.read_csv(folder / "properties.csv")["condition"])
+    # the ladder's model rungs: the real pieces and the model's samples at every temperature
+    samples = pd.read_parquet(folder / "samples_scored.parquet")
+    assert sorted(samples["temperature"].unique()) == list(validation.SAMPLE_TEMPERATURES)
+    assert samples.groupby("temperature").size().min() >= 20
+    rungs = pd.read_csv(folder / "ladder.csv").query("family == @validation.SAMPLES_FAMILY")
+    assert (rungs["systems"] == len(validation.SAMPLE_TEMPERATURES) + 1).all() and len(rungs) > 1

@@ -39,6 +39,8 @@ from ..runner import for_each_piece, keyed_part
 from .profile import FEATURES, LOUDNESS_DBFS, MIDI_DESIGN, ProbeDesign, combine, profile_scores
 
 FIT_FAMILIES = ("noise_segments", "shuffle")
+# for a model over MIDI tokens: the token-space analogues of noise segments and shuffles
+TOKEN_FIT_FAMILIES = ("random_notes", "shuffle_notes")
 LOWER_IS_BETTER = ("mean_nll",)  # fixed in advance: the paper's measure, lower loss = better music
 AUDIO_FAMILIES = {  # family -> strengths (fraction of the excerpt after its first second)
     "noise_segments": (0.05, 0.1, 0.2, 0.4),
@@ -241,7 +243,13 @@ def pairs(table: pd.DataFrame, families: Sequence[str] | None = None) -> tuple[p
     return matched, degraded.reset_index(drop=True)
 
 
-def fit_weights(table: pd.DataFrame, features: Sequence[str] = FEATURES, families: Sequence[str] = FIT_FAMILIES,
+def fit_families_of(table: pd.DataFrame) -> tuple[str, ...]:
+    """The families notebook 07 fits on: :data:`FIT_FAMILIES`, or for a table of a model over MIDI tokens (which has
+    none of them) their token-space analogues :data:`TOKEN_FIT_FAMILIES`."""
+    return FIT_FAMILIES if set(FIT_FAMILIES) & set(table["family"]) else TOKEN_FIT_FAMILIES
+
+
+def fit_weights(table: pd.DataFrame, features: Sequence[str] = FEATURES, families: Sequence[str] | None = None,
                 l2: float = 1.0) -> dict:
     """Weights of ``profile_score`` from the ``fit`` split: a pairwise logistic model (clean ranked above degraded).
 
@@ -251,6 +259,7 @@ def fit_weights(table: pd.DataFrame, features: Sequence[str] = FEATURES, familie
     """
     from scipy.optimize import minimize
 
+    families = families or fit_families_of(table)
     fit = table[table["split"] == "fit"]
     clean, degraded = pairs(fit, families)
     if len(clean) < 4:
@@ -271,9 +280,9 @@ def fit_weights(table: pd.DataFrame, features: Sequence[str] = FEATURES, familie
 
 
 def feature_directions(table: pd.DataFrame, features: Sequence[str] = FEATURES,
-                       families: Sequence[str] = FIT_FAMILIES) -> dict[str, int]:
+                       families: Sequence[str] | None = None) -> dict[str, int]:
     """+1 if clean versions score higher than degraded ones in the fit split, else −1 (fixed for mean_nll)."""
-    clean, degraded = pairs(table[table["split"] == "fit"], families)
+    clean, degraded = pairs(table[table["split"] == "fit"], families or fit_families_of(table))
     out = {}
     for f in features:
         out[f] = -1 if f in LOWER_IS_BETTER else int(np.sign((clean[f] - degraded[f]).mean()) or 1)
@@ -286,6 +295,7 @@ def auroc_table(table: pd.DataFrame, scores: Sequence[str], directions: dict[str
     from scipy.stats import spearmanr
 
     part = table[table["split"] == split]
+    fitted_on = fit_families_of(table)
     rows = []
     for family in sorted(set(part["family"]) - {"clean"}):
         clean, degraded = pairs(part, [family])
@@ -297,7 +307,7 @@ def auroc_table(table: pd.DataFrame, scores: Sequence[str], directions: dict[str
             result = paired_auroc(d * clean[score].to_numpy(), d * degraded[score].to_numpy(), n_boot, seed)
             rho = spearmanr(both["strength"], d * both[score]).statistic if both["strength"].nunique() > 1 else np.nan
             rows.append(dict(family=family, score=score, pairs=len(clean), pieces=clean["piece"].nunique(),
-                             fit_family=family in FIT_FAMILIES, direction=d, auroc=result["auroc"],
+                             fit_family=family in fitted_on, direction=d, auroc=result["auroc"],
                              ci_low=result["ci_low"], ci_high=result["ci_high"], spearman_strength=-rho))
     return pd.DataFrame(rows)
 

@@ -21,7 +21,10 @@ the others. This module asks the harder questions, on music the project never tu
   between-piece standard deviation (0 = the property holds exactly).
 - **System ladder** (:func:`ladder_table`): each family's strengths are "systems" whose quality order is
   known without labels (clean > mild > … > strong); the Spearman correlation between the order and each
-  score, over clips and over system means, with bootstrap CIs over pieces.
+  score, over clips and over system means, with bootstrap CIs over pieces. Its model rungs
+  (:func:`score_samples`, :func:`samples_ladder_table`): the held-out real music, then the model's own
+  unconditional samples at rising temperature (:data:`SAMPLE_TEMPERATURES`; above 1 the sampling distribution
+  flattens toward uniform, so each step is worse by construction).
 
 Both instruments go through it: for a model that reads MIDI the versions are score excerpts (score
 families and the token-space ones of :data:`lossprofile.analysis.evaluate.TOKEN_FAMILIES`) and the properties
@@ -390,6 +393,94 @@ def ladder_table(table: pd.DataFrame, weights: dict, scores: Sequence[str] = (FI
     return pd.DataFrame(rows)
 
 
+# ---- the ladder's model rungs: the model's own samples at rising temperature -----------------------------------
+SAMPLE_TEMPERATURES = (1.0, 1.3, 1.6, 2.0)
+SAMPLES_FAMILY = "model samples (real > T=1.0 > 1.3 > 1.6 > 2.0)"
+
+
+def sample_clips(lm, count: int, temperature: float, seconds: float = 15.0, seed: int = 0) -> list:
+    """``count`` unconditional samples of ``lm`` (full distribution, no top-k) at ``temperature``: waveforms
+    ``[S]`` for an audio model (a second longer than ``seconds``, for the excerpt's search for the first sound),
+    ``PrettyMIDI`` scores for a model over MIDI tokens."""
+    if getattr(lm, "reads", "audio") == "midi":
+        import io
+
+        import pretty_midi
+
+        from ..data.datasets import MIDI_TOKENS_PER_SECOND
+
+        codes = lm.generate(count, int((seconds + 1) * MIDI_TOKENS_PER_SECOND), top_k=0, temperature=temperature,
+                            seed=seed)
+        return [pretty_midi.PrettyMIDI(io.BytesIO(data)) for data in lm.decode_midi(codes)]
+    codes = lm.generate(count, int((seconds + 1) * lm.frame_rate), top_k=0, temperature=temperature, seed=seed)
+    return list(lm.decode(codes)[:, 0].numpy())
+
+
+def score_samples(lm, out_dir: str | os.PathLike, temperatures: Sequence[float] = SAMPLE_TEMPERATURES,
+                  per_rung: int = 24, seconds: float = 15.0, seed: int = 0, batch_size: int = 8,
+                  progress: bool = True) -> pd.DataFrame:
+    """Profile features of ``per_rung`` samples at each temperature; one row per sample (``temperature``), the
+    samples a clip cannot be scored from listed in ``attrs["errors"]``. Cached per temperature in ``out_dir``."""
+    from tqdm.auto import tqdm
+
+    out = Path(out_dir)
+    tables, errors = [], []
+    for temperature in tqdm(temperatures, desc=f"{lm.name} samples", unit="temperature", disable=not progress):
+        path = out / f"samples_t{temperature:.2f}_n{per_rung}_s{seed}.parquet"
+        if not path.exists():
+            parts = []
+            for lo in range(0, per_rung, batch_size):
+                count = min(batch_size, per_rung - lo)
+                clips = sample_clips(lm, count, temperature, seconds,
+                                     seed=int(hashlib.sha256(f"{seed}|{temperature}|{lo}".encode()).hexdigest()[:8], 16))
+                names = [f"T{temperature:.2f}-{lo + i:03d}" for i in range(count)]
+                part = profile_scores(lm, clips, lm.sample_rate, seconds, seed=seed, weights={}, names=names,
+                                      report=False)
+                errors += part.attrs["errors"]
+                parts.append(part.drop(columns=["profile_score"]).assign(temperature=temperature))
+            write_parquet_atomic(pd.concat(parts, ignore_index=True), path)
+        tables.append(pd.read_parquet(path))
+    table = pd.concat(tables, ignore_index=True)
+    table.attrs["errors"] = errors
+    return table
+
+
+def samples_ladder_table(versions: pd.DataFrame, samples: pd.DataFrame, weights: dict,
+                         scores: Sequence[str] = (FITTED, *FEATURES), n_boot: int = 1000, seed: int = 0
+                         ) -> pd.DataFrame:
+    """The model rungs of the ladder: the real pieces' clean versions (level 0), then the samples of each
+    temperature (levels 1, 2, … by rising temperature). Spearman of each score (signed, higher = better) with
+    −level over clips and over system means, 95% CIs resampling clips within each system (real pieces and samples
+    are not paired). Same columns as :func:`ladder_table` (``pieces``: the real pieces)."""
+    directions = weights.get("directions", {})
+    real = versions[versions["family"] == "clean"].assign(temperature=0.0)
+    part = pd.concat([real, samples], ignore_index=True)
+    part = part.assign(**{FITTED: combine(part, weights)})
+    temps = sorted(part["temperature"].unique())
+    level = -part["temperature"].map({t: i for i, t in enumerate(temps)}).to_numpy(dtype=float)
+    systems = np.unique(level)
+    rng = np.random.default_rng(seed)
+    members = [np.flatnonzero(level == v) for v in systems]
+    draws = np.concatenate([m[rng.integers(0, len(m), size=(n_boot, len(m)))] for m in members], axis=1)  # [B, rows]
+    onehot = level[:, None] == systems[None, :]
+
+    def stats(index, value):
+        v, hot = value[index], onehot[index].astype(float)
+        means = (v[:, :, None] * hot).sum(1) / hot.sum(1)
+        return rowwise_spearman(level[index], v), rowwise_spearman(np.broadcast_to(systems, means.shape), means)
+
+    rows = []
+    for score in scores:
+        value = _signed(part, score, directions)
+        clip, system = (float(x[0]) for x in stats(np.arange(len(part))[None], value))
+        boot_clip, boot_system = stats(draws, value)
+        rows.append(dict(family=SAMPLES_FAMILY, score=score, systems=len(temps), pieces=len(real),
+                         clip_spearman=clip, clip_ci_low=_ci(boot_clip)[0], clip_ci_high=_ci(boot_clip)[1],
+                         system_spearman=system, system_ci_low=_ci(boot_system)[0],
+                         system_ci_high=_ci(boot_system)[1]))
+    return pd.DataFrame(rows)
+
+
 # ---- the card's hearing measure on every ASAP performance -----------------------------------------------------
 def all_asap_midis(folders: Sequence[str | os.PathLike] = (ASAP_DIR, SHARED_ASAP_DIR)) -> pd.DataFrame:
     """Every ASAP performance the project holds, once (by its path inside the dataset), with ``tuned`` = it is in
@@ -463,7 +554,9 @@ def validate(lm, pieces: Sequence[Piece], out_dir: str | os.PathLike = VALIDATIO
                              progress=progress)
     folder = out / instrument_of(lm)
     hearing = wrong_note_hearing(lm, out / "cache" / slug / "hearing.parquet", seed=seed)
+    samples = score_samples(lm, out / "cache" / slug / "samples", seed=seed, progress=progress)
     write_parquet_atomic(hearing.drop(columns=["path"]), folder / "hearing_scored.parquet")
+    write_parquet_atomic(samples, folder / "samples_scored.parquet")
     write_parquet_atomic(versions, folder / "versions.parquet")
     write_parquet_atomic(props, folder / "properties_scored.parquet")
     (folder / "run.json").write_text(json.dumps(dict(
@@ -474,12 +567,16 @@ def validate(lm, pieces: Sequence[Piece], out_dir: str | os.PathLike = VALIDATIO
 
 
 def tables_of(versions: pd.DataFrame, props: pd.DataFrame | None = None, instrument: str = "audio",
-              seed: int = 0) -> dict:
-    """The leave-one-family-out table, the recommended weights (:func:`fit_recommended`), the ladder and (given
-    property scores) the properties table of one instrument; every table carries an ``instrument`` column."""
+              seed: int = 0, samples: pd.DataFrame | None = None) -> dict:
+    """The leave-one-family-out table, the recommended weights (:func:`fit_recommended`), the ladder (with its model
+    rungs, given ``samples``) and (given property scores) the properties table of one instrument; every table
+    carries an ``instrument`` column."""
     lofo = lofo_table(versions, instrument=instrument, seed=seed)
     weights = fit_recommended(versions, lofo, seed=seed)
-    tables = dict(lofo=lofo, ladder=ladder_table(versions, weights, seed=seed))
+    ladder = ladder_table(versions, weights, seed=seed)
+    if samples is not None and len(samples):
+        ladder = pd.concat([ladder, samples_ladder_table(versions, samples, weights, seed=seed)], ignore_index=True)
+    tables = dict(lofo=lofo, ladder=ladder)
     if props is not None and len(props):
         tables["properties"] = properties_table(props, weights, seed=seed)
     for name in ("ladder", "properties"):
@@ -488,14 +585,22 @@ def tables_of(versions: pd.DataFrame, props: pd.DataFrame | None = None, instrum
     return dict(tables, weights=weights)
 
 
+def _scored(folder: Path) -> tuple[pd.DataFrame, pd.DataFrame | None]:
+    props = folder / "properties_scored.parquet"
+    return pd.read_parquet(folder / "versions.parquet"), pd.read_parquet(props) if props.exists() else None
+
+
+def _samples(folder: Path) -> pd.DataFrame | None:
+    path = folder / "samples_scored.parquet"
+    return pd.read_parquet(path) if path.exists() else None
+
+
 def tables_from(folder: str | os.PathLike, seed: int = 0) -> dict:
     """:func:`tables_of` one instrument's committed scores (``folder/versions.parquet`` and
     ``properties_scored.parquet``; no model runs), written beside them: ``lofo.csv``, ``ladder.csv``,
     ``properties.csv`` and ``recommended_weights.json``."""
     folder = Path(folder)
-    props_path = folder / "properties_scored.parquet"
-    tables = tables_of(pd.read_parquet(folder / "versions.parquet"),
-                       pd.read_parquet(props_path) if props_path.exists() else None, folder.name, seed)
+    tables = tables_of(*_scored(folder), folder.name, seed, _samples(folder))
     if (folder / "hearing_scored.parquet").exists():
         tables["hearing"] = hearing_table(pd.read_parquet(folder / "hearing_scored.parquet"), seed).assign(
             instrument=folder.name)
@@ -512,9 +617,7 @@ def collect(out_dir: str | os.PathLike = VALIDATION_DIR, seed: int = 0) -> dict[
     found = []
     for folder in sorted(Path(out_dir).iterdir()):
         if (folder / "versions.parquet").exists():
-            props = folder / "properties_scored.parquet"
-            found.append(tables_of(pd.read_parquet(folder / "versions.parquet"),
-                                   pd.read_parquet(props) if props.exists() else None, folder.name, seed))
+            found.append(tables_of(*_scored(folder), folder.name, seed, _samples(folder)))
             if (folder / "hearing_scored.parquet").exists():
                 found[-1]["hearing"] = hearing_table(pd.read_parquet(folder / "hearing_scored.parquet"), seed).assign(
                     instrument=folder.name)

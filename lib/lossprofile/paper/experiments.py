@@ -347,3 +347,27 @@ def window_cost_summary(costs: pd.DataFrame) -> pd.DataFrame:
                                               counting_nll=("counting_nll", "mean"), pieces=("piece", "count"))
     out["window_below_clean"] = out["window_nll"] < out["clean_window_nll"]
     return out.reset_index()
+
+
+def profile_evaluation(lm: TokenLM, kinds: Mapping[str, str | Path | None], n_pieces: int, results_dir="results",
+                       seed: int = 0, audio_families: dict | None = None, symbolic_families: dict | None = None
+                       ) -> tuple[pd.DataFrame, pd.DataFrame, dict, pd.DataFrame]:
+    """Notebook 07's evaluation of one model: (scored versions, AUROC table, fitted weights, profile − mean NLL).
+
+    Sources: the TrainingSet's held-out pieces, ASAP performances as MIDI (the score families need MIDI; an audio
+    model hears them rendered) and the model's own samples (clean only), ``n_pieces`` each; ``kinds`` may point
+    ``training``/``ood``/``generated`` at other folders. Weights are fitted on the fit split of
+    :func:`lossprofile.analysis.evaluate.fit_families_of` (noise segments and shuffles, or their token-space
+    analogues for a model over MIDI tokens) and reported on the report split.
+    """
+    from ..analysis import evaluate
+
+    sources = {"training": pieces("training", n_pieces, lm, folder=kinds.get("training")),
+               "ood": datasets.midi_pieces(kinds.get("ood") or datasets.ASAP_DIR, n_pieces),
+               "generated": pieces("generated", n_pieces, lm, folder=kinds.get("generated"))}
+    table = evaluate.run_evaluation(lm, sources, Path(results_dir) / "profile" / model_slug(lm.name), seed=seed,
+                                    audio_families=audio_families or evaluate.AUDIO_FAMILIES,
+                                    symbolic_families=symbolic_families or evaluate.SYMBOLIC_FAMILIES)
+    aurocs, weights = evaluate.evaluate_scores(table, seed=seed)
+    diffs = evaluate.profile_vs_mean_loss(table, weights, seed=seed)
+    return table, aurocs, weights, diffs

@@ -294,7 +294,9 @@ def validation_section(stats_dir: Path) -> list[str]:
         lines += ["### System ladder", "",
                   "Each family's clean version and strengths as systems of known order; Spearman of the score (higher = "
                   "better) with that order over system means and over clips [95% CI over pieces]; weights fitted on "
-                  "every family (this asks whether a score *orders* systems; generalisation is the table above).", ""]
+                  "every family (this asks whether a score *orders* systems; generalisation is the table above). The last "
+                  "column's systems are the real pieces' clean excerpts and the model's own unconditional samples at "
+                  "rising temperature (24 per temperature; its CIs resample clips within each system).", ""]
         for instrument, part in ladder.groupby("instrument", sort=False):
             families = list(dict.fromkeys(part["family"]))
             lines += [f"{instrument}:", "", "| score | " + " | ".join(families) + " |", "|" + "---|" * (len(families) + 1)]
@@ -336,6 +338,7 @@ def instruments_section(stats_dir: Path) -> list[str]:
     costs, regions = _read(stats_dir, "noise_window_costs"), _read(stats_dir, "region_summary_by_model")
     conditions, shuffles = _read(stats_dir, "loss_by_condition_by_model"), _read(stats_dir, "shuffle_stats_by_model")
     score = _read(stats_dir, "symbolic_summary_by_model")
+    profile = _read(stats_dir, "profile_auroc_by_model")
     lines = ["## Audio vs symbolic: does Context Amnesia appear without a codec?", "",
              "Notebooks 01-04 and 06 run every model side by side (`models`; by default the audio model and the embedded "
              "symbolic one, `tiny-symbolic`: a GPT-2 over REMI tokens of the same arrangements). The symbolic model reads "
@@ -379,6 +382,13 @@ def instruments_section(stats_dir: Path) -> list[str]:
                   "The same MIDI files, heard rendered by the audio model and read as tokens by the symbolic one "
                   "(pitch shifts: mean over the semitone settings). Deleting notes removes tokens, so a symbolic frame's "
                   "summed loss falls with them.", "", markdown_table(wide), ""]
+    if profile is not None and profile["model"].nunique() > 1:
+        paired = profile[(profile["family"] != "real vs generated") & profile["score"].isin(["profile_score", "mean_nll"])]
+        wide = paired.pivot_table(index=["model", "family"], columns="score", values="auroc").reset_index()
+        wide.columns = [str(c) for c in wide.columns]
+        lines += ["### The profile score per instrument (notebook 07's report split: few pairs, see the validation)", "",
+                  "Paired AUROC (clean above degraded); each model fitted on its own noise-like families (audio: noise "
+                  "segments and shuffles; symbolic: random-note windows and note shuffles).", "", markdown_table(wide), ""]
     return lines
 
 
