@@ -352,6 +352,29 @@ def properties_table(props: pd.DataFrame, weights: dict, scores: Sequence[str] =
 
 
 # ---- the system ladder ---------------------------------------------------------------------------------------
+def order_rows(part: pd.DataFrame, level: np.ndarray, draws: np.ndarray, scores: Sequence[str],
+               directions: dict[str, int], family: str, pieces: int) -> list[dict]:
+    """Per score: Spearman of the signed score with ``level`` ``[rows]`` (higher = better system) over the rows
+    (clips) and over the system means, each with a 95% CI from ``draws`` ``[B, rows]`` (resampled row indices)."""
+    systems = np.unique(level)
+    onehot = level[:, None] == systems[None, :]  # [rows, systems]
+
+    def stats(index, value):  # index [B, rows] -> (clip rho [B], system rho [B])
+        v, hot = value[index], onehot[index].astype(float)
+        means = (v[:, :, None] * hot).sum(1) / hot.sum(1)
+        return rowwise_spearman(level[index], v), rowwise_spearman(np.broadcast_to(systems, means.shape), means)
+
+    rows = []
+    for score in scores:
+        value = _signed(part, score, directions)
+        clip, system = (float(x[0]) for x in stats(np.arange(len(part))[None], value))
+        boot_clip, boot_system = stats(draws, value)
+        rows.append(dict(family=family, score=score, systems=len(systems), pieces=pieces, clip_spearman=clip,
+                         clip_ci_low=_ci(boot_clip)[0], clip_ci_high=_ci(boot_clip)[1], system_spearman=system,
+                         system_ci_low=_ci(boot_system)[0], system_ci_high=_ci(boot_system)[1]))
+    return rows
+
+
 def ladder_table(table: pd.DataFrame, weights: dict, scores: Sequence[str] = (FITTED, *FEATURES),
                  n_boot: int = 1000, seed: int = 0) -> pd.DataFrame:
     """Per family: the clean version and each strength are systems with a known order (level 0 = clean,
@@ -374,22 +397,7 @@ def ladder_table(table: pd.DataFrame, weights: dict, scores: Sequence[str] = (FI
             raise ValueError(f"{family}: pieces have different numbers of versions; cannot resample whole pieces")
         picks = rng.integers(0, len(pieces), size=(n_boot, len(pieces)))
         draws = np.stack(rows_of)[picks].reshape(n_boot, -1)  # [B, rows]: whole pieces resampled
-        onehot = level[:, None] == np.unique(level)[None, :]  # [rows, systems]
-
-        def stats(index, value):  # index [B, rows] -> (clip rho [B], system rho [B])
-            v, hot = value[index], onehot[index].astype(float)
-            means = (v[:, :, None] * hot).sum(1) / hot.sum(1)
-            systems = np.broadcast_to(np.unique(level), means.shape)
-            return rowwise_spearman(level[index], v), rowwise_spearman(systems, means)
-
-        for score in scores:
-            value = _signed(part, score, directions)
-            clip, system = (float(x[0]) for x in stats(np.arange(len(part))[None], value))
-            boot_clip, boot_system = stats(draws, value)
-            rows.append(dict(family=family, score=score, systems=len(strengths), pieces=len(pieces),
-                             clip_spearman=clip, clip_ci_low=_ci(boot_clip)[0], clip_ci_high=_ci(boot_clip)[1],
-                             system_spearman=system, system_ci_low=_ci(boot_system)[0],
-                             system_ci_high=_ci(boot_system)[1]))
+        rows += order_rows(part, level, draws, scores, directions, family=family, pieces=len(pieces))
     return pd.DataFrame(rows)
 
 
@@ -462,23 +470,7 @@ def samples_ladder_table(versions: pd.DataFrame, samples: pd.DataFrame, weights:
     rng = np.random.default_rng(seed)
     members = [np.flatnonzero(level == v) for v in systems]
     draws = np.concatenate([m[rng.integers(0, len(m), size=(n_boot, len(m)))] for m in members], axis=1)  # [B, rows]
-    onehot = level[:, None] == systems[None, :]
-
-    def stats(index, value):
-        v, hot = value[index], onehot[index].astype(float)
-        means = (v[:, :, None] * hot).sum(1) / hot.sum(1)
-        return rowwise_spearman(level[index], v), rowwise_spearman(np.broadcast_to(systems, means.shape), means)
-
-    rows = []
-    for score in scores:
-        value = _signed(part, score, directions)
-        clip, system = (float(x[0]) for x in stats(np.arange(len(part))[None], value))
-        boot_clip, boot_system = stats(draws, value)
-        rows.append(dict(family=SAMPLES_FAMILY, score=score, systems=len(temps), pieces=len(real),
-                         clip_spearman=clip, clip_ci_low=_ci(boot_clip)[0], clip_ci_high=_ci(boot_clip)[1],
-                         system_spearman=system, system_ci_low=_ci(boot_system)[0],
-                         system_ci_high=_ci(boot_system)[1]))
-    return pd.DataFrame(rows)
+    return pd.DataFrame(order_rows(part, level, draws, scores, directions, family=SAMPLES_FAMILY, pieces=len(real)))
 
 
 # ---- the card's hearing measure on every ASAP performance -----------------------------------------------------
