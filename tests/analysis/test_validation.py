@@ -114,13 +114,21 @@ def test_the_model_rungs_order_real_music_and_samples_by_temperature():
                                  f_c=rng.normal()) for t in (1.0, 1.5, 2.0) for _ in range(12)])
     weights = dict(features=["mean_nll"], mean={"mean_nll": 0.0}, std={"mean_nll": 1.0}, weights={"mean_nll": -1.0},
                    directions={"mean_nll": -1, "f_ab": 1, "f_c": 1})
-    rungs = validation.samples_ladder_table(table, samples, weights, scores=("profile_score", "mean_nll", "f_c"),
+    rungs = validation.samples_ladder_table(table, validation.by_temperature(samples), weights,
+                                            scores=("profile_score", "mean_nll", "f_c"),
                                             n_boot=300).set_index("score")
     assert (rungs["systems"] == 4).all() and (rungs["pieces"] == 40).all()
     assert rungs.loc["mean_nll", "system_spearman"] == pytest.approx(1.0)
     assert rungs.loc["mean_nll", "clip_spearman"] > 0.8 and rungs.loc["mean_nll", "clip_ci_low"] > 0.7
     assert rungs.loc["profile_score", "system_spearman"] == pytest.approx(1.0)  # the weights' direction: -mean_nll
     assert rungs.loc["f_c", "clip_ci_low"] < 0 < rungs.loc["f_c", "clip_ci_high"]  # noise: the CI spans 0
+    # a weaker model's samples below the finished model's at the same temperature: three systems
+    weaker = pd.DataFrame([dict(mean_nll=4.0 + rng.normal(0, 0.3), f_ab=rng.normal(), f_c=rng.normal())
+                           for _ in range(12)])
+    below = validation.samples_ladder_table(table, [samples[samples["temperature"] == 1.0], weaker], weights,
+                                            family=validation.WEAKER_FAMILY, scores=("mean_nll",), n_boot=300)
+    assert below.loc[0, "family"] == validation.WEAKER_FAMILY and below.loc[0, "systems"] == 3
+    assert below.loc[0, "system_spearman"] == pytest.approx(1.0)
 
 
 def test_validation_pieces_leave_out_what_the_project_has_seen(tmp_path):

@@ -404,6 +404,8 @@ def ladder_table(table: pd.DataFrame, weights: dict, scores: Sequence[str] = (FI
 # ---- the ladder's model rungs: the model's own samples at rising temperature -----------------------------------
 SAMPLE_TEMPERATURES = (1.0, 1.3, 1.6, 2.0)
 SAMPLES_FAMILY = "model samples (real > T=1.0 > 1.3 > 1.6 > 2.0)"
+# a weaker model of the same family (fewer training steps): its samples at T=1.0 below the finished model's
+WEAKER_FAMILY = "weaker model (real > finished > weaker, T=1.0)"
 
 
 def sample_clips(lm, count: int, temperature: float, seconds: float = 15.0, seed: int = 0) -> list:
@@ -426,20 +428,22 @@ def sample_clips(lm, count: int, temperature: float, seconds: float = 15.0, seed
 
 def score_samples(lm, out_dir: str | os.PathLike, temperatures: Sequence[float] = SAMPLE_TEMPERATURES,
                   per_rung: int = 24, seconds: float = 15.0, seed: int = 0, batch_size: int = 8,
-                  progress: bool = True) -> pd.DataFrame:
-    """Profile features of ``per_rung`` samples at each temperature; one row per sample (``temperature``), the
-    samples a clip cannot be scored from listed in ``attrs["errors"]``. Cached per temperature in ``out_dir``."""
+                  progress: bool = True, generator=None) -> pd.DataFrame:
+    """Profile features (under ``lm``) of ``per_rung`` samples of ``generator`` (default ``lm`` itself) at each
+    temperature; one row per sample (``temperature``), the samples a clip cannot be scored from listed in
+    ``attrs["errors"]``. Cached per generator's weights and temperature in ``out_dir``."""
     from tqdm.auto import tqdm
 
     out = Path(out_dir)
+    generator = generator or lm
     tables, errors = [], []
-    for temperature in tqdm(temperatures, desc=f"{lm.name} samples", unit="temperature", disable=not progress):
-        path = out / f"samples_t{temperature:.2f}_n{per_rung}_s{seed}.parquet"
+    for temperature in tqdm(temperatures, desc=f"{generator.name} samples", unit="temperature", disable=not progress):
+        path = out / f"samples_{generator.fingerprint[:12]}_t{temperature:.2f}_n{per_rung}_s{seed}.parquet"
         if not path.exists():
             parts = []
             for lo in range(0, per_rung, batch_size):
                 count = min(batch_size, per_rung - lo)
-                clips = sample_clips(lm, count, temperature, seconds,
+                clips = sample_clips(generator, count, temperature, seconds,
                                      seed=int(hashlib.sha256(f"{seed}|{temperature}|{lo}".encode()).hexdigest()[:8], 16))
                 names = [f"T{temperature:.2f}-{lo + i:03d}" for i in range(count)]
                 part = profile_scores(lm, clips, lm.sample_rate, seconds, seed=seed, weights={}, names=names,
@@ -453,24 +457,27 @@ def score_samples(lm, out_dir: str | os.PathLike, temperatures: Sequence[float] 
     return table
 
 
-def samples_ladder_table(versions: pd.DataFrame, samples: pd.DataFrame, weights: dict,
-                         scores: Sequence[str] = (FITTED, *FEATURES), n_boot: int = 1000, seed: int = 0
-                         ) -> pd.DataFrame:
-    """The model rungs of the ladder: the real pieces' clean versions (level 0), then the samples of each
-    temperature (levels 1, 2, … by rising temperature). Spearman of each score (signed, higher = better) with
-    −level over clips and over system means, 95% CIs resampling clips within each system (real pieces and samples
-    are not paired). Same columns as :func:`ladder_table` (``pieces``: the real pieces)."""
+def samples_ladder_table(versions: pd.DataFrame, rungs: Sequence[pd.DataFrame], weights: dict,
+                         family: str = SAMPLES_FAMILY, scores: Sequence[str] = (FITTED, *FEATURES),
+                         n_boot: int = 1000, seed: int = 0) -> pd.DataFrame:
+    """Model rungs of the ladder: the real pieces' clean versions (level 0), then each table of ``rungs`` (scored
+    samples, best first: levels 1, 2, …). Spearman of each score (signed, higher = better) with −level over clips
+    and over system means, 95% CIs resampling clips within each system (real pieces and samples are not paired).
+    Same columns as :func:`ladder_table` (``pieces``: the real pieces)."""
     directions = weights.get("directions", {})
-    real = versions[versions["family"] == "clean"].assign(temperature=0.0)
-    part = pd.concat([real, samples], ignore_index=True)
+    real = versions[versions["family"] == "clean"]
+    part = pd.concat([real, *rungs], ignore_index=True)
     part = part.assign(**{FITTED: combine(part, weights)})
-    temps = sorted(part["temperature"].unique())
-    level = -part["temperature"].map({t: i for i, t in enumerate(temps)}).to_numpy(dtype=float)
-    systems = np.unique(level)
+    level = -np.repeat(np.arange(len(rungs) + 1, dtype=float), [len(real), *map(len, rungs)])
     rng = np.random.default_rng(seed)
-    members = [np.flatnonzero(level == v) for v in systems]
+    members = [np.flatnonzero(level == v) for v in np.unique(level)]
     draws = np.concatenate([m[rng.integers(0, len(m), size=(n_boot, len(m)))] for m in members], axis=1)  # [B, rows]
-    return pd.DataFrame(order_rows(part, level, draws, scores, directions, family=SAMPLES_FAMILY, pieces=len(real)))
+    return pd.DataFrame(order_rows(part, level, draws, scores, directions, family=family, pieces=len(real)))
+
+
+def by_temperature(samples: pd.DataFrame) -> list[pd.DataFrame]:
+    """The samples of each temperature, lowest (best) first: the rungs of :data:`SAMPLES_FAMILY`."""
+    return [part for _, part in samples.groupby("temperature", sort=True)]
 
 
 # ---- the card's hearing measure on every ASAP performance -----------------------------------------------------
@@ -536,8 +543,9 @@ def instrument_of(lm) -> str:
 
 
 def validate(lm, pieces: Sequence[Piece], out_dir: str | os.PathLike = VALIDATION_DIR, properties_pieces: int = 40,
-             seed: int = 0, progress: bool = True) -> dict[str, pd.DataFrame]:
-    """Score (or reuse, from ``out_dir/cache``) every version and property condition, then write the small tables
+             seed: int = 0, progress: bool = True, weaker=None) -> dict[str, pd.DataFrame]:
+    """Score (or reuse, from ``out_dir/cache``) every version and property condition, the model's own samples and
+    (given ``weaker``, a weaker model of the same family) that model's samples, then write the small tables
     ``make figures`` reads to ``out_dir/<instrument>/`` (:func:`tables_from`)."""
     out = Path(out_dir)
     slug = lm.name.replace("/", "--")
@@ -549,25 +557,36 @@ def validate(lm, pieces: Sequence[Piece], out_dir: str | os.PathLike = VALIDATIO
     samples = score_samples(lm, out / "cache" / slug / "samples", seed=seed, progress=progress)
     write_parquet_atomic(hearing.drop(columns=["path"]), folder / "hearing_scored.parquet")
     write_parquet_atomic(samples, folder / "samples_scored.parquet")
+    if weaker is not None:
+        weaker_samples = score_samples(lm, out / "cache" / slug / "samples", temperatures=(1.0,), seed=seed,
+                                       progress=progress, generator=weaker)
+        write_parquet_atomic(weaker_samples.assign(generator=weaker.name, generator_weights=weaker.fingerprint),
+                             folder / "weaker_scored.parquet")
     write_parquet_atomic(versions, folder / "versions.parquet")
     write_parquet_atomic(props, folder / "properties_scored.parquet")
     (folder / "run.json").write_text(json.dumps(dict(
         model=lm.name, weights=lm.fingerprint, pieces=len(pieces), properties_pieces=min(properties_pieces, len(pieces)),
         scored=int(versions["piece"].nunique()), seed=seed, command=f"lossprofile validate --model {lm.name} "
-        f"--pieces {len(pieces)} --properties-pieces {properties_pieces} --seed {seed}"), indent=1))
+        f"--pieces {len(pieces)} --properties-pieces {properties_pieces} --seed {seed}"
+        + (f" --weaker {weaker.name}" if weaker is not None else ""),
+        weaker=None if weaker is None else dict(model=weaker.name, weights=weaker.fingerprint)), indent=1))
     return tables_from(folder, seed)
 
 
 def tables_of(versions: pd.DataFrame, props: pd.DataFrame | None = None, instrument: str = "audio",
-              seed: int = 0, samples: pd.DataFrame | None = None) -> dict:
+              seed: int = 0, samples: pd.DataFrame | None = None, weaker: pd.DataFrame | None = None) -> dict:
     """The leave-one-family-out table, the recommended weights (:func:`fit_recommended`), the ladder (with its model
-    rungs, given ``samples``) and (given property scores) the properties table of one instrument; every table
-    carries an ``instrument`` column."""
+    rungs, given ``samples`` and a ``weaker`` model's samples) and (given property scores) the properties table of
+    one instrument; every table carries an ``instrument`` column."""
     lofo = lofo_table(versions, instrument=instrument, seed=seed)
     weights = fit_recommended(versions, lofo, seed=seed)
-    ladder = ladder_table(versions, weights, seed=seed)
+    ladder = [ladder_table(versions, weights, seed=seed)]
     if samples is not None and len(samples):
-        ladder = pd.concat([ladder, samples_ladder_table(versions, samples, weights, seed=seed)], ignore_index=True)
+        ladder.append(samples_ladder_table(versions, by_temperature(samples), weights, seed=seed))
+        if weaker is not None and len(weaker):
+            ladder.append(samples_ladder_table(versions, [samples[samples["temperature"] == 1.0], weaker], weights,
+                                               family=WEAKER_FAMILY, seed=seed))
+    ladder = pd.concat(ladder, ignore_index=True)
     tables = dict(lofo=lofo, ladder=ladder)
     if props is not None and len(props):
         tables["properties"] = properties_table(props, weights, seed=seed)
@@ -582,9 +601,10 @@ def _scored(folder: Path) -> tuple[pd.DataFrame, pd.DataFrame | None]:
     return pd.read_parquet(folder / "versions.parquet"), pd.read_parquet(props) if props.exists() else None
 
 
-def _samples(folder: Path) -> pd.DataFrame | None:
-    path = folder / "samples_scored.parquet"
-    return pd.read_parquet(path) if path.exists() else None
+def _samples(folder: Path) -> tuple[pd.DataFrame | None, pd.DataFrame | None]:
+    """(the model's own samples, a weaker model's samples) scored in ``folder``, each None where absent."""
+    return tuple(pd.read_parquet(folder / f) if (folder / f).exists() else None
+                 for f in ("samples_scored.parquet", "weaker_scored.parquet"))
 
 
 def tables_from(folder: str | os.PathLike, seed: int = 0) -> dict:
@@ -592,7 +612,7 @@ def tables_from(folder: str | os.PathLike, seed: int = 0) -> dict:
     ``properties_scored.parquet``; no model runs), written beside them: ``lofo.csv``, ``ladder.csv``,
     ``properties.csv`` and ``recommended_weights.json``."""
     folder = Path(folder)
-    tables = tables_of(*_scored(folder), folder.name, seed, _samples(folder))
+    tables = tables_of(*_scored(folder), folder.name, seed, *_samples(folder))
     if (folder / "hearing_scored.parquet").exists():
         tables["hearing"] = hearing_table(pd.read_parquet(folder / "hearing_scored.parquet"), seed).assign(
             instrument=folder.name)
@@ -609,7 +629,7 @@ def collect(out_dir: str | os.PathLike = VALIDATION_DIR, seed: int = 0) -> dict[
     found = []
     for folder in sorted(Path(out_dir).iterdir()):
         if (folder / "versions.parquet").exists():
-            found.append(tables_of(*_scored(folder), folder.name, seed, _samples(folder)))
+            found.append(tables_of(*_scored(folder), folder.name, seed, *_samples(folder)))
             if (folder / "hearing_scored.parquet").exists():
                 found[-1]["hearing"] = hearing_table(pd.read_parquet(folder / "hearing_scored.parquet"), seed).assign(
                     instrument=folder.name)
@@ -634,6 +654,8 @@ def main(argv: Sequence[str] | None = None) -> None:
                    "finds them (lossprofile/analysis/profile_weights[_midi].json)")
     p.add_argument("--tables-only", action="store_true", help="recompute the tables from the scored versions "
                    "already in OUT/<instrument> (no model runs)")
+    p.add_argument("--weaker", default=None, help="a weaker model of the same family (e.g. fewer training steps): "
+                   "its samples become a rung of the ladder below the model's own")
     args = p.parse_args(argv)
     from .. import load_model
 
@@ -641,8 +663,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     if args.tables_only:
         tables = tables_from(Path(args.out) / instrument_of(lm), args.seed)
     else:
+        weaker = load_model(args.weaker, device=args.device) if args.weaker else None
         tables = validate(lm, validation_pieces(args.pieces, args.folder), args.out, args.properties_pieces,
-                          args.seed)
+                          args.seed, weaker=weaker)
     if args.ship:
         from .profile import MIDI_WEIGHTS_FILE, WEIGHTS_FILE
 

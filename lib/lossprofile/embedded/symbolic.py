@@ -152,9 +152,10 @@ def same_so_far(saved: dict, current: dict, step: int) -> bool:
 
 
 def train(recipe: SymbolicRecipe, device: str = "cpu", build_dir: Path = BUILD_DIR, out_dir: Path = TINY_SYMBOLIC_DIR,
-          workers: int = 2, limit: int | None = None) -> Path:
-    """Tokenise the corpus (cached), train (resuming from ``build_dir/checkpoint.pt``) and save the model.
-    ``limit``: only the first pieces of the training split (for tests)."""
+          workers: int = 2, limit: int | None = None, checkpoint: Path | None = None) -> Path:
+    """Tokenise the corpus (cached), train (resuming from ``checkpoint``, default ``build_dir/checkpoint.pt``) and
+    save the model. ``limit``: only the first pieces of the training split (for tests). Another recipe (a shorter
+    one, for a weaker model) needs its own ``checkpoint``: a checkpoint of another recipe is started over."""
     tokenizer = make_tokenizer(recipe)
     bos_id, pad_id = int(tokenizer["BOS_None"]), int(tokenizer.pad_token_id)
     pieces = token_corpus("train", recipe, build_dir, workers, limit=limit)
@@ -166,7 +167,7 @@ def train(recipe: SymbolicRecipe, device: str = "cpu", build_dir: Path = BUILD_D
     no_decay = [p for n, p in model.named_parameters() if p.ndim < 2]
     opt = torch.optim.AdamW([{"params": decay, "weight_decay": recipe.weight_decay},
                              {"params": no_decay, "weight_decay": 0.0}], lr=recipe.lr, betas=(0.9, 0.95))
-    ckpt = build_dir / "checkpoint.pt"
+    ckpt = Path(checkpoint) if checkpoint else build_dir / "checkpoint.pt"
     step, log = 0, []
     rng = np.random.default_rng(recipe.seed)
     total = recipe.steps + recipe.finish_steps
@@ -367,12 +368,18 @@ def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(prog="lossprofile tiny-symbolic", description=__doc__.split("\n\n")[0])
     p.add_argument("--device", default="cpu")
     p.add_argument("--steps", type=int, default=None, help="training steps (default: the recipe's)")
+    p.add_argument("--finish-steps", type=int, default=None, help="finishing-stage steps (default: the recipe's)")
+    p.add_argument("--out", default=None, help="where the model goes (default: the embedded model's folder)")
+    p.add_argument("--checkpoint", default=None, help="the resume checkpoint (default: build/tiny-symbolic/"
+                   "checkpoint.pt; give another one for another recipe, e.g. a weaker model with fewer --steps)")
     p.add_argument("--workers", type=int, default=2, help="processes tokenising the corpus")
     p.add_argument("--card", action="store_true", help="measure the trained model and write its card")
     args = p.parse_args(argv)
-    recipe = SymbolicRecipe(**({"steps": args.steps} if args.steps else {}))
+    changes = {k: v for k, v in (("steps", args.steps), ("finish_steps", args.finish_steps)) if v is not None}
+    recipe = SymbolicRecipe(**changes)
     if not args.card:
-        print(f"wrote {train(recipe, args.device, workers=args.workers)}")
+        out = Path(args.out) if args.out else TINY_SYMBOLIC_DIR
+        print(f"wrote {train(recipe, args.device, out_dir=out, workers=args.workers, checkpoint=args.checkpoint)}")
         return
     card = measure()
     write_text_atomic(json.dumps(card, indent=1, default=float) + "\n", TINY_SYMBOLIC_DIR / "card.json")

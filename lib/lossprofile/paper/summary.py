@@ -294,9 +294,11 @@ def validation_section(stats_dir: Path) -> list[str]:
         lines += ["### System ladder", "",
                   "Each family's clean version and strengths as systems of known order; Spearman of the score (higher = "
                   "better) with that order over system means and over clips [95% CI over pieces]; weights fitted on "
-                  "every family (this asks whether a score *orders* systems; generalisation is the table above). The last "
-                  "column's systems are the real pieces' clean excerpts and the model's own unconditional samples at "
-                  "rising temperature (24 per temperature; its CIs resample clips within each system).", ""]
+                  "every family (this asks whether a score *orders* systems; generalisation is the table above). The model "
+                  "columns' systems are the real pieces' clean excerpts, then the model's own unconditional samples at "
+                  "rising temperature (24 per temperature) or, for the weaker model, the finished model's samples and "
+                  "those of the same recipe stopped early (both at T = 1.0); their CIs resample clips within each "
+                  "system.", ""]
         for instrument, part in ladder.groupby("instrument", sort=False):
             families = list(dict.fromkeys(part["family"]))
             lines += [f"{instrument}:", "", "| score | " + " | ".join(families) + " |", "|" + "---|" * (len(families) + 1)]
