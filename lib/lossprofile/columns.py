@@ -81,6 +81,10 @@ COLUMNS: dict[str, tuple[str, str]] = {
     "normalized_surprisal": ("standard deviations", "sum(nll - entropy) / sqrt(sum of surprisal variances) "
                              "(Fast-DetectGPT); 0 = as surprising as the model expects, > 0 = more"),
     "nll_std": ("nats per code", "standard deviation of the clean curve across frames"),
+    "peak_(coarse|fine)": ("nats per code", "peak from one codebook's curves alone: the first (coarsest) or the "
+                            "last (finest); NaN for a model with one code stream"),
+    "assimilation_(coarse|fine)": ("nats per code", "assimilation from the coarsest or the finest codebook alone"),
+    "mean_nll_(coarse|fine)": ("nats per code", "mean NLL of the clean excerpt's coarsest or finest codebook"),
     "profile_score": ("see meaning", "the recommended score, higher = better: the validation's winner for the "
                       "model's family, with its provenance in lossprofile/analysis/profile_weights[_midi].json. "
                       "Shipped: the embedded audio model's is peak (nats per code), the symbolic model's -mean_nll "

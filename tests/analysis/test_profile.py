@@ -32,6 +32,23 @@ def test_probe_features_on_curves_with_known_answers():
     assert f["recovery_var"] == pytest.approx((0 + np.var([0.5] * 10 + [0.0] * 10)) / 2)
 
 
+def test_codebook_features_read_the_coarsest_and_the_finest_codebook_alone():
+    K, T = 4, 300
+    clean = np.tile(np.array([1.0, 2.0, 3.0, 4.0])[:, None], (1, T))  # [K, T]
+    perts = [Perturbation("noise", 50, 5), Perturbation("noise", 150, 5), Perturbation("noise", 150, 40)]
+    probed = np.tile(clean, (3, 1, 1))  # [P, K, T]
+    for i, p in enumerate(perts[:2]):
+        probed[i, 0, p.onset_frame : p.onset_frame + 5] += 2.0  # the bursts move the coarse codebook only
+    probed[2, 3, 155:190] -= 1.0  # the long probe: only the fine codebook assimilates
+    f = profile.codebook_features(clean, probed, perts, profile.ProbeDesign(recovery_frames=20, smooth_frames=1))
+    assert list(f) == list(profile.CODEBOOK_FEATURES)
+    assert f["peak_coarse"] == pytest.approx(2.0) and f["peak_fine"] == pytest.approx(0.0)
+    assert f["assimilation_coarse"] == pytest.approx(0.0) and f["assimilation_fine"] == pytest.approx(-1.0)
+    assert f["mean_nll_coarse"] == pytest.approx(1.0) and f["mean_nll_fine"] == pytest.approx(4.0)
+    one = profile.codebook_features(clean[:1], probed[:, :1], perts, profile.ProbeDesign())
+    assert all(np.isnan(v) for v in one.values())  # one code stream: no coarse/fine to tell apart
+
+
 def test_settle_time_and_onsets():
     assert profile.settle_time(np.array([1.0, 1.0, 0.1, 0.0, 0.0, 0.0, 0.0, 0.0]), 0.25, 5, 1) == 2
     assert profile.settle_time(np.ones(10), 0.25, 5, 1) == 10
@@ -70,6 +87,9 @@ def test_profile_scores_are_seeded_and_leave_the_clean_curve_untouched(small_lm,
     c = profile.profile_scores(small_lm, [wav], 32000, excerpt_seconds=6.0, design=DESIGN, seed=2)
     assert c.loc[0, "mean_nll"] == pytest.approx(a.loc[0, "mean_nll"], abs=1e-6)  # probes move, the clean pass not
     assert c.loc[0, "peak"] != a.loc[0, "peak"]
+    # per codebook, from the same pass: the clean pass's own first and last codebooks
+    assert a.loc[0, "mean_nll_coarse"] == pytest.approx(float(alone.nll[0, 0].mean()), abs=1e-4)
+    assert a.loc[0, "mean_nll_fine"] == pytest.approx(float(alone.nll[0, -1].mean()), abs=1e-4)
 
 
 def test_probes_cost_one_clean_pass_plus_batched_variant_suffixes(small_lm, music_wav, monkeypatch):

@@ -27,6 +27,12 @@ uncertain the model is), ``mean_log_rank`` (lower = the true codes rank higher),
 sqrt(sum of surprisal variances); near 0 = as surprising as the model itself expects, positive
 = more surprising), ``nll_std`` (frame-to-frame variability of the clean curve).
 
+Per-codebook features (models with several codebooks; the paper reads coarse codebooks as semantics and fine ones
+as texture): ``peak``, ``assimilation`` and ``mean_nll`` from the first (coarsest) codebook's curves alone
+(``*_coarse``) and from the last (finest) one's (``*_fine``), same probes, same pass; NaN for a model with one
+code stream. They are columns of :func:`profile_scores` but not yet :data:`FEATURES` (the validation's
+leave-one-family-out tables were scored without them).
+
 ``profile_score`` (higher = better) is the combination of these features that won the validation of
 :mod:`lossprofile.analysis.validation` (leave-one-family-out on held-out music, metric properties): either a
 linear combination of standardised features (fitted weights) or the weight-free average of signed
@@ -62,6 +68,8 @@ MIDI_WEIGHTS_FILE = Path(__file__).parent / "profile_weights_midi.json"
 PROBE_FEATURES = ("peak", "assimilation", "recovery_excess", "recovery_var", "recovery_time")
 TOKEN_FEATURES = ("mean_nll", "mean_entropy", "mean_log_rank", "normalized_surprisal", "nll_std")
 FEATURES = PROBE_FEATURES + TOKEN_FEATURES
+CODEBOOK_FEATURES = ("peak_coarse", "peak_fine", "assimilation_coarse", "assimilation_fine", "mean_nll_coarse",
+                     "mean_nll_fine")
 
 
 @dataclass(frozen=True)
@@ -132,6 +140,20 @@ def probe_features(clean_frames: np.ndarray, probed_frames: np.ndarray, perts: S
     assimilation = window_assimilation(long_delta, long.onset_frame, long.length_frames, design.burst_frames)
     return dict(peak=float(np.mean(peaks)), assimilation=float(assimilation), recovery_excess=float(np.mean(excess)),
                 recovery_var=float(np.mean(var)), recovery_time=float(np.mean(times)))
+
+
+def codebook_features(clean: np.ndarray, probed: np.ndarray, perts: Sequence[Perturbation],
+                      design: ProbeDesign) -> dict[str, float]:
+    """:data:`CODEBOOK_FEATURES` from the clean NLL ``[K, T]`` and each probe's ``[P, K, T]``: peak, assimilation and
+    mean NLL of the coarsest codebook (k = 0) and of the finest (k = K - 1); NaN when K = 1."""
+    if clean.shape[0] < 2:
+        return dict.fromkeys(CODEBOOK_FEATURES, float("nan"))
+    out = {}
+    for label, k in (("coarse", 0), ("fine", clean.shape[0] - 1)):
+        probe = probe_features(clean[k], probed[:, k], perts, design)
+        out.update({f"peak_{label}": probe["peak"], f"assimilation_{label}": probe["assimilation"],
+                    f"mean_nll_{label}": float(clean[k].mean())})
+    return {name: out[name] for name in CODEBOOK_FEATURES}
 
 
 def token_features(nll, entropy, rank, surprisal_var) -> dict[str, float]:
@@ -274,7 +296,9 @@ def profile_scores(lm, wavs: Sequence, sample_rate: int, excerpt_seconds: float 
             probed = scores.variants.mean(1).numpy()
             rows.append(dict(piece=name, **probe_features(clean_frames, probed, perts, design),
                              **token_features(scores.clean, scores.entropy_clean, scores.rank_clean,
-                                              scores.surprisal_var_clean), seconds_scored=clean.size / sample_rate))
+                                              scores.surprisal_var_clean),
+                             **codebook_features(scores.clean.numpy(), scores.variants.numpy(), perts, design),
+                             seconds_scored=clean.size / sample_rate))
     table = pd.DataFrame(rows, columns=None if rows else ["piece", "seconds_scored"])
     table.attrs["errors"] = errors
     if table.empty:
