@@ -36,7 +36,7 @@ from ..perturb import score as symbolic
 from ..perturb.waveform import Perturbation
 from ..stats import auroc_ci, paired_auroc
 from ..runner import for_each_piece, keyed_part
-from .profile import FEATURES, LOUDNESS_DBFS, MIDI_DESIGN, ProbeDesign, combine, profile_scores
+from .profile import CODEBOOK_FEATURES, FEATURES, LOUDNESS_DBFS, MIDI_DESIGN, ProbeDesign, combine, profile_scores
 
 FIT_FAMILIES = ("noise_segments", "shuffle")
 # for a model over MIDI tokens: the token-space analogues of noise segments and shuffles
@@ -203,6 +203,8 @@ def score_pieces(lm, pieces: Sequence[Piece], out_dir: str | os.PathLike, excerp
                   audio=audio_families, symbolic=symbolic_families, seed=seed, loudness_dbfs=loudness_dbfs)
     if reads_midi:
         params = {**params, "audio": None, "loudness_dbfs": None, "token": token_families}
+    else:  # an audio part scored before the per-codebook features existed is redone
+        params["columns"] = list(FEATURES + CODEBOOK_FEATURES)
 
     def versions_table(piece: Piece) -> pd.DataFrame:
         if reads_midi:

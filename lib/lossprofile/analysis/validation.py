@@ -55,7 +55,7 @@ from ..io import write_csv_atomic, write_parquet_atomic
 from ..runner import for_each_piece, keyed_part
 from ..stats import rowwise_spearman
 from . import evaluate
-from .profile import FEATURES, LOUDNESS_DBFS, ProbeDesign, combine, profile_scores
+from .profile import CODEBOOK_FEATURES, FEATURES, LOUDNESS_DBFS, ProbeDesign, combine, profile_scores
 
 SHARED_ASAP_DIR = REPO_ROOT.parent / "shared" / "data" / "asap"
 VALIDATION_DIR = REPO_ROOT / "results" / "validation"
@@ -112,10 +112,19 @@ def _signed(table: pd.DataFrame, score: str, directions: dict[str, int]) -> np.n
     return directions.get(score, 1) * table[score].to_numpy(dtype=float)
 
 
-def out_of_fold(table: pd.DataFrame, family: str, features: Sequence[str] = FEATURES) -> pd.DataFrame:
+def extra_scores(table: pd.DataFrame) -> list[str]:
+    """The per-codebook features a table has for every row: reported beside the others (alone, their direction
+    fitted like any feature's), neither combined into the fitted or weight-free score nor candidates for the
+    recommended one (they came after the recommendation was made)."""
+    return [c for c in CODEBOOK_FEATURES if c in table and table[c].notna().all()]
+
+
+def out_of_fold(table: pd.DataFrame, family: str, features: Sequence[str] = FEATURES,
+                extra: Sequence[str] = ()) -> pd.DataFrame:
     """Clean/degraded pairs of ``family``, every score signed so that higher = better, each half of the pieces
     scored by what was fitted on the other half and the other families. Columns: piece, strength, fold, and
-    ``<score>_clean``, ``<score>_degraded`` for the fitted and the weight-free score and every feature."""
+    ``<score>_clean``, ``<score>_degraded`` for the fitted and the weight-free score, every feature and every
+    ``extra`` one (scored alone)."""
     others = [f for f in table["family"].unique() if f not in ("clean", family)]
     out = []
     for fold in ("fit", "report"):
@@ -125,13 +134,14 @@ def out_of_fold(table: pd.DataFrame, family: str, features: Sequence[str] = FEAT
         if clean.empty:
             continue
         weights = evaluate.fit_weights(train, features, families=others)
-        directions = {**evaluate.feature_directions(train, features, families=others), FITTED: 1, WEIGHT_FREE: 1}
+        directions = {**evaluate.feature_directions(train, [*features, *extra], families=others), FITTED: 1,
+                      WEIGHT_FREE: 1}
         reference = percentile_reference(train, features, directions)
         part = pd.DataFrame({"piece": degraded["piece"].to_numpy(), "strength": degraded["strength"].to_numpy(),
                              "fold": fold})
         for name, rows in (("clean", clean), ("degraded", degraded)):
             rows = rows.assign(**{FITTED: combine(rows, weights), WEIGHT_FREE: combine(rows, reference)})
-            for score in (FITTED, WEIGHT_FREE, *features):
+            for score in (FITTED, WEIGHT_FREE, *features, *extra):
                 part[f"{score}_{name}"] = _signed(rows, score, directions)
         out.append(part)
     return pd.concat(out, ignore_index=True) if out else pd.DataFrame()
@@ -154,19 +164,21 @@ def _wins(part: pd.DataFrame, score: str) -> np.ndarray:
 
 
 def lofo_table(table: pd.DataFrame, features: Sequence[str] = FEATURES, instrument: str = "audio",
-               n_boot: int = 2000, seed: int = 0) -> pd.DataFrame:
+               n_boot: int = 2000, seed: int = 0, extra: Sequence[str] | None = None) -> pd.DataFrame:
     """Per held-out family, per strength and pooled ("all"): every score's paired AUROC (share of pieces whose clean
-    version scores better) with a 95% CI over pieces, and its difference from mean NLL's with a paired CI."""
+    version scores better) with a 95% CI over pieces, and its difference from mean NLL's with a paired CI.
+    ``extra``: scores reported alone (default :func:`extra_scores`)."""
+    extra = extra_scores(table) if extra is None else list(extra)
     rows = []
     for family in sorted(set(table["family"]) - {"clean"}):
-        oof = out_of_fold(table, family, features)
+        oof = out_of_fold(table, family, features, extra)
         if oof.empty:
             continue
         groups = [("all", oof)] + [(f"{s:g}", g) for s, g in oof.groupby("strength")]
         for strength, part in groups:
             pieces = part["piece"].to_numpy()
             base = _wins(part, BASELINE)
-            for score in (FITTED, WEIGHT_FREE, *features):
+            for score in (FITTED, WEIGHT_FREE, *features, *extra):
                 wins = _wins(part, score)
                 low, high = piece_bootstrap(wins, pieces, n_boot, seed)
                 d_low, d_high = piece_bootstrap(wins - base, pieces, n_boot, seed)
@@ -317,6 +329,7 @@ def score_properties(lm, pieces: Sequence[Piece], out_dir: str | os.PathLike, ex
         params = {**params, "design": "MIDI_DESIGN", "loudness_dbfs": None, "conditions": MIDI_CONDITIONS}
         compute = lambda piece: property_versions_midi(lm, piece, excerpt_seconds, seed)
     else:
+        params["columns"] = list(FEATURES + CODEBOOK_FEATURES)  # parts scored before these columns existed are redone
         compute = lambda piece: property_versions(lm, piece, Path(out_dir) / "tmp", excerpt_seconds, seed)
     parts, errors = for_each_piece(
         pieces, lambda piece: keyed_part(out_dir, piece, {**params, "path": str(piece.path)}), compute, "properties",
@@ -578,9 +591,14 @@ def tables_of(versions: pd.DataFrame, props: pd.DataFrame | None = None, instrum
     """The leave-one-family-out table, the recommended weights (:func:`fit_recommended`), the ladder (with its model
     rungs, given ``samples`` and a ``weaker`` model's samples) and (given property scores) the properties table of
     one instrument; every table carries an ``instrument`` column."""
-    lofo = lofo_table(versions, instrument=instrument, seed=seed)
+    extra = extra_scores(versions)
+    lofo = lofo_table(versions, instrument=instrument, seed=seed, extra=extra)
     weights = fit_recommended(versions, lofo, seed=seed)
-    ladder = [ladder_table(versions, weights, seed=seed)]
+    if extra:  # their directions over every family, for the properties and the ladder (the score uses none)
+        every = versions.assign(split="fit")
+        weights["directions"] = {**weights["directions"], **evaluate.feature_directions(
+            every, extra, families=sorted(set(versions["family"]) - {"clean"}))}
+    ladder = [ladder_table(versions, weights, scores=(FITTED, *FEATURES, *extra), seed=seed)]
     if samples is not None and len(samples):
         ladder.append(samples_ladder_table(versions, by_temperature(samples), weights, seed=seed))
         if weaker is not None and len(weaker):
@@ -589,7 +607,8 @@ def tables_of(versions: pd.DataFrame, props: pd.DataFrame | None = None, instrum
     ladder = pd.concat(ladder, ignore_index=True)
     tables = dict(lofo=lofo, ladder=ladder)
     if props is not None and len(props):
-        tables["properties"] = properties_table(props, weights, seed=seed)
+        tables["properties"] = properties_table(props, weights, scores=(FITTED, *FEATURES, *extra_scores(props)),
+                                                seed=seed)
     for name in ("ladder", "properties"):
         if name in tables:
             tables[name].insert(0, "instrument", instrument)
