@@ -54,6 +54,21 @@ def test_leave_one_family_out_never_fits_on_the_family_it_reports():
     assert row["diff_ci_low"] <= row["minus_mean_nll"] <= row["diff_ci_high"]
 
 
+def test_per_codebook_features_are_reported_alone_and_never_recommended():
+    table = family_table()
+    rng = np.random.default_rng(3)
+    # peak_fine sees every family perfectly (clean versions higher): it would win any contest it entered
+    table["peak_fine"] = np.where(table["family"] == "clean", 5.0, 0.0) + rng.normal(0, 0.1, len(table))
+    assert validation.extra_scores(table) == ["peak_fine"]
+    lofo = validation.lofo_table(table, features=FEATURES, n_boot=100)
+    pooled = lofo[lofo["strength"] == "all"].set_index(["held_out_family", "score"])["auroc"]
+    assert all(pooled[(f, "peak_fine")] == 1.0 for f in ("A", "B", "C"))
+    weights = validation.fit_recommended(table, lofo, features=FEATURES)
+    assert weights["provenance"]["chosen"] != "peak_fine"
+    assert "peak_fine" not in weights["provenance"]["lofo_mean_auroc"]
+    assert validation.extra_scores(table.assign(peak_fine=np.nan)) == []  # a column some rows lack is left out
+
+
 def test_the_bootstrap_resamples_whole_pieces():
     # two pieces, 100 pairs each, one always right and one always wrong: over pairs the mean looks certain
     # (0.5 ± 0.05), over pieces it is anything from 0 to 1
