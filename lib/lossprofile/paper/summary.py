@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from ..analysis.profile import CODEBOOK_FEATURES
 from ..data.datasets import KIND_LABELS
 
 PAPER = ('Li, Liu, Wang, "When Noise Lowers the Loss: Rethinking Likelihood-Based Evaluation in Music Large '
@@ -279,6 +280,14 @@ def validation_section(stats_dir: Path) -> list[str]:
                 lines.append(f"| {condition} | {rows['compared_with'].iloc[0]} | {int(rows['pieces'].iloc[0])} | "
                              + " | ".join(cells) + " |")
             lines.append("")
+        codebook = props[props["score"].isin(CODEBOOK_FEATURES)]
+        if len(codebook):
+            shown = props[props["score"].isin(["peak", "assimilation", "mean_nll", *CODEBOOK_FEATURES])]
+            wide = shown.pivot_table(index=["instrument", "condition"], columns="score", values="spearman",
+                                     sort=False).reset_index()
+            wide.columns = [str(c) for c in wide.columns]
+            lines += ["Per-codebook features beside the whole-model ones (Spearman with the compared condition):", "",
+                      markdown_table(wide), ""]
     hearing = _read(stats_dir, "validation_hearing")
     if hearing is not None:
         lines += ["### The cards' wrong-note measure on every ASAP performance", "",
