@@ -15,6 +15,8 @@ variants with a shared prefix, regions, the profile score, sweeps — sees only 
 ``encode_midi(midi)``       (families that read MIDI) a score → codes ``[1, K, T]`` and each token's seconds
 ``encode_variants(...)``    optional fast path: a clean waveform and variants of it → codes
 ``token_statistics(codes)`` NLL, entropy, rank and surprisal variance of every code
+``token_log_probs(codes)``  (optional) the whole predictive distribution of every code, for scores
+                            that compare two models' predictions (:mod:`lossprofile.analysis.profile`)
 ``shared_prefix_statistics`` the same for codes whose first decoder steps are identical, computed
                             once and shared (optional: the default scores every row in full)
 ``shared_steps(codes)``     how many decoder steps the rows of ``codes`` share
@@ -162,6 +164,12 @@ class TokenLM(abc.ABC):
                   method: str = "exact") -> torch.Tensor:
         """Negative log-likelihood (nats) of every code given everything before it: ``[B, K, T]``."""
         return self.token_statistics(codes, prompt, method).nll
+
+    def token_log_probs(self, codes: torch.Tensor, prompt: str | Sequence[str] | None = None) -> torch.Tensor:
+        """Log-probabilities ``[B, K, T, V]`` (CPU, fp32): entry ``[b, k, t]`` is the model's predictive distribution
+        for code ``codes[b, k, t]`` under its own factorization (the distribution :meth:`token_statistics` reads).
+        Optional: a family that does not provide it cannot take part in two-model scores."""
+        raise NotImplementedError(f"{type(self).__name__} does not expose its predictive distributions")
 
     def shared_steps(self, codes: torch.Tensor) -> int:
         """Decoder steps whose inputs are identical in every row of ``codes [N, K, T]`` (row 0 the reference).

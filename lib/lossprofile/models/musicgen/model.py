@@ -254,6 +254,16 @@ class MusicLM(TokenLM):
             return self._stats_as_published(codes)
         raise ValueError(f"unknown method {method!r}; expected one of {METHODS}")
 
+    @torch.no_grad()
+    def token_log_probs(self, codes: torch.Tensor, prompt: str | Sequence[str] | None = None) -> torch.Tensor:
+        """Log-probabilities ``[B, K, T, V]`` (CPU, fp32) of every code's prediction: the exact factorization's
+        delayed-step logits, codebook k read at steps ``t + k`` (as :func:`.delay.token_statistics` reads them)."""
+        codes = self.check_codes(codes)
+        T, K = codes.shape[-1], codes.shape[1]
+        decoder_input, _ = delay.decoder_io(codes, self.special_token)
+        logits = self._decoder_logits(decoder_input, self.condition(codes.shape[0], prompt))
+        return torch.stack([torch.log_softmax(logits[:, k, k : k + T].float(), -1) for k in range(K)], 1).cpu()
+
     def _stats_as_published(self, codes: torch.Tensor) -> TokenStats:
         B, K, T = codes.shape
         out = [torch.full((B, K, T), float("nan")) for _ in TokenStats._fields]

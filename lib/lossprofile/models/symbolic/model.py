@@ -30,7 +30,10 @@ from ..hf import from_pretrained, quiet_transformers
 from .tokens import TOKENIZER_FILE, is_miditok_file, load_tokenizer, tokenize
 
 TINY_SYMBOLIC_DIR = Path(__file__).resolve().parents[2] / "checkpoints" / "tiny-symbolic"
-EMBEDDED = {"tiny-symbolic": TINY_SYMBOLIC_DIR}
+# the same recipe stopped after 300 steps: the weaker rung of the validation's ladder and the reference model of the
+# cross-model score (lossprofile.analysis.profile.binoculars); `make tiny-symbolic-base` rebuilds it
+TINY_SYMBOLIC_BASE_DIR = TINY_SYMBOLIC_DIR.parent / "tiny-symbolic-base"
+EMBEDDED = {"tiny-symbolic": TINY_SYMBOLIC_DIR, "tiny-symbolic-base": TINY_SYMBOLIC_BASE_DIR}
 HUB_MODELS: dict[str, str] = {}
 RENDER_SAMPLE_RATE = 32000  # the rate the package renders MIDI at, so symbolic and audio curves share a clock
 
@@ -130,6 +133,19 @@ class SymbolicLM(TokenLM):
         """:class:`TokenStats` ``[B, 1, T]`` (CPU, fp32) of every token after BOS; a strided window past the context."""
         if method != "exact":
             raise ValueError(f"symbolic models have only the exact method, not {method!r}")
+        parts = [frame_statistics(logits, targets) for logits, targets in self._strided_logits(codes, prompt)]
+        return TokenStats(*(torch.cat(xs, dim=1)[:, None].float().cpu() for xs in zip(*parts)))
+
+    @torch.no_grad()
+    def token_log_probs(self, codes: torch.Tensor, prompt: str | Sequence[str] | None = None) -> torch.Tensor:
+        """Log-probabilities ``[B, 1, T, V]`` (CPU, fp32) of every token's prediction, windowed as
+        :meth:`token_statistics` is."""
+        parts = [torch.log_softmax(logits.float(), -1) for logits, _ in self._strided_logits(codes, prompt)]
+        return torch.cat(parts, dim=1)[:, None].cpu()
+
+    def _strided_logits(self, codes: torch.Tensor, prompt):
+        """(logits ``[B, n, V]``, targets ``[B, n]``) of consecutive runs of tokens, each predicted once: the plain
+        pass after BOS where ``[BOS] + ids`` fits the window, else the strided windows of the module docstring."""
         if prompt:
             raise ValueError("symbolic models take no text prompt")
         codes = self.check_codes(codes)
@@ -139,22 +155,18 @@ class SymbolicLM(TokenLM):
         stride = self.stride or window // 2
         if not 0 < stride <= window - 1:
             raise ValueError(f"stride must lie in [1, {window - 1}], got {stride}")
-        parts: list[TokenStats] = []
         # window [start, end) of ids predicts ids[start + 1 : end]; keep the predictions of targets not yet scored
         scored, end = 0, min(window, T + 1)  # targets 0..scored-1 done; target j is ids[j + 1]
         start = 0
         while True:
             logits = self._logits(ids[:, start:end])[:, :-1]  # predicts ids[start+1 : end]
-            stats = frame_statistics(logits, ids[:, start + 1 : end])
             keep = (end - 1) - scored  # the targets scored -> end-2 are new
-            parts.append(TokenStats(*(x[:, -keep:] for x in stats)))
+            yield logits[:, -keep:], ids[:, end - keep : end]
             scored = end - 1
             if scored >= T:
                 break
             end = min(end + stride, T + 1)
             start = end - window
-        out = TokenStats(*(torch.cat(xs, dim=1)[:, None].float().cpu() for xs in zip(*parts)))
-        return out
 
     # ---- sampling ------------------------------------------------------------------------------
     @torch.no_grad()
