@@ -23,7 +23,8 @@ from pathlib import Path
 import pandas as pd
 
 from . import audio, load_model
-from .analysis.profile import FEATURES, MIDI_WEIGHTS_FILE, WEIGHTS_FILE, load_weights, profile_scores
+from .analysis.profile import (EXTRA_FEATURES, FEATURES, MIDI_WEIGHTS_FILE, WEIGHTS_FILE, load_weights, options_key,
+                               profile_scores)
 from .columns import write_dictionary
 from .report import paths_of, write_report, write_run_info
 from .data import datasets
@@ -69,20 +70,23 @@ def profile(args: argparse.Namespace) -> None:
     lm = load_model(args.model, device=args.device, dtype=None if args.dtype == "auto" else args.dtype)
     reads_midi = getattr(lm, "reads", "audio") == "midi"
     weights = load_weights(MIDI_WEIGHTS_FILE if reads_midi else WEIGHTS_FILE)
+    reference = load_model(args.reference, device=args.device) if args.reference else None
     params = dict(command="profile", model=lm.name, weights=lm.fingerprint, seconds=args.seconds, seed=args.seed,
-                  precision=args.precision, profile_weights=json.dumps(weights, sort_keys=True))
+                  precision=args.precision, profile_weights=json.dumps(weights, sort_keys=True),
+                  **options_key(args.prompt, reference))
     out = Path(args.out)
     pieces = datasets.list_pieces(args.data)[: args.limit]
     write_run_info(out, command="profile", model=lm.name, data=str(Path(args.data).resolve()), excerpt_seconds=args.seconds,
                    seed=args.seed, precision=args.precision, sample_rate=lm.sample_rate, frame_rate=lm.frame_rate,
                    profile_score=(weights or {}).get("provenance", {}).get("chosen", "profile_score"),
-                   paths=paths_of(pieces))
+                   prompt=args.prompt, reference=args.reference, paths=paths_of(pieces))
 
     def score(piece: Piece) -> pd.DataFrame:
         # profile_scores cuts the excerpt (or takes a short clip); a model over MIDI tokens reads the file itself
         clip = piece.path if reads_midi else audio.load_audio(piece.path, lm.sample_rate)
         table = profile_scores(lm, [clip], lm.sample_rate, args.seconds, seed=args.seed, names=[piece.name],
-                               precision=args.precision, weights=weights, report=False)
+                               precision=args.precision, weights=weights, report=False, prompt=args.prompt,
+                               reference=reference)
         if table.attrs["errors"]:
             raise audio.AudioError(f"{piece.path}: {table.attrs['errors'][0]['error'].removeprefix(piece.name + ': ')}")
         return table
@@ -103,7 +107,7 @@ def profile(args: argparse.Namespace) -> None:
         if args.ratings:
             from .analysis.ratings import ratings_correlation, read_ratings
 
-            columns = [c for c in ("profile_score", *FEATURES) if table[c].notna().any()]
+            columns = [c for c in ("profile_score", *FEATURES, *EXTRA_FEATURES) if c in table and table[c].notna().any()]
             ratings = read_ratings(args.ratings, args.ratings_layout, **({} if args.ratings_layout != "csv" else dict(
                 clip=args.clip_column, system=args.system_column or None, ratings=args.rating_columns)))
             corr = ratings_correlation(table, ratings, columns)
@@ -166,6 +170,11 @@ def main(argv: list[str] | None = None) -> None:
     s.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16", "fp16"])
     s.add_argument("--seed", type=int, default=0, help="seeds probe onsets and noise")
     s.add_argument("--limit", type=int, default=None, help="score only the first N pieces")
+    s.add_argument("--prompt", default=None, help="a text-conditioned model's description of the clips: adds "
+                   "text_alignment (NLL under the null condition minus under the prompt)")
+    s.add_argument("--reference", default=None, help="a second model reading the same codes (e.g. "
+                   "facebook/musicgen-small beside --model facebook/musicgen-medium, or tiny-symbolic-base beside "
+                   "tiny-symbolic): adds the cross-model score binoculars")
     s.add_argument("--ratings", default=None, help="human ratings of the clips (see --ratings-layout); writes the "
                    "Spearman of every score with every rating, per clip and per system (ratings_correlation.csv)")
     s.add_argument("--ratings-layout", default="musiceval", choices=["musiceval", "songeval", "csv"],

@@ -85,6 +85,13 @@ COLUMNS: dict[str, tuple[str, str]] = {
                             "last (finest); NaN for a model with one code stream"),
     "assimilation_(coarse|fine)": ("nats per code", "assimilation from the coarsest or the finest codebook alone"),
     "mean_nll_(coarse|fine)": ("nats per code", "mean NLL of the clean excerpt's coarsest or finest codebook"),
+    "context_gain": ("nats per code", "windowed normalised likelihood: mean over every 3 s window after the first "
+                     "of (NLL of the window scored alone - NLL in context); higher = the piece's own past makes it "
+                     "more predictable (nats per token for a model over MIDI)"),
+    "text_alignment": ("nats per code", "mean of log p(code | prompt) - log p(code | null condition); higher = "
+                       "the music fits the text; NaN without a prompt or text conditioning"),
+    "binoculars": ("ratio", "mean NLL over the mean cross-entropy between a reference model's predictions and the "
+                   "model's (Binoculars); below 1 = more predictable than the reference expects; NaN without one"),
     "profile_score": ("see meaning", "the recommended score, higher = better: the validation's winner for the "
                       "model's family, with its provenance in lossprofile/analysis/profile_weights[_midi].json. "
                       "Shipped: the embedded audio model's is peak (nats per code), the symbolic model's -mean_nll "

@@ -179,10 +179,15 @@ def test_cli_profile_scores_a_folder_reports_bad_files_and_correlates_with_ratin
                   "mos": [4.0, 3.0, 2.0, 1.0]}).to_csv(ratings, index=False)
     cli.main(["profile", "--model", small_checkpoint, "--device", "cpu", "--data", str(folder), "--out",
               str(tmp_path / "out"), "--seconds", "6", "--ratings", str(ratings), "--ratings-layout", "csv",
-              "--clip-column", "clip_id", "--rating-columns", "mos"])
+              "--clip-column", "clip_id", "--rating-columns", "mos", "--prompt", "piano", "--reference",
+              small_checkpoint])
     table = pd.read_parquet(tmp_path / "out" / "profile_scores.parquet")
     assert sorted(table["piece"]) == [f"clip{i}" for i in range(4)]
     assert {"peak", "assimilation", "mean_nll", "normalized_surprisal", "model", "seed"} <= set(table.columns)
+    assert table[["text_alignment", "binoculars"]].notna().all().all()
+    assert table["context_gain"].isna().all()  # 6 s hold one 3 s window and its look-ahead, not two
+    # the model as its own reference: the cross-entropy is its entropy
+    np.testing.assert_allclose(table["binoculars"], table["mean_nll"] / table["mean_entropy"], rtol=1e-4)
     errors = pd.read_csv(tmp_path / "out" / "errors.csv")
     assert list(errors["piece"]) == ["broken"] and "broken.wav" in errors["error"][0]
     columns = pd.read_csv(tmp_path / "out" / "columns.csv").set_index("column")
@@ -194,7 +199,7 @@ def test_cli_profile_scores_a_folder_reports_bad_files_and_correlates_with_ratin
     assert rows == {"pieces": 4, "errors": 1, "columns": len(columns)}
     assert 'id="pieces"' in page and "broken.wav" in page and "http" not in page
     corr = pd.read_csv(tmp_path / "out" / "ratings_correlation.csv")
-    assert set(corr["score"]) >= {"mean_nll", "peak"} and (corr["clips"] == 4).all()
+    assert set(corr["score"]) >= {"mean_nll", "peak", "text_alignment"} and (corr["clips"] == 4).all()
     assert set(corr["rating"]) == {"mos"} and (corr["systems"] == 3).all()
     varying = table.set_index("piece")[corr["score"]].nunique() > 1
     assert corr.set_index("score").loc[varying[varying].index, "clip_spearman"].between(-1, 1).all()
@@ -248,3 +253,102 @@ def test_profile_scores_name_a_clip_they_cannot_use_and_score_a_short_one_over_w
     assert "too short" in table.attrs["errors"][0]["error"] and "NaN" in table.attrs["errors"][1]["error"]
     err = capsys.readouterr().err
     assert "skipped tiny: too short" in err and "skipped nan:" in err
+
+
+# ---- scores from passes beyond the probes -------------------------------------------------------------------
+def test_a_window_scored_alone_differs_from_the_full_pass_only_where_its_lost_context_mattered():
+    """A first-order Markov model (tests/models/test_family.ToyLM): alone, a window's first frame is predicted
+    from the start row instead of the previous frame's code, and nothing else in the window changes."""
+    from tests.models.test_family import ToyLM
+
+    lm = ToyLM()
+    g = torch.Generator().manual_seed(0)
+    codes = torch.randint(0, lm.V, (2, 103), generator=g)
+    full = lm.token_statistics(codes[None]).nll[0].numpy()
+    alone = profile.windows_alone(lm, codes, window_frames=20)
+    # (T - lookahead) // W = (103 - 1) // 20 = 5 windows; the first and the tail are not scored alone
+    assert np.isnan(alone[:, :20]).all() and np.isnan(alone[:, 100:]).all() and np.isfinite(alone[:, 20:100]).all()
+    gain = alone[:, 20:100] - full[:, 20:100]
+    starts = np.arange(0, 80, 20)
+    assert np.abs(np.delete(gain, starts, axis=1)).max() < 1e-5
+    for k in range(2):
+        for start in starts + 20:
+            logp = torch.log_softmax(lm.table[k].double(), -1)
+            expected = float(logp[int(codes[k, start - 1]), codes[k, start]] - logp[lm.V, codes[k, start]])
+            assert alone[k, start] - full[k, start] == pytest.approx(expected, abs=1e-4)
+    assert profile.context_gain(full, alone) == pytest.approx(gain.mean(), abs=1e-9)
+    # a model that ignores its context gains nothing from it
+    lm.table[:] = lm.table[:, :1]
+    full = lm.token_statistics(codes[None]).nll[0].numpy()
+    assert profile.context_gain(full, profile.windows_alone(lm, codes, 20)) == pytest.approx(0.0, abs=1e-6)
+
+
+def test_under_the_delay_pattern_a_window_alone_sees_the_full_passs_lookahead_and_nothing_before(small_lm):
+    K, W, T = small_lm.num_codebooks, 16, 80
+    g = torch.Generator().manual_seed(1)
+    codes = torch.randint(0, small_lm.cardinality, (K, T), generator=g)
+    alone = profile.windows_alone(small_lm, codes, W, precision="fp32")
+    n = (T - (K - 1)) // W
+    # window 1 alone is the piece that starts at its first frame, scored in full (so with every later frame)
+    later = small_lm.token_statistics(codes[None, :, W:]).nll[0, :, :W].numpy()
+    np.testing.assert_allclose(alone[:, W : 2 * W], later, atol=1e-4)
+    assert np.isnan(alone[:, n * W :]).all()
+    changed = codes.clone()
+    changed[:, : W] = (changed[:, : W] + 1) % small_lm.cardinality  # the music before window 1: not seen alone
+    changed[:, 2 * W + K - 1] = (changed[:, 2 * W + K - 1] + 1) % small_lm.cardinality  # past window 1's lookahead
+    again = profile.windows_alone(small_lm, changed, W, precision="fp32")
+    np.testing.assert_allclose(again[:, W : 2 * W], alone[:, W : 2 * W], atol=1e-5)
+    assert np.abs(again[:, 2 * W : 3 * W] - alone[:, 2 * W : 3 * W]).max() > 1e-3  # window 2 holds that frame
+
+
+def test_binoculars_with_the_model_as_its_own_reference_is_mean_nll_over_mean_entropy(small_lm, music_wav):
+    table = profile.profile_scores(small_lm, [np.tile(music_wav, 2)], 32000, excerpt_seconds=6.0, design=DESIGN,
+                                   reference=small_lm)
+    # the cross-entropy of a distribution with itself is its entropy, which token_statistics computes its own way
+    assert table.loc[0, "binoculars"] == pytest.approx(table.loc[0, "mean_nll"] / table.loc[0, "mean_entropy"],
+                                                      rel=1e-4)
+    assert np.isnan(profile.profile_scores(small_lm, [np.tile(music_wav, 2)], 32000, excerpt_seconds=6.0,
+                                           design=DESIGN).loc[0, "binoculars"])
+
+
+def test_binoculars_against_another_model_by_hand(small_checkpoint, tmp_path):
+    from tests.conftest import save_random_checkpoint
+
+    from lossprofile import load_model
+
+    lm = load_model(small_checkpoint, device="cpu")
+    other = load_model(save_random_checkpoint(tmp_path / "other", seed=5), device="cpu")
+    codes = torch.randint(0, lm.cardinality, (1, lm.num_codebooks, 40), generator=torch.Generator().manual_seed(2))
+    p, q = lm.token_log_probs(codes).double(), other.token_log_probs(codes).double()
+    assert p.shape == (1, lm.num_codebooks, 40, lm.cardinality)
+    np.testing.assert_allclose(-p.gather(-1, codes[..., None])[..., 0].numpy(),
+                               lm.token_statistics(codes).nll.numpy(), atol=1e-4)  # the distributions the NLL reads
+    cross = sum(float(-(q[0, k, t].exp() * p[0, k, t]).sum()) for k in range(codes.shape[1]) for t in range(40))
+    nll = float(lm.token_statistics(codes).nll.double().sum())
+    assert profile.binoculars(lm, other, codes) == pytest.approx(nll / cross, rel=1e-4)
+
+
+def test_a_reference_that_reads_other_codes_is_refused_by_name(small_lm, music_wav):
+    from lossprofile import load_model
+
+    symbolic = load_model("tiny-symbolic", device="cpu")
+    with pytest.raises(ValueError, match="tiny-symbolic.*does not read the codes"):
+        profile.profile_scores(small_lm, [music_wav], 32000, excerpt_seconds=3.0, reference=symbolic)
+    with pytest.raises(ValueError, match="takes no text prompt"):
+        profile.profile_scores(symbolic, [], 0, prompt="piano")
+
+
+def test_text_alignment_is_the_nll_the_prompt_saves(music_wav):
+    from lossprofile import load_model
+
+    lm = load_model("tiny", device="cpu")  # trained with descriptions, so its text moves its predictions
+    wav = np.tile(music_wav, 2)
+    table = profile.profile_scores(lm, [wav], 32000, excerpt_seconds=6.0, design=DESIGN, prompt="organ chorale")
+    excerpt = profile.audio.normalize_rms(profile.usable_excerpt(
+        profile.audio.normalize_rms(wav), 32000, 6.0, 6.0, lm.hop_length, "x"))
+    codes = lm.encode(torch.from_numpy(excerpt)[None, None])
+    curve = (lm.token_statistics(codes).nll - lm.token_statistics(codes, prompt="organ chorale").nll)[0]
+    np.testing.assert_allclose(profile.text_alignment_curve(lm, codes[0], "organ chorale"), curve.numpy(), atol=1e-4)
+    assert table.loc[0, "text_alignment"] == pytest.approx(float(curve.mean()), abs=1e-4)
+    assert float(curve.abs().mean()) > 5e-3
+    assert table.attrs["prompt"] == "organ chorale"

@@ -179,3 +179,31 @@ def test_decode_midi_gives_files_that_hold_the_tokens_notes(tokenizer, chorale):
     decoded = pretty_midi.PrettyMIDI(io.BytesIO(data))
     pitches = sorted(int(tokenizer[int(x)].split("_")[1]) for x in codes[0, 0] if tokenizer[int(x)].startswith("Pitch_"))
     assert sorted(n.pitch for inst in decoded.instruments for n in inst.notes) == pitches
+
+
+def test_token_windows_alone_score_each_windows_tokens_after_bos_only(tokenizer, chorale):
+    from lossprofile.analysis import profile
+
+    lm = random_lm(tokenizer)
+    codes, seconds = lm.encode_midi(chorale)
+    keep = seconds < 7.5
+    codes, seconds = codes[..., : int(keep.sum())], seconds[keep]
+    alone = profile.token_windows_alone(lm, codes, seconds, window_seconds=3.0)
+    assert np.isnan(alone[seconds < 3.0]).all() and np.isfinite(alone[seconds >= 3.0]).all()
+    ids = codes[0, 0]
+    for lo in (int(np.argmax(seconds >= 3.0)), int(np.argmax(seconds >= 6.0))):  # each window's first token
+        with torch.no_grad():
+            logits = lm.model(input_ids=torch.tensor([[lm.bos_id]])).logits[0, -1]
+        assert alone[lo] == pytest.approx(float(-torch.log_softmax(logits, -1)[ids[lo]]), abs=1e-4)
+    full = lm.token_statistics(codes).nll[0, 0].numpy()
+    assert profile.context_gain(full, alone) == pytest.approx(float(np.nanmean(alone - full)), abs=1e-9)
+
+
+def test_token_log_probs_are_the_distributions_token_statistics_reads_windowed_alike(tokenizer, chorale):
+    lm = random_lm(tokenizer, positions=64, window=32, stride=12)
+    codes = lm.encode_midi(chorale)[0][..., :90]
+    logp = lm.token_log_probs(codes)
+    assert logp.shape == (1, 1, 90, lm.cardinality)
+    torch.testing.assert_close(-logp.gather(-1, codes[..., None])[..., 0], lm.token_statistics(codes).nll,
+                               atol=1e-5, rtol=0)
+    torch.testing.assert_close(logp.exp().sum(-1), torch.ones(1, 1, 90), atol=1e-5, rtol=0)

@@ -30,8 +30,26 @@ sqrt(sum of surprisal variances); near 0 = as surprising as the model itself exp
 Per-codebook features (models with several codebooks; the paper reads coarse codebooks as semantics and fine ones
 as texture): ``peak``, ``assimilation`` and ``mean_nll`` from the first (coarsest) codebook's curves alone
 (``*_coarse``) and from the last (finest) one's (``*_fine``), same probes, same pass; NaN for a model with one
-code stream. They are columns of :func:`profile_scores` but not yet :data:`FEATURES` (the validation's
-leave-one-family-out tables were scored without them).
+code stream.
+
+Scores from passes beyond the probes (:data:`PASS_FEATURES`; each one clean pass more, no probes):
+
+- ``context_gain`` (the windowed normalised likelihood): the excerpt is cut into windows of
+  ``context_window_seconds`` (:data:`CONTEXT_WINDOW_SECONDS`) and each window is scored again *alone*, with no
+  music before it (:func:`windows_alone`); ``context_gain`` is the mean over the codes of every window after the
+  first of (NLL alone − NLL in context), nats per code (per token for a model over MIDI). Higher: the piece's own past makes it more
+  predictable (it has structure the model can use); 0: the model gains nothing from the earlier music.
+- ``text_alignment`` (text-conditioned models, given ``prompt``): mean over codes of NLL(null condition) −
+  NLL(prompt) (:func:`text_alignment_curve` is its per-code curve). Higher: the music fits the text; NaN
+  without a prompt or for a model without text conditioning.
+- ``binoculars`` (given a ``reference`` model over the same codes): the model's mean NLL over the mean
+  cross-entropy between the reference's predictions and the model's (:func:`binoculars`; Hans et al. 2024's
+  Binoculars score, here the finished model as observer and an earlier checkpoint as the reference). Near 1:
+  the piece is as surprising as the reference's own expectations are to the model; below 1: more predictable
+  than that (what a model's own samples tend to be); NaN without a reference.
+
+They, like the per-codebook features, are columns of :func:`profile_scores` but not :data:`FEATURES`: the
+validation reports each alone (:func:`lossprofile.analysis.validation.extra_scores`).
 
 ``profile_score`` (higher = better) is the combination of these features that won the validation of
 :mod:`lossprofile.analysis.validation` (leave-one-family-out on held-out music, metric properties): either a
@@ -52,13 +70,14 @@ from typing import Sequence
 
 import numpy as np
 import pandas as pd
+import torch
 from tqdm.auto import tqdm
 
 from .. import audio
 from ..io import derived_seed
 from ..perturb.waveform import Perturbation
 from ..runner import pieces_per_batch_for
-from ..scoring import score_many
+from ..scoring import score_many, stats_batched
 from .regions import moving_average, onset_peak, window_assimilation
 
 # The recommended score's weights for each instrument, written by `lossprofile validate --ship` (make validation)
@@ -70,6 +89,16 @@ TOKEN_FEATURES = ("mean_nll", "mean_entropy", "mean_log_rank", "normalized_surpr
 FEATURES = PROBE_FEATURES + TOKEN_FEATURES
 CODEBOOK_FEATURES = ("peak_coarse", "peak_fine", "assimilation_coarse", "assimilation_fine", "mean_nll_coarse",
                      "mean_nll_fine")
+PASS_FEATURES = ("context_gain", "text_alignment", "binoculars")
+CONTEXT_WINDOW_SECONDS = 3.0
+EXTRA_FEATURES = CODEBOOK_FEATURES + PASS_FEATURES  # columns beside FEATURES, reported alone by the validation
+
+
+def options_key(prompt: str | None = None, reference=None) -> dict:
+    """What a cached table of :func:`profile_scores` rows depends on beyond the model and the probes: its columns,
+    the text prompt and the reference model's weights (a part cached under another key is scored again)."""
+    return dict(columns=list(FEATURES + EXTRA_FEATURES), prompt=prompt,
+                reference=None if reference is None else reference.fingerprint)
 
 
 @dataclass(frozen=True)
@@ -156,10 +185,78 @@ def codebook_features(clean: np.ndarray, probed: np.ndarray, perts: Sequence[Per
     return {name: out[name] for name in CODEBOOK_FEATURES}
 
 
+def context_gain(nll_in_context: np.ndarray, nll_alone: np.ndarray) -> float:
+    """Mean of (NLL scored alone − NLL in context) over the codes of every window after the first; both ``[K, T]``
+    (or ``[T]``), NaN where a window's codes are excluded (the first window, a partial tail)."""
+    gain = np.asarray(nll_alone, np.float64) - np.asarray(nll_in_context, np.float64)
+    return float(np.nanmean(gain)) if np.isfinite(gain).any() else float("nan")
+
+
+def windows_alone(lm, codes: torch.Tensor, window_frames: int, precision: str = "auto",
+                  batch_size: int | None = None, lookahead_frames: int | None = None) -> np.ndarray:
+    """NLL ``[K, T]`` of codes ``[K, T]`` with every window of ``window_frames`` frames scored alone (as if the piece
+    began there); NaN over the first window (it has no earlier music to lose) and the tail after the last whole
+    window.
+
+    Each window is scored with the ``lookahead_frames`` frames after it (default ``K - 1``): under MusicGen's delay
+    pattern a code of codebook k is predicted after lower codebooks' codes of up to k - 1 later frames, and the
+    window alone must see exactly what the full pass sees, less the music before it. So a window ends at most
+    ``T - lookahead_frames``."""
+    K, T = codes.shape
+    ahead = K - 1 if lookahead_frames is None else lookahead_frames
+    n = (T - ahead) // window_frames
+    out = np.full((K, T), np.nan)
+    if n < 2:
+        return out
+    windows = torch.stack([codes[:, w * window_frames : (w + 1) * window_frames + ahead] for w in range(1, n)])
+    nll = stats_batched(lm, windows, batch_size=batch_size, precision=precision).nll[..., :window_frames]
+    out[:, window_frames : n * window_frames] = nll.permute(1, 0, 2).reshape(K, -1).numpy()  # [n - 1, K, W] -> [K, .]
+    return out
+
+
+def token_windows_alone(lm, codes: torch.Tensor, seconds: np.ndarray, window_seconds: float) -> np.ndarray:
+    """:func:`windows_alone` for a model over MIDI tokens: codes ``[1, 1, T]``, each token's event time ``seconds``;
+    the tokens whose event falls in each window of ``window_seconds`` after the first are scored alone (after BOS).
+    Returns ``[T]``."""
+    window = (np.asarray(seconds) // window_seconds).astype(int)
+    out = np.full(codes.shape[-1], np.nan)
+    for w in np.unique(window[window > 0]):
+        idx = np.flatnonzero(window == w)
+        lo, hi = idx[0], idx[-1] + 1  # tokens are in time order, so a window is one run
+        out[lo:hi] = lm.token_statistics(codes[..., lo:hi]).nll[0, 0].numpy()
+    return out
+
+
+def text_alignment_curve(lm, codes: torch.Tensor, prompt: str, precision: str = "auto") -> np.ndarray:
+    """log p(code | prompt) − log p(code | null condition) of codes ``[K, T]``: ``[K, T]`` nats, one pass each way."""
+    null = stats_batched(lm, codes[None], precision=precision).nll[0]
+    text = stats_batched(lm, codes[None], prompt=prompt, precision=precision).nll[0]
+    return (null - text).numpy()
+
+
+def check_same_codes(lm, reference) -> None:
+    """A clear error unless ``reference`` reads the same token ids as ``lm`` (same family, codebooks, vocabulary and
+    time grid; for models over MIDI, the same tokenizer vocabulary)."""
+    mine = (lm.family, lm.num_codebooks, lm.cardinality, lm.frame_rate)
+    theirs = (reference.family, reference.num_codebooks, reference.cardinality, reference.frame_rate)
+    vocab = lambda m: getattr(getattr(m, "tokenizer", None), "vocab", None) if m.reads == "midi" else None
+    if mine != theirs or vocab(lm) != vocab(reference):
+        raise ValueError(f"reference model {reference.name!r} does not read the codes of {lm.name!r} "
+                         f"((family, codebooks, vocabulary, frame rate) {theirs} against {mine}, or another tokenizer)")
+
+
+def binoculars(lm, reference, codes: torch.Tensor, prompt: str | None = None) -> float:
+    """Hans et al.'s Binoculars score of codes ``[1, K, T]``: mean NLL under ``lm`` over the mean cross-entropy
+    −Σ_v p_reference(v) log p_lm(v) (each code's prediction; both models' own factorization). Two full passes."""
+    logp = lm.token_log_probs(codes, prompt)  # [1, K, T, V]
+    ref = reference.token_log_probs(codes, prompt)
+    nll = -logp.gather(-1, codes.cpu().long()[..., None])[..., 0]
+    cross = -(ref.exp() * logp).sum(-1)
+    return float(nll.mean() / cross.mean())
+
+
 def token_features(nll, entropy, rank, surprisal_var) -> dict[str, float]:
     """Token-level baselines from one forward pass over the clean codes (tensors ``[K, T]``)."""
-    import torch
-
     total_var = float(surprisal_var.sum())
     return dict(mean_nll=float(nll.mean()), mean_entropy=float(entropy.mean()),
                 mean_log_rank=float(torch.log(rank).mean()),
@@ -202,10 +299,11 @@ def usable_excerpt(wav: np.ndarray, sample_rate: int, seconds: float, min_second
 
 
 def midi_profile_rows(lm, midis: Sequence, names: Sequence[str], excerpt_seconds: float, design: ProbeDesign,
-                      seed: int) -> list[dict]:
+                      seed: int, reference=None, context_window_seconds: float = CONTEXT_WINDOW_SECONDS) -> list[dict]:
     """Profile features of score excerpts (PrettyMIDI, starting at 0 s) for a model that reads MIDI: the clean
     tokens and each probe's (random notes replacing the window) scored in full; probe features on the per-frame
-    NLL sums (:func:`lossprofile.runner.frames_of`), token features over the clean tokens."""
+    NLL sums (:func:`lossprofile.runner.frames_of`), token features and :data:`PASS_FEATURES` over the clean
+    tokens (``text_alignment`` is NaN: no text conditioning)."""
     from ..perturb.score import apply_in_score
     from ..runner import frames_of
 
@@ -213,15 +311,19 @@ def midi_profile_rows(lm, midis: Sequence, names: Sequence[str], excerpt_seconds
     rows = []
     for name, midi in zip(names, midis):
         perts = design.perturbations(frames, derived_seed(seed, name))
-        curves, clean_stats = [], None
+        curves, clean = [], None
         for m in [midi, *(apply_in_score(p, midi, lm.frame_rate) for p in perts)]:
             codes, seconds = lm.encode_midi(m)
             stats = lm.token_statistics(codes)
-            clean_stats = stats if clean_stats is None else clean_stats
+            clean = (codes, seconds, stats) if clean is None else clean
             curves.append(frames_of(stats.nll[0, 0].numpy().astype(np.float64), seconds, lm.frame_rate, frames, "sum"))
+        codes, seconds, stats = clean
+        alone = token_windows_alone(lm, codes, seconds, context_window_seconds)
         rows.append(dict(piece=name, **probe_features(curves[0], np.stack(curves[1:]), perts, design),
-                         **token_features(clean_stats.nll[0], clean_stats.entropy[0], clean_stats.rank[0],
-                                          clean_stats.surprisal_var[0]), seconds_scored=excerpt_seconds))
+                         **token_features(stats.nll[0], stats.entropy[0], stats.rank[0], stats.surprisal_var[0]),
+                         context_gain=context_gain(stats.nll[0, 0].numpy(), alone), text_alignment=float("nan"),
+                         binoculars=binoculars(lm, reference, codes) if reference is not None else float("nan"),
+                         seconds_scored=excerpt_seconds))
     return rows
 
 
@@ -237,7 +339,8 @@ def profile_scores(lm, wavs: Sequence, sample_rate: int, excerpt_seconds: float 
                    names: Sequence[str] | None = None, method: str = "exact", precision: str = "auto",
                    batch_size: int | None = None, pieces_per_batch: int | None = None,
                    min_seconds: float = MIN_SECONDS, loudness_dbfs: float | None = LOUDNESS_DBFS,
-                   report: bool = True) -> pd.DataFrame:
+                   report: bool = True, prompt: str | None = None, reference=None,
+                   context_window_seconds: float = CONTEXT_WINDOW_SECONDS) -> pd.DataFrame:
     """One row per usable waveform: every probe and token feature, and ``profile_score`` (higher = better).
 
     Each waveform is cut to its first ``excerpt_seconds`` of sound (as the experiments do) and
@@ -257,12 +360,23 @@ def profile_scores(lm, wavs: Sequence, sample_rate: int, excerpt_seconds: float 
     Each excerpt is scaled to ``loudness_dbfs`` RMS (:func:`lossprofile.audio.normalize_rms`, which also keeps
     peaks below full scale) before probing, so the level of a recording does not enter the score; None keeps
     the audio's own level.
+
+    :data:`PASS_FEATURES` (see the module docstring) cost one clean pass each: ``context_gain`` always (windows of
+    ``context_window_seconds``), ``text_alignment`` given ``prompt`` (a text-conditioned audio model; the probes and
+    every other feature still use the null condition), ``binoculars`` given ``reference`` (a model reading the
+    same codes, e.g. ``load_model("tiny-symbolic-base")`` beside ``tiny-symbolic``, or MusicGen small beside
+    medium); NaN where they do not apply.
     """
     reads_midi = getattr(lm, "reads", "audio") == "midi"
     weights = weights if weights is not None else load_weights(MIDI_WEIGHTS_FILE if reads_midi else WEIGHTS_FILE)
+    if reference is not None:
+        check_same_codes(lm, reference)
     if reads_midi:
+        if prompt is not None:
+            raise ValueError(f"{lm.name} reads MIDI and takes no text prompt")
         return _midi_profile_scores(lm, wavs, excerpt_seconds, design or MIDI_DESIGN, seed, weights, names,
-                                    min_seconds, report)
+                                    min_seconds, report, reference, context_window_seconds)
+    window_frames = int(round(context_window_seconds * lm.frame_rate))
     design = design or ProbeDesign()
     prepared, errors = [], []
     for i, wav in enumerate(wavs):
@@ -294,11 +408,17 @@ def profile_scores(lm, wavs: Sequence, sample_rate: int, excerpt_seconds: float 
         for (name, perts, clean, _), scores in zip(chunk, scored):
             clean_frames = scores.clean.mean(0).numpy()
             probed = scores.variants.mean(1).numpy()
+            codes = scores.codes_clean
+            alone = windows_alone(lm, codes, window_frames, precision, batch_size)
+            passes = dict(
+                context_gain=context_gain(scores.clean.numpy(), alone),
+                text_alignment=float(text_alignment_curve(lm, codes, prompt, precision).mean()) if prompt else np.nan,
+                binoculars=binoculars(lm, reference, codes[None]) if reference is not None else np.nan)
             rows.append(dict(piece=name, **probe_features(clean_frames, probed, perts, design),
                              **token_features(scores.clean, scores.entropy_clean, scores.rank_clean,
                                               scores.surprisal_var_clean),
                              **codebook_features(scores.clean.numpy(), scores.variants.numpy(), perts, design),
-                             seconds_scored=clean.size / sample_rate))
+                             **passes, seconds_scored=clean.size / sample_rate))
     table = pd.DataFrame(rows, columns=None if rows else ["piece", "seconds_scored"])
     table.attrs["errors"] = errors
     if table.empty:
@@ -307,11 +427,14 @@ def profile_scores(lm, wavs: Sequence, sample_rate: int, excerpt_seconds: float 
     table["profile_score"] = combine(table, weights) if weights else np.nan
     table.attrs["probe_design"] = dataclasses.asdict(design)
     table.attrs["loudness_dbfs"] = loudness_dbfs
+    table.attrs.update(prompt=prompt, reference=None if reference is None else reference.name,
+                       context_window_seconds=context_window_seconds)
     return table
 
 
 def _midi_profile_scores(lm, midis: Sequence, excerpt_seconds: float, design: ProbeDesign, seed: int, weights: dict,
-                         names: Sequence[str] | None, min_seconds: float, report: bool) -> pd.DataFrame:
+                         names: Sequence[str] | None, min_seconds: float, report: bool, reference=None,
+                         context_window_seconds: float = CONTEXT_WINDOW_SECONDS) -> pd.DataFrame:
     """:func:`profile_scores` for a model that reads MIDI: each score's first ``excerpt_seconds`` from its first note."""
     excerpts, kept, errors = [], [], []
     for i, midi in enumerate(midis):
@@ -329,9 +452,11 @@ def _midi_profile_scores(lm, midis: Sequence, excerpt_seconds: float, design: Pr
             continue
         excerpts.append(clip)
         kept.append(name)
-    rows = midi_profile_rows(lm, excerpts, kept, excerpt_seconds, design, seed)
+    rows = midi_profile_rows(lm, excerpts, kept, excerpt_seconds, design, seed, reference, context_window_seconds)
     table = pd.DataFrame(rows, columns=None if rows else ["piece", "seconds_scored"])
     table.attrs["errors"] = errors
     table["profile_score"] = combine(table, weights) if weights and len(table) else np.nan
     table.attrs["probe_design"] = dataclasses.asdict(design)
+    table.attrs.update(reference=None if reference is None else reference.name,
+                       context_window_seconds=context_window_seconds)
     return table
