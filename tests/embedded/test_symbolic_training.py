@@ -51,3 +51,19 @@ def test_loops_are_whole_bars_of_the_piece_repeated():
         # some run of the piece's whole bars (3 to 8 tokens), repeated exactly
         assert any(np.array_equal(loop, np.tile(piece[a:b], 39)[:39]) for a in starts for b in ends if 3 <= b - a <= 8)
     assert training.bar_loop(np.array([1, 2, 3]), bar, recipe, np.random.default_rng(0)) is None
+
+
+def test_the_shipped_base_model_is_the_same_recipe_stopped_early_and_reads_the_same_tokens():
+    import json
+
+    from lossprofile import load_model
+    from lossprofile.models.symbolic.model import TINY_SYMBOLIC_BASE_DIR, TINY_SYMBOLIC_DIR
+
+    base, finished = (json.loads((d / "training_log.json").read_text()) for d in (TINY_SYMBOLIC_BASE_DIR, TINY_SYMBOLIC_DIR))
+    assert base["recipe"]["steps"] == 300 and base["recipe"]["finish_steps"] == 0
+    same = lambda log: {k: v for k, v in log["recipe"].items() if k not in ("steps", "finish_steps")}
+    assert same(base) == same(finished)
+    assert base["loss_last_100"] > finished["loss_last_100"] + 0.5  # it is the weaker model
+    assert sum(p.stat().st_size for p in TINY_SYMBOLIC_BASE_DIR.iterdir()) < 10 * 2**20
+    lm, ref = load_model("tiny-symbolic", device="cpu"), load_model("tiny-symbolic-base", device="cpu")
+    assert lm.tokenizer.vocab == ref.tokenizer.vocab and lm.fingerprint != ref.fingerprint
