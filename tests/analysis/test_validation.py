@@ -69,6 +69,27 @@ def test_per_codebook_features_are_reported_alone_and_never_recommended():
     assert validation.extra_scores(table.assign(peak_fine=np.nan)) == []  # a column some rows lack is left out
 
 
+def test_scores_of_extra_passes_are_reported_alone_and_a_cache_knows_what_it_was_scored_with():
+    table = family_table()
+    rng = np.random.default_rng(4)
+    table["context_gain"] = rng.normal(0, 1, len(table))
+    table["binoculars"] = np.where(table["family"] == "clean", 1.0, 0.0) + rng.normal(0, 0.1, len(table))
+    table["text_alignment"] = np.nan  # no prompt: not a score of this table
+    assert validation.extra_scores(table) == ["context_gain", "binoculars"]
+    lofo = validation.lofo_table(table, features=FEATURES, n_boot=100)
+    pooled = lofo[lofo["strength"] == "all"].set_index(["held_out_family", "score"])["auroc"]
+    assert min(pooled[(f, "binoculars")] for f in ("A", "B", "C")) > 0.95
+    assert 0.3 < pooled[("A", "context_gain")] < 0.7
+    assert validation.fit_recommended(table, lofo, features=FEATURES)["provenance"]["chosen"] != "binoculars"
+
+    class Reference:
+        fingerprint = "abc"
+
+    keys = [profile.options_key(), profile.options_key(prompt="piano"), profile.options_key(reference=Reference())]
+    assert len({json.dumps(k) for k in keys}) == 3
+    assert set(profile.PASS_FEATURES) <= set(keys[0]["columns"])
+
+
 def test_the_bootstrap_resamples_whole_pieces():
     # two pieces, 100 pairs each, one always right and one always wrong: over pairs the mean looks certain
     # (0.5 ± 0.05), over pieces it is anything from 0 to 1

@@ -36,7 +36,7 @@ from ..perturb import score as symbolic
 from ..perturb.waveform import Perturbation
 from ..stats import auroc_ci, paired_auroc
 from ..runner import for_each_piece, keyed_part
-from .profile import CODEBOOK_FEATURES, FEATURES, LOUDNESS_DBFS, MIDI_DESIGN, ProbeDesign, combine, profile_scores
+from .profile import FEATURES, LOUDNESS_DBFS, MIDI_DESIGN, ProbeDesign, combine, options_key, profile_scores
 
 FIT_FAMILIES = ("noise_segments", "shuffle")
 # for a model over MIDI tokens: the token-space analogues of noise segments and shuffles
@@ -190,12 +190,14 @@ def piece_versions_midi(piece: Piece, frame_rate: int, excerpt_seconds: float, s
 def score_pieces(lm, pieces: Sequence[Piece], out_dir: str | os.PathLike, excerpt_seconds: float = 15.0,
                  audio_families: dict = AUDIO_FAMILIES, symbolic_families: dict = SYMBOLIC_FAMILIES,
                  design: ProbeDesign | None = None, seed: int = 0, loudness_dbfs: float | None = LOUDNESS_DBFS,
-                 token_families: dict = TOKEN_FAMILIES, progress: bool = True) -> pd.DataFrame:
+                 token_families: dict = TOKEN_FAMILIES, progress: bool = True, prompt: str | None = None,
+                 reference=None) -> pd.DataFrame:
     """Profile features of every version of every piece: one row per (piece, version). Resumable per piece.
 
     For a model that reads MIDI the versions are score excerpts: ``symbolic_families`` and ``token_families``
     (``audio_families`` need a waveform and are not used). Bad pieces are listed in ``out_dir/errors.csv`` and
-    skipped; the rest completes.
+    skipped; the rest completes. ``prompt`` and ``reference``: as :func:`lossprofile.analysis.profile.profile_scores`
+    takes them (the text alignment's prompt, the cross-model score's reference model).
     """
     reads_midi = getattr(lm, "reads", "audio") == "midi"
     design = design or (MIDI_DESIGN if reads_midi else ProbeDesign())
@@ -203,8 +205,7 @@ def score_pieces(lm, pieces: Sequence[Piece], out_dir: str | os.PathLike, excerp
                   audio=audio_families, symbolic=symbolic_families, seed=seed, loudness_dbfs=loudness_dbfs)
     if reads_midi:
         params = {**params, "audio": None, "loudness_dbfs": None, "token": token_families}
-    else:  # an audio part scored before the per-codebook features existed is redone
-        params["columns"] = list(FEATURES + CODEBOOK_FEATURES)
+    params.update(options_key(prompt, reference))  # a part scored before a column existed, or otherwise, is redone
 
     def versions_table(piece: Piece) -> pd.DataFrame:
         if reads_midi:
@@ -215,7 +216,8 @@ def score_pieces(lm, pieces: Sequence[Piece], out_dir: str | os.PathLike, excerp
                                       symbolic_families, seed)
         names = [f"{piece.name}|{v.family}|{v.strength}" for v, _ in versions]
         table = profile_scores(lm, [w for _, w in versions], lm.sample_rate, excerpt_seconds, design, seed,
-                               weights={}, names=names, loudness_dbfs=loudness_dbfs, report=False)
+                               weights={}, names=names, loudness_dbfs=loudness_dbfs, report=False, prompt=prompt,
+                               reference=reference)
         if table.attrs["errors"]:  # a piece is compared with its own versions only when every one is usable
             raise audio.AudioError(table.attrs["errors"][0]["error"])
         table = table.drop(columns=["piece", "profile_score", "seconds_scored"])

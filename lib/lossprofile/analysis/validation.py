@@ -55,7 +55,7 @@ from ..io import write_csv_atomic, write_parquet_atomic
 from ..runner import for_each_piece, keyed_part
 from ..stats import rowwise_spearman
 from . import evaluate
-from .profile import CODEBOOK_FEATURES, FEATURES, LOUDNESS_DBFS, ProbeDesign, combine, profile_scores
+from .profile import EXTRA_FEATURES, FEATURES, LOUDNESS_DBFS, ProbeDesign, combine, options_key, profile_scores
 
 SHARED_ASAP_DIR = REPO_ROOT.parent / "shared" / "data" / "asap"
 VALIDATION_DIR = REPO_ROOT / "results" / "validation"
@@ -84,10 +84,12 @@ def validation_pieces(n: int | None = 48, folder: str | os.PathLike | None = Non
 
 def score_versions(lm, pieces: Sequence[Piece], out_dir: str | os.PathLike, seed: int = 0,
                    audio_families: dict = evaluate.VALIDATION_AUDIO_FAMILIES,
-                   symbolic_families: dict = evaluate.SYMBOLIC_FAMILIES, progress: bool = True) -> pd.DataFrame:
+                   symbolic_families: dict = evaluate.SYMBOLIC_FAMILIES, progress: bool = True,
+                   prompt: str | None = None, reference=None) -> pd.DataFrame:
     """Every piece clean and in every family and strength (:func:`lossprofile.analysis.evaluate.score_pieces`)."""
     return evaluate.score_pieces(lm, pieces, out_dir, audio_families=audio_families,
-                                 symbolic_families=symbolic_families, seed=seed, progress=progress)
+                                 symbolic_families=symbolic_families, seed=seed, progress=progress, prompt=prompt,
+                                 reference=reference)
 
 
 # ---- leave-one-family-out -------------------------------------------------------------------------------
@@ -113,10 +115,11 @@ def _signed(table: pd.DataFrame, score: str, directions: dict[str, int]) -> np.n
 
 
 def extra_scores(table: pd.DataFrame) -> list[str]:
-    """The per-codebook features a table has for every row: reported beside the others (alone, their direction
-    fitted like any feature's), neither combined into the fitted or weight-free score nor candidates for the
-    recommended one (they came after the recommendation was made)."""
-    return [c for c in CODEBOOK_FEATURES if c in table and table[c].notna().all()]
+    """The :data:`~lossprofile.analysis.profile.EXTRA_FEATURES` (per-codebook and extra-pass scores) a table has for
+    every row: reported beside the others (alone, their direction fitted like any feature's), neither combined
+    into the fitted or weight-free score nor candidates for the recommended one (they came after the
+    recommendation was made)."""
+    return [c for c in EXTRA_FEATURES if c in table and table[c].notna().all()]
 
 
 def out_of_fold(table: pd.DataFrame, family: str, features: Sequence[str] = FEATURES,
@@ -236,7 +239,7 @@ RETEST_OFFSET_SECONDS = 20.0
 
 
 def property_versions(lm, piece: Piece, tmp_dir: str | os.PathLike, excerpt_seconds: float = 15.0,
-                      seed: int = 0) -> pd.DataFrame:
+                      seed: int = 0, prompt: str | None = None, reference=None) -> pd.DataFrame:
     """One piece scored under every condition of :data:`PROPERTY_CONDITIONS` → one row per condition.
 
     The piece is rendered with piano (as the validation's versions are); ``reference`` is its first
@@ -278,8 +281,8 @@ def property_versions(lm, piece: Piece, tmp_dir: str | os.PathLike, excerpt_seco
     rows = []
     for condition, (wav, seconds, normalise, probe_seed, *design) in jobs.items():
         table = profile_scores(lm, [wav], sr, seconds, design=(design or [ProbeDesign()])[0], seed=probe_seed,
-                               weights={}, names=[piece.name],
-                               loudness_dbfs=LOUDNESS_DBFS if normalise else None, report=False)
+                               weights={}, names=[piece.name], loudness_dbfs=LOUDNESS_DBFS if normalise else None,
+                               report=False, prompt=prompt, reference=reference)
         if table.attrs["errors"]:
             raise audio.AudioError(f"{condition}: {table.attrs['errors'][0]['error']}")
         rows.append(table.drop(columns=["profile_score"]).assign(condition=condition))
@@ -291,7 +294,8 @@ def property_versions(lm, piece: Piece, tmp_dir: str | os.PathLike, excerpt_seco
 MIDI_CONDITIONS = ("reference", "retest", "seconds_10", "seconds_30", "probe_seed_1", "bursts_8", "bursts_8_seed_1")
 
 
-def property_versions_midi(lm, piece: Piece, excerpt_seconds: float = 15.0, seed: int = 0) -> pd.DataFrame:
+def property_versions_midi(lm, piece: Piece, excerpt_seconds: float = 15.0, seed: int = 0,
+                           reference=None) -> pd.DataFrame:
     """:func:`property_versions` for a model that reads MIDI: the conditions that exist in a score
     (:data:`MIDI_CONDITIONS`; loudness and file format have no analogue), excerpts from the first note."""
     from .profile import MIDI_DESIGN
@@ -313,7 +317,7 @@ def property_versions_midi(lm, piece: Piece, excerpt_seconds: float = 15.0, seed
         if span < 0.9 * seconds:
             raise audio.AudioError(f"{piece.path}: {condition}: only {span:.1f} s of notes for a {seconds:g} s excerpt")
         table = profile_scores(lm, [clip], lm.sample_rate, seconds, design=design, seed=probe_seed, weights={},
-                               names=[piece.name], report=False)
+                               names=[piece.name], report=False, reference=reference)
         rows.append(table.drop(columns=["profile_score"]).assign(condition=condition))
     out = pd.concat(rows, ignore_index=True)
     out.insert(0, "dataset", piece.dataset)
@@ -321,16 +325,17 @@ def property_versions_midi(lm, piece: Piece, excerpt_seconds: float = 15.0, seed
 
 
 def score_properties(lm, pieces: Sequence[Piece], out_dir: str | os.PathLike, excerpt_seconds: float = 15.0,
-                     seed: int = 0, progress: bool = True) -> pd.DataFrame:
+                     seed: int = 0, progress: bool = True, prompt: str | None = None, reference=None) -> pd.DataFrame:
     """:func:`property_versions` of every piece, resumable per piece; bad pieces in ``out_dir/errors.csv``."""
     params = dict(model=lm.name, weights=lm.fingerprint, excerpt_seconds=excerpt_seconds, seed=seed,
-                  design=repr(ProbeDesign()), loudness_dbfs=LOUDNESS_DBFS, conditions=PROPERTY_CONDITIONS)
+                  design=repr(ProbeDesign()), loudness_dbfs=LOUDNESS_DBFS, conditions=PROPERTY_CONDITIONS,
+                  **options_key(prompt, reference))  # parts scored before a column existed are redone
     if getattr(lm, "reads", "audio") == "midi":
         params = {**params, "design": "MIDI_DESIGN", "loudness_dbfs": None, "conditions": MIDI_CONDITIONS}
-        compute = lambda piece: property_versions_midi(lm, piece, excerpt_seconds, seed)
+        compute = lambda piece: property_versions_midi(lm, piece, excerpt_seconds, seed, reference)
     else:
-        params["columns"] = list(FEATURES + CODEBOOK_FEATURES)  # parts scored before these columns existed are redone
-        compute = lambda piece: property_versions(lm, piece, Path(out_dir) / "tmp", excerpt_seconds, seed)
+        compute = lambda piece: property_versions(lm, piece, Path(out_dir) / "tmp", excerpt_seconds, seed, prompt,
+                                                  reference)
     parts, errors = for_each_piece(
         pieces, lambda piece: keyed_part(out_dir, piece, {**params, "path": str(piece.path)}), compute, "properties",
         progress)
@@ -352,10 +357,11 @@ def properties_table(props: pd.DataFrame, weights: dict, scores: Sequence[str] =
         if condition not in wide or reference not in wide:
             continue
         common = wide[condition].index.intersection(wide[reference].index)
+        # the same resampled pieces for every score: their CIs are comparable, and adding a score changes no other's
+        draws = rng.integers(0, len(common), size=(n_boot, len(common)))
         for score in scores:
             a, b = wide[reference].loc[common, score].to_numpy(), wide[condition].loc[common, score].to_numpy()
             rho = spearmanr(a, b).statistic
-            draws = rng.integers(0, len(a), size=(n_boot, len(a)))
             boots = rowwise_spearman(a[draws], b[draws])
             spread = a.std(ddof=1)
             rows.append(dict(condition=condition, compared_with=reference, score=score, pieces=len(common),
@@ -441,17 +447,19 @@ def sample_clips(lm, count: int, temperature: float, seconds: float = 15.0, seed
 
 def score_samples(lm, out_dir: str | os.PathLike, temperatures: Sequence[float] = SAMPLE_TEMPERATURES,
                   per_rung: int = 24, seconds: float = 15.0, seed: int = 0, batch_size: int = 8,
-                  progress: bool = True, generator=None) -> pd.DataFrame:
+                  progress: bool = True, generator=None, prompt: str | None = None, reference=None) -> pd.DataFrame:
     """Profile features (under ``lm``) of ``per_rung`` samples of ``generator`` (default ``lm`` itself) at each
     temperature; one row per sample (``temperature``), the samples a clip cannot be scored from listed in
-    ``attrs["errors"]``. Cached per generator's weights and temperature in ``out_dir``."""
+    ``attrs["errors"]``. Cached per generator's weights, temperature and scoring options in ``out_dir``."""
     from tqdm.auto import tqdm
 
     out = Path(out_dir)
     generator = generator or lm
+    options = hashlib.sha256(json.dumps(options_key(prompt, reference)).encode()).hexdigest()[:8]
     tables, errors = [], []
     for temperature in tqdm(temperatures, desc=f"{generator.name} samples", unit="temperature", disable=not progress):
-        path = out / f"samples_{generator.fingerprint[:12]}_t{temperature:.2f}_n{per_rung}_s{seed}.parquet"
+        path = out / (f"samples_{generator.fingerprint[:12]}_t{temperature:.2f}_n{per_rung}_s{seed}_o{options}"
+                      ".parquet")
         if not path.exists():
             parts = []
             for lo in range(0, per_rung, batch_size):
@@ -460,7 +468,7 @@ def score_samples(lm, out_dir: str | os.PathLike, temperatures: Sequence[float] 
                                      seed=int(hashlib.sha256(f"{seed}|{temperature}|{lo}".encode()).hexdigest()[:8], 16))
                 names = [f"T{temperature:.2f}-{lo + i:03d}" for i in range(count)]
                 part = profile_scores(lm, clips, lm.sample_rate, seconds, seed=seed, weights={}, names=names,
-                                      report=False)
+                                      report=False, prompt=prompt, reference=reference)
                 errors += part.attrs["errors"]
                 parts.append(part.drop(columns=["profile_score"]).assign(temperature=temperature))
             write_parquet_atomic(pd.concat(parts, ignore_index=True), path)
@@ -556,23 +564,27 @@ def instrument_of(lm) -> str:
 
 
 def validate(lm, pieces: Sequence[Piece], out_dir: str | os.PathLike = VALIDATION_DIR, properties_pieces: int = 40,
-             seed: int = 0, progress: bool = True, weaker=None) -> dict[str, pd.DataFrame]:
+             seed: int = 0, progress: bool = True, weaker=None, prompt: str | None = None,
+             reference=None) -> dict[str, pd.DataFrame]:
     """Score (or reuse, from ``out_dir/cache``) every version and property condition, the model's own samples and
     (given ``weaker``, a weaker model of the same family) that model's samples, then write the small tables
-    ``make figures`` reads to ``out_dir/<instrument>/`` (:func:`tables_from`)."""
+    ``make figures`` reads to ``out_dir/<instrument>/`` (:func:`tables_from`). ``prompt`` (the text alignment's)
+    and ``reference`` (the cross-model score's model) as :func:`lossprofile.analysis.profile.profile_scores` takes
+    them; their scores are NaN, and left out of the tables, without."""
     out = Path(out_dir)
     slug = lm.name.replace("/", "--")
-    versions = score_versions(lm, pieces, out / "cache" / slug / "versions", seed=seed, progress=progress)
+    options = dict(prompt=prompt, reference=reference)
+    versions = score_versions(lm, pieces, out / "cache" / slug / "versions", seed=seed, progress=progress, **options)
     props = score_properties(lm, pieces[:properties_pieces], out / "cache" / slug / "properties", seed=seed,
-                             progress=progress)
+                             progress=progress, **options)
     folder = out / instrument_of(lm)
     hearing = wrong_note_hearing(lm, out / "cache" / slug / "hearing.parquet", seed=seed)
-    samples = score_samples(lm, out / "cache" / slug / "samples", seed=seed, progress=progress)
+    samples = score_samples(lm, out / "cache" / slug / "samples", seed=seed, progress=progress, **options)
     write_parquet_atomic(hearing.drop(columns=["path"]), folder / "hearing_scored.parquet")
     write_parquet_atomic(samples, folder / "samples_scored.parquet")
     if weaker is not None:
         weaker_samples = score_samples(lm, out / "cache" / slug / "samples", temperatures=(1.0,), seed=seed,
-                                       progress=progress, generator=weaker)
+                                       progress=progress, generator=weaker, **options)
         write_parquet_atomic(weaker_samples.assign(generator=weaker.name, generator_weights=weaker.fingerprint),
                              folder / "weaker_scored.parquet")
     write_parquet_atomic(versions, folder / "versions.parquet")
@@ -581,8 +593,11 @@ def validate(lm, pieces: Sequence[Piece], out_dir: str | os.PathLike = VALIDATIO
         model=lm.name, weights=lm.fingerprint, pieces=len(pieces), properties_pieces=min(properties_pieces, len(pieces)),
         scored=int(versions["piece"].nunique()), seed=seed, command=f"lossprofile validate --model {lm.name} "
         f"--pieces {len(pieces)} --properties-pieces {properties_pieces} --seed {seed}"
-        + (f" --weaker {weaker.name}" if weaker is not None else ""),
-        weaker=None if weaker is None else dict(model=weaker.name, weights=weaker.fingerprint)), indent=1))
+        + (f" --weaker {weaker.name}" if weaker is not None else "")
+        + (f" --prompt {prompt!r}" if prompt is not None else "")
+        + (f" --reference {reference.name}" if reference is not None else ""),
+        weaker=None if weaker is None else dict(model=weaker.name, weights=weaker.fingerprint), prompt=prompt,
+        reference=None if reference is None else dict(model=reference.name, weights=reference.fingerprint)), indent=1))
     return tables_from(folder, seed)
 
 
@@ -600,10 +615,13 @@ def tables_of(versions: pd.DataFrame, props: pd.DataFrame | None = None, instrum
             every, extra, families=sorted(set(versions["family"]) - {"clean"}))}
     ladder = [ladder_table(versions, weights, scores=(FITTED, *FEATURES, *extra), seed=seed)]
     if samples is not None and len(samples):
-        ladder.append(samples_ladder_table(versions, by_temperature(samples), weights, seed=seed))
+        sampled = [c for c in extra if c in extra_scores(samples)]
+        ladder.append(samples_ladder_table(versions, by_temperature(samples), weights,
+                                           scores=(FITTED, *FEATURES, *sampled), seed=seed))
         if weaker is not None and len(weaker):
             ladder.append(samples_ladder_table(versions, [samples[samples["temperature"] == 1.0], weaker], weights,
-                                               family=WEAKER_FAMILY, seed=seed))
+                                               family=WEAKER_FAMILY, seed=seed,
+                                               scores=(FITTED, *FEATURES, *(c for c in sampled if c in weaker))))
     ladder = pd.concat(ladder, ignore_index=True)
     tables = dict(lofo=lofo, ladder=ladder)
     if props is not None and len(props):
@@ -675,6 +693,10 @@ def main(argv: Sequence[str] | None = None) -> None:
                    "already in OUT/<instrument> (no model runs)")
     p.add_argument("--weaker", default=None, help="a weaker model of the same family (e.g. fewer training steps): "
                    "its samples become a rung of the ladder below the model's own")
+    p.add_argument("--prompt", default=None, help="a text-conditioned audio model's prompt for the text alignment "
+                   "score (make validation: 'piano', the instrument every validation clip is rendered with)")
+    p.add_argument("--reference", default=None, help="a model reading the same codes, for the cross-model "
+                   "(binoculars) score (make validation: tiny-symbolic-base beside tiny-symbolic)")
     args = p.parse_args(argv)
     from .. import load_model
 
@@ -683,8 +705,12 @@ def main(argv: Sequence[str] | None = None) -> None:
         tables = tables_from(Path(args.out) / instrument_of(lm), args.seed)
     else:
         weaker = load_model(args.weaker, device=args.device) if args.weaker else None
+        reference = None
+        if args.reference:
+            reference = weaker if weaker is not None and args.reference == args.weaker else load_model(
+                args.reference, device=args.device)
         tables = validate(lm, validation_pieces(args.pieces, args.folder), args.out, args.properties_pieces,
-                          args.seed, weaker=weaker)
+                          args.seed, weaker=weaker, prompt=args.prompt, reference=reference)
     if args.ship:
         from .profile import MIDI_WEIGHTS_FILE, WEIGHTS_FILE
 

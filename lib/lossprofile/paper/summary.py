@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ..analysis.profile import CODEBOOK_FEATURES
+from ..analysis.profile import EXTRA_FEATURES, PASS_FEATURES
 from ..data.datasets import KIND_LABELS
 
 PAPER = ('Li, Liu, Wang, "When Noise Lowers the Loss: Rethinking Likelihood-Based Evaluation in Music Large '
@@ -280,14 +280,17 @@ def validation_section(stats_dir: Path) -> list[str]:
                 lines.append(f"| {condition} | {rows['compared_with'].iloc[0]} | {int(rows['pieces'].iloc[0])} | "
                              + " | ".join(cells) + " |")
             lines.append("")
-        codebook = props[props["score"].isin(CODEBOOK_FEATURES)]
-        if len(codebook):
-            shown = props[props["score"].isin(["peak", "assimilation", "mean_nll", *CODEBOOK_FEATURES])]
+        extra = props[props["score"].isin(EXTRA_FEATURES)]
+        if len(extra):
+            shown = props[props["score"].isin(["peak", "assimilation", "mean_nll", *EXTRA_FEATURES])]
             wide = shown.pivot_table(index=["instrument", "condition"], columns="score", values="spearman",
                                      sort=False).reset_index()
             wide.columns = [str(c) for c in wide.columns]
-            lines += ["Per-codebook features beside the whole-model ones (Spearman with the compared condition):", "",
-                      markdown_table(wide), ""]
+            wide = wide[[c for c in wide.columns if c in ("instrument", "condition", "peak", "assimilation", "mean_nll")]
+                        + [c for c in EXTRA_FEATURES if c in wide.columns]]
+            lines += ["Scores reported alone (per-codebook features, context gain, text alignment, the cross-model "
+                      "score) beside the whole-model ones (Spearman with the compared condition; blank where an "
+                      "instrument has no such score):", "", markdown_table(wide), ""]
     hearing = _read(stats_dir, "validation_hearing")
     if hearing is not None:
         lines += ["### The cards' wrong-note measure on every ASAP performance", "",
@@ -311,11 +314,12 @@ def validation_section(stats_dir: Path) -> list[str]:
         for instrument, part in ladder.groupby("instrument", sort=False):
             families = list(dict.fromkeys(part["family"]))
             lines += [f"{instrument}:", "", "| score | " + " | ".join(families) + " |", "|" + "---|" * (len(families) + 1)]
-            for score in ("profile_score", "mean_nll"):
+            present = set(part["score"])
+            for score in ("profile_score", "mean_nll", *(c for c in PASS_FEATURES if c in present)):
                 rows = part[part["score"] == score].set_index("family")
                 lines.append(f"| {score} (systems / clips) | " + " | ".join(
                     f"{rows.loc[f, 'system_spearman']:+.2f} / {_ci_cell(*rows.loc[f, ['clip_spearman', 'clip_ci_low', 'clip_ci_high']], signed=True)}"
-                    for f in families) + " |")
+                    if f in rows.index else "—" for f in families) + " |")
             lines.append("")
     return lines
 
