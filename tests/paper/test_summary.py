@@ -89,3 +89,19 @@ def test_no_side_by_side_section_for_one_model(tmp_path):
     one = pd.read_parquet(tmp_path / "res" / "stats" / "length_stats_by_model.parquet").head(1)
     ex.save_table(one, "length_stats_by_model", tmp_path / "res")
     assert "Audio vs symbolic" not in write_summary(tmp_path / "res", tmp_path / "summary.md").read_text()
+
+
+def test_a_score_reported_alone_is_never_named_as_the_one_that_ships():
+    from lossprofile.paper.summary import lofo_reading
+
+    rows = []
+    for family in ("A", "B"):
+        for score, auroc in (("profile_score", 0.7), ("rank_average", 0.6), ("mean_nll", 0.8), ("binoculars", 0.9),
+                             ("context_gain", 0.5)):
+            rows.append(dict(held_out_family=family, score=score, auroc=auroc, diff_ci_low=auroc - 0.85,
+                             diff_ci_high=auroc - 0.75))
+    sentences = lofo_reading(pd.DataFrame(rows))
+    best = next(s for s in sentences if s.startswith("Highest"))
+    assert best.startswith("Highest mean AUROC over held-out families: `mean_nll` (0.80")
+    assert sentences[-1] == "Reported alone (never combined nor shipped), mean AUROC: `binoculars` 0.90, `context_gain` 0.50."
+    assert "does worse on A, B" in sentences[0]

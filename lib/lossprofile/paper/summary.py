@@ -337,11 +337,16 @@ def lofo_reading(pooled: pd.DataFrame) -> list[str]:
                  f"is not distinguishable from it on {', '.join(same)}" if same else ""]
         out.append(f"`{score}` " + "; ".join(p for p in parts if p) + " (95% CIs of the paired AUROC difference).")
     means = pooled.groupby("score")["auroc"].mean()
-    best = means.idxmax()
+    candidates = means.drop([s for s in EXTRA_FEATURES if s in means.index])  # reported alone, never shipped
+    best = candidates.idxmax()
     others = ", ".join(f"`{k}` {means.get(k, np.nan):.2f}" for k in ("profile_score", "rank_average", "mean_nll")
                        if k != best)
     out.append(f"Highest mean AUROC over held-out families: `{best}` ({means[best]:.2f}; it ships as this "
                f"instrument's profile_score); {others}.")
+    alone = means.drop(candidates.index).sort_values(ascending=False)
+    if len(alone):
+        out.append("Reported alone (never combined nor shipped), mean AUROC: "
+                   + ", ".join(f"`{k}` {v:.2f}" for k, v in alone.items()) + ".")
     return out
 
 
