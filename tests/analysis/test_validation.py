@@ -223,3 +223,23 @@ def test_the_committed_validation_has_forty_report_pairs_per_family_and_strength
     assert samples.groupby("temperature").size().min() >= 20
     rungs = pd.read_csv(folder / "ladder.csv").query("family == @validation.SAMPLES_FAMILY")
     assert (rungs["systems"] == len(validation.SAMPLE_TEMPERATURES) + 1).all() and len(rungs) > 1
+
+
+def test_property_versions_of_one_piece_hold_the_properties_they_are_built_to_have(small_lm):
+    """The audio properties on one ASAP performance and a small random model: a quieter copy, once normalised, is
+    the same clip; a second probe seed moves the probe features and nothing that does not read the probes."""
+    piece = validation.validation_pieces(1, folder=REPO_ROOT / "data" / "asap", exclude=None)[0]
+    props = validation.property_versions(small_lm, piece, REPO_ROOT / "build" / "test-tmp", excerpt_seconds=6.0,
+                                         prompt="piano", reference=small_lm).set_index("condition")
+    assert set(props.index) == set(validation.PROPERTY_CONDITIONS)
+    assert props[["peak", "mean_nll", "text_alignment", "binoculars"]].notna().all().all()
+    long = props.index.isin(["seconds_10", "seconds_30"])  # 6 s hold one 3 s window and its look-ahead, not two
+    assert props.loc[long, "context_gain"].notna().all() and props.loc[~long, "context_gain"].isna().all()
+    # (the probes' noise, matched to the clip's level, may flip a code at a near-tie: peak agrees less closely)
+    np.testing.assert_allclose(props.loc["quieter_6db", ["mean_nll", "text_alignment", "binoculars"]],
+                               props.loc["reference", ["mean_nll", "text_alignment", "binoculars"]], atol=1e-3)
+    assert props.loc["quieter_6db", "peak"] == pytest.approx(props.loc["reference", "peak"], abs=0.02)
+    np.testing.assert_allclose(props.loc["probe_seed_1", ["mean_nll", "text_alignment", "binoculars"]],
+                               props.loc["reference", ["mean_nll", "text_alignment", "binoculars"]], atol=1e-6)
+    assert props.loc["probe_seed_1", "peak"] != props.loc["reference", "peak"]
+    assert props.loc["raw_quieter_12db", "mean_nll"] != pytest.approx(props.loc["raw_reference", "mean_nll"], abs=1e-3)

@@ -242,10 +242,11 @@ def property_versions(lm, piece: Piece, tmp_dir: str | os.PathLike, excerpt_seco
                       seed: int = 0, prompt: str | None = None, reference=None) -> pd.DataFrame:
     """One piece scored under every condition of :data:`PROPERTY_CONDITIONS` → one row per condition.
 
-    The piece is rendered with piano (as the validation's versions are); ``reference`` is its first
-    ``excerpt_seconds`` of sound, ``retest`` the passage from ``RETEST_OFFSET_SECONDS`` later; ``raw_*`` are
+    The piece is rendered with piano (as the validation's versions are); the condition ``"reference"`` is its
+    first ``excerpt_seconds`` of sound, ``retest`` the passage from ``RETEST_OFFSET_SECONDS`` later; ``raw_*`` are
     scored without loudness normalisation; ``wav_44k_stereo`` is the piece rendered at 44.1 kHz, written as a
     stereo WAV (right channel 3 dB quieter) and read back through :func:`lossprofile.audio.load_audio`.
+    ``prompt`` and ``reference`` (a model) as :func:`lossprofile.analysis.profile.profile_scores` takes them.
     """
     sr = lm.sample_rate
     midi = audio.read_midi(piece.path)
@@ -254,7 +255,7 @@ def property_versions(lm, piece: Piece, tmp_dir: str | os.PathLike, excerpt_seco
     full = full[start:]
     first = lambda seconds, at=0.0: audio.excerpt(full[int(at * sr):], sr, seconds, skip_leading_silence=False,
                                                   source=str(piece.path))
-    reference = first(excerpt_seconds)
+    clean = first(excerpt_seconds)
     hi = audio.render_midi(midi, 44100, program=0, max_seconds=excerpt_seconds + 10)
     hi = hi[audio.first_sound_sample(hi, 44100):][: int(excerpt_seconds * 44100) + 4410]
     wav_path = Path(tmp_dir) / f"{hashlib.sha256(piece.name.encode()).hexdigest()[:12]}.wav"
@@ -264,19 +265,19 @@ def property_versions(lm, piece: Piece, tmp_dir: str | os.PathLike, excerpt_seco
     wav_path.unlink()
     gain = lambda db: np.float32(10 ** (db / 20))
     jobs = {  # condition -> (waveform, seconds, normalise, probe seed[, probe design])
-        "reference": (reference, excerpt_seconds, True, seed),
+        "reference": (clean, excerpt_seconds, True, seed),
         "retest": (first(excerpt_seconds, RETEST_OFFSET_SECONDS), excerpt_seconds, True, seed),
-        "quieter_6db": (reference * gain(-6), excerpt_seconds, True, seed),
-        "quieter_12db": (reference * gain(-12), excerpt_seconds, True, seed),
-        "raw_reference": (audio.normalize_rms(reference), excerpt_seconds, False, seed),
-        "raw_quieter_6db": (audio.normalize_rms(reference) * gain(-6), excerpt_seconds, False, seed),
-        "raw_quieter_12db": (audio.normalize_rms(reference) * gain(-12), excerpt_seconds, False, seed),
+        "quieter_6db": (clean * gain(-6), excerpt_seconds, True, seed),
+        "quieter_12db": (clean * gain(-12), excerpt_seconds, True, seed),
+        "raw_reference": (audio.normalize_rms(clean), excerpt_seconds, False, seed),
+        "raw_quieter_6db": (audio.normalize_rms(clean) * gain(-6), excerpt_seconds, False, seed),
+        "raw_quieter_12db": (audio.normalize_rms(clean) * gain(-12), excerpt_seconds, False, seed),
         "seconds_10": (first(10.0), 10.0, True, seed),
         "seconds_30": (first(30.0), 30.0, True, seed),
         "wav_44k_stereo": (from_file, excerpt_seconds, True, seed),
-        "probe_seed_1": (reference, excerpt_seconds, True, seed + 1),
-        "bursts_8": (reference, excerpt_seconds, True, seed, MORE_PROBES),
-        "bursts_8_seed_1": (reference, excerpt_seconds, True, seed + 1, MORE_PROBES),
+        "probe_seed_1": (clean, excerpt_seconds, True, seed + 1),
+        "bursts_8": (clean, excerpt_seconds, True, seed, MORE_PROBES),
+        "bursts_8_seed_1": (clean, excerpt_seconds, True, seed + 1, MORE_PROBES),
     }
     rows = []
     for condition, (wav, seconds, normalise, probe_seed, *design) in jobs.items():

@@ -289,7 +289,7 @@ def validation_section(stats_dir: Path) -> list[str]:
             wide = wide[[c for c in wide.columns if c in ("instrument", "condition", "peak", "assimilation", "mean_nll")]
                         + [c for c in EXTRA_FEATURES if c in wide.columns]]
             lines += ["Scores reported alone (per-codebook features, context gain, text alignment, the cross-model "
-                      "score) beside the whole-model ones (Spearman with the compared condition; blank where an "
+                      "score) beside the whole-model ones (Spearman with the compared condition; n/a where an "
                       "instrument has no such score):", "", markdown_table(wide), ""]
     hearing = _read(stats_dir, "validation_hearing")
     if hearing is not None:
