@@ -5,6 +5,9 @@ from __future__ import annotations
 import json
 import re
 
+import numpy as np
+import pytest
+
 from lossprofile import bench
 
 
@@ -33,7 +36,8 @@ def test_the_gpu_check_runs_end_to_end_and_writes_its_table(tmp_path):
     # function, the same pieces): left out here to keep `make test` inside its 15 minutes.
     out = tmp_path / "gpu-check.md"
     gpucheck.main(["--device", "cpu", "--archs", "tiny", "--pieces", "2", "--pieces-per-batch", "2", "--out", str(out),
-                   "--steps", "stages", "sweep", "profile"])
+                   "--steps", "stages", "projection", "sweep", "profile", "--projection-pieces", "1",
+                   "--projection-variants", "3"])
     text = out.read_text()
     assert text.startswith("# GPU check") and "| tiny |" in text
     numbers = json.loads(out.with_suffix(".json").read_text())
@@ -42,3 +46,22 @@ def test_the_gpu_check_runs_end_to_end_and_writes_its_table(tmp_path):
     assert numbers["profile"]["max_score_difference"] < 1e-3
     (stages,) = numbers["stages"]  # where the pipeline's time goes: every stage took time, decode = score - encode
     assert min(stages["prepare"], stages["encode"], stages["score"]) > 0 and "| prepare | encode" in text
+    (rate,) = numbers["projection"]  # the paper sweep's first 3 perturbations on one 15 s piece
+    assert rate["variants"] == 3 and rate["pieces"] == 1 and rate["fps"] * rate["seconds"] == pytest.approx(3 * 750)
+    # the tiny model is no hub size: each of the four models is listed, none projected from it
+    assert [p["measured_as"] for p in numbers["projected"]] == [None] * 4 and "not every size was measured" in text
+
+
+def test_the_sweep_projection_scales_seconds_per_piece_to_the_whole_sweep():
+    from lossprofile import gpucheck
+
+    sweep = gpucheck.paper_sweep("sweeps/paper.yaml")
+    assert [gpucheck.size_of(m) for m in sweep.models] == ["small", "medium", "large", "medium"]  # melody: medium
+    variants = len(sweep.perturbations_for("ood"))
+    rates = {"small": dict(seconds_per_piece=2.0, variants=variants), "medium": dict(seconds_per_piece=1.0, variants=3)}
+    rows = {r["model"]: r for r in gpucheck.project(rates, sweep)}
+    # 240 pieces × 3 data kinds at 2 s per piece = 24 minutes; medium measured on 3 variants, scaled to all
+    assert rows["facebook/musicgen-small"]["minutes"] == pytest.approx(240 * 3 * 2.0 / 60)
+    assert rows["facebook/musicgen-medium"]["minutes"] == pytest.approx(240 * 3 * variants / 3 / 60)
+    assert rows["facebook/musicgen-melody"]["minutes"] == rows["facebook/musicgen-medium"]["minutes"]
+    assert np.isnan(rows["facebook/musicgen-large"]["minutes"]) and rows["facebook/musicgen-large"]["measured_as"] is None

@@ -78,6 +78,34 @@ def test_engine_with_prefix_reuse_equals_plain_scoring(small_lm, music_wav):
     assert torch.allclose(fast.variants, small_lm.token_nll(codes)[1:], atol=1e-4)
 
 
+def test_score_many_encoding_across_pieces_scores_the_same_codes_as_piece_by_piece(music_wav, monkeypatch):
+    # the GPU default (the codec batched across pieces), run on CPU: a trained codec, so VQ decisions have margins
+    from lossprofile import load_model
+
+    lm = load_model("tiny", device="cpu")
+    calls = []
+    real = type(lm).encode_pieces
+    monkeypatch.setattr(type(lm), "encode_pieces", lambda self, pieces: calls.append(len(pieces)) or real(self, pieces))
+    perts = noise_sweep((5, 30), onset_frame=60) + [Perturbation("shuffle", 100, 50, segment_frames=5)]
+    pieces = [(wav, [p.apply(wav, SR, 50) for p in perts]) for wav in (music_wav, tone(4.0, 1), tone(4.0, 2))]
+    alone = scoring.score_many(lm, pieces, encode_across_pieces=False)
+    assert calls == []
+    together = scoring.score_many(lm, pieces, encode_across_pieces=True)
+    assert calls == [3]
+    same_rows = 0
+    for a, b in zip(alone, together):
+        codes_a = torch.cat([a.codes_clean[None], a.codes_variants])
+        codes_b = torch.cat([b.codes_clean[None], b.codes_variants])
+        nll_a, nll_b = torch.cat([a.clean[None], a.variants]), torch.cat([b.clean[None], b.variants])
+        for row in range(len(codes_a)):
+            if torch.equal(codes_a[row], codes_b[row]):  # codes can differ only at a VQ near-tie
+                same_rows += 1
+                assert torch.allclose(nll_a[row], nll_b[row], atol=1e-4)
+            else:
+                assert (codes_a[row] != codes_b[row]).any(0).float().mean() <= 0.02
+    assert same_rows >= 10  # of 12
+
+
 def test_mixed_precision_per_frame_nll_stays_within_0_02_nats_of_fp32_on_a_random_model(small_lm, music_wav):
     variants = [p.apply(music_wav, SR, 50) for p in noise_sweep((10, 100), onset_frame=100)]
     fp32 = scoring.score_variants(small_lm, music_wav, variants, precision="fp32")

@@ -29,7 +29,7 @@ import torch
 from . import audio
 from .models import TokenLM, load_model
 from .perturb import noise_sweep
-from .scoring import encode_piece, frame_mean, score_many
+from .scoring import encode_many, frame_mean, score_many
 
 BF16_PEAK_TFLOPS = {"H100": 989.0, "H200": 989.0, "A100": 312.0}  # dense, SXM
 
@@ -135,8 +135,7 @@ def stage_seconds(lm: TokenLM, n_pieces: int, seconds: float, precision: str, pi
         out["prepare"] += time.perf_counter() - start
         sync(lm)
         start = time.perf_counter()
-        for clean, variants in batch:
-            encode_piece(lm, clean, variants)
+        encode_many(lm, batch)  # as score_many encodes them
         sync(lm)
         out["encode"] += time.perf_counter() - start
         start = time.perf_counter()
@@ -145,6 +144,18 @@ def stage_seconds(lm: TokenLM, n_pieces: int, seconds: float, precision: str, pi
         out["score"] += time.perf_counter() - start
     out["decode"] = out["score"] - out["encode"]  # the decoder, its statistics and the copies back
     return out
+
+
+def sweep_rate(lm: TokenLM, perturbations, n_pieces: int, seconds: float, precision: str, pieces_per_batch: int
+               ) -> dict:
+    """(c) on ``n_pieces`` synthetic pieces × a sweep's ``perturbations`` (e.g. the paper sweep's 81 for one data
+    kind): seconds per piece, from which a whole sweep's time is projected (:func:`lossprofile.gpucheck.project`)."""
+    pieces = synthetic_pieces(n_pieces, seconds, lm.sample_rate, seed=3)
+    engine(lm, pieces[:2], perturbations[:4], precision, 2)  # warm-up
+    elapsed, curves, _, _ = engine(lm, pieces, perturbations, precision, pieces_per_batch)
+    frames = sum(len(c) for c in curves)
+    return dict(model=lm.name, pieces=n_pieces, variants=len(perturbations), seconds=elapsed,
+                seconds_per_piece=elapsed / n_pieces, fps=frames / elapsed)
 
 
 def agreement(curves_a, codes_a, curves_b, codes_b) -> tuple[int, float]:

@@ -10,7 +10,9 @@ one table:
 2. the smoke sweep's perturbations through the runner with the embedded model, on synthetic pieces
    (no rendered data needed), piece by piece and as the pipeline, with the largest difference between
    the two tables;
-3. the profile score's cost per piece, piece by piece and across pieces.
+3. the profile score's cost per piece, piece by piece and across pieces;
+4. the paper's sweep (``sweeps/paper.yaml``) projected per model from the pipeline's seconds per piece on
+   synthetic pieces × that sweep's own perturbations (81 per data kind), MusicGen-melody from medium's rate.
 
 Each step's time is printed as it ends; the table goes to ``--out`` (markdown) beside a JSON of every
 number.
@@ -79,6 +81,46 @@ def profile_check(device: str, n_pieces: int, pieces_per_batch: int) -> dict:
     return dict(pieces=n_pieces, **out, max_score_difference=diff)
 
 
+SIZES = ("small", "medium", "large")
+
+
+def paper_sweep(path: str | Path = "sweeps/paper.yaml"):
+    """The paper's sweep file as :func:`lossprofile.sweep.load_sweep` reads it (every entry checked)."""
+    from .sweep import load_sweep
+
+    return load_sweep(path)
+
+
+def size_of(model: str) -> str | None:
+    """The MusicGen size whose decoder a hub model has (melody: medium's, 1.5 B parameters)."""
+    name = model.lower()
+    return next((size for size in SIZES if size in name), "medium" if "melody" in name else None)
+
+
+def project(rates: dict[str, dict], sweep) -> list[dict]:
+    """Minutes of ``sweep`` per model on one device, from ``rates`` (size → :func:`lossprofile.bench.sweep_rate`'s
+    dict, measured on some of the sweep's perturbations): its pieces × data kinds × seconds per piece, scaled to
+    the sweep's number of perturbations per piece."""
+    rows = []
+    for model in sweep.models:
+        size = size_of(model)
+        r = rates.get(size)
+        variants = sum(len(sweep.perturbations_for(kind)) for kind in sweep.datasets) / len(sweep.datasets)
+        minutes = (float("nan") if r is None else
+                   sweep.n_pieces * len(sweep.datasets) * r["seconds_per_piece"] * variants / r["variants"] / 60)
+        rows.append(dict(model=model, measured_as=size if r is not None else None, minutes=minutes,
+                         pieces=sweep.n_pieces, data_kinds=len(sweep.datasets), variants_per_piece=variants))
+    return rows
+
+
+def projection_check(lm, args, sweep) -> dict:
+    perturbations = sweep.perturbations_for("ood")
+    if args.projection_variants:
+        perturbations = perturbations[: args.projection_variants]
+    return bench.sweep_rate(lm, perturbations, args.projection_pieces or args.pieces_per_batch,
+                            float(sweep.scoring.excerpt_seconds), "auto", args.pieces_per_batch)
+
+
 def report(results: dict) -> str:
     env = results["environment"]
     lines = [f"# GPU check ({env['date']}, {env['gpu']}, torch {env['torch']}, transformers {env['transformers']})",
@@ -100,7 +142,30 @@ def report(results: dict) -> str:
                   for r in results["stages"]]
     if "sweep" in results and "profile" in results:
         lines += _sweep_lines(results["sweep"], results["profile"])
+    if results.get("projection"):
+        lines += _projection_lines(results["projection"], results.get("projected", []))
+    if results.get("projection_error"):
+        lines += ["", f"Paper-sweep projection not run: {results['projection_error']}"]
     return "\n".join(lines) + "\n"
+
+
+def _projection_lines(rates: list[dict], projected: list[dict]) -> list[str]:
+    lines = ["", "The pipeline on the paper sweep's own perturbations (synthetic 15 s pieces; frames/s counts the "
+             "variants' frames):", "", "| model | pieces | variants per piece | seconds per piece | frames/s |",
+             "|---|---|---|---|---|"]
+    lines += [f"| {r['model']} | {r['pieces']} | {r['variants']} | {r['seconds_per_piece']:.2f} | {r['fps']:,.0f} |"
+              for r in rates]
+    if projected:
+        first = projected[0]
+        lines += ["", f"The paper sweep (`sweeps/paper.yaml`: {first['pieces']} pieces × {first['data_kinds']} data "
+                  f"kinds × {first['variants_per_piece']:.0f} variants per model), projected on one device:", "",
+                  "| model | measured as | projected minutes |", "|---|---|---|"]
+        lines += [f"| {p['model']} | {p['measured_as'] or 'not measured'} | {p['minutes']:.1f} |".replace("nan", "–")
+                  for p in projected]
+        total = sum(p["minutes"] for p in projected)
+        lines += ["", f"All {len(projected)} models: {total:.1f} minutes." if np.isfinite(total)
+                  else f"All {len(projected)} models: not every size was measured."]
+    return lines
 
 
 def _sweep_lines(s: dict, p: dict) -> list[str]:
@@ -127,21 +192,39 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--pieces", type=int, default=32, help="pieces per benchmark")
     p.add_argument("--pieces-per-batch", type=int, default=16)
     p.add_argument("--device", default="cuda")
-    p.add_argument("--steps", nargs="+", default=["bench", "stages", "sweep", "profile"],
-                   choices=["bench", "stages", "sweep", "profile"])
+    p.add_argument("--steps", nargs="+", default=["bench", "stages", "projection", "sweep", "profile"],
+                   choices=["bench", "stages", "projection", "sweep", "profile"])
+    p.add_argument("--sweep", type=Path, default=Path("sweeps/paper.yaml"), help="the sweep to project")
+    p.add_argument("--projection-pieces", type=int, default=0, help="pieces the projection measures "
+                   "(default: --pieces-per-batch)")
+    p.add_argument("--projection-variants", type=int, default=0, help="measure on the first N of the sweep's "
+                   "perturbations only and scale (a quick check; default: all)")
     args = p.parse_args(argv)
     gpu = torch.cuda.get_device_name() if args.device == "cuda" else platform.processor() or "cpu"
     results = dict(environment=dict(date=time.strftime("%Y-%m-%d"), gpu=gpu, torch=torch.__version__,
-                                    transformers=transformers.__version__), bench=[], stages=[])
+                                    transformers=transformers.__version__), bench=[], stages=[], projection=[])
+    sweep = None
+    if "projection" in args.steps:
+        try:
+            sweep = paper_sweep(args.sweep)
+        except Exception as err:  # e.g. no pyyaml on the GPU machine: every other step still runs
+            results["projection_error"] = f"{type(err).__name__}: {err}"
+            print(f"[gpu-check] projection skipped: {results['projection_error']}", flush=True)
+    rates = {}
     for arch in args.archs:
         lm = load_model("tiny", device=args.device) if arch == "tiny" else bench.random_musicgen(arch, args.device)
-        for step in ("bench", "stages"):
-            if step not in args.steps:
+        for step in ("bench", "stages", "projection"):
+            if step not in args.steps or (step == "projection" and sweep is None):
                 continue
             started = time.time()
-            results[step].append(bench.measure(lm, args.pieces, 15.0, "auto", args.pieces_per_batch, 2)
-                                 if step == "bench" else
-                                 bench.stage_seconds(lm, args.pieces, 15.0, "auto", args.pieces_per_batch))
+            if step == "bench":
+                results[step].append(bench.measure(lm, args.pieces, 15.0, "auto", args.pieces_per_batch, 2))
+            elif step == "stages":
+                results[step].append(bench.stage_seconds(lm, args.pieces, 15.0, "auto", args.pieces_per_batch))
+            else:
+                rates[arch] = projection_check(lm, args, sweep)
+                results[step].append(rates[arch])
+                results["projected"] = project(rates, sweep)
             print(f"[gpu-check] {step} {arch}: {time.time() - started:.0f} s", flush=True)
             _save_partial(args.out, results)
         del lm

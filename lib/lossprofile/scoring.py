@@ -105,6 +105,21 @@ def encode_piece(lm: TokenLM, clean_wav: np.ndarray, variant_wavs: Sequence[np.n
     return lm.encode_each(np.stack([clean_wav, *variant_wavs]))
 
 
+def encode_many(lm: TokenLM, pieces: Sequence[tuple[np.ndarray, Sequence[np.ndarray]]], splice: bool = True,
+                across_pieces: bool | None = None) -> list[torch.Tensor]:
+    """Codes ``[1 + N_i, K, T]`` of each piece (a clean excerpt ``[S]`` and its variants): :func:`encode_piece`
+    of each, or with ``across_pieces`` (default: on CUDA, with ``splice``) the family's encoding batched across
+    pieces (:meth:`~lossprofile.models.TokenLM.encode_pieces`), equal to piece by piece up to float rounding at
+    VQ near-ties; on a GPU the codec is bound by kernel launches and this removes most of them."""
+    if across_pieces is None:
+        across_pieces = lm.device.type == "cuda"
+    pieces = [(np.asarray(clean, dtype=np.float32), [np.asarray(v, dtype=np.float32) for v in variants])
+              for clean, variants in pieces]
+    if splice and across_pieces and len(pieces) > 1:
+        return lm.encode_pieces(pieces)
+    return [encode_piece(lm, clean, variants, splice) for clean, variants in pieces]
+
+
 def scores_of(codes: torch.Tensor, stats: TokenStats, shared: int) -> Scores:
     """Row 0 is the clean piece, the rest its variants."""
     return Scores(clean=stats.nll[0], variants=stats.nll[1:], codes_clean=codes[0].cpu(),
@@ -144,11 +159,14 @@ def pack(sizes: Sequence[int], limit: int) -> list[list[int]]:
 
 def score_many(lm: TokenLM, pieces: Sequence[tuple[np.ndarray, Sequence[np.ndarray]]], method: str = "exact",
                prompt: str | None = None, batch_size: int | None = None, prefix_reuse: bool = True,
-               precision: str = "auto", splice: bool = True) -> list[Scores]:
+               precision: str = "auto", splice: bool = True, encode_across_pieces: bool | None = None
+               ) -> list[Scores]:
     """:func:`score_variants` of several pieces (each a clean excerpt and its variants), the decoder batched
     across pieces.
 
-    Each piece is encoded on its own, so its codes are exactly those of scoring it alone. The decoder then
+    On CPU each piece is encoded on its own, so its codes are exactly those of scoring it alone; on CUDA
+    (``encode_across_pieces``, default there) the codec's work is batched across the pieces too
+    (:func:`encode_many`: the same codes up to float rounding at VQ near-ties). The decoder then
     takes the rows of several pieces per batch (up to ``batch_size`` rows; default: what fits, see
     :meth:`~lossprofile.models.TokenLM.batch_size`), each piece keeping its own shared prefix: pieces whose
     prefixes are equally long share one batch, the prefix of each runs once. One piece gives exactly
@@ -158,7 +176,7 @@ def score_many(lm: TokenLM, pieces: Sequence[tuple[np.ndarray, Sequence[np.ndarr
     if len(pieces) == 1:
         return [score_variants(lm, *pieces[0], method=method, prompt=prompt, batch_size=batch_size,
                                prefix_reuse=prefix_reuse, precision=precision, splice=splice)]
-    codes = [encode_piece(lm, clean, variants, splice) for clean, variants in pieces]
+    codes = encode_many(lm, pieces, splice, encode_across_pieces)
     exact_prefix = prefix_reuse and method == "exact"
     shared = [lm.shared_steps(c) if exact_prefix and len(c) > 1 else 0 for c in codes]
     limit = batch_size or lm.batch_size(codes[0].shape[-1])

@@ -75,3 +75,46 @@ def test_splicing_refuses_variants_of_another_length_or_with_nan(small_lm, music
     bad[5] = np.nan
     with pytest.raises(ValueError, match="finite waveforms"):
         codec.encode_variants(small_lm, music_wav, [bad])
+
+
+@pytest.mark.parametrize("batch_segments", [False, True])
+def test_encoding_across_pieces_gives_each_pieces_own_codes_away_from_near_ties(tiny_lm, music_wav, batch_segments):
+    lm = tiny_lm
+    rng = np.random.default_rng(0)
+    other = (music_wav[::-1] + 0.01 * rng.standard_normal(music_wav.size)).astype(np.float32)
+    shorter = music_wav[: 3 * SR]  # another length: its own batches
+    pieces = []
+    for k, clean in enumerate((music_wav, other, shorter)):
+        variants = [Perturbation("noise", 20 + 10 * k, 15, seed=k).apply(clean, SR, FR),
+                    clean.copy(),  # unchanged: the clean row's codes
+                    Perturbation("shuffle", 60, 40, segment_frames=5, seed=k).apply(clean, SR, FR)]
+        pieces.append((clean, variants))
+    alone = [codec.encode_variants(lm, clean, variants, batch_segments) for clean, variants in pieces]
+    # small budgets split the convolutions, the LSTM and the quantizer into several batches: only rounding may change
+    for samples, frames in ((codec.MAX_BATCH_SAMPLES, codec.MAX_BATCH_FRAMES), (5 * SR, 500)):
+        together = codec.encode_pieces(lm, pieces, batch_segments, max_batch_samples=samples, max_batch_frames=frames)
+        assert [c.shape for c in together] == [c.shape for c in alone] == [(4, 4, 200), (4, 4, 200), (4, 4, 150)]
+        for (clean, variants), a, b in zip(pieces, alone, together):
+            assert torch.equal(b[2], b[0])  # the unchanged variant is the clean row
+            for wav, row_a, row_b in zip((clean, *variants), a, b):
+                with torch.no_grad():
+                    embeddings = lm.model.audio_encoder.encoder(torch.from_numpy(wav)[None, None])
+                _, margins = codec.quantize_with_margins(lm.model.audio_encoder.quantizer, embeddings, 4)
+                decided = (margins > 1e-4).all(dim=1)[0]
+                assert decided.float().mean() > 0.9
+                assert torch.equal(row_a[:, decided], row_b[:, decided])
+                assert (row_a != row_b).any(dim=0).float().mean() <= 0.02
+    # one piece: exactly encode_variants (its clean row alone, as lm.encode)
+    assert torch.equal(codec.encode_pieces(lm, pieces[:1], batch_segments)[0], alone[0])
+    assert torch.equal(alone[0][0], lm.encode(torch.from_numpy(music_wav)[None, None])[0])
+
+
+@given(widths=st.lists(st.integers(1, 10_000), max_size=40), ratio=st.floats(1.0, 4.0))
+def test_width_groups_keep_each_segment_once_and_widen_by_at_most_the_ratio(widths, ratio):
+    groups = codec.width_groups(list(range(len(widths))), lambda k: widths[k], ratio)
+    assert sorted(k for g in groups for k in g) == list(range(len(widths)))
+    for g in groups:
+        assert max(widths[k] for k in g) <= ratio * min(widths[k] for k in g)
+    # greedy from the narrowest: the next group's narrowest would not have fitted the previous group
+    for before, after in zip(groups, groups[1:]):
+        assert min(widths[k] for k in after) > ratio * min(widths[k] for k in before)

@@ -139,6 +139,13 @@ class TokenLM(abc.ABC):
         """
         return self.encode_each([clean, *variants])
 
+    def encode_pieces(self, pieces: Sequence[tuple[np.ndarray, Sequence[np.ndarray]]]) -> list[torch.Tensor]:
+        """:meth:`encode_variants` of several pieces (each a clean ``[S]`` and its variants), a list of codes
+        ``[1 + N_i, K, T_i]``. The default encodes piece by piece; a family whose tokenizer is bound by kernel
+        launches on a GPU may batch across pieces (MusicGen's EnCodec does), equal to piece by piece up to
+        float rounding."""
+        return [self.encode_variants(clean, variants) for clean, variants in pieces]
+
     def encode_each(self, wavs: Sequence[np.ndarray]) -> torch.Tensor:
         """Waveforms (each ``[S]``) → codes ``[N, K, T]``, one waveform per call.
 

@@ -23,7 +23,7 @@ not near a tie are identical, which ``tests/test_codec.py`` checks; ``splice=Fal
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Sequence
 
 import numpy as np
 import torch
@@ -95,23 +95,82 @@ def encode_variants(lm: "MusicLM", clean: np.ndarray, variants: list[np.ndarray]
     """Codes ``[1 + N, K, T]`` of ``clean`` ``[S]`` and each variant ``[S]``: ``lm.encode`` of each alone,
     up to the codec's float rounding at VQ near-ties (see the module docstring).
 
-    ``batch_segments`` (default: on CUDA) runs the variants' segments through the convolutions as one batch,
-    each widened to the longest one (more unchanged context to the right changes nothing but rounding): on a
-    GPU the launches, not the arithmetic, cost the time; on a CPU the widening would cost more than it saves.
+    ``batch_segments`` (default: on CUDA) runs the variants' segments of similar width (:func:`width_groups`)
+    through the convolutions as one batch, each widened to the group's longest (more unchanged context to the
+    right changes nothing but rounding): on a GPU the launches, not the arithmetic, cost the time; on a CPU the
+    widening would cost more than it saves.
+    """
+    return encode_pieces(lm, [(clean, variants)], batch_segments)[0]
+
+
+# Conv-stack inputs per call, in samples: bounds the activations (EnCodec 32 kHz: 64 channels at the audio
+# rate, ~2 GB in fp32 at this size) when many pieces' waveforms go through the convolutions together.
+MAX_BATCH_SAMPLES = 2**23
+# Frames per call of the LSTM and the quantizer, whose distances to every codeword (2048 for MusicGen) take
+# 1 GB in fp32 at this size: 174 rows of 15 s, more than one piece's variants usually are.
+MAX_BATCH_FRAMES = 2**17
+
+
+def _batches(rows: list, width_of, max_samples: int) -> list[list]:
+    """Consecutive runs of ``rows`` whose widths (samples) add up to at most ``max_samples`` (one row at least)."""
+    out, current, total = [], [], 0
+    for row in rows:
+        if current and total + width_of(row) > max_samples:
+            out.append(current)
+            current, total = [], 0
+        current.append(row)
+        total += width_of(row)
+    return out + ([current] if current else [])
+
+
+def width_groups(keys: list, width_of, ratio: float = 2.0) -> list[list]:
+    """``keys`` grouped by width (samples): each group's widest is at most ``ratio`` × its narrowest.
+
+    Segments batched together are widened to the group's widest: one call instead of one per segment saves
+    launches, the widening costs arithmetic. The paper's sweep mixes 20- and 700-frame segments (widening all
+    to the widest would do 7× the convolutions), so segments are batched with others of similar width only.
+    """
+    groups: list[list] = []
+    for key in sorted(keys, key=lambda k: (width_of(k), k)):
+        if groups and width_of(key) <= ratio * width_of(groups[-1][0]):
+            groups[-1].append(key)
+        else:
+            groups.append([key])
+    return [sorted(group) for group in groups]
+
+
+@torch.no_grad()
+def encode_pieces(lm: "MusicLM", pieces: Sequence[tuple[np.ndarray, Sequence[np.ndarray]]],
+                  batch_segments: bool | None = None, max_batch_samples: int = MAX_BATCH_SAMPLES,
+                  max_batch_frames: int = MAX_BATCH_FRAMES) -> list[torch.Tensor]:
+    """:func:`encode_variants` of several pieces (each a clean waveform ``[S]`` and its variants ``[S]``), the
+    codec's work batched across pieces: the clean waveforms' convolutions, the changed segments' convolutions
+    (with ``batch_segments``) and the LSTM and VQ of the clean rows and of the changed rows each run as a few
+    batches over all pieces instead of a few calls per piece. Returns each piece's codes ``[1 + N_i, K, T_i]``.
+
+    One piece gives exactly :func:`encode_variants` (the clean row runs alone, so its codes are
+    ``lm.encode``'s). Several pieces batch the clean rows too, so a clean row's codes equal its own encoding
+    only up to the float rounding of another batch shape, at VQ near-ties: on a GPU, where the codec is
+    bound by kernel launches, that buys the launches of all but one call per stage
+    (:func:`lossprofile.scoring.score_many` does it there by default; ``make gpu-check`` counts the codes
+    that differ).
     """
     codec = lm.model.audio_encoder
     parts = split_encoder(codec)
     if parts is None:
         raise NotImplementedError(f"{type(codec).__name__} has no EnCodec encoder structure to reuse")
     local, rest = parts
-    for wav in (clean, *variants):
-        if wav.shape != clean.shape or not np.isfinite(wav).all():
-            raise ValueError(f"variants must be finite waveforms of {clean.shape[0]} samples like the clean one")
+    pieces = [(clean, list(variants)) for clean, variants in pieces]
+    for clean, variants in pieces:
+        for wav in (clean, *variants):
+            if wav.shape != clean.shape or not np.isfinite(wav).all():
+                raise ValueError(f"variants must be finite waveforms of {clean.shape[0]} samples like the clean one")
     if batch_segments is None:
         batch_segments = lm.device.type == "cuda"
     hop = lm.hop_length
     margin = math.ceil(receptive_radius_samples(local) / hop) + 1
     dtype = next(codec.parameters()).dtype
+    bandwidth = max(codec.config.target_bandwidths)
 
     def to_device(wavs: list[np.ndarray]) -> torch.Tensor:  # [N, 1, S]
         x = torch.from_numpy(np.stack(wavs).astype(np.float32, copy=False))[:, None]
@@ -119,49 +178,75 @@ def encode_variants(lm: "MusicLM", clean: np.ndarray, variants: list[np.ndarray]
             x = x.pin_memory()
         return x.to(lm.device, dtype=dtype, non_blocking=True)
 
-    bandwidth = max(codec.config.target_bandwidths)
-    clean_latent = _run(local, to_device([clean]))
-    T = clean_latent.shape[-1]
-    latents = [clean_latent] * (1 + len(variants))
-    spans = {}  # variant index → (first, last) latent frames to take from its segment; (start, stop) samples
-    for i, wav in enumerate(variants, start=1):
-        changed = np.flatnonzero(wav != clean)
-        if changed.size == 0:
-            continue
-        first, last = max(0, changed[0] // hop - margin), min(T, changed[-1] // hop + 1 + margin)
-        start = max(0, first - margin) * hop  # frame-aligned, so every stride lines up with the full run
-        spans[i] = (first, last, start, min(clean.size, (last + margin) * hop))
+    def conv_stack(rows: list, wav_of, width_of) -> dict:  # rows of equal width → {row: conv output [1, D, frames]}
+        out = {}
+        for chunk in _batches(rows, width_of, max_batch_samples):
+            for row, latent in zip(chunk, _run(local, to_device([wav_of(r) for r in chunk])).split(1)):
+                out[row] = latent
+        return out
 
-    def splice(i: int, segment: torch.Tensor) -> None:  # segment: [1, D, frames] from sample spans[i][2]
-        first, last, start, _ = spans[i]
-        latent = clean_latent.clone()
+    # the clean waveforms, those of equal length together
+    clean_latents: dict[int, torch.Tensor] = {}
+    for size in sorted({clean.size for clean, _ in pieces}):
+        same = [p for p, (clean, _) in enumerate(pieces) if clean.size == size]
+        clean_latents.update(conv_stack(same, lambda p: pieces[p][0], lambda p: pieces[p][0].size))
+
+    # (piece, variant) → (first, last) latent frames to take from its segment; (start, stop) samples
+    spans: dict[tuple[int, int], tuple[int, int, int, int]] = {}
+    for p, (clean, variants) in enumerate(pieces):
+        T = clean_latents[p].shape[-1]
+        for i, wav in enumerate(variants, start=1):
+            changed = np.flatnonzero(wav != clean)
+            if changed.size == 0:
+                continue
+            first, last = max(0, changed[0] // hop - margin), min(T, changed[-1] // hop + 1 + margin)
+            start = max(0, first - margin) * hop  # frame-aligned, so every stride lines up with the full run
+            spans[p, i] = (first, last, start, min(clean.size, (last + margin) * hop))
+
+    latents = {(p, 0): clean_latents[p] for p in range(len(pieces))}
+
+    def splice(key: tuple[int, int], segment: torch.Tensor) -> None:  # segment: [1, D, frames] from spans[key][2]
+        first, last, start, _ = spans[key]
+        latent = clean_latents[key[0]].clone()
         latent[..., first:last] = segment[..., first - start // hop : last - start // hop]
-        latents[i] = latent
+        latents[key] = latent
+
+    def variant(key: tuple[int, int]) -> np.ndarray:
+        return pieces[key[0]][1][key[1] - 1]
 
     alone = list(spans)
     if batch_segments and len(spans) > 1:
-        width = max(stop - start for _, _, start, stop in spans.values())
-        # a segment that reaches the waveform's end keeps that end (its padding is the full run's)
-        together = [i for i, (_, _, start, stop) in spans.items()
-                    if start + width < clean.size or (stop == clean.size and stop - start == width)]
-        if len(together) > 1:
-            wavs = [variants[i - 1][spans[i][2] : spans[i][2] + width] for i in together]
-            for i, segment in zip(together, _run(local, to_device(wavs)).split(1)):
-                splice(i, segment)
-            alone = [i for i in spans if i not in together]
-    for i in alone:
-        splice(i, _run(local, to_device([variants[i - 1][spans[i][2] : spans[i][3]]])))
-    def finish(rows: list[torch.Tensor]) -> torch.Tensor:  # conv-stack outputs [N, D, T] → codes [N, K, T]
-        codes = codec.quantizer.encode(_run(rest, torch.cat(rows)), bandwidth).transpose(0, 1)
-        return codes[:, : lm.num_codebooks].long()
+        alone = []
 
-    # The clean row alone, so its codes are exactly lm.encode's whatever variants come with it; the changed
-    # variants' rest (EnCodec's LSTM) and quantizer in one batch: row by row, the LSTM's sequential steps at
-    # batch 1 dominated the GPU pipeline's time (bench.stage_seconds, tools/gpu_profile.py).
-    clean_codes = finish([clean_latent])
-    out = [clean_codes] * len(latents)
-    changed = sorted(spans)
-    if changed:
-        for i, codes in zip(changed, finish([latents[i] for i in changed]).split(1)):
-            out[i] = codes
-    return torch.cat(out)
+        def fits(key, width: int) -> bool:  # a segment reaching the waveform's end keeps that end (its padding)
+            _, _, start, stop = spans[key]
+            size = pieces[key[0]][0].size
+            return start + width < size or (stop == size and stop - start == width)
+
+        for group in width_groups(list(spans), lambda k: spans[k][3] - spans[k][2]):
+            width = max(spans[k][3] - spans[k][2] for k in group)
+            together = [key for key in group if fits(key, width)]
+            alone += [key for key in group if key not in together or len(together) == 1]
+            if len(together) > 1:
+                wide = conv_stack(together, lambda k: variant(k)[spans[k][2] : spans[k][2] + width], lambda k: width)
+                for key, segment in wide.items():
+                    splice(key, segment)
+    for key in alone:
+        splice(key, _run(local, to_device([variant(key)[spans[key][2] : spans[key][3]]])))
+
+    def finish(keys: list) -> dict:  # conv-stack outputs [N, D, T] of equal T → codes [1, K, T] per key
+        out = {}
+        for T in sorted({latents[k].shape[-1] for k in keys}):
+            # the quantizer holds a [rows × T, codebook size] distance matrix: a bounded number of frames per call
+            for chosen in _batches([k for k in keys if latents[k].shape[-1] == T], lambda k: T, max_batch_frames):
+                codes = codec.quantizer.encode(_run(rest, torch.cat([latents[k] for k in chosen])), bandwidth)
+                out.update(zip(chosen, codes.transpose(0, 1)[:, : lm.num_codebooks].long().split(1)))
+        return out
+
+    # One piece: its clean row alone, so its codes are exactly lm.encode's whatever variants come with it.
+    # The changed variants' rest (EnCodec's LSTM) and quantizer in one batch: row by row, the LSTM's sequential
+    # steps at batch 1 dominated the GPU pipeline's time (bench.stage_seconds, tools/gpu_profile.py).
+    codes = finish([(p, 0) for p in range(len(pieces))])
+    codes.update(finish(sorted(spans)))
+    return [torch.cat([codes.get((p, i), codes[p, 0]) for i in range(1 + len(variants))])
+            for p, (_, variants) in enumerate(pieces)]

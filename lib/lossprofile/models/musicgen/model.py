@@ -25,7 +25,7 @@ from ..base import METHODS, ModelLoadError, TokenLM, TokenStats, first_differenc
 from ..hf import from_pretrained, quiet_transformers
 from . import delay
 from .audiocraft import AudiocraftCheckpointError, AudiocraftLikelihood, convert, is_audiocraft_checkpoint
-from .codec import encode_variants, split_encoder
+from .codec import encode_pieces, encode_variants, split_encoder
 
 HUB_MODELS = (
     "facebook/musicgen-small",
@@ -284,6 +284,13 @@ class MusicLM(TokenLM):
         if split_encoder(self.model.audio_encoder) is not None:
             return encode_variants(self, clean, list(variants))
         return self.encode_each(np.stack([clean, *variants]))
+
+    def encode_pieces(self, pieces: Sequence[tuple[np.ndarray, Sequence[np.ndarray]]]) -> list[torch.Tensor]:
+        """:meth:`encode_variants` of several pieces, EnCodec's work batched across them
+        (:func:`.codec.encode_pieces`); piece by piece where the codec's structure does not allow splicing."""
+        if split_encoder(self.model.audio_encoder) is not None:
+            return encode_pieces(self, pieces)
+        return super().encode_pieces(pieces)
 
     def shared_steps(self, codes: torch.Tensor) -> int:
         """Decoder steps shared by all rows of ``codes [N, K, T]``: the input at step s holds frames <= s - 1,
