@@ -9,6 +9,7 @@ import pytest
 import yaml
 
 from lossprofile import sweep as sw
+from lossprofile.data.datasets import Piece
 
 ROOT = Path(__file__).resolve().parents[1]
 SMOKE = ROOT / "sweeps" / "smoke.yaml"
@@ -40,7 +41,7 @@ def test_every_shipped_sweep_file_is_valid():
 def test_a_typo_fails_before_any_work_naming_the_key_and_the_file(tmp_path, changes, message, monkeypatch):
     monkeypatch.chdir(tmp_path)
     started = []
-    monkeypatch.setattr(sw, "for_each_piece", lambda *a, **k: started.append(a))
+    monkeypatch.setattr(sw, "score_pieces", lambda *a, **k: started.append(a))
     with pytest.raises(sw.SweepConfigError, match=message):
         sw.run_sweep(write(tmp_path, **changes))
     assert not started
@@ -56,16 +57,35 @@ def test_ray_gives_the_in_process_table_even_when_an_actor_is_killed(tmp_path):
     sweep = sw.load_sweep(config, base=ROOT)
     here = sw.run_sweep(sweep, tmp_path / "here")
     assert here["piece"].nunique() == 3 and set(here["length_frames"]) == {10, 100, 400}
+    # an actor's unit of several pieces (the GPU default, 16): the runner's pipeline across pieces on the actor
+    config.update(n_pieces=2, datasets={"ood": None}, scoring={**config.get("scoring", {}), "pieces_per_batch": 2})
+    batched = sw.load_sweep(config, base=ROOT)
+    assert [len(pieces) for _, pieces in sw.chunks_of(sw.units(batched), 2)] == [2]
+    batched_here = sw.run_sweep(batched, tmp_path / "batched_here")
     try:
         ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
         on_ray = sw.run_on_ray(sweep, tmp_path / "ray")
         killed = sw.run_on_ray(sweep, tmp_path / "killed", kill_after=1)
+        batched_on_ray = sw.run_on_ray(batched, tmp_path / "batched_ray")
     finally:
         ray.shutdown()
     pd.testing.assert_frame_equal(on_ray, here)
     pd.testing.assert_frame_equal(killed, here)
+    pd.testing.assert_frame_equal(batched_on_ray, batched_here)
+    assert batched_here["piece"].nunique() == 2
     again = sw.run_sweep(sweep, tmp_path / "here")  # a re-run resumes: every part is reused
     pd.testing.assert_frame_equal(again, here)
+
+
+def test_a_ray_unit_is_consecutive_pieces_of_one_model_and_data_kind():
+    pieces = [Piece(kind, f"{kind}{i}", Path(f"{kind}{i}.wav")) for kind in ("training", "ood") for i in range(3)]
+    work = [(model, p) for model in ("a", "b") for p in pieces]
+    chunks = sw.chunks_of(work, 2)
+    assert [(m, [p.name for p in ps]) for m, ps in chunks] == [
+        ("a", ["training0", "training1"]), ("a", ["training2"]), ("a", ["ood0", "ood1"]), ("a", ["ood2"]),
+        ("b", ["training0", "training1"]), ("b", ["training2"]), ("b", ["ood0", "ood1"]), ("b", ["ood2"])]
+    assert [(m, p) for m, ps in chunks for p in ps] == work  # every unit once, in order
+    assert all(len(ps) == 1 for _, ps in sw.chunks_of(work, 1))
 
 
 def test_results_can_go_to_an_object_store_url_through_fsspec(tmp_path):

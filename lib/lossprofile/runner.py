@@ -351,15 +351,27 @@ def pieces_per_batch_for(lm: TokenLM, requested: int | None) -> int:
     return requested if requested else (16 if lm.device.type == "cuda" else 1)
 
 
-def score_piece(lm: TokenLM, piece: Piece, perturbations: Sequence, options: ScoringOptions,
-                out_dir: str | os.PathLike) -> tuple[str | Path | None, dict | None]:
-    """Score one piece into its part (reused if finished) → (part path, None), or (None, error row) for a bad piece.
+def score_pieces(lm: TokenLM, pieces: Sequence[Piece], perturbations: Sequence, options: ScoringOptions,
+                 out_dir: str | os.PathLike, desc: str = "", progress: bool = False
+                 ) -> list[tuple[str | Path | None, dict | None]]:
+    """Score pieces (of one data kind: one perturbation list) into their parts (finished ones reused) → per piece
+    (part path, None), or (None, error row) for a bad piece; the runner's pipeline across pieces where
+    ``options.pieces_per_batch`` (default: the device, :func:`pieces_per_batch_for`) says so.
 
-    The unit of work of distributed sweeps: the part is written atomically, so a killed worker loses at
-    most the piece it was scoring.
+    The unit of work of sweeps, in-process and on Ray actors: each part is written atomically, so a killed
+    worker loses at most the pieces it was scoring.
     """
-    return piece_part(piece, part_path(lm, piece, perturbations, options, out_dir),
-                      scorer(lm, perturbations, options))
+    prepare, compute_many = batch_scorer(lm, perturbations, options)
+
+    def path_of(piece: Piece) -> str | Path:
+        return part_path(lm, piece, perturbations, options, out_dir)
+
+    _, errors = for_each_piece(pieces, path_of, scorer(lm, perturbations, options), desc, progress, prepare=prepare,
+                               compute_many=compute_many,
+                               pieces_per_batch=pieces_per_batch_for(lm, options.pieces_per_batch))
+    failed = {(e["dataset"], e["piece"]): e for e in errors}
+    return [(None, failed[p.dataset, p.name]) if (p.dataset, p.name) in failed else (path_of(p), None)
+            for p in pieces]
 
 
 def collect(parts: Sequence[Path], errors: Sequence[dict], out_dir: str | os.PathLike) -> pd.DataFrame:

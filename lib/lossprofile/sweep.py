@@ -6,10 +6,11 @@
 
 A sweep file names models, datasets, perturbations (presets or single ones) and scoring
 options; every key is checked before any work starts (an unknown key, preset or missing
-folder is reported with the file's name). The work unit is (model, piece): each piece is
-scored into its own part by :func:`lossprofile.runner.score_piece` (atomic write, keyed by
-every parameter and the audio's content), so a killed worker loses at most its piece in
-flight and a re-run resumes. On Ray, one actor per GPU (or per ``cpus_per_actor`` CPUs)
+folder is reported with the file's name). Each piece is scored into its own part by
+:func:`lossprofile.runner.score_pieces` (atomic write, keyed by every parameter and the audio's
+content), so a killed worker loses at most the pieces in flight and a re-run resumes. A Ray
+actor's unit of work is a few pieces of one model and data kind (``scoring.pieces_per_batch``:
+16 on a GPU, the runner's pipeline across pieces; 1 on CPU). On Ray, one actor per GPU (or per ``cpus_per_actor`` CPUs)
 keeps its models loaded; units are sorted by model so an actor rarely switches. The final
 table is assembled from the parts in a fixed order (model, then piece), so it is the same
 whatever the number of actors and the order work finishes in.
@@ -33,8 +34,7 @@ from .data.datasets import Piece
 from .io import is_url, join, slug, write_parquet_atomic
 from .models import load_model
 from .perturb import KINDS, PRESETS, SCORE_KINDS, Perturbation, ScorePerturbation, preset
-from .runner import (ScoringOptions, batch_scorer, collect, for_each_piece, part_path, pieces_per_batch_for,
-                     scorer)
+from .runner import ScoringOptions, collect, score_pieces
 
 TOP_KEYS = {"name", "models", "datasets", "n_pieces", "perturbations", "scoring", "out", "ray"}
 SCORING_KEYS = {f.name for f in dataclasses.fields(ScoringOptions)}
@@ -205,17 +205,22 @@ def _run_units_here(sweep: Sweep, out, device, load_model) -> pd.DataFrame:
         lm = get(model)
         for kind in sweep.datasets:  # one perturbation list per data kind: the runner's loop (a pipeline on a GPU)
             pieces = [p for m, p in work if m == model and p.dataset == kind]
-            perts, folder = sweep.perturbations_for(kind), model_out(sweep, out, model)
-            prepare, compute_many = batch_scorer(lm, perts, sweep.scoring)
-            parts, errors = for_each_piece(
-                pieces, lambda piece: part_path(lm, piece, perts, sweep.scoring, folder),
-                scorer(lm, perts, sweep.scoring), f"sweep {sweep.name}: {model}, {kind}", prepare=prepare,
-                compute_many=compute_many, pieces_per_batch=pieces_per_batch_for(lm, sweep.scoring.pieces_per_batch))
-            failed = {e["piece"]: e for e in errors}
-            for piece in pieces:
-                done[(model, piece.dataset, piece.name)] = ((None, failed[piece.name]) if piece.name in failed else
-                                                            (part_path(lm, piece, perts, sweep.scoring, folder), None))
+            results = score_pieces(lm, pieces, sweep.perturbations_for(kind), sweep.scoring,
+                                   model_out(sweep, out, model), f"sweep {sweep.name}: {model}, {kind}", progress=True)
+            done.update({(model, p.dataset, p.name): r for p, r in zip(pieces, results)})
     return assemble(sweep, work, done, out)
+
+
+def chunks_of(work: list[tuple[str, Piece]], pieces_per_unit: int) -> list[tuple[str, list[Piece]]]:
+    """Consecutive units of one model and one data kind, up to ``pieces_per_unit`` pieces each: what a Ray actor
+    scores in one call (with several, the runner's pipeline across pieces)."""
+    out: list[tuple[str, list[Piece]]] = []
+    for model, piece in work:
+        if out and out[-1][0] == model and out[-1][1][0].dataset == piece.dataset and len(out[-1][1]) < pieces_per_unit:
+            out[-1][1].append(piece)
+        else:
+            out.append((model, [piece]))
+    return out
 
 
 def run_on_ray(sweep: Sweep, out: str | os.PathLike, address: str = "local", num_cpus: int | None = None,
@@ -249,18 +254,19 @@ def run_on_ray(sweep: Sweep, out: str | os.PathLike, address: str = "local", num
             torch.set_num_threads(max(1, int(cpus)))
             self.models = {}
 
-        def score(self, model, piece, perturbations, options, out_dir):
+        def score(self, model, pieces, perturbations, options, out_dir):
             from lossprofile import load_model  # absolute: this class is shipped to the workers by value
-            from lossprofile.runner import score_piece as score_one
+            from lossprofile.runner import score_pieces as score_these
 
             if model not in self.models:
                 self.models = {model: load_model(model, device=device)}  # one model in memory at a time
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
-                return score_one(self.models[model], piece, perturbations, options, out_dir)
+                return score_these(self.models[model], pieces, perturbations, options, out_dir)
 
     work = units(sweep, lambda m: load_model(m, device="cpu"))
-    pending = list(work)
+    # an actor's call scores a batch of pieces (the pipeline on a GPU: 16 by default), one piece on CPU
+    pending = chunks_of(work, max(1, sweep.scoring.pieces_per_batch or (16 if device == "cuda" else 1)))
     actors = [Scorer.remote() for _ in range(n_actors)]
     running: dict = {}
     done: dict = {}
@@ -269,10 +275,10 @@ def run_on_ray(sweep: Sweep, out: str | os.PathLike, address: str = "local", num
         bars[model] = tqdm(total=sum(m == model for m, _ in work), desc=f"  {model}", unit="piece", leave=False)
 
     def submit(actor):
-        model, piece = pending.pop(0)
-        ref = actor.score.remote(model, piece, sweep.perturbations_for(piece.dataset), sweep.scoring,
+        model, pieces = pending.pop(0)
+        ref = actor.score.remote(model, pieces, sweep.perturbations_for(pieces[0].dataset), sweep.scoring,
                                  str(model_out(sweep, out, model)))
-        running[ref] = (actor, model, piece)
+        running[ref] = (actor, model, pieces)
 
     for actor in actors:
         if pending:
@@ -281,18 +287,18 @@ def run_on_ray(sweep: Sweep, out: str | os.PathLike, address: str = "local", num
     while running:
         ready, _ = ray.wait(list(running), num_returns=1)
         ref = ready[0]
-        actor, model, piece = running.pop(ref)
+        actor, model, pieces = running.pop(ref)
         try:
-            done[(model, piece.dataset, piece.name)] = ray.get(ref)
+            done.update({(model, p.dataset, p.name): r for p, r in zip(pieces, ray.get(ref))})
         except ray.exceptions.RayActorError:  # the actor died: a new one takes over, the unit goes back
-            pending.insert(0, (model, piece))
+            pending.insert(0, (model, pieces))  # (its finished parts are reused)
             actors.remove(actor)
             actor = Scorer.remote()
             actors.append(actor)
         else:
             finished += 1
-            bars[None].update()
-            bars[model].update()
+            bars[None].update(len(pieces))
+            bars[model].update(len(pieces))
             if kill_after is not None and finished == kill_after:
                 victim = next((a for a, *_ in running.values()), None)
                 if victim is not None:
