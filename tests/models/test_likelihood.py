@@ -296,3 +296,33 @@ def test_entropy_and_rank_come_with_the_nll_and_match_a_direct_softmax(small_lm)
     assert (stats.rank >= 1).all() and (stats.rank <= small_lm.cardinality).all()
     pub = small_lm.token_statistics(codes, method="as_published")
     assert torch.isnan(pub.rank[:, :, 0]).all() and torch.isfinite(pub.entropy[:, :, 1:]).all()
+
+
+@pytest.mark.parametrize("prefix_steps", [1, 2, 3, 5, 9, 12, 13])  # K = 4, T = 10: S = 13 delayed steps
+def test_shared_prefix_statistics_read_once_per_group_equal_the_expanded_logits(prefix_steps):
+    # groups of rows whose first prefix_steps decoder inputs agree: their logits agree there, and so do the
+    # targets of every prefix step but the last (a target is the next step's input)
+    B, K, T, V, sizes = 5, 4, 10, 32, [2, 3]
+    gen = torch.Generator().manual_seed(prefix_steps)
+    rows = torch.repeat_interleave(torch.arange(len(sizes)), torch.tensor(sizes))
+    codes = torch.randint(0, V, (B, K, T), generator=gen)
+    agree = max(0, prefix_steps - 1)  # frames < agree agree within a group
+    codes[:, :, :agree] = codes[[0, 2]][rows][:, :, :agree]  # rows 0 and 2 begin the groups
+    prefix = torch.randn(len(sizes), K, prefix_steps, V, generator=gen) * 3
+    rest = torch.randn(B, K, T + K - 1 - prefix_steps, V, generator=gen) * 3
+    expected = delay.token_statistics(torch.cat([prefix[rows], rest], dim=2), codes)
+    got = delay.shared_prefix_token_statistics(prefix, rest, codes, rows)
+    for a, b in zip(expected, got):
+        assert a.shape == b.shape == (B, K, T) and torch.allclose(a, b, atol=1e-6, rtol=0)
+
+
+def test_frame_statistics_in_blocks_equal_one_pass():
+    from lossprofile.models import frame_statistics
+
+    gen = torch.Generator().manual_seed(0)
+    logits = torch.randn(3, 50, 64, generator=gen) * 4
+    targets = torch.randint(0, 64, (3, 50), generator=gen)
+    whole = frame_statistics(logits, targets, rows_per_block=10**9)
+    for block in (1, 8, 31, 150):  # 1 frame per block, a ragged last block, exactly one block
+        for a, b in zip(whole, frame_statistics(logits, targets, rows_per_block=block)):
+            assert a.shape == b.shape == (3, 50) and torch.allclose(a, b, atol=1e-6, rtol=0)

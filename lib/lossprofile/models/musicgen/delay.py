@@ -57,6 +57,37 @@ def token_statistics(logits: torch.Tensor, codes: torch.Tensor) -> TokenStats:
     return TokenStats(*(torch.stack(parts, dim=1) for parts in zip(*per_k)))
 
 
+def shared_prefix_token_statistics(prefix_logits: torch.Tensor, rest_logits: torch.Tensor, codes: torch.Tensor,
+                                   rows: torch.Tensor) -> TokenStats:
+    """:func:`token_statistics` of codes ``[B, K, T]`` whose delayed-step logits are ``prefix_logits[rows]`` for the
+    first P steps (``[G, K, P, V]``: one row per group of rows whose first P decoder inputs agree; ``rows [B]``
+    each row's group) and ``rest_logits`` ``[B, K, S - P, V]`` after them, without expanding either.
+
+    A step's target is the next step's input, so the targets of all prefix steps but the last agree within a
+    group too: their statistics are computed once per group. That was most of the engine's cost on CPU
+    (log-softmax, entropy, rank over the vocabulary for every row of every shared step). Equal to
+    :func:`token_statistics` of the concatenated logits: the same arithmetic per row.
+    """
+    B, K, T = codes.shape
+    G, _, P, _ = prefix_logits.shape
+    Q = P - 1  # steps whose inputs and targets agree within each group
+    firsts = torch.zeros(G, dtype=torch.long, device=rows.device).scatter_reduce(
+        0, rows, torch.arange(B, device=rows.device), reduce="amin", include_self=False)
+    per_k = []
+    for k in range(K):  # codebook k's frame t is predicted at step t + k
+        a, b = (min(T, max(0, step - k)) for step in (Q, P))  # frames [0, a) shared, [a, b) last prefix step, [b, T) rest
+        parts = []
+        if a:
+            shared = frame_statistics(prefix_logits[:, k, k : k + a], codes[firsts.to(codes.device), k, :a])
+            parts.append([x[rows.to(x.device)] for x in shared])
+        if b > a:
+            parts.append(frame_statistics(prefix_logits[:, k, k + a : k + b][rows], codes[:, k, a:b]))
+        if T > b:
+            parts.append(frame_statistics(rest_logits[:, k, b + k - P : T + k - P], codes[:, k, b:]))
+        per_k.append([torch.cat(p, dim=-1) for p in zip(*parts)])
+    return TokenStats(*(torch.stack(parts, dim=1) for parts in zip(*per_k)))
+
+
 def gather_nll(logits: torch.Tensor, codes: torch.Tensor) -> torch.Tensor:
     """Per-code NLL ``[B, K, T]`` (fp32) of codes ``[B, K, T]`` from delayed-step logits ``[B, K, T+K-1, V]``."""
     return token_statistics(logits, codes).nll

@@ -315,17 +315,14 @@ class MusicLM(TokenLM):
         firsts = torch.cumsum(sizes, 0) - sizes  # the first row of each group holds its prefix
         prefix_logits, past = self._decoder_logits(decoder_input[firsts, :, :shared_steps],
                                                    self.condition(len(sizes), prompt), use_cache=True)
+        rows = torch.repeat_interleave(torch.arange(len(sizes)), sizes).to(self.device)  # [B]: each row's group
         if len(sizes) == 1:
             past.batch_repeat_interleave(B)
-            prefix_logits = prefix_logits.expand(B, -1, -1, -1)
         else:
-            rows = torch.repeat_interleave(torch.arange(len(sizes)), sizes).to(self.device)  # [B]: each row's group
             past.reorder_cache(rows)
-            prefix_logits = prefix_logits[rows]
         rest = self._decoder_logits(decoder_input[:, :, shared_steps:], self.condition(B, prompt), past=past,
                                     use_cache=True)[0]
-        logits = torch.cat([prefix_logits, rest], dim=2)
-        return delay.token_statistics(logits, codes)
+        return delay.shared_prefix_token_statistics(prefix_logits, rest, codes, rows)
 
     def batch_size(self, num_frames: int, default: int = 8, limit: int = 64) -> int:
         """Sequences per decoder batch that fit in half the free GPU memory (``default`` on CPU)."""
