@@ -143,3 +143,30 @@ def test_corrupt_midi_and_truncated_wav_are_reported_with_a_reason(tmp_path):
                                                    rf"of audio, the file holds {cut - 44} \(truncated\?\)"):
             audio.load_audio(tmp_path / name, 32000)
     assert audio.load_audio(full, 32000).size == 32000 * 20
+
+
+def reference_excerpt(path: Path, seconds: float) -> np.ndarray:
+    return audio.excerpt(audio.load_audio(path, 32000), 32000, seconds, source=str(path))
+
+
+def test_a_midi_excerpt_rendered_only_as_far_as_it_needs_equals_the_full_render_cut(tmp_path):
+    for path in ASAP_MIDI[:2]:  # real performances, minutes long: a 15 s excerpt from a partial render
+        assert np.array_equal(audio.load_excerpt_audio(path, 32000, 15.0), reference_excerpt(path, 15.0))
+    # the first onset is too soft to count as sound and the loud notes start 4 s later: beyond the partial
+    # render (first onset + 3 s + 2 s), so the whole file is rendered and cut as before
+    midi = pretty_midi.PrettyMIDI()
+    inst = pretty_midi.Instrument(program=0)
+    inst.notes = [pretty_midi.Note(1, 60, 0.0, 0.1)] + [pretty_midi.Note(100, 60 + i, 6.0 + i, 6.9 + i) for i in range(6)]
+    midi.instruments.append(inst)
+    midi.write(str(tmp_path / "late.mid"))
+    late = audio.load_excerpt_audio(tmp_path / "late.mid", 32000, 3.0)
+    assert np.array_equal(late, reference_excerpt(tmp_path / "late.mid", 3.0))
+    assert audio.first_loud_block(audio.render_midi(midi, 32000, max_seconds=5.0), 32000) is None
+    # errors are those of the full path, naming the file
+    short = write_midi(tmp_path / "short.mid", [(60, 0.5, 1.5)])
+    with pytest.raises(audio.AudioError, match=r"short.mid: too short for a 3 s excerpt"):
+        audio.load_excerpt_audio(short, 32000, 3.0)
+    empty = tmp_path / "empty.mid"
+    pretty_midi.PrettyMIDI().write(str(empty))
+    with pytest.raises(audio.AudioError, match="empty.mid: MIDI file has no notes"):
+        audio.load_excerpt_audio(empty, 32000, 3.0)

@@ -46,8 +46,9 @@ def test_the_gpu_check_runs_end_to_end_and_writes_its_table(tmp_path):
     assert numbers["profile"]["max_score_difference"] < 1e-3
     (stages,) = numbers["stages"]  # where the pipeline's time goes: every stage took time, decode = score - encode
     assert min(stages["prepare"], stages["encode"], stages["score"]) > 0 and "| prepare | encode" in text
-    (rate,) = numbers["projection"]  # the paper sweep's first 3 perturbations on one 15 s piece
+    (rate,) = numbers["projection"]  # the paper sweep's first 3 perturbations on one ASAP piece, through the runner
     assert rate["variants"] == 3 and rate["pieces"] == 1 and rate["fps"] * rate["seconds"] == pytest.approx(3 * 750)
+    assert rate["source"].endswith("asap") and "asap | 3 |" in text
     # the tiny model is no hub size: each of the four models is listed, none projected from it
     assert [p["measured_as"] for p in numbers["projected"]] == [None] * 4 and "not every size was measured" in text
 

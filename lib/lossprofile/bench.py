@@ -17,7 +17,6 @@ per-frame difference between them, the decoder's share of the bf16 peak on a GPU
 from __future__ import annotations
 
 import argparse
-import os
 import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -29,6 +28,7 @@ import torch
 from . import audio
 from .models import TokenLM, load_model
 from .perturb import noise_sweep
+from .runner import prepare_workers
 from .scoring import encode_many, frame_mean, score_many
 
 BF16_PEAK_TFLOPS = {"H100": 989.0, "H200": 989.0, "A100": 312.0}  # dense, SXM
@@ -100,7 +100,7 @@ def engine(lm: TokenLM, pieces, perturbations, precision: str, pieces_per_batch:
     start = time.perf_counter()
     curves, codes, shared = [], [], []
     starts = range(0, len(pieces), pieces_per_batch)
-    workers = 1 if pieces_per_batch == 1 else min(pieces_per_batch, os.cpu_count() or 1)
+    workers = 1 if pieces_per_batch == 1 else prepare_workers(pieces_per_batch)
     with ThreadPoolExecutor(workers) as pool:
         def submit(lo: int) -> list:
             return [pool.submit(prepared, lm, clean, perturbations) for clean in pieces[lo : lo + pieces_per_batch]]

@@ -249,5 +249,4 @@ def pieces(kind: str, n: int, lm=None, folder: str | Path | None = None,
 
 def load_excerpt(piece: Piece, sample_rate: int, seconds: float) -> np.ndarray:
     """The piece's first ``seconds`` of sound as mono float32 ``[S]``; :class:`AudioError` names the file."""
-    wav = audio.load_audio(piece.path, sample_rate)
-    return audio.excerpt(wav, sample_rate, seconds, source=str(piece.path))
+    return audio.load_excerpt_audio(piece.path, sample_rate, seconds)
