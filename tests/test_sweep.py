@@ -47,7 +47,7 @@ def test_a_typo_fails_before_any_work_naming_the_key_and_the_file(tmp_path, chan
     assert not started
 
 
-def test_ray_gives_the_in_process_table_even_when_an_actor_is_killed(tmp_path):
+def test_ray_gives_the_in_process_table_even_when_an_actor_is_killed_and_with_several_pieces_per_unit(tmp_path):
     import ray
 
     config = yaml.safe_load(SMOKE.read_text())
@@ -62,14 +62,12 @@ def test_ray_gives_the_in_process_table_even_when_an_actor_is_killed(tmp_path):
     batched = sw.load_sweep(config, base=ROOT)
     assert [len(pieces) for _, pieces in sw.chunks_of(sw.units(batched), 2)] == [2]
     batched_here = sw.run_sweep(batched, tmp_path / "batched_here")
-    try:
+    try:  # (each Ray run starts its actors afresh: two runs keep the test inside make test's budget)
         ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
-        on_ray = sw.run_on_ray(sweep, tmp_path / "ray")
         killed = sw.run_on_ray(sweep, tmp_path / "killed", kill_after=1)
         batched_on_ray = sw.run_on_ray(batched, tmp_path / "batched_ray")
     finally:
         ray.shutdown()
-    pd.testing.assert_frame_equal(on_ray, here)
     pd.testing.assert_frame_equal(killed, here)
     pd.testing.assert_frame_equal(batched_on_ray, batched_here)
     assert batched_here["piece"].nunique() == 2
