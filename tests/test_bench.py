@@ -12,7 +12,8 @@ from lossprofile import bench
 
 
 def test_published_and_engine_paths_agree_and_the_report_ends_with_the_speed_up(capsys):
-    bench.main(["--model", "tiny", "--device", "cpu", "--pieces", "2", "--seconds", "10", "--pieces-per-batch", "2"])
+    bench.main(["--model", "tiny", "--device", "cpu", "--pieces", "2", "--seconds", "10", "--pieces-per-batch", "2",
+                "--paper-pieces", "0"])  # (its prefix-groups line: tests/test_scoring.py)
     out = capsys.readouterr().out.strip().splitlines()
     assert re.fullmatch(r"speed-up: \d+\.\d×", out[-1])
     text = "\n".join(out)
@@ -66,3 +67,50 @@ def test_the_sweep_projection_scales_seconds_per_piece_to_the_whole_sweep():
     assert rows["facebook/musicgen-medium"]["minutes"] == pytest.approx(240 * 3 * variants / 3 / 60)
     assert rows["facebook/musicgen-melody"]["minutes"] == rows["facebook/musicgen-medium"]["minutes"]
     assert np.isnan(rows["facebook/musicgen-large"]["minutes"]) and rows["facebook/musicgen-large"]["measured_as"] is None
+
+
+def test_the_decoder_floor_counts_each_variants_steps_from_its_onset_and_the_flops_of_its_shapes():
+    from lossprofile import gpucheck
+    from lossprofile.models.musicgen.architecture import decoder_flops_per_step, real_architecture
+
+    sweep = gpucheck.paper_sweep("sweeps/paper.yaml")
+    floor = {r["model"]: r for r in gpucheck.decoder_floor(sweep, peak_tflops=1000.0)}
+    medium = floor["facebook/musicgen-medium"]
+    steps = 750 + 4 - 1  # 15 s at 50 frames/s, 4 codebooks' delay
+    # one prefix per piece: the shuffles change frame 0, so each of 82 rows runs every step, 240 pieces x 3 kinds
+    assert medium["row_steps_one_prefix"] == 240 * 3 * 82 * steps
+    # by hand, each onset its own group: 9 rows from frame 0; 33 noise variants at 250; 3 at each of 50..700 but
+    # 250 (the clean row joins 700's): a group of g rows with prefix m costs m + g (steps - m)
+    onsets = [m for m in range(50, 701, 50) if m != 250]
+    by_onset = 9 * steps + (250 + 33 * (steps - 250)) + sum(m + (3 + (m == 700)) * (steps - m) for m in onsets)
+    assert medium["row_steps"] <= 240 * 3 * by_onset < 0.75 * medium["row_steps_one_prefix"]
+    per_step = decoder_flops_per_step(real_architecture("medium").decoder, steps)
+    assert medium["pflop"] == pytest.approx(medium["row_steps"] * per_step / 1e15)
+    assert medium["minutes_at_100%"] == pytest.approx(medium["pflop"] * 1e15 / 1000e12 / 60)
+    assert medium["minutes_at_35%"] == pytest.approx(medium["minutes_at_100%"] / 0.35)
+    assert floor["facebook/musicgen-melody"]["pflop"] == medium["pflop"] < floor["facebook/musicgen-large"]["pflop"]
+
+
+def test_decoder_flops_per_step_match_torchs_flop_counter():
+    import torch
+    from torch.nn.attention import SDPBackend, sdpa_kernel
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from lossprofile.models.musicgen.architecture import build_model, decoder_flops_per_step, musicgen_config
+
+    cfg = musicgen_config(num_hidden_layers=3, hidden_size=64, num_attention_heads=4, ffn_dim=256, cardinality=128,
+                          text_layers=1, text_dim=32, text_heads=2, text_ff=32)
+    model, steps, d, layers = build_model(cfg), 40, 64, 3
+    inputs = torch.zeros(4, steps, dtype=torch.long)  # [K, S]: one sequence of 4 codebooks
+    text = torch.zeros(1, 1, d)  # one text token, projected to the decoder's width (what the null condition gives)
+    # the plain attention kernel: its matmuls are what the counter sees (the fused CPU kernel it does not count)
+    with torch.no_grad(), sdpa_kernel(SDPBackend.MATH), FlopCounterMode(display=False) as counter:
+        model.decoder(input_ids=inputs, encoder_hidden_states=text)
+    counted = counter.get_total_flops()
+    # the plain kernel computes attention over all steps; the formula counts the causal half that is ever used,
+    # and not the text's keys and values (one token: 2 x 2 x d x d per layer, once per sequence) nor attention
+    # over them (2 x 2 x d per step and layer)
+    full_attention = layers * 2 * 2 * d * steps * steps
+    text = layers * 2 * 2 * d * d + layers * 2 * 2 * d * steps
+    assert counted == pytest.approx(steps * decoder_flops_per_step(cfg.decoder, steps) + full_attention / 2 + text,
+                                    rel=1e-9)

@@ -17,6 +17,7 @@ per-frame difference between them, the decoder's share of the bf16 peak on a GPU
 from __future__ import annotations
 
 import argparse
+import math
 import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -29,7 +30,7 @@ from . import audio
 from .models import TokenLM, load_model
 from .perturb import noise_sweep
 from .runner import prepare_workers
-from .scoring import encode_many, frame_mean, score_many
+from .scoring import GROUP_COST_STEPS, encode_many, frame_mean, score_codes, score_many
 
 BF16_PEAK_TFLOPS = {"H100": 989.0, "H200": 989.0, "A100": 312.0}  # dense, SXM
 
@@ -94,8 +95,9 @@ def prepared(lm: TokenLM, clean: np.ndarray, perturbations) -> tuple[np.ndarray,
 def engine(lm: TokenLM, pieces, perturbations, precision: str, pieces_per_batch: int = 1
            ) -> tuple[float, list[np.ndarray], list[torch.Tensor], list[int]]:
     """The engine, ``pieces_per_batch`` pieces per decoder batch (1: :func:`score_variants` per piece, everything
-    on one thread); returns seconds, per-frame delta curves, each variant's codes and each piece's shared decoder
-    steps. Several pieces per batch is the runner's pipeline: CPU threads prepare the next batch meanwhile."""
+    on one thread); returns seconds, per-frame delta curves, each variant's codes and each piece's prefix groups
+    (rows, shared decoder steps). Several pieces per batch is the runner's pipeline: CPU threads prepare the next
+    batch meanwhile."""
     sync(lm)
     start = time.perf_counter()
     curves, codes, shared = [], [], []
@@ -115,7 +117,7 @@ def engine(lm: TokenLM, pieces, perturbations, precision: str, pieces_per_batch:
             for s in score_many(lm, batch, precision=precision):
                 curves += list((frame_mean(s.variants) - frame_mean(s.clean)).numpy())
                 codes += list(s.codes_variants)
-                shared.append(s.shared_steps)
+                shared.append(s.prefix_groups)
             if not overlap and following is not None:
                 ahead = submit(following)
     sync(lm)
@@ -158,6 +160,34 @@ def sweep_rate(lm: TokenLM, perturbations, n_pieces: int, seconds: float, precis
                 seconds_per_piece=elapsed / n_pieces, fps=frames / elapsed)
 
 
+def prefix_groups_gain(lm: TokenLM, perturbations, n_pieces: int, seconds: float, precision: str) -> dict:
+    """The decoder stage alone (codes encoded beforehand) on ``perturbations`` that change at several frames (the
+    paper sweep's 81: frame 0 to 700), one prefix per piece (``group_cost_steps=inf``, as before 2026-11-30)
+    against prefix groups (:func:`lossprofile.scoring.prefix_groups`, the default): seconds, decoder row-steps,
+    and the largest difference between the two's per-code NLL."""
+    pieces = synthetic_pieces(n_pieces, seconds, lm.sample_rate, seed=4)
+    codes = encode_many(lm, [prepared(lm, clean, perturbations) for clean in pieces])
+    steps = int(seconds * lm.frame_rate) + lm.num_codebooks - 1
+    out, nll = {}, {}
+    score_codes(lm, codes[:1], precision=precision)  # warm-up
+    for label, cost in (("one_prefix", math.inf), ("groups", GROUP_COST_STEPS)):
+        sync(lm)
+        start = time.perf_counter()
+        scores = score_codes(lm, codes, precision=precision, group_cost_steps=cost)
+        sync(lm)
+        out[f"{label}_seconds"] = time.perf_counter() - start
+        out[f"{label}_row_steps"] = sum(decoder_row_steps(s.prefix_groups, steps) for s in scores)
+        nll[label] = torch.cat([torch.cat([s.clean[None], s.variants]) for s in scores])
+    return dict(pieces=n_pieces, variants=len(perturbations), **out,
+                max_nll_difference=float((nll["one_prefix"] - nll["groups"]).abs().max()))
+
+
+def decoder_row_steps(prefix_groups, steps: int) -> int:
+    """Decoder steps × rows a piece's scoring executed (:attr:`lossprofile.scoring.Scores.prefix_groups`): each
+    group's shared prefix once, the rest of its ``steps`` per row."""
+    return sum(shared + rows * (steps - shared) for rows, shared in prefix_groups)
+
+
 def agreement(curves_a, codes_a, curves_b, codes_b) -> tuple[int, float]:
     """(variants whose codes differ, largest per-frame delta difference among those whose codes agree).
 
@@ -181,6 +211,9 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--pieces-per-batch", type=int, default=None, help="(c)'s pieces per decoder batch "
                    "(default 16 on a GPU, 4 on CPU)")
     p.add_argument("--published-pieces", type=int, default=4, help="pieces the slow published path (a) scores")
+    p.add_argument("--paper-pieces", type=int, default=4, help="pieces for the decoder stage on the paper sweep's "
+                   "perturbations, one prefix per piece against prefix groups (0: skip)")
+    p.add_argument("--paper-sweep", default="sweeps/paper.yaml", help="the sweep whose perturbations that uses")
     args = p.parse_args(argv)
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
     lm = random_musicgen(args.arch, device) if args.arch else load_model(args.model, device=device)
@@ -201,6 +234,18 @@ def main(argv: list[str] | None = None) -> None:
     if "engine_tflops" in r:
         print(f"decoder throughput: (b) {r['engine_tflops']:.1f} TFLOP/s, (c) {r['pipeline_tflops']:.1f} TFLOP/s"
               + (f" = {r['pipeline_peak_share']:.1%} of {r['gpu']}'s bf16 peak" if "pipeline_peak_share" in r else ""))
+    if args.paper_pieces and not Path(args.paper_sweep).is_file():
+        print(f"decoder stage on the paper sweep not measured: no sweep file {args.paper_sweep}")
+    elif args.paper_pieces:
+        from .sweep import load_sweep
+
+        perts = load_sweep(args.paper_sweep).perturbations_for("ood")
+        g = prefix_groups_gain(lm, perts, args.paper_pieces, 15.0, args.precision)
+        print(f"decoder stage on the paper sweep's {g['variants']} perturbations (changes at frames 0-700), "
+              f"{g['pieces']} pieces x 15 s: one prefix per piece {g['one_prefix_seconds']:.2f} s "
+              f"({g['one_prefix_row_steps']:,} row-steps), prefix groups {g['groups_seconds']:.2f} s "
+              f"({g['groups_row_steps']:,}): {g['one_prefix_seconds'] / g['groups_seconds']:.2f}× faster; "
+              f"largest NLL difference {g['max_nll_difference']:.1e} nats")
     print(f"speed-up: {r['pipeline_fps'] / r['published_fps']:.1f}×")
 
 
@@ -225,8 +270,7 @@ def measure(lm: TokenLM, n_pieces: int, seconds: float, precision: str, pieces_p
              codes_differ_bc=n_differ_bc, variants=len(codes_eng), max_diff_bc=diff_bc)
     if lm.device.type == "cuda" and lm.forward_flops_per_step(1) is not None:
         steps = int(seconds * lm.frame_rate) + lm.num_codebooks - 1
-        # only the decoder steps actually executed: each shared prefix once, the rest per sequence
-        flops = lm.forward_flops_per_step(steps) * sum(sh + (steps - sh) * (len(perts) + 1) for sh in shared)
+        flops = lm.forward_flops_per_step(steps) * sum(decoder_row_steps(groups, steps) for groups in shared)
         r.update(engine_tflops=flops / t_eng / 1e12, pipeline_tflops=flops / t_pipe / 1e12,
                  gpu=torch.cuda.get_device_name())
         peak = next((v for k, v in BF16_PEAK_TFLOPS.items() if k in r["gpu"]), None)

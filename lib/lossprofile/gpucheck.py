@@ -12,7 +12,8 @@ one table:
    the two tables;
 3. the profile score's cost per piece, piece by piece and across pieces;
 4. the paper's sweep (``sweeps/paper.yaml``) projected per model from the runner's seconds per piece on that
-   sweep's ASAP pieces × its own perturbations (81 per data kind), MusicGen-melody from medium's rate.
+   sweep's ASAP pieces × its own perturbations (81 per data kind), MusicGen-melody from medium's rate; beside it
+   the decoder's work in that sweep from the architectures' shapes (:func:`decoder_floor`), the floor under it.
 
 Each step's time is printed as it ends; the table goes to ``--out`` (markdown) beside a JSON of every
 number.
@@ -113,6 +114,38 @@ def project(rates: dict[str, dict], sweep) -> list[dict]:
     return rows
 
 
+def decoder_floor(sweep, peak_tflops: float = bench.BF16_PEAK_TFLOPS["H100"], shares=(1.0, 0.35)) -> list[dict]:
+    """The decoder's work in ``sweep`` per model, from its shapes alone: each piece's decoder row-steps (a variant
+    shares the clean piece's steps up to its onset frame; :func:`lossprofile.scoring.group_rows`, and one prefix
+    for all as before 2026-11-30) × FLOPs per step, over every piece and data kind; and the minutes that work
+    takes at ``shares`` of the dense bf16 peak. A floor under any measured projection: the codec, preparation
+    and the statistics come on top."""
+    from .models.musicgen.architecture import decoder_flops_per_step, real_architecture
+    from .scoring import group_rows
+
+    frames = int(float(sweep.scoring.excerpt_seconds) * 50)
+    rows = []
+    for model in sweep.models:
+        size = size_of(model)
+        if size is None:
+            continue
+        decoder = real_architecture(size).decoder
+        steps = frames + decoder.num_codebooks - 1
+        work = {"groups": 0, "one prefix": 0}
+        for kind in sweep.datasets:
+            own = [min(max(0, p.onset_frame), steps) for p in sweep.perturbations_for(kind)]
+            own = [max(own), *own]  # the clean row
+            work["groups"] += sweep.n_pieces * bench.decoder_row_steps(
+                [(len(r), m) for r, m in group_rows(own)], steps)
+            work["one prefix"] += sweep.n_pieces * bench.decoder_row_steps([(len(own), min(own))], steps)
+        flops = decoder_flops_per_step(decoder, steps)
+        row = dict(model=model, size=size, row_steps=work["groups"], row_steps_one_prefix=work["one prefix"],
+                   pflop=work["groups"] * flops / 1e15, pflop_one_prefix=work["one prefix"] * flops / 1e15)
+        row.update({f"minutes_at_{share:.0%}": row["pflop"] * 1e3 / (peak_tflops * share) / 60 for share in shares})
+        rows.append(row)
+    return rows
+
+
 def projection_check(lm, args, sweep) -> dict:
     """The runner's pipeline (:func:`lossprofile.runner.score_pieces`: render, excerpt, perturb on CPU threads,
     score, write parts) on the sweep's out-of-distribution pieces (ASAP MIDI, shipped) × its perturbations for
@@ -164,6 +197,8 @@ def report(results: dict) -> str:
         lines += _sweep_lines(results["sweep"], results["profile"])
     if results.get("projection"):
         lines += _projection_lines(results["projection"], results.get("projected", []))
+    if results.get("floor"):
+        lines += _floor_lines(results["floor"], results.get("peak_tflops"))
     if results.get("projection_error"):
         lines += ["", f"Paper-sweep projection not run: {results['projection_error']}"]
     return "\n".join(lines) + "\n"
@@ -185,6 +220,19 @@ def _projection_lines(rates: list[dict], projected: list[dict]) -> list[str]:
         total = sum(p["minutes"] for p in projected)
         lines += ["", f"All {len(projected)} models: {total:.1f} minutes." if np.isfinite(total)
                   else f"All {len(projected)} models: not every size was measured."]
+    return lines
+
+
+def _floor_lines(floor: list[dict], peak: float | None) -> list[str]:
+    lines = ["", f"The decoder's work in the paper sweep from its shapes alone (each variant shares the clean piece's "
+             f"decoder steps up to its onset; FLOPs of the forward pass; minutes at a share of {peak or 989:.0f} "
+             "TFLOP/s dense bf16): the floor under the projection above, codec and preparation excluded.", "",
+             "| model | row-steps (prefix groups) | one prefix per piece | PFLOP | minutes at 100% | at 35% |",
+             "|---|---|---|---|---|---|"]
+    lines += [f"| {r['model']} | {r['row_steps'] / 1e6:.1f} M | {r['row_steps_one_prefix'] / 1e6:.1f} M | "
+              f"{r['pflop']:.0f} | {r['minutes_at_100%']:.1f} | {r['minutes_at_35%']:.1f} |" for r in floor]
+    lines += ["", f"All {len(floor)} models: {sum(r['minutes_at_100%'] for r in floor):.1f} minutes at the full peak, "
+              f"{sum(r['minutes_at_35%'] for r in floor):.1f} at 35% of it."]
     return lines
 
 
@@ -230,6 +278,9 @@ def main(argv: list[str] | None = None) -> None:
         except Exception as err:  # e.g. no pyyaml on the GPU machine: every other step still runs
             results["projection_error"] = f"{type(err).__name__}: {err}"
             print(f"[gpu-check] projection skipped: {results['projection_error']}", flush=True)
+        else:
+            peak = next((v for k, v in bench.BF16_PEAK_TFLOPS.items() if k in gpu), None)
+            results.update(floor=decoder_floor(sweep, peak or bench.BF16_PEAK_TFLOPS["H100"]), peak_tflops=peak)
     rates = {}
     for arch in args.archs:
         lm = load_model("tiny", device=args.device) if arch == "tiny" else bench.random_musicgen(arch, args.device)

@@ -3,8 +3,9 @@
 :func:`score_variants` encodes every waveform once (in memory, no files; a family may re-run its
 tokenizer only around each variant's change, :meth:`~lossprofile.models.TokenLM.encode_variants`),
 then scores the codes with the family's exact factorization. Decoder steps whose inputs are identical
-in every variant (the family says how many: :meth:`~lossprofile.models.TokenLM.shared_steps`) are run
-once and shared; only the remaining steps run per variant, batched. On GPU the matmuls run in bf16 by
+in a group of variants (the family says how many: :meth:`~lossprofile.models.TokenLM.shared_steps`; variants
+that change at different frames form different groups, :func:`prefix_groups`) are run once per group; only the
+remaining steps run per variant, batched (:func:`score_codes`). On GPU the matmuls run in bf16 by
 default while log-softmax stays fp32. Everything here goes through the :class:`~lossprofile.models.TokenLM`
 protocol only.
 """
@@ -37,13 +38,15 @@ class Scores:
     variants: torch.Tensor
     codes_clean: torch.Tensor
     codes_variants: torch.Tensor
-    shared_steps: int  # decoder steps computed once for all variants
+    shared_steps: int  # decoder steps every row shares (the shortest group prefix)
     entropy_clean: torch.Tensor
     entropy_variants: torch.Tensor
     rank_clean: torch.Tensor
     rank_variants: torch.Tensor
     surprisal_var_clean: torch.Tensor
     surprisal_var_variants: torch.Tensor
+    # (rows, shared decoder steps) of each group of rows that ran its prefix once (:func:`prefix_groups`)
+    prefix_groups: tuple[tuple[int, int], ...] = ()
 
 
 def frame_mean(nll: torch.Tensor) -> torch.Tensor:
@@ -72,7 +75,11 @@ def autocast_context(device: torch.device, precision: str):
 
 def stats_batched(lm: TokenLM, codes: torch.Tensor, method: str = "exact", prompt=None,
                   batch_size: int | None = None, shared_steps: int = 0, precision: str = "auto") -> TokenStats:
-    """Per-code NLL, entropy and rank ``[N, K, T]`` (CPU fp32) in batches; halves the batch on CUDA out-of-memory."""
+    """Per-code NLL, entropy and rank ``[N, K, T]`` (CPU fp32) in batches; halves the batch on CUDA out-of-memory.
+
+    Every batch's results stay on the device until all batches are queued and come back in one copy per
+    signal: a copy to the host waits for the GPU, and waiting after each batch would leave it idle while the
+    next batch is launched."""
     batch_size = batch_size or lm.batch_size(codes.shape[-1])
     out, lo = [], 0
     while lo < len(codes):
@@ -89,9 +96,9 @@ def stats_batched(lm: TokenLM, codes: torch.Tensor, method: str = "exact", promp
             torch.cuda.empty_cache()
             batch_size = max(1, batch_size // 2)
             continue
-        out.append([x.float().cpu() for x in stats])
+        out.append([x.float() for x in stats])
         lo += len(chunk)
-    return TokenStats(*(torch.cat(parts) for parts in zip(*out)))
+    return TokenStats(*(torch.cat(parts).cpu() for parts in zip(*out)))
 
 
 def encode_piece(lm: TokenLM, clean_wav: np.ndarray, variant_wavs: Sequence[np.ndarray], splice: bool = True
@@ -120,12 +127,13 @@ def encode_many(lm: TokenLM, pieces: Sequence[tuple[np.ndarray, Sequence[np.ndar
     return [encode_piece(lm, clean, variants, splice) for clean, variants in pieces]
 
 
-def scores_of(codes: torch.Tensor, stats: TokenStats, shared: int) -> Scores:
-    """Row 0 is the clean piece, the rest its variants."""
+def scores_of(codes: torch.Tensor, stats: TokenStats, groups: Sequence[tuple[int, int]]) -> Scores:
+    """Row 0 is the clean piece, the rest its variants; ``groups``: (rows, shared decoder steps) of each prefix group."""
     return Scores(clean=stats.nll[0], variants=stats.nll[1:], codes_clean=codes[0].cpu(),
-                  codes_variants=codes[1:].cpu(), shared_steps=shared, entropy_clean=stats.entropy[0],
-                  entropy_variants=stats.entropy[1:], rank_clean=stats.rank[0], rank_variants=stats.rank[1:],
-                  surprisal_var_clean=stats.surprisal_var[0], surprisal_var_variants=stats.surprisal_var[1:])
+                  codes_variants=codes[1:].cpu(), shared_steps=min(steps for _, steps in groups),
+                  entropy_clean=stats.entropy[0], entropy_variants=stats.entropy[1:], rank_clean=stats.rank[0],
+                  rank_variants=stats.rank[1:], surprisal_var_clean=stats.surprisal_var[0],
+                  surprisal_var_variants=stats.surprisal_var[1:], prefix_groups=tuple(groups))
 
 
 def score_variants(lm: TokenLM, clean_wav: np.ndarray, variant_wavs: Sequence[np.ndarray],
@@ -137,12 +145,11 @@ def score_variants(lm: TokenLM, clean_wav: np.ndarray, variant_wavs: Sequence[np
     re-run only around each variant's change); ``splice=False`` encodes every waveform whole.
 
     Returns per-code NLL for the clean piece and every variant. With ``prefix_reuse``
-    (exact method only) the shared prefix is computed once; the result equals scoring
-    each sequence alone up to float rounding.
+    (exact method only) each group of rows runs its shared prefix once (:func:`prefix_groups`); the result
+    equals scoring each sequence alone up to float rounding.
     """
     codes = encode_piece(lm, clean_wav, variant_wavs, splice)
-    shared = lm.shared_steps(codes) if prefix_reuse and method == "exact" and len(codes) > 1 else 0
-    return scores_of(codes, stats_batched(lm, codes, method, prompt, batch_size, shared, precision), shared)
+    return score_codes(lm, [codes], method, prompt, batch_size, prefix_reuse, precision)[0]
 
 
 def pack(sizes: Sequence[int], limit: int) -> list[list[int]]:
@@ -157,6 +164,49 @@ def pack(sizes: Sequence[int], limit: int) -> list[list[int]]:
     return packs + ([current] if current else [])
 
 
+GROUP_COST_STEPS = 64  # a prefix group of its own must save more decoder row-steps than this (one more forward)
+
+
+def prefix_groups(lm: TokenLM, codes: torch.Tensor, group_cost_steps: float = GROUP_COST_STEPS
+                  ) -> list[tuple[list[int], int]]:
+    """The rows of one piece's codes ``[N, K, T]`` (row 0 the clean piece) in groups that each run their shared
+    decoder prefix once → [(row indices in order, shared steps)] (:func:`group_rows` of what each variant shares
+    with the clean piece, :meth:`~lossprofile.models.TokenLM.shared_steps`: up to its first changed frame)."""
+    if len(codes) < 2:
+        return [(list(range(len(codes))), 0)]
+    own = [lm.shared_steps(codes[[0, i]]) for i in range(1, len(codes))]
+    return group_rows([max(own), *own], group_cost_steps)  # the clean row shares every step any variant shares
+
+
+def group_rows(own: Sequence[int], group_cost_steps: float = GROUP_COST_STEPS) -> list[tuple[list[int], int]]:
+    """Rows that share ``own[i]`` decoder steps with one reference sequence, in the groups that cost fewest
+    decoder row-steps → [(row indices in order, shared steps)].
+
+    One group of all rows shares only the shortest prefix: a perturbation at frame 0 would make every other
+    variant run in full. The paper sweep's variants change at 15 different frames (0 to 700). A group with prefix
+    ``m`` costs ``m`` steps once plus ``steps - m`` per row, so it saves ``(rows - 1) * m`` against running its rows
+    in full; the grouping that saves most is found exactly (rows sorted by their prefix, the best cut into runs by
+    dynamic programming), a group beyond the first counting ``group_cost_steps`` against it (one more forward
+    pass). Rows that all share as much stay one group, in their order: what a single shared prefix runs.
+    """
+    n = len(own)
+    order = sorted(range(n), key=lambda i: (own[i], i))
+    prefix = [own[i] for i in order]
+    # best[j]: row-steps of the best grouping of the first j sorted rows, less what running each in full costs
+    best, cut = [0.0] + [float("inf")] * n, [0] * (n + 1)
+    for j in range(1, n + 1):
+        for a in range(j):
+            cost = best[a] - (j - a - 1) * prefix[a] + (group_cost_steps if a else 0)
+            if cost < best[j]:
+                best[j], cut[j] = cost, a
+    groups, j = [], n
+    while j > 0:
+        a = cut[j]
+        groups.append((sorted(order[a:j]), prefix[a]))
+        j = a
+    return sorted(groups, key=lambda g: g[0][0])
+
+
 def score_many(lm: TokenLM, pieces: Sequence[tuple[np.ndarray, Sequence[np.ndarray]]], method: str = "exact",
                prompt: str | None = None, batch_size: int | None = None, prefix_reuse: bool = True,
                precision: str = "auto", splice: bool = True, encode_across_pieces: bool | None = None
@@ -166,45 +216,77 @@ def score_many(lm: TokenLM, pieces: Sequence[tuple[np.ndarray, Sequence[np.ndarr
 
     On CPU each piece is encoded on its own, so its codes are exactly those of scoring it alone; on CUDA
     (``encode_across_pieces``, default there) the codec's work is batched across the pieces too
-    (:func:`encode_many`: the same codes up to float rounding at VQ near-ties). The decoder then
-    takes the rows of several pieces per batch (up to ``batch_size`` rows; default: what fits, see
-    :meth:`~lossprofile.models.TokenLM.batch_size`), each piece keeping its own shared prefix: pieces whose
-    prefixes are equally long share one batch, the prefix of each runs once. One piece gives exactly
-    :func:`score_variants`; several give the same codes and the same statistics up to float rounding
-    (another batch shape takes other matmul kernels; ``tests/test_runner.py`` measures it).
+    (:func:`encode_many`: the same codes up to float rounding at VQ near-ties). The decoder then scores them
+    with :func:`score_codes`. One piece gives exactly :func:`score_variants`; several give the same codes and
+    the same statistics up to float rounding (another batch shape takes other matmul kernels;
+    ``tests/test_runner.py`` measures it).
     """
     if len(pieces) == 1:
         return [score_variants(lm, *pieces[0], method=method, prompt=prompt, batch_size=batch_size,
                                prefix_reuse=prefix_reuse, precision=precision, splice=splice)]
     codes = encode_many(lm, pieces, splice, encode_across_pieces)
+    return score_codes(lm, codes, method, prompt, batch_size, prefix_reuse, precision)
+
+
+def score_codes(lm: TokenLM, codes: Sequence[torch.Tensor], method: str = "exact", prompt: str | None = None,
+                batch_size: int | None = None, prefix_reuse: bool = True, precision: str = "auto",
+                group_cost_steps: float = GROUP_COST_STEPS) -> list[Scores]:
+    """:class:`Scores` of each piece's codes ``[1 + N_i, K, T]`` (row 0 the clean piece), the decoder batched
+    across rows and pieces.
+
+    Each piece's rows fall into prefix groups (:func:`prefix_groups`; with ``prefix_reuse`` and the exact
+    method, else one group that shares nothing; ``group_cost_steps=math.inf``: one group per piece, sharing only
+    the prefix common to all its rows, as before prefix groups). Groups of every piece whose prefixes are equally long share
+    a batch of up to ``batch_size`` rows (default: what fits, :meth:`~lossprofile.models.TokenLM.batch_size`;
+    a larger group is cut into batches of that size), and each group's prefix runs once with the KV cache. On
+    CUDA out-of-memory the limit is halved and the batch cut to it (and every later one). Results stay on the
+    device until every batch is queued and then come back in one copy per batch (a copy to the host waits for
+    the GPU: waiting after each batch would leave it idle while the next is launched).
+    """
     exact_prefix = prefix_reuse and method == "exact"
-    shared = [lm.shared_steps(c) if exact_prefix and len(c) > 1 else 0 for c in codes]
-    limit = batch_size or lm.batch_size(codes[0].shape[-1])
-    stats: list[TokenStats] = [None] * len(codes)  # type: ignore[list-item]
+    groups = [prefix_groups(lm, c, group_cost_steps) if exact_prefix and len(c) > 1 else [(list(range(len(c))), 0)]
+              for c in codes]
+    limit = [batch_size or lm.batch_size(codes[0].shape[-1])]
+    # a unit: (piece, its rows, shared steps), at most `limit` rows
+    units = [(i, rows[lo : lo + limit[0]], steps) for i, piece_groups in enumerate(groups)
+             for rows, steps in piece_groups for lo in range(0, len(rows), limit[0])]
+    done: list[tuple[list[tuple[int, list[int], int]], TokenStats]] = []
 
-    def run(chosen: list[int], steps: int) -> None:
-        rows = torch.cat([codes[i] for i in chosen])
-        if len(chosen) == 1 or steps <= 0:
-            out = stats_batched(lm, rows, method, prompt, limit, steps, precision)
-        else:
-            try:
-                with autocast_context(lm.device, precision):
+    def run(batch: list[tuple[int, list[int], int]], steps: int) -> None:
+        total = sum(len(rows) for _, rows, _ in batch)
+        if total > limit[0] and total > 1:  # after an out-of-memory: cut to the lowered limit before trying
+            return split(batch, steps)
+        rows = torch.cat([codes[i][r] for i, r, _ in batch])
+        try:
+            with autocast_context(lm.device, precision):
+                if method != "exact":
+                    out = lm.token_statistics(rows, prompt=prompt, method=method)
+                else:
                     out = lm.shared_prefix_statistics(rows.to(lm.device), steps, prompt,
-                                                      group_sizes=[len(codes[i]) for i in chosen])
-                out = TokenStats(*(x.float().cpu() for x in out))
-            except torch.cuda.OutOfMemoryError:
-                torch.cuda.empty_cache()
-                half = len(chosen) // 2
-                run(chosen[:half], steps)
-                run(chosen[half:], steps)
-                return
-        lo = 0
-        for i in chosen:
-            stats[i] = TokenStats(*(x[lo : lo + len(codes[i])] for x in out))
-            lo += len(codes[i])
+                                                      group_sizes=[len(r) for _, r, _ in batch])
+        except torch.cuda.OutOfMemoryError:
+            if total == 1:
+                raise
+            torch.cuda.empty_cache()
+            limit[0] = max(1, total // 2)
+            return split(batch, steps)
+        done.append((batch, TokenStats(*(x.float() for x in out))))
 
-    for steps in sorted(set(shared)):
-        members = [i for i, s in enumerate(shared) if s == steps]
-        for group in pack([len(codes[i]) for i in members], limit):
-            run([members[j] for j in group], steps)
-    return [scores_of(c, s, sh) for c, s, sh in zip(codes, stats, shared)]
+    def split(batch: list[tuple[int, list[int], int]], steps: int) -> None:  # into batches of the current limit
+        cut = [(i, rows[lo : lo + limit[0]], steps) for i, rows, _ in batch for lo in range(0, len(rows), limit[0])]
+        for chosen in pack([len(rows) for _, rows, _ in cut], limit[0]):
+            run([cut[j] for j in chosen], steps)
+
+    for steps in sorted({steps for _, _, steps in units}):
+        members = [u for u in units if u[2] == steps]
+        for chosen in pack([len(rows) for _, rows, _ in members], limit[0]):
+            run([members[j] for j in chosen], steps)
+    # every batch is queued: now wait for the device, once per batch
+    stats = [TokenStats(*(torch.empty(len(c), *c.shape[1:]) for _ in TokenStats._fields)) for c in codes]
+    for batch, out in done:
+        out, lo = TokenStats(*(x.cpu() for x in out)), 0
+        for i, rows, _ in batch:
+            for mine, theirs in zip(stats[i], out):
+                mine[rows] = theirs[lo : lo + len(rows)]
+            lo += len(rows)
+    return [scores_of(c, s, [(len(rows), steps) for rows, steps in g]) for c, s, g in zip(codes, stats, groups)]

@@ -82,11 +82,18 @@ def auroc_ci(x, y, n_boot: int = 2000, seed: int = 0) -> dict:
                 n=int(min(len(x), len(y))))
 
 
-def rowwise_spearman(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+def centred_ranks(x: np.ndarray) -> np.ndarray:
+    """Average ranks (ties share theirs) of each row of ``x`` ``[B, N]``, less the row's mean rank."""
+    ranks = st.rankdata(x, axis=1)
+    return ranks - ranks.mean(1, keepdims=True)
+
+
+def rowwise_spearman(x: np.ndarray, y: np.ndarray, x_ranks: np.ndarray | None = None) -> np.ndarray:
     """Spearman's rho of each row pair of ``x`` and ``y`` ``[B, N]`` (average ranks for ties; NaN where a row is
-    constant): the bootstrap's many small correlations in one vectorised pass."""
-    rx, ry = st.rankdata(x, axis=1), st.rankdata(y, axis=1)
-    rx, ry = rx - rx.mean(1, keepdims=True), ry - ry.mean(1, keepdims=True)
+    constant): the bootstrap's many small correlations in one vectorised pass. ``x_ranks``: ``centred_ranks(x)``
+    where the caller correlates the same ``x`` with many ``y`` (ranking is most of the cost)."""
+    rx = centred_ranks(x) if x_ranks is None else x_ranks
+    ry = centred_ranks(y)
     denom = np.sqrt((rx**2).sum(1) * (ry**2).sum(1))
     with np.errstate(invalid="ignore", divide="ignore"):
         return np.where(denom > 0, (rx * ry).sum(1) / denom, np.nan)

@@ -92,21 +92,21 @@ def test_profile_scores_are_seeded_and_leave_the_clean_curve_untouched(small_lm,
     assert a.loc[0, "mean_nll_fine"] == pytest.approx(float(alone.nll[0, -1].mean()), abs=1e-4)
 
 
-def test_probes_cost_one_clean_pass_plus_batched_variant_suffixes(small_lm, music_wav, monkeypatch):
-    from lossprofile import scoring
+def test_probes_cost_one_clean_pass_plus_variant_suffixes_each_from_its_own_onset(small_lm, music_wav, monkeypatch):
+    calls = []
+    real = type(small_lm).shared_prefix_statistics
 
-    seen = []
-    real = scoring.stats_batched
+    def spy(lm, codes, shared_steps, prompt=None, group_sizes=None):
+        calls.append((len(codes), shared_steps))
+        return real(lm, codes, shared_steps, prompt, group_sizes)
 
-    def spy(lm, codes, method, prompt, batch_size, shared_steps, precision):
-        seen.append((len(codes), shared_steps))
-        return real(lm, codes, method, prompt, batch_size, shared_steps, precision)
-
-    monkeypatch.setattr(scoring, "stats_batched", spy)
-    profile.profile_scores(small_lm, [np.tile(music_wav, 2)], 32000, excerpt_seconds=6.0, design=DESIGN)
-    (count, shared), = seen
-    assert count == 1 + DESIGN.n_bursts + 1  # clean + bursts + the long probe, in one batched call
-    assert shared > DESIGN.first_onset  # everything before the first probe is computed once
+    monkeypatch.setattr(type(small_lm), "shared_prefix_statistics", spy)
+    (row,) = profile.profile_scores(small_lm, [np.tile(music_wav, 2)], 32000, excerpt_seconds=6.0,
+                                    design=DESIGN).to_dict("records")
+    assert sum(rows for rows, _ in calls) == 1 + DESIGN.n_bursts + 1  # clean + bursts + the long probe, once each
+    assert min(shared for _, shared in calls) > DESIGN.first_onset  # everything before the first probe runs once
+    assert len(calls) <= 1 + DESIGN.n_bursts  # probes that change at one frame share a forward pass
+    assert np.isfinite(row["profile_score"])
 
 
 def synthetic_table(n_pieces: int = 40, seed: int = 0) -> pd.DataFrame:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+from pathlib import Path
 
 import numpy as np
 import pretty_midi
@@ -134,3 +135,83 @@ def test_warp_tempo_keeps_notes_order_and_leaves_time_before_the_window_alone(se
 def test_fraction_outside_unit_interval_is_refused():
     with pytest.raises(ValueError, match="fraction"):
         symbolic.delete_notes(random_midi(0, 5), 1.5)
+
+
+def every_midi_object(midi) -> list:
+    """The PrettyMIDI, its instruments, its lists and arrays and every event object in them."""
+    found = [midi]
+    for owner in [midi, *midi.instruments]:
+        for value in vars(owner).values():
+            if isinstance(value, (list, np.ndarray)):
+                found.append(value)
+                found += [x for x in value if hasattr(x, "__dict__")] if isinstance(value, list) else []
+    return found
+
+
+def rich_midi(seed: int, n_notes: int) -> pretty_midi.PrettyMIDI:
+    """random_midi with every kind of event pretty_midi keeps: pedals, bends, keys, meters, lyrics, text."""
+    rng = np.random.default_rng(seed)
+    midi = random_midi(seed, n_notes, key_number=int(rng.integers(0, 24)))
+    midi.time_signature_changes.append(pretty_midi.TimeSignature(3, 4, float(rng.uniform(0, 5))))
+    midi.lyrics.append(pretty_midi.Lyric("la", float(rng.uniform(0, 5))))
+    midi.text_events.append(pretty_midi.Text("dolce", float(rng.uniform(0, 5))))
+    for t in rng.uniform(0, 20, size=n_notes):
+        midi.instruments[0].control_changes.append(pretty_midi.ControlChange(64, int(rng.integers(0, 128)), float(t)))
+        midi.instruments[1].pitch_bends.append(pretty_midi.PitchBend(int(rng.integers(-8192, 8192)), float(t)))
+    return midi
+
+
+@settings(max_examples=30, deadline=None)
+@given(seeds, st.integers(0, 40))
+def test_copy_midi_is_a_deep_copy_that_shares_nothing_mutable(seed, n):
+    import pickle
+
+    midi = rich_midi(seed, n)
+    out = symbolic.copy_midi(midi)
+    assert pickle.dumps(out) == pickle.dumps(copy.deepcopy(midi)) == pickle.dumps(midi)
+    assert not {id(x) for x in every_midi_object(out)} & {id(x) for x in every_midi_object(midi)}
+    before = pickle.dumps(midi)
+    for inst in out.instruments:  # change everything in the copy: the original stays as it was
+        for note in inst.notes:
+            note.pitch, note.start = note.pitch + 1, note.start + 1.0
+        for cc in inst.control_changes:
+            cc.value = 0
+        inst.pitch_bends.clear()
+    out.key_signature_changes[0].key_number = 5
+    out.adjust_times(np.array([0.0, 100.0]), np.array([0.0, 50.0]))
+    assert pickle.dumps(midi) == before
+    assert out.get_end_time() != midi.get_end_time()
+
+
+def test_copy_midi_of_an_asap_performance_renders_like_the_original():
+    from lossprofile import audio
+
+    path = sorted((Path(__file__).parents[2] / "data" / "asap").rglob("*.mid"))[0]
+    midi = pretty_midi.PrettyMIDI(str(path))
+    out = symbolic.copy_midi(midi)
+    assert sum(len(i.control_changes) for i in out.instruments) > 100  # an ASAP performance's pedal events
+    np.testing.assert_array_equal(audio.render_midi(audio.midi_excerpt(out, 0.0, 3.0), 16000),
+                                  audio.render_midi(audio.midi_excerpt(midi, 0.0, 3.0), 16000))
+
+
+@settings(max_examples=40, deadline=None)
+@given(seeds, st.integers(1, 40), fractions, st.sampled_from([1, 2, 12, (1, 2), (1, 2, 3, 4, 5)]),
+       st.integers(0, 23), st.booleans())
+def test_shift_pitches_draws_what_the_authors_rule_draws_with_generator_choice(seed, n, fraction, semitones,
+                                                                                key, in_key):
+    # the rule written as the authors write it (Generator.choice for the interval and the sign, up to 100 tries)
+    midi = random_midi(seed, n, key_number=key)
+    rng = np.random.default_rng(seed)
+    expected = copy.deepcopy(midi)
+    scale = symbolic.key_pitch_classes(midi)
+    candidates = [(i, j) for i, inst in enumerate(expected.instruments) if not inst.is_drum
+                  for j, note in enumerate(inst.notes) if 24 <= note.pitch <= 103]
+    picked = np.sort(rng.choice(len(candidates), size=int(round(fraction * len(candidates))), replace=False))
+    for index in picked:
+        note = expected.instruments[candidates[index][0]].notes[candidates[index][1]]
+        for _ in range(100 if in_key else 1):
+            pitch = note.pitch + int(rng.choice(np.atleast_1d(semitones))) * int(rng.choice((-1, 1)))
+            if 0 <= pitch <= 127 and (not in_key or pitch % 12 in scale):
+                note.pitch = pitch
+                break
+    assert notes(symbolic.shift_pitches(midi, fraction, semitones, seed=seed, in_key=in_key)) == notes(expected)

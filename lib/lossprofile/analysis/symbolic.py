@@ -39,9 +39,7 @@ def token_nll(lm, midi) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 
 def tiled(midi, seconds: float, passes: int):
     """``midi`` (an excerpt of ``seconds``) played ``passes`` times in a row."""
-    import copy
-
-    out = copy.deepcopy(midi)
+    out = score_perturb.copy_midi(midi)
     for inst, source in zip(out.instruments, midi.instruments):
         for p in range(1, passes):
             inst.notes += [type(n)(velocity=n.velocity, pitch=n.pitch, start=n.start + p * seconds,

@@ -53,7 +53,7 @@ from .. import audio
 from ..data.datasets import ASAP_DIR, REPO_ROOT, Piece
 from ..io import write_csv_atomic, write_parquet_atomic
 from ..runner import for_each_piece, keyed_part
-from ..stats import rowwise_spearman
+from ..stats import centred_ranks, rowwise_spearman
 from . import evaluate
 from .profile import EXTRA_FEATURES, FEATURES, LOUDNESS_DBFS, ProbeDesign, combine, options_key, profile_scores
 
@@ -378,17 +378,23 @@ def order_rows(part: pd.DataFrame, level: np.ndarray, draws: np.ndarray, scores:
     (clips) and over the system means, each with a 95% CI from ``draws`` ``[B, rows]`` (resampled row indices)."""
     systems = np.unique(level)
     onehot = level[:, None] == systems[None, :]  # [rows, systems]
+    every_row = np.arange(len(part))[None]
+    system_ranks = centred_ranks(systems[None])
+    # the levels' ranks are the same for every score: ranked once (ranking is most of the bootstrap's cost)
+    level_ranks = centred_ranks(level[every_row]), centred_ranks(level[draws])
 
-    def stats(index, value):  # index [B, rows] -> (clip rho [B], system rho [B])
+    def stats(index, ranks, value):  # index [B, rows] -> (clip rho [B], system rho [B])
         v, hot = value[index], onehot[index].astype(float)
         means = (v[:, :, None] * hot).sum(1) / hot.sum(1)
-        return rowwise_spearman(level[index], v), rowwise_spearman(np.broadcast_to(systems, means.shape), means)
+        return (rowwise_spearman(level[index], v, ranks),
+                rowwise_spearman(np.broadcast_to(systems, means.shape), means,
+                                 np.broadcast_to(system_ranks, means.shape)))
 
     rows = []
     for score in scores:
         value = _signed(part, score, directions)
-        clip, system = (float(x[0]) for x in stats(np.arange(len(part))[None], value))
-        boot_clip, boot_system = stats(draws, value)
+        clip, system = (float(x[0]) for x in stats(every_row, level_ranks[0], value))
+        boot_clip, boot_system = stats(draws, level_ranks[1], value)
         rows.append(dict(family=family, score=score, systems=len(systems), pieces=pieces, clip_spearman=clip,
                          clip_ci_low=_ci(boot_clip)[0], clip_ci_high=_ci(boot_clip)[1], system_spearman=system,
                          system_ci_low=_ci(boot_system)[0], system_ci_high=_ci(boot_system)[1]))

@@ -12,7 +12,6 @@ stay in the key of the first key signature (C major if none), up to 100 tries pe
 
 from __future__ import annotations
 
-import copy
 from dataclasses import asdict, dataclass
 from typing import Sequence
 
@@ -20,6 +19,39 @@ import numpy as np
 
 MAJOR_SCALE = (0, 2, 4, 5, 7, 9, 11)
 SHIFTABLE_PITCHES = (24, 103)  # the authors move only notes in this range (inclusive)
+
+
+def _event_copy(event):
+    if not hasattr(event, "__dict__"):  # a tuple of numbers (pretty_midi's tick scales): immutable
+        return event
+    new = object.__new__(type(event))
+    new.__dict__.update(event.__dict__)
+    return new
+
+
+def copy_midi(midi):
+    """A copy of a ``pretty_midi.PrettyMIDI`` that shares nothing mutable with it: every instrument, every list of
+    events, every event object (note, pedal, bend, key, meter, lyric) and every array is new; only numbers,
+    strings and tuples are shared. What ``copy.deepcopy`` gives (the two pickle to the same bytes), 8× faster on
+    an ASAP performance (~750 notes, ~2,400 pedal events: 29 → 3.4 ms), and a score perturbation copies the
+    whole piece once per variant."""
+    def events(items: list) -> list:
+        return [_event_copy(x) for x in items]
+
+    out = _event_copy(midi)
+    for name, value in vars(midi).items():
+        if isinstance(value, list):
+            setattr(out, name, events(value))
+        elif isinstance(value, np.ndarray):
+            setattr(out, name, value.copy())
+    out.instruments = []
+    for inst in midi.instruments:
+        new = _event_copy(inst)
+        for name, value in vars(inst).items():
+            if isinstance(value, list):
+                setattr(new, name, events(value))
+        out.instruments.append(new)
+    return out
 
 
 def _notes_in_window(midi, window_seconds: tuple[float, float] | None, drums: bool = False):
@@ -54,10 +86,11 @@ def shift_pitches(midi, fraction: float, semitones: int | Sequence[int], seed: i
     valid move stays. ``in_key=False`` allows any pitch (wrong notes).
     """
     rng = np.random.default_rng(seed)
-    out = copy.deepcopy(midi)
+    out = copy_midi(midi)
     choices = np.atleast_1d(np.asarray(semitones, dtype=int))
     if (choices <= 0).any():
         raise ValueError(f"semitones must be positive (the sign is drawn), got {semitones}")
+    signs = np.array((-1, 1))
     key = key_pitch_classes(midi)
     candidates = [(i, j) for i, j in _notes_in_window(out, window_seconds)
                   if SHIFTABLE_PITCHES[0] <= out.instruments[i].notes[j].pitch <= SHIFTABLE_PITCHES[1]]
@@ -65,7 +98,8 @@ def shift_pitches(midi, fraction: float, semitones: int | Sequence[int], seed: i
         i, j = candidates[index]
         note = out.instruments[i].notes[j]
         for _ in range(max_tries if in_key else 1):
-            pitch = note.pitch + int(rng.choice(choices)) * int(rng.choice((-1, 1)))
+            # rng.choice(a) draws rng.integers(len(a)) and indexes a: the same draws, 6× faster per call
+            pitch = note.pitch + int(choices[rng.integers(len(choices))]) * int(signs[rng.integers(2)])
             if 0 <= pitch <= 127 and (not in_key or pitch % 12 in key):
                 note.pitch = pitch
                 break
@@ -75,7 +109,7 @@ def shift_pitches(midi, fraction: float, semitones: int | Sequence[int], seed: i
 def delete_notes(midi, fraction: float, seed: int = 0, window_seconds: tuple[float, float] | None = None):
     """Delete ``fraction`` of the (non-drum) notes, chosen at random."""
     rng = np.random.default_rng(seed)
-    out = copy.deepcopy(midi)
+    out = copy_midi(midi)
     candidates = _notes_in_window(out, window_seconds)
     doomed = {candidates[k] for k in _pick(len(candidates), fraction, rng)}
     for i, inst in enumerate(out.instruments):
@@ -89,7 +123,7 @@ def randomize_velocities(midi, fraction: float, seed: int = 0, low: int = 30, hi
     if not 1 <= low <= high <= 127:
         raise ValueError(f"need 1 <= low <= high <= 127, got {low}, {high}")
     rng = np.random.default_rng(seed)
-    out = copy.deepcopy(midi)
+    out = copy_midi(midi)
     candidates = _notes_in_window(out, window_seconds, drums=True)
     for k in _pick(len(candidates), fraction, rng):
         i, j = candidates[k]
@@ -107,7 +141,7 @@ def warp_tempo(midi, fraction: float, seed: int = 0, segment_fraction: tuple[flo
     Returns the new MIDI (``adjust_times`` also moves tempo and control events).
     """
     rng = np.random.default_rng(seed)
-    out = copy.deepcopy(midi)
+    out = copy_midi(midi)
     end = out.get_end_time()
     lo, hi = window_seconds if window_seconds is not None else (0.0, end)
     lo, hi = max(0.0, lo), min(end, hi)
@@ -150,7 +184,7 @@ def _cleared(midi, window_seconds: tuple[float, float]):
     lo, hi = window_seconds
     if not hi > lo:
         raise ValueError(f"the window must have a positive length, got {window_seconds}")
-    out = copy.deepcopy(midi)
+    out = copy_midi(midi)
     for inst in out.instruments:
         kept = []
         for note in inst.notes:
@@ -234,14 +268,15 @@ def shuffle_notes(midi, window_seconds: tuple[float, float], segment_seconds: fl
     order = rng.permutation(max(count, 1))  # segment order[k] is played at slot k
     slot_of = np.empty(len(order), dtype=int)
     slot_of[order] = np.arange(len(order))
-    out = copy.deepcopy(midi)
+    out = copy_midi(midi)
     end = lo + count * segment_seconds
     for inst in out.instruments:
         for note in inst.notes:
             if lo <= note.start < end:
                 segment = min(count - 1, int((note.start - lo) // segment_seconds))
-                shift = (slot_of[segment] - segment) * segment_seconds
-                note.start, note.end = note.start + shift, note.end + shift
+                # a note at its segment's very start may round to just before the window when moved to slot 0
+                start = max(lo, note.start + (slot_of[segment] - segment) * segment_seconds)
+                note.start, note.end = start, note.end + (start - note.start)
         inst.notes.sort(key=lambda n: (n.start, n.pitch))
     return out
 

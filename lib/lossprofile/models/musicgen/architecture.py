@@ -81,6 +81,15 @@ def real_architecture(size: str = "small", **overrides: Any) -> transformers.Mus
     return musicgen_config(**{**DECODER_SIZES[size], **overrides})
 
 
+def decoder_flops_per_step(decoder: transformers.MusicgenDecoderConfig, steps: int) -> float:
+    """Forward FLOPs of one decoder step at sequence length ``steps`` (matmuls, causal attention on average, and
+    the K output heads), from the decoder's shapes alone."""
+    d, f, L = decoder.hidden_size, decoder.ffn_dim, decoder.num_hidden_layers
+    per_layer = 2 * (4 * d * d + 2 * d * d + 2 * d * f) + 2 * 2 * d * steps / 2
+    heads = 2 * decoder.num_codebooks * d * decoder.vocab_size
+    return L * per_layer + heads
+
+
 def build_model(config: transformers.MusicgenConfig, seed: int = 0) -> Any:
     """A randomly initialised ``MusicgenForConditionalGeneration`` (eval mode), deterministic under ``seed``."""
     import torch

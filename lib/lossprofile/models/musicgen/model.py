@@ -24,6 +24,7 @@ import transformers
 from ..base import METHODS, ModelLoadError, TokenLM, TokenStats, first_difference
 from ..hf import from_pretrained, quiet_transformers
 from . import delay
+from .architecture import decoder_flops_per_step
 from .audiocraft import AudiocraftCheckpointError, AudiocraftLikelihood, convert, is_audiocraft_checkpoint
 from .codec import encode_pieces, encode_variants, split_encoder
 
@@ -338,11 +339,7 @@ class MusicLM(TokenLM):
 
     def forward_flops_per_step(self, steps: int) -> float:
         """Forward FLOPs of one decoder step at sequence length ``steps`` (matmuls + attention, causal average)."""
-        cfg = self.model.config.decoder
-        d, f, L = cfg.hidden_size, cfg.ffn_dim, cfg.num_hidden_layers
-        per_layer = 2 * (4 * d * d + 2 * d * d + 2 * d * f) + 2 * 2 * d * steps / 2
-        heads = 2 * self.num_codebooks * d * self.cardinality
-        return L * per_layer + heads
+        return decoder_flops_per_step(self.model.config.decoder, steps)
 
     # ---- generation ---------------------------------------------------------------------
     @torch.no_grad()
