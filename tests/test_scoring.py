@@ -76,12 +76,37 @@ def test_variants_changing_at_different_frames_each_reuse_their_own_prefix_and_s
     steps = codes.shape[-1] + small_lm.num_codebooks - 1
     one_prefix = decoder_row_steps([(len(codes), scores.shared_steps)], steps)
     assert decoder_row_steps(scores.prefix_groups, steps) < 0.75 * one_prefix
-    # across pieces: each piece keeps its groups, the same numbers
-    many = scoring.score_many(small_lm, [(music_wav, variants), (music_wav[::-1].copy(), variants[:3])], batch_size=4)
-    assert many[0].prefix_groups == scores.prefix_groups
+    # across pieces: groups of both share batches, every row runs once, the same numbers
+    backwards = music_wav[::-1].copy()
+    pieces = [(music_wav, variants), (backwards, [p.apply(backwards, SR, 50) for p in perts])]
+    many = scoring.score_many(small_lm, pieces, batch_size=8)
+    assert [sum(rows for rows, _ in s.prefix_groups) for s in many] == [len(codes), len(codes)]
     assert torch.allclose(many[0].variants, scores.variants, atol=1e-4)
-    reversed_codes = torch.cat([many[1].codes_clean[None], many[1].codes_variants])
-    assert torch.allclose(many[1].variants, small_lm.token_nll(reversed_codes)[1:], atol=1e-4)
+    backwards_codes = torch.cat([many[1].codes_clean[None], many[1].codes_variants])
+    assert torch.allclose(many[1].variants, small_lm.token_nll(backwards_codes)[1:], atol=1e-4)
     # the benchmark's comparison, one prefix per piece against the groups: the same numbers, less work
     gain = bench.prefix_groups_gain(small_lm, perts, 1, 4.0, "auto")
     assert gain["groups_row_steps"] < 0.75 * gain["one_prefix_row_steps"] and gain["max_nll_difference"] < 1e-4
+
+
+units = st.lists(st.tuples(st.integers(0, 3), st.integers(1, 9), st.integers(0, 300)), min_size=1, max_size=12)
+
+
+@settings(max_examples=60, deadline=None)
+@given(units, st.integers(1, 20), st.sampled_from([0, 4, 32]))
+def test_prefix_batches_hold_every_unit_once_within_the_limit_and_the_slack(drawn, limit, slack):
+    groups = [(piece, list(range(rows)), steps) for piece, rows, steps in drawn]
+    batches = scoring.prefix_batches(groups, limit, slack)
+    assert sorted(u for b in batches for u in b) == sorted(groups)
+    for batch in batches:
+        assert sum(len(rows) for _, rows, _ in batch) <= limit or len(batch) == 1
+        shortest = min(steps for _, _, steps in batch)
+        assert all(steps - shortest <= slack for _, _, steps in batch)
+
+
+def test_groups_of_several_pieces_a_frame_apart_share_one_batch():
+    # where a noise window first changes the codes differs by a frame or two between pieces
+    groups = [(0, [0, 1, 2], 247), (1, [0, 1, 2], 249), (2, [0, 1, 2], 248), (0, [3, 4], 600), (1, [3], 1)]
+    assert scoring.prefix_batches(groups, 16) == [[(1, [3], 1)], [(0, [0, 1, 2], 247), (2, [0, 1, 2], 248),
+                                                                   (1, [0, 1, 2], 249)], [(0, [3, 4], 600)]]
+    assert len(scoring.prefix_batches(groups, 16, slack_steps=0)) == 5

@@ -45,7 +45,8 @@ class Scores:
     rank_variants: torch.Tensor
     surprisal_var_clean: torch.Tensor
     surprisal_var_variants: torch.Tensor
-    # (rows, shared decoder steps) of each group of rows that ran its prefix once (:func:`prefix_groups`)
+    # (rows, shared decoder steps) of each group of rows that ran its prefix once, as they ran (a prefix group
+    # larger than a batch is several; one that shared a batch ran that batch's shortest prefix: :func:`score_codes`)
     prefix_groups: tuple[tuple[int, int], ...] = ()
 
 
@@ -128,7 +129,8 @@ def encode_many(lm: TokenLM, pieces: Sequence[tuple[np.ndarray, Sequence[np.ndar
 
 
 def scores_of(codes: torch.Tensor, stats: TokenStats, groups: Sequence[tuple[int, int]]) -> Scores:
-    """Row 0 is the clean piece, the rest its variants; ``groups``: (rows, shared decoder steps) of each prefix group."""
+    """Row 0 is the clean piece, the rest its variants; ``groups``: (rows, shared decoder steps) of each group of
+    rows that ran its prefix once."""
     return Scores(clean=stats.nll[0], variants=stats.nll[1:], codes_clean=codes[0].cpu(),
                   codes_variants=codes[1:].cpu(), shared_steps=min(steps for _, steps in groups),
                   entropy_clean=stats.entropy[0], entropy_variants=stats.entropy[1:], rank_clean=stats.rank[0],
@@ -207,6 +209,30 @@ def group_rows(own: Sequence[int], group_cost_steps: float = GROUP_COST_STEPS) -
     return sorted(groups, key=lambda g: g[0][0])
 
 
+BATCH_SLACK_STEPS = 32  # groups whose prefixes differ by at most this share a batch (each runs the shortest)
+
+
+def prefix_batches(units: Sequence[tuple[int, list[int], int]], limit: int, slack_steps: int = BATCH_SLACK_STEPS
+                   ) -> list[list[tuple[int, list[int], int]]]:
+    """Decoder batches of prefix-group units ``(piece, rows, shared steps)``: up to ``limit`` rows each, of units
+    whose shared steps lie within ``slack_steps`` of the batch's shortest, which the whole batch then shares.
+
+    Pieces' groups rarely share a prefix length exactly (where a noise window first changes the codes depends on
+    the music by a frame or two), and a forward pass per group would be a small batch each: on a GPU, launches
+    rather than arithmetic. A unit's rows give up at most ``slack_steps`` of their prefix's reuse to join.
+    """
+    ordered = sorted(units, key=lambda u: u[2])
+    batches: list[list[tuple[int, list[int], int]]] = []
+    for unit in ordered:
+        last = batches[-1] if batches else None
+        if (last is not None and unit[2] - last[0][2] <= slack_steps
+                and sum(len(rows) for _, rows, _ in last) + len(unit[1]) <= limit):
+            last.append(unit)
+        else:
+            batches.append([unit])
+    return batches
+
+
 def score_many(lm: TokenLM, pieces: Sequence[tuple[np.ndarray, Sequence[np.ndarray]]], method: str = "exact",
                prompt: str | None = None, batch_size: int | None = None, prefix_reuse: bool = True,
                precision: str = "auto", splice: bool = True, encode_across_pieces: bool | None = None
@@ -236,21 +262,23 @@ def score_codes(lm: TokenLM, codes: Sequence[torch.Tensor], method: str = "exact
 
     Each piece's rows fall into prefix groups (:func:`prefix_groups`; with ``prefix_reuse`` and the exact
     method, else one group that shares nothing; ``group_cost_steps=math.inf``: one group per piece, sharing only
-    the prefix common to all its rows, as before prefix groups). Groups of every piece whose prefixes are equally long share
-    a batch of up to ``batch_size`` rows (default: what fits, :meth:`~lossprofile.models.TokenLM.batch_size`;
-    a larger group is cut into batches of that size), and each group's prefix runs once with the KV cache. On
+    the prefix common to all its rows, as before prefix groups). Groups of every piece whose prefixes are about
+    equally long share a batch of up to ``batch_size`` rows (:func:`prefix_batches`; default size: what fits,
+    :meth:`~lossprofile.models.TokenLM.batch_size`; a larger group is cut into batches of that size), and each
+    group's prefix runs once with the KV cache. On
     CUDA out-of-memory the limit is halved and the batch cut to it (and every later one). Results stay on the
     device until every batch is queued and then come back in one copy per batch (a copy to the host waits for
     the GPU: waiting after each batch would leave it idle while the next is launched).
     """
     exact_prefix = prefix_reuse and method == "exact"
+    batch_slack_steps = BATCH_SLACK_STEPS if exact_prefix else 0
     groups = [prefix_groups(lm, c, group_cost_steps) if exact_prefix and len(c) > 1 else [(list(range(len(c))), 0)]
               for c in codes]
     limit = [batch_size or lm.batch_size(codes[0].shape[-1])]
     # a unit: (piece, its rows, shared steps), at most `limit` rows
     units = [(i, rows[lo : lo + limit[0]], steps) for i, piece_groups in enumerate(groups)
              for rows, steps in piece_groups for lo in range(0, len(rows), limit[0])]
-    done: list[tuple[list[tuple[int, list[int], int]], TokenStats]] = []
+    done: list[tuple[list[tuple[int, list[int], int]], int, TokenStats]] = []  # (units, shared steps, results)
 
     def run(batch: list[tuple[int, list[int], int]], steps: int) -> None:
         total = sum(len(rows) for _, rows, _ in batch)
@@ -270,23 +298,23 @@ def score_codes(lm: TokenLM, codes: Sequence[torch.Tensor], method: str = "exact
             torch.cuda.empty_cache()
             limit[0] = max(1, total // 2)
             return split(batch, steps)
-        done.append((batch, TokenStats(*(x.float() for x in out))))
+        done.append((batch, steps, TokenStats(*(x.float() for x in out))))
 
     def split(batch: list[tuple[int, list[int], int]], steps: int) -> None:  # into batches of the current limit
         cut = [(i, rows[lo : lo + limit[0]], steps) for i, rows, _ in batch for lo in range(0, len(rows), limit[0])]
         for chosen in pack([len(rows) for _, rows, _ in cut], limit[0]):
             run([cut[j] for j in chosen], steps)
 
-    for steps in sorted({steps for _, _, steps in units}):
-        members = [u for u in units if u[2] == steps]
-        for chosen in pack([len(rows) for _, rows, _ in members], limit[0]):
-            run([members[j] for j in chosen], steps)
+    for members in prefix_batches(units, limit[0], batch_slack_steps):
+        run(members, min(steps for _, _, steps in members))
     # every batch is queued: now wait for the device, once per batch
     stats = [TokenStats(*(torch.empty(len(c), *c.shape[1:]) for _ in TokenStats._fields)) for c in codes]
-    for batch, out in done:
+    ran: list[list[tuple[int, int]]] = [[] for _ in codes]  # each piece's (rows, shared steps) as they ran
+    for batch, steps, out in done:
         out, lo = TokenStats(*(x.cpu() for x in out)), 0
         for i, rows, _ in batch:
             for mine, theirs in zip(stats[i], out):
                 mine[rows] = theirs[lo : lo + len(rows)]
             lo += len(rows)
-    return [scores_of(c, s, [(len(rows), steps) for rows, steps in g]) for c, s, g in zip(codes, stats, groups)]
+            ran[i].append((len(rows), steps))
+    return [scores_of(c, s, r) for c, s, r in zip(codes, stats, ran)]
