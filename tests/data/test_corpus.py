@@ -1,4 +1,5 @@
-"""Texture clouds: seeded, SoundFont sounds only, never repeating, and trained on only when a recipe asks."""
+"""The corpus: texture clouds (seeded, SoundFont sounds only, never repeating, trained on only when a recipe asks) and
+partial builds."""
 
 from __future__ import annotations
 
@@ -98,3 +99,15 @@ def test_the_study_clouds_variant_is_the_embedded_models_finishing_stage():
     assert study.study_recipe(clouds, Recipe()) == finish_recipe(Recipe())
     differs = {k for k, v in vars(study.study_recipe(control, Recipe())).items() if v != vars(finish_recipe(Recipe()))[k]}
     assert differs == {"cloud_pieces", "cloud_share"}  # the control changes only the clouds
+
+
+def test_a_partial_build_renders_the_first_pieces_in_name_order_and_a_later_call_goes_on(tmp_path):
+
+    heldout = sorted(j.piece for j in corpus.jobs() if j.split == "heldout")
+    table = corpus.build(tmp_path, splits=("heldout",), first=2, workers=1, progress=False)
+    tried = sorted(p.stem for p in tmp_path.glob("*.json"))
+    assert tried == heldout[: len(tried)]  # a prefix in name order: what the full build's first rows are
+    assert len(table) == 2 and list(table["piece"]) == [n for n in tried if "error" not in
+                                                         json.loads((tmp_path / f"{n}.json").read_text())]
+    more = corpus.build(tmp_path, splits=("heldout",), first=3, workers=1, progress=False)
+    assert list(more["piece"][:2]) == list(table["piece"]) and len(more) == 3  # the first two kept, one more

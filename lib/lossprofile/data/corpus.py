@@ -528,16 +528,34 @@ def _build_one(args) -> dict:
     return row
 
 
+def _render(args: list, workers: int, bar) -> list[dict]:
+    """:func:`_build_one` of each job's arguments, in ``workers`` processes where there are several."""
+    from multiprocessing import get_context
+
+    rows = []
+    if workers > 1 and len(args) > 1:
+        with get_context("spawn").Pool(min(workers, len(args))) as pool:
+            for row in pool.imap(_build_one, args, chunksize=4):
+                rows.append(row)
+                bar.update() if bar is not None else None
+    else:
+        for a in args:
+            rows.append(_build_one(a))
+            bar.update() if bar is not None else None
+    return rows
+
+
 def build(out_dir: str | os.PathLike, splits: Sequence[str] = ("train", "heldout"), limit: int | None = None,
-          max_seconds: float = 40.0, seed: int = 0, workers: int = 2, progress: bool = True):
+          max_seconds: float = 40.0, seed: int = 0, workers: int = 2, progress: bool = True,
+          first: int | None = None):
     """Render the corpus's pieces of ``splits`` into ``out_dir`` (FLAC + ``manifest.csv``); resumable.
 
     The manifest lists every piece rendered so far in ``out_dir``, whichever call rendered it,
     so building the held-out split first and the training split later gives one manifest.
-    Returns the manifest as a DataFrame.
+    ``first``: render only as far as the first ``first`` pieces in name order (the manifest's order, which
+    :func:`lossprofile.data.datasets.pieces` takes its first ``n`` from) are rendered, going on past scores that
+    fail; the rest is rendered by a later call that asks for more. Returns the manifest as a DataFrame.
     """
-    from multiprocessing import get_context
-
     import pandas as pd
     from tqdm.auto import tqdm
 
@@ -545,20 +563,25 @@ def build(out_dir: str | os.PathLike, splits: Sequence[str] = ("train", "heldout
     cache_dir = out / "midi"
     cache_dir.mkdir(parents=True, exist_ok=True)
     todo = [j for j in jobs() if j.split in splits][:limit]
-    args = [(j, out, cache_dir, max_seconds, seed) for j in todo if not _is_built(j, out)]
     rows = []
-    # no bar when everything is built (a notebook would show an empty "0/0" bar above its output)
-    bar = tqdm(total=len(args), desc=f"corpus ({'+'.join(splits)})", unit="piece", disable=not progress or not args)
-    if workers > 1 and len(args) > 1:
-        with get_context("spawn").Pool(workers) as pool:
-            for row in pool.imap(_build_one, args, chunksize=4):
-                rows.append(row)
-                bar.update()
+    if first is None:
+        args = [(j, out, cache_dir, max_seconds, seed) for j in todo if not _is_built(j, out)]
+        # no bar when everything is built (a notebook would show an empty "0/0" bar above its output)
+        bar = tqdm(total=len(args), desc=f"corpus ({'+'.join(splits)})", unit="piece",
+                   disable=not progress or not args)
+        rows += _render(args, workers, bar)
+        bar.close()
     else:
-        for a in args:
-            rows.append(_build_one(a))
-            bar.update()
-    bar.close()
+        ordered, rendered, k, bar = sorted(todo, key=lambda j: j.piece), 0, 0, None
+        while rendered < first and k < len(ordered):
+            chunk, k = ordered[k : k + first - rendered], k + first - rendered
+            args = [(j, out, cache_dir, max_seconds, seed) for j in chunk if not _is_built(j, out)]
+            if args and bar is None:
+                bar = tqdm(desc=f"corpus ({'+'.join(splits)}, first {first})", unit="piece", disable=not progress)
+            rows += _render(args, workers, bar)
+            rendered += sum("error" not in json.loads((out / f"{j.piece}.json").read_text()) for j in chunk)
+        if bar is not None:
+            bar.close()
     failed = [r for r in rows if "error" in r]
     if failed:
         warnings.warn(f"{len(failed)} of {len(rows)} scores skipped, e.g. {failed[0]['piece']}: {failed[0]['error']}")

@@ -66,14 +66,16 @@ def _write_manifest(folder: Path, rows: list[dict]) -> pd.DataFrame:
     return table
 
 
-def build_training_set(out_dir: str | os.PathLike | None = None, splits=("heldout",)) -> pd.DataFrame:
+def build_training_set(out_dir: str | os.PathLike | None = None, splits=("heldout",), first: int | None = None
+                       ) -> pd.DataFrame:
     """The TrainingSet kind: the embedded model's corpus (:mod:`lossprofile.data.corpus`), rendered to
     ``out_dir`` (default ``data/rendered/training``). Evaluation needs only the held-out split
-    (the model never trained on it); ``make tiny-model`` renders the training split too.
+    (the model never trained on it); ``make tiny-model`` renders the training split too. ``first``: only as
+    far as the first ``first`` pieces in name order (:func:`lossprofile.data.corpus.build`).
     """
     from . import corpus
 
-    return corpus.build(Path(out_dir or DATA_DIR / "rendered" / "training"), splits=splits)
+    return corpus.build(Path(out_dir or DATA_DIR / "rendered" / "training"), splits=splits, first=first)
 
 
 def midi_pieces(folder: str | os.PathLike, n: int | None = None, dataset: str = "ood") -> list[Piece]:
@@ -88,7 +90,7 @@ def midi_pieces(folder: str | os.PathLike, n: int | None = None, dataset: str = 
 def heldout_score_midis(n: int | None = None) -> list[Piece]:
     """The scores (as music21 wrote them, before arrangement) of the corpus's held-out pieces: the TrainingSet's MIDI."""
     folder = DATA_DIR / "rendered" / "training"
-    build_training_set(folder, splits=("heldout",))
+    build_training_set(folder, splits=("heldout",), first=n)
     table = pd.read_csv(folder / "manifest.csv")
     names = table.loc[table["split"] == "heldout", "piece"]
     paths = [(name, folder / "midi" / f"{name}.mid") for name in names]
@@ -102,8 +104,15 @@ def arranged_training_midis(n: int | None = None, split: str = "heldout") -> lis
     from . import corpus
 
     root = DATA_DIR / "rendered" / "training"
-    build_training_set(root, splits=(split,))
     jobs = {j.piece: j for j in corpus.jobs(texture_pieces=0)}
+    first = n
+    while True:  # texture pieces have no score: render further until n pieces with one are there
+        build_training_set(root, splits=(split,), first=first)
+        names = [p.name for p in list_pieces(root, "training", split=split)]
+        with_score = sum(name in jobs for name in names[:first])  # the name-order prefix built for sure
+        if n is None or with_score >= n or len(names) < (first or 0):
+            break
+        first += n - with_score
     out = root / "arranged"
     out.mkdir(parents=True, exist_ok=True)
     chosen = []
@@ -226,7 +235,7 @@ def pieces(kind: str, n: int, lm=None, folder: str | Path | None = None,
         return arranged_training_midis(n, split) if kind == "training" else ood_midis(n)
     if kind == "training":
         root = DATA_DIR / "rendered" / "training"
-        build_training_set(root, splits=(split,))  # renders only what is missing
+        build_training_set(root, splits=(split,), first=n)  # renders only what is missing, only as far as n
         return list_pieces(root, "training", split=split)[:n]
     if kind == "ood":
         root = DATA_DIR / "rendered" / "ood"
