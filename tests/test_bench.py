@@ -12,7 +12,7 @@ from lossprofile import bench
 
 
 def test_published_and_engine_paths_agree_and_the_report_ends_with_the_speed_up(capsys):
-    bench.main(["--model", "tiny", "--device", "cpu", "--pieces", "2", "--seconds", "10", "--pieces-per-batch", "2",
+    r = bench.main(["--model", "tiny", "--device", "cpu", "--pieces", "2", "--seconds", "10", "--pieces-per-batch", "2",
                 "--paper-pieces", "0"])  # (its prefix-groups line: tests/test_scoring.py)
     out = capsys.readouterr().out.strip().splitlines()
     assert re.fullmatch(r"speed-up: \d+\.\d×", out[-1])
@@ -27,6 +27,51 @@ def test_published_and_engine_paths_agree_and_the_report_ends_with_the_speed_up(
                                         r"([0-9.e+-]+) nats", text).groups()
     assert (int(n_differ), int(n_total)) == (0, 12) and float(diff) < 1e-4
     assert any(line.startswith("(c) pipeline") for line in out)
+    # every noise length changes the trained codec's codes: the decoder has each variant to score
+    assert re.search(r"clean piece's \(nothing for the decoder to score\): 0 of 12", text)
+    # the GPU check's table row from the same numbers
+    from lossprofile import gpucheck
+
+    table = gpucheck.report(dict(environment=dict(date="-", gpu="cpu", torch="-", transformers="-"), bench=[r]))
+    row = r"\| tiny \| [\d,]+ \| [\d,]+ \| [\d,]+ \| \d+\.\d× \| nan / nan \| nan% \| 0 of 12 \| 0 of 12 \|"
+    assert re.search(row, table)  # no FLOPs on CPU; no variant with its clean codes, none differing (b) vs (c)
+
+
+def test_a_random_codec_of_the_real_size_gets_codes_that_follow_its_input():
+    # transformers builds EnCodec with all-zero codebooks: every frame of every waveform gets code 0, so a
+    # benchmark on random weights would see no variant differ from its clean piece (the GPU checks of 2026-11-25
+    # and 2026-11-29 did). calibrate_codec standardises the latents and fills the codebooks from them.
+    import torch
+
+    from lossprofile.models.musicgen.architecture import build_model, calibrate_codec, musicgen_config
+    from lossprofile.models.musicgen.codec import quantize_with_margins
+    from lossprofile.perturb import Perturbation
+
+    model = build_model(musicgen_config(text_layers=1, text_dim=64, text_heads=2, text_ff=64, text_vocab=100))
+    sr = model.config.audio_encoder.sampling_rate
+    clean = bench.synthetic_pieces(1, 10.0, sr, seed=0)[0]
+    noisy = Perturbation("noise", 200, 50).apply(clean, sr, 50)
+    codec = model.audio_encoder
+
+    def encode(wav):
+        with torch.no_grad():
+            return codec.encode(torch.from_numpy(wav)[None, None]).audio_codes[0, 0]  # [K, T]
+
+    assert encode(clean).unique().numel() == 1  # the premise: unseeded, one code for everything
+    calibrate_codec(model, torch.from_numpy(np.stack(bench.synthetic_pieces(3, 15.0, sr, seed=99)))[:, None])
+    codes, codes_noisy = encode(clean), encode(noisy)
+    assert codes.shape == (4, 500)
+    assert codes[0].unique().numel() > 100 and all(codes[k].unique().numel() > 100 for k in range(4))
+    changed = (codes != codes_noisy).any(0).nonzero().flatten()
+    # the noise's 50 frames change codes; nothing changes before the convolutions' reach (a few frames)
+    assert changed.min() >= 200 - 8 and ((changed >= 200) & (changed < 250)).sum() >= 40
+    # latents of other pieces: standardised per channel, and VQ decisions with margins a trained codec has
+    # (uncalibrated, the median relative margin was 3e-7: every code a float-rounding near-tie)
+    with torch.no_grad():
+        latents = codec.encoder(torch.from_numpy(clean)[None, None])
+        _, margins = quantize_with_margins(codec.quantizer, latents, 4)
+    assert latents.mean(2).abs().median() < 0.5 and 0.5 < latents.std(2).median() < 2
+    assert margins.median() > 1e-2 and (margins < 1e-5).float().mean() < 0.01
 
 
 def test_the_gpu_check_runs_end_to_end_and_writes_its_table(tmp_path):

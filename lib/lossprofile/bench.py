@@ -93,14 +93,15 @@ def prepared(lm: TokenLM, clean: np.ndarray, perturbations) -> tuple[np.ndarray,
 
 
 def engine(lm: TokenLM, pieces, perturbations, precision: str, pieces_per_batch: int = 1
-           ) -> tuple[float, list[np.ndarray], list[torch.Tensor], list[int]]:
+           ) -> tuple[float, list[np.ndarray], list[torch.Tensor], list[int], int]:
     """The engine, ``pieces_per_batch`` pieces per decoder batch (1: :func:`score_variants` per piece, everything
-    on one thread); returns seconds, per-frame delta curves, each variant's codes and each piece's prefix groups
-    (rows, shared decoder steps). Several pieces per batch is the runner's pipeline: CPU threads prepare the next
-    batch meanwhile."""
+    on one thread); returns seconds, per-frame delta curves, each variant's codes, each piece's prefix groups
+    (rows, shared decoder steps) and how many variants have exactly their clean piece's codes (a variant the codec
+    does not see costs the decoder nothing: a benchmark where most are so measures little). Several pieces per
+    batch is the runner's pipeline: CPU threads prepare the next batch meanwhile."""
     sync(lm)
     start = time.perf_counter()
-    curves, codes, shared = [], [], []
+    curves, codes, shared, unchanged = [], [], [], 0
     starts = range(0, len(pieces), pieces_per_batch)
     workers = 1 if pieces_per_batch == 1 else prepare_workers(pieces_per_batch)
     with ThreadPoolExecutor(workers) as pool:
@@ -118,10 +119,11 @@ def engine(lm: TokenLM, pieces, perturbations, precision: str, pieces_per_batch:
                 curves += list((frame_mean(s.variants) - frame_mean(s.clean)).numpy())
                 codes += list(s.codes_variants)
                 shared.append(s.prefix_groups)
+                unchanged += sum(bool(torch.equal(v, s.codes_clean)) for v in s.codes_variants)
             if not overlap and following is not None:
                 ahead = submit(following)
     sync(lm)
-    return time.perf_counter() - start, curves, codes, shared
+    return time.perf_counter() - start, curves, codes, shared, unchanged
 
 
 def stage_seconds(lm: TokenLM, n_pieces: int, seconds: float, precision: str, pieces_per_batch: int) -> dict:
@@ -154,7 +156,7 @@ def sweep_rate(lm: TokenLM, perturbations, n_pieces: int, seconds: float, precis
     kind): seconds per piece, from which a whole sweep's time is projected (:func:`lossprofile.gpucheck.project`)."""
     pieces = synthetic_pieces(n_pieces, seconds, lm.sample_rate, seed=3)
     engine(lm, pieces[:2], perturbations[:4], precision, 2)  # warm-up
-    elapsed, curves, _, _ = engine(lm, pieces, perturbations, precision, pieces_per_batch)
+    elapsed, curves, _, _, _ = engine(lm, pieces, perturbations, precision, pieces_per_batch)
     frames = sum(len(c) for c in curves)
     return dict(model=lm.name, pieces=n_pieces, variants=len(perturbations), seconds=elapsed,
                 seconds_per_piece=elapsed / n_pieces, fps=frames / elapsed)
@@ -199,7 +201,8 @@ def agreement(curves_a, codes_a, curves_b, codes_b) -> tuple[int, float]:
     return same.count(False), max(diffs, default=float("nan"))
 
 
-def main(argv: list[str] | None = None) -> None:
+def main(argv: list[str] | None = None) -> dict:
+    """Run the benchmark, print its report; returns :func:`measure`'s numbers."""
     p = argparse.ArgumentParser(prog="lossprofile bench", description=__doc__.split("\n\n")[0])
     p.add_argument("--model", default="tiny")
     p.add_argument("--arch", choices=["small", "medium", "large"], default=None,
@@ -229,6 +232,8 @@ def main(argv: list[str] | None = None) -> None:
         print(f"{label:24s}{r[key + '_seconds']:10.2f}{r[key + '_fps']:12.1f}{r[key + '_fps'] / r['published_fps']:7.1f}×")
     print(f"variants whose codes differ (a) vs (b) at a VQ near-tie: {r['codes_differ_ab']} of {r['published_variants']}")
     print(f"largest per-frame delta difference (a) vs (b) where codes agree: {r['max_diff_ab']:.2e} nats")
+    print(f"variants whose codes equal their clean piece's (nothing for the decoder to score): "
+          f"{r['variants_unchanged']} of {r['variants']}; decoder row-steps (b): {r['decoder_row_steps']:,}")
     print(f"variants whose codes differ (b) vs (c): {r['codes_differ_bc']} of {r['variants']}; largest per-frame delta "
           f"difference: {r['max_diff_bc']:.2e} nats")
     if "engine_tflops" in r:
@@ -247,6 +252,7 @@ def main(argv: list[str] | None = None) -> None:
               f"({g['groups_row_steps']:,}): {g['one_prefix_seconds'] / g['groups_seconds']:.2f}× faster; "
               f"largest NLL difference {g['max_nll_difference']:.1e} nats")
     print(f"speed-up: {r['pipeline_fps'] / r['published_fps']:.1f}×")
+    return r
 
 
 def measure(lm: TokenLM, n_pieces: int, seconds: float, precision: str, pieces_per_batch: int,
@@ -259,15 +265,18 @@ def measure(lm: TokenLM, n_pieces: int, seconds: float, precision: str, pieces_p
     engine(lm, pieces[:2], perts[:2], precision, 2)  # warm-up (allocations, kernels)
     with tempfile.TemporaryDirectory() as tmp:
         t_pub, c_pub, codes_pub = published(lm, pieces[:n_pub], perts, Path(tmp))
-    t_eng, c_eng, codes_eng, shared = engine(lm, pieces, perts, precision)
-    t_pipe, c_pipe, codes_pipe, _ = engine(lm, pieces, perts, precision, pieces_per_batch)
+    t_eng, c_eng, codes_eng, shared, unchanged = engine(lm, pieces, perts, precision)
+    t_pipe, c_pipe, codes_pipe, _, _ = engine(lm, pieces, perts, precision, pieces_per_batch)
     n_differ, diff = agreement(c_pub, codes_pub, c_eng[: len(c_pub)], codes_eng[: len(c_pub)])
     n_differ_bc, diff_bc = agreement(c_eng, codes_eng, c_pipe, codes_pipe)
     r = dict(model=lm.name, pieces=n_pieces, noise_lengths=len(perts), frames=frames, published_pieces=n_pub,
              pieces_per_batch=pieces_per_batch, published_seconds=t_pub, published_fps=n_pub * per_piece / t_pub,
              engine_seconds=t_eng, engine_fps=frames / t_eng, pipeline_seconds=t_pipe, pipeline_fps=frames / t_pipe,
              codes_differ_ab=n_differ, published_variants=len(codes_pub), max_diff_ab=diff,
-             codes_differ_bc=n_differ_bc, variants=len(codes_eng), max_diff_bc=diff_bc)
+             codes_differ_bc=n_differ_bc, variants=len(codes_eng), max_diff_bc=diff_bc,
+             variants_unchanged=unchanged,
+             decoder_row_steps=sum(decoder_row_steps(groups, int(seconds * lm.frame_rate) + lm.num_codebooks - 1)
+                                   for groups in shared))
     if lm.device.type == "cuda" and lm.forward_flops_per_step(1) is not None:
         steps = int(seconds * lm.frame_rate) + lm.num_codebooks - 1
         flops = lm.forward_flops_per_step(steps) * sum(decoder_row_steps(groups, steps) for groups in shared)
@@ -280,12 +289,17 @@ def measure(lm: TokenLM, n_pieces: int, seconds: float, precision: str, pieces_p
 
 
 def random_musicgen(arch: str, device: str) -> TokenLM:
-    """A random-weight MusicGen of a real size (``small``, ``medium``, ``large``): speed only."""
+    """A random-weight MusicGen of a real size (``small``, ``medium``, ``large``): speed only. Its codec's
+    codebooks are seeded from its own latents of four synthetic pieces (not the benchmark's:
+    :func:`lossprofile.models.musicgen.architecture.calibrate_codec`), so that codes follow the input."""
     from .models.musicgen import MusicLM  # random weights of a real size: MusicGen only
-    from .models.musicgen.architecture import build_model, real_architecture
+    from .models.musicgen.architecture import build_model, real_architecture, calibrate_codec
 
     cfg = real_architecture(arch, codec_filters=64, codec_hidden=128)
-    return MusicLM(build_model(cfg).to(device), name=f"random musicgen-{arch}", device=torch.device(device))
+    model = build_model(cfg).to(device)
+    calibration = np.stack(synthetic_pieces(4, 15.0, cfg.audio_encoder.sampling_rate, seed=99))[:, None]
+    return MusicLM(calibrate_codec(model, torch.from_numpy(calibration)), name=f"random musicgen-{arch}",
+                   device=torch.device(device))
 
 if __name__ == "__main__":
     main()

@@ -137,7 +137,8 @@ def main(argv: list[str] | None = None) -> None:
     if argv and argv[0] in FORWARDED:
         import importlib
 
-        return importlib.import_module(FORWARDED[argv[0]][0]).main(argv[1:])
+        importlib.import_module(FORWARDED[argv[0]][0]).main(argv[1:])  # what it returns is no exit status
+        return None
     p = argparse.ArgumentParser(prog="lossprofile", description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.RawTextHelpFormatter)
     sub = p.add_subparsers(dest="command", required=True)

@@ -177,16 +177,19 @@ def projection_check(lm, args, sweep) -> dict:
 def report(results: dict) -> str:
     env = results["environment"]
     lines = [f"# GPU check ({env['date']}, {env['gpu']}, torch {env['torch']}, transformers {env['transformers']})",
-             "", "Command: `make gpu-check` (`lossprofile gpu-check`). Random weights of the real architectures; "
+             "", "Command: `make gpu-check` (`lossprofile gpu-check`). Random weights of the real architectures "
+             "(codebooks seeded from the codec's own latents of other pieces, so codes follow the input); "
              "synthetic 15 s pieces x the paper's six noise lengths.", "",
              "| model | (a) published, frames/s | (b) engine per piece | (c) pipeline | (c) vs (a) | "
-             "decoder TFLOP/s (b) / (c) | share of bf16 peak (c) | codes differing (b) vs (c) | "
-             "max per-frame difference (b) vs (c), nats |", "|---|---|---|---|---|---|---|---|---|"]
+             "decoder TFLOP/s (b) / (c) | share of bf16 peak (c) | variants with the clean piece's codes | "
+             "codes differing (b) vs (c) | max per-frame difference (b) vs (c), nats |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
     for r in results.get("bench", []):
         lines.append(f"| {r['model']} | {r['published_fps']:,.0f} | {r['engine_fps']:,.0f} | {r['pipeline_fps']:,.0f} "
                      f"| {r['pipeline_fps'] / r['published_fps']:.1f}× | {r.get('engine_tflops', float('nan')):.1f} / "
                      f"{r.get('pipeline_tflops', float('nan')):.1f} | {r.get('pipeline_peak_share', float('nan')):.1%} "
-                     f"| {r['codes_differ_bc']} of {r['variants']} | {r['max_diff_bc']:.1e} |")
+                     f"| {r['variants_unchanged']} of {r['variants']} | {r['codes_differ_bc']} of {r['variants']} | "
+                     f"{r['max_diff_bc']:.1e} |")
     if results.get("stages"):
         lines += ["", "Where the pipeline's time goes (seconds for all pieces; encode and decode on the GPU, "
                   "prepare = perturb + 16-bit round trip on the CPU):", "",

@@ -98,3 +98,54 @@ def build_model(config: transformers.MusicgenConfig, seed: int = 0) -> Any:
         torch.manual_seed(seed)
         model = transformers.MusicgenForConditionalGeneration(config)
     return model.eval()
+
+
+def calibrate_codec(model: Any, wavs: Any, seed: int = 0) -> Any:
+    """Make a randomly built codec's codes follow its input, from its own latents of ``wavs`` ``[B, 1, S]``.
+
+    A freshly built EnCodec is no stand-in for a trained one: transformers initialises its codebooks to
+    zeros, so every frame of every waveform gets code 0 (a perturbed variant then has the clean piece's codes,
+    and a benchmark on such a model scores one row's worth of decoder work per piece while reporting "codes
+    identical"); and its random encoder leaves latents a large common vector with a few % of spread, so VQ
+    distances differ only in the last bits of float32 and codes flip with the rounding of any batch shape.
+    Two data-dependent initialisations fix both, as training starts them:
+
+    1. the encoder's last convolution is rescaled so its latents have zero mean and unit variance per channel
+       over ``wavs`` (weight normalization's own data-dependent initialisation, on its gain and bias);
+    2. each codebook starts from latent frames (EnCodec starts from k-means of its first batch; this is that
+       start without the Lloyd iterations): codebook q gets ``codebook_size`` frames, drawn under ``seed``, of
+       the residual left after codebooks ``< q``.
+
+    ``wavs`` should hold more frames than a codebook has entries (2048 in MusicGen: 41 s at 50 frames/s).
+    Returns ``model``.
+    """
+    import torch
+
+    codec = model.audio_encoder
+    last = codec.encoder.layers[-1].conv
+    weight = last.parametrizations.weight.original0 if hasattr(last, "parametrizations") else last.weight
+    gen = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        x = torch.as_tensor(wavs).to(weight.device, weight.dtype)
+        latents = codec.encoder(x)  # [B, D, T]
+        mean, std = latents.mean((0, 2)), latents.std((0, 2)).clamp(min=1e-8)
+        weight.div_(std.view(-1, *[1] * (weight.ndim - 1)))  # the gain g of weight norm: one per output channel
+        last.bias.sub_(mean).div_(std)
+        residual = codec.encoder(x).transpose(1, 2).reshape(-1, codec.config.codebook_dim)  # [B*T, D]
+        for layer in codec.quantizer.layers:
+            size = layer.codebook.embed.shape[0]
+            pick = torch.randint(residual.shape[0], (size,), generator=gen) if residual.shape[0] < size else \
+                torch.randperm(residual.shape[0], generator=gen)[:size]
+            pick = pick.to(residual.device)
+            embed = residual[pick].clone()
+            layer.codebook.embed.copy_(embed)
+            layer.codebook.embed_avg.copy_(embed)
+            layer.codebook.cluster_size.fill_(1.0)
+            layer.codebook.inited.fill_(1.0)
+            # Each frame's residual against its nearest codeword other than itself: a frame quantized by its own
+            # copy leaves nothing for the next codebook (with ~codebook_size frames, nearly all of them would),
+            # whereas new audio is quantized by other frames' codewords.
+            distance = torch.cdist(residual, embed)  # [B*T, size]
+            distance[pick, torch.arange(size, device=residual.device)] = float("inf")
+            residual = residual - embed[distance.argmin(-1)]
+    return model
