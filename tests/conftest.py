@@ -12,8 +12,8 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
 
 from lossprofile import load_model  # noqa: E402
-from lossprofile.models.musicgen.architecture import build_model, musicgen_config  # noqa: E402
-from lossprofile.embedded.training import EmaRVQ, build_tokenizer  # noqa: E402
+from lossprofile.models.musicgen.architecture import build_model, kmeans_codebooks, musicgen_config  # noqa: E402
+from lossprofile.embedded.training import build_tokenizer  # noqa: E402
 
 SMALL = dict(num_hidden_layers=2, hidden_size=32, num_attention_heads=4, ffn_dim=64, cardinality=64,
              codec_filters=4, codec_hidden=16, codec_lstm_layers=1, text_vocab=32, text_dim=16,
@@ -28,7 +28,7 @@ def save_random_checkpoint(path, seed: int = 0, **arch) -> str:
         t = torch.arange(32000 * 2) / 32000
         wav = (0.3 * torch.sin(2 * torch.pi * 220 * t * (1 + t)) + 0.05 * torch.randn(len(t), generator=g))
         z = model.audio_encoder.encoder(wav[None, None])
-        EmaRVQ(model.audio_encoder.quantizer).kmeans_init(z.permute(0, 2, 1).reshape(-1, z.shape[1]), iters=5)
+        kmeans_codebooks(model.audio_encoder.quantizer, z.permute(0, 2, 1).reshape(-1, z.shape[1]), iters=5)
     model.save_pretrained(path)
     build_tokenizer(["organ chorale", "piano", "strings with drums"]).save_pretrained(path)
     return str(path)

@@ -289,15 +289,15 @@ def measure(lm: TokenLM, n_pieces: int, seconds: float, precision: str, pieces_p
 
 
 def random_musicgen(arch: str, device: str) -> TokenLM:
-    """A random-weight MusicGen of a real size (``small``, ``medium``, ``large``): speed only. Its codec's
-    codebooks are seeded from its own latents of four synthetic pieces (not the benchmark's:
+    """A random-weight MusicGen of a real size (``small``, ``medium``, ``large``): speed only. Its codec is
+    calibrated on 12 synthetic pieces of 15 s, not the benchmark's (about 4 frames per code:
     :func:`lossprofile.models.musicgen.architecture.calibrate_codec`), so that codes follow the input."""
     from .models.musicgen import MusicLM  # random weights of a real size: MusicGen only
-    from .models.musicgen.architecture import build_model, real_architecture, calibrate_codec
+    from .models.musicgen.architecture import build_model, calibrate_codec, real_architecture
 
     cfg = real_architecture(arch, codec_filters=64, codec_hidden=128)
     model = build_model(cfg).to(device)
-    calibration = np.stack(synthetic_pieces(4, 15.0, cfg.audio_encoder.sampling_rate, seed=99))[:, None]
+    calibration = np.stack(synthetic_pieces(12, 15.0, cfg.audio_encoder.sampling_rate, seed=99))[:, None]
     return MusicLM(calibrate_codec(model, torch.from_numpy(calibration)), name=f"random musicgen-{arch}",
                    device=torch.device(device))
 

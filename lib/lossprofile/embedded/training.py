@@ -52,7 +52,7 @@ from ..models import ModelLoadError
 from ..models.hf import quiet_transformers
 from ..models.loading import resolve
 from ..models.musicgen import TINY_DIR, delay
-from ..models.musicgen.architecture import build_model, musicgen_config
+from ..models.musicgen.architecture import build_model, kmeans_codebooks, musicgen_config
 from .recipe import FINISH, FINISH_POOL, TINY_ARCH, Recipe  # noqa: F401  (re-exported)
 
 WORK_DIR = Path(__file__).resolve().parents[3] / "build" / "tiny-model"
@@ -125,31 +125,15 @@ class EmaRVQ:
     """Residual VQ over the codec's own codebook buffers, trained with EMA updates."""
 
     def __init__(self, quantizer, decay: float = 0.99):
+        self.quantizer = quantizer
         self.layers = [layer.codebook for layer in quantizer.layers]
         self.decay = decay
 
     @torch.no_grad()
     def kmeans_init(self, latents: torch.Tensor, iters: int = 15, seed: int = 0) -> None:
-        """latents ``[N, D]``: k-means each stage on the residual left by the previous ones."""
-        g = torch.Generator().manual_seed(seed)
-        residual = latents.clone()
-        for cb in self.layers:
-            n = cb.embed.shape[0]
-            pick = torch.randperm(len(residual), generator=g)[:n]
-            if len(pick) < n:  # fewer latents than codes: repeat some (the EMA restarts spread them later)
-                pick = pick[torch.arange(n) % len(pick)]
-            centers = residual[pick].clone()
-            for _ in range(iters):
-                idx = torch.cdist(residual, centers).argmin(1)
-                counts = torch.bincount(idx, minlength=n).float()
-                sums = torch.zeros_like(centers).index_add_(0, idx, residual)
-                filled = counts > 0
-                centers[filled] = sums[filled] / counts[filled, None]
-            cb.embed.copy_(centers)
-            cb.embed_avg.copy_(centers)
-            cb.cluster_size.fill_(1.0)
-            cb.inited.fill_(True)
-            residual = residual - centers[torch.cdist(residual, centers).argmin(1)]
+        """latents ``[N, D]``: k-means each stage on the residual left by the previous ones
+        (:func:`lossprofile.models.musicgen.architecture.kmeans_codebooks`)."""
+        kmeans_codebooks(self.quantizer, latents, iters, seed)
 
     def __call__(self, z: torch.Tensor, train: bool, generator: torch.Generator | None = None
                  ) -> tuple[torch.Tensor, torch.Tensor]:

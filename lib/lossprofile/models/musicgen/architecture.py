@@ -100,7 +100,35 @@ def build_model(config: transformers.MusicgenConfig, seed: int = 0) -> Any:
     return model.eval()
 
 
-def calibrate_codec(model: Any, wavs: Any, seed: int = 0) -> Any:
+def kmeans_codebooks(quantizer: Any, latents: Any, iters: int = 15, seed: int = 0) -> None:
+    """Start each residual-VQ codebook of ``quantizer`` (EnCodec's) from k-means of ``latents`` ``[N, D]``: stage
+    q on the residual the stages before it leave, from ``codebook_size`` latents drawn under ``seed`` (repeated
+    where there are fewer), ``iters`` Lloyd iterations. EnCodec's own start; the embedded model's training
+    (:class:`lossprofile.embedded.training.EmaRVQ`) and :func:`calibrate_codec` use it."""
+    import torch
+
+    g = torch.Generator().manual_seed(seed)
+    residual = latents.clone()
+    for cb in (layer.codebook for layer in quantizer.layers):
+        n = cb.embed.shape[0]
+        pick = torch.randperm(len(residual), generator=g)[:n]
+        if len(pick) < n:  # fewer latents than codes: repeat some (the EMA restarts spread them later)
+            pick = pick[torch.arange(n) % len(pick)]
+        centers = residual[pick.to(residual.device)].clone()
+        for _ in range(iters):
+            idx = torch.cdist(residual, centers).argmin(1)
+            counts = torch.bincount(idx, minlength=n).float()
+            sums = torch.zeros_like(centers).index_add_(0, idx, residual)
+            filled = counts > 0
+            centers[filled] = sums[filled] / counts[filled, None]
+        cb.embed.copy_(centers)
+        cb.embed_avg.copy_(centers)
+        cb.cluster_size.fill_(1.0)
+        cb.inited.fill_(True)
+        residual = residual - centers[torch.cdist(residual, centers).argmin(1)]
+
+
+def calibrate_codec(model: Any, wavs: Any, iters: int = 5, seed: int = 0) -> Any:
     """Make a randomly built codec's codes follow its input, from its own latents of ``wavs`` ``[B, 1, S]``.
 
     A freshly built EnCodec is no stand-in for a trained one: transformers initialises its codebooks to
@@ -112,40 +140,25 @@ def calibrate_codec(model: Any, wavs: Any, seed: int = 0) -> Any:
 
     1. the encoder's last convolution is rescaled so its latents have zero mean and unit variance per channel
        over ``wavs`` (weight normalization's own data-dependent initialisation, on its gain and bias);
-    2. each codebook starts from latent frames (EnCodec starts from k-means of its first batch; this is that
-       start without the Lloyd iterations): codebook q gets ``codebook_size`` frames, drawn under ``seed``, of
-       the residual left after codebooks ``< q``.
+    2. the codebooks start from k-means of those latents (:func:`kmeans_codebooks`, ``iters`` iterations).
 
-    ``wavs`` should hold more frames than a codebook has entries (2048 in MusicGen: 41 s at 50 frames/s).
-    Returns ``model``.
+    ``wavs`` should hold several times more frames than a codebook has entries (2048 in MusicGen, 41 s at 50
+    frames/s): a latent that is its own cluster leaves no residual for the next codebook. Returns ``model``.
     """
     import torch
 
     codec = model.audio_encoder
     last = codec.encoder.layers[-1].conv
     weight = last.parametrizations.weight.original0 if hasattr(last, "parametrizations") else last.weight
-    gen = torch.Generator().manual_seed(seed)
+    x = torch.as_tensor(wavs).to(weight.device, weight.dtype)
+
+    def encoded() -> torch.Tensor:  # latent frames [B*T, D], a waveform at a time (the first layers are wide)
+        return torch.cat([codec.encoder(wav[None])[0].t() for wav in x])
+
     with torch.no_grad():
-        x = torch.as_tensor(wavs).to(weight.device, weight.dtype)
-        latents = codec.encoder(x)  # [B, D, T]
-        mean, std = latents.mean((0, 2)), latents.std((0, 2)).clamp(min=1e-8)
+        latents = encoded()
+        mean, std = latents.mean(0), latents.std(0).clamp(min=1e-8)
         weight.div_(std.view(-1, *[1] * (weight.ndim - 1)))  # the gain g of weight norm: one per output channel
         last.bias.sub_(mean).div_(std)
-        residual = codec.encoder(x).transpose(1, 2).reshape(-1, codec.config.codebook_dim)  # [B*T, D]
-        for layer in codec.quantizer.layers:
-            size = layer.codebook.embed.shape[0]
-            pick = torch.randint(residual.shape[0], (size,), generator=gen) if residual.shape[0] < size else \
-                torch.randperm(residual.shape[0], generator=gen)[:size]
-            pick = pick.to(residual.device)
-            embed = residual[pick].clone()
-            layer.codebook.embed.copy_(embed)
-            layer.codebook.embed_avg.copy_(embed)
-            layer.codebook.cluster_size.fill_(1.0)
-            layer.codebook.inited.fill_(1.0)
-            # Each frame's residual against its nearest codeword other than itself: a frame quantized by its own
-            # copy leaves nothing for the next codebook (with ~codebook_size frames, nearly all of them would),
-            # whereas new audio is quantized by other frames' codewords.
-            distance = torch.cdist(residual, embed)  # [B*T, size]
-            distance[pick, torch.arange(size, device=residual.device)] = float("inf")
-            residual = residual - embed[distance.argmin(-1)]
+        kmeans_codebooks(codec.quantizer, encoded(), iters, seed)
     return model
