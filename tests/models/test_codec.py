@@ -47,6 +47,9 @@ def test_quantizer_diagnostic_gives_transformers_own_codes(small_lm, music_wav):
 @settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(kind=st.sampled_from(["noise", "add_noise", "silence", "shuffle", "block_swap"]),
        onset=st.integers(0, 140), length=st.integers(1, 60), seed=st.integers(0, 3), batch_segments=st.booleans())
+# silence from frame 0: its large latent lies near two codewords, a tie that a margin relative to the distance
+# itself (before 2026-11-30) called decided, and the codes flipped under ATEN_CPU_CAPABILITY=default
+@example(kind="silence", onset=0, length=21, seed=0, batch_segments=False)
 def test_variant_codes_equal_encoding_each_waveform_alone_away_from_near_ties(tiny_lm, music_wav, kind, onset,
                                                                             length, seed, batch_segments):
     lm = tiny_lm
@@ -62,7 +65,8 @@ def test_variant_codes_equal_encoding_each_waveform_alone_away_from_near_ties(ti
         embeddings = lm.model.audio_encoder.encoder(torch.from_numpy(variant)[None, None])
     _, margins = codec.quantize_with_margins(lm.model.audio_encoder.quantizer, embeddings, 4)
     decided = (margins > 1e-4).all(dim=1)[0]  # frames where no code is within rounding of a tie
-    assert decided.float().mean() > 0.9
+    # silence is a tie (its frames alternate between two codewords); windows are at most 60 of the 200 frames
+    assert decided.float().mean() > 0.5
     assert torch.equal(spliced[1][:, decided], whole[1][:, decided])
     assert (spliced[1] != whole[1]).any(dim=0).float().mean() <= 0.02
     assert (spliced[3] != whole[3]).any(dim=0).float().mean() <= 0.02

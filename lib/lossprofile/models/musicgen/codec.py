@@ -63,7 +63,8 @@ def quantize_with_margins(quantizer: nn.Module, embeddings: torch.Tensor, num_co
     """Residual VQ of ``embeddings [B, D, T]`` → (codes ``[B, K, T]``, relative decision margins ``[B, K, T]``).
 
     Same arithmetic as transformers' EnCodec quantizer (so the same codes), plus how far
-    each decision was from a tie: (second-best - best distance) / max(1, |best distance|).
+    each decision was from a tie: (second-best - best distance) / max(1, |x|² + |e|²), the scale at which
+    float32 rounds the expanded distance |x|² - 2 x·e + |e|² (x the residual, e the chosen codeword).
     A diagnostic: which codes float rounding could flip.
     """
     residual = embeddings.transpose(1, 2)  # [B, T, D]
@@ -77,7 +78,11 @@ def quantize_with_margins(quantizer: nn.Module, embeddings: torch.Tensor, num_co
         _, vector_id = torch.unique(layer.codebook.embed, dim=0, return_inverse=True)
         same = vector_id[None, :] == vector_id[index][:, None]
         runner_up = dist.masked_fill(same, float("-inf")).max(dim=-1).values
-        margins.append(((best - runner_up) / best.abs().clamp(min=1.0)).view(residual.shape[:2]))
+        # float32 rounds the expanded distance at the scale of its largest terms, |x|² + |e|², not of the
+        # distance itself: a near-match of a large latent (silence, say) has a small distance and rounding of
+        # the size of its terms
+        scale = flat.pow(2).sum(1) + embed.pow(2).sum(0)[index]
+        margins.append(((best - runner_up) / scale.clamp(min=1.0)).view(residual.shape[:2]))
         codes.append(index.view(residual.shape[:2]))
         residual = residual - layer.codebook.embed[index].view(residual.shape)
     return torch.stack(codes, 1).long(), torch.stack(margins, 1)
