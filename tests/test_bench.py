@@ -8,7 +8,7 @@ import re
 import numpy as np
 import pytest
 
-from lossprofile import bench
+from lossprofile import bench, load_model
 
 
 def test_published_and_engine_paths_agree_and_the_report_ends_with_the_speed_up(capsys):
@@ -90,8 +90,12 @@ def test_the_gpu_check_runs_end_to_end_and_writes_its_table(tmp_path):
     assert numbers["bench"] == []
     assert numbers["sweep"]["same_non_float_columns"] and numbers["sweep"]["max_table_difference"] < 1e-4
     assert numbers["profile"]["max_score_difference"] < 1e-3
-    (stages,) = numbers["stages"]  # where the pipeline's time goes: every stage took time, decode = score - encode
-    assert min(stages["prepare"], stages["encode"], stages["score"]) > 0 and "| prepare | encode" in text
+    (stages,) = numbers["stages"]  # where the pipeline's time goes: every stage took time
+    assert min(stages["prepare"], stages["encode"], stages["decode"]) > 0 and "| prepare | encode" in text
+    # the decode stage's rate from the row-steps it ran: 2 pieces x (a prefix, then 7 rows from about frame 246)
+    assert 2 * 753 * 4 < stages["decoder_row_steps"] < 2 * 753 * 7
+    assert stages["decode_tflops"] == pytest.approx(
+        load_model("tiny").forward_flops_per_step(753) * stages["decoder_row_steps"] / stages["decode"] / 1e12)
     (rate,) = numbers["projection"]  # the paper sweep's first 3 perturbations on one ASAP piece, through the runner
     assert rate["variants"] == 3 and rate["pieces"] == 1 and rate["fps"] * rate["seconds"] == pytest.approx(3 * 750)
     assert rate["source"].endswith("asap") and "asap | 3 |" in text

@@ -128,25 +128,37 @@ def engine(lm: TokenLM, pieces, perturbations, precision: str, pieces_per_batch:
 
 def stage_seconds(lm: TokenLM, n_pieces: int, seconds: float, precision: str, pieces_per_batch: int) -> dict:
     """Where (c)'s time goes: seconds to prepare the waveforms on the CPU (perturb, 16-bit round trip), to
-    encode them (codec), and to score them (:func:`score_many`, encoding included), per batch of pieces."""
+    encode them (codec, :func:`encode_many` as :func:`score_many` does) and to decode them (decoder, statistics
+    and copies back, :func:`score_codes` on those codes), per batch of pieces; and the decode stage's rate in
+    TFLOP/s (the decoder's forward FLOPs of the row-steps it ran), with its share of the bf16 peak on a known GPU:
+    the decoder's own efficiency, which the pipeline's rate hides while the codec or the CPU limits it."""
     pieces = synthetic_pieces(n_pieces, seconds, lm.sample_rate)
     perts = noise_sweep()
     engine(lm, pieces[:2], perts[:2], precision, 2)  # warm-up
-    out = dict(model=lm.name, pieces=n_pieces, pieces_per_batch=pieces_per_batch, prepare=0.0, encode=0.0, score=0.0)
+    out = dict(model=lm.name, pieces=n_pieces, pieces_per_batch=pieces_per_batch, prepare=0.0, encode=0.0, decode=0.0)
+    steps = int(seconds * lm.frame_rate) + lm.num_codebooks - 1
+    row_steps = 0
     for lo in range(0, n_pieces, pieces_per_batch):
         start = time.perf_counter()
         batch = [prepared(lm, clean, perts) for clean in pieces[lo : lo + pieces_per_batch]]
         out["prepare"] += time.perf_counter() - start
         sync(lm)
         start = time.perf_counter()
-        encode_many(lm, batch)  # as score_many encodes them
+        codes = encode_many(lm, batch)
         sync(lm)
         out["encode"] += time.perf_counter() - start
         start = time.perf_counter()
-        score_many(lm, batch, precision=precision)
+        scores = score_codes(lm, codes, precision=precision)
         sync(lm)
-        out["score"] += time.perf_counter() - start
-    out["decode"] = out["score"] - out["encode"]  # the decoder, its statistics and the copies back
+        out["decode"] += time.perf_counter() - start
+        row_steps += sum(decoder_row_steps(s.prefix_groups, steps) for s in scores)
+    out.update(score=out["encode"] + out["decode"], decoder_row_steps=row_steps)
+    if lm.forward_flops_per_step(1) is not None:
+        out["decode_tflops"] = lm.forward_flops_per_step(steps) * row_steps / out["decode"] / 1e12
+        gpu = torch.cuda.get_device_name() if lm.device.type == "cuda" else ""
+        peak = next((v for k, v in BF16_PEAK_TFLOPS.items() if k in gpu), None)
+        if peak:
+            out["decode_peak_share"] = out["decode_tflops"] / peak
     return out
 
 

@@ -193,9 +193,11 @@ def report(results: dict) -> str:
     if results.get("stages"):
         lines += ["", "Where the pipeline's time goes (seconds for all pieces; encode and decode on the GPU, "
                   "prepare = perturb + 16-bit round trip on the CPU):", "",
-                  "| model | pieces | prepare | encode (codec) | decode (decoder + statistics) |", "|---|---|---|---|---|"]
-        lines += [f"| {r['model']} | {r['pieces']} | {r['prepare']:.2f} | {r['encode']:.2f} | {r['decode']:.2f} |"
-                  for r in results["stages"]]
+                  "| model | pieces | prepare | encode (codec) | decode (decoder + statistics) | decoder row-steps | "
+                  "decode TFLOP/s | decode share of bf16 peak |", "|---|---|---|---|---|---|---|---|"]
+        lines += [f"| {r['model']} | {r['pieces']} | {r['prepare']:.2f} | {r['encode']:.2f} | {r['decode']:.2f} | "
+                  f"{r.get('decoder_row_steps', 0):,} | {r.get('decode_tflops', float('nan')):.3g} | "
+                  f"{r.get('decode_peak_share', float('nan')):.1%} |" for r in results["stages"]]
     if "sweep" in results and "profile" in results:
         lines += _sweep_lines(results["sweep"], results["profile"])
     if results.get("projection"):
