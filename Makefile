@@ -88,7 +88,8 @@ study: install
 	HF_HUB_OFFLINE=1 $(BIN)/lossprofile study
 
 # On a machine with a GPU: the pipeline's numbers for MusicGen small/medium/large (random weights), the
-# smoke sweep, the profile score's cost and the paper sweep projected, in a few minutes, to
+# smoke sweep, the profile score's cost, the paper sweep projected and (last, within its 8-minute budget) the
+# decoder under torch.compile / CUDA graphs for medium, to
 # results/gpu-check.md (pyyaml for the projection; without it that step is skipped and named). Runs with that
 # machine's own python3 and CUDA torch (GPU_PYTHON), the library from lib/ (nothing to install but
 # soundfile, see the README).

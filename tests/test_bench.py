@@ -7,6 +7,7 @@ import re
 
 import numpy as np
 import pytest
+import torch
 
 from lossprofile import bench, load_model
 
@@ -43,8 +44,6 @@ def test_a_random_codec_of_the_real_size_gets_codes_that_follow_its_input():
     # and 2026-11-29 did). calibrate_codec standardises the latents and starts the codebooks from k-means of
     # them. The real codec's size (its convolutions are most of this test's time: short audio), with 64 codes
     # per codebook so that 8 s of calibration give k-means several frames per code.
-    import torch
-
     from lossprofile.models.musicgen.architecture import build_model, calibrate_codec, musicgen_config
     from lossprofile.models.musicgen.codec import quantize_with_margins
     from lossprofile.perturb import Perturbation
@@ -82,8 +81,8 @@ def test_the_gpu_check_runs_end_to_end_and_writes_its_table(tmp_path):
     # function, the same pieces): left out here to keep `make test` inside its 15 minutes.
     out = tmp_path / "gpu-check.md"
     gpucheck.main(["--device", "cpu", "--archs", "tiny", "--pieces", "2", "--pieces-per-batch", "2", "--out", str(out),
-                   "--steps", "stages", "projection", "sweep", "profile", "--projection-pieces", "1",
-                   "--projection-variants", "3"])
+                   "--steps", "stages", "projection", "sweep", "profile", "compile", "--projection-pieces", "1",
+                   "--projection-variants", "3", "--compile-archs", "tiny", "--budget-minutes", "0"])
     text = out.read_text()
     assert text.startswith("# GPU check") and "| tiny |" in text
     numbers = json.loads(out.with_suffix(".json").read_text())
@@ -101,6 +100,8 @@ def test_the_gpu_check_runs_end_to_end_and_writes_its_table(tmp_path):
     assert rate["source"].endswith("asap") and "asap | 3 |" in text
     # the tiny model is no hub size: each of the four models is listed, none projected from it
     assert [p["measured_as"] for p in numbers["projected"]] == [None] * 4 and "not every size was measured" in text
+    # the compile step runs last and only within the time budget (0 minutes here): named, not silently missing
+    assert "compile" not in numbers and "Decoder under torch.compile not measured: tiny and later sizes" in text
 
 
 def test_the_sweep_projection_scales_seconds_per_piece_to_the_whole_sweep():
@@ -141,7 +142,6 @@ def test_the_decoder_floor_counts_each_variants_steps_from_its_onset_and_the_flo
 
 
 def test_decoder_flops_per_step_match_torchs_flop_counter():
-    import torch
     from torch.nn.attention import SDPBackend, sdpa_kernel
     from torch.utils.flop_counter import FlopCounterMode
 
@@ -163,3 +163,31 @@ def test_decoder_flops_per_step_match_torchs_flop_counter():
     text = layers * 2 * 2 * d * d + layers * 2 * 2 * d * steps
     assert counted == pytest.approx(steps * decoder_flops_per_step(cfg.decoder, steps) + full_attention / 2 + text,
                                     rel=1e-9)
+
+
+def test_the_compile_check_times_each_mode_against_eager_and_reports_a_mode_that_fails(small_lm):
+    import torch._dynamo
+
+    codes = torch.randint(0, small_lm.cardinality, (3, small_lm.num_codebooks, 40),
+                          generator=torch.Generator().manual_seed(0))
+    eager = small_lm.token_statistics(codes)
+    graphs = torch._dynamo.utils.counters["stats"]["unique_graphs"]
+    r = bench.compile_check(small_lm, 2, 15.0, "auto", 2, modes=("no-such-mode", "default"))
+    assert torch._dynamo.utils.counters["stats"]["unique_graphs"] > graphs  # the layers ran as compiled graphs
+    failed, compiled = r["modes"]
+    assert failed["mode"] == "no-such-mode" and "no-such-mode" in failed["error"]
+    assert compiled["mode"] == "default" and "error" not in compiled
+    # the first pass compiles (seconds), the second runs what it compiled (milliseconds for this model)
+    assert compiled["first_seconds"] > 5 * compiled["seconds"] > 0
+    assert compiled["speed_up"] == pytest.approx(r["eager_seconds"] / compiled["seconds"])
+    assert 0 <= compiled["max_nll_difference"] < 1e-3
+    # 2 pieces x (the clean row and 6 noise variants): each row runs at least the steps after its prefix
+    steps = 15 * small_lm.frame_rate + small_lm.num_codebooks - 1
+    assert 2 * steps < r["decoder_row_steps"] <= 2 * 7 * steps
+    assert all("forward" not in vars(layer) for layer in small_lm.model.decoder.model.decoder.layers)
+    assert torch.equal(small_lm.token_statistics(codes).nll, eager.nll)  # eager again: the same kernels
+    from lossprofile import gpucheck
+
+    table = gpucheck.report(dict(environment=dict(date="-", gpu="cpu", torch="-", transformers="-"), compile=[r]))
+    assert "| eager | – |" in table and "| no-such-mode | failed: RuntimeError: Unrecognized mode" in table
+    assert f"| default | {compiled['first_seconds']:.1f} | {compiled['seconds']:.2f} |" in table

@@ -22,6 +22,7 @@ import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Sequence
 
 import numpy as np
 import torch
@@ -33,6 +34,11 @@ from .runner import prepare_workers
 from .scoring import GROUP_COST_STEPS, encode_many, frame_mean, score_codes, score_many
 
 BF16_PEAK_TFLOPS = {"H100": 989.0, "H200": 989.0, "A100": 312.0}  # dense, SXM
+
+
+def bf16_peak(device_name: str) -> float | None:
+    """Dense bf16 peak TFLOP/s of a GPU named ``device_name`` (``torch.cuda.get_device_name()``), None if unknown."""
+    return next((v for k, v in BF16_PEAK_TFLOPS.items() if k in device_name), None)
 
 
 def synthetic_pieces(n: int, seconds: float, sample_rate: int, seed: int = 0) -> list[np.ndarray]:
@@ -155,10 +161,58 @@ def stage_seconds(lm: TokenLM, n_pieces: int, seconds: float, precision: str, pi
     out.update(score=out["encode"] + out["decode"], decoder_row_steps=row_steps)
     if lm.forward_flops_per_step(1) is not None:
         out["decode_tflops"] = lm.forward_flops_per_step(steps) * row_steps / out["decode"] / 1e12
-        gpu = torch.cuda.get_device_name() if lm.device.type == "cuda" else ""
-        peak = next((v for k, v in BF16_PEAK_TFLOPS.items() if k in gpu), None)
+        peak = bf16_peak(torch.cuda.get_device_name()) if lm.device.type == "cuda" else None
         if peak:
             out["decode_peak_share"] = out["decode_tflops"] / peak
+    return out
+
+
+def compile_check(lm: TokenLM, n_pieces: int, seconds: float, precision: str, pieces_per_batch: int,
+                  modes: Sequence[str] = ("default", "reduce-overhead")) -> dict:
+    """The decode stage (:func:`score_codes` on the same encoded codes, ``pieces_per_batch`` pieces per call)
+    eager and with the decoder compiled in each of ``modes`` (``torch.compile``'s: ``reduce-overhead`` adds CUDA
+    graphs; :meth:`lossprofile.models.musicgen.MusicLM.compiled_decoder`): seconds of the first pass
+    (compilation included) and of a second, the speed-up over eager, the decoder's TFLOP/s and the largest
+    per-code NLL difference from eager. A mode that fails is reported with its error, and the check goes on."""
+    import torch._dynamo
+
+    pieces, perts = synthetic_pieces(n_pieces, seconds, lm.sample_rate), noise_sweep()
+    codes = []
+    for lo in range(0, n_pieces, pieces_per_batch):
+        codes += encode_many(lm, [prepared(lm, clean, perts) for clean in pieces[lo : lo + pieces_per_batch]])
+
+    def decode() -> tuple[float, list]:
+        sync(lm)
+        start, scores = time.perf_counter(), []
+        for lo in range(0, len(codes), pieces_per_batch):
+            scores += score_codes(lm, codes[lo : lo + pieces_per_batch], precision=precision)
+        sync(lm)
+        return time.perf_counter() - start, scores
+
+    decode()  # warm-up
+    eager_seconds, eager = decode()
+    steps = int(seconds * lm.frame_rate) + lm.num_codebooks - 1
+    row_steps = sum(decoder_row_steps(s.prefix_groups, steps) for s in eager)
+    flops = (lm.forward_flops_per_step(steps) or math.nan) * row_steps
+    peak = (bf16_peak(torch.cuda.get_device_name()) if lm.device.type == "cuda" else None) or math.nan
+    out = dict(model=lm.name, pieces=n_pieces, pieces_per_batch=pieces_per_batch, decoder_row_steps=row_steps,
+               eager_seconds=eager_seconds, eager_tflops=flops / eager_seconds / 1e12,
+               eager_peak_share=flops / eager_seconds / 1e12 / peak, modes=[])
+    for mode in modes:
+        torch._dynamo.reset()  # each mode compiles from scratch
+        try:
+            with lm.compiled_decoder(mode):
+                first, _ = decode()
+                second, scores = decode()
+        except Exception as err:  # e.g. CUDA graphs and the KV cache: reported, the check goes on
+            out["modes"].append(dict(mode=mode, error=f"{type(err).__name__}: {err}"[:400]))
+            continue
+        diff = max(float((a - b).abs().max()) for s, e in zip(scores, eager)
+                   for a, b in ((s.clean, e.clean), (s.variants, e.variants)))
+        out["modes"].append(dict(mode=mode, first_seconds=first, seconds=second, speed_up=eager_seconds / second,
+                                 tflops=flops / second / 1e12, peak_share=flops / second / 1e12 / peak,
+                                 max_nll_difference=diff))
+    torch._dynamo.reset()
     return out
 
 
@@ -294,7 +348,7 @@ def measure(lm: TokenLM, n_pieces: int, seconds: float, precision: str, pieces_p
         flops = lm.forward_flops_per_step(steps) * sum(decoder_row_steps(groups, steps) for groups in shared)
         r.update(engine_tflops=flops / t_eng / 1e12, pipeline_tflops=flops / t_pipe / 1e12,
                  gpu=torch.cuda.get_device_name())
-        peak = next((v for k, v in BF16_PEAK_TFLOPS.items() if k in r["gpu"]), None)
+        peak = bf16_peak(r["gpu"])
         if peak:
             r.update(engine_peak_share=r["engine_tflops"] / peak, pipeline_peak_share=r["pipeline_tflops"] / peak)
     return r

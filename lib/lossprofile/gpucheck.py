@@ -13,7 +13,10 @@ one table:
 3. the profile score's cost per piece, piece by piece and across pieces;
 4. the paper's sweep (``sweeps/paper.yaml``) projected per model from the runner's seconds per piece on that
    sweep's ASAP pieces × its own perturbations (81 per data kind), MusicGen-melody from medium's rate; beside it
-   the decoder's work in that sweep from the architectures' shapes (:func:`decoder_floor`), the floor under it.
+   the decoder's work in that sweep from the architectures' shapes (:func:`decoder_floor`), the floor under it;
+5. last, where the time budget leaves room for it: the decode stage with the decoder under ``torch.compile``
+   and with CUDA graphs (``reduce-overhead``) against eager, for ``--compile-archs`` (medium: the size of the
+   peak-share goal), compilation time included (:func:`lossprofile.bench.compile_check`).
 
 Each step's time is printed as it ends; the table goes to ``--out`` (markdown) beside a JSON of every
 number.
@@ -179,11 +182,12 @@ def report(results: dict) -> str:
     lines = [f"# GPU check ({env['date']}, {env['gpu']}, torch {env['torch']}, transformers {env['transformers']})",
              "", "Command: `make gpu-check` (`lossprofile gpu-check`). Random weights of the real architectures "
              "(codebooks seeded from the codec's own latents of other pieces, so codes follow the input); "
-             "synthetic 15 s pieces x the paper's six noise lengths.", "",
-             "| model | (a) published, frames/s | (b) engine per piece | (c) pipeline | (c) vs (a) | "
-             "decoder TFLOP/s (b) / (c) | share of bf16 peak (c) | variants with the clean piece's codes | "
-             "codes differing (b) vs (c) | max per-frame difference (b) vs (c), nats |",
-             "|---|---|---|---|---|---|---|---|---|---|"]
+             "synthetic 15 s pieces x the paper's six noise lengths."]
+    if results.get("bench"):
+        lines += ["", "| model | (a) published, frames/s | (b) engine per piece | (c) pipeline | (c) vs (a) | "
+                  "decoder TFLOP/s (b) / (c) | share of bf16 peak (c) | variants with the clean piece's codes | "
+                  "codes differing (b) vs (c) | max per-frame difference (b) vs (c), nats |",
+                  "|---|---|---|---|---|---|---|---|---|---|"]
     for r in results.get("bench", []):
         lines.append(f"| {r['model']} | {r['published_fps']:,.0f} | {r['engine_fps']:,.0f} | {r['pipeline_fps']:,.0f} "
                      f"| {r['pipeline_fps'] / r['published_fps']:.1f}× | {r.get('engine_tflops', float('nan')):.1f} / "
@@ -206,6 +210,10 @@ def report(results: dict) -> str:
         lines += _floor_lines(results["floor"], results.get("peak_tflops"))
     if results.get("projection_error"):
         lines += ["", f"Paper-sweep projection not run: {results['projection_error']}"]
+    if results.get("compile"):
+        lines += _compile_lines(results["compile"])
+    if results.get("compile_skipped"):
+        lines += ["", f"Decoder under torch.compile not measured: {results['compile_skipped']}"]
     return "\n".join(lines) + "\n"
 
 
@@ -241,6 +249,23 @@ def _floor_lines(floor: list[dict], peak: float | None) -> list[str]:
     return lines
 
 
+def _compile_lines(checks: list[dict]) -> list[str]:
+    lines = ["", "The decode stage (`score_codes` on the same codes) eager and with each decoder layer under "
+             "`torch.compile` (dynamic shapes; `reduce-overhead` adds CUDA graphs); seconds for all pieces, the first "
+             "pass compiles:", "",
+             "| model | decoder row-steps | mode | first pass | second pass | speed-up over eager | decoder TFLOP/s | "
+             "share of bf16 peak | max NLL difference from eager, nats |", "|---|---|---|---|---|---|---|---|---|"]
+    for c in checks:
+        lines.append(f"| {c['model']} | {c['decoder_row_steps']:,} | eager | – | {c['eager_seconds']:.2f} | 1.0× | "
+                     f"{c['eager_tflops']:.3g} | {c['eager_peak_share']:.1%} | 0 |")
+        for m in c["modes"]:
+            lines.append(f"| {c['model']} | | {m['mode']} | failed: {m['error'].replace('|', '/').replace(chr(10), ' ')} | | | | | |" if "error" in m else
+                         f"| {c['model']} | | {m['mode']} | {m['first_seconds']:.1f} | {m['seconds']:.2f} | "
+                         f"{m['speed_up']:.2f}× | {m['tflops']:.3g} | {m['peak_share']:.1%} | "
+                         f"{m['max_nll_difference']:.1e} |")
+    return lines
+
+
 def _sweep_lines(s: dict, p: dict) -> list[str]:
     return ["", f"Smoke-sweep perturbations, embedded model, {s['pieces']} pieces ({s['rows']:,} rows): "
               f"{s['per_piece_seconds']:.1f} s piece by piece, {s['pipeline_seconds']:.1f} s as the pipeline; "
@@ -265,14 +290,21 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--pieces", type=int, default=32, help="pieces per benchmark")
     p.add_argument("--pieces-per-batch", type=int, default=16)
     p.add_argument("--device", default="cuda")
-    p.add_argument("--steps", nargs="+", default=["bench", "stages", "projection", "sweep", "profile"],
-                   choices=["bench", "stages", "projection", "sweep", "profile"])
+    p.add_argument("--steps", nargs="+", default=["bench", "stages", "projection", "sweep", "profile", "compile"],
+                   choices=["bench", "stages", "projection", "sweep", "profile", "compile"])
+    p.add_argument("--compile-archs", nargs="+", default=["medium"], help="sizes (or 'tiny') whose decode stage "
+                   "the compile step measures")
+    p.add_argument("--compile-modes", nargs="+", default=["default", "reduce-overhead"])
+    p.add_argument("--budget-minutes", type=float, default=8.0, help="the compile step runs last, and only while "
+                   "at least --compile-minutes of this remain")
+    p.add_argument("--compile-minutes", type=float, default=3.0)
     p.add_argument("--sweep", type=Path, default=Path("sweeps/paper.yaml"), help="the sweep to project")
     p.add_argument("--projection-pieces", type=int, default=0, help="pieces the projection measures "
                    "(default: --pieces-per-batch)")
     p.add_argument("--projection-variants", type=int, default=0, help="measure on the first N of the sweep's "
                    "perturbations only and scale (a quick check; default: all)")
     args = p.parse_args(argv)
+    run_started = time.time()
     gpu = torch.cuda.get_device_name() if args.device == "cuda" else platform.processor() or "cpu"
     results = dict(environment=dict(date=time.strftime("%Y-%m-%d"), gpu=gpu, torch=torch.__version__,
                                     transformers=transformers.__version__), bench=[], stages=[], projection=[])
@@ -284,10 +316,10 @@ def main(argv: list[str] | None = None) -> None:
             results["projection_error"] = f"{type(err).__name__}: {err}"
             print(f"[gpu-check] projection skipped: {results['projection_error']}", flush=True)
         else:
-            peak = next((v for k, v in bench.BF16_PEAK_TFLOPS.items() if k in gpu), None)
+            peak = bench.bf16_peak(gpu)
             results.update(floor=decoder_floor(sweep, peak or bench.BF16_PEAK_TFLOPS["H100"]), peak_tflops=peak)
     rates = {}
-    for arch in args.archs:
+    for arch in args.archs if {"bench", "stages", "projection"} & set(args.steps) else []:
         lm = load_model("tiny", device=args.device) if arch == "tiny" else bench.random_musicgen(arch, args.device)
         for step in ("bench", "stages", "projection"):
             if step not in args.steps or (step == "projection" and sweep is None):
@@ -312,6 +344,20 @@ def main(argv: list[str] | None = None) -> None:
         results[name] = check(args.device, args.pieces, args.pieces_per_batch)
         print(f"[gpu-check] {name}: {time.time() - started:.0f} s", flush=True)
         _save_partial(args.out, results)
+    for arch in args.compile_archs if "compile" in args.steps else []:
+        used = (time.time() - run_started) / 60
+        if args.budget_minutes - used < args.compile_minutes:
+            results["compile_skipped"] = (f"{arch} and later sizes: {used:.1f} of the {args.budget_minutes:g} "
+                                          f"minutes used, and it needs about {args.compile_minutes:g}")
+            break
+        started = time.time()
+        lm = load_model("tiny", device=args.device) if arch == "tiny" else bench.random_musicgen(arch, args.device)
+        results.setdefault("compile", []).append(
+            bench.compile_check(lm, args.pieces, 15.0, "auto", args.pieces_per_batch, args.compile_modes))
+        print(f"[gpu-check] compile {arch}: {time.time() - started:.0f} s", flush=True)
+        _save_partial(args.out, results)
+        del lm
+        torch.cuda.empty_cache() if args.device == "cuda" else None
     text = report(results)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(text)

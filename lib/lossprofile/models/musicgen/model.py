@@ -10,12 +10,13 @@ Shapes: waveforms are ``[B, C, S]`` (batch, channels, samples), codes are
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Iterator, Sequence
 
 import numpy as np
 import torch
@@ -336,6 +337,30 @@ class MusicLM(TokenLM):
         cache = 2 * cfg.num_hidden_layers * steps * cfg.hidden_size * 2
         activations = steps * (cfg.ffn_dim + 4 * cfg.hidden_size) * 4
         return int(max(1, min(limit, 0.5 * free // (logits + cache + activations))))
+
+    @contextlib.contextmanager
+    def compiled_decoder(self, mode: str | None = "default") -> Iterator[None]:
+        """Within the block, each decoder layer runs through ``torch.compile`` (dynamic shapes, inductor;
+        ``mode="reduce-overhead"`` adds CUDA graphs); eager again after it.
+
+        Per layer rather than the whole decoder: the same small graph for every layer (transformers' KV cache
+        keys it by ``layer_idx``, so dynamo guards on it and compiles once per layer: the recompile limit is
+        raised to fit). Not on the default path: on CPU it did not pay (README, "torch.compile"); ``make
+        gpu-check`` measures it on a GPU (:func:`lossprofile.bench.compile_check`).
+        """
+        import torch._dynamo
+
+        layers = self.model.decoder.model.decoder.layers
+        limit = torch._dynamo.config.recompile_limit
+        torch._dynamo.config.recompile_limit = max(limit, 4 * len(layers))
+        try:
+            for layer in layers:
+                layer.forward = torch.compile(layer.forward, dynamic=True, mode=mode)
+            yield
+        finally:
+            for layer in layers:
+                vars(layer).pop("forward", None)  # the instance attribute shadowed the class's forward
+            torch._dynamo.config.recompile_limit = limit
 
     def forward_flops_per_step(self, steps: int) -> float:
         """Forward FLOPs of one decoder step at sequence length ``steps`` (matmuls + attention, causal average)."""
