@@ -92,7 +92,8 @@ study: install
 # decoder under torch.compile / CUDA graphs for medium, to
 # results/gpu-check.md (pyyaml for the projection; without it that step is skipped and named). Runs with that
 # machine's own python3 and CUDA torch (GPU_PYTHON), the library from lib/ (nothing to install but
-# soundfile, see the README).
+# soundfile, see the README). GPU_CHECK_ARGS adds options, e.g. the compile step alone where the budget left it out:
+# make gpu-check GPU_CHECK_ARGS="--steps compile --budget-minutes 9 --out results/gpu-check-compile.md"
 GPU_PYTHON ?= python3
 gpu-check:
-	PYTHONPATH=lib:$$PYTHONPATH HF_HUB_OFFLINE=1 $(GPU_PYTHON) -m lossprofile.cli gpu-check --out results/gpu-check.md
+	PYTHONPATH=lib:$$PYTHONPATH HF_HUB_OFFLINE=1 $(GPU_PYTHON) -m lossprofile.cli gpu-check --out results/gpu-check.md $(GPU_CHECK_ARGS)

@@ -186,6 +186,9 @@ def test_the_compile_check_times_each_mode_against_eager_and_reports_a_mode_that
     assert 2 * steps < r["decoder_row_steps"] <= 2 * 7 * steps
     assert all("forward" not in vars(layer) for layer in small_lm.model.decoder.model.decoder.layers)
     assert torch.equal(small_lm.token_statistics(codes).nll, eager.nll)  # eager again: the same kernels
+    # a mode that would start after the time budget is named, not run
+    late = bench.compile_check(small_lm, 2, 15.0, "auto", 2, modes=("default",), start_by=0.0)
+    assert late["modes"] == [dict(mode="default", error="not run: out of the time budget")]
     from lossprofile import gpucheck
 
     table = gpucheck.report(dict(environment=dict(date="-", gpu="cpu", torch="-", transformers="-"), compile=[r]))

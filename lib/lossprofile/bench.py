@@ -168,12 +168,14 @@ def stage_seconds(lm: TokenLM, n_pieces: int, seconds: float, precision: str, pi
 
 
 def compile_check(lm: TokenLM, n_pieces: int, seconds: float, precision: str, pieces_per_batch: int,
-                  modes: Sequence[str] = ("default", "reduce-overhead")) -> dict:
+                  modes: Sequence[str] = ("default", "reduce-overhead"), start_by: float | None = None) -> dict:
     """The decode stage (:func:`score_codes` on the same encoded codes, ``pieces_per_batch`` pieces per call)
     eager and with the decoder compiled in each of ``modes`` (``torch.compile``'s: ``reduce-overhead`` adds CUDA
     graphs; :meth:`lossprofile.models.musicgen.MusicLM.compiled_decoder`): seconds of the first pass
     (compilation included) and of a second, the speed-up over eager, the decoder's TFLOP/s and the largest
-    per-code NLL difference from eager. A mode that fails is reported with its error, and the check goes on."""
+    per-code NLL difference from eager. A mode that fails is reported with its error, and the check goes on; one
+    that would start after ``start_by`` (``time.time()``; compiling a large model takes minutes) is reported as
+    not run."""
     import torch._dynamo
 
     pieces, perts = synthetic_pieces(n_pieces, seconds, lm.sample_rate), noise_sweep()
@@ -199,6 +201,9 @@ def compile_check(lm: TokenLM, n_pieces: int, seconds: float, precision: str, pi
                eager_seconds=eager_seconds, eager_tflops=flops / eager_seconds / 1e12,
                eager_peak_share=flops / eager_seconds / 1e12 / peak, modes=[])
     for mode in modes:
+        if start_by is not None and time.time() > start_by:
+            out["modes"].append(dict(mode=mode, error="not run: out of the time budget"))
+            continue
         torch._dynamo.reset()  # each mode compiles from scratch
         try:
             with lm.compiled_decoder(mode):
