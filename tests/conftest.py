@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import tempfile
 
 import numpy as np
 import pytest
@@ -10,6 +11,10 @@ import torch
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
+# torch.compile's C++ kernels are cached on disk without the CPU capability in their key: kernels written under
+# AVX512 then fail to build under ATEN_CPU_CAPABILITY=default (torch 2.13). One cache per capability.
+os.environ.setdefault("TORCHINDUCTOR_CACHE_DIR", os.path.join(
+    tempfile.gettempdir(), f"torchinductor_lossprofile_{torch.backends.cpu.get_cpu_capability().lower()}"))
 
 from lossprofile import load_model  # noqa: E402
 from lossprofile.models.musicgen.architecture import build_model, kmeans_codebooks, musicgen_config  # noqa: E402
