@@ -451,3 +451,37 @@ class ReportParts(HTMLParser):
     def handle_endtag(self, tag):
         if tag == "tbody":
             self._body = False
+
+
+def test_files_that_share_a_stem_stay_two_pieces_with_their_own_rows_and_paths(small_checkpoint, tmp_path, capsys):
+    from lossprofile import cli
+
+    folder = tmp_path / "music"
+    (folder / "sub").mkdir(parents=True)
+    audio.save_audio(folder / "dup.wav", tone(3.0, 1), SR)
+    audio.save_audio(folder / "dup.flac", tone(3.0, 2), SR)  # another recording under the same stem
+    audio.save_audio(folder / "sub" / "dup.wav", tone(3.0, 3), SR)
+    out = tmp_path / "out"
+    cli.main(["score", "--model", small_checkpoint, "--device", "cpu", "--data", str(folder), "--out", str(out),
+              "--lengths", "5", "--onset", "60", "--seconds", "2.5"])
+    assert capsys.readouterr().out.strip().splitlines()[-1].startswith("3 of 3 pieces scored")
+    results = pd.read_parquet(out / "results.parquet")
+    T = int(2.5 * 50)
+    per_piece = results.groupby("piece").agg(rows=("frame", "size"), path=("path", "unique"))
+    assert list(per_piece.index) == ["dup.flac", "dup.wav", "sub/dup"]
+    assert (per_piece["rows"] == T).all()  # frames 0..T-1 once each, never two recordings' frames under one name
+    assert [list(p) for p in per_piece["path"]] == [[str(folder / "dup.flac")], [str(folder / "dup.wav")],
+                                                      [str(folder / "sub" / "dup.wav")]]
+    summary = pd.read_csv(out / "summary.csv").set_index("piece")
+    for name, group in results.groupby("piece"):  # each summary row is its own file's mean, not an average of two
+        assert summary.loc[name, "mean_nll_clean"] == pytest.approx(group["nll_clean"].mean(), abs=1e-4)
+        assert summary.loc[name, "path"] == group["path"].iloc[0]
+    assert summary.loc["dup.wav", "mean_nll_clean"] != pytest.approx(summary.loc["dup.flac", "mean_nll_clean"])
+    # a moved data folder: the parts are reused, the path column follows the files
+    moved = tmp_path / "moved"
+    folder.rename(moved)
+    cli.main(["score", "--model", small_checkpoint, "--device", "cpu", "--data", str(moved), "--out", str(out),
+              "--lengths", "5", "--onset", "60", "--seconds", "2.5"])
+    again = pd.read_parquet(out / "results.parquet")
+    assert set(again["path"]) == {str(moved / "dup.flac"), str(moved / "dup.wav"), str(moved / "sub" / "dup.wav")}
+    assert np.array_equal(again["nll_clean"].to_numpy(), results["nll_clean"].to_numpy())

@@ -15,14 +15,23 @@ The core — audio, models, perturb, data, scoring, runner, sweep, cli — never
 ``embedded``.
 """
 
-from . import audio, data, perturb, stats
-from .analysis.profile import ProbeDesign, profile_scores
-from .models import METHODS, ModelLoadError, TokenLM, TokenStats, load_model
-from .runner import piece_summary, run_experiment
-from .scoring import Scores, score_variants
+import os
+
+# OpenMP's idle threads sleep instead of spinning: on cores shared with other processes, spinning threads wait
+# for each other at every parallel region (see lossprofile.threads). Only where torch is not loaded yet and the
+# user set nothing.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+from . import audio, data, perturb, stats  # noqa: E402
+from .analysis.profile import ProbeDesign, profile_scores  # noqa: E402
+from .models import METHODS, ModelLoadError, TokenLM, TokenStats, load_model  # noqa: E402
+from .runner import piece_summary, run_experiment  # noqa: E402
+from .scoring import Scores, score_variants  # noqa: E402
+from .threads import set_threads  # noqa: E402
 
 __all__ = ["METHODS", "ModelLoadError", "ProbeDesign", "Scores", "TokenLM", "TokenStats", "audio", "data",
-           "load_model", "perturb", "piece_summary", "profile_scores", "run_experiment", "score_variants", "stats"]
+           "load_model", "perturb", "piece_summary", "profile_scores", "run_experiment", "score_variants", "set_threads",
+           "stats"]
 __version__ = "0.1.0"
 
 

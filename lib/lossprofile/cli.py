@@ -33,6 +33,7 @@ from .io import file_digest, write_csv_atomic, write_parquet_atomic
 from .perturb import PAPER_LENGTHS, noise_sweep, preset
 from .perturb import describe as describe_presets
 from .runner import for_each_piece, keyed_part, piece_summary, run_experiment
+from .threads import set_threads
 
 def build_data(model: str = "tiny", device: str | None = None) -> None:
     """Render the training and OOD sets and sample the generated set (skips what is current)."""
@@ -91,13 +92,16 @@ def profile(args: argparse.Namespace) -> None:
             raise audio.AudioError(f"{piece.path}: {table.attrs['errors'][0]['error'].removeprefix(piece.name + ': ')}")
         return table
 
-    parts, errors = for_each_piece(pieces,
-                                   lambda piece: keyed_part(out, piece, {**params, "audio": file_digest(piece.path)}),
-                                   score, f"{lm.name} profile")
+    def path_of(piece: Piece) -> Path:
+        return keyed_part(out, piece, {**params, "audio": file_digest(piece.path)})
+
+    parts, errors = for_each_piece(pieces, path_of, score, f"{lm.name} profile")
     write_csv_atomic(pd.DataFrame(errors, columns=["dataset", "piece", "path", "error"]), out / "errors.csv")
     if parts:
-        table = pd.concat([pd.read_parquet(p) for p in parts], ignore_index=True).assign(
+        files = {str(path_of(piece)): str(piece.path) for piece in pieces}
+        table = pd.concat([pd.read_parquet(p).assign(path=files[str(p)]) for p in parts], ignore_index=True).assign(
             model=lm.name, seed=args.seed, excerpt_seconds=args.seconds)
+        table = table[["piece", "path", *[c for c in table.columns if c not in ("piece", "path")]]]
         write_parquet_atomic(table, out / "profile_scores.parquet")
         write_csv_atomic(table.round(4), out / "profile_scores.csv")
         write_dictionary(table.columns, out / "columns.csv")
@@ -130,6 +134,27 @@ FORWARDED = {"bench": ("lossprofile.bench", "published per-file scoring against 
              "validate": ("lossprofile.analysis.validation", "leave-one-family-out, properties and ladder of the "
                           "profile score (make validation)"),
              "gpu-check": ("lossprofile.gpucheck", "measure the GPU pipeline in minutes (make gpu-check)")}
+OWN_THREADS = ("tiny-model", "study")  # forwarded commands whose own parser has --threads
+
+
+THREADS_HELP = ("CPU threads torch uses (default: the cores this process may use, from its CPU affinity and "
+                "cgroup quota; LOSSPROFILE_THREADS or OMP_NUM_THREADS override it)")
+
+
+def pop_threads(argv: list[str]) -> tuple[int | None, list[str]]:
+    """``--threads N`` (or ``--threads=N``) taken out of a forwarded command's arguments → (N or None, the rest)."""
+    rest, threads, i = [], None, 0
+    while i < len(argv):
+        arg = argv[i]
+        if arg == "--threads" and i + 1 < len(argv):
+            threads, i = int(argv[i + 1]), i + 2
+            continue
+        if arg.startswith("--threads="):
+            threads = int(arg.split("=", 1)[1])
+        else:
+            rest.append(arg)
+        i += 1
+    return threads, rest
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -137,7 +162,12 @@ def main(argv: list[str] | None = None) -> None:
     if argv and argv[0] in FORWARDED:
         import importlib
 
-        importlib.import_module(FORWARDED[argv[0]][0]).main(argv[1:])  # what it returns is no exit status
+        module = importlib.import_module(FORWARDED[argv[0]][0])
+        rest = argv[1:]
+        if argv[0] not in OWN_THREADS:  # every command takes --threads; these two parse their own
+            threads, rest = pop_threads(rest)
+            set_threads(threads)
+        module.main(rest)  # what it returns is no exit status
         return None
     p = argparse.ArgumentParser(prog="lossprofile", description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.RawTextHelpFormatter)
@@ -152,10 +182,13 @@ def main(argv: list[str] | None = None) -> None:
                    help="none: in this process; 'local': start a local Ray instance;\n'auto': join this node's "
                         "cluster; 'ray://host:port': a remote cluster")
     s.add_argument("--device", default=None, help="in-process only: cpu or cuda (actors take the file's ray.device)")
+    s.add_argument("--threads", type=int, default=None, help="in-process only: " + THREADS_HELP + " (Ray actors "
+                   "use the file's ray.cpus_per_actor)")
     s = sub.add_parser("report", help="(re)write report.html for a finished score or profile run",
                        formatter_class=HelpFormatter)
     s.add_argument("out", help="the run's output folder")
     s.add_argument("--max-pieces", type=int, default=12, help="pieces shown with curves and players")
+    s.add_argument("--threads", type=int, default=None, help=THREADS_HELP)
     helps = {"build-data": "render the datasets the notebooks use", "figures": "run every notebook, write figures/",
              "score": "noise-injection sweep over a folder of audio/MIDI", "store-outputs":
              "re-execute the notebooks in place (after editing one)", "profile": "profile score of every piece of a folder"}
@@ -164,6 +197,7 @@ def main(argv: list[str] | None = None) -> None:
         s.add_argument("--model", default="tiny", help="'tiny', a hub id such as facebook/musicgen-small, or a folder")
         s.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")
         s.add_argument("--dtype", default="auto", help="weights' dtype: auto (fp32), bf16, fp16, fp32")
+        s.add_argument("--threads", type=int, default=None, help=THREADS_HELP)
     s = sub.choices["profile"]
     s.add_argument("--data", required=True, help="folder of wav/flac/mp3/mid files (or a built dataset)")
     s.add_argument("--out", required=True, help="output folder for profile_scores.parquet/.csv and errors.csv")
@@ -204,10 +238,12 @@ def main(argv: list[str] | None = None) -> None:
     s.add_argument("--seed", type=int, default=0, help="seeds the noise (each piece derives its own)")
     s.add_argument("--limit", type=int, default=None, help="score only the first N pieces")
     args = p.parse_args(argv)
+    if args.command != "sweep":
+        set_threads(args.threads)
     if args.command == "sweep":
         from .sweep import run_sweep  # Ray and YAML only when a sweep runs
 
-        table = run_sweep(args.config, args.out, args.ray_address, args.device)
+        table = run_sweep(args.config, args.out, args.ray_address, args.device, args.threads)
         print(f"{len(table)} rows, {table['piece'].nunique() if len(table) else 0} pieces")
         return
     if args.command == "report":

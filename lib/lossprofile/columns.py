@@ -24,7 +24,9 @@ COLUMNS: dict[str, tuple[str, str]] = {
     "precision": ("", "matmul precision the model ran in (fp32, bf16, fp16)"),
     "prompt": ("", "text prompt the model was conditioned on ('' = unconditional)"),
     "dataset": ("", "data kind or folder label of the piece"),
-    "piece": ("", "piece name (file stem, folders joined by '-')"),
+    "piece": ("", "piece name: the file's path relative to the data folder, without its extension unless two files "
+                  "share that stem (built datasets: the manifest's name)"),
+    "path": ("", "the piece's file"),
     "excerpt_seconds": ("s", "length of the scored excerpt, from the first sound (audio) or first note (MIDI)"),
     "run_seed": ("", "seed of the run; each piece and perturbation derives its own from it"),
     "seed": ("", "seed of the perturbation or the probes"),

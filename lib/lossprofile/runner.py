@@ -34,7 +34,7 @@ from .perturb.waveform import Perturbation, window_samples
 from .scoring import Scores, score_many, score_variants
 
 RESULTS_FILE = "results.parquet"
-TABLE_VERSION = 2  # part of every cache key: parts written with other columns are recomputed, not mixed in
+TABLE_VERSION = 3  # part of every cache key: parts written with other columns are recomputed, not mixed in
 # The columns that say which perturbation made a row (every parameter but the seed), in table order.
 PERTURBATION_COLUMNS = ["perturbation"] + [c for c in Perturbation().as_row() if c not in ("perturbation", "seed")] + \
     [c for c in ScorePerturbation().as_row() if c not in Perturbation().as_row()]
@@ -142,7 +142,7 @@ def token_frames_table(lm: TokenLM, piece: Piece, perturbations: Sequence, clean
         parts.append(part)
     table = pd.concat(parts, ignore_index=True)
     meta = dict(model=lm.name, method="exact", precision="fp32", prompt="", dataset=piece.dataset, piece=piece.name,
-                excerpt_seconds=excerpt_seconds, run_seed=seed)
+                path=str(piece.path), excerpt_seconds=excerpt_seconds, run_seed=seed)
     for name, value in meta.items():
         table[name] = value
     front = list(meta) + [c for c in Perturbation().as_row() if c in table]
@@ -191,7 +191,7 @@ def scores_table(lm: TokenLM, piece: Piece, perturbations: Sequence[Perturbation
         parts.append(part)
     table = pd.concat(parts, ignore_index=True)
     meta = dict(model=lm.name, method=method, precision=precision, prompt=prompt or "", dataset=piece.dataset,
-                piece=piece.name, excerpt_seconds=excerpt_seconds, run_seed=seed)
+                piece=piece.name, path=str(piece.path), excerpt_seconds=excerpt_seconds, run_seed=seed)
     for name, value in meta.items():
         table[name] = value
     front = list(meta) + [c for c in Perturbation().as_row() if c in table]
@@ -383,11 +383,15 @@ def score_pieces(lm: TokenLM, pieces: Sequence[Piece], perturbations: Sequence, 
             for p in pieces]
 
 
-def collect(parts: Sequence[Path], errors: Sequence[dict], out_dir: str | os.PathLike) -> pd.DataFrame:
-    """Write ``errors.csv`` and ``results.parquet`` (the parts in the order given) → the results table."""
+def collect(parts: Sequence[Path], errors: Sequence[dict], out_dir: str | os.PathLike,
+            files: dict | None = None) -> pd.DataFrame:
+    """Write ``errors.csv`` and ``results.parquet`` (the parts in the order given) → the results table.
+    ``files``: each part's audio file as it is now (its ``path`` column; a part reused after the data folder moved
+    was written with the old one)."""
     error_table = pd.DataFrame(list(errors), columns=["dataset", "piece", "path", "error"])
     write_csv_atomic(error_table, join(out_dir, "errors.csv"))
-    tables = [pd.read_parquet(p) for p in parts]
+    files = files or {}
+    tables = [pd.read_parquet(p).assign(**({"path": files[str(p)]} if str(p) in files else {})) for p in parts]
     result = pd.concat(tables, ignore_index=True) if tables else pd.DataFrame()
     if tables:
         write_parquet_atomic(result, join(out_dir, RESULTS_FILE))
@@ -414,16 +418,20 @@ def run_experiment(lm: TokenLM, pieces: Sequence[Piece], perturbations: Sequence
     options = ScoringOptions(method, excerpt_seconds, seed, prompt, prompt_from_description, batch_size,
                              prefix_reuse, precision, pieces_per_batch)
     prepare, compute_many = batch_scorer(lm, perturbations, options)
-    parts, errors = for_each_piece(pieces, lambda piece: part_path(lm, piece, perturbations, options, out_dir),
-                                   scorer(lm, perturbations, options), f"{lm.name} {method}", progress,
-                                   prepare=prepare, compute_many=compute_many,
+
+    def path_of(piece: Piece) -> str | Path:
+        return part_path(lm, piece, perturbations, options, out_dir)
+
+    parts, errors = for_each_piece(pieces, path_of, scorer(lm, perturbations, options), f"{lm.name} {method}",
+                                   progress, prepare=prepare, compute_many=compute_many,
                                    pieces_per_batch=pieces_per_batch_for(lm, pieces_per_batch))
-    return collect(parts, errors, out_dir)
+    return collect(parts, errors, out_dir, files={str(path_of(p)): str(p.path) for p in pieces})
 
 
 def piece_summary(results: pd.DataFrame) -> pd.DataFrame:
-    """One row per (model, method, dataset, piece, perturbation): mean clean and perturbed loss, mean delta."""
-    keys = [c for c in ["model", "method", "precision", "prompt", "dataset", "piece", *PERTURBATION_COLUMNS]
+    """One row per (model, method, dataset, piece and its file, perturbation): mean clean and perturbed loss, mean
+    delta."""
+    keys = [c for c in ["model", "method", "precision", "prompt", "dataset", "piece", "path", *PERTURBATION_COLUMNS]
             if c in results]
     grouped = results.groupby(keys, dropna=False)
     return grouped.agg(mean_nll_clean=("nll_clean", "mean"), mean_nll_perturbed=("nll_perturbed", "mean"),

@@ -35,6 +35,7 @@ from .io import is_url, join, slug, write_parquet_atomic
 from .models import load_model
 from .perturb import KINDS, PRESETS, SCORE_KINDS, Perturbation, ScorePerturbation, preset
 from .runner import ScoringOptions, collect, score_pieces
+from .threads import set_threads
 
 TOP_KEYS = {"name", "models", "datasets", "n_pieces", "perturbations", "scoring", "out", "ray"}
 SCORING_KEYS = {f.name for f in dataclasses.fields(ScoringOptions)}
@@ -168,26 +169,30 @@ def assemble(sweep: Sweep, work: list[tuple[str, Piece]], done: dict, out: str |
     """Write each model's ``results.parquet``/``errors.csv`` and the sweep's table, parts in unit order."""
     tables = []
     for model in sweep.models:
-        keys = [(m, p.dataset, p.name) for m, p in work if m == model]
+        keys = {(m, p.dataset, p.name): p for m, p in work if m == model}
         parts = [done[k][0] for k in keys if done[k][0] is not None]
         errors = [done[k][1] for k in keys if done[k][1] is not None]
-        tables.append(collect(parts, errors, model_out(sweep, out, model)))
+        files = {str(done[k][0]): str(piece.path) for k, piece in keys.items() if done[k][0] is not None}
+        tables.append(collect(parts, errors, model_out(sweep, out, model), files))
     table = pd.concat([t for t in tables if len(t)], ignore_index=True) if any(len(t) for t in tables) else pd.DataFrame()
     if len(table):
         write_parquet_atomic(table.assign(sweep=sweep.name), join(out, "sweep.parquet"))
     return table
 
 
-def run_in_process(sweep: Sweep, out: str | os.PathLike, device: str | None = None) -> pd.DataFrame:
-    """Every unit in this process, with as many torch threads as a Ray actor gets (so the numbers match)."""
+def run_in_process(sweep: Sweep, out: str | os.PathLike, device: str | None = None,
+                   threads: int | None = None) -> pd.DataFrame:
+    """Every unit in this process, with ``threads`` torch threads (default: as many as a Ray actor gets, the file's
+    ``ray.cpus_per_actor``, so the numbers match; else :func:`lossprofile.threads.default_threads`)."""
     import torch
 
-    threads = torch.get_num_threads()
-    torch.set_num_threads(max(1, int(sweep.ray.get("cpus_per_actor", threads))))
+    before = torch.get_num_threads()
+    cpus = sweep.ray.get("cpus_per_actor")
+    set_threads(threads if threads is not None else (max(1, int(cpus)) if cpus else None))
     try:
         return _run_units_here(sweep, out, device, load_model)
     finally:
-        torch.set_num_threads(threads)
+        set_threads(before)
 
 
 def _run_units_here(sweep: Sweep, out, device, load_model) -> pd.DataFrame:
@@ -249,9 +254,9 @@ def run_on_ray(sweep: Sweep, out: str | os.PathLike, address: str = "local", num
     @ray.remote(num_cpus=cpus, num_gpus=gpus, max_restarts=0)
     class Scorer:
         def __init__(self):
-            import torch
+            from lossprofile.threads import set_threads as use  # absolute: shipped to the workers by value
 
-            torch.set_num_threads(max(1, int(cpus)))
+            use(max(1, int(cpus)))  # the actor's CPUs, not the node's: actors share its cores
             self.models = {}
 
         def score(self, model, pieces, perturbations, options, out_dir):
@@ -311,10 +316,11 @@ def run_on_ray(sweep: Sweep, out: str | os.PathLike, address: str = "local", num
 
 
 def run_sweep(config: str | os.PathLike | Sweep, out: str | os.PathLike | None = None, ray_address: str | None = None,
-              device: str | None = None) -> pd.DataFrame:
-    """Run (or resume) a sweep in-process (``ray_address=None``) or on Ray; returns its table."""
+              device: str | None = None, threads: int | None = None) -> pd.DataFrame:
+    """Run (or resume) a sweep in-process (``ray_address=None``, ``threads`` as :func:`run_in_process` takes them)
+    or on Ray (each actor uses its ``ray.cpus_per_actor`` CPUs); returns its table."""
     sweep = config if isinstance(config, Sweep) else load_sweep(config)
     out = out or sweep.out
     if ray_address is None:
-        return run_in_process(sweep, out, device)
+        return run_in_process(sweep, out, device, threads)
     return run_on_ray(sweep, out, ray_address)

@@ -70,3 +70,16 @@ def test_a_model_that_reads_midi_gets_the_same_pieces_as_midi():
         assert played > 15.0  # a whole excerpt
         # the arrangement the audio plays, not the bare score: drums exactly where the render has them
         assert any(inst.is_drum for inst in midi.instruments) == ("drums" in __import__("json").loads(tags[piece.name]))
+
+
+def test_pieces_are_named_by_their_path_in_the_folder_with_the_extension_only_where_stems_collide(tmp_path):
+    from lossprofile.data.datasets import list_pieces
+
+    for rel in ("dup.wav", "dup.flac", "solo.mp3", "a/dup.wav", "a/b/tune.mid", "notes.txt"):
+        (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / rel).write_bytes(b"")
+    pieces = list_pieces(tmp_path, dataset="mine")
+    assert [p.name for p in pieces] == ["a/b/tune", "a/dup", "dup.flac", "dup.wav", "solo"]
+    assert [p.path for p in pieces] == [tmp_path / r for r in ("a/b/tune.mid", "a/dup.wav", "dup.flac", "dup.wav",
+                                                                "solo.mp3")]
+    assert len({p.name for p in pieces}) == len(pieces) and {p.dataset for p in pieces} == {"mine"}

@@ -13,6 +13,7 @@ wav/flac/mp3/mid files is a dataset too (:func:`list_pieces`).
 from __future__ import annotations
 
 import os
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -43,7 +44,8 @@ class Piece:
 
 def list_pieces(folder: str | os.PathLike, dataset: str | None = None, split: str | None = None) -> list[Piece]:
     """The pieces of a dataset folder: its ``manifest.csv`` if it is one of ours (``piece`` and ``file`` columns),
-    else every audio/MIDI file (a dataset's own manifest, such as ASAP's, is not ours)."""
+    else every audio/MIDI file (a dataset's own manifest, such as ASAP's, is not ours), named by its path relative
+    to the folder (:func:`piece_names`)."""
     folder = Path(folder)
     if not folder.is_dir():
         raise FileNotFoundError(f"{folder}: dataset folder not found (build it with `make data`)")
@@ -56,7 +58,15 @@ def list_pieces(folder: str | os.PathLike, dataset: str | None = None, split: st
         return [Piece(dataset, row["piece"], folder / row["file"], row.get("description"))
                 for _, row in table.iterrows()]
     files = sorted(p for p in folder.rglob("*") if p.suffix.lower() in audio.AUDIO_SUFFIXES + audio.MIDI_SUFFIXES)
-    return [Piece(dataset, str(p.relative_to(folder).with_suffix("")), p) for p in files]
+    return [Piece(dataset, name, p) for name, p in zip(piece_names(files, folder), files)]
+
+
+def piece_names(files: list[Path], folder: Path) -> list[str]:
+    """Each file's name as a piece: its path relative to ``folder`` without the extension, or with it where two
+    files share that stem (``dup.wav`` beside ``dup.flac``), so that no two files ever become one piece."""
+    stems = [p.relative_to(folder).with_suffix("").as_posix() for p in files]
+    counts = Counter(stems)
+    return [p.relative_to(folder).as_posix() if counts[stem] > 1 else stem for stem, p in zip(stems, files)]
 
 
 def _write_manifest(folder: Path, rows: list[dict]) -> pd.DataFrame:

@@ -18,6 +18,7 @@ from types import ModuleType
 
 import torch
 
+from ..threads import ensure_threads
 from .base import ModelLoadError, TokenLM
 
 # Asked in this order which family a folder belongs to: the symbolic family's claim is the narrower one
@@ -68,13 +69,17 @@ def resolve(name_or_path: str | os.PathLike) -> tuple[str, str]:
 
 
 def load_model(name_or_path: str | os.PathLike = "tiny", device: str | torch.device | None = None,
-               dtype: torch.dtype | str | None = None, backend: str = "transformers") -> TokenLM:
+               dtype: torch.dtype | str | None = None, backend: str = "transformers", *,
+               threads: int | None = None) -> TokenLM:
     """Load a model for scoring: an embedded name (``"tiny"``), a hub id or a local checkpoint folder.
 
     ``dtype`` sets the weights' precision (``torch.bfloat16`` on GPU halves memory); log-probabilities
     are always computed in fp32. ``backend`` selects another implementation of the same family where
     one exists (MusicGen: ``"audiocraft"``, audiocraft's own likelihood, for cross-checks).
+    ``threads``: CPU threads torch uses in this process (:func:`lossprofile.threads.ensure_threads`: by default
+    the cores this process may use, or what was chosen earlier in it; ``LOSSPROFILE_THREADS`` overrides).
     """
+    ensure_threads(threads)
     family, path = resolve(name_or_path)
     if isinstance(dtype, str):
         dtype = DTYPES[dtype]
