@@ -120,3 +120,9 @@ def dictionary(columns) -> pd.DataFrame:
 
 def write_dictionary(columns, path: str | os.PathLike) -> None:
     write_csv_atomic(dictionary(columns), path)
+
+
+def register(name: str, unit: str, meaning: str) -> None:
+    """Add a column to the dictionary (the statistics registry, :mod:`lossprofile.analysis.statistics`, registers
+    each of its statistics here); an entry the dictionary already has is kept."""
+    COLUMNS.setdefault(name, (unit, meaning))

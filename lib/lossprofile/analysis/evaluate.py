@@ -42,6 +42,7 @@ FIT_FAMILIES = ("noise_segments", "shuffle")
 # for a model over MIDI tokens: the token-space analogues of noise segments and shuffles
 TOKEN_FIT_FAMILIES = ("random_notes", "shuffle_notes")
 LOWER_IS_BETTER = ("mean_nll",)  # fixed in advance: the paper's measure, lower loss = better music
+TYPICALITY_PREFIX = "typicality"  # typicality scores (lossprofile.analysis.typicality): higher = better, by design
 AUDIO_FAMILIES = {  # family -> strengths (fraction of the excerpt after its first second)
     "noise_segments": (0.05, 0.1, 0.2, 0.4),
     "shuffle": (0.1, 0.25, 0.5, 0.9),
@@ -289,7 +290,10 @@ def feature_directions(table: pd.DataFrame, features: Sequence[str] = FEATURES,
     clean, degraded = pairs(table[table["split"] == "fit"], families or fit_families_of(table))
     out = {}
     for f in features:
-        out[f] = -1 if f in LOWER_IS_BETTER else int(np.sign((clean[f] - degraded[f]).mean()) or 1)
+        if f in LOWER_IS_BETTER or f.startswith(TYPICALITY_PREFIX):  # fixed in advance, never fitted
+            out[f] = -1 if f in LOWER_IS_BETTER else 1
+        else:
+            out[f] = int(np.sign((clean[f] - degraded[f]).mean()) or 1)
     return out
 
 

@@ -79,6 +79,7 @@ from ..perturb.waveform import Perturbation
 from ..runner import pieces_per_batch_for
 from ..scoring import score_many, stats_batched
 from .regions import moving_average, onset_peak, window_assimilation
+from .statistics import STATISTICS, Curves, curve_statistics
 
 # The recommended score's weights for each instrument, written by `lossprofile validate --ship` (make validation)
 # from the embedded models; they say which score won, on which pieces and families they were fitted.
@@ -96,9 +97,22 @@ EXTRA_FEATURES = CODEBOOK_FEATURES + PASS_FEATURES  # columns beside FEATURES, r
 
 def options_key(prompt: str | None = None, reference=None) -> dict:
     """What a cached table of :func:`profile_scores` rows depends on beyond the model and the probes: its columns,
-    the text prompt and the reference model's weights (a part cached under another key is scored again)."""
-    return dict(columns=list(FEATURES + EXTRA_FEATURES), prompt=prompt,
+    how probes are seeded, the text prompt and the reference model's weights (a part cached under another key is
+    scored again)."""
+    return dict(columns=list(FEATURES + EXTRA_FEATURES) + list(STATISTICS), probes=PROBE_SEEDING, prompt=prompt,
                 reference=None if reference is None else reference.fingerprint)
+
+
+# Probes are one fixed design per seed: the same onsets and the same noise draws for every clip, whatever its name,
+# so a clip's profile is a function of its content (and the seed) alone, and a clip and its damaged versions are
+# probed alike (common random numbers in every paired comparison). Until 2026-12-05 the seed also took the clip's
+# name: a renamed copy scored differently.
+PROBE_SEEDING = "fixed design per seed"
+
+
+def probe_seed(seed: int) -> int:
+    """The probes' seed for a run seed: the same for every clip (see :data:`PROBE_SEEDING`)."""
+    return derived_seed(seed, "probes")
 
 
 @dataclass(frozen=True)
@@ -274,6 +288,13 @@ def combine(table: pd.DataFrame, weights: dict) -> np.ndarray:
     """``profile_score`` of each row (higher = better): sum of weight × (feature − mean) / std, or, for weights of
     ``kind`` ``rank_average`` (weight-free), the mean over features of direction × (the feature's percentile
     among the reference rows' ``quantiles`` − 0.5)."""
+    if weights.get("kind") == "typicality":  # direction-free: the shipped clean reference and its detector
+        from .typicality import shipped
+
+        typ = shipped(weights["instrument"])
+        if typ is None:
+            raise FileNotFoundError(f"no clean reference shipped for {weights['instrument']!r} (make validation)")
+        return typ.score(table)
     if weights.get("kind") == "rank_average":
         parts = []
         for name in weights["features"]:
@@ -310,7 +331,7 @@ def midi_profile_rows(lm, midis: Sequence, names: Sequence[str], excerpt_seconds
     frames = int(round(excerpt_seconds * lm.frame_rate))
     rows = []
     for name, midi in zip(names, midis):
-        perts = design.perturbations(frames, derived_seed(seed, name))
+        perts = design.perturbations(frames, probe_seed(seed))
         curves, clean = [], None
         for m in [midi, *(apply_in_score(p, midi, lm.frame_rate) for p in perts)]:
             codes, seconds = lm.encode_midi(m)
@@ -319,8 +340,14 @@ def midi_profile_rows(lm, midis: Sequence, names: Sequence[str], excerpt_seconds
             curves.append(frames_of(stats.nll[0, 0].numpy().astype(np.float64), seconds, lm.frame_rate, frames, "sum"))
         codes, seconds, stats = clean
         alone = token_windows_alone(lm, codes, seconds, context_window_seconds)
+        entropy = stats.entropy[0].numpy().astype(np.float64)
+        statistics = curve_statistics(Curves(
+            nll=stats.nll[0].numpy().astype(np.float64), entropy=entropy, codes=codes[0].numpy(),
+            frame_nll=curves[0], frame_entropy=frames_of(entropy[0], seconds, lm.frame_rate, frames, "sum"),
+            frame_rate=lm.frame_rate, cardinality=lm.cardinality, modality="midi"))
         rows.append(dict(piece=name, **probe_features(curves[0], np.stack(curves[1:]), perts, design),
                          **token_features(stats.nll[0], stats.entropy[0], stats.rank[0], stats.surprisal_var[0]),
+                         **statistics,
                          context_gain=context_gain(stats.nll[0, 0].numpy(), alone), text_alignment=float("nan"),
                          binoculars=binoculars(lm, reference, codes) if reference is not None else float("nan"),
                          seconds_scored=excerpt_seconds))
@@ -345,8 +372,9 @@ def profile_scores(lm, wavs: Sequence, sample_rate: int, excerpt_seconds: float 
 
     Each waveform is cut to its first ``excerpt_seconds`` of sound (as the experiments do) and
     scored once clean and once per probe, in one batched call; ``pieces_per_batch`` waveforms share the
-    decoder's batches (default: 16 on a GPU, 1 on CPU; see :func:`lossprofile.runner.run_experiment`). Probe onsets and noise are seeded
-    by ``seed`` and the waveform's position (or name), so a run is reproducible. ``weights``:
+    decoder's batches (default: 16 on a GPU, 1 on CPU; see :func:`lossprofile.runner.run_experiment`). Probe onsets and noise are one
+    fixed design per ``seed`` (:data:`PROBE_SEEDING`): a clip's row depends on its content, never on its name or
+    position. Every registered curve statistic (:mod:`lossprofile.analysis.statistics`) is a column too. ``weights``:
     as :func:`load_weights` returns (default: the shipped ones; without any, ``profile_score``
     is NaN and the features are still returned). ``design``: default :class:`ProbeDesign` (audio),
     :data:`MIDI_DESIGN` for a model that reads MIDI, which takes MIDI files or ``PrettyMIDI`` objects instead of
@@ -392,7 +420,7 @@ def profile_scores(lm, wavs: Sequence, sample_rate: int, excerpt_seconds: float 
             continue
         if loudness_dbfs is not None:
             clean = audio.normalize_rms(clean, loudness_dbfs)
-        perts = design.perturbations(clean.size // lm.hop_length, derived_seed(seed, name))
+        perts = design.perturbations(clean.size // lm.hop_length, probe_seed(seed))
         prepared.append((name, perts, clean, [p.apply(clean, sample_rate, lm.frame_rate) for p in perts]))
     rows = []
     step = pieces_per_batch_for(lm, pieces_per_batch)
@@ -414,11 +442,16 @@ def profile_scores(lm, wavs: Sequence, sample_rate: int, excerpt_seconds: float 
                 context_gain=context_gain(scores.clean.numpy(), alone),
                 text_alignment=float(text_alignment_curve(lm, codes, prompt, precision).mean()) if prompt else np.nan,
                 binoculars=binoculars(lm, reference, codes[None]) if reference is not None else np.nan)
+            statistics = curve_statistics(Curves(
+                nll=scores.clean.numpy().astype(np.float64), entropy=scores.entropy_clean.numpy().astype(np.float64),
+                codes=codes.numpy(), frame_nll=clean_frames.astype(np.float64),
+                frame_entropy=scores.entropy_clean.mean(0).numpy().astype(np.float64), frame_rate=lm.frame_rate,
+                cardinality=lm.cardinality, modality="audio"))
             rows.append(dict(piece=name, **probe_features(clean_frames, probed, perts, design),
                              **token_features(scores.clean, scores.entropy_clean, scores.rank_clean,
                                               scores.surprisal_var_clean),
                              **codebook_features(scores.clean.numpy(), scores.variants.numpy(), perts, design),
-                             **passes, seconds_scored=clean.size / sample_rate))
+                             **passes, **statistics, seconds_scored=clean.size / sample_rate))
     table = pd.DataFrame(rows, columns=None if rows else ["piece", "seconds_scored"])
     table.attrs["errors"] = errors
     if table.empty:

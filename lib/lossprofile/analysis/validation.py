@@ -54,12 +54,13 @@ from ..data.datasets import ASAP_DIR, REPO_ROOT, Piece
 from ..io import write_csv_atomic, write_parquet_atomic
 from ..runner import for_each_piece, keyed_part
 from ..stats import centred_ranks, rowwise_spearman
-from . import evaluate
+from . import evaluate, statistics, typicality
 from .profile import EXTRA_FEATURES, FEATURES, LOUDNESS_DBFS, ProbeDesign, combine, options_key, profile_scores
 
 SHARED_ASAP_DIR = REPO_ROOT.parent / "shared" / "data" / "asap"
 VALIDATION_DIR = REPO_ROOT / "results" / "validation"
 FITTED, WEIGHT_FREE, BASELINE = "profile_score", "rank_average", "mean_nll"
+TABLES = ("lofo", "clip_level", "ablation", "ladder", "properties", "hearing")  # what tables_from writes, as CSV
 SCORES = (FITTED, WEIGHT_FREE, *FEATURES)
 
 
@@ -112,6 +113,122 @@ def _ci(boots: np.ndarray) -> tuple[float, float]:
 
 def _signed(table: pd.DataFrame, score: str, directions: dict[str, int]) -> np.ndarray:
     return directions.get(score, 1) * table[score].to_numpy(dtype=float)
+
+
+def add_typicality(table: pd.DataFrame, reference: pd.DataFrame, instrument: str = "audio", seed: int = 0,
+                   detectors: Sequence[str] = typicality.DETECTORS) -> tuple[pd.DataFrame, list[str]]:
+    """``table`` with a ``typicality_<detector>`` column per detector, each fitted on ``reference`` (clean clips
+    only, no piece of ``table``) over every shipped statistic of the instrument → (table, the new columns)."""
+    modality = "midi" if instrument == "symbolic" else "audio"
+    stats = [s for s in statistics.names(modality) if s in table]
+    out, columns = table.copy(), []
+    for detector in detectors:
+        column = f"{evaluate.TYPICALITY_PREFIX}_{detector}"
+        out[column] = typicality.fit(reference, stats, detector, seed).score(out)
+        columns.append(column)
+    return out, columns
+
+
+def clip_level_table(table: pd.DataFrame, scores: Sequence[str], features: Sequence[str] = FEATURES,
+                     instrument: str = "audio", n_boot: int = 2000, seed: int = 0) -> pd.DataFrame:
+    """Unpaired AUROC per held-out family and pooled: every clean clip against every damaged clip (what a user
+    judging one clip faces: no clean twin to compare with), each score signed and fitted as in :func:`lofo_table`
+    (out of fold), with a 95% CI from resampling pieces."""
+    from ..stats import auroc
+
+    rows = []
+    pooled: dict[str, list] = {}
+    extra = [s for s in scores if s not in (FITTED, WEIGHT_FREE, *features)]
+    for family in sorted(set(table["family"]) - {"clean"}):
+        oof = out_of_fold(table, family, features, extra)
+        if oof.empty:
+            continue
+        clean = oof.drop_duplicates("piece")
+        for score in scores:
+            x, y = clean[f"{score}_clean"].to_numpy(), oof[f"{score}_degraded"].to_numpy()
+            pooled.setdefault(score, []).append((clean["piece"].to_numpy(), x, oof["piece"].to_numpy(), y))
+            rows.append(dict(instrument=instrument, held_out_family=family, score=score,
+                             **_clip_auroc(clean["piece"].to_numpy(), x, oof["piece"].to_numpy(), y, n_boot, seed)))
+    for score, parts in pooled.items():  # every family's damaged clips against the clean ones (once each)
+        px, x = parts[0][0], parts[0][1]
+        py = np.concatenate([p[2] for p in parts])
+        y = np.concatenate([p[3] for p in parts])
+        rows.append(dict(instrument=instrument, held_out_family="all", score=score,
+                         **_clip_auroc(px, x, py, y, n_boot, seed)))
+    return pd.DataFrame(rows)
+
+
+def mean_paired_auroc(table: pd.DataFrame, score: np.ndarray) -> dict[str, float]:
+    """Paired AUROC of a direction-free score (higher = better, nothing fitted on damage) per damage family, on
+    every piece, and their mean ("mean over families")."""
+    scored = table.assign(_score=score)
+    out = {}
+    for family in sorted(set(table["family"]) - {"clean"}):
+        clean, degraded = evaluate.pairs(scored, [family])
+        diff = clean["_score"].to_numpy() - degraded["_score"].to_numpy()
+        out[family] = float(((diff > 0) + 0.5 * (diff == 0)).mean())
+    out["mean over families"] = float(np.mean(list(out.values())))
+    return out
+
+
+def ablation_table(table: pd.DataFrame, reference: pd.DataFrame, instrument: str = "audio", seed: int = 0,
+                   detector: str = "mahalanobis", sizes: Sequence[int] = (25, 50, 100), draws: int = 5
+                   ) -> pd.DataFrame:
+    """What carries a typicality score: its paired AUROC per family with every statistic, with each group of
+    statistics alone and with each group left out; and with references of ``sizes`` clips (whole pieces drawn,
+    ``draws`` times, mean and range) against all of them."""
+    modality = "midi" if instrument == "symbolic" else "audio"
+    every = [s for s in statistics.names(modality) if s in table]
+    groups = sorted({statistics.STATISTICS[s].group for s in every})
+    variants = [("all statistics", every, reference)]
+    for group in groups:
+        alone = [s for s in every if statistics.STATISTICS[s].group == group]
+        variants += [(f"only {group}", alone, reference), (f"without {group}", [s for s in every if s not in alone],
+                                                                   reference)]
+    rows = []
+    for name, stats, ref in variants:
+        if not typicality.usable_statistics(ref, stats):
+            continue
+        result = mean_paired_auroc(table, typicality.fit(ref, stats, detector, seed).score(table))
+        rows.append(dict(instrument=instrument, detector=detector, variant=name, statistics=len(stats),
+                         reference_clips=len(ref), draws=1, **result))
+    rng = np.random.default_rng(seed)
+    pieces = reference["piece"].unique()
+    for size in sizes:
+        if size >= len(reference):
+            continue
+        results = []
+        for _ in range(draws):  # whole pieces, in a random order, until `size` clips
+            order = rng.permutation(pieces)
+            counts = reference.groupby("piece").size()[order].cumsum()
+            chosen = set(order[: int(np.searchsorted(counts.to_numpy(), size) + 1)])
+            ref = reference[reference["piece"].isin(chosen)]
+            results.append(mean_paired_auroc(table, typicality.fit(ref, every, detector, seed).score(table)))
+        mean = pd.DataFrame(results).mean()
+        rows.append(dict(instrument=instrument, detector=detector, variant=f"reference of {size} clips",
+                         statistics=len(every), reference_clips=size, draws=draws, **mean.to_dict(),
+                         mean_low=float(pd.DataFrame(results)["mean over families"].min()),
+                         mean_high=float(pd.DataFrame(results)["mean over families"].max())))
+    return pd.DataFrame(rows)
+
+
+def _clip_auroc(x_pieces: np.ndarray, x: np.ndarray, y_pieces: np.ndarray, y: np.ndarray, n_boot: int,
+                seed: int) -> dict:
+    """Unpaired AUROC of clean ``x`` above damaged ``y``, CI by resampling pieces (a piece's clips together)."""
+    from ..stats import auroc
+
+    names = np.unique(np.concatenate([x_pieces, y_pieces]))
+    rng = np.random.default_rng(seed)
+    by_x = {n: x[x_pieces == n] for n in names}
+    by_y = {n: y[y_pieces == n] for n in names}
+    boots = []
+    for _ in range(n_boot):
+        draw = names[rng.integers(0, len(names), len(names))]
+        xs, ys = np.concatenate([by_x[n] for n in draw]), np.concatenate([by_y[n] for n in draw])
+        if len(xs) and len(ys):
+            boots.append(auroc(xs, ys))
+    low, high = _ci(np.array(boots))
+    return dict(clean_clips=len(x), damaged_clips=len(y), auroc=float(auroc(x, y)), ci_low=low, ci_high=high)
 
 
 def extra_scores(table: pd.DataFrame) -> list[str]:
@@ -200,19 +317,25 @@ def lofo_summary(lofo: pd.DataFrame) -> pd.DataFrame:
     return wide.sort_values("mean over families", ascending=False)
 
 
-def fit_recommended(table: pd.DataFrame, lofo: pd.DataFrame, features: Sequence[str] = FEATURES, seed: int = 0
-                    ) -> dict:
-    """The score with the highest mean leave-one-family-out AUROC: the fitted combination, the weight-free one or a
-    single feature (mean NLL included), refitted on every piece and family of ``table``, with where it came from
-    (the JSON ``profile_score`` ships). The choice is made on the same table it is reported on, so the winner's
-    own mean is optimistic by the selection among these candidates."""
+def fit_recommended(table: pd.DataFrame, lofo: pd.DataFrame, features: Sequence[str] = FEATURES, seed: int = 0,
+                    typical: Sequence[str] = (), instrument: str = "audio") -> dict:
+    """The score with the highest mean leave-one-family-out AUROC: the fitted combination, the weight-free one, a
+    single feature (mean NLL included) or a typicality score (``typical``: its columns, fitted on the instrument's
+    shipped clean reference), refitted on every piece and family of ``table`` where it is fitted on damage, with
+    where it came from (the JSON ``profile_score`` ships). The choice is made on the same table it is reported on,
+    so the winner's own mean is optimistic by the selection among these candidates."""
     means = lofo_summary(lofo)["mean over families"]
-    candidates = [c for c in (FITTED, WEIGHT_FREE, *features) if c in means.index]
+    candidates = [c for c in (FITTED, WEIGHT_FREE, *features, *typical) if c in means.index]
     choice = max(candidates, key=lambda c: means[c])
     every = table.assign(split="fit")
     families = sorted(set(table["family"]) - {"clean"})
     directions = evaluate.feature_directions(every, features, families=families)
-    if choice == FITTED:
+    if choice in typical:  # nothing fitted on damage: the shipped reference and this detector
+        detector = choice.removeprefix(evaluate.TYPICALITY_PREFIX + "_")
+        weights = dict(kind="typicality", detector=detector, instrument=instrument,
+                       features=[s for s in statistics.names("midi" if instrument == "symbolic" else "audio")
+                                 if s in table])
+    elif choice == FITTED:
         weights = evaluate.fit_weights(every, features, families=families)
     elif choice == WEIGHT_FREE:
         weights = percentile_reference(every, features, directions)
@@ -609,13 +732,23 @@ def validate(lm, pieces: Sequence[Piece], out_dir: str | os.PathLike = VALIDATIO
 
 
 def tables_of(versions: pd.DataFrame, props: pd.DataFrame | None = None, instrument: str = "audio",
-              seed: int = 0, samples: pd.DataFrame | None = None, weaker: pd.DataFrame | None = None) -> dict:
+              seed: int = 0, samples: pd.DataFrame | None = None, weaker: pd.DataFrame | None = None,
+              reference: pd.DataFrame | None = None) -> dict:
     """The leave-one-family-out table, the recommended weights (:func:`fit_recommended`), the ladder (with its model
     rungs, given ``samples`` and a ``weaker`` model's samples) and (given property scores) the properties table of
     one instrument; every table carries an ``instrument`` column."""
-    extra = extra_scores(versions)
+    if reference is None:
+        found = typicality.load_reference(instrument)
+        reference = found[0] if found is not None else None
+    typical = []
+    if reference is not None:  # direction-free scores, fitted on the clean reference alone
+        versions, typical = add_typicality(versions, reference, instrument, seed)
+        if props is not None and len(props) and all(s in props for s in typicality.usable_statistics(
+                reference, statistics.names("midi" if instrument == "symbolic" else "audio"))):
+            props, _ = add_typicality(props, reference, instrument, seed)
+    extra = extra_scores(versions) + typical
     lofo = lofo_table(versions, instrument=instrument, seed=seed, extra=extra)
-    weights = fit_recommended(versions, lofo, seed=seed)
+    weights = fit_recommended(versions, lofo, seed=seed, typical=typical, instrument=instrument)
     if extra:  # their directions over every family, for the properties and the ladder (the score uses none)
         every = versions.assign(split="fit")
         weights["directions"] = {**weights["directions"], **evaluate.feature_directions(
@@ -630,7 +763,11 @@ def tables_of(versions: pd.DataFrame, props: pd.DataFrame | None = None, instrum
                                                family=WEAKER_FAMILY, seed=seed,
                                                scores=(FITTED, *FEATURES, *(c for c in sampled if c in weaker))))
     ladder = pd.concat(ladder, ignore_index=True)
-    tables = dict(lofo=lofo, ladder=ladder)
+    tables = dict(lofo=lofo, ladder=ladder,
+                  clip_level=clip_level_table(versions, (FITTED, WEIGHT_FREE, *FEATURES, *extra), instrument=instrument,
+                                              seed=seed))
+    if reference is not None:
+        tables["ablation"] = ablation_table(versions, reference, instrument, seed)
     if props is not None and len(props):
         tables["properties"] = properties_table(props, weights, scores=(FITTED, *FEATURES, *extra_scores(props)),
                                                 seed=seed)
@@ -660,7 +797,7 @@ def tables_from(folder: str | os.PathLike, seed: int = 0) -> dict:
     if (folder / "hearing_scored.parquet").exists():
         tables["hearing"] = hearing_table(pd.read_parquet(folder / "hearing_scored.parquet"), seed).assign(
             instrument=folder.name)
-    for name in ("lofo", "ladder", "properties", "hearing"):
+    for name in TABLES:
         if name in tables:
             write_csv_atomic(tables[name].round(4), folder / f"{name}.csv")
     (folder / "recommended_weights.json").write_text(json.dumps(tables["weights"], indent=1))
@@ -680,7 +817,7 @@ def collect(out_dir: str | os.PathLike = VALIDATION_DIR, seed: int = 0) -> dict[
     if not found:
         raise FileNotFoundError(f"{out_dir}: no validation scores (run `make validation`)")
     return {name: pd.concat([t[name] for t in found if name in t], ignore_index=True)
-            for name in ("lofo", "ladder", "properties", "hearing") if any(name in t for t in found)}
+            for name in TABLES if any(name in t for t in found)}
 
 
 def main(argv: Sequence[str] | None = None) -> None:

@@ -1,0 +1,274 @@
+"""Typicality: how unlike clean music a clip looks to the model, in any direction.
+
+Every signed score (mean NLL, the probe peak, a fitted combination) is right for some damage and wrong for
+another: noise and deleted notes lower the model's loss, shuffles and wrong notes raise it. The remedy of the
+likelihood-paradox literature (Nalisnick et al. 2019's typicality test; Morningstar et al. 2021's density of
+states) is direction-free: compute many statistics of the model on each input
+(:mod:`lossprofile.analysis.statistics`), fit their distribution on clean, in-distribution music *only*, and
+score how atypical an input is. A clip that is too easy is then as suspect as one that is too hard, and no
+damaged example is ever seen in fitting, so every kind of damage is held out by construction.
+
+- The **reference** (:func:`reference_pieces`, :func:`score_reference`): the statistics of clean excerpts the model
+  never trained on, disjoint from the validation's pieces (ASAP performances: the 40 the OOD set renders and the
+  held-out ones the validation does not use; two excerpts each), shipped with the package and its provenance.
+- The **detectors** (:data:`DETECTORS`, each higher = more typical): a shrinkage-covariance Mahalanobis distance
+  (scikit-learn's ``LedoitWolf``), Fisher's and the minimum two-sided tail probability per statistic, an
+  isolation forest and the mean distance to the nearest reference clips (scikit-learn). All standardise each
+  statistic by the reference's median and interquartile range first.
+- :func:`explain`: a clip's percentile among the reference's clips and the statistics that made it most atypical.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import pandas as pd
+
+from .. import audio, columns
+from ..data.datasets import ASAP_DIR, Piece
+
+DETECTORS = ("mahalanobis", "fisher", "min_p", "isolation_forest", "knn")
+REFERENCE_OFFSETS_SECONDS = (0.0, 20.0)  # two excerpts per performance: from its first sound and 20 s later
+REFERENCE_DIR = Path(__file__).parent / "reference"  # shipped: <instrument>.parquet + <instrument>.json
+columns.register("typicality", "see meaning", "how typical of clean music the clip's statistics are, higher = more "
+                 "typical (the shipped detector's score against the shipped clean reference; its units are the "
+                 "detector's: minus a Mahalanobis distance, a log probability, ...)")
+columns.register("typicality_percentile", "percent", "share of the clean reference's clips scoring at most as "
+                 "typical (0 = less typical than every clean clip)")
+columns.register(r"atypical_\d", "", "a statistic that made the clip atypical: its value, the clean reference's "
+                 "5-95% range and the side it lies on (1 = furthest)")
+columns.register(r"typicality_\w+", "see meaning", "a typicality detector's score (higher = more typical of the "
+                 "clean reference)")
+
+
+def reference_pieces(validation_count: int = 48) -> list[Piece]:
+    """The reference's performances: every ASAP file of ``data/asap`` (the OOD set's) and every held-out one the
+    validation does not use (:func:`lossprofile.analysis.validation.validation_pieces` after its first
+    ``validation_count``), so that no reference piece is a validation piece."""
+    from .validation import validation_pieces
+
+    ours = sorted(p for p in ASAP_DIR.rglob("*") if p.suffix.lower() in audio.MIDI_SUFFIXES)
+    own = [Piece("asap", str(p.relative_to(ASAP_DIR).with_suffix("")).replace(os.sep, "-"), p) for p in ours]
+    return own + validation_pieces(None)[validation_count:]
+
+
+def reference_excerpts(piece: Piece, sample_rate: int, seconds: float = 15.0,
+                       offsets: Sequence[float] = REFERENCE_OFFSETS_SECONDS) -> list[tuple[float, np.ndarray]]:
+    """A performance rendered with piano (at −20 dBFS, as the validation renders its pieces) → (offset, excerpt)
+    for every offset after the first sound that still leaves ``seconds`` of audio."""
+    need = max(offsets) + seconds + 1.0
+    wav = audio.render_midi(piece.path, sample_rate, program=0, max_seconds=need + 10.0)
+    start = audio.first_sound_sample(wav, sample_rate)
+    out = []
+    for offset in offsets:
+        lo = start + int(offset * sample_rate)
+        clip = wav[lo : lo + int(seconds * sample_rate)]
+        if clip.size == int(seconds * sample_rate) and audio.rms_dbfs(clip) > -60:
+            out.append((offset, audio.normalize_rms(clip, -20.0)))
+    if not out:
+        raise audio.AudioError(f"{piece.path}: no {seconds:g} s excerpt with sound at offsets {list(offsets)}")
+    return out
+
+
+def score_reference(lm, pieces: Sequence[Piece], out_dir: str | os.PathLike, seconds: float = 15.0, seed: int = 0,
+                    progress: bool = True) -> pd.DataFrame:
+    """The profile rows (every statistic) of each reference piece's excerpts, resumable per piece under ``out_dir``:
+    one row per excerpt, with ``piece``, ``path`` and ``offset_seconds``."""
+    from ..io import file_digest
+    from ..runner import for_each_piece, keyed_part
+    from .profile import options_key, profile_scores
+
+    params = dict(model=lm.name, weights=lm.fingerprint, seconds=seconds, seed=seed,
+                  offsets=list(REFERENCE_OFFSETS_SECONDS), **options_key())
+
+    def rows(piece: Piece) -> pd.DataFrame:
+        excerpts = reference_excerpts(piece, lm.sample_rate, seconds)
+        table = profile_scores(lm, [w for _, w in excerpts], lm.sample_rate, seconds, seed=seed, weights={},
+                               names=[f"{piece.name}@{o:g}" for o, _ in excerpts], report=False)
+        if table.attrs["errors"]:
+            raise audio.AudioError(table.attrs["errors"][0]["error"])
+        table = table.drop(columns=["profile_score"])
+        table.insert(1, "offset_seconds", [o for o, _ in excerpts])
+        table.insert(1, "path", str(piece.path))
+        table["piece"] = piece.name
+        return table
+
+    parts, _ = for_each_piece(pieces, lambda p: keyed_part(out_dir, p, {**params, "file": file_digest(p.path)}),
+                              rows, f"{lm.name} reference", progress)
+    return pd.concat([pd.read_parquet(p) for p in parts], ignore_index=True) if parts else pd.DataFrame()
+
+
+@dataclass
+class Typicality:
+    """A detector fitted on the reference's clean clips only. :meth:`score` → higher = more typical.
+
+    ``statistics``: the columns it reads; ``center``/``scale``: the reference's median and interquartile range
+    per statistic (what every detector standardises by); ``reference_scores``: the reference clips' own scores
+    (in-sample), for percentiles."""
+
+    detector: str
+    statistics: list[str]
+    center: np.ndarray
+    scale: np.ndarray
+    reference_z: np.ndarray  # [N, S] the reference's standardised statistics
+    seed: int = 0
+    model: object = field(default=None, repr=False)
+    reference_scores: np.ndarray = field(default=None, repr=False)
+
+    def standardise(self, rows: pd.DataFrame) -> np.ndarray:
+        missing = [s for s in self.statistics if s not in rows]
+        if missing:
+            raise KeyError(f"rows lack the statistics {missing} the typicality score reads")
+        return (rows[self.statistics].to_numpy(np.float64) - self.center) / self.scale
+
+    def score(self, rows: pd.DataFrame) -> np.ndarray:
+        """Typicality of each row, higher = more like the reference's clean music; NaN where a statistic is."""
+        z = self.standardise(rows)
+        ok = np.isfinite(z).all(1)
+        out = np.full(len(z), np.nan)
+        if ok.any():
+            out[ok] = self._score(z[ok])
+        return out
+
+    def _score(self, z: np.ndarray) -> np.ndarray:
+        if self.detector == "mahalanobis":
+            return -np.sqrt(np.maximum(self.model.mahalanobis(z), 0.0))
+        if self.detector in ("fisher", "min_p"):
+            logp = log_two_sided_tail(self.reference_z, z)
+            return logp.sum(1) if self.detector == "fisher" else logp.min(1)
+        if self.detector == "isolation_forest":
+            return self.model.score_samples(z)
+        if self.detector == "knn":
+            distances, _ = self.model.kneighbors(z)
+            return -distances.mean(1)
+        raise ValueError(f"unknown detector {self.detector!r}; expected one of {DETECTORS}")
+
+    def percentile(self, scores: np.ndarray) -> np.ndarray:
+        """Share (0–100) of the reference's clean clips that score at most as typical as each score."""
+        ref = np.sort(self.reference_scores)
+        return 100.0 * np.searchsorted(ref, np.asarray(scores, float), side="right") / len(ref)
+
+
+def two_sided_tail(reference_z: np.ndarray, z: np.ndarray) -> np.ndarray:
+    """Per statistic, the two-sided tail probability of each standardised value among the reference's ``[N, S]`` →
+    ``[M, S]``: 2 · min(F, 1 − F), F the smoothed empirical CDF (mid-rank of x + 0.5) / (N + 1), capped at 1; beyond
+    the reference's extremes the tail goes on as a normal one from the edge (an empirical tail alone stops at
+    about 1/N, and a clip 5 interquartile ranges out would tie with one just past the last clean clip)."""
+    return np.exp(log_two_sided_tail(reference_z, z))
+
+
+def log_two_sided_tail(reference_z: np.ndarray, z: np.ndarray) -> np.ndarray:
+    """The log of :func:`two_sided_tail`."""
+    from scipy.stats import norm
+
+    n = len(reference_z)
+    out = np.empty(z.shape)
+    for j in range(z.shape[1]):
+        ref = np.sort(reference_z[:, j])
+        x = z[:, j]
+        below, at_most = np.searchsorted(ref, x, side="left"), np.searchsorted(ref, x, side="right")
+        cdf = ((below + at_most) / 2 + 0.5) / (n + 1)  # mid-ranks: the same tail at either end
+        logp = np.log(np.minimum(1.0, 2 * np.minimum(cdf, 1 - cdf)))
+        edge = np.log(2 / (n + 1))  # the empirical tail at the last clean clip, either end
+        for side, beyond, at in ((1, x > ref[-1], ref[-1]), (-1, x < ref[0], ref[0])):
+            if beyond.any():  # log sf(|x|) - log sf(|edge|): the normal tail's decay past the last clean clip
+                decay = norm.logsf(side * x[beyond]) - norm.logsf(side * at)
+                logp[beyond] = edge + np.minimum(decay, 0.0)
+        out[:, j] = logp
+    return out
+
+
+def usable_statistics(reference: pd.DataFrame, statistics: Sequence[str]) -> list[str]:
+    """The statistics the reference has, finite on every clip and not constant."""
+    out = []
+    for s in statistics:
+        if s in reference:
+            values = reference[s].to_numpy(np.float64)
+            if np.isfinite(values).all() and np.ptp(values) > 0:
+                out.append(s)
+    return out
+
+
+def fit(reference: pd.DataFrame, statistics: Sequence[str], detector: str = "mahalanobis", seed: int = 0,
+        neighbours: int = 5) -> Typicality:
+    """Fit ``detector`` on the reference rows' ``statistics`` (those usable: :func:`usable_statistics`)."""
+    stats = usable_statistics(reference, statistics)
+    if not stats:
+        raise ValueError(f"the reference has none of the statistics {list(statistics)[:5]}...")
+    values = reference[stats].to_numpy(np.float64)
+    center = np.median(values, 0)
+    q75, q25 = np.percentile(values, [75, 25], axis=0)
+    scale = np.where(q75 - q25 > 0, (q75 - q25) / 1.349, values.std(0))  # the IQR of a normal is 1.349 SD
+    scale = np.where(scale > 0, scale, 1.0)
+    z = (values - center) / scale
+    model = None
+    if detector == "mahalanobis":
+        from sklearn.covariance import LedoitWolf
+
+        model = LedoitWolf().fit(z)
+    elif detector == "isolation_forest":
+        from sklearn.ensemble import IsolationForest
+
+        model = IsolationForest(n_estimators=300, random_state=seed).fit(z)
+    elif detector == "knn":
+        from sklearn.neighbors import NearestNeighbors
+
+        model = NearestNeighbors(n_neighbors=min(neighbours, len(z))).fit(z)
+    elif detector not in ("fisher", "min_p"):
+        raise ValueError(f"unknown detector {detector!r}; expected one of {DETECTORS}")
+    typ = Typicality(detector, stats, center, scale, z, seed, model)
+    typ.reference_scores = typ._score(z)
+    return typ
+
+
+def explain(typ: Typicality, rows: pd.DataFrame, top: int = 3) -> pd.DataFrame:
+    """Why each row scored as it did: its typicality, its percentile among the reference's clean clips, and the
+    ``top`` statistics furthest from the reference (largest |standardised value|), each with its value and the
+    reference's 5–95% range. One row per input row."""
+    z = typ.standardise(rows)
+    scores = typ.score(rows)
+    low, high = (np.percentile(typ.reference_z * typ.scale + typ.center, q, axis=0) for q in (5, 95))
+    out = []
+    for i in range(len(rows)):
+        row = dict(typicality=scores[i], typicality_percentile=float(typ.percentile(scores[i:i + 1])[0]))
+        order = np.argsort(-np.nan_to_num(np.abs(z[i]), nan=-1.0))[:top]
+        for rank, j in enumerate(order, 1):
+            value = rows[typ.statistics[j]].iloc[i]
+            row[f"atypical_{rank}"] = (f"{typ.statistics[j]} = {value:.3g} (clean music: {low[j]:.3g} to "
+                                       f"{high[j]:.3g}, {'above' if z[i, j] > 0 else 'below'})")
+        out.append(row)
+    return pd.DataFrame(out, index=rows.index)
+
+
+def save_reference(reference: pd.DataFrame, instrument: str, provenance: dict,
+                   folder: str | os.PathLike = REFERENCE_DIR) -> Path:
+    """Ship a reference: ``folder/<instrument>.parquet`` (its statistics) and ``<instrument>.json`` (provenance:
+    pieces, model fingerprint, seed, statistic list, the chosen detector)."""
+    from ..io import write_parquet_atomic, write_text_atomic
+
+    folder = Path(folder)
+    write_parquet_atomic(reference, folder / f"{instrument}.parquet")
+    write_text_atomic(json.dumps(provenance, indent=1, default=str), folder / f"{instrument}.json")
+    return folder / f"{instrument}.parquet"
+
+
+def load_reference(instrument: str, folder: str | os.PathLike = REFERENCE_DIR) -> tuple[pd.DataFrame, dict] | None:
+    """(reference rows, provenance) shipped for ``instrument``, or None."""
+    folder = Path(folder)
+    if not (folder / f"{instrument}.parquet").exists():
+        return None
+    return pd.read_parquet(folder / f"{instrument}.parquet"), json.loads((folder / f"{instrument}.json").read_text())
+
+
+def shipped(instrument: str, folder: str | os.PathLike = REFERENCE_DIR) -> Typicality | None:
+    """The shipped typicality score of an instrument (its reference, statistics and detector), or None."""
+    found = load_reference(instrument, folder)
+    if found is None:
+        return None
+    reference, provenance = found
+    return fit(reference, provenance["statistics"], provenance["detector"], provenance.get("seed", 0))
