@@ -17,10 +17,13 @@ Markers replaced in any page (``on_page_markdown``), each an HTML comment on a l
 - ``<!-- gen:score-kinds -->``: ``lossprofile.perturb.SCORE_KINDS``;
 - ``<!-- gen:preset-table -->``: ``lossprofile.perturb.PRESETS``, with the perturbations each one holds;
 - ``<!-- gen:summary HEADING -->``: the section of ``figures/summary.md`` under that heading;
+- ``<!-- gen:include PATH -->``: a markdown file of the repository, its first title dropped and its headings
+  one level lower;
 - ``<!-- gen:lofo-means -->``: mean leave-one-family-out AUROC per score and instrument
   (``results/validation/*/lofo.csv``);
 - ``<!-- gen:lofo INSTRUMENT -->``: that instrument's AUROC per held-out family (strength ``all``);
-- ``<!-- gen:csv PATH [column=value ...] -->``: a CSV of the repository as a table (rows filtered);
+- ``<!-- gen:csv PATH [column=value ...] -->``: a CSV of the repository as a table (rows
+  filtered: ``column=a,b`` keeps the rows whose column is a or b);
 - ``<!-- gen:json PATH -->``: a JSON file of the repository as a code block;
 - ``<!-- gen:notebook-sources -->``: which file each notebook page was rendered from.
 """
@@ -91,6 +94,12 @@ def on_files(files, config):
     return files
 
 
+def _first_paragraph(fn) -> str:
+    """A docstring's first paragraph on one line, Sphinx roles (:func:`x`) as code."""
+    text = (getattr(fn, "__doc__", None) or "").strip().split("\n\n")[0].replace("\n", " ")
+    return re.sub(r":[a-z]+:`~?\.?([^`]+)`", r"`\1`", text)
+
+
 def _table(header: list[str], rows: list[list]) -> str:
     def cell(v) -> str:
         return str(v).replace("|", "\\|").replace("\n", " ")
@@ -107,7 +116,7 @@ def kind_table() -> str:
     for name, kind in KIND_TABLE.items():
         fn = next((getattr(waveform, n) for n in kind.run.__code__.co_names
                    if callable(getattr(waveform, n, None)) and not n.startswith("_")), None)
-        doc = (fn.__doc__ or "").strip().split("\n\n")[0].replace("\n", " ") if fn else ""
+        doc = _first_paragraph(fn) if fn else ""
         rows.append([f"`{name}`", f"`waveform.{fn.__name__}`" if fn else "", ", ".join(f"`{n}`" for n in kind.needs)
                      or "–", kind.span, kind.min_segments, doc])
     return _table(["kind", "function", "needs", "span (windows)", "min. segments", "what it does"], rows)
@@ -119,8 +128,7 @@ def score_kinds() -> str:
     rows = []
     for name in SCORE_KINDS:
         fn = getattr(score, name, None)
-        doc = (fn.__doc__ or "").strip().split("\n\n")[0].replace("\n", " ") if fn else ""
-        rows.append([f"`{name}`", doc])
+        rows.append([f"`{name}`", _first_paragraph(fn) if fn else ""])
     return _table(["score kind", "what it does"], rows)
 
 
@@ -155,6 +163,13 @@ def summary_section(heading: str) -> str:
                 body.append(nxt)
             return "\n".join(body).strip()
     raise ValueError(f"figures/summary.md has no section {heading!r}")
+
+
+def include_markdown(path: str) -> str:
+    lines = (ROOT / path).read_text().splitlines()
+    if lines and lines[0].startswith("# "):
+        lines = lines[1:]
+    return "\n".join("#" + line if re.match(r"^#+\s", line) else line for line in lines).strip()
 
 
 def _lofo():
@@ -201,7 +216,7 @@ def csv_table(args: list[str]) -> str:
     path, filters = args[0], dict(a.split("=", 1) for a in args[1:])
     table = pd.read_csv(ROOT / path)
     for column, value in filters.items():
-        table = table[table[column].astype(str) == value]
+        table = table[table[column].astype(str).isin(value.split(","))]
     rows = [["" if v != v else (f"{v:.2f}" if isinstance(v, float) else v) for v in row]
             for row in table.itertuples(index=False)]
     return _table(list(table.columns), rows) + f"\n\n*From `{path}`.*"
@@ -228,6 +243,8 @@ def render(name: str, args: list[str]) -> str:
         return preset_table()
     if name == "summary":
         return summary_section(" ".join(args))
+    if name == "include":
+        return include_markdown(args[0])
     if name == "lofo-means":
         return lofo_means()
     if name == "lofo":
