@@ -9,7 +9,7 @@ DTYPE  ?= auto
 export HF_HUB_DISABLE_TELEMETRY := 1
 export PYTHONHASHSEED := 0
 
-.PHONY: install lab data figures validation test notebook-outputs bench tiny-model tiny-symbolic tiny-symbolic-base model-card study clean-results gpu-check
+.PHONY: install lab data figures validation test docs docs-serve notebook-outputs bench tiny-model tiny-symbolic tiny-symbolic-base model-card study clean-results gpu-check
 
 $(VENV)/.installed: requirements.txt pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -46,6 +46,20 @@ validation: install
 # marked NBVAL_CHECK_OUTPUT against their stored outputs.
 test: data
 	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest tests notebooks/0*.ipynb --nbval-lax --nbval-current-env
+
+# The documentation site (mkdocs-material, mkdocstrings, mkdocs-jupyter; pinned in requirements-docs.txt),
+# built offline and in strict mode (a broken link, a missing page or an unresolved API reference fails) into
+# site/. Generated pages (notebooks/executed/ or, where absent, the stored notebooks; figures/; the model cards;
+# the KIND_TABLE/PRESETS and validation tables) come from tools/docs_hooks.py. `make docs-serve` previews it.
+$(VENV)/.docs-installed: requirements-docs.txt $(VENV)/.installed
+	$(BIN)/python -m pip install -q -r requirements-docs.txt
+	touch $@
+
+docs: $(VENV)/.docs-installed
+	NO_MKDOCS_2_WARNING=1 HF_HUB_OFFLINE=1 $(BIN)/mkdocs build --strict --site-dir site
+
+docs-serve: $(VENV)/.docs-installed
+	NO_MKDOCS_2_WARNING=1 HF_HUB_OFFLINE=1 $(BIN)/mkdocs serve
 
 # After editing a notebook: re-execute it with its own small defaults and store the outputs nbval checks.
 notebook-outputs: data
