@@ -47,6 +47,9 @@ def test_windowed_statistics_see_a_stretch_the_mean_hides():
     assert abs(dip.mean() - flat.mean()) < 1e-9
     assert b["nll_w2s_min"] < a["nll_w2s_min"] - 1.5 and b["nll_w2s_max"] > a["nll_w2s_max"] + 1.5
     assert b["nll_w0.5s_spread"] > 5 * a["nll_w0.5s_spread"]
+    assert b["nll_w2s_high"] > 1.5 and b["nll_w2s_low"] > 1.5 and a["nll_w2s_high"] < 0.2  # against its own middle
+    shifted = statistics.curve_statistics(curves(dip + 5.0, dip + 4.0, codes))  # a louder piece, the same stretch
+    assert shifted["nll_w2s_high"] == pytest.approx(b["nll_w2s_high"]) and shifted["nll_w2s_max"] > b["nll_w2s_max"]
     assert a["gap_mean"] == pytest.approx(1.0) and a["nll_k2"] == pytest.approx(flat[2].mean())
     assert np.isnan(statistics.windowed(curves(flat[:, :100], flat[:, :100], codes[:, :100]), "nll", 8.0, "max"))
 

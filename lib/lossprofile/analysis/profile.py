@@ -308,6 +308,21 @@ def combine(table: pd.DataFrame, weights: dict) -> np.ndarray:
     return score
 
 
+def with_score(table: pd.DataFrame, weights: dict | None) -> pd.DataFrame:
+    """``table`` with ``profile_score`` (NaN without weights); for a typicality score also why each clip scored as it
+    did: ``typicality_percentile`` among the clean reference's clips and ``atypical_1..3``, the statistics furthest
+    from clean music with the reference's range (:func:`lossprofile.analysis.typicality.explain`)."""
+    attrs = dict(table.attrs)
+    table = table.assign(profile_score=combine(table, weights) if weights else np.nan)
+    if weights and weights.get("kind") == "typicality":
+        from .typicality import explain, shipped
+
+        why = explain(shipped(weights["instrument"]), table)
+        table = table.join(why.drop(columns=["typicality"]))
+    table.attrs.update(attrs)
+    return table
+
+
 def usable_excerpt(wav: np.ndarray, sample_rate: int, seconds: float, min_seconds: float, hop_length: int,
                    source: str) -> np.ndarray:
     """The first ``seconds`` of sound, or all of it (whole frames) when there is less but at least ``min_seconds``."""
@@ -457,7 +472,7 @@ def profile_scores(lm, wavs: Sequence, sample_rate: int, excerpt_seconds: float 
     if table.empty:
         table["profile_score"] = np.nan
         return table
-    table["profile_score"] = combine(table, weights) if weights else np.nan
+    table = with_score(table, weights)
     table.attrs["probe_design"] = dataclasses.asdict(design)
     table.attrs["loudness_dbfs"] = loudness_dbfs
     table.attrs.update(prompt=prompt, reference=None if reference is None else reference.name,
@@ -488,7 +503,7 @@ def _midi_profile_scores(lm, midis: Sequence, excerpt_seconds: float, design: Pr
     rows = midi_profile_rows(lm, excerpts, kept, excerpt_seconds, design, seed, reference, context_window_seconds)
     table = pd.DataFrame(rows, columns=None if rows else ["piece", "seconds_scored"])
     table.attrs["errors"] = errors
-    table["profile_score"] = combine(table, weights) if weights and len(table) else np.nan
+    table = with_score(table, weights) if len(table) else table.assign(profile_score=np.nan)
     table.attrs["probe_design"] = dataclasses.asdict(design)
     table.attrs.update(reference=None if reference is None else reference.name,
                        context_window_seconds=context_window_seconds)

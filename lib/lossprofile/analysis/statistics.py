@@ -88,13 +88,17 @@ def rolling_means(values: np.ndarray, width: int) -> np.ndarray:
 
 
 def windowed(curves: Curves, which: str, seconds: float, how: str) -> float:
-    """``max``, ``min`` or ``spread`` (standard deviation) of the window means of a frame curve (``nll``,
-    ``entropy`` or ``gap``), over windows of ``seconds`` at every frame; NaN where the clip is shorter."""
+    """``max``, ``min``, ``spread`` (standard deviation), ``high`` (max − median) or ``low`` (median − min) of the
+    window means of a frame curve (``nll``, ``entropy`` or ``gap``), over windows of ``seconds`` at every frame; NaN
+    where the clip is shorter."""
     curve = {"nll": curves.frame_nll, "entropy": curves.frame_entropy,
              "gap": curves.frame_nll - curves.frame_entropy}[which]
     means = rolling_means(curve, max(1, int(round(seconds * curves.frame_rate))))
     if means.size == 0:
         return float("nan")
+    if how in ("high", "low"):  # against the clip's own typical window: the piece's level cancels out
+        middle = float(np.median(means))
+        return float(means.max() - middle if how == "high" else middle - means.min())
     return float({"max": means.max, "min": means.min, "spread": means.std}[how]())
 
 
@@ -116,6 +120,13 @@ for _w in WINDOW_SECONDS:
             statistic(f"{_which}_w{_w:g}s_{_how}", _WINDOW_UNIT,
                       f"{_text} mean {_which.upper() if _which == 'nll' else _which} over windows of {_w:g} s "
                       f"(one at every frame) of the clean curve", _group,
+                      compute=lambda c, _which=_which, _w=_w, _how=_how: windowed(c, _which, _w, _how))
+for _w in (0.5, 2.0):  # contrasts within the clip: a stretch unlike the rest of it, whatever the piece's level
+    for _which, _group in (("nll", "windowed_nll"), ("entropy", "windowed_entropy")):
+        for _how, _text in (("high", "highest window mean minus the median window's"),
+                            ("low", "median window mean minus the lowest")):
+            statistic(f"{_which}_w{_w:g}s_{_how}", _WINDOW_UNIT, f"{_text} ({_which}, windows of {_w:g} s): how far "
+                      f"one stretch of the clip stands out from the rest of it", _group,
                       compute=lambda c, _which=_which, _w=_w, _how=_how: windowed(c, _which, _w, _how))
 statistic("gap_mean", "nats per code (per token for MIDI)", "mean of NLL − entropy over the codes: how much more "
           "surprised the model was than it expected to be (0 = calibrated)", "calibration",
@@ -143,6 +154,8 @@ _PROFILE_COLUMNS = {"peak": "probe", "assimilation": "probe", "recovery_excess":
                     "normalized_surprisal": "token", "nll_std": "token", "context_gain": "pass"}
 for _name, _group in _PROFILE_COLUMNS.items():
     statistic(_name, *columns.describe(_name), _group)
+for _name in ("peak_coarse", "peak_fine", "assimilation_coarse", "assimilation_fine"):  # one codebook's probe curves
+    statistic(_name, *columns.describe(_name), "probe", modalities=("audio",))
 
 
 def curve_statistics(curves: Curves) -> dict[str, float]:

@@ -58,9 +58,18 @@ def reference_pieces(validation_count: int = 48) -> list[Piece]:
 
 
 def reference_excerpts(piece: Piece, sample_rate: int, seconds: float = 15.0,
-                       offsets: Sequence[float] = REFERENCE_OFFSETS_SECONDS) -> list[tuple[float, np.ndarray]]:
+                       offsets: Sequence[float] = REFERENCE_OFFSETS_SECONDS, reads: str = "audio") -> list[tuple]:
     """A performance rendered with piano (at −20 dBFS, as the validation renders its pieces) → (offset, excerpt)
-    for every offset after the first sound that still leaves ``seconds`` of audio."""
+    for every offset after the first sound that still leaves ``seconds`` of audio; for a model that reads MIDI
+    (``reads="midi"``) the score excerpts from the first note plus each offset that hold notes for ``seconds``."""
+    if reads == "midi":
+        midi = audio.read_midi(piece.path)
+        first = audio.midi_first_onset(midi)
+        end = midi.get_end_time()
+        out = [(o, audio.midi_excerpt(midi, first + o, seconds)) for o in offsets if first + o + seconds <= end]
+        if not out:
+            raise audio.AudioError(f"{piece.path}: no {seconds:g} s of notes at offsets {list(offsets)}")
+        return out
     need = max(offsets) + seconds + 1.0
     wav = audio.render_midi(piece.path, sample_rate, program=0, max_seconds=need + 10.0)
     start = audio.first_sound_sample(wav, sample_rate)
@@ -87,7 +96,7 @@ def score_reference(lm, pieces: Sequence[Piece], out_dir: str | os.PathLike, sec
                   offsets=list(REFERENCE_OFFSETS_SECONDS), **options_key())
 
     def rows(piece: Piece) -> pd.DataFrame:
-        excerpts = reference_excerpts(piece, lm.sample_rate, seconds)
+        excerpts = reference_excerpts(piece, lm.sample_rate, seconds, reads=lm.reads)
         table = profile_scores(lm, [w for _, w in excerpts], lm.sample_rate, seconds, seed=seed, weights={},
                                names=[f"{piece.name}@{o:g}" for o, _ in excerpts], report=False)
         if table.attrs["errors"]:

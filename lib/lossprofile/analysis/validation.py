@@ -704,10 +704,14 @@ def validate(lm, pieces: Sequence[Piece], out_dir: str | os.PathLike = VALIDATIO
     out = Path(out_dir)
     slug = lm.name.replace("/", "--")
     options = dict(prompt=prompt, reference=reference)
+    folder = out / instrument_of(lm)
+    # the clean reference of the typicality scores: held-out performances that are not validation pieces
+    clean = typicality.score_reference(lm, typicality.reference_pieces(len(pieces)), out / "cache" / slug / "reference",
+                                       seed=seed, progress=progress)
+    write_parquet_atomic(clean, folder / "reference_scored.parquet")
     versions = score_versions(lm, pieces, out / "cache" / slug / "versions", seed=seed, progress=progress, **options)
     props = score_properties(lm, pieces[:properties_pieces], out / "cache" / slug / "properties", seed=seed,
                              progress=progress, **options)
-    folder = out / instrument_of(lm)
     hearing = wrong_note_hearing(lm, out / "cache" / slug / "hearing.parquet", seed=seed)
     samples = score_samples(lm, out / "cache" / slug / "samples", seed=seed, progress=progress, **options)
     write_parquet_atomic(hearing.drop(columns=["path"]), folder / "hearing_scored.parquet")
@@ -788,12 +792,19 @@ def _samples(folder: Path) -> tuple[pd.DataFrame | None, pd.DataFrame | None]:
                  for f in ("samples_scored.parquet", "weaker_scored.parquet"))
 
 
+def _reference(folder: Path) -> pd.DataFrame | None:
+    """The clean reference scored beside the versions (``reference_scored.parquet``), or None."""
+    path = folder / "reference_scored.parquet"
+    return pd.read_parquet(path) if path.exists() else None
+
+
 def tables_from(folder: str | os.PathLike, seed: int = 0) -> dict:
-    """:func:`tables_of` one instrument's committed scores (``folder/versions.parquet`` and
-    ``properties_scored.parquet``; no model runs), written beside them: ``lofo.csv``, ``ladder.csv``,
-    ``properties.csv`` and ``recommended_weights.json``."""
+    """:func:`tables_of` one instrument's committed scores (``folder/versions.parquet``,
+    ``properties_scored.parquet`` and ``reference_scored.parquet``; no model runs), written beside them:
+    ``lofo.csv``, ``clip_level.csv``, ``ablation.csv``, ``ladder.csv``, ``properties.csv`` and
+    ``recommended_weights.json``."""
     folder = Path(folder)
-    tables = tables_of(*_scored(folder), folder.name, seed, *_samples(folder))
+    tables = tables_of(*_scored(folder), folder.name, seed, *_samples(folder), reference=_reference(folder))
     if (folder / "hearing_scored.parquet").exists():
         tables["hearing"] = hearing_table(pd.read_parquet(folder / "hearing_scored.parquet"), seed).assign(
             instrument=folder.name)
@@ -810,7 +821,8 @@ def collect(out_dir: str | os.PathLike = VALIDATION_DIR, seed: int = 0) -> dict[
     found = []
     for folder in sorted(Path(out_dir).iterdir()):
         if (folder / "versions.parquet").exists():
-            found.append(tables_of(*_scored(folder), folder.name, seed, *_samples(folder)))
+            found.append(tables_of(*_scored(folder), folder.name, seed, *_samples(folder),
+                                   reference=_reference(folder)))
             if (folder / "hearing_scored.parquet").exists():
                 found[-1]["hearing"] = hearing_table(pd.read_parquet(folder / "hearing_scored.parquet"), seed).assign(
                     instrument=folder.name)
@@ -818,6 +830,28 @@ def collect(out_dir: str | os.PathLike = VALIDATION_DIR, seed: int = 0) -> dict[
         raise FileNotFoundError(f"{out_dir}: no validation scores (run `make validation`)")
     return {name: pd.concat([t[name] for t in found if name in t], ignore_index=True)
             for name in TABLES if any(name in t for t in found)}
+
+
+def ship_reference(folder: Path, weights: dict, lm=None) -> Path | None:
+    """Ship the instrument's clean reference (``folder/reference_scored.parquet``) beside the package
+    (:func:`lossprofile.analysis.typicality.save_reference`) with its provenance: the pieces and excerpts, the
+    model's fingerprint, the seed, the statistics, the detector the validation chose (the default detector where
+    the recommended score is not a typicality one) and the command that made it."""
+    reference = _reference(folder)
+    if reference is None:
+        return None
+    instrument = folder.name
+    modality = "midi" if instrument == "symbolic" else "audio"
+    chosen = weights.get("detector", "mahalanobis") if weights.get("kind") == "typicality" else "mahalanobis"
+    provenance = dict(instrument=instrument, detector=chosen, recommended=weights.get("provenance", {}).get("chosen"),
+                      statistics=typicality.usable_statistics(reference, statistics.names(modality)),
+                      clips=len(reference), pieces=sorted(reference["piece"].unique()),
+                      offsets_seconds=list(typicality.REFERENCE_OFFSETS_SECONDS),
+                      model=None if lm is None else lm.name, weights=None if lm is None else lm.fingerprint,
+                      seed=weights.get("provenance", {}).get("seed", 0),
+                      made_by="lossprofile validate --ship (make validation)")
+    keep = ["piece", "offset_seconds", *provenance["statistics"]]  # no paths: they name this machine's folders
+    return typicality.save_reference(reference[[c for c in keep if c in reference]], instrument, provenance)
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -858,6 +892,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     if args.ship:
         from .profile import MIDI_WEIGHTS_FILE, WEIGHTS_FILE
 
+        ship_reference(Path(args.out) / instrument_of(lm), tables["weights"], lm)
         target = MIDI_WEIGHTS_FILE if instrument_of(lm) == "symbolic" else WEIGHTS_FILE
         target.write_text(json.dumps(tables["weights"], indent=1) + "\n")
         print(f"recommended weights ({tables['weights']['provenance']['chosen']}) -> {target}", file=sys.stderr)
