@@ -40,9 +40,9 @@ figures: data
 # (The audio model's text alignment, `--prompt piano`, is left out: two more passes per version for a score at
 # 0.55 mean leave-one-family-out AUROC.)
 validation: install
-	HF_HUB_OFFLINE=1 $(BIN)/lossprofile validate --model tiny --ship
+	HF_HUB_OFFLINE=1 $(BIN)/lossprofile validate --model tiny --properties-pieces 24 --ship
 	HF_HUB_OFFLINE=1 $(BIN)/lossprofile validate --model tiny-symbolic --weaker tiny-symbolic-base \
-		--reference tiny-symbolic-base --ship
+		--reference tiny-symbolic-base --properties-pieces 24 --ship
 
 # nbval runs the notebooks with their stored (small) parameters and checks the cells
 # marked NBVAL_CHECK_OUTPUT against their stored outputs.

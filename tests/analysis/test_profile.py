@@ -352,3 +352,33 @@ def test_text_alignment_is_the_nll_the_prompt_saves(music_wav):
     assert table.loc[0, "text_alignment"] == pytest.approx(float(curve.mean()), abs=1e-4)
     assert float(curve.abs().mean()) > 5e-3
     assert table.attrs["prompt"] == "organ chorale"
+
+
+def test_a_clips_profile_is_a_function_of_its_content_and_a_typicality_score_explains_itself(small_lm, music_wav):
+    from lossprofile.analysis import statistics, typicality
+
+    wav = np.tile(music_wav, 2)
+    other = np.roll(wav, 12345)
+    a = profile.profile_scores(small_lm, [wav, other], 32000, excerpt_seconds=6.0, design=DESIGN, seed=3,
+                               names=["song.wav", "other.flac"], weights={})
+    b = profile.profile_scores(small_lm, [other, wav], 32000, excerpt_seconds=6.0, design=DESIGN, seed=3,
+                               names=["renamed copy", "x"], weights={})
+    # the same audio under another name and in another position: the same row, probes and all
+    pd.testing.assert_frame_equal(a.drop(columns="piece").iloc[[0]].reset_index(drop=True),
+                                  b.drop(columns="piece").iloc[[1]].reset_index(drop=True))
+    assert set(statistics.names("audio")) <= set(a.columns)
+    # a reference of clean clips: the statistics of jittered copies of these rows
+    rng = np.random.default_rng(0)
+    stats = statistics.names("audio")
+    base = pd.concat([a] * 20, ignore_index=True)
+    reference = base.assign(**{s: base[s] * (1 + 0.05 * rng.standard_normal(len(base))) for s in stats})
+    weights = dict(kind="typicality", instrument="audio", detector="mahalanobis", features=stats)
+    with typicality.reference_in_use("audio", reference, "mahalanobis", stats):
+        scored = profile.profile_scores(small_lm, [wav, np.zeros_like(wav) + 0.01 * rng.standard_normal(wav.size)
+                                                   .astype(np.float32)], 32000, excerpt_seconds=6.0, design=DESIGN,
+                                        seed=3, weights=weights)
+        typ = typicality.shipped("audio")
+    assert np.allclose(scored["profile_score"], typ.score(scored))
+    assert scored.loc[0, "profile_score"] > scored.loc[1, "profile_score"]  # noise is no clean music
+    assert scored.loc[1, "typicality_percentile"] == 0.0 and scored.loc[0, "typicality_percentile"] > 0
+    assert all(scored.loc[1, f"atypical_{k}"].split(" = ")[0] in stats for k in (1, 2, 3))

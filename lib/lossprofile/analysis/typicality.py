@@ -20,6 +20,7 @@ damaged example is ever seen in fitting, so every kind of damage is held out by 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 from dataclasses import dataclass, field
@@ -274,10 +275,31 @@ def load_reference(instrument: str, folder: str | os.PathLike = REFERENCE_DIR) -
     return pd.read_parquet(folder / f"{instrument}.parquet"), json.loads((folder / f"{instrument}.json").read_text())
 
 
+_IN_USE: dict[str, tuple[pd.DataFrame, dict]] = {}  # instrument -> (reference, provenance) standing in for the shipped
+_FITTED: dict[tuple, Typicality] = {}
+
+
+@contextlib.contextmanager
+def reference_in_use(instrument: str, reference: pd.DataFrame, detector: str, statistics: Sequence[str],
+                     seed: int = 0):
+    """Within the block, :func:`shipped` gives this reference's detector for ``instrument``: what the validation
+    scores with before it ships anything (a recommended typicality score is computed from the reference the
+    validation scored, not from whatever the package shipped last)."""
+    _IN_USE[instrument] = (reference, dict(detector=detector, statistics=list(statistics), seed=seed))
+    try:
+        yield
+    finally:
+        _IN_USE.pop(instrument, None)
+
+
 def shipped(instrument: str, folder: str | os.PathLike = REFERENCE_DIR) -> Typicality | None:
-    """The shipped typicality score of an instrument (its reference, statistics and detector), or None."""
-    found = load_reference(instrument, folder)
+    """The shipped typicality score of an instrument (its reference, statistics and detector), or None; fitted once
+    per process."""
+    found = _IN_USE.get(instrument) or load_reference(instrument, folder)
     if found is None:
         return None
     reference, provenance = found
-    return fit(reference, provenance["statistics"], provenance["detector"], provenance.get("seed", 0))
+    key = (instrument, id(reference), provenance["detector"], tuple(provenance["statistics"]), str(folder))
+    if key not in _FITTED:
+        _FITTED[key] = fit(reference, provenance["statistics"], provenance["detector"], provenance.get("seed", 0))
+    return _FITTED[key]

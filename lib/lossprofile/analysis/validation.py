@@ -239,6 +239,12 @@ def extra_scores(table: pd.DataFrame) -> list[str]:
     return [c for c in EXTRA_FEATURES if c in table and table[c].notna().all()]
 
 
+def alone_in(table: pd.DataFrame) -> list[str]:
+    """The scores reported alone that ``table`` has on every row: :func:`extra_scores` and its typicality columns."""
+    return extra_scores(table) + [c for c in table.columns if c.startswith(evaluate.TYPICALITY_PREFIX + "_")
+                                  and table[c].notna().all()]
+
+
 def out_of_fold(table: pd.DataFrame, family: str, features: Sequence[str] = FEATURES,
                 extra: Sequence[str] = ()) -> pd.DataFrame:
     """Clean/degraded pairs of ``family``, every score signed so that higher = better, each half of the pieces
@@ -747,19 +753,29 @@ def tables_of(versions: pd.DataFrame, props: pd.DataFrame | None = None, instrum
     typical = []
     if reference is not None:  # direction-free scores, fitted on the clean reference alone
         versions, typical = add_typicality(versions, reference, instrument, seed)
-        if props is not None and len(props) and all(s in props for s in typicality.usable_statistics(
-                reference, statistics.names("midi" if instrument == "symbolic" else "audio"))):
-            props, _ = add_typicality(props, reference, instrument, seed)
+        needed = typicality.usable_statistics(reference, statistics.names("midi" if instrument == "symbolic"
+                                                                            else "audio"))
+        props, samples, weaker = (add_typicality(t, reference, instrument, seed)[0]
+                                  if t is not None and len(t) and all(s in t for s in needed) else t
+                                  for t in (props, samples, weaker))
     extra = extra_scores(versions) + typical
     lofo = lofo_table(versions, instrument=instrument, seed=seed, extra=extra)
     weights = fit_recommended(versions, lofo, seed=seed, typical=typical, instrument=instrument)
+    if weights.get("kind") == "typicality":  # the ladder and properties score it with this reference
+        with typicality.reference_in_use(instrument, reference, weights["detector"], weights["features"], seed):
+            return _tables_after_fit(versions, props, instrument, seed, samples, weaker, reference, extra, lofo,
+                                     weights)
+    return _tables_after_fit(versions, props, instrument, seed, samples, weaker, reference, extra, lofo, weights)
+
+
+def _tables_after_fit(versions, props, instrument, seed, samples, weaker, reference, extra, lofo, weights) -> dict:
     if extra:  # their directions over every family, for the properties and the ladder (the score uses none)
         every = versions.assign(split="fit")
         weights["directions"] = {**weights["directions"], **evaluate.feature_directions(
             every, extra, families=sorted(set(versions["family"]) - {"clean"}))}
     ladder = [ladder_table(versions, weights, scores=(FITTED, *FEATURES, *extra), seed=seed)]
     if samples is not None and len(samples):
-        sampled = [c for c in extra if c in extra_scores(samples)]
+        sampled = [c for c in extra if c in alone_in(samples)]
         ladder.append(samples_ladder_table(versions, by_temperature(samples), weights,
                                            scores=(FITTED, *FEATURES, *sampled), seed=seed))
         if weaker is not None and len(weaker):
@@ -773,7 +789,7 @@ def tables_of(versions: pd.DataFrame, props: pd.DataFrame | None = None, instrum
     if reference is not None:
         tables["ablation"] = ablation_table(versions, reference, instrument, seed)
     if props is not None and len(props):
-        tables["properties"] = properties_table(props, weights, scores=(FITTED, *FEATURES, *extra_scores(props)),
+        tables["properties"] = properties_table(props, weights, scores=(FITTED, *FEATURES, *alone_in(props)),
                                                 seed=seed)
     for name in ("ladder", "properties"):
         if name in tables:

@@ -262,6 +262,7 @@ def validation_section(stats_dir: Path) -> list[str]:
             lines.append(f"| {score} | " + " | ".join(
                 _ci_cell(*rows.loc[f, ["minus_mean_nll", "diff_ci_low", "diff_ci_high"]], signed=True) for f in families) + " |")
         lines += ["", "**Reading.**"] + [f"- {s}" for s in lofo_reading(pooled)] + [""]
+    lines += typicality_section(stats_dir)
     props = _read(stats_dir, "validation_properties")
     if props is not None:
         lines += ["### Metric properties", "",
@@ -321,6 +322,44 @@ def validation_section(stats_dir: Path) -> list[str]:
                     f"{rows.loc[f, 'system_spearman']:+.2f} / {_ci_cell(*rows.loc[f, ['clip_spearman', 'clip_ci_low', 'clip_ci_high']], signed=True)}"
                     if f in rows.index else "—" for f in families) + " |")
             lines.append("")
+    return lines
+
+
+def typicality_section(stats_dir: Path) -> list[str]:
+    """The clip-level (unpaired) AUROC of every score and the typicality scores' ablation, per instrument."""
+    lines = []
+    clip = _read(stats_dir, "validation_clip_level")
+    if clip is not None:
+        lines += ["### One clip at a time: clip-level AUROC", "",
+                  "Every clean clip against every damaged clip of a family (unpaired: no clean twin to compare with, "
+                  "what a user judging one clip faces); fitted scores out of fold as above; `all` pools every family. "
+                  "The `typicality_*` scores are fitted on clean reference clips only (no validation piece, no "
+                  "damage). Cells: AUROC [95% CI over pieces].", ""]
+        for instrument, part in clip.groupby("instrument", sort=False):
+            families = list(dict.fromkeys(part["held_out_family"]))
+            families = [f for f in families if f != "all"] + ["all"]
+            order = part[part["held_out_family"] == "all"].sort_values("auroc", ascending=False)["score"]
+            lines += [f"{instrument}:", "", "| score | " + " | ".join(families) + " |",
+                      "|" + "---|" * (len(families) + 1)]
+            for score in order:
+                rows = part[part["score"] == score].set_index("held_out_family")
+                lines.append(f"| {score} | " + " | ".join(
+                    f"{rows.loc[f, 'auroc']:.2f}" if f != "all" else _ci_cell(*rows.loc[f, ["auroc", "ci_low", "ci_high"]])
+                    for f in families) + " |")
+            lines.append("")
+    ablation = _read(stats_dir, "validation_ablation")
+    if ablation is not None:
+        lines += ["### What carries the typicality score", "",
+                  "Mean paired AUROC over families of the Mahalanobis typicality score with every statistic, with each "
+                  "group of statistics alone or left out, and with smaller references (whole pieces drawn five times; "
+                  "mean [lowest, highest]).", "", "| instrument | variant | statistics | reference clips | mean AUROC |",
+                  "|---|---|---|---|---|"]
+        for _, r in ablation.iterrows():
+            spread = (f" [{r['mean_low']:.2f}, {r['mean_high']:.2f}]" if "mean_low" in r and np.isfinite(r["mean_low"])
+                      else "")
+            lines.append(f"| {r['instrument']} | {r['variant']} | {r['statistics']} | {r['reference_clips']} | "
+                         f"{r['mean over families']:.2f}{spread} |")
+        lines.append("")
     return lines
 
 
