@@ -27,6 +27,7 @@ from tqdm.auto import tqdm
 
 from . import audio
 from .data.datasets import Piece, load_excerpt
+from .errors import BadInputError
 from .io import derived_seed, exists, file_digest, join, slug, write_csv_atomic, write_parquet_atomic
 from .models.base import TokenLM
 from .perturb.score import ScorePerturbation, apply_in_score
@@ -247,7 +248,7 @@ def piece_part(piece: Piece, path: str | Path, compute: Callable[[Piece], pd.Dat
         return path, None
     try:
         table = compute(piece)
-    except (audio.AudioError, ValueError) as err:  # AudioError is a ValueError; anything else is a bug: raise
+    except BadInputError as err:  # a file that cannot be used (AudioError is one); anything else is a bug: raise
         return None, report_skip(piece, err)
     write_parquet_atomic(table, path)
     return path, None
@@ -298,17 +299,17 @@ def for_each_piece(pieces: Sequence[Piece], path_of: Callable[[Piece], str | Pat
             for i, future in zip(chunk, futures):
                 try:
                     ready.append((i, future.result()))
-                except (audio.AudioError, ValueError) as err:
+                except BadInputError as err:
                     failed[i] = error_row(pieces[i], err)
             try:
                 tables = compute_many([(pieces[i], prepared) for i, prepared in ready]) if ready else []
                 done = list(zip([i for i, _ in ready], tables))
-            except (audio.AudioError, ValueError):  # find the piece that failed: score them one at a time
+            except BadInputError:  # find the piece that failed: score them one at a time
                 done = []
                 for i, prepared in ready:
                     try:
                         done.append((i, compute_many([(pieces[i], prepared)])[0]))
-                    except (audio.AudioError, ValueError) as err:
+                    except BadInputError as err:
                         failed[i] = error_row(pieces[i], err)
             for i, table in done:
                 write_parquet_atomic(table, path_of(pieces[i]))

@@ -36,11 +36,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ..errors import ModelLoadError  # noqa: F401  (defined with the package's other errors; importable from here)
+
 METHODS = ("exact", "as_published")
-
-
-class ModelLoadError(RuntimeError):
-    """A checkpoint could not be found or read."""
 
 
 class TokenStats(NamedTuple):
