@@ -171,10 +171,15 @@ def test_units_come_from_the_model_family(small_lm, tmp_path, capsys):
     folder = tmp_path / "midi"
     folder.mkdir()
     write_midi(folder / "a.mid", 12.0, 0)
+    for i in range(3):  # audio beside the MIDI: left out in one line, not a skip line each
+        audio.save_audio(folder / f"b{i}.wav", tone(3.0, i), SR)
     out = tmp_path / "o"
-    rc, stdout, _ = run_cli(["score", "--model", "tiny-symbolic", "--device", "cpu", "--data", str(folder), "--out",
-                             str(out), "--lengths", "50", "--onset", "100", "--seconds", "5"], capsys)
+    rc, stdout, err = run_cli(["score", "--model", "tiny-symbolic", "--device", "cpu", "--data", str(folder), "--out",
+                               str(out), "--lengths", "50", "--onset", "100", "--seconds", "5"], capsys)
     assert rc == 0 and "losses in nats per frame (sum over its tokens)" in stdout and "nats per code" not in stdout
+    assert stdout.startswith("1 of 1 pieces scored")
+    assert error_lines(err) == [f"{folder}: tiny-symbolic reads MIDI files: its 3 audio files left out, 1 MIDI file "
+                                "to score"]
     columns = pd.read_csv(out / "columns.csv").set_index("column")["unit"]
     assert columns["delta"] == columns["mean_delta"] == "nats per frame (sum over its tokens)"
     assert columns["entropy_clean"] == "nats per token"

@@ -53,19 +53,25 @@ def folder_pieces(folder: str, dataset: str | None = None) -> list[Piece]:
     return pieces
 
 
-def refuse_unreadable(lm, pieces: list[Piece], folder: str, perturbations: list = ()) -> None:
-    """Refuse, before any work, a folder none of whose files the model (or the perturbations) can take: one line
+def readable_pieces(lm, pieces: list[Piece], folder: str, perturbations: list = ()) -> list[Piece]:
+    """The pieces the model (and the perturbations) can take. A folder with none is refused before any work, in one
+    line; audio files beside MIDI ones, for a model or perturbations that need MIDI, are left out with one line
     instead of one skip line per file."""
     midi = [p for p in pieces if p.path.suffix.lower() in audio.MIDI_SUFFIXES]
-    if getattr(lm, "reads", "audio") == "midi" and not midi:
-        raise UsageError(f"{folder}: {lm.name} reads MIDI files and this folder has none ({len(pieces)} audio "
-                         "files); score audio with an audio model (--model tiny, or a MusicGen such as "
-                         "facebook/musicgen-small)")
+    others = len(pieces) - len(midi)
+    files = f"{others} audio file{'s' if others != 1 else ''}"
     score_kinds = sorted({p.kind for p in perturbations if isinstance(p, ScorePerturbation)})
-    if score_kinds and not midi:
-        raise UsageError(f"{folder}: the perturbations {', '.join(score_kinds)} change notes and need MIDI files; "
-                         f"this folder has none ({len(pieces)} audio files): give a folder of .mid files, or "
-                         "perturb audio (--lengths, or a noise preset)")
+    needs = (f"{lm.name} reads MIDI files" if getattr(lm, "reads", "audio") == "midi" else
+             f"the perturbations {', '.join(score_kinds)} change notes and need MIDI files" if score_kinds else None)
+    if needs is None or not others:
+        return pieces
+    if not midi:
+        fix = ("score audio with an audio model (--model tiny, or a MusicGen such as facebook/musicgen-small)"
+               if not score_kinds else "give a folder of .mid files, or perturb audio (--lengths, or a noise preset)")
+        raise UsageError(f"{folder}: {needs} and this folder has none ({files}); {fix}")
+    print(f"{folder}: {needs}: its {files} left out, {len(midi)} MIDI file{'s' if len(midi) != 1 else ''} to score",
+          file=sys.stderr)
+    return midi
 
 
 def closing_files(*paths: Path) -> list[Path]:
@@ -74,11 +80,11 @@ def closing_files(*paths: Path) -> list[Path]:
 
 
 def score(args: argparse.Namespace) -> int:
-    pieces = folder_pieces(args.data, args.data_kind)[: args.limit]  # a bad folder or preset fails before the model loads
+    pieces = folder_pieces(args.data, args.data_kind)  # a bad folder or preset fails before the model loads
     perturbations = (preset(args.preset, args.data_kind) if args.preset else
                      noise_sweep(args.lengths, args.onset, args.color, args.offset_db))
     lm = load_model(args.model, device=args.device, dtype=None if args.dtype == "auto" else args.dtype)
-    refuse_unreadable(lm, pieces, args.data, perturbations)
+    pieces = readable_pieces(lm, pieces, args.data, perturbations)[: args.limit]
     out = Path(args.out)
     units = units_of(lm)
     write_run_info(out, command="score", model=lm.name, data=str(Path(args.data).resolve()), method=args.method,
@@ -125,9 +131,9 @@ def profile_table_order(table: pd.DataFrame) -> pd.DataFrame:
 
 def profile(args: argparse.Namespace) -> int:
     """Profile features and profile_score for every piece of a folder → ``OUT/profile_scores.parquet`` and ``.csv``."""
-    pieces = folder_pieces(args.data)[: args.limit]
+    pieces = folder_pieces(args.data)
     lm = load_model(args.model, device=args.device, dtype=None if args.dtype == "auto" else args.dtype)
-    refuse_unreadable(lm, pieces, args.data)
+    pieces = readable_pieces(lm, pieces, args.data)[: args.limit]
     reads_midi = getattr(lm, "reads", "audio") == "midi"
     weights = load_weights(MIDI_WEIGHTS_FILE if reads_midi else WEIGHTS_FILE)
     reference = load_model(args.reference, device=args.device) if args.reference else None
@@ -174,8 +180,9 @@ def profile(args: argparse.Namespace) -> int:
     report = write_report(out)
     level = ("" if reads_midi else f"; each excerpt brought to {LOUDNESS_DBFS:g} dBFS RMS first, so a recording's "
              "level does not enter its profile")
-    print(f"{len(table)} of {len(pieces)} pieces scored (profile features in {units['token']} and "
-          f"{units['frame']}, units of each column in columns.csv{level}) -> "
+    unit_text = " and ".join(dict.fromkeys((units["token"], units["frame"])))  # a codec model's are one unit
+    print(f"{len(table)} of {len(pieces)} pieces scored (profile features in {unit_text}, units of each column in "
+          f"columns.csv{level}) -> "
           + ", ".join(str(f) for f in closing_files(out / "profile_scores.parquet", out / "profile_scores.csv",
                                                     out / "columns.csv", report)) + skipped)
     if args.ratings:
