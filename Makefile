@@ -84,7 +84,8 @@ LAB_SETTINGS := $(VENV)/share/jupyter/lab/settings/overrides.json
 lab: install
 	mkdir -p $(dir $(LAB_SETTINGS))
 	echo '{"@jupyterlab/docmanager-extension:plugin": {"autosave": false}}' > $(LAB_SETTINGS)
-	PYTHONPATH=lib:$$PYTHONPATH $(BIN)/jupyter lab --notebook-dir=notebooks $$( [ "$$(id -u)" = 0 ] && echo --allow-root )
+	PYTHONPATH=lib:$$PYTHONPATH $(BIN)/jupyter lab --notebook-dir=notebooks $(if $(PORT),--port=$(PORT)) $(LAB_ARGS) \
+		$$( [ "$$(id -u)" = 0 ] && echo --allow-root )
 
 # The embedded symbolic model (GPT-2 over REMI tokens of the same arrangements; about 40 minutes on 2 CPU
 # cores). Resumable from build/tiny-symbolic.
@@ -98,7 +99,7 @@ tiny-symbolic-base: install
 
 # Measures the embedded model and runs (or resumes) its ablation study (build/study).
 model-card: install
-	HF_HUB_OFFLINE=1 $(BIN)/lossprofile model-card
+	HF_HUB_OFFLINE=1 $(BIN)/lossprofile model-card --write-card
 
 study: install
 	HF_HUB_OFFLINE=1 $(BIN)/lossprofile study

@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 
 from lossprofile import audio
 from lossprofile.data import datasets
+from lossprofile.errors import BadInputError
 
 ROOT = Path(__file__).resolve().parents[1]
 ASAP_MIDI = sorted((ROOT / "data" / "asap").rglob("*.mid"))
@@ -103,8 +104,11 @@ def test_any_folder_of_audio_is_a_dataset(tmp_path):
     # a dataset's own manifest (ASAP ships one: composer, title, path) is not ours: the files are listed
     (tmp_path / "manifest.csv").write_text("composer,title,midi_performance\nBach,Fugue,sub/c.wav\n")
     assert [p.name for p in datasets.list_pieces(tmp_path)] == ["a", "b", "sub/c"]
-    with pytest.raises(FileNotFoundError, match="dataset folder not found"):
+    # a user's folder: the path is to check; `make data` builds only the package's own datasets
+    with pytest.raises(FileNotFoundError, match=r"nope: folder not found \(give --data an existing folder"):
         datasets.list_pieces(tmp_path / "nope")
+    with pytest.raises(BadInputError, match=r"rendered/nope: folder not found \(build the datasets with `make data`\)"):
+        datasets.list_pieces(datasets.DATA_DIR / "rendered" / "nope")
 
 
 def test_ood_build_renders_a_manifest_with_sources(tmp_path):

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .errors import BadInputError
 from .io import atomic_path
 
 AUDIO_SUFFIXES = (".wav", ".flac", ".mp3", ".ogg")
@@ -20,8 +21,9 @@ MIDI_SUFFIXES = (".mid", ".midi")
 SILENCE_DBFS = -60.0  # quieter than this (RMS) counts as silence
 
 
-class AudioError(ValueError):
-    """Audio that cannot be used, with the file (or source) and the reason in the message."""
+class AudioError(BadInputError):
+    """Audio (or MIDI) that cannot be used, with the file (or source) and the reason in the message; a
+    :class:`~lossprofile.errors.BadInputError`, so the per-piece loops skip the piece."""
 
 
 def soundfont_path() -> Path:

@@ -23,16 +23,18 @@ from pathlib import Path
 import pandas as pd
 
 from . import audio, load_model
-from .analysis.profile import (EXTRA_FEATURES, FEATURES, MIDI_WEIGHTS_FILE, WEIGHTS_FILE, load_weights, options_key,
-                               profile_scores)
-from .columns import write_dictionary
+from .analysis.profile import (EXTRA_FEATURES, FEATURES, LOUDNESS_DBFS, MIDI_WEIGHTS_FILE, WEIGHTS_FILE, load_weights,
+                               options_key, profile_scores)
+from .columns import units_of, write_dictionary
+from .errors import BadInputError, LossprofileError, MissingInputError, UsageError
 from .report import paths_of, write_report, write_run_info
 from .data import datasets
 from .data.datasets import KINDS, Piece
 from .io import file_digest, write_csv_atomic, write_parquet_atomic
-from .perturb import PAPER_LENGTHS, noise_sweep, preset
+from .perturb import PAPER_LENGTHS, ScorePerturbation, noise_sweep, preset
 from .perturb import describe as describe_presets
-from .runner import for_each_piece, keyed_part, piece_summary, run_experiment
+from .runner import RESULTS_FILE, for_each_piece, keyed_part, piece_summary, run_experiment
+from .scoring import resolve_precision
 from .threads import set_threads
 
 def build_data(model: str = "tiny", device: str | None = None) -> None:
@@ -42,33 +44,96 @@ def build_data(model: str = "tiny", device: str | None = None) -> None:
         datasets.pieces(kind, 1, lm)
 
 
-def score(args: argparse.Namespace) -> None:
-    lm = load_model(args.model, device=args.device, dtype=None if args.dtype == "auto" else args.dtype)
-    pieces = datasets.list_pieces(args.data, dataset=args.data_kind)[: args.limit]
+def folder_pieces(folder: str, dataset: str | None = None) -> list[Piece]:
+    """The pieces of a ``--data`` folder; one line naming the folder when it is missing or holds nothing to score."""
+    pieces = datasets.list_pieces(folder, dataset=dataset)
+    if not pieces:
+        raise BadInputError(f"{folder}: no audio or MIDI files found in it (looked for "
+                            f"{', '.join(audio.AUDIO_SUFFIXES + audio.MIDI_SUFFIXES)}, in subfolders too)")
+    return pieces
+
+
+def readable_pieces(lm, pieces: list[Piece], folder: str, perturbations: list = ()) -> list[Piece]:
+    """The pieces the model (and the perturbations) can take. A folder with none is refused before any work, in one
+    line; audio files beside MIDI ones, for a model or perturbations that need MIDI, are left out with one line
+    instead of one skip line per file."""
+    midi = [p for p in pieces if p.path.suffix.lower() in audio.MIDI_SUFFIXES]
+    others = len(pieces) - len(midi)
+    files = f"{others} audio file{'s' if others != 1 else ''}"
+    score_kinds = sorted({p.kind for p in perturbations if isinstance(p, ScorePerturbation)})
+    needs = (f"{lm.name} reads MIDI files" if getattr(lm, "reads", "audio") == "midi" else
+             f"the perturbations {', '.join(score_kinds)} change notes and need MIDI files" if score_kinds else None)
+    if needs is None or not others:
+        return pieces
+    if not midi:
+        fix = ("score audio with an audio model (--model tiny, or a MusicGen such as facebook/musicgen-small)"
+               if not score_kinds else "give a folder of .mid files, or perturb audio (--lengths, or a noise preset)")
+        raise UsageError(f"{folder}: {needs} and this folder has none ({files}); {fix}")
+    print(f"{folder}: {needs}: its {files} left out, {len(midi)} MIDI file{'s' if len(midi) != 1 else ''} to score",
+          file=sys.stderr)
+    return midi
+
+
+def closing_files(*paths: Path) -> list[Path]:
+    """Only the files that are there: a closing line never names an output that was not written."""
+    return [p for p in paths if p.exists()]
+
+
+def score(args: argparse.Namespace) -> int:
+    pieces = folder_pieces(args.data, args.data_kind)  # a bad folder or preset fails before the model loads
     perturbations = (preset(args.preset, args.data_kind) if args.preset else
                      noise_sweep(args.lengths, args.onset, args.color, args.offset_db))
-    out = Path(args.out)
-    write_run_info(out, command="score", model=lm.name, data=str(Path(args.data).resolve()), method=args.method,
-                   precision=args.precision, excerpt_seconds=args.seconds, seed=args.seed, sample_rate=lm.sample_rate,
-                   frame_rate=lm.frame_rate, perturbations=[p.as_row() for p in perturbations], paths=paths_of(pieces))
-    table = run_experiment(lm, pieces, perturbations, args.out, method=args.method, excerpt_seconds=args.seconds,
-                           seed=args.seed, precision=args.precision)
-    errors = pd.read_csv(out / "errors.csv")
-    if not table.empty:  # one row per piece and perturbation, beside the per-frame table
-        summary = piece_summary(table)
-        write_csv_atomic(summary.round(4), out / "summary.csv")
-        write_dictionary(list(dict.fromkeys([*table.columns, *summary.columns])), out / "columns.csv")
-    print(f"{table['piece'].nunique() if not table.empty else 0} of {len(pieces)} pieces scored, "
-          f"{len(table):,} rows (one per piece, perturbation and 20 ms frame; losses in nats per code) -> "
-          f"{out / 'results.parquet'}" + (f"; per-piece means -> {out / 'summary.csv'}; units and meaning of "
-                                          f"every column -> {out / 'columns.csv'}" if not table.empty else "")
-          + f"; report -> {write_report(out)}"
-          + (f"; {len(errors)} skipped, reasons in {out / 'errors.csv'}" if len(errors) else ""))
-
-
-def profile(args: argparse.Namespace) -> None:
-    """Profile features and profile_score for every piece of a folder → ``OUT/profile_scores.parquet`` and ``.csv``."""
     lm = load_model(args.model, device=args.device, dtype=None if args.dtype == "auto" else args.dtype)
+    pieces = readable_pieces(lm, pieces, args.data, perturbations)[: args.limit]
+    out = Path(args.out)
+    units = units_of(lm)
+    write_run_info(out, command="score", model=lm.name, data=str(Path(args.data).resolve()), method=args.method,
+                   precision=resolve_precision(args.precision, lm.device), excerpt_seconds=args.seconds,
+                   seed=args.seed, sample_rate=lm.sample_rate, frame_rate=lm.frame_rate, units=units,
+                   loudness_dbfs=args.loudness_dbfs, perturbations=[p.as_row() for p in perturbations],
+                   paths=paths_of(pieces))
+    # score takes a clip with less sound than --seconds over what it has when that holds every window (as profile
+    # takes short clips); seconds_scored says how much
+    table = run_experiment(lm, pieces, perturbations, args.out, method=args.method, excerpt_seconds=args.seconds,
+                           seed=args.seed, precision=args.precision, loudness_dbfs=args.loudness_dbfs, shorter=True)
+    errors = pd.read_csv(out / "errors.csv")
+    skipped = f"; {len(errors)} skipped, reasons in {out / 'errors.csv'}" if len(errors) else ""
+    if table.empty:
+        print(f"no piece could be scored (0 of {len(pieces)}){skipped}", file=sys.stderr)
+        return 1
+    summary = piece_summary(table)
+    # a column empty in every row (a parameter no perturbation of this run has, the prompt of an unconditional run)
+    # says nothing: left out (results.parquet keeps every column)
+    summary = summary[[c for c in summary.columns if summary[c].astype(object).replace("", None).notna().any()]]
+    write_csv_atomic(summary.round(4), out / "summary.csv")
+    write_dictionary(list(dict.fromkeys([*table.columns, *summary.columns])), out / "columns.csv", units)
+    report = write_report(out)
+    same = summary[summary.get("changed", pd.Series(True, index=summary.index)) == False]  # noqa: E712 (NaN: unknown)
+    if len(same):
+        first = same.iloc[0]
+        print(f"warning: {len(same)} of {len(summary)} perturbations changed no token (e.g. {first['piece']}: "
+              f"{first['perturbation']}, {int(first['length_frames'])} frames), so their delta is 0 by construction; "
+              "column changed = False in summary.csv", file=sys.stderr)
+    level = (f"each excerpt brought to {args.loudness_dbfs:g} dBFS RMS" if args.loudness_dbfs is not None else
+             "at each file's own level (--loudness-dbfs to normalise)")
+    files = closing_files(out / RESULTS_FILE, out / "summary.csv", out / "columns.csv", report)
+    print(f"{table['piece'].nunique()} of {len(pieces)} pieces scored, {len(table):,} rows (one per piece, "
+          f"perturbation and {1000 / lm.frame_rate:g} ms frame; losses in {units['frame']}, {level}) -> "
+          + ", ".join(str(f) for f in files) + skipped)
+    return 0
+
+
+def profile_table_order(table: pd.DataFrame) -> pd.DataFrame:
+    """The piece, its file, then the headline profile_score, then every feature it is read from."""
+    front = [c for c in ("piece", "path", "profile_score") if c in table]
+    return table[front + [c for c in table.columns if c not in front]]
+
+
+def profile(args: argparse.Namespace) -> int:
+    """Profile features and profile_score for every piece of a folder → ``OUT/profile_scores.parquet`` and ``.csv``."""
+    pieces = folder_pieces(args.data)
+    lm = load_model(args.model, device=args.device, dtype=None if args.dtype == "auto" else args.dtype)
+    pieces = readable_pieces(lm, pieces, args.data)[: args.limit]
     reads_midi = getattr(lm, "reads", "audio") == "midi"
     weights = load_weights(MIDI_WEIGHTS_FILE if reads_midi else WEIGHTS_FILE)
     reference = load_model(args.reference, device=args.device) if args.reference else None
@@ -76,9 +141,10 @@ def profile(args: argparse.Namespace) -> None:
                   precision=args.precision, profile_weights=json.dumps(weights, sort_keys=True),
                   **options_key(args.prompt, reference))
     out = Path(args.out)
-    pieces = datasets.list_pieces(args.data)[: args.limit]
+    units = units_of(lm)
     write_run_info(out, command="profile", model=lm.name, data=str(Path(args.data).resolve()), excerpt_seconds=args.seconds,
-                   seed=args.seed, precision=args.precision, sample_rate=lm.sample_rate, frame_rate=lm.frame_rate,
+                   seed=args.seed, precision=resolve_precision(args.precision, lm.device), sample_rate=lm.sample_rate,
+                   frame_rate=lm.frame_rate, units=units, loudness_dbfs=None if reads_midi else LOUDNESS_DBFS,
                    profile_score=(weights or {}).get("provenance", {}).get("chosen", "profile_score"),
                    prompt=args.prompt, reference=args.reference, paths=paths_of(pieces))
 
@@ -89,7 +155,10 @@ def profile(args: argparse.Namespace) -> None:
                                precision=args.precision, weights=weights, report=False, prompt=args.prompt,
                                reference=reference)
         if table.attrs["errors"]:
-            raise audio.AudioError(f"{piece.path}: {table.attrs['errors'][0]['error'].removeprefix(piece.name + ': ')}")
+            reason = table.attrs["errors"][0]["error"]
+            for name in (piece.name, str(piece.path)):  # the file is named once, by the skip line
+                reason = reason.removeprefix(name + ": ")
+            raise audio.AudioError(f"{piece.path}: {reason}")
         return table
 
     def path_of(piece: Piece) -> Path:
@@ -97,28 +166,35 @@ def profile(args: argparse.Namespace) -> None:
 
     parts, errors = for_each_piece(pieces, path_of, score, f"{lm.name} profile")
     write_csv_atomic(pd.DataFrame(errors, columns=["dataset", "piece", "path", "error"]), out / "errors.csv")
-    if parts:
-        files = {str(path_of(piece)): str(piece.path) for piece in pieces}
-        table = pd.concat([pd.read_parquet(p).assign(path=files[str(p)]) for p in parts], ignore_index=True).assign(
-            model=lm.name, seed=args.seed, excerpt_seconds=args.seconds)
-        table = table[["piece", "path", *[c for c in table.columns if c not in ("piece", "path")]]]
-        write_parquet_atomic(table, out / "profile_scores.parquet")
-        write_csv_atomic(table.round(4), out / "profile_scores.csv")
-        write_dictionary(table.columns, out / "columns.csv")
-        print(f"{len(table)} pieces scored -> {out / 'profile_scores.parquet'} (and .csv; units and meaning of "
-              f"every column in columns.csv); report -> {write_report(out)}"
-              + (f"; {len(errors)} skipped, reasons in {out / 'errors.csv'}" if errors else ""))
-        if args.ratings:
-            from .analysis.ratings import ratings_correlation, read_ratings
+    skipped = f"; {len(errors)} skipped, reasons in {out / 'errors.csv'}" if errors else ""
+    if not parts:
+        print(f"no piece could be scored (0 of {len(pieces)}){skipped}", file=sys.stderr)
+        return 1
+    files = {str(path_of(piece)): str(piece.path) for piece in pieces}
+    table = pd.concat([pd.read_parquet(p).assign(path=files[str(p)]) for p in parts], ignore_index=True).assign(
+        model=lm.name, seed=args.seed, excerpt_seconds=args.seconds)
+    table = profile_table_order(table)
+    write_parquet_atomic(table, out / "profile_scores.parquet")
+    write_csv_atomic(table.round(4), out / "profile_scores.csv")
+    write_dictionary(table.columns, out / "columns.csv", units)
+    report = write_report(out)
+    level = ("" if reads_midi else f"; each excerpt brought to {LOUDNESS_DBFS:g} dBFS RMS first, so a recording's "
+             "level does not enter its profile")
+    unit_text = " and ".join(dict.fromkeys((units["token"], units["frame"])))  # a codec model's are one unit
+    print(f"{len(table)} of {len(pieces)} pieces scored (profile features in {unit_text}, units of each column in "
+          f"columns.csv{level}) -> "
+          + ", ".join(str(f) for f in closing_files(out / "profile_scores.parquet", out / "profile_scores.csv",
+                                                    out / "columns.csv", report)) + skipped)
+    if args.ratings:
+        from .analysis.ratings import ratings_correlation, read_ratings
 
-            columns = [c for c in ("profile_score", *FEATURES, *EXTRA_FEATURES) if c in table and table[c].notna().any()]
-            ratings = read_ratings(args.ratings, args.ratings_layout, **({} if args.ratings_layout != "csv" else dict(
-                clip=args.clip_column, system=args.system_column or None, ratings=args.rating_columns)))
-            corr = ratings_correlation(table, ratings, columns)
-            write_csv_atomic(corr, out / "ratings_correlation.csv")
-            print(corr.round(3).to_string(index=False))
-    else:
-        print(f"no piece could be scored; see {out / 'errors.csv'}")
+        columns = [c for c in ("profile_score", *FEATURES, *EXTRA_FEATURES) if c in table and table[c].notna().any()]
+        ratings = read_ratings(args.ratings, args.ratings_layout, **({} if args.ratings_layout != "csv" else dict(
+            clip=args.clip_column, system=args.system_column or None, ratings=args.rating_columns)))
+        corr = ratings_correlation(table, ratings, columns)
+        write_csv_atomic(corr, out / "ratings_correlation.csv")
+        print(corr.round(3).to_string(index=False))
+    return 0
 
 
 class HelpFormatter(argparse.RawTextHelpFormatter, argparse.ArgumentDefaultsHelpFormatter):
@@ -127,10 +203,14 @@ class HelpFormatter(argparse.RawTextHelpFormatter, argparse.ArgumentDefaultsHelp
 
 # Commands that hand the rest of the command line to a module's own parser (``lossprofile bench --help``).
 FORWARDED = {"bench": ("lossprofile.bench", "published per-file scoring against the engine, in one process"),
-             "tiny-model": ("lossprofile.embedded.training", "train (or resume) the embedded model"),
-             "tiny-symbolic": ("lossprofile.embedded.symbolic", "train (or resume) the embedded symbolic model"),
-             "model-card": ("lossprofile.embedded.card", "measure the embedded model and write its card"),
-             "study": ("lossprofile.embedded.study", "run (or resume) the embedded model's ablation study"),
+             "tiny-model": ("lossprofile.embedded.training", "REBUILDS: train (or resume) the embedded model, "
+                            "rewriting its shipped weights (caches in build/)"),
+             "tiny-symbolic": ("lossprofile.embedded.symbolic", "REBUILDS: train (or resume) the embedded symbolic "
+                               "model, rewriting its shipped weights; --measure-card re-measures its card"),
+             "model-card": ("lossprofile.embedded.card", "RE-MEASURES the embedded model's card (into build/; "
+                            "--write-card: the shipped one); lossprofile card NAME shows it"),
+             "study": ("lossprofile.embedded.study", "REBUILDS: run (or resume) the embedded model's ablation study "
+                       "(in build/study)"),
              "validate": ("lossprofile.analysis.validation", "leave-one-family-out, properties and ladder of the "
                           "profile score (make validation)"),
              "gpu-check": ("lossprofile.gpucheck", "measure the GPU pipeline in minutes (make gpu-check)")}
@@ -157,8 +237,32 @@ def pop_threads(argv: list[str]) -> tuple[int | None, list[str]]:
     return threads, rest
 
 
-def main(argv: list[str] | None = None) -> None:
+def one_line(err: BaseException) -> str:
+    """An error as the one line a user reads: the message, without a traceback; an OS error names its file."""
+    if isinstance(err, OSError) and not isinstance(err, LossprofileError) and err.filename:
+        text = f"{err.filename}: {err.strerror or err}"
+    else:
+        text = str(err) or type(err).__name__
+    return " ".join(text.split())  # one line, even where a message was wrapped
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run a command → its exit status: 0 done; 1 an error the user can fix (one line on stderr, the traceback with
+    ``lossprofile --debug ...``) or nothing scored; 2 a command line argparse refused. A bug keeps its traceback."""
     argv = sys.argv[1:] if argv is None else list(argv)
+    debug = False
+    while argv and argv[0] == "--debug":
+        debug, argv = True, argv[1:]
+    try:
+        return run_command(argv) or 0
+    except (LossprofileError, OSError) as err:
+        if debug:
+            raise
+        print(f"lossprofile: error: {one_line(err)} (lossprofile --debug ... shows the traceback)", file=sys.stderr)
+        return 1
+
+
+def run_command(argv: list[str]) -> int | None:
     if argv and argv[0] in FORWARDED:
         import importlib
 
@@ -171,6 +275,8 @@ def main(argv: list[str] | None = None) -> None:
         return None
     p = argparse.ArgumentParser(prog="lossprofile", description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.RawTextHelpFormatter)
+    p.add_argument("--debug", action="store_true", help="show the traceback of an error (before the command: "
+                   "lossprofile --debug score ...)")
     sub = p.add_subparsers(dest="command", required=True)
     for name, (_, text) in FORWARDED.items():
         sub.add_parser(name, help=text + f" (lossprofile {name} --help)", add_help=False)
@@ -184,6 +290,9 @@ def main(argv: list[str] | None = None) -> None:
     s.add_argument("--device", default=None, help="in-process only: cpu or cuda (actors take the file's ray.device)")
     s.add_argument("--threads", type=int, default=None, help="in-process only: " + THREADS_HELP + " (Ray actors "
                    "use the file's ray.cpus_per_actor)")
+    s = sub.add_parser("card", help="print the card of an embedded model (measures nothing)",
+                       formatter_class=HelpFormatter)
+    s.add_argument("name", help="an embedded model: " + ", ".join(sorted(_embedded())))
     s = sub.add_parser("report", help="(re)write report.html for a finished score or profile run",
                        formatter_class=HelpFormatter)
     s.add_argument("out", help="the run's output folder")
@@ -192,8 +301,14 @@ def main(argv: list[str] | None = None) -> None:
     helps = {"build-data": "render the datasets the notebooks use", "figures": "run every notebook, write figures/",
              "score": "noise-injection sweep over a folder of audio/MIDI", "store-outputs":
              "re-execute the notebooks in place (after editing one)", "profile": "profile score of every piece of a folder"}
+    descriptions = {
+        "score": "Noise-injection sweep over a folder of audio/MIDI. Level: score scores each file at the level it has "
+                 "(the replication needs the authors' levels), so a quieter copy scores differently; --loudness-dbfs "
+                 "brings every clip to one RMS level first.",
+        "profile": f"Profile score of every piece of a folder. Level: profile brings every excerpt to {LOUDNESS_DBFS:g} "
+                   "dBFS RMS before probing, so a recording's level does not enter its profile."}
     for name, text in helps.items():
-        s = sub.add_parser(name, help=text, formatter_class=HelpFormatter)
+        s = sub.add_parser(name, help=text, formatter_class=HelpFormatter, description=descriptions.get(name))
         s.add_argument("--model", default="tiny", help="'tiny', a hub id such as facebook/musicgen-small, or a folder")
         s.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")
         s.add_argument("--dtype", default="auto", help="weights' dtype: auto (fp32), bf16, fp16, fp32")
@@ -230,15 +345,18 @@ def main(argv: list[str] | None = None) -> None:
     s.add_argument("--onset", type=int, default=250, help="noise onset frame")
     s.add_argument("--color", default="white", help="noise colour: white, pink, brown, blue")
     s.add_argument("--offset-db", type=float, default=0.0, help="noise level relative to the excerpt's RMS")
-    s.add_argument("--seconds", type=float, default=15.0, help="excerpt length (from the first sound)")
+    s.add_argument("--seconds", type=float, default=15.0, help="excerpt length (from the first sound); a clip with "
+                   "less sound is scored over what it has when that holds every perturbation's window")
     s.add_argument("--method", default="exact", choices=["exact", "as_published"],
                    help="exact: MusicGen's own factorization; as_published: the paper's script")
     s.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16", "fp16"],
                    help="matmul precision (auto: bf16 on CUDA, fp32 on CPU)")
+    s.add_argument("--loudness-dbfs", type=float, default=None, help="bring each clip to this RMS level (dBFS, e.g. "
+                   "-20, as profile does) before perturbing; default: the level each file has (recorded in run.json)")
     s.add_argument("--seed", type=int, default=0, help="seeds the noise (each piece derives its own)")
     s.add_argument("--limit", type=int, default=None, help="score only the first N pieces")
     args = p.parse_args(argv)
-    if args.command != "sweep":
+    if args.command not in ("sweep", "card"):
         set_threads(args.threads)
     if args.command == "sweep":
         from .sweep import run_sweep  # Ray and YAML only when a sweep runs
@@ -246,9 +364,11 @@ def main(argv: list[str] | None = None) -> None:
         table = run_sweep(args.config, args.out, args.ray_address, args.device, args.threads)
         print(f"{len(table)} rows, {table['piece'].nunique() if len(table) else 0} pieces")
         return
+    if args.command == "card":
+        return show_card(args.name)
     if args.command == "report":
         print(f"report -> {write_report(args.out, args.max_pieces)}")
-        return
+        return 0
     device = args.device or ("cuda" if _cuda() else "cpu")
     if args.command == "build-data":
         build_data(args.model, device)
@@ -260,10 +380,29 @@ def main(argv: list[str] | None = None) -> None:
                                                                                            args.dtype)
     elif args.command == "profile":
         args.device = device
-        profile(args)
+        return profile(args)
     else:
         args.device = device
-        score(args)
+        return score(args)
+    return 0
+
+
+def _embedded() -> dict:
+    from .models.loading import embedded_models
+
+    return embedded_models()
+
+
+def show_card(name: str) -> int:
+    """Print the shipped MODEL_CARD.md of an embedded model."""
+    models = _embedded()
+    if name not in models:
+        raise UsageError(f"{name!r} is not an embedded model; the embedded models are {', '.join(sorted(models))}")
+    card = models[name] / "MODEL_CARD.md"
+    if not card.exists():
+        raise MissingInputError(f"{card}: {name} ships no card")
+    print(card.read_text())
+    return 0
 
 
 def _cuda() -> bool:

@@ -21,6 +21,9 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 
+from .columns import CODEC_UNITS
+from .errors import BadInputError, MissingInputError
+
 RUN_FILE = "run.json"
 MEDIA_DIR = "report_media"
 
@@ -45,7 +48,7 @@ STYLE = """
 body { font-family: sans-serif; margin: 2em; max-width: 75em; color: #222; }
 table { border-collapse: collapse; font-size: 0.85em; margin: 1em 0; }
 th, td { border: 1px solid #ccc; padding: 0.25em 0.5em; text-align: right; }
-td:first-child, th:first-child { text-align: left; }
+td.text, th.text { text-align: left; }
 table.sortable th { cursor: pointer; background: #f2f2f2; }
 th .unit { font-weight: normal; color: #666; font-size: 0.85em; }
 section.piece { border-top: 1px solid #ddd; margin-top: 1.5em; }
@@ -61,24 +64,32 @@ def write_run_info(out_dir: str | os.PathLike, **info) -> None:
     path.write_text(json.dumps(info, indent=1, default=str) + "\n")
 
 
-def _cell(value) -> str:
-    if isinstance(value, (float, np.floating)):
+def _cell(value, text: bool = False) -> str:
+    if isinstance(value, (float, np.floating)) and not text:
         shown = "" if not np.isfinite(value) else f"{value:.3f}"
         return f'<td data-value="{value if np.isfinite(value) else ""}">{shown}</td>'
-    text = html.escape(str(value))
-    return f'<td data-value="{text}">{text}</td>'
+    if isinstance(value, (float, np.floating)) and not np.isfinite(value):
+        value = ""  # an empty cell of a text column (a parameter this perturbation does not have)
+    text_value = html.escape(str(value))
+    return f'<td{" class=text" if text else ""} data-value="{text_value}">{text_value}</td>'
 
 
-def html_table(table: pd.DataFrame, table_id: str, sortable: bool = True) -> str:
-    """A table with each header's unit (from :mod:`lossprofile.columns`) under its name; click a header to sort."""
+def is_text(column: pd.Series) -> bool:
+    """Names, paths, kinds: left-aligned (numbers stay right-aligned, so their digits line up)."""
+    return not (pd.api.types.is_numeric_dtype(column) or pd.api.types.is_bool_dtype(column))
+
+
+def html_table(table: pd.DataFrame, table_id: str, sortable: bool = True, units: dict | None = None) -> str:
+    """A table with each header's unit (from :mod:`lossprofile.columns`, in ``units``: the run's model's) under its
+    name; click a header to sort."""
     from .columns import describe
 
-    heads = []
-    for col in table.columns:
-        unit, meaning = describe(col)
-        heads.append(f'<th title="{html.escape(meaning)}">{html.escape(col)}'
+    heads, text = [], [is_text(table[c]) for c in table.columns]
+    for col, left in zip(table.columns, text):
+        unit, meaning = describe(col, units)
+        heads.append(f'<th{" class=text" if left else ""} title="{html.escape(meaning)}">{html.escape(col)}'
                      + (f'<br><span class="unit">{html.escape(unit)}</span>' if unit else "") + "</th>")
-    rows = ["<tr>" + "".join(_cell(v) for v in row) + "</tr>" for row in table.itertuples(index=False)]
+    rows = ["<tr>" + "".join(_cell(v, t) for v, t in zip(row, text)) + "</tr>" for row in table.itertuples(index=False)]
     return (f'<table id="{table_id}" class="{"sortable" if sortable else ""}"><thead><tr>{"".join(heads)}</tr></thead>'
             f'<tbody>{"".join(rows)}</tbody></table>')
 
@@ -92,8 +103,9 @@ def png_data_uri(fig) -> str:
     return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode()
 
 
-def curve_figure(part: pd.DataFrame, title: str):
-    """Clean and perturbed NLL per frame (top), delta with the detected regions shaded (bottom), for one perturbation."""
+def curve_figure(part: pd.DataFrame, title: str, unit: str = CODEC_UNITS["frame"]):
+    """Clean and perturbed NLL per frame (top), delta with the detected regions shaded (bottom), for one perturbation;
+    ``unit``: what one frame's loss is (the model's ``frame_loss_unit``)."""
     import matplotlib.pyplot as plt
 
     from .analysis.regions import REGIONS, detect_regions
@@ -101,11 +113,11 @@ def curve_figure(part: pd.DataFrame, title: str):
     fig, axes = plt.subplots(2, 1, figsize=(8, 4), sharex=True)
     axes[0].plot(part["frame"], part["nll_clean"], lw=0.7, color="k", label="clean")
     axes[0].plot(part["frame"], part["nll_perturbed"], lw=0.7, color="tab:purple", label="perturbed")
-    axes[0].set_ylabel("NLL (nats per code)", fontsize=8)
+    axes[0].set_ylabel(f"NLL ({unit})", fontsize=8)
     axes[0].legend(fontsize=7, loc="upper left")
     axes[1].plot(part["frame"], part["delta"], lw=0.7, color="tab:red")
     axes[1].axhline(0, color="0.5", lw=0.6, ls="--")
-    axes[1].set_ylabel("delta (nats per code)", fontsize=8)
+    axes[1].set_ylabel(f"delta ({unit})", fontsize=8)
     axes[1].set_xlabel("frame (20 ms)", fontsize=8)
     onset, length = int(part["onset_frame"].iloc[0]), int(part["length_frames"].iloc[0])
     try:
@@ -125,8 +137,9 @@ def curve_figure(part: pd.DataFrame, title: str):
 
 def _media(out: Path, name: str, wav: np.ndarray, sample_rate: int) -> str:
     from .audio import save_audio
+    from .io import slug
 
-    path = out / MEDIA_DIR / f"{name}.flac"
+    path = out / MEDIA_DIR / f"{slug(name)}.flac"  # a piece named by its path (sub/dup) is one file here
     path.parent.mkdir(parents=True, exist_ok=True)
     save_audio(path, wav, sample_rate)
     return f"{MEDIA_DIR}/{path.name}"
@@ -150,20 +163,24 @@ def _perturbation_of(row: pd.Series):
 
 
 def _piece_sections(out: Path, results: pd.DataFrame, run: dict, max_pieces: int) -> list[str]:
-    """For the first ``max_pieces`` pieces: the longest perturbation's curves, and both excerpts as players."""
+    """For the first ``max_pieces`` pieces: the longest perturbation's curves, and both excerpts as players. Media of
+    pieces no longer shown (an earlier report with a larger ``max_pieces``, or other pieces) are removed."""
     from .data.datasets import Piece
     from .runner import piece_variants
 
-    sections = []
+    sections, media = [], set()
     paths = run.get("paths", {})
+    unit = run.get("units", CODEC_UNITS)["frame"]
     for name, rows in list(results.groupby("piece", sort=False))[:max_pieces]:
         keys = rows.drop_duplicates("length_frames").sort_values("length_frames")
         shown = keys.iloc[-1]
         part = rows[(rows["perturbation"] == shown["perturbation"]) & (rows["length_frames"] == shown["length_frames"])]
         title = (f"{name}: {shown['perturbation']} at frame {int(shown['onset_frame'])} for "
-                 f"{int(shown['length_frames'])} frames (mean delta {part['delta'].mean():+.3f} nats per code)")
+                 f"{int(shown['length_frames'])} frames (mean delta {part['delta'].mean():+.3f} {unit})")
         body = [f'<section class="piece" id="piece-{html.escape(name)}"><h3>{html.escape(name)}</h3>',
-                f'<img alt="loss curves of {html.escape(name)}" src="{png_data_uri(curve_figure(part, title))}">']
+                f'<p class="muted">curve of its longest perturbation ({html.escape(str(shown["perturbation"]))}, '
+                f'{int(shown["length_frames"])} frames); every perturbation\'s numbers are in the table above</p>',
+                f'<img alt="loss curves of {html.escape(name)}" src="{png_data_uri(curve_figure(part, title, unit))}">']
         if name in paths and Path(paths[name]).exists():
             try:
                 piece = Piece(str(rows["dataset"].iloc[0]), name, Path(paths[name]))
@@ -171,12 +188,16 @@ def _piece_sections(out: Path, results: pd.DataFrame, run: dict, max_pieces: int
                                                      run["frame_rate"], run["excerpt_seconds"], run["seed"])
                 for label, wav in (("clean", clean), (f"perturbed ({shown['perturbation']})", perturbed)):
                     src = _media(out, f"{name}-{label.split()[0]}", wav, run["sample_rate"])
+                    media.add(Path(src).name)
                     body.append(f'<div>{html.escape(label)} excerpt<audio controls preload="none" src="{src}"></audio></div>')
             except Exception as err:  # the report still comes out; say why there is no audio
                 body.append(f'<p class="muted">no audio: {html.escape(str(err))}</p>')
         else:
             body.append('<p class="muted">no audio: the piece\'s file is not known to this report</p>')
         sections.append("".join(body) + "</section>")
+    for old in (out / MEDIA_DIR).glob("*.flac") if (out / MEDIA_DIR).is_dir() else []:
+        if old.name not in media:  # left by an earlier report: the page no longer links it
+            old.unlink()
     return sections
 
 
@@ -199,14 +220,51 @@ def region_means(results: pd.DataFrame, keys: Sequence[str]) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+LEVEL_NOTE = {
+    "score": "Level: score scores each file at the level it has (the replication needs the authors' levels), so a "
+             "quieter copy of the same music scores differently; --loudness-dbfs brings every excerpt to one RMS level.",
+    "profile": "Level: profile brings every excerpt to {loudness} dBFS RMS before probing, so a recording's level "
+               "does not enter its profile.",
+}
+
+
+def has_finished_run(out: Path) -> bool:
+    return (out / "results.parquet").exists() or (out / "profile_scores.parquet").exists()
+
+
+def level_note(run: dict) -> str:
+    """One sentence on how the run treated the recordings' level (score keeps it unless asked, profile normalises)."""
+    command, loudness = run.get("command"), run.get("loudness_dbfs")
+    if command == "score" and loudness is not None:
+        return (f"Level: every clip was brought to {loudness:g} dBFS RMS before perturbing (--loudness-dbfs), so a "
+                "recording's level does not enter the scores.")
+    if command == "score":
+        return LEVEL_NOTE["score"]
+    if command == "profile" and "loudness_dbfs" in run and loudness is None:
+        return ""  # a model over MIDI tokens: no recording, no level
+    if command == "profile":  # runs written before run.json recorded it were normalised at the default, -20 dBFS
+        return LEVEL_NOTE["profile"].format(loudness=f"{-20.0 if loudness is None else loudness:g}")
+    return ""
+
+
 def write_report(out_dir: str | os.PathLike, max_pieces: int = 12) -> Path:
-    """``out_dir/report.html`` for a finished ``score`` or ``profile`` run (see the module's docstring)."""
+    """``out_dir/report.html`` for a finished ``score`` or ``profile`` run (see the module's docstring); a folder that
+    is not there, or holds no finished run, raises :class:`~lossprofile.errors.BadInputError` (nothing written)."""
     from .columns import dictionary
     from .runner import piece_summary
 
     out = Path(out_dir)
+    if not out.is_dir():
+        raise MissingInputError(f"{out}: folder not found (give the --out folder of a finished `lossprofile score` "
+                                "or `lossprofile profile` run)")
+    if not has_finished_run(out):
+        raise BadInputError(f"{out}: no finished run here (neither results.parquet nor profile_scores.parquet); run "
+                            f"`lossprofile score` or `lossprofile profile` with --out {out} first")
     run = json.loads((out / RUN_FILE).read_text()) if (out / RUN_FILE).exists() else {}
+    units = run.get("units", CODEC_UNITS)
     parts = [f"<h1>lossprofile report: {html.escape(out.name)}</h1>"]
+    if level_note(run):
+        parts.append(f"<p>{html.escape(level_note(run))}</p>")
     settings = pd.DataFrame([(k, json.dumps(v) if isinstance(v, (list, dict)) else v) for k, v in run.items()
                              if k not in ("paths", "perturbations")], columns=["setting", "value"])
     parts.append("<h2>Run</h2>" + html_table(settings.astype(str), "run", False))
@@ -225,22 +283,26 @@ def write_report(out_dir: str | os.PathLike, max_pieces: int = 12) -> Path:
                          "assimilation_delta", "recovery_delta")]
         summary = summary[keep]
         columns += list(summary.columns) + ["frame", "nll_clean", "nll_perturbed", "delta"]
+        shown = min(max_pieces, summary["piece"].nunique())
         parts += [f"<h2>Pieces ({summary['piece'].nunique()}; one row per piece and perturbation; click a header to sort)</h2>",
-                  html_table(summary, "pieces"),
-                  f"<h2>Loss curves and audio (first {min(max_pieces, summary['piece'].nunique())} pieces)</h2>",
+                  html_table(summary, "pieces", units=units),
+                  f"<h2>Loss curves and audio (first {shown} pieces; each piece's longest perturbation)</h2>",
                   *_piece_sections(out, results, run, max_pieces)]
-    elif (out / "profile_scores.parquet").exists():
+    else:
         table = pd.read_parquet(out / "profile_scores.parquet")
+        # the headline score first, after what names the piece; the features it is read from after it
+        names = [c for c in ("piece", "path") if c in table]
+        table = table[names + [c for c in ("profile_score",) if c in table]
+                      + [c for c in table.columns if c not in names and c != "profile_score"]]
         columns += list(table.columns)
         parts += [f"<h2>Pieces ({len(table)}; click a header to sort; higher profile_score = better)</h2>",
-                  html_table(table, "pieces")]
-    else:
-        parts.append('<p class="muted">no finished results in this folder</p>')
+                  html_table(table, "pieces", units=units)]
     errors_path = out / "errors.csv"
     errors = pd.read_csv(errors_path) if errors_path.exists() and errors_path.stat().st_size else pd.DataFrame()
     parts.append(f"<h2>Skipped ({len(errors)})</h2>" + (html_table(errors[["piece", "path", "error"]], "errors", False)
                                                       if len(errors) else "<p>none</p>"))
-    parts.append("<h2>Columns: units and meaning</h2>" + html_table(dictionary(dict.fromkeys(columns)), "columns", False))
+    parts.append("<h2>Columns: units and meaning</h2>"
+                 + html_table(dictionary(dict.fromkeys(columns), units), "columns", False))
     page = ("<!DOCTYPE html><html><head><meta charset='utf-8'><title>lossprofile report</title>"
             f"<style>{STYLE}</style></head><body>{''.join(parts)}<script>{SORT_SCRIPT}</script></body></html>")
     path = out / "report.html"

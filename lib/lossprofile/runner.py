@@ -27,11 +27,12 @@ from tqdm.auto import tqdm
 
 from . import audio
 from .data.datasets import Piece, load_excerpt
+from .errors import BadInputError
 from .io import derived_seed, exists, file_digest, join, slug, write_csv_atomic, write_parquet_atomic
 from .models.base import TokenLM
-from .perturb.score import ScorePerturbation, apply_in_score
+from .perturb.score import SCORE_KINDS, ScorePerturbation, apply_in_score
 from .perturb.waveform import Perturbation, window_samples
-from .scoring import Scores, score_many, score_variants
+from .scoring import Scores, resolve_precision, score_many, score_variants
 
 RESULTS_FILE = "results.parquet"
 TABLE_VERSION = 3  # part of every cache key: parts written with other columns are recomputed, not mixed in
@@ -40,14 +41,49 @@ PERTURBATION_COLUMNS = ["perturbation"] + [c for c in Perturbation().as_row() if
     [c for c in ScorePerturbation().as_row() if c not in Perturbation().as_row()]
 
 
+def frames_needed(perturbations: Sequence) -> int:
+    """Frames an excerpt must hold for every perturbation's window (score perturbations without a window need 1)."""
+    return max([1] + [p.onset_frame + p.span_frames for p in perturbations if isinstance(p, Perturbation)]
+               + [p.onset_frame + (p.length_frames or 1) for p in perturbations if isinstance(p, ScorePerturbation)])
+
+
+def load_clip(piece: Piece, sample_rate: int, frame_rate: int, excerpt_seconds: float, *,
+              loudness_dbfs: float | None = None, min_frames: int | None = None) -> np.ndarray:
+    """The clean excerpt ``[S]`` of an audio piece: its first ``excerpt_seconds`` of sound.
+
+    ``loudness_dbfs``: the whole clip is brought to this RMS level first (so where its first sound is found does
+    not depend on its level), then the excerpt (as the profile score does). ``min_frames``: a clip with less sound
+    than ``excerpt_seconds`` but at least this many whole frames is taken whole (whole frames) instead of refused.
+    """
+    if loudness_dbfs is None and min_frames is None:
+        return load_excerpt(piece, sample_rate, excerpt_seconds)  # the replication's path, unchanged
+    wav = audio.load_audio(piece.path, sample_rate)
+    if loudness_dbfs is not None:
+        wav = audio.normalize_rms(wav, loudness_dbfs)
+    start = audio.first_sound_sample(wav, sample_rate)
+    hop, length = sample_rate // frame_rate, int(round(excerpt_seconds * sample_rate))
+    if wav.size - start < length and min_frames is not None:
+        have = (wav.size - start) // hop
+        if have < min_frames:
+            raise audio.AudioError(f"{piece.path}: too short: {(wav.size - start) / sample_rate:.2f} s of sound"
+                                   + (" after leading silence" if start else "") + f"; the perturbations need "
+                                   f"{min_frames / frame_rate:g} s (their windows end at frame {min_frames})")
+        length = have * hop
+    clip = audio.excerpt(wav, sample_rate, length / sample_rate, source=str(piece.path))
+    return clip if loudness_dbfs is None else audio.normalize_rms(clip, loudness_dbfs)
+
+
 def piece_variants(piece: Piece, perturbations: Sequence, sample_rate: int, frame_rate: int, excerpt_seconds: float,
-                   seed: int) -> tuple[np.ndarray, list[np.ndarray]]:
+                   seed: int, *, loudness_dbfs: float | None = None, shorter: bool = False
+                   ) -> tuple[np.ndarray, list[np.ndarray]]:
     """The clean excerpt ``[S]`` of a piece and one waveform per perturbation.
 
     Audio perturbations (:class:`~lossprofile.perturb.waveform.Perturbation`) act on the excerpt; score
     perturbations (:class:`~lossprofile.perturb.score.ScorePerturbation`, MIDI pieces only) act on the
     notes, and the perturbed piece is rendered and cut at the same samples as the clean one.
     Every perturbation's seed is derived from ``seed`` and the piece, so each piece gets its own noise.
+    ``loudness_dbfs`` and ``shorter`` (a clip with less sound than ``excerpt_seconds`` is scored over what it has
+    when that holds every perturbation's window): see :func:`load_clip`.
     """
     score_perts = [p for p in perturbations if isinstance(p, ScorePerturbation)]
     is_midi = piece.path.suffix.lower() in audio.MIDI_SUFFIXES
@@ -63,15 +99,19 @@ def piece_variants(piece: Piece, perturbations: Sequence, sample_rate: int, fram
         start = audio.first_sound_sample(full, sample_rate)
         clean = audio.excerpt(full[start:], sample_rate, excerpt_seconds, skip_leading_silence=False,
                               source=str(piece.path))
+        # the same gain for the clean render and every perturbed one: only the clean excerpt's level is set
+        gain = 1.0 if loudness_dbfs is None else float(10 ** ((loudness_dbfs - audio.rms_dbfs(clean)) / 20))
+        clean = (clean * gain).astype(np.float32)
     else:
-        clean = load_excerpt(piece, sample_rate, excerpt_seconds)
+        clean = load_clip(piece, sample_rate, frame_rate, excerpt_seconds, loudness_dbfs=loudness_dbfs,
+                          min_frames=frames_needed(perturbations) if shorter else None)
     variants = []
     for p in perturbations:
         p = dataclasses.replace(p, seed=derived_seed(seed, piece.dataset, piece.name, p.seed))
         if isinstance(p, ScorePerturbation):
             wav = audio.render_midi(p.apply_midi(midi, start / sample_rate, frame_rate), sample_rate,
                                     max_seconds=horizon)
-            wav = wav[start : start + clean.size]
+            wav = wav[start : start + clean.size] * gain
             variants.append(np.pad(wav, (0, clean.size - wav.size)).astype(np.float32))
             continue
         window_samples(clean.size, p.onset_frame, p.span_frames, sample_rate, frame_rate, source=str(piece.path))
@@ -126,32 +166,36 @@ def token_frames_table(lm: TokenLM, piece: Piece, perturbations: Sequence, clean
         return dict(nll=frames_of(nll, seconds, lm.frame_rate, num_frames, "sum"),
                     entropy=frames_of(entropy, seconds, lm.frame_rate, num_frames, "mean"),
                     log_rank=frames_of(np.log(rank), seconds, lm.frame_rate, num_frames, "mean"),
-                    tokens=frames_of(np.ones(len(seconds)), seconds, lm.frame_rate, num_frames, "sum").astype(int))
+                    tokens=frames_of(np.ones(len(seconds)), seconds, lm.frame_rate, num_frames, "sum").astype(int),
+                    codes=codes.cpu().numpy())
 
     base = curves(clean)
     parts = []
     for p, midi in zip(perturbations, variants):
         var = curves(midi)
+        # a random-note window can draw the very notes it replaces: then nothing changed and delta is 0 by construction
+        changed = not np.array_equal(var["codes"], base["codes"])
         part = pd.DataFrame({"frame": np.arange(num_frames), "nll_clean": base["nll"], "nll_perturbed": var["nll"],
                              "delta": var["nll"] - base["nll"], "entropy_clean": base["entropy"],
                              "log_rank_clean": base["log_rank"], "entropy_perturbed": var["entropy"],
                              "log_rank_perturbed": var["log_rank"], "delta_k0": var["nll"] - base["nll"],
-                             "tokens_clean": base["tokens"], "tokens_perturbed": var["tokens"]})
+                             "tokens_clean": base["tokens"], "tokens_perturbed": var["tokens"], "changed": changed})
         for name, value in p.as_row().items():
-            part[name] = value
+            part[name] = None if name in AUDIO_ONLY_PARAMETERS and not isinstance(p, ScorePerturbation) else value
         parts.append(part)
     table = pd.concat(parts, ignore_index=True)
     meta = dict(model=lm.name, method="exact", precision="fp32", prompt="", dataset=piece.dataset, piece=piece.name,
-                path=str(piece.path), excerpt_seconds=excerpt_seconds, run_seed=seed)
+                path=str(piece.path), excerpt_seconds=excerpt_seconds, seconds_scored=excerpt_seconds, run_seed=seed)
     for name, value in meta.items():
         table[name] = value
     front = list(meta) + [c for c in Perturbation().as_row() if c in table]
-    return table[front + [c for c in table.columns if c not in front]]
+    return tidy_parameters(table[front + [c for c in table.columns if c not in front]])
 
 
 def piece_table(lm: TokenLM, piece: Piece, perturbations: Sequence[Perturbation | ScorePerturbation], *, method: str,
                 excerpt_seconds: float, seed: int, prompt: str | None, batch_size: int | None,
-                prefix_reuse: bool, precision: str) -> pd.DataFrame:
+                prefix_reuse: bool, precision: str, loudness_dbfs: float | None = None,
+                shorter: bool = False) -> pd.DataFrame:
     """Score one piece under every perturbation → tidy rows (one per perturbation and frame).
 
     Per frame (means over codebooks): NLL of the clean and the perturbed excerpt and their
@@ -162,7 +206,8 @@ def piece_table(lm: TokenLM, piece: Piece, perturbations: Sequence[Perturbation 
         clean, variants = midi_variants(piece, perturbations, lm.frame_rate, excerpt_seconds, seed)
         return token_frames_table(lm, piece, perturbations, clean, variants, excerpt_seconds=excerpt_seconds,
                                   seed=seed)
-    clean, variants = piece_variants(piece, perturbations, lm.sample_rate, lm.frame_rate, excerpt_seconds, seed)
+    clean, variants = piece_variants(piece, perturbations, lm.sample_rate, lm.frame_rate, excerpt_seconds, seed,
+                                     loudness_dbfs=loudness_dbfs, shorter=shorter)
     scores = score_variants(lm, clean, variants, method=method, prompt=prompt, batch_size=batch_size,
                             prefix_reuse=prefix_reuse, precision=precision)
     return scores_table(lm, piece, perturbations, scores, method=method, excerpt_seconds=excerpt_seconds, seed=seed,
@@ -186,16 +231,44 @@ def scores_table(lm: TokenLM, piece: Piece, perturbations: Sequence[Perturbation
                              "log_rank_perturbed": scores.rank_variants[i].log().mean(0).numpy()})
         for k in range(K):
             part[f"delta_k{k}"] = (nll[k] - scores.clean[k]).numpy()
+        # the codec can quantise a perturbed window back to the clean codes: then delta is 0 by construction
+        part["changed"] = not torch.equal(scores.codes_variants[i].cpu(), scores.codes_clean.cpu())
         for name, value in p.as_row().items():
             part[name] = value
         parts.append(part)
     table = pd.concat(parts, ignore_index=True)
-    meta = dict(model=lm.name, method=method, precision=precision, prompt=prompt or "", dataset=piece.dataset,
-                piece=piece.name, path=str(piece.path), excerpt_seconds=excerpt_seconds, run_seed=seed)
+    meta = dict(model=lm.name, method=method, precision=resolve_precision(precision, lm.device), prompt=prompt or "",
+                dataset=piece.dataset, piece=piece.name, path=str(piece.path), excerpt_seconds=excerpt_seconds,
+                seconds_scored=T / lm.frame_rate, run_seed=seed)
     for name, value in meta.items():
         table[name] = value
     front = list(meta) + [c for c in Perturbation().as_row() if c in table]
-    return table[front + [c for c in table.columns if c not in front]]
+    return tidy_parameters(table[front + [c for c in table.columns if c not in front]])
+
+
+# Waveform parameters with no meaning in a score: a model over MIDI tokens gets random notes for noise, an emptied
+# window for silence (perturb.score.IN_SCORE), so those rows leave them empty instead of claiming white noise.
+AUDIO_ONLY_PARAMETERS = ("color", "level_dbfs", "match_offset_db", "band_low_hz", "band_high_hz", "gain",
+                         "segment_min_s", "segment_max_s")
+# Numeric perturbation parameters: a column of them that is empty in every row is float (NaN), not object (None)
+NUMERIC_PARAMETERS = ("level_dbfs", "match_offset_db", "segment_frames", "fraction", "band_low_hz", "band_high_hz",
+                      "gain", "segment_min_s", "segment_max_s")
+
+
+def tidy_parameters(table: pd.DataFrame) -> pd.DataFrame:
+    """Parameter columns with proper dtypes: numeric ones that hold numbers or nothing become numeric (float where a
+    value is missing), so an unused parameter is NaN rather than an object column of None. Rows of a model over
+    MIDI tokens (``tokens_clean``) written before that model left audio-only parameters empty get them emptied."""
+    table = table.copy()
+    if "tokens_clean" in table:
+        midi_rows = table["tokens_clean"].notna() & ~table["perturbation"].isin(SCORE_KINDS)
+        for name in AUDIO_ONLY_PARAMETERS:
+            if name in table and midi_rows.any():
+                table[name] = table[name].astype(object).where(~midi_rows, None)
+    for name in NUMERIC_PARAMETERS:
+        if name in table and table[name].dtype == object:
+            table[name] = pd.to_numeric(table[name])
+    return table
 
 
 @dataclass(frozen=True)
@@ -211,6 +284,8 @@ class ScoringOptions:
     prefix_reuse: bool = True
     precision: str = "auto"
     pieces_per_batch: int | None = None  # not in the key either: None = 1 on CPU, 16 on a GPU (see run_experiment)
+    loudness_dbfs: float | None = None  # None: the level each file has (the replication's)
+    shorter: bool = False  # a clip shorter than the excerpt is scored over what it has, if it holds the windows
 
 
 def keyed_part(out_dir: str | os.PathLike, piece: Piece, params: dict) -> str | Path:
@@ -226,6 +301,8 @@ def part_path(lm: TokenLM, piece: Piece, perturbations: Sequence, options: Scori
     params = dict(table_version=TABLE_VERSION, model=lm.name, weights=lm.fingerprint, method=options.method,
                   excerpt_seconds=options.excerpt_seconds, seed=options.seed, precision=options.precision,
                   perturbations=[p.key for p in perturbations])
+    # in the key only when set, so that parts written before these options existed stay valid
+    params.update({k: v for k, v in (("loudness_dbfs", options.loudness_dbfs), ("shorter", options.shorter)) if v})
     prompt = piece.description if options.prompt_from_description else options.prompt
     # the file's content is part of the key: a re-rendered or re-sampled piece is scored again
     return keyed_part(out_dir, piece, {**params, "prompt": prompt, "audio": file_digest(piece.path)})
@@ -247,7 +324,7 @@ def piece_part(piece: Piece, path: str | Path, compute: Callable[[Piece], pd.Dat
         return path, None
     try:
         table = compute(piece)
-    except (audio.AudioError, ValueError) as err:  # AudioError is a ValueError; anything else is a bug: raise
+    except BadInputError as err:  # a file that cannot be used (AudioError is one); anything else is a bug: raise
         return None, report_skip(piece, err)
     write_parquet_atomic(table, path)
     return path, None
@@ -276,14 +353,17 @@ def for_each_piece(pieces: Sequence[Piece], path_of: Callable[[Piece], str | Pat
     """
     if prepare is None or compute_many is None or pieces_per_batch <= 1:
         parts, errors = [], []
-        for piece in tqdm(pieces, desc=desc, unit="piece", disable=not progress):
+        bar = tqdm(pieces, desc=desc, unit="file", disable=not progress)  # files: a skipped one counts too
+        for piece in bar:
             path, error = piece_part(piece, path_of(piece), compute)
             parts += [path] if path else []
             errors += [error] if error else []
+            if error:
+                bar.set_postfix(skipped=len(errors))  # the bar says how many of the files it counted were skipped
         return parts, errors
     failed: dict[int, dict] = {}
     pending = [i for i, piece in enumerate(pieces) if not exists(path_of(piece))]
-    bar = tqdm(total=len(pieces), initial=len(pieces) - len(pending), desc=desc, unit="piece", disable=not progress)
+    bar = tqdm(total=len(pieces), initial=len(pieces) - len(pending), desc=desc, unit="file", disable=not progress)
 
     error_row = report_skip
 
@@ -298,21 +378,23 @@ def for_each_piece(pieces: Sequence[Piece], path_of: Callable[[Piece], str | Pat
             for i, future in zip(chunk, futures):
                 try:
                     ready.append((i, future.result()))
-                except (audio.AudioError, ValueError) as err:
+                except BadInputError as err:
                     failed[i] = error_row(pieces[i], err)
             try:
                 tables = compute_many([(pieces[i], prepared) for i, prepared in ready]) if ready else []
                 done = list(zip([i for i, _ in ready], tables))
-            except (audio.AudioError, ValueError):  # find the piece that failed: score them one at a time
+            except BadInputError:  # find the piece that failed: score them one at a time
                 done = []
                 for i, prepared in ready:
                     try:
                         done.append((i, compute_many([(pieces[i], prepared)])[0]))
-                    except (audio.AudioError, ValueError) as err:
+                    except BadInputError as err:
                         failed[i] = error_row(pieces[i], err)
             for i, table in done:
                 write_parquet_atomic(table, path_of(pieces[i]))
             bar.update(len(chunk))
+            if failed:
+                bar.set_postfix(skipped=len(failed))
     bar.close()
     parts = [path_of(piece) for i, piece in enumerate(pieces) if i not in failed]
     return parts, [failed[i] for i in sorted(failed)]
@@ -324,7 +406,8 @@ def scorer(lm: TokenLM, perturbations: Sequence, options: ScoringOptions) -> Cal
         prompt = piece.description if options.prompt_from_description else options.prompt
         return piece_table(lm, piece, perturbations, method=options.method, excerpt_seconds=options.excerpt_seconds,
                            seed=options.seed, prompt=prompt, batch_size=options.batch_size,
-                           prefix_reuse=options.prefix_reuse, precision=options.precision)
+                           prefix_reuse=options.prefix_reuse, precision=options.precision,
+                           loudness_dbfs=options.loudness_dbfs, shorter=options.shorter)
     return score
 
 
@@ -334,7 +417,7 @@ def batch_scorer(lm: TokenLM, perturbations: Sequence, options: ScoringOptions
     the decoder batched across pieces (:func:`lossprofile.scoring.score_many`)."""
     def prepare(piece: Piece):
         return piece_variants(piece, perturbations, lm.sample_rate, lm.frame_rate, options.excerpt_seconds,
-                              options.seed)
+                              options.seed, loudness_dbfs=options.loudness_dbfs, shorter=options.shorter)
 
     def compute_many(items: list[tuple[Piece, object]]) -> list[pd.DataFrame]:
         tables: dict[int, pd.DataFrame] = {}
@@ -392,7 +475,7 @@ def collect(parts: Sequence[Path], errors: Sequence[dict], out_dir: str | os.Pat
     write_csv_atomic(error_table, join(out_dir, "errors.csv"))
     files = files or {}
     tables = [pd.read_parquet(p).assign(**({"path": files[str(p)]} if str(p) in files else {})) for p in parts]
-    result = pd.concat(tables, ignore_index=True) if tables else pd.DataFrame()
+    result = tidy_parameters(pd.concat(tables, ignore_index=True)) if tables else pd.DataFrame()
     if tables:
         write_parquet_atomic(result, join(out_dir, RESULTS_FILE))
     return result
@@ -402,12 +485,17 @@ def run_experiment(lm: TokenLM, pieces: Sequence[Piece], perturbations: Sequence
                    out_dir: str | os.PathLike, *, method: str = "exact", excerpt_seconds: float = 15.0,
                    seed: int = 0, prompt: str | None = None, prompt_from_description: bool = False,
                    batch_size: int | None = None, prefix_reuse: bool = True, precision: str = "auto",
-                   pieces_per_batch: int | None = None, progress: bool = True) -> pd.DataFrame:
+                   pieces_per_batch: int | None = None, progress: bool = True, loudness_dbfs: float | None = None,
+                   shorter: bool = False) -> pd.DataFrame:
     """Run (or resume) an experiment; returns the tidy table of every finished piece.
 
     ``pieces_per_batch`` > 1 runs the pipeline: CPU threads prepare the next pieces while the decoder
     scores the variants of several pieces per batch (default: 16 on a GPU, 1 on CPU — there batching
     across pieces gains nothing and the plain loop's numbers are the reference).
+
+    ``loudness_dbfs``: bring each clip to this RMS level first (default: keep the level each file has, as the
+    replication needs); ``shorter``: score a clip with less sound than ``excerpt_seconds`` over what it has when
+    that holds every perturbation's window (``seconds_scored`` says how much) instead of skipping it.
 
     Writes ``out_dir/parts/*.parquet`` (one per piece), ``out_dir/results.parquet``
     (all of them) and ``out_dir/errors.csv`` (pieces that failed, with the reason).
@@ -416,7 +504,7 @@ def run_experiment(lm: TokenLM, pieces: Sequence[Piece], perturbations: Sequence
     if not perturbations:
         raise ValueError("no perturbations given")
     options = ScoringOptions(method, excerpt_seconds, seed, prompt, prompt_from_description, batch_size,
-                             prefix_reuse, precision, pieces_per_batch)
+                             prefix_reuse, precision, pieces_per_batch, loudness_dbfs, shorter)
     prepare, compute_many = batch_scorer(lm, perturbations, options)
 
     def path_of(piece: Piece) -> str | Path:
@@ -434,5 +522,6 @@ def piece_summary(results: pd.DataFrame) -> pd.DataFrame:
     keys = [c for c in ["model", "method", "precision", "prompt", "dataset", "piece", "path", *PERTURBATION_COLUMNS]
             if c in results]
     grouped = results.groupby(keys, dropna=False)
+    extra = {"changed": ("changed", "any")} if "changed" in results else {}
     return grouped.agg(mean_nll_clean=("nll_clean", "mean"), mean_nll_perturbed=("nll_perturbed", "mean"),
-                       mean_delta=("delta", "mean")).reset_index()
+                       mean_delta=("delta", "mean"), **extra).reset_index()

@@ -55,12 +55,18 @@ def frame_mean(nll: torch.Tensor) -> torch.Tensor:
     return nll.mean(dim=-2)
 
 
-def autocast_context(device: torch.device, precision: str):
-    """bf16/fp16 matmuls under autocast; ``auto`` means bf16 on CUDA and fp32 elsewhere."""
+def resolve_precision(precision: str, device: torch.device | str) -> str:
+    """The precision a run really uses: ``auto`` is bf16 on CUDA and fp32 elsewhere (what tables record)."""
     if precision not in PRECISIONS:
         raise ValueError(f"unknown precision {precision!r}; expected one of {PRECISIONS}")
     if precision == "auto":
-        precision = "bf16" if device.type == "cuda" else "fp32"
+        return "bf16" if torch.device(device).type == "cuda" else "fp32"
+    return precision
+
+
+def autocast_context(device: torch.device, precision: str):
+    """bf16/fp16 matmuls under autocast; ``auto`` means bf16 on CUDA and fp32 elsewhere."""
+    precision = resolve_precision(precision, device)
     if precision == "fp32":
         return contextlib.nullcontext()
     dtype = torch.bfloat16 if precision == "bf16" else torch.float16

@@ -31,6 +31,7 @@ from tqdm.auto import tqdm
 from .data import datasets as ds
 from .data.datasets import KINDS as DATA_KINDS
 from .data.datasets import Piece
+from .errors import BadInputError
 from .io import is_url, join, slug, write_parquet_atomic
 from .models import load_model
 from .perturb import KINDS, PRESETS, SCORE_KINDS, Perturbation, ScorePerturbation, preset
@@ -42,8 +43,8 @@ SCORING_KEYS = {f.name for f in dataclasses.fields(ScoringOptions)}
 RAY_KEYS = {"cpus_per_actor", "gpus_per_actor", "actors", "device"}
 
 
-class SweepConfigError(ValueError):
-    """A sweep file that cannot run, with the file and the key named."""
+class SweepConfigError(BadInputError):
+    """A sweep file that cannot run, with the file and the key named (a ValueError, as before)."""
 
 
 @dataclass

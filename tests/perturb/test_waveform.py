@@ -226,7 +226,7 @@ def test_presets_hold_the_authors_settings():
     assert [p.length_frames for p in noise] == [5, 10, 50, 100, 150, 200]
     assert {p.level_dbfs for p in noise} == {-30.0} and {p.match_offset_db for p in noise} == {None}
     assert {p.level_dbfs for p in presets.preset("authors-noise", "training")} == {-12.0}
-    with pytest.raises(ValueError, match="give data_kind"):
+    with pytest.raises(ValueError, match=r"give --data-kind \(data_kind\)"):
         presets.preset("authors-noise")
     shuffle = presets.preset("authors-shuffle")
     assert [(p.kind, p.segment_frames) for p in shuffle][:2] == [("swap_pairs", 2), ("swap_pairs", 5)]

@@ -74,6 +74,7 @@ import torch
 from tqdm.auto import tqdm
 
 from .. import audio
+from ..errors import BadInputError
 from ..io import derived_seed
 from ..perturb.waveform import Perturbation
 from ..runner import pieces_per_batch_for
@@ -428,7 +429,7 @@ def profile_scores(lm, wavs: Sequence, sample_rate: int, excerpt_seconds: float 
             if loudness_dbfs is not None:  # the whole clip first, so where its first sound is found does not depend on its level
                 wav = audio.normalize_rms(audio.check_waveform(np.asarray(wav, np.float32), name), loudness_dbfs)
             clean = usable_excerpt(wav, sample_rate, excerpt_seconds, min_seconds, lm.hop_length, source=name)
-        except audio.AudioError as err:
+        except BadInputError as err:
             if report:
                 tqdm.write(f"skipped {err}", file=sys.stderr)
             errors.append(dict(piece=name, error=str(err)))
@@ -493,7 +494,7 @@ def _midi_profile_scores(lm, midis: Sequence, excerpt_seconds: float, design: Pr
             span = max((n.end for inst in clip.instruments for n in inst.notes), default=0.0)
             if span < min_seconds:
                 raise audio.AudioError(f"{name}: too short for a profile: {span:.2f} s of notes (minimum {min_seconds:g} s)")
-        except audio.AudioError as err:
+        except BadInputError as err:
             if report:
                 tqdm.write(f"skipped {err}", file=sys.stderr)
             errors.append(dict(piece=name, error=str(err)))

@@ -22,6 +22,7 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from .. import audio
+from ..errors import MissingInputError
 from ..io import atomic_path, slug
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
@@ -48,7 +49,10 @@ def list_pieces(folder: str | os.PathLike, dataset: str | None = None, split: st
     to the folder (:func:`piece_names`)."""
     folder = Path(folder)
     if not folder.is_dir():
-        raise FileNotFoundError(f"{folder}: dataset folder not found (build it with `make data`)")
+        raise MissingInputError(f"{folder}: " + ("not a folder" if folder.exists() else "folder not found") + (
+            # only the datasets this package builds can be built; a user's own folder is a path to check
+            " (build the datasets with `make data`)" if is_built_dataset(folder) else
+            " (give --data an existing folder of wav/flac/mp3/ogg/mid files)"))
     dataset = dataset or folder.name
     manifest = folder / "manifest.csv"
     table = pd.read_csv(manifest) if manifest.exists() else None
@@ -59,6 +63,12 @@ def list_pieces(folder: str | os.PathLike, dataset: str | None = None, split: st
                 for _, row in table.iterrows()]
     files = sorted(p for p in folder.rglob("*") if p.suffix.lower() in audio.AUDIO_SUFFIXES + audio.MIDI_SUFFIXES)
     return [Piece(dataset, name, p) for name, p in zip(piece_names(files, folder), files)]
+
+
+def is_built_dataset(folder: str | os.PathLike) -> bool:
+    """Whether ``folder`` is (or lies in) one of the datasets this package renders under ``DATA_DIR``."""
+    folder = Path(folder).resolve()
+    return any(folder.is_relative_to((DATA_DIR / sub).resolve()) for sub in ("rendered", "generated"))
 
 
 def piece_names(files: list[Path], folder: Path) -> list[str]:

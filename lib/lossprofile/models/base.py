@@ -9,6 +9,8 @@ variants with a shared prefix, regions, the profile score, sweeps — sees only 
 ``sample_rate``             waveform rate the tokenizer reads (Hz)
 ``frame_rate``              tokens per second on the time axis; one token stands for
                             ``1 / frame_rate`` s (``token_unit`` says it in words)
+``loss_unit``, ``frame_loss_unit``
+                            the unit of a per-token mean loss and of one frame's loss, in words
 ``num_codebooks``, ``cardinality``
                             codes are ``[B, K, T]`` integers in ``[0, cardinality)``
 ``encode(wav)``             waveform ``[B, 1, S]`` → codes ``[B, K, T]``
@@ -36,11 +38,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ..errors import ModelLoadError  # noqa: F401  (defined with the package's other errors; importable from here)
+
 METHODS = ("exact", "as_published")
-
-
-class ModelLoadError(RuntimeError):
-    """A checkpoint could not be found or read."""
 
 
 class TokenStats(NamedTuple):
@@ -135,6 +135,18 @@ class TokenLM(abc.ABC):
     def token_unit(self) -> str:
         """What one token stands for, in words (for axis labels and reports)."""
         return f"{1000 / self.frame_rate:g} ms frame"
+
+    @property
+    def loss_unit(self) -> str:
+        """Unit of a loss averaged over tokens (a sequence's mean NLL, entropy): a codec family's tokens are codes,
+        K per frame (a family over another kind of token names it)."""
+        return "nats per code"
+
+    @property
+    def frame_loss_unit(self) -> str:
+        """Unit of one frame's loss in the per-frame tables (``lossprofile score``): here the mean over the frame's
+        K codes; a family whose frames hold a varying number of tokens sums them (and says so)."""
+        return "nats per code"
 
     # ---- tokenizer ---------------------------------------------------------------------------
     @abc.abstractmethod

@@ -61,9 +61,15 @@ def resolve(name_or_path: str | os.PathLike) -> tuple[str, str]:
                              "state_dict.bin + compression_state_dict.bin (audiocraft's); not a MusicGen checkpoint, "
                              "nor a symbolic one (config.json + a miditok tokenizer.json)")
     if "/" not in name:
-        hub = family_module("musicgen").HUB_MODELS
-        raise ModelLoadError(f"unknown model name {name!r}: expected one of {', '.join(embedded_models())}, "
-                             f"one of {', '.join(hub)}, "
+        import difflib
+
+        hub = list(family_module("musicgen").HUB_MODELS)
+        # a hub id without its organisation ('musicgen-small') is the common slip: name the full id
+        close = [h for h in hub if h.split("/")[-1] == name] or difflib.get_close_matches(
+            name, [*embedded_models(), *hub, *(h.split("/")[-1] for h in hub)], n=1)
+        close = [next((h for h in hub if h.split("/")[-1] == c), c) for c in close]
+        raise ModelLoadError(f"unknown model name {name!r}" + (f" (did you mean {close[0]!r}?)" if close else "")
+                             + f": expected one of {', '.join(embedded_models())}, one of {', '.join(hub)}, "
                              "another hub id 'org/name', or a local checkpoint directory")
     return "musicgen", name  # hub ids: MusicGen is the only family the hub serves us today
 
@@ -80,6 +86,10 @@ def load_model(name_or_path: str | os.PathLike = "tiny", device: str | torch.dev
     the cores this process may use, or what was chosen earlier in it; ``LOSSPROFILE_THREADS`` overrides).
     """
     ensure_threads(threads)
+    if device is not None and torch.device(device).type == "cuda" and not torch.cuda.is_available():
+        # torch's own error is an assertion deep in the first .to(); say what to change instead
+        raise ModelLoadError(f"device {str(device)!r}: torch here has no CUDA GPU (a CPU-only build, or no GPU "
+                             "visible); use --device cpu (device='cpu')")
     family, path = resolve(name_or_path)
     if isinstance(dtype, str):
         dtype = DTYPES[dtype]

@@ -13,6 +13,7 @@ or ``lossprofile score --preset authors-noise ...``. Each name maps to a list of
 
 from __future__ import annotations
 
+from ..errors import UsageError
 from .score import ScorePerturbation
 from .waveform import PAPER_LENGTHS, PAPER_SEGMENTS, Perturbation, noise_sweep
 # The authors' absolute noise levels per data kind: unit-variance noise x 10 ** (dB / 20).
@@ -22,8 +23,8 @@ AUTHORS_FRACTIONS = (0.1, 0.3, 0.5, 0.8)
 
 def _authors_noise(data_kind: str | None) -> list[Perturbation]:
     if data_kind not in AUTHORS_NOISE_DBFS:
-        raise ValueError(f"preset 'authors-noise' sets its level by data kind; give data_kind as one of "
-                         f"{sorted(AUTHORS_NOISE_DBFS)}, got {data_kind!r}")
+        raise UsageError(f"preset 'authors-noise' sets its level by data kind: give --data-kind (data_kind) as one "
+                         f"of {', '.join(sorted(AUTHORS_NOISE_DBFS))}, got {data_kind!r}")
     return [Perturbation("noise", 250, n, level_dbfs=AUTHORS_NOISE_DBFS[data_kind], match_offset_db=None)
             for n in PAPER_LENGTHS]
 
@@ -83,7 +84,11 @@ PRESETS = {
 def preset(name: str, data_kind: str | None = None) -> list:
     """The perturbations of a named preset (see :data:`PRESETS`); ``data_kind`` where the preset needs it."""
     if name not in PRESETS:
-        raise ValueError(f"unknown preset {name!r}; expected one of {', '.join(PRESETS)}")
+        import difflib
+
+        close = difflib.get_close_matches(name, PRESETS, n=1)
+        raise UsageError(f"unknown preset {name!r}" + (f" (did you mean {close[0]!r}?)" if close else "")
+                         + f"; the presets are {', '.join(PRESETS)}")
     return PRESETS[name][1](data_kind)
 
 

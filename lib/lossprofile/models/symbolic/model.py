@@ -106,6 +106,16 @@ class SymbolicLM(TokenLM):
         return f"MIDI event token ({type(self.tokenizer).__name__})"
 
     @property
+    def loss_unit(self) -> str:
+        return "nats per token"
+
+    @property
+    def frame_loss_unit(self) -> str:
+        # a 20 ms frame holds 0..n event tokens; the runner sums them so that the clean and perturbed curves line
+        # up in time although their token counts differ (lossprofile.runner.token_frames_table)
+        return "nats per frame (sum over its tokens)"
+
+    @property
     def context_tokens(self) -> int:
         cfg = self.model.config
         return int(getattr(cfg, "n_positions", None) or getattr(cfg, "max_position_embeddings"))
