@@ -346,3 +346,47 @@ def test_lossprofile_card_prints_the_shipped_card_and_the_rebuilding_commands_sa
     assert capsys.readouterr().out == (embedded_models()["tiny-symbolic"] / "MODEL_CARD.md").read_text() + "\n"
     for name in ("tiny-model", "tiny-symbolic", "model-card", "study"):
         assert cli.FORWARDED[name][1].startswith(("REBUILDS", "RE-MEASURES")), name
+
+
+def test_a_profile_report_explains_each_clip_with_its_probed_curve_and_its_audio(small_checkpoint, tmp_path, capsys):
+    from html.parser import HTMLParser
+
+    from lossprofile.analysis import profile
+
+    folder = tmp_path / "clips"
+    folder.mkdir()
+    for i in range(2):
+        audio.save_audio(folder / f"c{i}.wav", tone(7.0, i), SR)
+    out = tmp_path / "out"
+    rc, _, _ = run_cli(["profile", "--model", small_checkpoint, "--device", "cpu", "--data", str(folder), "--out",
+                        str(out), "--seconds", "6"], capsys)
+    assert rc == 0
+    curves = pd.read_parquet(out / "profile_curves.parquet")
+    scores = pd.read_parquet(out / "profile_scores.parquet")
+    assert sorted(curves["piece"].unique()) == ["c0", "c1"]
+    c0 = curves[curves["piece"] == "c0"]
+    assert len(c0) == 6 * 50 and list(c0["frame"]) == list(range(300))
+    # the bursts and the long probe sit where the design puts them, the same for every clip of this length
+    perts = profile.ProbeDesign().perturbations(300, profile.probe_seed(0))
+    for i, p in enumerate(perts[:-1]):
+        assert (c0.loc[c0["frame"].between(p.onset_frame, p.onset_frame + p.length_frames - 1), "probe"] == i).all()
+    assert c0["long_probe"].sum() == perts[-1].length_frames
+    assert c0["nll_clean"].mean() == pytest.approx(scores.set_index("piece").loc["c0", "mean_nll"], abs=1e-4)
+    assert c0.loc[c0["frame"] < perts[0].onset_frame, "nll_probed"].isna().all()
+
+    class Parts(HTMLParser):
+        def __init__(self):
+            super().__init__()
+            self.sections, self.images, self.audio = 0, 0, []
+
+        def handle_starttag(self, tag, attrs):
+            attrs = dict(attrs)
+            self.sections += tag == "section"
+            self.images += tag == "img" and attrs.get("src", "").startswith("data:image/png;base64,")
+            if tag == "audio":
+                self.audio.append(attrs["src"])
+
+    page = Parts()
+    page.feed((out / "report.html").read_text())
+    assert page.sections == 2 and page.images == 2 and len(page.audio) == 2
+    assert all(sf.info(out / src).duration == pytest.approx(6.0) for src in page.audio)

@@ -27,7 +27,7 @@ from .analysis.profile import (EXTRA_FEATURES, FEATURES, LOUDNESS_DBFS, MIDI_WEI
                                options_key, profile_scores)
 from .columns import units_of, write_dictionary
 from .errors import BadInputError, LossprofileError, MissingInputError, UsageError
-from .report import paths_of, write_report, write_run_info
+from .report import CURVES_FILE, paths_of, write_report, write_run_info
 from .data import datasets
 from .data.datasets import KINDS, Piece
 from .io import file_digest, write_csv_atomic, write_parquet_atomic
@@ -151,18 +151,24 @@ def profile(args: argparse.Namespace) -> int:
     def score(piece: Piece) -> pd.DataFrame:
         # profile_scores cuts the excerpt (or takes a short clip); a model over MIDI tokens reads the file itself
         clip = piece.path if reads_midi else audio.load_audio(piece.path, lm.sample_rate)
+        curves: dict = {}
         table = profile_scores(lm, [clip], lm.sample_rate, args.seconds, seed=args.seed, names=[piece.name],
                                precision=args.precision, weights=weights, report=False, prompt=args.prompt,
-                               reference=reference)
+                               reference=reference, curves_out=curves)
         if table.attrs["errors"]:
             reason = table.attrs["errors"][0]["error"]
             for name in (piece.name, str(piece.path)):  # the file is named once, by the skip line
                 reason = reason.removeprefix(name + ": ")
             raise audio.AudioError(f"{piece.path}: {reason}")
+        # the clip's curve and probes, for the report: beside its part, written first (a part never lacks one)
+        write_parquet_atomic(curves[piece.name], curve_path(path_of(piece)))
         return table
 
     def path_of(piece: Piece) -> Path:
         return keyed_part(out, piece, {**params, "audio": file_digest(piece.path)})
+
+    def curve_path(part: Path) -> Path:
+        return part.with_name(part.name.removesuffix(".parquet") + ".curve.parquet")
 
     parts, errors = for_each_piece(pieces, path_of, score, f"{lm.name} profile")
     write_csv_atomic(pd.DataFrame(errors, columns=["dataset", "piece", "path", "error"]), out / "errors.csv")
@@ -176,6 +182,10 @@ def profile(args: argparse.Namespace) -> int:
     table = profile_table_order(table)
     write_parquet_atomic(table, out / "profile_scores.parquet")
     write_csv_atomic(table.round(4), out / "profile_scores.csv")
+    curves = [pd.read_parquet(curve_path(Path(p))).assign(piece=name) for p, name in zip(parts, table["piece"])
+              if curve_path(Path(p)).exists()]
+    if curves:  # each clip's clean curve with its probes: what the report draws
+        write_parquet_atomic(pd.concat(curves, ignore_index=True), out / CURVES_FILE)
     write_dictionary(table.columns, out / "columns.csv", units)
     report = write_report(out)
     level = ("" if reads_midi else f"; each excerpt brought to {LOUDNESS_DBFS:g} dBFS RMS first, so a recording's "

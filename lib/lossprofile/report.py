@@ -26,6 +26,7 @@ from .errors import BadInputError, MissingInputError
 
 RUN_FILE = "run.json"
 MEDIA_DIR = "report_media"
+CURVES_FILE = "profile_curves.parquet"  # a profile run's clean curves with their probes, one row per clip and frame
 
 SORT_SCRIPT = """
 document.querySelectorAll('table.sortable th').forEach(function (th, col) {
@@ -201,6 +202,73 @@ def _piece_sections(out: Path, results: pd.DataFrame, run: dict, max_pieces: int
     return sections
 
 
+def probe_figure(curve: pd.DataFrame, title: str, unit: str = CODEC_UNITS["frame"]):
+    """A profiled clip's clean NLL per frame and, from each burst's onset on, the NLL with that burst (bursts shaded
+    orange, the long probe's window blue)."""
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(8, 2.6))
+    ax.plot(curve["frame"], curve["nll_probed"], lw=0.9, color="tab:purple", alpha=0.6, label="with the latest burst")
+    ax.plot(curve["frame"], curve["nll_clean"], lw=0.6, color="k", label="clean")
+    for _, window in curve[curve["probe"] >= 0].groupby("probe"):
+        ax.axvspan(window["frame"].min(), window["frame"].max() + 1, color="tab:orange", alpha=0.35)
+    if curve["long_probe"].any():
+        long = curve.loc[curve["long_probe"], "frame"]
+        ax.axvspan(long.min(), long.max() + 1, color="tab:blue", alpha=0.12, label="long probe")
+    ax.set_ylabel(f"NLL ({unit})", fontsize=8)
+    ax.set_xlabel("frame (20 ms); orange: noise bursts", fontsize=8)
+    ax.legend(fontsize=7, loc="upper right", ncol=3)
+    fig.suptitle(title, fontsize=9)
+    fig.tight_layout()
+    return fig
+
+
+def _clip_sections(out: Path, table: pd.DataFrame, curves: pd.DataFrame, run: dict, max_pieces: int) -> list[str]:
+    """For the first ``max_pieces`` clips of a profile run: the score, the typicality reading (percentile among the
+    clean reference, the statistics that made it atypical) where the score is a typicality one, the clean curve
+    with its probes, and the clean excerpt as a player."""
+    from .analysis.profile import LOUDNESS_DBFS, usable_excerpt
+    from .audio import load_audio, normalize_rms
+
+    sections, media = [], set()
+    unit = run.get("units", CODEC_UNITS)["frame"]
+    paths = run.get("paths", {})
+    for row in table.head(max_pieces).itertuples(index=False):
+        name = str(row.piece)
+        curve = curves[curves["piece"] == name]
+        why = [f"profile_score {row.profile_score:.3g}" if np.isfinite(row.profile_score) else "no profile_score"]
+        if hasattr(row, "typicality_percentile") and np.isfinite(row.typicality_percentile):
+            why.append(f"more typical of clean music than {row.typicality_percentile:.0f}% of the reference's clean "
+                       "clips")
+        reasons = [getattr(row, f"atypical_{k}") for k in (1, 2, 3) if isinstance(getattr(row, f"atypical_{k}", None),
+                                                                                   str)]
+        body = [f'<section class="piece" id="clip-{html.escape(name)}"><h3>{html.escape(name)}</h3>',
+                f"<p>{html.escape('; '.join(why))}</p>"]
+        if reasons:
+            body.append("<p>furthest from clean music:</p><ul>" + "".join(f"<li>{html.escape(r)}</li>" for r in reasons)
+                        + "</ul>")
+        if len(curve):
+            body.append(f'<img alt="loss curve of {html.escape(name)}" '
+                        f'src="{png_data_uri(probe_figure(curve, name, unit))}">')
+        path = paths.get(name)
+        if path and Path(path).exists() and Path(path).suffix.lower() not in (".mid", ".midi"):
+            try:
+                sr = run["sample_rate"]
+                wav = normalize_rms(load_audio(path, sr), LOUDNESS_DBFS)
+                hop = int(round(sr / run["frame_rate"]))
+                clip = usable_excerpt(wav, sr, run["excerpt_seconds"], 0.0, hop, source=str(path))
+                src = _media(out, f"{name}-clip", normalize_rms(clip, LOUDNESS_DBFS), sr)
+                media.add(Path(src).name)
+                body.append(f'<div>the excerpt as profiled<audio controls preload="none" src="{src}"></audio></div>')
+            except Exception as err:  # the report still comes out; say why there is no audio
+                body.append(f'<p class="muted">no audio: {html.escape(str(err))}</p>')
+        sections.append("".join(body) + "</section>")
+    for old in (out / MEDIA_DIR).glob("*.flac") if (out / MEDIA_DIR).is_dir() else []:
+        if old.name not in media:
+            old.unlink()
+    return sections
+
+
 def region_means(results: pd.DataFrame, keys: Sequence[str]) -> pd.DataFrame:
     """Mean delta in each region the detector finds (:func:`lossprofile.analysis.regions.detect_regions`), one row
     per curve (``keys``); NaN where a region is empty or the window cannot hold one."""
@@ -297,6 +365,10 @@ def write_report(out_dir: str | os.PathLike, max_pieces: int = 12) -> Path:
         columns += list(table.columns)
         parts += [f"<h2>Pieces ({len(table)}; click a header to sort; higher profile_score = better)</h2>",
                   html_table(table, "pieces", units=units)]
+        if (out / CURVES_FILE).exists():
+            shown = min(max_pieces, len(table))
+            parts += [f"<h2>Why each clip scored as it did, its loss curve and audio (first {shown} clips)</h2>",
+                      *_clip_sections(out, table, pd.read_parquet(out / CURVES_FILE), run, max_pieces)]
     errors_path = out / "errors.csv"
     errors = pd.read_csv(errors_path) if errors_path.exists() and errors_path.stat().st_size else pd.DataFrame()
     parts.append(f"<h2>Skipped ({len(errors)})</h2>" + (html_table(errors[["piece", "path", "error"]], "errors", False)

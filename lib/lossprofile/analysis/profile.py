@@ -200,6 +200,26 @@ def codebook_features(clean: np.ndarray, probed: np.ndarray, perts: Sequence[Per
     return {name: out[name] for name in CODEBOOK_FEATURES}
 
 
+def probe_curve(clean_frames: np.ndarray, entropy_frames: np.ndarray, probed_frames: np.ndarray,
+                perts: Sequence[Perturbation]) -> pd.DataFrame:
+    """What a report draws of one clip: per frame the clean NLL and entropy ``[T]``, ``probe`` (the index of the
+    burst whose window holds the frame, −1 outside), ``long_probe`` (the frame lies in the long probe's window) and
+    ``nll_probed``: the curve of the last burst that began at or before the frame (its onset, its window and the
+    recovery after it), from the probes' curves ``[P, T]`` (bursts, then the long probe, as
+    :meth:`ProbeDesign.perturbations` orders them)."""
+    T = len(clean_frames)
+    frame = np.arange(T)
+    probe, latest = np.full(T, -1), np.full(T, -1)
+    for i, p in sorted(enumerate(perts[:-1]), key=lambda ip: ip[1].onset_frame):
+        probe[p.onset_frame : p.onset_frame + p.length_frames] = i
+        latest[p.onset_frame :] = i
+    long = np.zeros(T, bool)
+    long[perts[-1].onset_frame : perts[-1].onset_frame + perts[-1].length_frames] = True
+    nll_probed = np.where(latest >= 0, probed_frames[np.maximum(latest, 0), frame], np.nan)
+    return pd.DataFrame(dict(frame=frame, nll_clean=clean_frames, entropy_clean=entropy_frames, probe=probe,
+                             long_probe=long, nll_probed=nll_probed))
+
+
 def context_gain(nll_in_context: np.ndarray, nll_alone: np.ndarray) -> float:
     """Mean of (NLL scored alone − NLL in context) over the codes of every window after the first; both ``[K, T]``
     (or ``[T]``), NaN where a window's codes are excluded (the first window, a partial tail)."""
@@ -336,16 +356,17 @@ def usable_excerpt(wav: np.ndarray, sample_rate: int, seconds: float, min_second
 
 
 def midi_profile_rows(lm, midis: Sequence, names: Sequence[str], excerpt_seconds: float, design: ProbeDesign,
-                      seed: int, reference=None, context_window_seconds: float = CONTEXT_WINDOW_SECONDS) -> list[dict]:
+                      seed: int, reference=None, context_window_seconds: float = CONTEXT_WINDOW_SECONDS
+                      ) -> tuple[list[dict], dict[str, pd.DataFrame]]:
     """Profile features of score excerpts (PrettyMIDI, starting at 0 s) for a model that reads MIDI: the clean
     tokens and each probe's (random notes replacing the window) scored in full; probe features on the per-frame
     NLL sums (:func:`lossprofile.runner.frames_of`), token features and :data:`PASS_FEATURES` over the clean
-    tokens (``text_alignment`` is NaN: no text conditioning)."""
+    tokens (``text_alignment`` is NaN: no text conditioning) → (rows, each excerpt's :func:`probe_curve`)."""
     from ..perturb.score import apply_in_score
     from ..runner import frames_of
 
     frames = int(round(excerpt_seconds * lm.frame_rate))
-    rows = []
+    rows, curves_of = [], {}
     for name, midi in zip(names, midis):
         perts = design.perturbations(frames, probe_seed(seed))
         curves, clean = [], None
@@ -357,17 +378,19 @@ def midi_profile_rows(lm, midis: Sequence, names: Sequence[str], excerpt_seconds
         codes, seconds, stats = clean
         alone = token_windows_alone(lm, codes, seconds, context_window_seconds)
         entropy = stats.entropy[0].numpy().astype(np.float64)
+        frame_entropy = frames_of(entropy[0], seconds, lm.frame_rate, frames, "sum")
         statistics = curve_statistics(Curves(
             nll=stats.nll[0].numpy().astype(np.float64), entropy=entropy, codes=codes[0].numpy(),
-            frame_nll=curves[0], frame_entropy=frames_of(entropy[0], seconds, lm.frame_rate, frames, "sum"),
-            frame_rate=lm.frame_rate, cardinality=lm.cardinality, modality="midi"))
+            frame_nll=curves[0], frame_entropy=frame_entropy, frame_rate=lm.frame_rate, cardinality=lm.cardinality,
+            modality="midi"))
+        curves_of[name] = probe_curve(curves[0], frame_entropy, np.stack(curves[1:]), perts)
         rows.append(dict(piece=name, **probe_features(curves[0], np.stack(curves[1:]), perts, design),
                          **token_features(stats.nll[0], stats.entropy[0], stats.rank[0], stats.surprisal_var[0]),
                          **statistics,
                          context_gain=context_gain(stats.nll[0, 0].numpy(), alone), text_alignment=float("nan"),
                          binoculars=binoculars(lm, reference, codes) if reference is not None else float("nan"),
                          seconds_scored=excerpt_seconds))
-    return rows
+    return rows, curves_of
 
 
 MIN_SECONDS = 10.0  # a clip shorter than the excerpt is scored over what it has, down to this much sound
@@ -383,7 +406,8 @@ def profile_scores(lm, wavs: Sequence, sample_rate: int, excerpt_seconds: float 
                    batch_size: int | None = None, pieces_per_batch: int | None = None,
                    min_seconds: float = MIN_SECONDS, loudness_dbfs: float | None = LOUDNESS_DBFS,
                    report: bool = True, prompt: str | None = None, reference=None,
-                   context_window_seconds: float = CONTEXT_WINDOW_SECONDS) -> pd.DataFrame:
+                   context_window_seconds: float = CONTEXT_WINDOW_SECONDS,
+                   curves_out: dict | None = None) -> pd.DataFrame:
     """One row per usable waveform: every probe and token feature, and ``profile_score`` (higher = better).
 
     Each waveform is cut to its first ``excerpt_seconds`` of sound (as the experiments do) and
@@ -410,6 +434,8 @@ def profile_scores(lm, wavs: Sequence, sample_rate: int, excerpt_seconds: float 
     every other feature still use the null condition), ``binoculars`` given ``reference`` (a model reading the
     same codes, e.g. ``load_model("tiny-symbolic-base")`` beside ``tiny-symbolic``, or MusicGen small beside
     medium); NaN where they do not apply.
+
+    ``curves_out``: a dict that receives each scored clip's :func:`probe_curve` under its name (what a report draws).
     """
     reads_midi = getattr(lm, "reads", "audio") == "midi"
     weights = weights if weights is not None else load_weights(MIDI_WEIGHTS_FILE if reads_midi else WEIGHTS_FILE)
@@ -419,7 +445,7 @@ def profile_scores(lm, wavs: Sequence, sample_rate: int, excerpt_seconds: float 
         if prompt is not None:
             raise ValueError(f"{lm.name} reads MIDI and takes no text prompt")
         return _midi_profile_scores(lm, wavs, excerpt_seconds, design or MIDI_DESIGN, seed, weights, names,
-                                    min_seconds, report, reference, context_window_seconds)
+                                    min_seconds, report, reference, context_window_seconds, curves_out)
     window_frames = int(round(context_window_seconds * lm.frame_rate))
     design = design or ProbeDesign()
     prepared, errors = [], []
@@ -438,7 +464,7 @@ def profile_scores(lm, wavs: Sequence, sample_rate: int, excerpt_seconds: float 
             clean = audio.normalize_rms(clean, loudness_dbfs)
         perts = design.perturbations(clean.size // lm.hop_length, probe_seed(seed))
         prepared.append((name, perts, clean, [p.apply(clean, sample_rate, lm.frame_rate) for p in perts]))
-    rows = []
+    rows, curves = [], {}
     step = pieces_per_batch_for(lm, pieces_per_batch)
     chunks: list[list] = []
     for item in prepared:  # pieces share a decoder batch only when they are equally long
@@ -463,6 +489,7 @@ def profile_scores(lm, wavs: Sequence, sample_rate: int, excerpt_seconds: float 
                 codes=codes.numpy(), frame_nll=clean_frames.astype(np.float64),
                 frame_entropy=scores.entropy_clean.mean(0).numpy().astype(np.float64), frame_rate=lm.frame_rate,
                 cardinality=lm.cardinality, modality="audio"))
+            curves[name] = probe_curve(clean_frames, scores.entropy_clean.mean(0).numpy(), probed, perts)
             rows.append(dict(piece=name, **probe_features(clean_frames, probed, perts, design),
                              **token_features(scores.clean, scores.entropy_clean, scores.rank_clean,
                                               scores.surprisal_var_clean),
@@ -470,6 +497,8 @@ def profile_scores(lm, wavs: Sequence, sample_rate: int, excerpt_seconds: float 
                              **passes, **statistics, seconds_scored=clean.size / sample_rate))
     table = pd.DataFrame(rows, columns=None if rows else ["piece", "seconds_scored"])
     table.attrs["errors"] = errors
+    if curves_out is not None:
+        curves_out.update(curves)
     if table.empty:
         table["profile_score"] = np.nan
         return table
@@ -483,7 +512,8 @@ def profile_scores(lm, wavs: Sequence, sample_rate: int, excerpt_seconds: float 
 
 def _midi_profile_scores(lm, midis: Sequence, excerpt_seconds: float, design: ProbeDesign, seed: int, weights: dict,
                          names: Sequence[str] | None, min_seconds: float, report: bool, reference=None,
-                         context_window_seconds: float = CONTEXT_WINDOW_SECONDS) -> pd.DataFrame:
+                         context_window_seconds: float = CONTEXT_WINDOW_SECONDS,
+                         curves_out: dict | None = None) -> pd.DataFrame:
     """:func:`profile_scores` for a model that reads MIDI: each score's first ``excerpt_seconds`` from its first note."""
     excerpts, kept, errors = [], [], []
     for i, midi in enumerate(midis):
@@ -501,9 +531,12 @@ def _midi_profile_scores(lm, midis: Sequence, excerpt_seconds: float, design: Pr
             continue
         excerpts.append(clip)
         kept.append(name)
-    rows = midi_profile_rows(lm, excerpts, kept, excerpt_seconds, design, seed, reference, context_window_seconds)
+    rows, curves = midi_profile_rows(lm, excerpts, kept, excerpt_seconds, design, seed, reference,
+                                     context_window_seconds)
     table = pd.DataFrame(rows, columns=None if rows else ["piece", "seconds_scored"])
     table.attrs["errors"] = errors
+    if curves_out is not None:
+        curves_out.update(curves)
     table = with_score(table, weights) if len(table) else table.assign(profile_score=np.nan)
     table.attrs["probe_design"] = dataclasses.asdict(design)
     table.attrs.update(reference=None if reference is None else reference.name,
