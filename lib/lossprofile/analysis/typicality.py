@@ -205,8 +205,12 @@ def usable_statistics(reference: pd.DataFrame, statistics: Sequence[str]) -> lis
 
 
 def fit(reference: pd.DataFrame, statistics: Sequence[str], detector: str = "mahalanobis", seed: int = 0,
-        neighbours: int = 5) -> Typicality:
-    """Fit ``detector`` on the reference rows' ``statistics`` (those usable: :func:`usable_statistics`)."""
+        neighbours: int = 5, folds: int = 10) -> Typicality:
+    """Fit ``detector`` on the reference rows' ``statistics`` (those usable: :func:`usable_statistics`).
+
+    The reference clips' own scores, which percentiles are read against, are out of fold (``folds`` folds of whole
+    pieces, by the ``piece`` column where there is one): a clip the detector was fitted on looks more typical than
+    a new clean clip does, and in-sample percentiles would put most new clean music in the bottom quarter."""
     stats = usable_statistics(reference, statistics)
     if not stats:
         raise ValueError(f"the reference has none of the statistics {list(statistics)[:5]}...")
@@ -232,8 +236,24 @@ def fit(reference: pd.DataFrame, statistics: Sequence[str], detector: str = "mah
     elif detector not in ("fisher", "min_p"):
         raise ValueError(f"unknown detector {detector!r}; expected one of {DETECTORS}")
     typ = Typicality(detector, stats, center, scale, z, seed, model)
-    typ.reference_scores = typ._score(z)
+    typ.reference_scores = typ._score(z) if folds < 2 else out_of_fold_scores(reference, stats, detector, seed,
+                                                                               neighbours, folds)
     return typ
+
+
+def out_of_fold_scores(reference: pd.DataFrame, statistics: Sequence[str], detector: str, seed: int,
+                       neighbours: int, folds: int) -> np.ndarray:
+    """Each reference clip's score by a detector fitted without its piece (``folds`` folds of pieces)."""
+    groups = reference["piece"].to_numpy() if "piece" in reference else np.arange(len(reference))
+    names = np.unique(groups)
+    fold_of = dict(zip(names, np.random.default_rng(seed).permutation(len(names)) % min(folds, len(names))))
+    fold = np.array([fold_of[g] for g in groups])
+    out = np.empty(len(reference))
+    for k in np.unique(fold):
+        inside = fold == k
+        typ = fit(reference[~inside], statistics, detector, seed, neighbours, folds=1)
+        out[inside] = typ.score(reference[inside])
+    return out
 
 
 def explain(typ: Typicality, rows: pd.DataFrame, top: int = 3) -> pd.DataFrame:
