@@ -134,3 +134,16 @@ def test_a_reference_of_clean_clips_finds_damage_of_both_signs_where_a_signed_sc
     pooled = clip[(clip["held_out_family"] == "all")].iloc[0]
     assert pooled["clean_clips"] == 60 and pooled["damaged_clips"] == 120 and pooled["auroc"] > 0.9
     assert pooled["ci_low"] < pooled["auroc"] < pooled["ci_high"]
+
+
+def test_audibility_says_which_families_the_curves_register_in_either_direction(monkeypatch):
+    table = versions_table()
+    quiet = table[table["family"] == "too_easy"].assign(family="inaudible")
+    quiet[["a", "b", "c"]] = table[table["family"] == "clean"][["a", "b", "c"]].to_numpy()  # nothing changed
+    table = pd.concat([table, quiet], ignore_index=True)
+    monkeypatch.setattr(statistics, "names", lambda modality, shipped_only=True: ["a", "b", "c"])
+    audible = validation.audibility_table(table).set_index("family")
+    assert audible.loc["too_easy", "best_statistic"] == "a" and audible.loc["too_easy", "best_two_sided_auroc"] == 1.0
+    assert audible.loc["too_hard", "best_two_sided_auroc"] == 1.0  # the other direction counts the same
+    assert audible.loc["inaudible", "best_two_sided_auroc"] == 0.5 and audible.loc["inaudible",
+                                                                                   "statistics_at_0_75"] == 0

@@ -60,7 +60,7 @@ from .profile import EXTRA_FEATURES, FEATURES, LOUDNESS_DBFS, ProbeDesign, combi
 SHARED_ASAP_DIR = REPO_ROOT.parent / "shared" / "data" / "asap"
 VALIDATION_DIR = REPO_ROOT / "results" / "validation"
 FITTED, WEIGHT_FREE, BASELINE = "profile_score", "rank_average", "mean_nll"
-TABLES = ("lofo", "clip_level", "ablation", "ladder", "properties", "hearing")  # what tables_from writes, as CSV
+TABLES = ("lofo", "clip_level", "ablation", "audibility", "ladder", "properties", "hearing")  # what tables_from writes, as CSV
 SCORES = (FITTED, WEIGHT_FREE, *FEATURES)
 
 
@@ -209,6 +209,30 @@ def ablation_table(table: pd.DataFrame, reference: pd.DataFrame, instrument: str
                          statistics=len(every), reference_clips=size, draws=draws, **mean.to_dict(),
                          mean_low=float(pd.DataFrame(results)["mean over families"].min()),
                          mean_high=float(pd.DataFrame(results)["mean over families"].max())))
+    return pd.DataFrame(rows)
+
+
+def audibility_table(table: pd.DataFrame, instrument: str = "audio") -> pd.DataFrame:
+    """Can the model hear a family at all? Per damage family, every statistic's paired AUROC taken two-sided
+    (max(a, 1 − a): 0.5 = clean and damaged versions overlap, 1 = they always differ, in either direction): the best
+    statistic and its value (chosen on these pairs, so optimistic), the median over statistics, and how many
+    statistics differ in at least 75% of pairs. A family near 0.5 on every statistic is one the model's curves do
+    not register, whatever score reads them."""
+    modality = "midi" if instrument == "symbolic" else "audio"
+    stats = [s for s in statistics.names(modality, shipped_only=False) if s in table and table[s].notna().all()]
+    rows = []
+    for family in sorted(set(table["family"]) - {"clean"}):
+        clean, degraded = evaluate.pairs(table, [family])
+        sided = {}
+        for s in stats:
+            diff = clean[s].to_numpy() - degraded[s].to_numpy()
+            a = float(((diff > 0) + 0.5 * (diff == 0)).mean())
+            sided[s] = max(a, 1 - a)
+        best = max(sided, key=sided.get)
+        rows.append(dict(instrument=instrument, family=family, pairs=len(clean), statistics=len(stats),
+                         best_statistic=best, best_two_sided_auroc=sided[best],
+                         median_two_sided_auroc=float(np.median(list(sided.values()))),
+                         statistics_at_0_75=int(sum(v >= 0.75 for v in sided.values()))))
     return pd.DataFrame(rows)
 
 
@@ -788,6 +812,7 @@ def _tables_after_fit(versions, props, instrument, seed, samples, weaker, refere
                                               seed=seed))
     if reference is not None:
         tables["ablation"] = ablation_table(versions, reference, instrument, seed)
+    tables["audibility"] = audibility_table(versions, instrument)
     if props is not None and len(props):
         tables["properties"] = properties_table(props, weights, scores=(FITTED, *FEATURES, *alone_in(props)),
                                                 seed=seed)

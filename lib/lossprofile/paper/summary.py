@@ -360,6 +360,18 @@ def typicality_section(stats_dir: Path) -> list[str]:
             lines.append(f"| {r['instrument']} | {r['variant']} | {r['statistics']} | {r['reference_clips']} | "
                          f"{r['mean over families']:.2f}{spread} |")
         lines.append("")
+    audible = _read(stats_dir, "validation_audibility")
+    if audible is not None:
+        lines += ["### Can the model hear each family at all?", "",
+                  "Per family, every curve statistic's paired AUROC taken two-sided (max(a, 1 − a): 0.5 = clean and "
+                  "damaged versions overlap, 1 = they always differ, either way): the best statistic (chosen on these "
+                  "pairs, so optimistic), the median over statistics, and how many reach 0.75.", "",
+                  "| instrument | family | best statistic | best | median | statistics ≥ 0.75 |",
+                  "|---|---|---|---|---|---|"]
+        lines += [f"| {r.instrument} | {r.family} | {r.best_statistic} | {r.best_two_sided_auroc:.2f} | "
+                  f"{r.median_two_sided_auroc:.2f} | {r.statistics_at_0_75} of {r.statistics} |"
+                  for r in audible.itertuples()]
+        lines.append("")
     return lines
 
 
