@@ -207,14 +207,25 @@ def test_cli_profile_scores_a_folder_reports_bad_files_and_correlates_with_ratin
 
 def test_the_recommended_weights_ship_with_the_package_and_say_where_they_came_from():
     # `lossprofile validate` picks and fits them; profile_scores uses them when given none
+    from lossprofile.analysis import statistics, typicality
+
     weights = profile.load_weights()
-    assert weights is not None and set(weights["features"]) <= set(profile.FEATURES)
-    if weights.get("kind") == "rank_average":
+    assert weights is not None
+    if weights.get("kind") == "typicality":  # the clean reference ships beside it, disjoint from the validation
+        reference, provenance = typicality.load_reference(weights["instrument"])
+        assert provenance["detector"] == weights["detector"] and set(weights["features"]) <= set(statistics.STATISTICS)
+        assert len(reference) >= 150 and len(reference) == provenance["clips"]
+        assert not set(reference["piece"]) & set(weights["provenance"]["pieces"])
+        assert typicality.shipped(weights["instrument"]).statistics == provenance["statistics"]
+    elif weights.get("kind") == "rank_average":
+        assert set(weights["features"]) <= set(profile.FEATURES)
         assert all(np.all(np.diff(weights["quantiles"][f]) >= 0) for f in weights["features"])
     else:
+        assert set(weights["features"]) <= set(profile.FEATURES)
         assert all(weights["std"][name] > 0 for name in weights["weights"])
     source = weights["provenance"]
-    assert source["chosen"] in ("profile_score", "rank_average", *profile.FEATURES) and len(source["pieces"]) >= 40
+    assert source["chosen"] in ("profile_score", "rank_average", *profile.FEATURES,
+                                *(f"typicality_{d}" for d in typicality.DETECTORS)) and len(source["pieces"]) >= 40
     assert len(source["families"]) >= 6 and source["loudness_dbfs"] == profile.LOUDNESS_DBFS
     # the winner is the candidate with the highest mean leave-one-family-out AUROC
     means = source["lofo_mean_auroc"]
