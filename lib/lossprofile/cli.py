@@ -137,8 +137,11 @@ def profile(args: argparse.Namespace) -> int:
     reads_midi = getattr(lm, "reads", "audio") == "midi"
     weights = load_weights(MIDI_WEIGHTS_FILE if reads_midi else WEIGHTS_FILE)
     reference = load_model(args.reference, device=args.device) if args.reference else None
+    from .analysis.typicality import reference_digest
+
     params = dict(command="profile", model=lm.name, weights=lm.fingerprint, seconds=args.seconds, seed=args.seed,
                   precision=args.precision, profile_weights=json.dumps(weights, sort_keys=True),
+                  clean_reference=reference_digest("symbolic" if reads_midi else "audio"),
                   **options_key(args.prompt, reference))
     out = Path(args.out)
     units = units_of(lm)

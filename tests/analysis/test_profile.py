@@ -382,7 +382,8 @@ def test_a_clips_profile_is_a_function_of_its_content_and_a_typicality_score_exp
     rng = np.random.default_rng(0)
     stats = statistics.names("audio")
     base = pd.concat([a] * 20, ignore_index=True)
-    reference = base.assign(**{s: base[s] * (1 + 0.05 * rng.standard_normal(len(base))) for s in stats})
+    reference = base.assign(piece=[f"ref{i}" for i in range(len(base))],
+                            **{s: base[s] * (1 + 0.05 * rng.standard_normal(len(base))) for s in stats})
     weights = dict(kind="typicality", instrument="audio", detector="mahalanobis", features=stats)
     with typicality.reference_in_use("audio", reference, "mahalanobis", stats):
         scored = profile.profile_scores(small_lm, [wav, np.zeros_like(wav) + 0.01 * rng.standard_normal(wav.size)

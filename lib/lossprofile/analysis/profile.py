@@ -329,17 +329,21 @@ def combine(table: pd.DataFrame, weights: dict) -> np.ndarray:
     return score
 
 
-def with_score(table: pd.DataFrame, weights: dict | None) -> pd.DataFrame:
-    """``table`` with ``profile_score`` (NaN without weights); for a typicality score also why each clip scored as it
-    did: ``typicality_percentile`` among the clean reference's clips and ``atypical_1..3``, the statistics furthest
-    from clean music with the reference's range (:func:`lossprofile.analysis.typicality.explain`)."""
+def with_score(table: pd.DataFrame, weights: dict | None, instrument: str) -> pd.DataFrame:
+    """``table`` with ``profile_score`` (NaN without weights) and, where weights are given and the package ships a
+    clean reference for ``instrument`` (``audio``, ``symbolic``), how typical each clip is of clean music whatever
+    ``profile_score`` is: ``typicality`` (the reference's detector), ``typicality_percentile`` among the reference's
+    clean clips and ``atypical_1..3``, the statistics furthest from clean music with the reference's range
+    (:func:`lossprofile.analysis.typicality.explain`). Empty weights (``{}``: features only, as the validation
+    scores) add neither."""
     attrs = dict(table.attrs)
     table = table.assign(profile_score=combine(table, weights) if weights else np.nan)
-    if weights and weights.get("kind") == "typicality":
+    if weights:
         from .typicality import explain, shipped
 
-        why = explain(shipped(weights["instrument"]), table)
-        table = table.join(why.drop(columns=["typicality"]))
+        typ = shipped(instrument)
+        if typ is not None and all(s in table for s in typ.statistics):
+            table = table.join(explain(typ, table))
     table.attrs.update(attrs)
     return table
 
@@ -435,6 +439,9 @@ def profile_scores(lm, wavs: Sequence, sample_rate: int, excerpt_seconds: float 
     same codes, e.g. ``load_model("tiny-symbolic-base")`` beside ``tiny-symbolic``, or MusicGen small beside
     medium); NaN where they do not apply.
 
+    ``weights={}`` returns the features alone: no ``profile_score`` and no typicality reading (what the validation
+    scores with).
+
     ``curves_out``: a dict that receives each scored clip's :func:`probe_curve` under its name (what a report draws).
     """
     reads_midi = getattr(lm, "reads", "audio") == "midi"
@@ -502,7 +509,7 @@ def profile_scores(lm, wavs: Sequence, sample_rate: int, excerpt_seconds: float 
     if table.empty:
         table["profile_score"] = np.nan
         return table
-    table = with_score(table, weights)
+    table = with_score(table, weights, "audio")
     table.attrs["probe_design"] = dataclasses.asdict(design)
     table.attrs["loudness_dbfs"] = loudness_dbfs
     table.attrs.update(prompt=prompt, reference=None if reference is None else reference.name,
@@ -537,7 +544,7 @@ def _midi_profile_scores(lm, midis: Sequence, excerpt_seconds: float, design: Pr
     table.attrs["errors"] = errors
     if curves_out is not None:
         curves_out.update(curves)
-    table = with_score(table, weights) if len(table) else table.assign(profile_score=np.nan)
+    table = with_score(table, weights, "symbolic") if len(table) else table.assign(profile_score=np.nan)
     table.attrs["probe_design"] = dataclasses.asdict(design)
     table.attrs.update(reference=None if reference is None else reference.name,
                        context_window_seconds=context_window_seconds)

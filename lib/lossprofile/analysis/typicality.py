@@ -295,6 +295,16 @@ def load_reference(instrument: str, folder: str | os.PathLike = REFERENCE_DIR) -
     return pd.read_parquet(folder / f"{instrument}.parquet"), json.loads((folder / f"{instrument}.json").read_text())
 
 
+def reference_digest(instrument: str, folder: str | os.PathLike = REFERENCE_DIR) -> str | None:
+    """A short content hash of the instrument's shipped reference (None without one): part of a cached profile's
+    key, so a new reference scores the clips again."""
+    from ..io import file_digest
+
+    folder = Path(folder)
+    files = [folder / f"{instrument}.parquet", folder / f"{instrument}.json"]
+    return "-".join(file_digest(f) for f in files) if files[0].exists() else None
+
+
 _IN_USE: dict[str, tuple[pd.DataFrame, dict]] = {}  # instrument -> (reference, provenance) standing in for the shipped
 _FITTED: dict[tuple, Typicality] = {}
 

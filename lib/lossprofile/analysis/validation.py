@@ -266,7 +266,7 @@ def extra_scores(table: pd.DataFrame) -> list[str]:
 def alone_in(table: pd.DataFrame) -> list[str]:
     """The scores reported alone that ``table`` has on every row: :func:`extra_scores` and its typicality columns."""
     return extra_scores(table) + [c for c in table.columns if c.startswith(evaluate.TYPICALITY_PREFIX + "_")
-                                  and table[c].notna().all()]
+                                  and c != "typicality_percentile" and table[c].notna().all()]
 
 
 def out_of_fold(table: pd.DataFrame, family: str, features: Sequence[str] = FEATURES,
