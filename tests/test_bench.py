@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from lossprofile import bench, load_model
+from lossprofile import bench
 
 
 def test_published_and_engine_paths_agree_and_the_report_ends_with_the_speed_up(capsys):
@@ -73,7 +73,7 @@ def test_a_random_codec_of_the_real_size_gets_codes_that_follow_its_input():
     assert margins.median() > 1e-2 and (margins < 1e-5).float().mean() < 0.01
 
 
-def test_the_gpu_check_runs_end_to_end_and_writes_its_table(tmp_path):
+def test_the_gpu_check_runs_end_to_end_and_writes_its_table(tmp_path, tiny_lm):
     # on the CPU with the embedded model: the same code path `make gpu-check` takes on a GPU
     from lossprofile import gpucheck
 
@@ -94,7 +94,7 @@ def test_the_gpu_check_runs_end_to_end_and_writes_its_table(tmp_path):
     # the decode stage's rate from the row-steps it ran: 2 pieces x (a prefix, then 7 rows from about frame 246)
     assert 2 * 753 * 4 < stages["decoder_row_steps"] < 2 * 753 * 7
     assert stages["decode_tflops"] == pytest.approx(
-        load_model("tiny").forward_flops_per_step(753) * stages["decoder_row_steps"] / stages["decode"] / 1e12)
+        tiny_lm.forward_flops_per_step(753) * stages["decoder_row_steps"] / stages["decode"] / 1e12)
     (rate,) = numbers["projection"]  # the paper sweep's first 3 perturbations on one ASAP piece, through the runner
     assert rate["variants"] == 3 and rate["pieces"] == 1 and rate["fps"] * rate["seconds"] == pytest.approx(3 * 750)
     assert rate["source"].endswith("asap") and "asap | 3 |" in text

@@ -78,11 +78,9 @@ def test_engine_with_prefix_reuse_equals_plain_scoring(small_lm, music_wav):
     assert torch.allclose(fast.variants, small_lm.token_nll(codes)[1:], atol=1e-4)
 
 
-def test_score_many_encoding_across_pieces_scores_the_same_codes_as_piece_by_piece(music_wav, monkeypatch):
+def test_score_many_encoding_across_pieces_scores_the_same_codes_as_piece_by_piece(music_wav, monkeypatch, tiny_lm):
     # the GPU default (the codec batched across pieces), run on CPU: a trained codec, so VQ decisions have margins
-    from lossprofile import load_model
-
-    lm = load_model("tiny", device="cpu")
+    lm = tiny_lm
     calls = []
     real = type(lm).encode_pieces
     monkeypatch.setattr(type(lm), "encode_pieces", lambda self, pieces: calls.append(len(pieces)) or real(self, pieces))
@@ -115,13 +113,11 @@ def test_mixed_precision_per_frame_nll_stays_within_0_02_nats_of_fp32_on_a_rando
     assert (scoring.frame_mean(fp32.clean) - scoring.frame_mean(bf16.clean)).abs().max() < 0.02
 
 
-def test_mixed_precision_keeps_the_trained_models_sequence_means(music_wav):
+def test_mixed_precision_keeps_the_trained_models_sequence_means(music_wav, tiny_lm):
     # A trained model's logits are large and peaked, so bf16 rounding moves single frames far more
     # than on random weights (measured on the embedded model: 0.03 nats per frame on average, up to
     # 0.54 at one frame), while the sequence-mean deltas the experiments report move by under 0.02.
-    from lossprofile import load_model
-
-    lm = load_model("tiny", device="cpu")
+    lm = tiny_lm
     variants = [p.apply(music_wav, SR, 50) for p in noise_sweep((10, 100), onset_frame=100)]
     fp32 = scoring.score_variants(lm, music_wav, variants, precision="fp32")
     bf16 = scoring.score_variants(lm, music_wav, variants, precision="bf16")

@@ -221,10 +221,8 @@ def test_the_recommended_weights_ship_with_the_package_and_say_where_they_came_f
     assert means[source["chosen"]] == max(means.values()) and "mean_nll" in means
 
 
-def test_a_quieter_copy_scores_the_same_and_without_normalisation_it_would_not(music_wav):
-    from lossprofile import load_model
-
-    lm = load_model("tiny")  # the embedded model hears level (a random one barely does)
+def test_a_quieter_copy_scores_the_same_and_without_normalisation_it_would_not(music_wav, tiny_lm):
+    lm = tiny_lm  # the embedded model hears level (a random one barely does)
     wav = np.tile(music_wav, 2)
     quiet = wav * np.float32(10 ** (-24 / 20))
     a = profile.profile_scores(lm, [wav, quiet], 32000, excerpt_seconds=6.0, design=DESIGN, weights={})
@@ -328,20 +326,16 @@ def test_binoculars_against_another_model_by_hand(small_checkpoint, tmp_path):
     assert profile.binoculars(lm, other, codes) == pytest.approx(nll / cross, rel=1e-4)
 
 
-def test_a_reference_that_reads_other_codes_is_refused_by_name(small_lm, music_wav):
-    from lossprofile import load_model
-
-    symbolic = load_model("tiny-symbolic", device="cpu")
+def test_a_reference_that_reads_other_codes_is_refused_by_name(small_lm, music_wav, tiny_symbolic_lm):
+    symbolic = tiny_symbolic_lm
     with pytest.raises(ValueError, match="tiny-symbolic.*does not read the codes"):
         profile.profile_scores(small_lm, [music_wav], 32000, excerpt_seconds=3.0, reference=symbolic)
     with pytest.raises(ValueError, match="takes no text prompt"):
         profile.profile_scores(symbolic, [], 0, prompt="piano")
 
 
-def test_text_alignment_is_the_nll_the_prompt_saves(music_wav):
-    from lossprofile import load_model
-
-    lm = load_model("tiny", device="cpu")  # trained with descriptions, so its text moves its predictions
+def test_text_alignment_is_the_nll_the_prompt_saves(music_wav, tiny_lm):
+    lm = tiny_lm  # trained with descriptions, so its text moves its predictions
     wav = np.tile(music_wav, 2)
     table = profile.profile_scores(lm, [wav], 32000, excerpt_seconds=6.0, design=DESIGN, prompt="organ chorale")
     excerpt = profile.audio.normalize_rms(profile.usable_excerpt(

@@ -178,12 +178,10 @@ def test_validation_pieces_leave_out_what_the_project_has_seen(tmp_path):
     assert [p.name for p in validation.validation_pieces(2, held, exclude=seen)] == [p.name for p in pieces[:2]]
 
 
-def test_the_symbolic_instrument_profiles_scores_and_names_a_short_one(tmp_path, capsys):
+def test_the_symbolic_instrument_profiles_scores_and_names_a_short_one(tmp_path, capsys, tiny_symbolic_lm):
     import pretty_midi
 
-    from lossprofile import load_model
-
-    lm = load_model("tiny-symbolic")
+    lm = tiny_symbolic_lm
     rng = np.random.default_rng(0)
 
     def score(seconds):

@@ -53,7 +53,7 @@ def test_loops_are_whole_bars_of_the_piece_repeated():
     assert training.bar_loop(np.array([1, 2, 3]), bar, recipe, np.random.default_rng(0)) is None
 
 
-def test_the_shipped_base_model_is_the_same_recipe_stopped_early_and_reads_the_same_tokens():
+def test_the_shipped_base_model_is_the_same_recipe_stopped_early_and_reads_the_same_tokens(tiny_symbolic_lm):
     import json
 
     from lossprofile import load_model
@@ -65,5 +65,5 @@ def test_the_shipped_base_model_is_the_same_recipe_stopped_early_and_reads_the_s
     assert same(base) == same(finished)
     assert base["loss_last_100"] > finished["loss_last_100"] + 0.5  # it is the weaker model
     assert sum(p.stat().st_size for p in TINY_SYMBOLIC_BASE_DIR.iterdir()) < 10 * 2**20
-    lm, ref = load_model("tiny-symbolic", device="cpu"), load_model("tiny-symbolic-base", device="cpu")
+    lm, ref = tiny_symbolic_lm, load_model("tiny-symbolic-base", device="cpu")
     assert lm.tokenizer.vocab == ref.tokenizer.vocab and lm.fingerprint != ref.fingerprint

@@ -8,17 +8,13 @@ import pytest
 import torch
 from hypothesis import HealthCheck, example, given, settings, strategies as st
 
-from lossprofile import load_model
 from lossprofile.models.musicgen import codec
 from lossprofile.perturb import Perturbation
 
 SR, FR = 32000, 50
 
 
-@pytest.fixture(scope="module")
-def tiny_lm():
-    # a trained codec: its VQ decisions have real margins (random codebooks tie everywhere)
-    return load_model("tiny", device="cpu")
+# tiny_lm (tests/conftest.py): a trained codec, so its VQ decisions have real margins (random codebooks tie everywhere)
 
 
 def test_receptive_radius_covers_every_convolution(small_lm):
