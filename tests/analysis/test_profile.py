@@ -264,7 +264,8 @@ def test_a_window_scored_alone_differs_from_the_full_pass_only_where_its_lost_co
     codes = torch.randint(0, lm.V, (2, 103), generator=g)
     full = lm.token_statistics(codes[None]).nll[0].numpy()
     alone = profile.windows_alone(lm, codes, window_frames=20)
-    # (T - lookahead) // W = (103 - 1) // 20 = 5 windows; the first and the tail are not scored alone
+    # (T - lookahead) // W = (103 - 0) // 20 = 5 windows (a Markov model reads no later frame); the first and
+    # the tail are not scored alone
     assert np.isnan(alone[:, :20]).all() and np.isnan(alone[:, 100:]).all() and np.isfinite(alone[:, 20:100]).all()
     gain = alone[:, 20:100] - full[:, 20:100]
     starts = np.arange(0, 80, 20)

@@ -570,7 +570,7 @@ def sample_clips(lm, count: int, temperature: float, seconds: float = 15.0, seed
 
         codes = lm.generate(count, int((seconds + 1) * MIDI_TOKENS_PER_SECOND), top_k=0, temperature=temperature,
                             seed=seed)
-        return [pretty_midi.PrettyMIDI(io.BytesIO(data)) for data in lm.decode_midi(codes)]
+        return [pretty_midi.PrettyMIDI(io.BytesIO(data)) for data in lm.decode(codes)]
     codes = lm.generate(count, int((seconds + 1) * lm.frame_rate), top_k=0, temperature=temperature, seed=seed)
     return list(lm.decode(codes)[:, 0].numpy())
 

@@ -219,7 +219,7 @@ def build_generated_set(model, out_dir: str | os.PathLike | None = None, top_ks=
             # one seed per (top_k, chunk start) so re-runs and partial builds agree
             codes = model.generate(len(chunk), length, top_k=top_k, seed=seed * 100003 + top_k * 1009 + chunk[0])
             if reads_midi:
-                for i, data in zip(chunk, model.decode_midi(codes)):
+                for i, data in zip(chunk, model.decode(codes)):
                     with atomic_path(out / f"{names[i]}.mid") as tmp:
                         Path(tmp).write_bytes(data)
                 continue
