@@ -23,10 +23,8 @@ from tqdm.auto import tqdm
 
 from .. import audio
 from ..io import atomic_path, slug
+from ..paths import ASAP_DIR, DATA_DIR, REPO_ROOT  # noqa: F401  (their home is lossprofile.paths; kept here for callers)
 
-REPO_ROOT = Path(__file__).resolve().parents[3]
-DATA_DIR = Path(os.environ.get("LOSSPROFILE_DATA", REPO_ROOT / "data"))
-ASAP_DIR = DATA_DIR / "asap"
 SAMPLE_RATE = 32000
 # The paper's three kinds of data, and how its figures name them.
 KINDS = ("training", "ood", "generated")
