@@ -70,6 +70,7 @@ def test_the_repeat_test_splits_the_tokens_into_passes_by_time(random_lm):
     assert np.isfinite(table.to_numpy()).all() and (table.pass_1 > 0).all()
 
 
+@pytest.mark.slow
 def test_the_embedded_symbolic_model_loads_offline_uses_its_context_and_hears_wrong_notes(tiny_symbolic_lm):
     lm = tiny_symbolic_lm
     assert (TINY_SYMBOLIC_DIR / "model.safetensors").stat().st_size < 10e6

@@ -13,6 +13,7 @@ TINY = SymbolicRecipe(arch=dict(n_layer=1, n_embd=16, n_head=2, n_positions=32),
                       warmup_steps=2, checkpoint_every=2, finish_steps=2, loop_tokens=(8, 64))
 
 
+@pytest.mark.slow
 def test_an_interrupted_training_resumes_to_the_weights_of_an_uninterrupted_one(tmp_path, monkeypatch):
     straight = training.train(TINY, build_dir=tmp_path / "a", out_dir=tmp_path / "out_a", workers=1, limit=3)
     # the same run, stopped after its step-2 checkpoint (as Ctrl-C would), then started again

@@ -9,6 +9,7 @@ import subprocess
 import sys
 
 import numpy as np
+import pytest
 import torch
 import transformers
 
@@ -18,6 +19,7 @@ from lossprofile.models.musicgen import TINY_DIR
 from lossprofile.data import load_excerpt
 
 
+@pytest.mark.slow
 def test_tiny_loads_offline_through_from_pretrained_as_a_musicgen():
     code = ("import lossprofile, transformers; lm = lossprofile.load_model('tiny', device='cpu'); "
             "assert type(lm.model) is transformers.MusicgenForConditionalGeneration; "
@@ -36,6 +38,7 @@ def test_tiny_is_saved_in_the_hub_format():
     assert sum(p.stat().st_size for p in TINY_DIR.iterdir()) < 30 * 2**20
 
 
+@pytest.mark.slow
 def test_tiny_predicts_music_better_than_chance_and_the_card_number_is_reproduced(tiny_lm):
     lm = tiny_lm
     card = json.loads((TINY_DIR / "card.json").read_text())
@@ -61,6 +64,7 @@ def test_tiny_uses_the_same_loader_as_hub_names(monkeypatch):
     assert calls == [str(TINY_DIR)]
 
 
+@pytest.mark.slow
 def test_tiny_loss_jumps_when_white_noise_replaces_the_music(tiny_lm):
     # The response every experiment relies on: a loudness-matched white-noise onset at frame 250
     # is surprising, so the next 5 frames cost more than the same frames of the clean piece.
@@ -75,6 +79,7 @@ def test_tiny_loss_jumps_when_white_noise_replaces_the_music(tiny_lm):
     assert delta[:245].abs().max().item() < 1e-4  # the codec's receptive field leaves earlier frames untouched
 
 
+@pytest.mark.slow
 def test_tiny_uses_its_context_a_repeated_excerpt_costs_far_less(tiny_lm):
     # The ability the paper's Assimilation needs: music heard a moment ago is predicted from the
     # context. A 5 s excerpt played three times: the third pass costs under half the first
@@ -88,6 +93,7 @@ def test_tiny_uses_its_context_a_repeated_excerpt_costs_far_less(tiny_lm):
     assert rep["pass_2"].iloc[0] < rep["pass_1"].iloc[0] - 1.0
 
 
+@pytest.mark.slow
 def test_tiny_assimilates_long_white_noise_the_papers_effect(tiny_lm):
     # The paper's Assimilation, which the finishing stage's texture clouds gave the embedded model:
     # once 200 frames of loudness-matched white noise are the context, they cost less than the

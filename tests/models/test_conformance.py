@@ -116,18 +116,18 @@ def test_nll_is_minus_the_log_softmax_at_the_true_code_and_a_distribution_over_t
     from its own forward pass with that value in place, sums to one and equals the NLL's exp(-nll) at the true code
     and the predictive distribution the family exposes."""
     lm = case.lm
-    codes = random_codes(lm, 1, 10, seed=1)
+    codes = random_codes(lm, 1, 6, seed=1)
     stats = lm.token_statistics(codes)
     logp = lm.token_log_probs(codes)
     K, V = lm.num_codebooks, lm.cardinality
-    assert logp.shape == (1, K, 10, V)
+    assert logp.shape == (1, K, 6, V)
     at_true = -logp.gather(-1, codes[..., None])[..., 0]
     torch.testing.assert_close(stats.nll, at_true, atol=2e-4, rtol=0)
     torch.testing.assert_close(stats.entropy, -(logp.exp() * logp).sum(-1), atol=2e-4, rtol=0)
     k, t = K - 1, 4  # a code with context before it in every family
     every_value = codes.repeat(V, 1, 1)
     every_value[:, k, t] = torch.arange(V)
-    p = torch.cat([torch.exp(-lm.token_statistics(every_value[i : i + 64]).nll[:, k, t]) for i in range(0, V, 64)])
+    p = torch.cat([torch.exp(-lm.token_statistics(every_value[i : i + 256]).nll[:, k, t]) for i in range(0, V, 256)])
     assert float(p.sum()) == pytest.approx(1.0, abs=1e-3)
     torch.testing.assert_close(p.log(), logp[0, k, t], atol=2e-4, rtol=0)
 
@@ -145,17 +145,18 @@ def test_the_declared_lookahead_is_all_a_code_reads_after_its_frame(case):
 
 def test_generation_gives_codes_of_the_asked_length_reproducibly(case):
     lm = case.lm
-    a = lm.generate(2, 7, top_k=20, temperature=1.0, seed=3)
-    assert a.shape == (2, lm.num_codebooks, 7) and a.dtype == torch.long
+    a = lm.generate(2, 5, top_k=20, temperature=1.0, seed=3)
+    assert a.shape == (2, lm.num_codebooks, 5) and a.dtype == torch.long
     assert int(a.min()) >= 0 and int(a.max()) < lm.cardinality
-    assert torch.equal(a, lm.generate(2, 7, top_k=20, temperature=1.0, seed=3))
-    assert not torch.equal(a, lm.generate(2, 7, top_k=20, temperature=1.0, seed=4))
-    assert lm.generate(1, 3, seed=0).shape == (1, lm.num_codebooks, 3)  # the defaults of the one signature
+    assert torch.equal(a, lm.generate(2, 5, top_k=20, temperature=1.0, seed=3))
+    other = lm.generate(2, 5, seed=4)  # the one signature's defaults (top_k 250, temperature 1, no prompt)
+    assert other.shape == a.shape and not torch.equal(a, other)
 
 
 def test_decoding_gives_the_familys_input_form(case):
     lm = case.lm
-    codes = lm.generate(2, 6, top_k=20, seed=5)
+    # a codec decodes any codes; a MIDI tokenizer needs a sequence its model would write
+    codes = random_codes(lm, 2, 6, seed=5) if lm.reads == "audio" else lm.generate(2, 6, top_k=20, seed=5)
     out = lm.decode(codes)
     if lm.reads == "audio":
         assert isinstance(out, torch.Tensor) and out.shape == (2, 1, 6 * lm.hop_length) and out.dtype == torch.float32

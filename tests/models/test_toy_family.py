@@ -42,6 +42,7 @@ def clean_nll(lm, wav: np.ndarray) -> np.ndarray:
     return lm.token_statistics(lm.encode(torch.from_numpy(wav)[None, None])).nll[0].numpy()
 
 
+@pytest.mark.slow
 def test_the_toy_family_is_scored_through_the_runner(lm, music_folder, tmp_path):
     pieces = list_pieces(music_folder, "ood")
     perts = noise_sweep([10, 30], onset_frame=80)  # frame 80 is 0.93 s: onsets are frames of the model's grid
@@ -60,6 +61,7 @@ def test_the_toy_family_is_scored_through_the_runner(lm, music_folder, tmp_path)
     np.testing.assert_allclose(got["nll_clean"].to_numpy(), expected, rtol=1e-5, atol=1e-5)
 
 
+@pytest.mark.slow
 def test_the_toy_family_gets_a_profile_score(lm):
     wavs = [toy_family.music(2.0, seed=0), toy_family.music(1.3, seed=1)]
     table = profile_scores(lm, wavs, lm.sample_rate, excerpt_seconds=SECONDS, design=DESIGN, names=["a", "b"],
@@ -74,6 +76,7 @@ def test_the_toy_family_gets_a_profile_score(lm):
     assert table.loc[0, "mean_nll"] == pytest.approx(float(clean_nll(lm, excerpt).mean()), abs=1e-4)
 
 
+@pytest.mark.slow
 def test_the_validations_versions_of_a_piece_are_built_and_scored_on_the_toy_grid(lm, music_folder, tmp_path):
     piece = list_pieces(music_folder, "ood")[0]
     families = {"noise_segments": (0.4,), "shuffle": (0.5,)}
