@@ -9,7 +9,7 @@ DTYPE  ?= auto
 export HF_HUB_DISABLE_TELEMETRY := 1
 export PYTHONHASHSEED := 0
 
-.PHONY: install lab data figures validation test docs docs-serve notebook-outputs bench tiny-model tiny-symbolic tiny-symbolic-base model-card study clean-results gpu-check
+.PHONY: install lab data figures validation test test-fast docs docs-serve notebook-outputs bench tiny-model tiny-symbolic tiny-symbolic-base model-card study clean-results gpu-check
 
 $(VENV)/.installed: requirements.txt pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -48,6 +48,12 @@ validation: install
 # marked NBVAL_CHECK_OUTPUT against their stored outputs.
 test: data
 	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest tests notebooks/0*.ipynb --nbval-lax --nbval-current-env
+
+# The layout, contract and unit tests (no notebooks, no test marked slow: trained models at length, end-to-end
+# runs, builds; see the slow marker in pyproject.toml), in under 2 minutes on 2 CPU cores. `make test` stays the
+# full suite.
+test-fast: install
+	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest tests -m "not slow"
 
 # The documentation site (mkdocs-material, mkdocstrings, mkdocs-jupyter; pinned in requirements-docs.txt),
 # built offline and in strict mode (a broken link, a missing page or an unresolved API reference fails) into

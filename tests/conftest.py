@@ -49,6 +49,19 @@ def small_lm(small_checkpoint):
     return load_model(small_checkpoint, device="cpu")
 
 
+# The embedded models, loaded once per session and shared: loading one costs about a second (tiny: 22 MB of weights),
+# and about a dozen tests read them. Tests must not change them (monkeypatch a class, not these objects); a test
+# of loading itself calls load_model.
+@pytest.fixture(scope="session")
+def tiny_lm():
+    return load_model("tiny", device="cpu")
+
+
+@pytest.fixture(scope="session")
+def tiny_symbolic_lm():
+    return load_model("tiny-symbolic", device="cpu")
+
+
 @pytest.fixture
 def music_wav() -> np.ndarray:
     """4 s of a harmonic tone sequence plus a little noise at 32 kHz (a stand-in for music)."""

@@ -9,9 +9,10 @@ import numpy as np
 import pytest
 import torch
 
-from lossprofile import bench, load_model
+from lossprofile import bench
 
 
+@pytest.mark.slow
 def test_published_and_engine_paths_agree_and_the_report_ends_with_the_speed_up(capsys):
     r = bench.main(["--model", "tiny", "--device", "cpu", "--pieces", "2", "--seconds", "10", "--pieces-per-batch", "2",
                 "--paper-pieces", "0"])  # (its prefix-groups line: tests/test_scoring.py)
@@ -38,6 +39,7 @@ def test_published_and_engine_paths_agree_and_the_report_ends_with_the_speed_up(
     assert re.search(row, table)  # no FLOPs on CPU; no variant with its clean codes, none differing (b) vs (c)
 
 
+@pytest.mark.slow
 def test_a_random_codec_of_the_real_size_gets_codes_that_follow_its_input():
     # transformers builds EnCodec with all-zero codebooks: every frame of every waveform gets code 0, so a
     # benchmark on random weights would see no variant differ from its clean piece (the GPU checks of 2026-11-25
@@ -73,7 +75,8 @@ def test_a_random_codec_of_the_real_size_gets_codes_that_follow_its_input():
     assert margins.median() > 1e-2 and (margins < 1e-5).float().mean() < 0.01
 
 
-def test_the_gpu_check_runs_end_to_end_and_writes_its_table(tmp_path):
+@pytest.mark.slow
+def test_the_gpu_check_runs_end_to_end_and_writes_its_table(tmp_path, tiny_lm):
     # on the CPU with the embedded model: the same code path `make gpu-check` takes on a GPU
     from lossprofile import gpucheck
 
@@ -94,7 +97,7 @@ def test_the_gpu_check_runs_end_to_end_and_writes_its_table(tmp_path):
     # the decode stage's rate from the row-steps it ran: 2 pieces x (a prefix, then 7 rows from about frame 246)
     assert 2 * 753 * 4 < stages["decoder_row_steps"] < 2 * 753 * 7
     assert stages["decode_tflops"] == pytest.approx(
-        load_model("tiny").forward_flops_per_step(753) * stages["decoder_row_steps"] / stages["decode"] / 1e12)
+        tiny_lm.forward_flops_per_step(753) * stages["decoder_row_steps"] / stages["decode"] / 1e12)
     (rate,) = numbers["projection"]  # the paper sweep's first 3 perturbations on one ASAP piece, through the runner
     assert rate["variants"] == 3 and rate["pieces"] == 1 and rate["fps"] * rate["seconds"] == pytest.approx(3 * 750)
     assert rate["source"].endswith("asap") and "asap | 3 |" in text
@@ -141,6 +144,7 @@ def test_the_decoder_floor_counts_each_variants_steps_from_its_onset_and_the_flo
     assert floor["facebook/musicgen-melody"]["pflop"] == medium["pflop"] < floor["facebook/musicgen-large"]["pflop"]
 
 
+@pytest.mark.slow
 def test_decoder_flops_per_step_match_torchs_flop_counter():
     from torch.nn.attention import SDPBackend, sdpa_kernel
     from torch.utils.flop_counter import FlopCounterMode
@@ -165,6 +169,7 @@ def test_decoder_flops_per_step_match_torchs_flop_counter():
                                     rel=1e-9)
 
 
+@pytest.mark.slow
 def test_the_compile_check_times_each_mode_against_eager_and_reports_a_mode_that_fails(small_lm):
     import torch._dynamo
 

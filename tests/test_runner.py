@@ -42,6 +42,7 @@ def tone(seconds: float, seed: int, sr: int = SR) -> np.ndarray:
 PERTS = noise_sweep((5, 20), onset_frame=60) + [Perturbation("shuffle", 60, 60, segment_frames=10)]
 
 
+@pytest.mark.slow
 def test_tidy_table_has_every_parameter_and_exact_deltas(small_lm, tmp_path):
     pieces = [write_piece(tmp_path, f"p{i}", tone(3.0, i)) for i in range(2)]
     table = run_experiment(small_lm, pieces, PERTS, tmp_path / "out", excerpt_seconds=2.5, progress=False)
@@ -68,6 +69,7 @@ def test_tidy_table_has_every_parameter_and_exact_deltas(small_lm, tmp_path):
     assert (tmp_path / "out" / "results.parquet").exists()
 
 
+@pytest.mark.slow
 def test_engine_with_prefix_reuse_equals_plain_scoring(small_lm, music_wav):
     variants = [p.apply(music_wav, SR, 50) for p in noise_sweep((3, 10, 40), onset_frame=120)]
     fast = scoring.score_variants(small_lm, music_wav, variants, batch_size=2, prefix_reuse=True)
@@ -78,11 +80,10 @@ def test_engine_with_prefix_reuse_equals_plain_scoring(small_lm, music_wav):
     assert torch.allclose(fast.variants, small_lm.token_nll(codes)[1:], atol=1e-4)
 
 
-def test_score_many_encoding_across_pieces_scores_the_same_codes_as_piece_by_piece(music_wav, monkeypatch):
+@pytest.mark.slow
+def test_score_many_encoding_across_pieces_scores_the_same_codes_as_piece_by_piece(music_wav, monkeypatch, tiny_lm):
     # the GPU default (the codec batched across pieces), run on CPU: a trained codec, so VQ decisions have margins
-    from lossprofile import load_model
-
-    lm = load_model("tiny", device="cpu")
+    lm = tiny_lm
     calls = []
     real = type(lm).encode_pieces
     monkeypatch.setattr(type(lm), "encode_pieces", lambda self, pieces: calls.append(len(pieces)) or real(self, pieces))
@@ -106,6 +107,7 @@ def test_score_many_encoding_across_pieces_scores_the_same_codes_as_piece_by_pie
     assert same_rows >= 10  # of 12
 
 
+@pytest.mark.slow
 def test_mixed_precision_per_frame_nll_stays_within_0_02_nats_of_fp32_on_a_random_model(small_lm, music_wav):
     variants = [p.apply(music_wav, SR, 50) for p in noise_sweep((10, 100), onset_frame=100)]
     fp32 = scoring.score_variants(small_lm, music_wav, variants, precision="fp32")
@@ -115,13 +117,12 @@ def test_mixed_precision_per_frame_nll_stays_within_0_02_nats_of_fp32_on_a_rando
     assert (scoring.frame_mean(fp32.clean) - scoring.frame_mean(bf16.clean)).abs().max() < 0.02
 
 
-def test_mixed_precision_keeps_the_trained_models_sequence_means(music_wav):
+@pytest.mark.slow
+def test_mixed_precision_keeps_the_trained_models_sequence_means(music_wav, tiny_lm):
     # A trained model's logits are large and peaked, so bf16 rounding moves single frames far more
     # than on random weights (measured on the embedded model: 0.03 nats per frame on average, up to
     # 0.54 at one frame), while the sequence-mean deltas the experiments report move by under 0.02.
-    from lossprofile import load_model
-
-    lm = load_model("tiny", device="cpu")
+    lm = tiny_lm
     variants = [p.apply(music_wav, SR, 50) for p in noise_sweep((10, 100), onset_frame=100)]
     fp32 = scoring.score_variants(lm, music_wav, variants, precision="fp32")
     bf16 = scoring.score_variants(lm, music_wav, variants, precision="bf16")
@@ -132,6 +133,7 @@ def test_mixed_precision_keeps_the_trained_models_sequence_means(music_wav):
     assert (delta(fp32) - delta(bf16)).abs().max() < 0.05
 
 
+@pytest.mark.slow
 def test_bad_pieces_are_reported_and_skipped_while_the_rest_completes(small_lm, tmp_path, capsys):
     good = write_piece(tmp_path, "good", tone(3.0, 1))
     short = write_piece(tmp_path, "short", tone(1.0, 2))
@@ -156,6 +158,7 @@ def test_bad_pieces_are_reported_and_skipped_while_the_rest_completes(small_lm, 
     assert "not found" in errors.loc["missing", "error"]
 
 
+@pytest.mark.slow
 def test_the_pipeline_across_pieces_gives_the_per_piece_table_and_isolates_bad_pieces(small_lm, tmp_path,
                                                                                       monkeypatch, capsys):
     groups, real = [], type(small_lm).shared_prefix_statistics
@@ -229,6 +232,7 @@ RUN_SCRIPT = textwrap.dedent("""
 """)
 
 
+@pytest.mark.slow
 def test_interrupted_run_resumes_without_recomputing_and_matches_an_uninterrupted_run(small_checkpoint, tmp_path):
     data = tmp_path / "data"
     for i in range(6):
@@ -260,6 +264,7 @@ def test_interrupted_run_resumes_without_recomputing_and_matches_an_uninterrupte
     pd.testing.assert_frame_equal(a.reset_index(drop=True), b.reset_index(drop=True))
 
 
+@pytest.mark.slow
 def test_a_piece_whose_audio_changed_is_scored_again_and_the_others_are_reused(small_lm, tmp_path):
     pieces = [write_piece(tmp_path, f"p{i}", tone(3.0, i)) for i in range(2)]
     first = run_experiment(small_lm, pieces, PERTS[:1], tmp_path / "out", excerpt_seconds=2.5, progress=False)
@@ -274,6 +279,7 @@ def test_a_piece_whose_audio_changed_is_scored_again_and_the_others_are_reused(s
     assert np.abs(old - new).max() > 1e-3
 
 
+@pytest.mark.slow
 def test_out_of_memory_halves_the_batch_and_loses_nothing(small_lm, music_wav, monkeypatch):
     variants = [p.apply(music_wav, SR, 50) for p in noise_sweep((3, 10, 40, 60), onset_frame=120)]
     reference = scoring.score_variants(small_lm, music_wav, variants, batch_size=1)
@@ -294,6 +300,7 @@ def test_out_of_memory_halves_the_batch_and_loses_nothing(small_lm, music_wav, m
     assert torch.allclose(scores.clean, reference.clean, atol=1e-4)
 
 
+@pytest.mark.slow
 def test_any_folder_of_audio_can_stand_in_for_a_data_kind(small_lm, tmp_path):
     from lossprofile.paper import experiments as ex
 
@@ -305,6 +312,7 @@ def test_any_folder_of_audio_can_stand_in_for_a_data_kind(small_lm, tmp_path):
     assert set(table["dataset"]) == {"ood"} and set(table["piece"]) == {"take0", "take1"}
 
 
+@pytest.mark.slow
 def test_relative_folders_and_outputs_are_taken_from_the_working_directory(small_lm, tmp_path, monkeypatch):
     # a notebook copied elsewhere (or a non-editable install) writes next to where it runs, not into the package
     from lossprofile.paper import experiments as ex
@@ -324,6 +332,7 @@ def test_relative_folders_and_outputs_are_taken_from_the_working_directory(small
     assert all(p.exists() and p.parent == tmp_path / "figs" for p in (tmp_path / q for q in paths))
 
 
+@pytest.mark.slow
 def test_score_perturbations_of_midi_pieces_are_rendered_and_scored_against_the_clean_render(small_lm, tmp_path):
     import pretty_midi
 
@@ -356,6 +365,7 @@ def test_score_perturbations_of_midi_pieces_are_rendered_and_scored_against_the_
     assert list(errors["piece"]) == ["take0"] and "need a MIDI file" in errors["error"][0]
 
 
+@pytest.mark.slow
 def test_several_models_share_one_table_and_the_figures_get_a_panel_each(small_checkpoint, tmp_path):
     import matplotlib.pyplot as plt
 
@@ -383,6 +393,7 @@ def test_several_models_share_one_table_and_the_figures_get_a_panel_each(small_c
     plt.close("all")
 
 
+@pytest.mark.slow
 def test_cli_score_names_each_skipped_file_once_and_ends_with_a_summary(small_checkpoint, tmp_path, capsys):
     from lossprofile import cli
 
@@ -453,6 +464,7 @@ class ReportParts(HTMLParser):
             self._body = False
 
 
+@pytest.mark.slow
 def test_files_that_share_a_stem_stay_two_pieces_with_their_own_rows_and_paths(small_checkpoint, tmp_path, capsys):
     from lossprofile import cli
 

@@ -3,6 +3,7 @@ decoder prefix up to their own change, and the scores stay those of scoring ever
 
 from __future__ import annotations
 
+import pytest
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -63,6 +64,7 @@ def test_prefix_groups_cover_every_row_once_share_only_what_they_share_and_cost_
         assert groups == [(list(range(len(codes))), own[0])]
 
 
+@pytest.mark.slow
 def test_variants_changing_at_different_frames_each_reuse_their_own_prefix_and_score_as_alone(small_lm, music_wav):
     # the paper sweep's mix: changes from frame 0 (a shuffle of the whole excerpt) to late noise windows
     perts = ([Perturbation("shuffle", 0, 200, segment_frames=10)] + noise_sweep((5, 20, 40), onset_frame=60)

@@ -47,6 +47,7 @@ def test_a_typo_fails_before_any_work_naming_the_key_and_the_file(tmp_path, chan
     assert not started
 
 
+@pytest.mark.slow
 def test_ray_gives_the_in_process_table_even_when_an_actor_is_killed_and_with_several_pieces_per_unit(tmp_path):
     import ray
 

@@ -70,6 +70,7 @@ def test_a_choice_made_once_is_kept_by_load_model_and_an_explicit_one_wins(monke
         torch.set_num_threads(before)
 
 
+@pytest.mark.slow
 def test_every_command_takes_threads_and_idle_openmp_threads_sleep(tmp_path):
     script = ("import os, sys, torch\n"
               "from lossprofile import cli\n"

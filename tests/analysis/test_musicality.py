@@ -46,6 +46,7 @@ def test_chroma_correlation_ignores_loudness(gain):
     assert musicality.chroma_correlation(gain * ref, ref, SR) == pytest.approx(1.0, abs=1e-6)
 
 
+@pytest.mark.slow
 def test_repeat_and_noise_measures_run_on_a_model(small_lm, music_wav):
     wav = np.tile(music_wav, 4)  # 16 s
     rep = musicality.repeat_test(small_lm, [wav], SR, excerpt_seconds=2.0, passes=3)

@@ -68,6 +68,7 @@ def test_token_features_normalised_surprisal_is_zero_when_surprise_equals_expect
     assert f["normalized_surprisal"] == pytest.approx(4 / 2) and f["mean_log_rank"] == pytest.approx(1.0)
 
 
+@pytest.mark.slow
 def test_profile_scores_are_seeded_and_leave_the_clean_curve_untouched(small_lm, music_wav):
     wav = np.tile(music_wav, 2)  # 8 s
     a = profile.profile_scores(small_lm, [wav, wav[::-1].copy()], 32000, excerpt_seconds=6.0, design=DESIGN, seed=1)
@@ -92,6 +93,7 @@ def test_profile_scores_are_seeded_and_leave_the_clean_curve_untouched(small_lm,
     assert a.loc[0, "mean_nll_fine"] == pytest.approx(float(alone.nll[0, -1].mean()), abs=1e-4)
 
 
+@pytest.mark.slow
 def test_probes_cost_one_clean_pass_plus_variant_suffixes_each_from_its_own_onset(small_lm, music_wav, monkeypatch):
     calls = []
     real = type(small_lm).shared_prefix_statistics
@@ -161,6 +163,7 @@ def test_ratings_reader_accepts_musiceval_layout_and_names_bad_files(tmp_path):
         ratings_module.read_ratings(bad)
 
 
+@pytest.mark.slow
 def test_cli_profile_scores_a_folder_reports_bad_files_and_correlates_with_ratings(small_checkpoint, tmp_path, capsys):
     import soundfile as sf
 
@@ -232,10 +235,9 @@ def test_the_recommended_weights_ship_with_the_package_and_say_where_they_came_f
     assert means[source["chosen"]] == max(means.values()) and "mean_nll" in means
 
 
-def test_a_quieter_copy_scores_the_same_and_without_normalisation_it_would_not(music_wav):
-    from lossprofile import load_model
-
-    lm = load_model("tiny")  # the embedded model hears level (a random one barely does)
+@pytest.mark.slow
+def test_a_quieter_copy_scores_the_same_and_without_normalisation_it_would_not(music_wav, tiny_lm):
+    lm = tiny_lm  # the embedded model hears level (a random one barely does)
     wav = np.tile(music_wav, 2)
     quiet = wav * np.float32(10 ** (-24 / 20))
     a = profile.profile_scores(lm, [wav, quiet], 32000, excerpt_seconds=6.0, design=DESIGN, weights={})
@@ -246,6 +248,7 @@ def test_a_quieter_copy_scores_the_same_and_without_normalisation_it_would_not(m
     assert normalised < 0.005 and as_is > 0.02
 
 
+@pytest.mark.slow
 def test_profile_scores_name_a_clip_they_cannot_use_and_score_a_short_one_over_what_it_has(small_lm, capsys):
     rng = np.random.default_rng(1)
 
@@ -277,7 +280,8 @@ def test_a_window_scored_alone_differs_from_the_full_pass_only_where_its_lost_co
     codes = torch.randint(0, lm.V, (2, 103), generator=g)
     full = lm.token_statistics(codes[None]).nll[0].numpy()
     alone = profile.windows_alone(lm, codes, window_frames=20)
-    # (T - lookahead) // W = (103 - 1) // 20 = 5 windows; the first and the tail are not scored alone
+    # (T - lookahead) // W = (103 - 0) // 20 = 5 windows (a Markov model reads no later frame); the first and
+    # the tail are not scored alone
     assert np.isnan(alone[:, :20]).all() and np.isnan(alone[:, 100:]).all() and np.isfinite(alone[:, 20:100]).all()
     gain = alone[:, 20:100] - full[:, 20:100]
     starts = np.arange(0, 80, 20)
@@ -312,6 +316,7 @@ def test_under_the_delay_pattern_a_window_alone_sees_the_full_passs_lookahead_an
     assert np.abs(again[:, 2 * W : 3 * W] - alone[:, 2 * W : 3 * W]).max() > 1e-3  # window 2 holds that frame
 
 
+@pytest.mark.slow
 def test_binoculars_with_the_model_as_its_own_reference_is_mean_nll_over_mean_entropy(small_lm, music_wav):
     table = profile.profile_scores(small_lm, [np.tile(music_wav, 2)], 32000, excerpt_seconds=6.0, design=DESIGN,
                                    reference=small_lm)
@@ -322,6 +327,7 @@ def test_binoculars_with_the_model_as_its_own_reference_is_mean_nll_over_mean_en
                                            design=DESIGN).loc[0, "binoculars"])
 
 
+@pytest.mark.slow
 def test_binoculars_against_another_model_by_hand(small_checkpoint, tmp_path):
     from tests.conftest import save_random_checkpoint
 
@@ -339,20 +345,17 @@ def test_binoculars_against_another_model_by_hand(small_checkpoint, tmp_path):
     assert profile.binoculars(lm, other, codes) == pytest.approx(nll / cross, rel=1e-4)
 
 
-def test_a_reference_that_reads_other_codes_is_refused_by_name(small_lm, music_wav):
-    from lossprofile import load_model
-
-    symbolic = load_model("tiny-symbolic", device="cpu")
+def test_a_reference_that_reads_other_codes_is_refused_by_name(small_lm, music_wav, tiny_symbolic_lm):
+    symbolic = tiny_symbolic_lm
     with pytest.raises(ValueError, match="tiny-symbolic.*does not read the codes"):
         profile.profile_scores(small_lm, [music_wav], 32000, excerpt_seconds=3.0, reference=symbolic)
     with pytest.raises(ValueError, match="takes no text prompt"):
         profile.profile_scores(symbolic, [], 0, prompt="piano")
 
 
-def test_text_alignment_is_the_nll_the_prompt_saves(music_wav):
-    from lossprofile import load_model
-
-    lm = load_model("tiny", device="cpu")  # trained with descriptions, so its text moves its predictions
+@pytest.mark.slow
+def test_text_alignment_is_the_nll_the_prompt_saves(music_wav, tiny_lm):
+    lm = tiny_lm  # trained with descriptions, so its text moves its predictions
     wav = np.tile(music_wav, 2)
     table = profile.profile_scores(lm, [wav], 32000, excerpt_seconds=6.0, design=DESIGN, prompt="organ chorale")
     excerpt = profile.audio.normalize_rms(profile.usable_excerpt(

@@ -14,7 +14,6 @@ from lossprofile import audio
 from lossprofile.analysis import symbolic as hearing
 from lossprofile.embedded import symbolic as training
 from lossprofile.embedded.recipe import SymbolicRecipe
-from lossprofile.models import load_model
 from lossprofile.models.symbolic import SymbolicLM
 from lossprofile.models.symbolic.model import TINY_SYMBOLIC_DIR
 
@@ -71,8 +70,9 @@ def test_the_repeat_test_splits_the_tokens_into_passes_by_time(random_lm):
     assert np.isfinite(table.to_numpy()).all() and (table.pass_1 > 0).all()
 
 
-def test_the_embedded_symbolic_model_loads_offline_uses_its_context_and_hears_wrong_notes():
-    lm = load_model("tiny-symbolic", device="cpu")
+@pytest.mark.slow
+def test_the_embedded_symbolic_model_loads_offline_uses_its_context_and_hears_wrong_notes(tiny_symbolic_lm):
+    lm = tiny_symbolic_lm
     assert (TINY_SYMBOLIC_DIR / "model.safetensors").stat().st_size < 10e6
     # a passage heard twice before is cheaper the third time (measured 0.80 and 0.87 when the model was made;
     # the card's mean over 24 held-out pieces is 0.88: this small model copies, but not much)

@@ -178,12 +178,11 @@ def test_validation_pieces_leave_out_what_the_project_has_seen(tmp_path):
     assert [p.name for p in validation.validation_pieces(2, held, exclude=seen)] == [p.name for p in pieces[:2]]
 
 
-def test_the_symbolic_instrument_profiles_scores_and_names_a_short_one(tmp_path, capsys):
+@pytest.mark.slow
+def test_the_symbolic_instrument_profiles_scores_and_names_a_short_one(tmp_path, capsys, tiny_symbolic_lm):
     import pretty_midi
 
-    from lossprofile import load_model
-
-    lm = load_model("tiny-symbolic")
+    lm = tiny_symbolic_lm
     rng = np.random.default_rng(0)
 
     def score(seconds):
@@ -225,6 +224,7 @@ def test_the_committed_validation_has_forty_report_pairs_per_family_and_strength
     assert (rungs["systems"] == len(validation.SAMPLE_TEMPERATURES) + 1).all() and len(rungs) > 1
 
 
+@pytest.mark.slow
 def test_property_versions_of_one_piece_hold_the_properties_they_are_built_to_have(small_lm):
     """The audio properties on one ASAP performance and a small random model: a quieter copy, once normalised, is
     the same clip; a second probe seed moves the probe features and nothing that does not read the probes."""

@@ -51,6 +51,7 @@ def test_clouds_are_seeded_soundfont_sounds_that_never_repeat():
     assert largest_repeat_correlation(looped) > 0.8  # 5 of its 6 seconds recur at a lag of 1 s
 
 
+@pytest.mark.slow
 def test_a_recipe_trains_on_clouds_only_when_it_asks_and_renders_them_once(tmp_path, monkeypatch):
     t = np.arange(3 * SR) / SR
     wavs = [(0.1 * np.sin(2 * np.pi * f * t)).astype(np.float32) for f in (220.0, 330.0)]

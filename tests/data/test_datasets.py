@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import pandas as pd
+import pytest
 import soundfile as sf
 
 from lossprofile.data.datasets import build_generated_set, generated_is_current
 
 
+@pytest.mark.slow
 def test_generated_set_holds_distinct_samples_of_these_weights_and_drops_stale_ones(small_lm, tmp_path):
     stale = tmp_path / "topk0010-00.flac"
     sf.write(stale, [0.0] * 32000, 32000)  # left by an unknown model, no marker
@@ -24,6 +26,7 @@ def test_generated_set_holds_distinct_samples_of_these_weights_and_drops_stale_o
     assert set(pd.read_csv(tmp_path / "manifest.csv", dtype=str)["weights"]) == {small_lm.fingerprint}
 
 
+@pytest.mark.slow
 def test_a_symbolic_models_generated_set_is_midi_files_of_its_own_samples(tmp_path):
     import pretty_midi
 

@@ -13,6 +13,7 @@ TINY = SymbolicRecipe(arch=dict(n_layer=1, n_embd=16, n_head=2, n_positions=32),
                       warmup_steps=2, checkpoint_every=2, finish_steps=2, loop_tokens=(8, 64))
 
 
+@pytest.mark.slow
 def test_an_interrupted_training_resumes_to_the_weights_of_an_uninterrupted_one(tmp_path, monkeypatch):
     straight = training.train(TINY, build_dir=tmp_path / "a", out_dir=tmp_path / "out_a", workers=1, limit=3)
     # the same run, stopped after its step-2 checkpoint (as Ctrl-C would), then started again
@@ -53,7 +54,7 @@ def test_loops_are_whole_bars_of_the_piece_repeated():
     assert training.bar_loop(np.array([1, 2, 3]), bar, recipe, np.random.default_rng(0)) is None
 
 
-def test_the_shipped_base_model_is_the_same_recipe_stopped_early_and_reads_the_same_tokens():
+def test_the_shipped_base_model_is_the_same_recipe_stopped_early_and_reads_the_same_tokens(tiny_symbolic_lm):
     import json
 
     from lossprofile import load_model
@@ -65,5 +66,5 @@ def test_the_shipped_base_model_is_the_same_recipe_stopped_early_and_reads_the_s
     assert same(base) == same(finished)
     assert base["loss_last_100"] > finished["loss_last_100"] + 0.5  # it is the weaker model
     assert sum(p.stat().st_size for p in TINY_SYMBOLIC_BASE_DIR.iterdir()) < 10 * 2**20
-    lm, ref = load_model("tiny-symbolic", device="cpu"), load_model("tiny-symbolic-base", device="cpu")
+    lm, ref = tiny_symbolic_lm, load_model("tiny-symbolic-base", device="cpu")
     assert lm.tokenizer.vocab == ref.tokenizer.vocab and lm.fingerprint != ref.fingerprint

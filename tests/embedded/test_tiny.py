@@ -9,6 +9,7 @@ import subprocess
 import sys
 
 import numpy as np
+import pytest
 import torch
 import transformers
 
@@ -18,6 +19,7 @@ from lossprofile.models.musicgen import TINY_DIR
 from lossprofile.data import load_excerpt
 
 
+@pytest.mark.slow
 def test_tiny_loads_offline_through_from_pretrained_as_a_musicgen():
     code = ("import lossprofile, transformers; lm = lossprofile.load_model('tiny', device='cpu'); "
             "assert type(lm.model) is transformers.MusicgenForConditionalGeneration; "
@@ -36,8 +38,9 @@ def test_tiny_is_saved_in_the_hub_format():
     assert sum(p.stat().st_size for p in TINY_DIR.iterdir()) < 30 * 2**20
 
 
-def test_tiny_predicts_music_better_than_chance_and_the_card_number_is_reproduced():
-    lm = load_model("tiny", device="cpu")
+@pytest.mark.slow
+def test_tiny_predicts_music_better_than_chance_and_the_card_number_is_reproduced(tiny_lm):
+    lm = tiny_lm
     card = json.loads((TINY_DIR / "card.json").read_text())
     piece = ex.pieces("ood", 1)[0]
     codes = lm.encode(torch.from_numpy(load_excerpt(piece, lm.sample_rate, 15.0))[None, None])
@@ -61,12 +64,13 @@ def test_tiny_uses_the_same_loader_as_hub_names(monkeypatch):
     assert calls == [str(TINY_DIR)]
 
 
-def test_tiny_loss_jumps_when_white_noise_replaces_the_music():
+@pytest.mark.slow
+def test_tiny_loss_jumps_when_white_noise_replaces_the_music(tiny_lm):
     # The response every experiment relies on: a loudness-matched white-noise onset at frame 250
     # is surprising, so the next 5 frames cost more than the same frames of the clean piece.
     from lossprofile.perturb.waveform import replace_with_noise
 
-    lm = load_model("tiny", device="cpu")
+    lm = tiny_lm
     wav = load_excerpt(ex.pieces("training", 1)[0], lm.sample_rate, 15.0)
     noisy = replace_with_noise(wav, lm.sample_rate, lm.frame_rate, onset_frame=250, length_frames=50, seed=0)
     nll = lm.token_nll(lm.encode(torch.from_numpy(np.stack([wav, noisy]))[:, None])).mean(dim=1)
@@ -75,20 +79,22 @@ def test_tiny_loss_jumps_when_white_noise_replaces_the_music():
     assert delta[:245].abs().max().item() < 1e-4  # the codec's receptive field leaves earlier frames untouched
 
 
-def test_tiny_uses_its_context_a_repeated_excerpt_costs_far_less():
+@pytest.mark.slow
+def test_tiny_uses_its_context_a_repeated_excerpt_costs_far_less(tiny_lm):
     # The ability the paper's Assimilation needs: music heard a moment ago is predicted from the
     # context. A 5 s excerpt played three times: the third pass costs under half the first
     # (the card measures 0.06 over 24 pieces; a model without context use gives about 1.0).
     from lossprofile.analysis import musicality
 
-    lm = load_model("tiny", device="cpu")
+    lm = tiny_lm
     wav = load_excerpt(ex.pieces("ood", 1)[0], lm.sample_rate, 15.0)
     rep = musicality.repeat_test(lm, [wav], lm.sample_rate, excerpt_seconds=5.0, passes=3)
     assert rep["ratio_last_first"].iloc[0] < 0.5
     assert rep["pass_2"].iloc[0] < rep["pass_1"].iloc[0] - 1.0
 
 
-def test_tiny_assimilates_long_white_noise_the_papers_effect():
+@pytest.mark.slow
+def test_tiny_assimilates_long_white_noise_the_papers_effect(tiny_lm):
     # The paper's Assimilation, which the finishing stage's texture clouds gave the embedded model:
     # once 200 frames of loudness-matched white noise are the context, they cost less than the
     # music they replace. Measured on these 6 held-out and OOD pieces: -0.88 nats per code on
@@ -96,7 +102,7 @@ def test_tiny_assimilates_long_white_noise_the_papers_effect():
     # than the music on the study's excerpts (the card's study table).
     from lossprofile.perturb.waveform import replace_with_noise
 
-    lm = load_model("tiny", device="cpu")
+    lm = tiny_lm
     deltas = []
     for piece in ex.pieces("training", 3) + ex.pieces("ood", 3):
         wav = load_excerpt(piece, lm.sample_rate, 15.0)

@@ -42,6 +42,7 @@ def _scratch():
     return Path(tempfile.mkdtemp())
 
 
+@pytest.mark.slow
 def test_same_seed_same_weights_other_seed_other_weights():
     a, _ = train(0)
     b, _ = train(0)
@@ -51,6 +52,7 @@ def test_same_seed_same_weights_other_seed_other_weights():
     assert any(not torch.equal(a[k], c[k]) for k in a if a[k].is_floating_point())
 
 
+@pytest.mark.slow
 def test_an_interrupted_run_resumes_to_the_same_weights(tmp_path, monkeypatch):
     from lossprofile.embedded import training
 
@@ -79,6 +81,7 @@ def test_an_interrupted_run_resumes_to_the_same_weights(tmp_path, monkeypatch):
         train(0, lm_steps=8, tmp=tmp_path / "broken", codec_steps=(2, 3))
 
 
+@pytest.mark.slow
 def test_codes_cache_reencodes_only_new_pieces(tmp_path):
     model = build_model(musicgen_config(**SMALL), seed=0)
     wavs = tones()
@@ -88,6 +91,7 @@ def test_codes_cache_reencodes_only_new_pieces(tmp_path):
     assert torch.equal(first[0], again[0]) and len(again) == 3
 
 
+@pytest.mark.slow
 def test_language_model_loss_falls_while_training():
     _, log = train(0, lm_steps=200)
     losses = [row["loss"] for row in log if row["stage"] == "lm"]
@@ -127,6 +131,7 @@ def test_decoder_initialisation_is_pytorchs_default_and_seeded():
     assert all(torch.equal(p, q) for p, q in zip(text_before, a.text_encoder.parameters()))
 
 
+@pytest.mark.slow
 def test_a_work_folder_resumes_the_language_model_without_the_corpus(tmp_path):
     import json
 
@@ -154,6 +159,7 @@ def test_a_work_folder_resumes_the_language_model_without_the_corpus(tmp_path):
     assert all(torch.equal(p, q) for p, q in zip(fresh.audio_encoder.parameters(), model.audio_encoder.parameters()))
 
 
+@pytest.mark.slow
 def test_a_recipe_continues_a_trained_model_on_its_own_codec(tmp_path, small_checkpoint):
     import pandas as pd
 
@@ -179,6 +185,7 @@ def test_a_recipe_continues_a_trained_model_on_its_own_codec(tmp_path, small_che
                     tmp_path / "other", None, table=table, wavs=tones(), progress=False)
 
 
+@pytest.mark.slow
 def test_cloud_share_sets_the_clouds_share_of_crops_and_clouds_are_never_looped(monkeypatch):
     from lossprofile.embedded import training
 
@@ -198,6 +205,7 @@ def test_cloud_share_sets_the_clouds_share_of_crops_and_clouds_are_never_looped(
     assert looped and set(looped) == {120}  # every crop asked for a loop; only the loopable piece gave one
 
 
+@pytest.mark.slow
 def test_the_finishing_stage_continues_the_base_model_on_its_pool_and_clouds(tmp_path, small_checkpoint, monkeypatch):
     import json
     import shutil

@@ -74,6 +74,7 @@ def codes_of(seed: int, batch: int = 2, frames: int = 23) -> torch.Tensor:
     return torch.randint(0, CARD, (batch, K, frames), generator=torch.Generator().manual_seed(seed))
 
 
+@pytest.mark.slow
 def test_our_exact_nll_equals_audiocrafts_compute_predictions_under_the_null_condition(checkpoint):
     ours = load_model(checkpoint, device="cpu")
     reference = load_model(checkpoint, backend="audiocraft")  # chosen by name, same token_nll [B, K, T]
@@ -103,6 +104,7 @@ def test_a_conditioned_forward_matches_through_the_converted_projection(checkpoi
     assert not torch.allclose(expected, reference.token_nll(codes), atol=1e-3)  # the condition matters
 
 
+@pytest.mark.slow
 def test_codes_equal_audiocrafts_encodec(checkpoint):
     ours = load_model(checkpoint, device="cpu")
     reference = AudiocraftLikelihood(checkpoint)

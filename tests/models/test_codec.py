@@ -8,17 +8,13 @@ import pytest
 import torch
 from hypothesis import HealthCheck, example, given, settings, strategies as st
 
-from lossprofile import load_model
 from lossprofile.models.musicgen import codec
 from lossprofile.perturb import Perturbation
 
 SR, FR = 32000, 50
 
 
-@pytest.fixture(scope="module")
-def tiny_lm():
-    # a trained codec: its VQ decisions have real margins (random codebooks tie everywhere)
-    return load_model("tiny", device="cpu")
+# tiny_lm (tests/conftest.py): a trained codec, so its VQ decisions have real margins (random codebooks tie everywhere)
 
 
 def test_receptive_radius_covers_every_convolution(small_lm):
@@ -36,6 +32,7 @@ def test_receptive_radius_covers_every_convolution(small_lm):
     assert (frames.max() - frames.min() + 1) * small_lm.hop_length <= 2 * radius + 2 * small_lm.hop_length
 
 
+@pytest.mark.slow
 def test_quantizer_diagnostic_gives_transformers_own_codes(small_lm, music_wav):
     x = torch.from_numpy(music_wav)[None, None]
     with torch.no_grad():
@@ -49,6 +46,7 @@ def test_quantizer_diagnostic_gives_transformers_own_codes(small_lm, music_wav):
        onset=st.integers(0, 140), length=st.integers(1, 60), seed=st.integers(0, 3), batch_segments=st.booleans())
 # silence from frame 0: its large latent lies near two codewords, a tie that a margin relative to the distance
 # itself (before 2026-11-30) called decided, and the codes flipped under ATEN_CPU_CAPABILITY=default
+@pytest.mark.slow
 @example(kind="silence", onset=0, length=21, seed=0, batch_segments=False)
 def test_variant_codes_equal_encoding_each_waveform_alone_away_from_near_ties(tiny_lm, music_wav, kind, onset,
                                                                             length, seed, batch_segments):
@@ -81,6 +79,7 @@ def test_splicing_refuses_variants_of_another_length_or_with_nan(small_lm, music
         codec.encode_variants(small_lm, music_wav, [bad])
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("batch_segments", [False, True])
 def test_encoding_across_pieces_gives_each_pieces_own_codes_away_from_near_ties(tiny_lm, music_wav, batch_segments):
     lm = tiny_lm

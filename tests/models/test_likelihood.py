@@ -93,6 +93,7 @@ def test_exact_mean_equals_training_loss_with_text_prompt(small_lm):
     assert (small_lm.token_nll(codes) - nll).abs().max() > 1e-4
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("frames", [1, 12])
 def test_exact_equals_stepwise_kv_cache_elementwise(small_lm, frames):
     codes = random_codes(small_lm, 2, frames, seed=5)
@@ -129,6 +130,7 @@ def real_arch_lm():
     return MusicLM(build_model(musicgen_config(**arch), seed=1))
 
 
+@pytest.mark.slow
 def test_real_architecture_against_both_references(real_arch_lm):
     lm = real_arch_lm
     assert (lm.num_codebooks, lm.cardinality, lm.model.config.decoder.num_hidden_layers) == (4, 2048, 24)
@@ -197,7 +199,7 @@ def test_bad_codes_and_methods_raise_clear_errors(small_lm):
 def test_unknown_and_unreachable_models_raise_clear_errors(tmp_path):
     with pytest.raises(ModelLoadError, match="unknown model name 'musicgen-huge'"):
         load_model("musicgen-huge")
-    with pytest.raises(ModelLoadError, match="neither config.json .* nor state_dict.bin"):
+    with pytest.raises(ModelLoadError, match="no model family recognises this directory.*config.json.*state_dict.bin"):
         load_model(tmp_path)
     with pytest.raises(ModelLoadError, match="neither a local checkpoint nor in the Hugging Face cache"):
         load_model("facebook/musicgen-small-not-cached-here")
@@ -214,6 +216,7 @@ def test_encode_checks_its_input(small_lm):
     assert codes.shape == (2, 4, 10) and codes.dtype == torch.long
 
 
+@pytest.mark.slow
 def test_generate_respects_length_and_top_k(small_lm):
     a = small_lm.generate(2, 12, top_k=1, seed=0)
     assert a.shape == (2, 4, 12)

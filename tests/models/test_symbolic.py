@@ -65,6 +65,7 @@ def test_token_nll_equals_transformers_causal_lm_loss_after_bos(tokenizer, chora
     assert torch.allclose(stats.nll[0, 0, 0], first, atol=1e-5)
 
 
+@pytest.mark.slow
 def test_strided_windows_give_each_token_the_context_the_rule_says(tokenizer, chorale):
     window, stride, T = 32, 12, 100
     lm = random_lm(tokenizer, positions=64, window=window, stride=stride)
@@ -149,6 +150,7 @@ def test_the_runner_scores_a_symbolic_model_on_the_audio_models_frame_grid(token
     assert again.empty and "no analogue in a score" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_generate_is_seeded_never_draws_special_tokens_and_slides_past_the_window_like_a_fresh_pass(tokenizer):
     lm = random_lm(tokenizer, positions=16)
     a, b, c = (lm.generate(2, 40, top_k=30, seed=s) for s in (3, 3, 4))

@@ -85,7 +85,7 @@ def split_of(piece: str) -> str:
 def degrade_audio(wav: np.ndarray, sample_rate: int, frame_rate: int, family: str, strength: float,
                   seed: int) -> np.ndarray:
     """One audio degradation of an excerpt ``[S]`` at ``strength`` (see :data:`AUDIO_FAMILIES`)."""
-    frames = wav.size * frame_rate // sample_rate
+    frames = int(wav.size * frame_rate // sample_rate)  # whole frames, also at a fractional frame rate
     span = frames - START_FRAME
     if family == "noise_segments":
         p = Perturbation("noise_segments", START_FRAME, span, fraction=strength, segment_min_s=0.2,

@@ -233,12 +233,11 @@ def windows_alone(lm, codes: torch.Tensor, window_frames: int, precision: str = 
     began there); NaN over the first window (it has no earlier music to lose) and the tail after the last whole
     window.
 
-    Each window is scored with the ``lookahead_frames`` frames after it (default ``K - 1``): under MusicGen's delay
-    pattern a code of codebook k is predicted after lower codebooks' codes of up to k - 1 later frames, and the
-    window alone must see exactly what the full pass sees, less the music before it. So a window ends at most
-    ``T - lookahead_frames``."""
+    Each window is scored with the ``lookahead_frames`` frames after it (default: the family's own,
+    ``lm.lookahead_frames``; MusicGen's delay pattern: K - 1): the window alone must see exactly what the full pass
+    sees, less the music before it. So a window ends at most ``T - lookahead_frames``."""
     K, T = codes.shape
-    ahead = K - 1 if lookahead_frames is None else lookahead_frames
+    ahead = lm.lookahead_frames if lookahead_frames is None else lookahead_frames
     n = (T - ahead) // window_frames
     out = np.full((K, T), np.nan)
     if n < 2:

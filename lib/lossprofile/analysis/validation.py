@@ -50,15 +50,14 @@ import numpy as np
 import pandas as pd
 
 from .. import audio
-from ..data.datasets import ASAP_DIR, REPO_ROOT, Piece
+from ..data.datasets import ASAP_DIR, Piece
 from ..io import write_csv_atomic, write_parquet_atomic
+from ..paths import SHARED_ASAP_DIR, VALIDATION_DIR
 from ..runner import for_each_piece, keyed_part
 from ..stats import centred_ranks, rowwise_spearman
 from . import evaluate, statistics, typicality
 from .profile import EXTRA_FEATURES, FEATURES, LOUDNESS_DBFS, ProbeDesign, combine, options_key, profile_scores
 
-SHARED_ASAP_DIR = REPO_ROOT.parent / "shared" / "data" / "asap"
-VALIDATION_DIR = REPO_ROOT / "results" / "validation"
 FITTED, WEIGHT_FREE, BASELINE = "profile_score", "rank_average", "mean_nll"
 TABLES = ("lofo", "clip_level", "ablation", "audibility", "ladder", "properties", "hearing")  # what tables_from writes, as CSV
 SCORES = (FITTED, WEIGHT_FREE, *FEATURES)
@@ -600,7 +599,7 @@ def sample_clips(lm, count: int, temperature: float, seconds: float = 15.0, seed
 
         codes = lm.generate(count, int((seconds + 1) * MIDI_TOKENS_PER_SECOND), top_k=0, temperature=temperature,
                             seed=seed)
-        return [pretty_midi.PrettyMIDI(io.BytesIO(data)) for data in lm.decode_midi(codes)]
+        return [pretty_midi.PrettyMIDI(io.BytesIO(data)) for data in lm.decode(codes)]
     codes = lm.generate(count, int((seconds + 1) * lm.frame_rate), top_k=0, temperature=temperature, seed=seed)
     return list(lm.decode(codes)[:, 0].numpy())
 

@@ -24,10 +24,8 @@ from tqdm.auto import tqdm
 from .. import audio
 from ..errors import MissingInputError
 from ..io import atomic_path, slug
+from ..paths import ASAP_DIR, DATA_DIR, REPO_ROOT  # noqa: F401  (their home is lossprofile.paths; kept here for callers)
 
-REPO_ROOT = Path(__file__).resolve().parents[3]
-DATA_DIR = Path(os.environ.get("LOSSPROFILE_DATA", REPO_ROOT / "data"))
-ASAP_DIR = DATA_DIR / "asap"
 SAMPLE_RATE = 32000
 # The paper's three kinds of data, and how its figures name them.
 KINDS = ("training", "ood", "generated")
@@ -229,7 +227,7 @@ def build_generated_set(model, out_dir: str | os.PathLike | None = None, top_ks=
             # one seed per (top_k, chunk start) so re-runs and partial builds agree
             codes = model.generate(len(chunk), length, top_k=top_k, seed=seed * 100003 + top_k * 1009 + chunk[0])
             if reads_midi:
-                for i, data in zip(chunk, model.decode_midi(codes)):
+                for i, data in zip(chunk, model.decode(codes)):
                     with atomic_path(out / f"{names[i]}.mid") as tmp:
                         Path(tmp).write_bytes(data)
                 continue

@@ -29,14 +29,14 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from .. import paths
 from ..data import corpus
-from ..data.datasets import REPO_ROOT
 from ..io import atomic_path, write_text_atomic
 from ..models.symbolic.model import TINY_SYMBOLIC_DIR
 from ..models.symbolic.tokens import tokenize
 from .recipe import SymbolicRecipe
 
-BUILD_DIR = REPO_ROOT / "build" / "tiny-symbolic"  # the project's build/, wherever the command runs from
+BUILD_DIR = paths.BUILD_DIR / "tiny-symbolic"  # was relative to the working directory; the same from the checkout
 
 
 def make_tokenizer(recipe: SymbolicRecipe):
@@ -290,7 +290,7 @@ def measure(model: str = "tiny-symbolic", n_eval: int = 12, seed: int = 0) -> di
     card.update({f"repeat_{k}": float(v) for k, v in repeat.mean().items()})
     card["repeat_pieces"] = len(repeat)
     # every ASAP performance at hand: the 40 committed ones, and all 157 where the shared copy exists
-    shared = datasets.REPO_ROOT.parent / "shared" / "data" / "asap"
+    shared = paths.SHARED_ASAP_DIR
     folder = shared if shared.exists() else datasets.ASAP_DIR
     asap = [audio.read_midi(p) for p in sorted(folder.rglob("*.mid"))]
     asap = [audio.midi_excerpt(m, audio.midi_first_onset(m), 15.0) for m in asap]

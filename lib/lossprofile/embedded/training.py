@@ -53,9 +53,10 @@ from ..models.hf import quiet_transformers
 from ..models.loading import resolve
 from ..models.musicgen import TINY_DIR, delay
 from ..models.musicgen.architecture import build_model, kmeans_codebooks, musicgen_config
+from ..paths import BUILD_DIR
 from .recipe import FINISH, FINISH_POOL, TINY_ARCH, Recipe  # noqa: F401  (re-exported)
 
-WORK_DIR = Path(__file__).resolve().parents[3] / "build" / "tiny-model"
+WORK_DIR = BUILD_DIR / "tiny-model"
 BASE_DIR = WORK_DIR / "base"  # the model of stages 1-5, which the finishing stage (and the study's continued variants) start from
 
 

@@ -7,8 +7,11 @@ variants with a shared prefix, regions, the profile score, sweeps — sees only 
 ==========================  ==================================================================
 ``reads``                   what the tokenizer reads: ``"audio"`` (waveforms) or ``"midi"`` (scores)
 ``sample_rate``             waveform rate the tokenizer reads (Hz)
-``frame_rate``              tokens per second on the time axis; one token stands for
-                            ``1 / frame_rate`` s (``token_unit`` says it in words)
+``frame_rate``              frames per second on the time axis, a float (DAC at 44.1 kHz: 86.13); one frame
+                            stands for ``1 / frame_rate`` s (``token_unit`` says it in words)
+``hop_length``              waveform samples per frame, an exact integer (``sample_rate / frame_rate``)
+``lookahead_frames``        frames after a code that its prediction may read (MusicGen's delay pattern:
+                            K - 1; 0 for a family whose code at frame t depends on frames <= t only)
 ``loss_unit``, ``frame_loss_unit``
                             the unit of a per-token mean loss and of one frame's loss, in words
 ``num_codebooks``, ``cardinality``
@@ -23,24 +26,60 @@ variants with a shared prefix, regions, the profile score, sweeps — sees only 
                             once and shared (optional: the default scores every row in full)
 ``shared_steps(codes)``     how many decoder steps the rows of ``codes`` share
 ``batch_size(num_frames)``  how many sequences one forward pass takes
+``generate(n, length, ...)`` sample codes ``[n, K, length]`` (``length`` steps of the code grid: frames, or
+                            tokens for a family over MIDI); same signature in every family
+``decode(codes)``           codes → the family's input form: waveforms ``[B, 1, S]`` (``reads == "audio"``)
+                            or one standard MIDI file (bytes) per row (``reads == "midi"``)
 ==========================  ==================================================================
 
-A new family subclasses :class:`TokenLM`, implements the abstract members and registers a loader
-with :func:`lossprofile.models.loading.register_family`.
+A new family subclasses :class:`TokenLM`, implements the abstract members and is a module that
+:func:`lossprofile.models.loading.load_model` can dispatch to (:class:`FamilyModule`: its embedded
+models, the hub ids and folders it claims and how sure it is, its formats in words, and ``load``),
+registered with :func:`lossprofile.models.loading.register_family`.
 """
 
 from __future__ import annotations
 
 import abc
-from typing import Any, NamedTuple, Sequence
+import os
+from pathlib import Path
+from typing import Any, Mapping, NamedTuple, Protocol, Sequence, runtime_checkable
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
 from ..errors import ModelLoadError  # noqa: F401  (defined with the package's other errors; importable from here)
+from ..grid import samples_per_frame
 
 METHODS = ("exact", "as_published")
+
+
+# How sure a family is that a name or folder is its own (``FamilyModule.claim``). ``load_model`` takes the one
+# family with the highest claim above NO_CLAIM; two families at that level are an error, never a matter of the
+# order they were registered in.
+NO_CLAIM = 0
+FALLBACK = 1  # a guess: e.g. any hub id "org/name" may be a MusicGen (the hub's config is not read offline)
+CERTAIN = 2  # the family's own format or a name it knows
+
+
+@runtime_checkable
+class FamilyModule(Protocol):
+    """What a model family's module provides to :func:`lossprofile.models.loading.load_model`.
+
+    ``claim(name)``: how sure the family is that ``name`` (a hub id, or a local folder's path) is one of its
+    checkpoints: :data:`CERTAIN` for its own format or a name it knows, :data:`FALLBACK` for a guess,
+    :data:`NO_CLAIM` otherwise. ``FORMATS``: its checkpoint formats in words, for the error naming every family's.
+    """
+
+    EMBEDDED: Mapping[str, Path]
+    HUB_MODELS: Sequence[str] | Mapping[str, str]
+    FORMATS: str
+
+    def claim(self, name: str | os.PathLike) -> int: ...
+
+    def load(self, path: str, name: str, device: str | torch.device | None, dtype: torch.dtype,
+             backend: str = "transformers") -> "TokenLM": ...
 
 
 class TokenStats(NamedTuple):
@@ -113,8 +152,10 @@ class TokenLM(abc.ABC):
 
     @property
     @abc.abstractmethod
-    def frame_rate(self) -> int:
-        """Tokens per second along time (50 for MusicGen: one token per 20 ms frame)."""
+    def frame_rate(self) -> float:
+        """Frames per second along time (50 for MusicGen: one frame per 20 ms; 44100 / 512 = 86.13 for DAC at
+        44.1 kHz). A float where the codec's hop does not divide a second; ``int(seconds * frame_rate)`` is then
+        the number of whole frames in ``seconds``."""
 
     @property
     @abc.abstractmethod
@@ -128,8 +169,16 @@ class TokenLM(abc.ABC):
 
     @property
     def hop_length(self) -> int:
-        """Waveform samples per token."""
-        return self.sample_rate // self.frame_rate
+        """Waveform samples per frame, exact (:func:`samples_per_frame`)."""
+        return samples_per_frame(self.sample_rate, self.frame_rate)
+
+    @property
+    def lookahead_frames(self) -> int:
+        """Frames after frame t that the prediction of a code at frame t may read (under a delay pattern a code of
+        codebook k is predicted after lower codebooks' codes of later frames). Scores that cut a piece into windows
+        (:func:`lossprofile.analysis.profile.windows_alone`) give each window this many frames after it, so it sees
+        what the full pass sees. The default, 0: frame t's codes depend on frames up to t only."""
+        return 0
 
     @property
     def token_unit(self) -> str:
@@ -222,6 +271,21 @@ class TokenLM(abc.ABC):
         every row in full; a family with a KV cache runs each group's shared steps once.
         """
         return self.token_statistics(codes, prompt)
+
+    # ---- generation ----------------------------------------------------------------------------
+    def generate(self, num_samples: int, length: int, top_k: int = 250, temperature: float = 1.0, seed: int = 0,
+                 prompt: str | Sequence[str] | None = None) -> torch.Tensor:
+        """Sample codes ``[num_samples, K, length]`` (CPU, long) from the model's own factorization: ``length`` steps
+        of the code grid (frames; tokens for a family over MIDI), at most ``top_k`` candidates per code (0: all),
+        ``temperature`` on the logits, reproducible under ``seed``; ``prompt`` conditions a text-conditioned family
+        (one that takes none refuses a prompt). Optional: a family that cannot sample raises."""
+        raise NotImplementedError(f"{type(self).__name__} does not generate")
+
+    def decode(self, codes: torch.Tensor) -> Any:
+        """Codes ``[B, K, T]`` → the family's input form: waveforms ``[B, 1, S]`` (float32, CPU) at
+        :attr:`sample_rate` when ``reads == "audio"``, a list of ``B`` standard MIDI files (bytes) when
+        ``reads == "midi"``. Optional: a family without a decoder raises."""
+        raise NotImplementedError(f"{type(self).__name__} does not decode")
 
     def batch_size(self, num_frames: int, default: int = 8) -> int:
         """Sequences of ``num_frames`` tokens per forward pass (the default; GPU families size it by memory)."""

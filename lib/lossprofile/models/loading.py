@@ -4,9 +4,15 @@ Families register here by module path and are imported only when asked, so the e
 in a family it does not use. A family module provides:
 
 - ``EMBEDDED``: names of the models shipped in the package (``"tiny"``), mapped to their folders;
-- ``claims_folder(path) -> bool``: whether a local folder is a checkpoint of this family;
+- ``claim(name_or_path) -> int``: how sure it is that a hub id or a local folder is one of its checkpoints
+  (:data:`~lossprofile.models.base.CERTAIN`, :data:`~lossprofile.models.base.FALLBACK` or
+  :data:`~lossprofile.models.base.NO_CLAIM`);
+- ``FORMATS``: its checkpoint formats in words (the unknown-folder error names every family's);
 - ``HUB_MODELS``: hub ids it knows by name (for error messages);
 - ``load(path, name, device, dtype, backend) -> TokenLM``.
+
+(:class:`lossprofile.models.base.FamilyModule` declares them.) Dispatch does not depend on the order of
+:data:`FAMILIES`: the highest claim wins, and two families claiming at the same level is an error.
 """
 
 from __future__ import annotations
@@ -19,10 +25,9 @@ from types import ModuleType
 import torch
 
 from ..threads import ensure_threads
-from .base import ModelLoadError, TokenLM
+from .base import NO_CLAIM, ModelLoadError, TokenLM
 
-# Asked in this order which family a folder belongs to: the symbolic family's claim is the narrower one
-# (config.json *and* a miditok tokenizer.json), MusicGen takes any other transformers folder.
+# Every family load_model considers (name → module path); the order is only the order of listings.
 FAMILIES: dict[str, str] = {"symbolic": "lossprofile.models.symbolic", "musicgen": "lossprofile.models.musicgen"}
 DTYPES = {"fp32": torch.float32, "float32": torch.float32, "bf16": torch.bfloat16, "bfloat16": torch.bfloat16,
           "fp16": torch.float16, "float16": torch.float16}
@@ -53,17 +58,11 @@ def resolve(name_or_path: str | os.PathLike) -> tuple[str, str]:
                 raise ModelLoadError(f"the embedded model is missing: {folder}/config.json not found. "
                                      f"Rebuild it with `make {name if name != 'tiny' else 'tiny-model'}`.")
             return family, str(folder)
-    if Path(name).is_dir():
-        for family in FAMILIES:
-            if family_module(family).claims_folder(name):
-                return family, name
-        raise ModelLoadError(f"{name}: directory has neither config.json (transformers' format) nor "
-                             "state_dict.bin + compression_state_dict.bin (audiocraft's); not a MusicGen checkpoint, "
-                             "nor a symbolic one (config.json + a miditok tokenizer.json)")
-    if "/" not in name:
+    is_dir = Path(name).is_dir()
+    if not is_dir and "/" not in name:
         import difflib
 
-        hub = list(family_module("musicgen").HUB_MODELS)
+        hub = [h for family in FAMILIES for h in family_module(family).HUB_MODELS]
         # a hub id without its organisation ('musicgen-small') is the common slip: name the full id
         close = [h for h in hub if h.split("/")[-1] == name] or difflib.get_close_matches(
             name, [*embedded_models(), *hub, *(h.split("/")[-1] for h in hub)], n=1)
@@ -71,7 +70,17 @@ def resolve(name_or_path: str | os.PathLike) -> tuple[str, str]:
         raise ModelLoadError(f"unknown model name {name!r}" + (f" (did you mean {close[0]!r}?)" if close else "")
                              + f": expected one of {', '.join(embedded_models())}, one of {', '.join(hub)}, "
                              "another hub id 'org/name', or a local checkpoint directory")
-    return "musicgen", name  # hub ids: MusicGen is the only family the hub serves us today
+    claims = {family: int(family_module(family).claim(name)) for family in FAMILIES}
+    best = max(claims.values(), default=NO_CLAIM)
+    winners = sorted(f for f, c in claims.items() if c == best)
+    if best > NO_CLAIM and len(winners) == 1:
+        return winners[0], name
+    if best > NO_CLAIM:
+        raise ModelLoadError(f"{name}: claimed equally ({best}) by the families {', '.join(winners)}; "
+                             "load it with that family's own loader (lossprofile.models.<family>.load)")
+    what = "directory" if is_dir else "hub id"
+    raise ModelLoadError(f"{name}: no model family recognises this {what}. Formats: " +
+                         "; ".join(f"{f}: {family_module(f).FORMATS}" for f in FAMILIES))
 
 
 def load_model(name_or_path: str | os.PathLike = "tiny", device: str | torch.device | None = None,

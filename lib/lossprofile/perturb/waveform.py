@@ -16,6 +16,7 @@ from typing import Callable
 import numpy as np
 
 from ..audio import AudioError, rms_dbfs
+from ..grid import samples_per_frame
 
 # The paper's noise lengths (frames at 50 Hz: 0.1–4 s) and Fig. 5's shuffle segment lengths.
 PAPER_LENGTHS = (5, 10, 50, 100, 150, 200)
@@ -26,11 +27,9 @@ NOISE_EXPONENTS = {"white": 0.0, "pink": -1.0, "brown": -2.0, "blue": 1.0}
 # (order, cut-off as a fraction of Nyquist, type).
 BUTTERWORTH_COLORS = {"pink_butter": (1, 0.2, "low"), "brown_butter": (2, 0.1, "low"), "blue_butter": (1, 0.5, "high")}
 def window_samples(num_samples: int, onset_frame: int, length_frames: int, sample_rate: int,
-                   frame_rate: int, source: str = "<array>") -> slice:
+                   frame_rate: float, source: str = "<array>") -> slice:
     """The sample slice of frames ``[onset_frame, onset_frame + length_frames)``; checks bounds."""
-    if sample_rate % frame_rate:
-        raise ValueError(f"sample_rate {sample_rate} is not a whole number of samples per frame at {frame_rate} Hz")
-    hop = sample_rate // frame_rate
+    hop = samples_per_frame(sample_rate, frame_rate)  # exact for a fractional frame rate (DAC: 86.13 frames/s)
     if onset_frame < 0 or length_frames < 1:
         raise AudioError(f"{source}: need onset_frame >= 0 and length_frames >= 1, got {onset_frame}, {length_frames}")
     start, stop = onset_frame * hop, (onset_frame + length_frames) * hop
@@ -142,7 +141,7 @@ def shuffle_segments(wav: np.ndarray, sample_rate: int, frame_rate: int, onset_f
     if segment_frames < 1:
         raise ValueError(f"segment_frames must be >= 1, got {segment_frames}")
     win = window_samples(wav.size, onset_frame, length_frames, sample_rate, frame_rate)
-    seg = segment_frames * (sample_rate // frame_rate)
+    seg = segment_frames * samples_per_frame(sample_rate, frame_rate)
     count = (win.stop - win.start) // seg
     if count < 2:
         raise AudioError(f"a window of {length_frames} frames holds fewer than two {segment_frames}-frame segments")
@@ -257,7 +256,7 @@ def swap_pairs(wav: np.ndarray, sample_rate: int, frame_rate: int, onset_frame: 
     permutation of the window's segments.
     """
     win = window_samples(wav.size, onset_frame, length_frames, sample_rate, frame_rate)
-    seg = segment_frames * (sample_rate // frame_rate)
+    seg = segment_frames * samples_per_frame(sample_rate, frame_rate)
     count = (win.stop - win.start) // seg
     pairs = max(1, int(round(fraction * count / 2)))
     if count < 2 * pairs:
@@ -277,7 +276,7 @@ def block_move(wav: np.ndarray, sample_rate: int, frame_rate: int, onset_frame: 
     """Move one ``segment_frames``-long block to another place inside the window; what lies between
     shifts over (the authors' Fig. 5 shuffle for long segments)."""
     win = window_samples(wav.size, onset_frame, length_frames, sample_rate, frame_rate)
-    hop = sample_rate // frame_rate
+    hop = samples_per_frame(sample_rate, frame_rate)
     block = segment_frames * hop
     room = (win.stop - win.start) // hop - segment_frames
     if room < 1:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import json
 import logging
 import os
 from dataclasses import dataclass, field
@@ -22,7 +23,7 @@ import numpy as np
 import torch
 import transformers
 
-from ..base import METHODS, ModelLoadError, TokenLM, TokenStats, first_difference
+from ..base import CERTAIN, FALLBACK, METHODS, NO_CLAIM, ModelLoadError, TokenLM, TokenStats, first_difference
 from ..hf import from_pretrained, quiet_transformers
 from . import delay
 from .architecture import decoder_flops_per_step
@@ -37,11 +38,36 @@ HUB_MODELS = (
 )
 TINY_DIR = Path(__file__).resolve().parents[2] / "checkpoints" / "tiny"
 EMBEDDED = {"tiny": TINY_DIR}
+MODEL_TYPES = ("musicgen", "musicgen_melody")  # config.json's model_type of the checkpoints this family loads
+FORMATS = ("a folder in transformers' format (config.json with model_type musicgen or musicgen_melody, and its "
+           "weights) or in audiocraft's (state_dict.bin + compression_state_dict.bin); any hub id 'org/name'")
 
 
 def claims_folder(path: str | os.PathLike) -> bool:
-    """A folder in transformers' format (config.json) or audiocraft's (state_dict.bin + compression_state_dict.bin)."""
-    return (Path(path) / "config.json").exists() or is_audiocraft_checkpoint(path)
+    """A MusicGen folder in transformers' format (config.json of a MusicGen model_type) or audiocraft's
+    (state_dict.bin + compression_state_dict.bin)."""
+    return claim_folder(path) == CERTAIN
+
+
+def claim_folder(path: str | os.PathLike) -> int:
+    if is_audiocraft_checkpoint(path):
+        return CERTAIN
+    try:
+        config = json.loads((Path(path) / "config.json").read_text())
+    except (OSError, ValueError):
+        return NO_CLAIM
+    return CERTAIN if isinstance(config, dict) and config.get("model_type") in MODEL_TYPES else NO_CLAIM
+
+
+def claim(name: str | os.PathLike) -> int:
+    """How sure this family is that ``name`` is a MusicGen: a folder in its formats or a hub id it knows, certain;
+    any other hub id 'org/name', a fallback (its config is not read before loading, and the hub serves no other
+    family of ours today); anything else, no claim."""
+    if Path(name).is_dir():
+        return claim_folder(name)
+    if str(name) in HUB_MODELS:
+        return CERTAIN
+    return FALLBACK if "/" in str(name) else NO_CLAIM
 
 
 def load(path: str, name: str, device: str | torch.device | None, dtype: torch.dtype,
@@ -122,6 +148,12 @@ class MusicLM(TokenLM):
     @property
     def frame_rate(self) -> int:
         return int(self.model.config.audio_encoder.frame_rate)
+
+    @property
+    def lookahead_frames(self) -> int:
+        """K - 1: under the delay pattern codebook k of frame t is predicted at step t + k, after codebook 0's codes
+        of frames up to t + k - 1."""
+        return self.num_codebooks - 1
 
     @property
     def num_codebooks(self) -> int:
@@ -371,15 +403,15 @@ class MusicLM(TokenLM):
     def generate(
         self,
         num_samples: int,
-        length_frames: int,
+        length: int,
         top_k: int = 250,
         temperature: float = 1.0,
         seed: int = 0,
         prompt: str | Sequence[str] | None = None,
     ) -> torch.Tensor:
-        """Sample codes ``[num_samples, K, length_frames]`` with the model's own ``generate``."""
+        """Sample codes ``[num_samples, K, length]`` (``length`` frames) through the delay pattern, with the KV cache."""
         gen = torch.Generator(device=self.device).manual_seed(seed)
-        K, T = self.num_codebooks, length_frames
+        K, T = self.num_codebooks, length
         cond = self.condition(num_samples, prompt)
         valid = delay.valid_mask(K, T, self.device)  # [K, S]
         step_input = torch.full((num_samples, K, 1), self.special_token, device=self.device)

@@ -25,7 +25,7 @@ from typing import Any, Sequence
 import numpy as np
 import torch
 
-from ..base import ModelLoadError, TokenLM, TokenStats, frame_statistics
+from ..base import CERTAIN, NO_CLAIM, ModelLoadError, TokenLM, TokenStats, frame_statistics
 from ..hf import from_pretrained, quiet_transformers
 from .tokens import TOKENIZER_FILE, is_miditok_file, load_tokenizer, tokenize
 
@@ -35,12 +35,20 @@ TINY_SYMBOLIC_DIR = Path(__file__).resolve().parents[2] / "checkpoints" / "tiny-
 TINY_SYMBOLIC_BASE_DIR = TINY_SYMBOLIC_DIR.parent / "tiny-symbolic-base"
 EMBEDDED = {"tiny-symbolic": TINY_SYMBOLIC_DIR, "tiny-symbolic-base": TINY_SYMBOLIC_BASE_DIR}
 HUB_MODELS: dict[str, str] = {}
+FORMATS = f"a folder with a causal LM in transformers' format (config.json and its weights) and a miditok {TOKENIZER_FILE}"
 RENDER_SAMPLE_RATE = 32000  # the rate the package renders MIDI at, so symbolic and audio curves share a clock
 
 
 def claims_folder(path: str | os.PathLike) -> bool:
     """A transformers folder (config.json) with a miditok ``tokenizer.json`` beside it."""
     return (Path(path) / "config.json").exists() and is_miditok_file(Path(path) / TOKENIZER_FILE)
+
+
+def claim(name: str | os.PathLike) -> int:
+    """Certain of a folder in its format (:data:`FORMATS`) or a hub id it knows (none yet); no claim otherwise."""
+    if Path(name).is_dir():
+        return CERTAIN if claims_folder(name) else NO_CLAIM
+    return CERTAIN if str(name) in HUB_MODELS else NO_CLAIM
 
 
 def load(path: str, name: str, device: str | torch.device | None, dtype: torch.dtype,
@@ -180,19 +188,21 @@ class SymbolicLM(TokenLM):
 
     # ---- sampling ------------------------------------------------------------------------------
     @torch.no_grad()
-    def generate(self, num_samples: int, num_tokens: int, top_k: int = 250, temperature: float = 1.0,
-                 seed: int = 0) -> torch.Tensor:
-        """Sample token ids ``[num_samples, 1, num_tokens]`` after BOS (special tokens are never drawn).
+    def generate(self, num_samples: int, length: int, top_k: int = 250, temperature: float = 1.0,
+                 seed: int = 0, prompt: str | Sequence[str] | None = None) -> torch.Tensor:
+        """Sample token ids ``[num_samples, 1, length]`` after BOS (special tokens are never drawn).
 
         Past the window the context slides as the scorer's strided window does: the model restarts from the
         last half window (positions from 0 again) and continues with its key/value cache.
         """
+        if prompt:
+            raise ValueError("symbolic models take no text prompt")
         gen = torch.Generator(device="cpu").manual_seed(seed)
         banned = torch.tensor([self.tokenizer[t] for t in self.tokenizer.special_tokens])
         window = min(self.window or self.context_tokens, self.context_tokens)
         ids = torch.full((num_samples, 1), self.bos_id, device=self.device)
         past, start = None, 0
-        for _ in range(num_tokens):
+        for _ in range(length):
             step = ids[:, start:] if past is None else ids[:, -1:]
             out = self.model(input_ids=step, past_key_values=past, use_cache=True)
             past = out.past_key_values
@@ -206,6 +216,10 @@ class SymbolicLM(TokenLM):
             if ids.shape[1] - start >= window:  # the next step would not fit: slide
                 start, past = ids.shape[1] - window // 2, None
         return ids[:, None, 1:].cpu()
+
+    def decode(self, codes: torch.Tensor) -> list[bytes]:
+        """The protocol's decoding to this family's input form: :meth:`decode_midi`."""
+        return self.decode_midi(codes)
 
     def decode_midi(self, codes: torch.Tensor) -> list[bytes]:
         """Token ids ``[B, 1, T]`` → one standard MIDI file (bytes) per row, as the tokenizer decodes them.
