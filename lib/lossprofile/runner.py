@@ -27,7 +27,7 @@ from tqdm.auto import tqdm
 
 from . import audio
 from .data.datasets import Piece, load_excerpt
-from .errors import BadInputError
+from .errors import BadInputError, UsageError
 from .io import derived_seed, exists, file_digest, join, slug, write_csv_atomic, write_parquet_atomic
 from .models.base import TokenLM
 from .perturb.score import SCORE_KINDS, ScorePerturbation, apply_in_score
@@ -503,6 +503,14 @@ def run_experiment(lm: TokenLM, pieces: Sequence[Piece], perturbations: Sequence
     perturbations = list(perturbations)
     if not perturbations:
         raise ValueError("no perturbations given")
+    if lm.reads == "midi":  # refused before any work, not piece by piece
+        from .perturb.score import IN_SCORE
+
+        unusable = sorted({p.kind for p in perturbations if not isinstance(p, ScorePerturbation)
+                           and p.kind not in IN_SCORE})
+        if unusable:
+            raise UsageError(f"{', '.join(map(repr, unusable))} has no analogue in a score; a model over MIDI "
+                             f"tokens takes {', '.join(IN_SCORE)} and the score perturbations")
     options = ScoringOptions(method, excerpt_seconds, seed, prompt, prompt_from_description, batch_size,
                              prefix_reuse, precision, pieces_per_batch, loudness_dbfs, shorter)
     prepare, compute_many = batch_scorer(lm, perturbations, options)

@@ -145,9 +145,12 @@ def test_the_runner_scores_a_symbolic_model_on_the_audio_models_frame_grid(token
     assert np.abs(pitched[pitched.frame < 150]["delta"]).max() < 1e-4
     assert np.abs(pitched[(pitched.frame >= 150) & (pitched.frame < 250)]["delta"]).max() > 0.1
     # a waveform kind without a score analogue is refused with a clear reason
-    again = run_experiment(lm, pieces[:1], [Perturbation("add_noise", 100, 50)], tmp_path / "o2",
-                           excerpt_seconds=6.0, progress=False)
-    assert again.empty and "no analogue in a score" in capsys.readouterr().err
+    from lossprofile.errors import UsageError
+
+    with pytest.raises(UsageError, match="'add_noise' has no analogue in a score"):  # before any work
+        run_experiment(lm, pieces[:1], [Perturbation("add_noise", 100, 50)], tmp_path / "o2", excerpt_seconds=6.0,
+                       progress=False)
+    assert not (tmp_path / "o2" / "parts").exists()
 
 
 @pytest.mark.slow

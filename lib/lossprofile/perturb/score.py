@@ -17,6 +17,8 @@ from typing import Sequence
 
 import numpy as np
 
+from ..errors import UsageError
+
 MAJOR_SCALE = (0, 2, 4, 5, 7, 9, 11)
 SHIFTABLE_PITCHES = (24, 103)  # the authors move only notes in this range (inclusive)
 
@@ -290,7 +292,8 @@ def apply_in_score(p, midi, frame_rate: int):
     """A perturbation applied to a score excerpt ``midi`` (starting at 0 s), placed on the frame grid like the
     audio one: a :class:`ScorePerturbation` as itself, and the waveform kinds of :data:`IN_SCORE` as their token-space
     analogues (``noise`` → :func:`random_notes`, ``silence`` → :func:`constant_window` silence, ``shuffle`` →
-    :func:`shuffle_notes` of ``segment_frames``). Other waveform kinds have no analogue: ValueError."""
+    :func:`shuffle_notes` of ``segment_frames``). Other waveform kinds have no analogue:
+    :class:`~lossprofile.errors.UsageError` (a choice of perturbations, not a bad file: no piece is skipped for it)."""
     if isinstance(p, ScorePerturbation):
         return p.apply_midi(midi, 0.0, frame_rate)
     window = (p.onset_frame / frame_rate, (p.onset_frame + p.span_frames) / frame_rate)
@@ -300,7 +303,7 @@ def apply_in_score(p, midi, frame_rate: int):
         return constant_window(midi, window, mode="silence")
     if p.kind == "shuffle":
         return shuffle_notes(midi, window, p.segment_frames / frame_rate, seed=p.seed)
-    raise ValueError(f"{p.kind!r} has no analogue in a score; a model over MIDI tokens takes "
+    raise UsageError(f"{p.kind!r} has no analogue in a score; a model over MIDI tokens takes "
                      f"{', '.join(IN_SCORE)} and the score perturbations")
 
 
