@@ -147,3 +147,19 @@ def test_audibility_says_which_families_the_curves_register_in_either_direction(
     assert audible.loc["too_hard", "best_two_sided_auroc"] == 1.0  # the other direction counts the same
     assert audible.loc["inaudible", "best_two_sided_auroc"] == 0.5 and audible.loc["inaudible",
                                                                                    "statistics_at_0_75"] == 0
+
+
+def test_the_clip_level_bootstrap_weights_each_drawn_piece_like_resampling_its_clips():
+    from lossprofile.stats import auroc
+
+    rng = np.random.default_rng(3)
+    names = np.array([f"p{i}" for i in range(6)])
+    x_pieces, y_pieces = names[rng.integers(0, 6, 9)], names[rng.integers(0, 6, 20)]
+    x, y = rng.integers(0, 5, 9).astype(float), rng.integers(0, 5, 20).astype(float)  # ties too
+    row, boots = validation._clip_auroc(names, x_pieces, x, y_pieces, y, n_boot=30, seed=4)
+    assert row["auroc"] == pytest.approx(auroc(x, y))
+    draws = np.random.default_rng(4).integers(0, 6, size=(30, 6))  # the same draws, resampled clip by clip
+    for b, draw in enumerate(draws):
+        xs = np.concatenate([x[x_pieces == names[d]] for d in draw])
+        ys = np.concatenate([y[y_pieces == names[d]] for d in draw])
+        assert boots[b] == pytest.approx(auroc(xs, ys)) if len(xs) and len(ys) else np.isnan(boots[b])

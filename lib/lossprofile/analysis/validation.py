@@ -130,13 +130,13 @@ def add_typicality(table: pd.DataFrame, reference: pd.DataFrame, instrument: str
 
 def clip_level_table(table: pd.DataFrame, scores: Sequence[str], features: Sequence[str] = FEATURES,
                      instrument: str = "audio", n_boot: int = 2000, seed: int = 0) -> pd.DataFrame:
-    """Unpaired AUROC per held-out family and pooled: every clean clip against every damaged clip (what a user
+    """Unpaired AUROC per held-out family: every clean clip against every damaged clip of the family (what a user
     judging one clip faces: no clean twin to compare with), each score signed and fitted as in :func:`lofo_table`
-    (out of fold), with a 95% CI from resampling pieces."""
-    from ..stats import auroc
-
-    rows = []
-    pooled: dict[str, list] = {}
+    (out of fold), with a 95% CI from resampling pieces. ``all``: the mean over families (a fitted score's
+    direction is fitted per held-out family, so clips of different families are not pooled into one AUROC), its
+    CI from the same draws of pieces for every family."""
+    rows, boots = [], {}
+    names = np.unique(table["piece"].to_numpy())
     extra = [s for s in scores if s not in (FITTED, WEIGHT_FREE, *features)]
     for family in sorted(set(table["family"]) - {"clean"}):
         oof = out_of_fold(table, family, features, extra)
@@ -144,16 +144,17 @@ def clip_level_table(table: pd.DataFrame, scores: Sequence[str], features: Seque
             continue
         clean = oof.drop_duplicates("piece")
         for score in scores:
-            x, y = clean[f"{score}_clean"].to_numpy(), oof[f"{score}_degraded"].to_numpy()
-            pooled.setdefault(score, []).append((clean["piece"].to_numpy(), x, oof["piece"].to_numpy(), y))
-            rows.append(dict(instrument=instrument, held_out_family=family, score=score,
-                             **_clip_auroc(clean["piece"].to_numpy(), x, oof["piece"].to_numpy(), y, n_boot, seed)))
-    for score, parts in pooled.items():  # every family's damaged clips against the clean ones (once each)
-        px, x = parts[0][0], parts[0][1]
-        py = np.concatenate([p[2] for p in parts])
-        y = np.concatenate([p[3] for p in parts])
+            result, draws = _clip_auroc(names, clean["piece"].to_numpy(), clean[f"{score}_clean"].to_numpy(),
+                                        oof["piece"].to_numpy(), oof[f"{score}_degraded"].to_numpy(), n_boot, seed)
+            boots.setdefault(score, []).append(draws)
+            rows.append(dict(instrument=instrument, held_out_family=family, score=score, **result))
+    table_rows = pd.DataFrame(rows)
+    for score, draws in boots.items():
+        mine = table_rows[table_rows["score"] == score]
+        low, high = _ci(np.nanmean(np.stack(draws), axis=0))
         rows.append(dict(instrument=instrument, held_out_family="all", score=score,
-                         **_clip_auroc(px, x, py, y, n_boot, seed)))
+                         clean_clips=int(mine["clean_clips"].max()), damaged_clips=int(mine["damaged_clips"].sum()),
+                         auroc=float(mine["auroc"].mean()), ci_low=low, ci_high=high))
     return pd.DataFrame(rows)
 
 
@@ -235,23 +236,28 @@ def audibility_table(table: pd.DataFrame, instrument: str = "audio") -> pd.DataF
     return pd.DataFrame(rows)
 
 
-def _clip_auroc(x_pieces: np.ndarray, x: np.ndarray, y_pieces: np.ndarray, y: np.ndarray, n_boot: int,
-                seed: int) -> dict:
-    """Unpaired AUROC of clean ``x`` above damaged ``y``, CI by resampling pieces (a piece's clips together)."""
+def _clip_auroc(names: np.ndarray, x_pieces: np.ndarray, x: np.ndarray, y_pieces: np.ndarray, y: np.ndarray,
+                n_boot: int, seed: int) -> tuple[dict, np.ndarray]:
+    """Unpaired AUROC of clean ``x`` above damaged ``y`` and its CI by resampling ``names`` (a piece's clips
+    together; the same draws for every call with the same names and seed) → (row, the bootstrap values).
+
+    A draw weights each piece by how often it was drawn, so with ``M[a, b]`` the wins of piece a's clean clips over
+    piece b's damaged ones and ``c`` the draw's counts, its AUROC is c·M·c / ((c·n_x)(c·n_y)): every draw at once."""
     from ..stats import auroc
 
-    names = np.unique(np.concatenate([x_pieces, y_pieces]))
+    index = {n: k for k, n in enumerate(names)}
+    a, b = np.array([index[n] for n in x_pieces]), np.array([index[n] for n in y_pieces])
+    wins = (x[:, None] > y[None, :]) + 0.5 * (x[:, None] == y[None, :])
+    M = np.zeros((len(names), len(names)))
+    np.add.at(M, (a[:, None], b[None, :]), wins)
+    n_x, n_y = np.bincount(a, minlength=len(names)), np.bincount(b, minlength=len(names))
     rng = np.random.default_rng(seed)
-    by_x = {n: x[x_pieces == n] for n in names}
-    by_y = {n: y[y_pieces == n] for n in names}
-    boots = []
-    for _ in range(n_boot):
-        draw = names[rng.integers(0, len(names), len(names))]
-        xs, ys = np.concatenate([by_x[n] for n in draw]), np.concatenate([by_y[n] for n in draw])
-        if len(xs) and len(ys):
-            boots.append(auroc(xs, ys))
-    low, high = _ci(np.array(boots))
-    return dict(clean_clips=len(x), damaged_clips=len(y), auroc=float(auroc(x, y)), ci_low=low, ci_high=high)
+    draws = rng.integers(0, len(names), size=(n_boot, len(names)))
+    counts = np.stack([np.bincount(d, minlength=len(names)) for d in draws]).astype(float)
+    pairs = (counts @ n_x) * (counts @ n_y)
+    boots = np.where(pairs > 0, np.einsum("bp,pq,bq->b", counts, M, counts) / np.where(pairs > 0, pairs, 1), np.nan)
+    low, high = _ci(boots)
+    return dict(clean_clips=len(x), damaged_clips=len(y), auroc=float(auroc(x, y)), ci_low=low, ci_high=high), boots
 
 
 def extra_scores(table: pd.DataFrame) -> list[str]:
