@@ -267,6 +267,13 @@ def test_profile_scores_name_a_clip_they_cannot_use_and_score_a_short_one_over_w
     assert "too short" in table.attrs["errors"][0]["error"] and "NaN" in table.attrs["errors"][1]["error"]
     err = capsys.readouterr().err
     assert "skipped tiny: too short" in err and "skipped nan:" in err
+    # what a profile needs is said, not what a full excerpt would: 2 s of sound, at least 4 s needed
+    assert "tiny: too short for a profile: 2.00 s of sound (it needs at least 4 s)" == table.attrs["errors"][0]["error"]
+    # an excerpt too short for the probes is one clip's problem, named and skipped, not the batch's
+    few = profile.profile_scores(small_lm, [clip(7.0), clip(7.0)], 32000, excerpt_seconds=6.0, names=["a", "b"],
+                                 design=profile.ProbeDesign(first_onset=280), report=False)
+    assert few.empty and [e["piece"] for e in few.attrs["errors"]] == ["a", "b"]
+    assert "too short for probes" in few.attrs["errors"][0]["error"]
 
 
 # ---- scores from passes beyond the probes -------------------------------------------------------------------

@@ -133,7 +133,7 @@ class ProbeDesign:
         """``n_bursts`` onsets spread evenly over the excerpt, each jittered by a seeded draw within its slot."""
         last = num_frames - max(self.burst_frames + self.recovery_frames, self.long_frames) - 1
         if last <= self.first_onset:
-            raise ValueError(f"an excerpt of {num_frames} frames is too short for probes from frame "
+            raise BadInputError(f"an excerpt of {num_frames} frames is too short for probes from frame "
                              f"{self.first_onset} with {self.long_frames}-frame windows")
         edges = np.linspace(self.first_onset, last, self.n_bursts + 1)
         rng = np.random.default_rng(seed)
@@ -353,8 +353,11 @@ def usable_excerpt(wav: np.ndarray, sample_rate: int, seconds: float, min_second
     wav = audio.check_waveform(np.asarray(wav, np.float32), source)
     start = audio.first_sound_sample(wav, sample_rate)
     available = (wav.size - start) // hop_length * hop_length / sample_rate
+    if 0 < available < min(seconds, min_seconds):  # what a profile needs, not what a full excerpt would
+        raise audio.AudioError(f"{source}: too short for a profile: {available:.2f} s of sound (it needs at least "
+                               f"{min(seconds, min_seconds):g} s)")
     if available >= seconds or available < min_seconds:
-        return audio.excerpt(wav, sample_rate, seconds, source=source)  # the full excerpt, or its error
+        return audio.excerpt(wav, sample_rate, seconds, source=source)  # the full excerpt, or its error (silence)
     return audio.excerpt(wav, sample_rate, available, source=source)
 
 
@@ -461,6 +464,7 @@ def profile_scores(lm, wavs: Sequence, sample_rate: int, excerpt_seconds: float 
             if loudness_dbfs is not None:  # the whole clip first, so where its first sound is found does not depend on its level
                 wav = audio.normalize_rms(audio.check_waveform(np.asarray(wav, np.float32), name), loudness_dbfs)
             clean = usable_excerpt(wav, sample_rate, excerpt_seconds, min_seconds, lm.hop_length, source=name)
+            perts = design.perturbations(clean.size // lm.hop_length, probe_seed(seed))
         except BadInputError as err:
             if report:
                 tqdm.write(f"skipped {err}", file=sys.stderr)
@@ -468,7 +472,6 @@ def profile_scores(lm, wavs: Sequence, sample_rate: int, excerpt_seconds: float 
             continue
         if loudness_dbfs is not None:
             clean = audio.normalize_rms(clean, loudness_dbfs)
-        perts = design.perturbations(clean.size // lm.hop_length, probe_seed(seed))
         prepared.append((name, perts, clean, [p.apply(clean, sample_rate, lm.frame_rate) for p in perts]))
     rows, curves = [], {}
     step = pieces_per_batch_for(lm, pieces_per_batch)

@@ -281,16 +281,17 @@ def validation_section(stats_dir: Path) -> list[str]:
                 lines.append(f"| {condition} | {rows['compared_with'].iloc[0]} | {int(rows['pieces'].iloc[0])} | "
                              + " | ".join(cells) + " |")
             lines.append("")
-        extra = props[props["score"].isin(EXTRA_FEATURES)]
+        typical = sorted(c for c in props["score"].unique() if c.startswith("typicality_"))
+        extra = props[props["score"].isin([*EXTRA_FEATURES, *typical])]
         if len(extra):
-            shown = props[props["score"].isin(["peak", "assimilation", "mean_nll", *EXTRA_FEATURES])]
+            shown = props[props["score"].isin(["peak", "assimilation", "mean_nll", *EXTRA_FEATURES, *typical])]
             wide = shown.pivot_table(index=["instrument", "condition"], columns="score", values="spearman",
                                      sort=False).reset_index()
             wide.columns = [str(c) for c in wide.columns]
             wide = wide[[c for c in wide.columns if c in ("instrument", "condition", "peak", "assimilation", "mean_nll")]
-                        + [c for c in EXTRA_FEATURES if c in wide.columns]]
-            lines += ["Scores reported alone (per-codebook features, context gain, text alignment, the cross-model "
-                      "score) beside the whole-model ones (Spearman with the compared condition; n/a where an "
+                        + [c for c in [*EXTRA_FEATURES, *typical] if c in wide.columns]]
+            lines += ["Scores reported alone (per-codebook features, context gain, text alignment, the cross-model score, "
+                      "the typicality detectors) beside the whole-model ones (Spearman with the compared condition; n/a where an "
                       "instrument has no such score):", "", markdown_table(wide), ""]
     hearing = _read(stats_dir, "validation_hearing")
     if hearing is not None:
@@ -316,7 +317,8 @@ def validation_section(stats_dir: Path) -> list[str]:
             families = list(dict.fromkeys(part["family"]))
             lines += [f"{instrument}:", "", "| score | " + " | ".join(families) + " |", "|" + "---|" * (len(families) + 1)]
             present = set(part["score"])
-            for score in ("profile_score", "mean_nll", *(c for c in PASS_FEATURES if c in present)):
+            typical = sorted(c for c in present if c.startswith("typicality_"))
+            for score in ("profile_score", "mean_nll", *(c for c in PASS_FEATURES if c in present), *typical):
                 rows = part[part["score"] == score].set_index("family")
                 lines.append(f"| {score} (systems / clips) | " + " | ".join(
                     f"{rows.loc[f, 'system_spearman']:+.2f} / {_ci_cell(*rows.loc[f, ['clip_spearman', 'clip_ci_low', 'clip_ci_high']], signed=True)}"
@@ -332,7 +334,7 @@ def typicality_section(stats_dir: Path) -> list[str]:
     if clip is not None:
         lines += ["### One clip at a time: clip-level AUROC", "",
                   "Every clean clip against every damaged clip of a family (unpaired: no clean twin to compare with, "
-                  "what a user judging one clip faces); fitted scores out of fold as above; `all` pools every family. "
+                  "what a user judging one clip faces); fitted scores out of fold as above; `all`: the mean over families. "
                   "The `typicality_*` scores are fitted on clean reference clips only (no validation piece, no "
                   "damage). Cells: AUROC [95% CI over pieces].", ""]
         for instrument, part in clip.groupby("instrument", sort=False):
