@@ -197,7 +197,8 @@ def profile(args: argparse.Namespace) -> int:
     print(f"{len(table)} of {len(pieces)} pieces scored (profile features in {unit_text}, units of each column in "
           f"columns.csv{level}) -> "
           + ", ".join(str(f) for f in closing_files(out / "profile_scores.parquet", out / "profile_scores.csv",
-                                                    out / "columns.csv", report)) + skipped)
+                                                    out / CURVES_FILE, out / "columns.csv", out / "run.json", report))
+          + skipped)
     if args.ratings:
         from .analysis.ratings import ratings_correlation, read_ratings
 
@@ -230,8 +231,8 @@ FORWARDED = {"bench": ("lossprofile.bench", "published per-file scoring against 
 OWN_THREADS = ("tiny-model", "study")  # forwarded commands whose own parser has --threads
 
 
-THREADS_HELP = ("CPU threads torch uses (default: the cores this process may use, from its CPU affinity and "
-                "cgroup quota; LOSSPROFILE_THREADS or OMP_NUM_THREADS override it)")
+THREADS_HELP = ("CPU threads torch uses; when not given, the cores this process may use (its CPU affinity and "
+                "cgroup quota), or LOSSPROFILE_THREADS / OMP_NUM_THREADS where set")
 
 
 def pop_threads(argv: list[str]) -> tuple[int | None, list[str]]:
@@ -323,14 +324,15 @@ def run_command(argv: list[str]) -> int | None:
     for name, text in helps.items():
         s = sub.add_parser(name, help=text, formatter_class=HelpFormatter, description=descriptions.get(name))
         s.add_argument("--model", default="tiny", help="'tiny', a hub id such as facebook/musicgen-small, or a folder")
-        s.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")
+        s.add_argument("--device", default=None, help="cpu or cuda; when not given, cuda where available")
         s.add_argument("--dtype", default="auto", help="weights' dtype: auto (fp32), bf16, fp16, fp32")
         s.add_argument("--threads", type=int, default=None, help=THREADS_HELP)
     s = sub.choices["profile"]
     s.add_argument("--data", required=True, help="folder of wav/flac/mp3/mid files (or a built dataset)")
     s.add_argument("--out", required=True, help="output folder for profile_scores.parquet/.csv and errors.csv")
     s.add_argument("--seconds", type=float, default=15.0, help="excerpt length (from the first sound)")
-    s.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16", "fp16"])
+    s.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16", "fp16"],
+                   help="matmul precision while scoring (auto: bf16 on CUDA, fp32 on CPU); --dtype is the weights'")
     s.add_argument("--seed", type=int, default=0, help="seeds probe onsets and noise")
     s.add_argument("--limit", type=int, default=None, help="score only the first N pieces")
     s.add_argument("--prompt", default=None, help="a text-conditioned model's description of the clips: adds "

@@ -185,8 +185,9 @@ def _piece_sections(out: Path, results: pd.DataFrame, run: dict, max_pieces: int
         if name in paths and Path(paths[name]).exists():
             try:
                 piece = Piece(str(rows["dataset"].iloc[0]), name, Path(paths[name]))
+                seconds = float(rows["seconds_scored"].iloc[0]) if "seconds_scored" in rows else run["excerpt_seconds"]
                 clean, (perturbed,) = piece_variants(piece, [_perturbation_of(shown)], run["sample_rate"],
-                                                     run["frame_rate"], run["excerpt_seconds"], run["seed"])
+                                                     run["frame_rate"], seconds, run["seed"])
                 for label, wav in (("clean", clean), (f"perturbed ({shown['perturbation']})", perturbed)):
                     src = _media(out, f"{name}-{label.split()[0]}", wav, run["sample_rate"])
                     media.add(Path(src).name)
@@ -208,7 +209,7 @@ def probe_figure(curve: pd.DataFrame, title: str, unit: str = CODEC_UNITS["frame
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(8, 2.6))
-    ax.plot(curve["frame"], curve["nll_probed"], lw=0.9, color="tab:purple", alpha=0.6, label="with the latest burst")
+    ax.plot(curve["frame"], curve["nll_probed"], lw=1.2, color="tab:purple", alpha=0.8, label="with the latest burst")
     ax.plot(curve["frame"], curve["nll_clean"], lw=0.6, color="k", label="clean")
     for _, window in curve[curve["probe"] >= 0].groupby("probe"):
         ax.axvspan(window["frame"].min(), window["frame"].max() + 1, color="tab:orange", alpha=0.35)
@@ -238,8 +239,8 @@ def _clip_sections(out: Path, table: pd.DataFrame, curves: pd.DataFrame, run: di
         curve = curves[curves["piece"] == name]
         why = [f"profile_score {row.profile_score:.3g}" if np.isfinite(row.profile_score) else "no profile_score"]
         if hasattr(row, "typicality_percentile") and np.isfinite(row.typicality_percentile):
-            why.append(f"more typical of clean music than {row.typicality_percentile:.0f}% of the reference's clean "
-                       "clips")
+            why.append(f"typicality percentile {row.typicality_percentile:.0f} among the clean reference's clips (0: "
+                       "less typical of clean music than every one of them, 50: like the middle one)")
         reasons = [getattr(row, f"atypical_{k}") for k in (1, 2, 3) if isinstance(getattr(row, f"atypical_{k}", None),
                                                                                    str)]
         body = [f'<section class="piece" id="clip-{html.escape(name)}"><h3>{html.escape(name)}</h3>',
@@ -251,17 +252,21 @@ def _clip_sections(out: Path, table: pd.DataFrame, curves: pd.DataFrame, run: di
             body.append(f'<img alt="loss curve of {html.escape(name)}" '
                         f'src="{png_data_uri(probe_figure(curve, name, unit))}">')
         path = paths.get(name)
-        if path and Path(path).exists() and Path(path).suffix.lower() not in (".mid", ".midi"):
-            try:
+        if path and Path(path).exists():
+            try:  # a MIDI file is rendered with General MIDI sounds, as an audio model heard it
                 sr = run["sample_rate"]
                 wav = normalize_rms(load_audio(path, sr), LOUDNESS_DBFS)
                 hop = int(round(sr / run["frame_rate"]))
-                clip = usable_excerpt(wav, sr, run["excerpt_seconds"], 0.0, hop, source=str(path))
+                seconds = float(getattr(row, "seconds_scored", run["excerpt_seconds"]))
+                clip = usable_excerpt(wav, sr, seconds, 0.0, hop, source=str(path))
                 src = _media(out, f"{name}-clip", normalize_rms(clip, LOUDNESS_DBFS), sr)
                 media.add(Path(src).name)
-                body.append(f'<div>the excerpt as profiled<audio controls preload="none" src="{src}"></audio></div>')
+                what = "rendered from MIDI" if Path(path).suffix.lower() in (".mid", ".midi") else "as profiled"
+                body.append(f'<div>the excerpt {what}<audio controls preload="none" src="{src}"></audio></div>')
             except Exception as err:  # the report still comes out; say why there is no audio
                 body.append(f'<p class="muted">no audio: {html.escape(str(err))}</p>')
+        else:
+            body.append('<p class="muted">no audio: the clip\'s file is not known to this report</p>')
         sections.append("".join(body) + "</section>")
     for old in (out / MEDIA_DIR).glob("*.flac") if (out / MEDIA_DIR).is_dir() else []:
         if old.name not in media:
