@@ -353,8 +353,9 @@ def usable_excerpt(wav: np.ndarray, sample_rate: int, seconds: float, min_second
     wav = audio.check_waveform(np.asarray(wav, np.float32), source)
     start = audio.first_sound_sample(wav, sample_rate)
     available = (wav.size - start) // hop_length * hop_length / sample_rate
-    if 0 < available < min(seconds, min_seconds):  # what a profile needs, not what a full excerpt would
-        raise audio.AudioError(f"{source}: too short for a profile: {available:.2f} s of sound (it needs at least "
+    sound = (wav.size - start) / sample_rate
+    if 0 < sound < min(seconds, min_seconds):  # what a profile needs, not what a full excerpt would
+        raise audio.AudioError(f"{source}: too short for a profile: {sound:.2f} s of sound (it needs at least "
                                f"{min(seconds, min_seconds):g} s)")
     if available >= seconds or available < min_seconds:
         return audio.excerpt(wav, sample_rate, seconds, source=source)  # the full excerpt, or its error (silence)
