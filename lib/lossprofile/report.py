@@ -136,6 +136,13 @@ def curve_figure(part: pd.DataFrame, title: str, unit: str = CODEC_UNITS["frame"
     return fig
 
 
+def drop_stale_media(out: Path, kept: set[str]) -> None:
+    """Remove the media files an earlier report left that this page no longer links."""
+    for old in (out / MEDIA_DIR).glob("*.flac") if (out / MEDIA_DIR).is_dir() else []:
+        if old.name not in kept:
+            old.unlink()
+
+
 def _media(out: Path, name: str, wav: np.ndarray, sample_rate: int) -> str:
     from .audio import save_audio
     from .io import slug
@@ -197,9 +204,7 @@ def _piece_sections(out: Path, results: pd.DataFrame, run: dict, max_pieces: int
         else:
             body.append('<p class="muted">no audio: the piece\'s file is not known to this report</p>')
         sections.append("".join(body) + "</section>")
-    for old in (out / MEDIA_DIR).glob("*.flac") if (out / MEDIA_DIR).is_dir() else []:
-        if old.name not in media:  # left by an earlier report: the page no longer links it
-            old.unlink()
+    drop_stale_media(out, media)
     return sections
 
 
@@ -268,9 +273,7 @@ def _clip_sections(out: Path, table: pd.DataFrame, curves: pd.DataFrame, run: di
         else:
             body.append('<p class="muted">no audio: the clip\'s file is not known to this report</p>')
         sections.append("".join(body) + "</section>")
-    for old in (out / MEDIA_DIR).glob("*.flac") if (out / MEDIA_DIR).is_dir() else []:
-        if old.name not in media:
-            old.unlink()
+    drop_stale_media(out, media)
     return sections
 
 
