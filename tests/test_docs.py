@@ -168,3 +168,20 @@ def test_readme_trust_numbers_come_from_the_validation():
 
 def test_readme_is_short():
     assert len((ROOT / "README.md").read_text().splitlines()) <= 200
+
+
+def test_citation_matches_the_package_and_names_the_paper_authors():
+    import tomllib
+
+    import yaml
+
+    cff = yaml.safe_load((ROOT / "CITATION.cff").read_text())
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    assert cff["cff-version"] == "1.2.0"
+    assert cff["version"] == project["version"], "CITATION.cff's version drifted from pyproject.toml's"
+    paper = next(r for r in cff["references"] if "2602.02738" in str(r.get("identifiers")))
+    assert [(a["given-names"], a["family-names"]) for a in paper["authors"]] == [
+        ("Xiaosha", "Li"), ("Chun", "Liu"), ("Ziyu", "Wang")]
+    readme = (ROOT / "README.md").read_text()
+    assert paper["title"] in readme, "the README's BibTeX and CITATION.cff name different titles"
+    assert "Li, Xiaosha and Liu, Chun and Wang, Ziyu" in readme
