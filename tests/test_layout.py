@@ -15,7 +15,7 @@ import pytest
 PACKAGE = Path(__file__).resolve().parents[1] / "lib" / "lossprofile"
 # lowest first; a module may import its own layer and the ones before it
 LAYERS = [
-    {"errors", "io", "audio", "stats", "columns", "threads", "grid", "paths"},
+    {"errors", "io", "audio", "stats", "columns", "threads", "grid", "paths", "batching"},
     {"models"},
     {"perturb", "data"},
     {"scoring"},

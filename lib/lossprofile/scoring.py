@@ -20,6 +20,7 @@ import numpy as np
 import torch
 from torch.nn.attention import SDPBackend, sdpa_kernel
 
+from .batching import halved_after_oom, pack
 from .models.base import TokenLM, TokenStats
 
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
@@ -97,11 +98,9 @@ def stats_batched(lm: TokenLM, codes: torch.Tensor, method: str = "exact", promp
                     stats = lm.shared_prefix_statistics(chunk.to(lm.device), shared_steps, prompt)
                 else:
                     stats = lm.token_statistics(chunk, prompt=prompt, method=method)
-        except torch.cuda.OutOfMemoryError:
-            if batch_size == 1:
-                raise
+        except torch.cuda.OutOfMemoryError as err:
             torch.cuda.empty_cache()
-            batch_size = max(1, batch_size // 2)
+            batch_size = halved_after_oom(len(chunk), err)
             continue
         out.append([x.float() for x in stats])
         lo += len(chunk)
@@ -158,18 +157,6 @@ def score_variants(lm: TokenLM, clean_wav: np.ndarray, variant_wavs: Sequence[np
     """
     codes = encode_piece(lm, clean_wav, variant_wavs, splice)
     return score_codes(lm, [codes], method, prompt, batch_size, prefix_reuse, precision)[0]
-
-
-def pack(sizes: Sequence[int], limit: int) -> list[list[int]]:
-    """Consecutive runs of item indices whose sizes add up to at most ``limit`` (a larger item runs alone)."""
-    packs, current, total = [], [], 0
-    for i, size in enumerate(sizes):
-        if current and total + size > limit:
-            packs.append(current)
-            current, total = [], 0
-        current.append(i)
-        total += size
-    return packs + ([current] if current else [])
 
 
 GROUP_COST_STEPS = 64  # a prefix group of its own must save more decoder row-steps than this (one more forward)
@@ -298,11 +285,9 @@ def score_codes(lm: TokenLM, codes: Sequence[torch.Tensor], method: str = "exact
                 else:
                     out = lm.shared_prefix_statistics(rows.to(lm.device), steps, prompt,
                                                       group_sizes=[len(r) for _, r, _ in batch])
-        except torch.cuda.OutOfMemoryError:
-            if total == 1:
-                raise
+        except torch.cuda.OutOfMemoryError as err:
             torch.cuda.empty_cache()
-            limit[0] = max(1, total // 2)
+            limit[0] = halved_after_oom(total, err)
             return split(batch, steps)
         done.append((batch, steps, TokenStats(*(x.float() for x in out))))
 

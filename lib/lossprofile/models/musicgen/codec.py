@@ -29,6 +29,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from ...batching import pack_items
+
 if TYPE_CHECKING:
     from .model import MusicLM
 
@@ -116,18 +118,6 @@ MAX_BATCH_SAMPLES = 2**23
 MAX_BATCH_FRAMES = 2**17
 
 
-def _batches(rows: list, width_of, max_samples: int) -> list[list]:
-    """Consecutive runs of ``rows`` whose widths (samples) add up to at most ``max_samples`` (one row at least)."""
-    out, current, total = [], [], 0
-    for row in rows:
-        if current and total + width_of(row) > max_samples:
-            out.append(current)
-            current, total = [], 0
-        current.append(row)
-        total += width_of(row)
-    return out + ([current] if current else [])
-
-
 def width_groups(keys: list, width_of, ratio: float = 2.0) -> list[list]:
     """``keys`` grouped by width (samples): each group's widest is at most ``ratio`` × its narrowest.
 
@@ -185,7 +175,7 @@ def encode_pieces(lm: "MusicLM", pieces: Sequence[tuple[np.ndarray, Sequence[np.
 
     def conv_stack(rows: list, wav_of, width_of) -> dict:  # rows of equal width → {row: conv output [1, D, frames]}
         out = {}
-        for chunk in _batches(rows, width_of, max_batch_samples):
+        for chunk in pack_items(rows, width_of, max_batch_samples):
             for row, latent in zip(chunk, _run(local, to_device([wav_of(r) for r in chunk])).split(1)):
                 out[row] = latent
         return out
@@ -243,7 +233,7 @@ def encode_pieces(lm: "MusicLM", pieces: Sequence[tuple[np.ndarray, Sequence[np.
         out = {}
         for T in sorted({latents[k].shape[-1] for k in keys}):
             # the quantizer holds a [rows × T, codebook size] distance matrix: a bounded number of frames per call
-            for chosen in _batches([k for k in keys if latents[k].shape[-1] == T], lambda k: T, max_batch_frames):
+            for chosen in pack_items([k for k in keys if latents[k].shape[-1] == T], lambda k: T, max_batch_frames):
                 codes = codec.quantizer.encode(_run(rest, torch.cat([latents[k] for k in chosen])), bandwidth)
                 out.update(zip(chosen, codes.transpose(0, 1)[:, : lm.num_codebooks].long().split(1)))
         return out
