@@ -41,6 +41,7 @@ registered with :func:`lossprofile.models.loading.register_family`.
 from __future__ import annotations
 
 import abc
+import hashlib
 import os
 from pathlib import Path
 from typing import Any, Mapping, NamedTuple, Protocol, Sequence, runtime_checkable
@@ -121,6 +122,26 @@ def _frame_statistics(logits: torch.Tensor, targets: torch.Tensor) -> TokenStats
     second_moment = (prob * logp.square()).sum(-1)
     rank = (logp > target_logp).sum(-1).float() + 1.0
     return TokenStats(-target_logp[..., 0], entropy, rank, (second_moment - entropy.square()).clamp(min=0.0))
+
+
+def files_fingerprint(files: Sequence[str | os.PathLike]) -> str:
+    """Identifies a checkpoint's weights (sha256 of the files that exist, in the order given; 16 hex digits), so
+    that cached results and samples are never reused across retrainings."""
+    digest = hashlib.sha256()
+    for file in map(Path, files):
+        if file.is_file():
+            digest.update(file.read_bytes())
+    return digest.hexdigest()[:16]
+
+
+def sample_top_k(logits: torch.Tensor, top_k: int, generator: torch.Generator) -> torch.Tensor:
+    """One draw per row of ``logits`` ``[..., V]`` (already divided by the temperature; ``-inf`` where a token
+    is banned) among its ``top_k`` most likely tokens (0: all) → token ids ``[...]``."""
+    if top_k and top_k < logits.shape[-1]:
+        kth = logits.topk(top_k, dim=-1).values[..., -1:]
+        logits = logits.masked_fill(logits < kth, float("-inf"))
+    probs = logits.softmax(-1).reshape(-1, logits.shape[-1])
+    return torch.multinomial(probs, 1, generator=generator).reshape(logits.shape[:-1])
 
 
 def first_difference(codes: torch.Tensor, reference: torch.Tensor) -> int:

@@ -11,7 +11,6 @@ Shapes: waveforms are ``[B, C, S]`` (batch, channels, samples), codes are
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import logging
 import os
@@ -23,7 +22,8 @@ import numpy as np
 import torch
 import transformers
 
-from ..base import CERTAIN, FALLBACK, METHODS, NO_CLAIM, ModelLoadError, TokenLM, TokenStats, first_difference
+from ..base import (CERTAIN, FALLBACK, METHODS, NO_CLAIM, ModelLoadError, TokenLM, TokenStats, files_fingerprint,
+                    first_difference, sample_top_k)
 from ..hf import from_pretrained, quiet_transformers
 from . import delay
 from .architecture import decoder_flops_per_step
@@ -117,12 +117,9 @@ def load(path: str, name: str, device: str | torch.device | None, dtype: torch.d
 def checkpoint_fingerprint(path: str, model: Any) -> str:
     """Identifies the weights, so cached results and samples are never reused across retrainings."""
     if Path(path).is_dir():
-        digest = hashlib.sha256()
-        for file in sorted(Path(path).glob("*.safetensors")) + sorted(Path(path).glob("*.bin")) + \
-                [Path(path) / "config.json"]:
-            if file.exists():
-                digest.update(file.read_bytes())
-        return digest.hexdigest()[:16]
+        folder = Path(path)
+        return files_fingerprint(sorted(folder.glob("*.safetensors")) + sorted(folder.glob("*.bin"))
+                                 + [folder / "config.json"])
     return str(getattr(model.config, "_commit_hash", None) or path)
 
 
@@ -419,11 +416,7 @@ class MusicLM(TokenLM):
         for s in range(T + K - 1):
             logits, past = self._decoder_logits(step_input, cond, past=past, use_cache=True)
             logits = logits[:, :, -1].float() / temperature  # [B, K, V]
-            if top_k and top_k < logits.shape[-1]:
-                kth = logits.topk(top_k, dim=-1).values[..., -1:]
-                logits = logits.masked_fill(logits < kth, float("-inf"))
-            probs = logits.softmax(-1).reshape(-1, logits.shape[-1])
-            sampled = torch.multinomial(probs, 1, generator=gen).reshape(num_samples, K)
+            sampled = sample_top_k(logits, top_k, gen)  # [B, K]
             sampled = torch.where(valid[:, s], sampled, self.special_token)
             delayed.append(sampled)
             step_input = sampled[:, :, None]

@@ -16,7 +16,6 @@ whole sequence fits, this is the plain pass.
 
 from __future__ import annotations
 
-import hashlib
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,7 +24,8 @@ from typing import Any, Sequence
 import numpy as np
 import torch
 
-from ..base import CERTAIN, NO_CLAIM, ModelLoadError, TokenLM, TokenStats, frame_statistics
+from ..base import (CERTAIN, NO_CLAIM, ModelLoadError, TokenLM, TokenStats, files_fingerprint, frame_statistics,
+                    sample_top_k)
 from ..hf import from_pretrained, quiet_transformers
 from .tokens import TOKENIZER_FILE, is_miditok_file, load_tokenizer, tokenize
 
@@ -69,11 +69,9 @@ def load(path: str, name: str, device: str | torch.device | None, dtype: torch.d
     if model.config.vocab_size < len(tokenizer):
         raise ModelLoadError(f"{path}: the model's vocabulary ({model.config.vocab_size}) is smaller than the "
                              f"tokenizer's ({len(tokenizer)})")
-    digest = hashlib.sha256()
-    for file in sorted(Path(path).glob("*.safetensors")) + [Path(path) / "config.json", Path(path) / TOKENIZER_FILE]:
-        digest.update(file.read_bytes())
     return SymbolicLM(model=model.to(device).eval(), tokenizer=tokenizer, name=name, device=device,
-                      fingerprint=digest.hexdigest()[:16])
+                      fingerprint=files_fingerprint(sorted(Path(path).glob("*.safetensors"))
+                                                    + [Path(path) / "config.json", Path(path) / TOKENIZER_FILE]))
 
 
 @dataclass
@@ -208,10 +206,7 @@ class SymbolicLM(TokenLM):
             past = out.past_key_values
             logits = out.logits[:, -1].float().cpu() / temperature  # [B, V]
             logits[:, banned] = float("-inf")
-            if top_k and top_k < logits.shape[-1]:
-                kth = logits.topk(top_k, dim=-1).values[:, -1:]
-                logits = logits.masked_fill(logits < kth, float("-inf"))
-            sampled = torch.multinomial(logits.softmax(-1), 1, generator=gen)
+            sampled = sample_top_k(logits, top_k, gen)[:, None]  # [B, 1]
             ids = torch.cat([ids, sampled.to(self.device)], dim=1)
             if ids.shape[1] - start >= window:  # the next step would not fit: slide
                 start, past = ids.shape[1] - window // 2, None
