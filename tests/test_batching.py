@@ -34,15 +34,3 @@ def test_halving_after_out_of_memory_reaches_one_row_and_then_gives_up():
         sizes.append(rows)
     assert sizes == [6, 3, 1]
 
-
-def test_top_k_sampling_draws_only_among_the_k_most_likely_and_never_a_banned_token():
-    import torch
-
-    from lossprofile.models.base import sample_top_k
-
-    logits = torch.tensor([[0.0, 5.0, 4.0, -1.0, 3.0], [9.0, 1.0, 2.0, 3.0, float("-inf")]]).repeat(200, 1)
-    drawn = sample_top_k(logits, 2, torch.Generator().manual_seed(0))
-    assert drawn.shape == (400,)
-    assert set(drawn[0::2].tolist()) == {1, 2} and set(drawn[1::2].tolist()) <= {0, 3}
-    everything = sample_top_k(logits[1::2], 0, torch.Generator().manual_seed(0))
-    assert 4 not in everything.tolist()  # -inf: banned
