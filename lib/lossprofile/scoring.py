@@ -1,12 +1,12 @@
 """Fast, exact scoring of a clean piece and all its perturbed variants together, for any model family.
 
-:func:`score_variants` encodes every waveform once (in memory, no files; a family may re-run its
-tokenizer only around each variant's change, :meth:`~lossprofile.models.TokenLM.encode_variants`),
+[`score_variants`][lossprofile.scoring.score_variants] encodes every waveform once (in memory, no files; a family may re-run its
+tokenizer only around each variant's change, [`encode_variants`][lossprofile.models.base.TokenLM.encode_variants]),
 then scores the codes with the family's exact factorization. Decoder steps whose inputs are identical
-in a group of variants (the family says how many: :meth:`~lossprofile.models.TokenLM.shared_steps`; variants
-that change at different frames form different groups, :func:`prefix_groups`) are run once per group; only the
-remaining steps run per variant, batched (:func:`score_codes`). On GPU the matmuls run in bf16 by
-default while log-softmax stays fp32. Everything here goes through the :class:`~lossprofile.models.TokenLM`
+in a group of variants (the family says how many: [`shared_steps`][lossprofile.models.base.TokenLM.shared_steps]; variants
+that change at different frames form different groups, [`prefix_groups`][lossprofile.scoring.prefix_groups]) are run once per group; only the
+remaining steps run per variant, batched ([`score_codes`][lossprofile.scoring.score_codes]). On GPU the matmuls run in bf16 by
+default while log-softmax stays fp32. Everything here goes through the [`TokenLM`][lossprofile.models.base.TokenLM]
 protocol only.
 """
 
@@ -46,7 +46,7 @@ class Scores:
     surprisal_var_clean: torch.Tensor
     surprisal_var_variants: torch.Tensor
     # (rows, shared decoder steps) of each group of rows that ran its prefix once, as they ran (a prefix group
-    # larger than a batch is several; one that shared a batch ran that batch's shortest prefix: :func:`score_codes`)
+    # larger than a batch is several; one that shared a batch ran that batch's shortest prefix: `score_codes`)
     prefix_groups: tuple[tuple[int, int], ...] = ()
 
 
@@ -121,9 +121,9 @@ def encode_piece(lm: TokenLM, clean_wav: np.ndarray, variant_wavs: Sequence[np.n
 
 def encode_many(lm: TokenLM, pieces: Sequence[tuple[np.ndarray, Sequence[np.ndarray]]], splice: bool = True,
                 across_pieces: bool | None = None) -> list[torch.Tensor]:
-    """Codes ``[1 + N_i, K, T]`` of each piece (a clean excerpt ``[S]`` and its variants): :func:`encode_piece`
+    """Codes ``[1 + N_i, K, T]`` of each piece (a clean excerpt ``[S]`` and its variants): [`encode_piece`][lossprofile.scoring.encode_piece]
     of each, or with ``across_pieces`` (default: on CUDA, with ``splice``) the family's encoding batched across
-    pieces (:meth:`~lossprofile.models.TokenLM.encode_pieces`), equal to piece by piece up to float rounding at
+    pieces ([`encode_pieces`][lossprofile.models.base.TokenLM.encode_pieces]), equal to piece by piece up to float rounding at
     VQ near-ties; on a GPU the codec is bound by kernel launches and this removes most of them."""
     if across_pieces is None:
         across_pieces = lm.device.type == "cuda"
@@ -153,7 +153,7 @@ def score_variants(lm: TokenLM, clean_wav: np.ndarray, variant_wavs: Sequence[np
     re-run only around each variant's change); ``splice=False`` encodes every waveform whole.
 
     Returns per-code NLL for the clean piece and every variant. With ``prefix_reuse``
-    (exact method only) each group of rows runs its shared prefix once (:func:`prefix_groups`); the result
+    (exact method only) each group of rows runs its shared prefix once ([`prefix_groups`][lossprofile.scoring.prefix_groups]); the result
     equals scoring each sequence alone up to float rounding.
     """
     codes = encode_piece(lm, clean_wav, variant_wavs, splice)
@@ -178,8 +178,8 @@ GROUP_COST_STEPS = 64  # a prefix group of its own must save more decoder row-st
 def prefix_groups(lm: TokenLM, codes: torch.Tensor, group_cost_steps: float = GROUP_COST_STEPS
                   ) -> list[tuple[list[int], int]]:
     """The rows of one piece's codes ``[N, K, T]`` (row 0 the clean piece) in groups that each run their shared
-    decoder prefix once → [(row indices in order, shared steps)] (:func:`group_rows` of what each variant shares
-    with the clean piece, :meth:`~lossprofile.models.TokenLM.shared_steps`: up to its first changed frame)."""
+    decoder prefix once → [(row indices in order, shared steps)] ([`group_rows`][lossprofile.scoring.group_rows] of what each variant shares
+    with the clean piece, [`shared_steps`][lossprofile.models.base.TokenLM.shared_steps]: up to its first changed frame)."""
     if len(codes) < 2:
         return [(list(range(len(codes))), 0)]
     own = [lm.shared_steps(codes[[0, i]]) for i in range(1, len(codes))]
@@ -243,13 +243,13 @@ def score_many(lm: TokenLM, pieces: Sequence[tuple[np.ndarray, Sequence[np.ndarr
                prompt: str | None = None, batch_size: int | None = None, prefix_reuse: bool = True,
                precision: str = "auto", splice: bool = True, encode_across_pieces: bool | None = None
                ) -> list[Scores]:
-    """:func:`score_variants` of several pieces (each a clean excerpt and its variants), the decoder batched
+    """[`score_variants`][lossprofile.scoring.score_variants] of several pieces (each a clean excerpt and its variants), the decoder batched
     across pieces.
 
     On CPU each piece is encoded on its own, so its codes are exactly those of scoring it alone; on CUDA
     (``encode_across_pieces``, default there) the codec's work is batched across the pieces too
-    (:func:`encode_many`: the same codes up to float rounding at VQ near-ties). The decoder then scores them
-    with :func:`score_codes`. One piece gives exactly :func:`score_variants`; several give the same codes and
+    ([`encode_many`][lossprofile.scoring.encode_many]: the same codes up to float rounding at VQ near-ties). The decoder then scores them
+    with [`score_codes`][lossprofile.scoring.score_codes]. One piece gives exactly [`score_variants`][lossprofile.scoring.score_variants]; several give the same codes and
     the same statistics up to float rounding (another batch shape takes other matmul kernels;
     ``tests/test_runner.py`` measures it).
     """
@@ -263,14 +263,14 @@ def score_many(lm: TokenLM, pieces: Sequence[tuple[np.ndarray, Sequence[np.ndarr
 def score_codes(lm: TokenLM, codes: Sequence[torch.Tensor], method: str = "exact", prompt: str | None = None,
                 batch_size: int | None = None, prefix_reuse: bool = True, precision: str = "auto",
                 group_cost_steps: float = GROUP_COST_STEPS) -> list[Scores]:
-    """:class:`Scores` of each piece's codes ``[1 + N_i, K, T]`` (row 0 the clean piece), the decoder batched
+    """[`Scores`][lossprofile.scoring.Scores] of each piece's codes ``[1 + N_i, K, T]`` (row 0 the clean piece), the decoder batched
     across rows and pieces.
 
-    Each piece's rows fall into prefix groups (:func:`prefix_groups`; with ``prefix_reuse`` and the exact
+    Each piece's rows fall into prefix groups ([`prefix_groups`][lossprofile.scoring.prefix_groups]; with ``prefix_reuse`` and the exact
     method, else one group that shares nothing; ``group_cost_steps=math.inf``: one group per piece, sharing only
     the prefix common to all its rows, as before prefix groups). Groups of every piece whose prefixes are about
-    equally long share a batch of up to ``batch_size`` rows (:func:`prefix_batches`; default size: what fits,
-    :meth:`~lossprofile.models.TokenLM.batch_size`; a larger group is cut into batches of that size), and each
+    equally long share a batch of up to ``batch_size`` rows ([`prefix_batches`][lossprofile.scoring.prefix_batches]; default size: what fits,
+    [`batch_size`][lossprofile.models.base.TokenLM.batch_size]; a larger group is cut into batches of that size), and each
     group's prefix runs once with the KV cache. On
     CUDA out-of-memory the limit is halved and the batch cut to it (and every later one). Results stay on the
     device until every batch is queued and then come back in one copy per batch (a copy to the host waits for

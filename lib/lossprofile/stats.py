@@ -74,7 +74,7 @@ def paired_auroc(x, y, n_boot: int = 2000, seed: int = 0) -> dict:
 
 
 def auroc_ci(x, y, n_boot: int = 2000, seed: int = 0) -> dict:
-    """Unpaired :func:`auroc` of ``x`` above ``y`` with a bootstrap 95% CI (both groups resampled)."""
+    """Unpaired [`auroc`][lossprofile.stats.auroc] of ``x`` above ``y`` with a bootstrap 95% CI (both groups resampled)."""
     x, y = np.asarray(x, float), np.asarray(y, float)
     rng = np.random.default_rng(seed)
     boots = [auroc(x[rng.integers(0, len(x), len(x))], y[rng.integers(0, len(y), len(y))]) for _ in range(n_boot)]

@@ -137,7 +137,7 @@ def read_csv_ratings(path: str | os.PathLike, clip: str = "clip", system: str | 
 
 
 def read_ratings(path: str | os.PathLike, layout: str = "musiceval", **columns) -> pd.DataFrame:
-    """The ratings of ``path`` in ``layout`` (:data:`LAYOUTS`); ``columns`` go to :func:`read_csv_ratings`."""
+    """The ratings of ``path`` in ``layout`` (`LAYOUTS`); ``columns`` go to [`read_csv_ratings`][lossprofile.analysis.ratings.read_csv_ratings]."""
     if layout == "musiceval":
         return read_musiceval(path)
     if layout == "songeval":

@@ -15,12 +15,12 @@ where the smoothed curve crosses the baseline and stays on the other side for
 
 Two readings of the same curve live here, under distinct names:
 
-- *detected* regions (:func:`detect_regions`, and the authors' rule :func:`detect_regions_authors`):
-  ``peak`` / ``assimilation`` / ``recovery`` rows of :func:`region_stats` — what the figures and
+- *detected* regions ([`detect_regions`][lossprofile.analysis.regions.detect_regions], and the authors' rule [`detect_regions_authors`][lossprofile.analysis.regions.detect_regions_authors]):
+  ``peak`` / ``assimilation`` / ``recovery`` rows of [`region_stats`][lossprofile.analysis.regions.region_stats] — what the figures and
   ``figures/summary.md`` quote (Fig. 4);
-- *fixed-window* statistics (:func:`onset_peak`, :func:`window_assimilation`): the mean delta over the
+- *fixed-window* statistics ([`onset_peak`][lossprofile.analysis.regions.onset_peak], [`window_assimilation`][lossprofile.analysis.regions.window_assimilation]): the mean delta over the
   first ``peak_frames`` of the perturbed window, and over the rest of it — what the model card, the
-  profile score's probes and :func:`lossprofile.analysis.musicality.noise_response` use, because they
+  profile score's probes and `lossprofile.analysis.musicality.noise_response` use, because they
   need no baseline and no detection. They are different statistics and are reported under these names.
 """
 
@@ -126,7 +126,7 @@ def detect_regions_authors(delta: np.ndarray, onset_frame: int = 250, length_fra
       capped at the last frame. It is empty (start >= stop) when the Peak ran past that point.
     - Recovery: from there to the last frame, which it leaves out (their ``regression_end = len - 1``).
 
-    Their region averages count an empty region as 0: :func:`region_stats` with ``empty=0.0`` gives them.
+    Their region averages count an empty region as 0: [`region_stats`][lossprofile.analysis.regions.region_stats] with ``empty=0.0`` gives them.
     """
     delta = np.asarray(delta, dtype=np.float64)
     T = len(delta)

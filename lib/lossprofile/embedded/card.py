@@ -3,7 +3,7 @@
     lossprofile model-card        (make model-card)
 
 Writes ``checkpoints/tiny/MODEL_CARD.md`` and ``card.json``, and includes the ablation
-study of :mod:`lossprofile.embedded.study` (run or resumed by the same command).
+study of `lossprofile.embedded.study` (run or resumed by the same command).
 """
 
 from __future__ import annotations
@@ -45,7 +45,7 @@ def listening_proxies(estimate: np.ndarray, reference: np.ndarray, sample_rate: 
     """Objective stand-ins for a listening check of a codec reconstruction (both ``[S]``).
 
     ``envelope_corr``: correlation of the 64 ms frame energy contours (rhythm and dynamics kept?);
-    ``chroma_corr``: :func:`lossprofile.analysis.musicality.chroma_correlation` (pitch kept?);
+    ``chroma_corr``: `lossprofile.analysis.musicality.chroma_correlation` (pitch kept?);
     ``level_db``: RMS of the reconstruction relative to the original.
     """
     _, est_energy = musicality.chroma(estimate, sample_rate)
@@ -74,7 +74,7 @@ def unigram_cross_entropy(train_codes: list[torch.Tensor], eval_codes: list[torc
 
 
 def hearing(lm, wavs: list[np.ndarray], midis: list, seed: int = 0) -> dict:
-    """The three language-model measures of :mod:`lossprofile.analysis.musicality` on held-out music, as one dict."""
+    """The three language-model measures of `lossprofile.analysis.musicality` on held-out music, as one dict."""
     repeat = musicality.repeat_test(lm, wavs, lm.sample_rate)
     wrong = musicality.wrong_note_test(lm, midis, seed=seed)
     noise = musicality.noise_response(lm, wavs, lm.sample_rate, seed=seed)

@@ -1,7 +1,7 @@
 """Every number that decides the embedded models' weights, in one place (like nanoGPT's config block).
 
-:class:`Recipe` (saved beside the weights in ``training_log.json``) and :data:`TINY_ARCH` make the base
-model (``make tiny-model``, stages 1–5); :data:`FINISH` and :data:`FINISH_POOL` its finishing stage;
+`Recipe` (saved beside the weights in ``training_log.json``) and `TINY_ARCH` make the base
+model (``make tiny-model``, stages 1–5); `FINISH` and `FINISH_POOL` its finishing stage;
 the ``STUDY_*`` constants the ablation study's variants. The model card's text is formatted from these
 values, never typed in.
 """

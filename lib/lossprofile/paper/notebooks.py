@@ -1,6 +1,6 @@
 """Running the numbered notebooks headlessly (papermill): every figure, or the outputs nbval checks.
 
-``lossprofile figures`` and ``lossprofile store-outputs`` call :func:`figures` and :func:`store_outputs`.
+``lossprofile figures`` and ``lossprofile store-outputs`` call `figures` and `store_outputs`.
 """
 
 from __future__ import annotations

@@ -228,7 +228,7 @@ def grouped_trend(summary: pd.DataFrame, x: str, group: str, xlabel: str, title:
 
 
 def explorer_curves(result: dict, onset_frame: int, length_frames: int, label: str = "perturbed"):
-    """Clean and perturbed per-frame NLL (top) and their difference (bottom) from :func:`experiments.explore`;
+    """Clean and perturbed per-frame NLL (top) and their difference (bottom) from `experiments.explore`;
     the frames the perturbation changed (``length_frames``: its whole span, twice the window for a block swap)
     are shaded."""
     fig, axes = plt.subplots(2, 1, figsize=(9, 5), sharex=True)

@@ -1,5 +1,5 @@
-"""Perturbations: of the waveform (:mod:`.waveform`, kinds as one table), of the score before rendering
-(:mod:`.score`), and named sets of both with the paper's and the authors' settings (:mod:`.presets`)."""
+"""Perturbations: of the waveform ([`waveform`][lossprofile.perturb.waveform], kinds as one table), of the score before rendering
+([`score`][lossprofile.perturb.score]), and named sets of both with the paper's and the authors' settings ([`presets`][lossprofile.perturb.presets])."""
 
 from .presets import AUTHORS_NOISE_DBFS, PRESETS, describe, preset
 from .score import SCORE_KINDS, ScorePerturbation

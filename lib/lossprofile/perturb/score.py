@@ -4,7 +4,7 @@ Each function takes a ``pretty_midi.PrettyMIDI`` and returns a new one (the inpu
 modified), is deterministic under ``seed``, and can be restricted to a time window
 ``window_seconds=(start, stop)``: only notes starting inside it are touched (for the tempo
 warp: only time inside it is stretched), so a perturbation can be placed like the noise
-window at frame 250. Render the result with :func:`lossprofile.audio.render_midi`.
+window at frame 250. Render the result with [`audio.render_midi`][lossprofile.audio.render_midi].
 
 The authors' rules (YoEv/noiseloss ``processors/perturb``) are the defaults: pitch shifts
 stay in the key of the first key signature (C major if none), up to 100 tries per note.
@@ -290,10 +290,10 @@ IN_SCORE = {"noise": "random notes at the window's own density", "silence": "the
 
 def apply_in_score(p, midi, frame_rate: int):
     """A perturbation applied to a score excerpt ``midi`` (starting at 0 s), placed on the frame grid like the
-    audio one: a :class:`ScorePerturbation` as itself, and the waveform kinds of :data:`IN_SCORE` as their token-space
-    analogues (``noise`` → :func:`random_notes`, ``silence`` → :func:`constant_window` silence, ``shuffle`` →
-    :func:`shuffle_notes` of ``segment_frames``). Other waveform kinds have no analogue:
-    :class:`~lossprofile.errors.UsageError` (a choice of perturbations, not a bad file: no piece is skipped for it)."""
+    audio one: a [`ScorePerturbation`][lossprofile.perturb.score.ScorePerturbation] as itself, and the waveform kinds of `IN_SCORE` as their token-space
+    analogues (``noise`` → [`random_notes`][lossprofile.perturb.score.random_notes], ``silence`` → [`constant_window`][lossprofile.perturb.score.constant_window] silence, ``shuffle`` →
+    [`shuffle_notes`][lossprofile.perturb.score.shuffle_notes] of ``segment_frames``). Other waveform kinds have no analogue:
+    `lossprofile.errors.UsageError` (a choice of perturbations, not a bad file: no piece is skipped for it)."""
     if isinstance(p, ScorePerturbation):
         return p.apply_midi(midi, 0.0, frame_rate)
     window = (p.onset_frame / frame_rate, (p.onset_frame + p.span_frames) / frame_rate)
@@ -317,7 +317,7 @@ class ScorePerturbation:
     ``onset_frame``/``length_frames`` give the window, in frames from the excerpt's start
     (``length_frames=None``: to the end of the piece). ``semitones`` and ``in_key`` apply to
     ``shift_pitches`` (the authors' rule by default; ``in_key=False`` gives wrong notes).
-    Hashable and tabular like :class:`lossprofile.perturb.waveform.Perturbation`.
+    Hashable and tabular like [`perturb.waveform.Perturbation`][lossprofile.perturb.waveform.Perturbation].
     """
 
     kind: str = "shift_pitches"

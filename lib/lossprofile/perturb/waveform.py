@@ -4,7 +4,7 @@ All functions take mono float ``wav [S]``, ``sample_rate`` and ``frame_rate`` ex
 a window given as ``onset_frame`` and ``length_frames``, and return a new array; samples
 outside the window are never touched. Randomness comes from an explicit ``seed``.
 
-The paper's operation is :func:`replace_with_noise` (x'_i = e_i inside the window).
+The paper's operation is [`replace_with_noise`][lossprofile.perturb.waveform.replace_with_noise] (x'_i = e_i inside the window).
 """
 
 from __future__ import annotations
@@ -83,7 +83,7 @@ def target_level_dbfs(wav: np.ndarray, level_dbfs: float | None, match_offset_db
 
 
 def noise_at(num_samples: int, color: str, level_dbfs: float, seed: int) -> np.ndarray:
-    """``num_samples`` of :func:`colored_noise` at RMS level ``level_dbfs``."""
+    """``num_samples`` of [`colored_noise`][lossprofile.perturb.waveform.colored_noise] at RMS level ``level_dbfs``."""
     return colored_noise(num_samples, color, seed) * np.float32(10 ** (level_dbfs / 20))
 
 
@@ -106,7 +106,7 @@ def replace_with_noise(wav: np.ndarray, sample_rate: int, frame_rate: int, onset
 def add_noise(wav: np.ndarray, sample_rate: int, frame_rate: int, onset_frame: int, length_frames: int,
               color: str = "white", level_dbfs: float | None = None, match_offset_db: float | None = 0.0,
               seed: int = 0) -> np.ndarray:
-    """x'_i = x_i + e_i inside the window (noise level as in :func:`replace_with_noise`)."""
+    """x'_i = x_i + e_i inside the window (noise level as in [`replace_with_noise`][lossprofile.perturb.waveform.replace_with_noise])."""
     win = window_samples(wav.size, onset_frame, length_frames, sample_rate, frame_rate)
     level = target_level_dbfs(wav, level_dbfs, match_offset_db)
     out = np.array(wav, dtype=np.float32, copy=True)
@@ -296,7 +296,7 @@ def block_move(wav: np.ndarray, sample_rate: int, frame_rate: int, onset_frame: 
 
 @dataclass(frozen=True)
 class Kind:
-    """One row of :data:`KIND_TABLE`: how a kind runs and what it needs.
+    """One row of `KIND_TABLE`: how a kind runs and what it needs.
 
     ``run(p, wav, sample_rate, frame_rate, onset_frame, length_frames)`` applies the perturbation ``p``;
     ``needs``: fields that must be set; ``span``: how many window lengths of audio it touches from the
