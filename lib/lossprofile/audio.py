@@ -182,9 +182,7 @@ def load_excerpt_audio(path: str | os.PathLike, sample_rate: int, seconds: float
 
     Rendering is causal (no normalisation over the file), so a render stopped at the first onset + ``seconds``
     + 2 s holds the full render's first samples. Where the first sound lies beyond that, or anything is wrong
-    with the file, the whole file is rendered as before (and its errors raised as before). An ASAP performance
-    (minutes) took 0.65 s to render whole for a 15 s excerpt, most of what preparing a piece with the paper
-    sweep's 81 variants cost.
+    with the file, the whole file is rendered and its errors raised, as by `load_audio`.
     """
     path = Path(path)
     if path.suffix.lower() in MIDI_SUFFIXES and path.exists():

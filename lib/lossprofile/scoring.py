@@ -268,7 +268,7 @@ def score_codes(lm: TokenLM, codes: Sequence[torch.Tensor], method: str = "exact
 
     Each piece's rows fall into prefix groups ([`prefix_groups`][lossprofile.scoring.prefix_groups]; with ``prefix_reuse`` and the exact
     method, else one group that shares nothing; ``group_cost_steps=math.inf``: one group per piece, sharing only
-    the prefix common to all its rows, as before prefix groups). Groups of every piece whose prefixes are about
+    the prefix common to all its rows). Groups of every piece whose prefixes are about
     equally long share a batch of up to ``batch_size`` rows ([`prefix_batches`][lossprofile.scoring.prefix_batches]; default size: what fits,
     [`batch_size`][lossprofile.models.base.TokenLM.batch_size]; a larger group is cut into batches of that size), and each
     group's prefix runs once with the KV cache. On

@@ -2,7 +2,7 @@
 
 torch's default is every core of the machine, whatever else runs there. On a shared server, a cluster node
 or beside other Ray actors that oversubscribes the cores, and OpenMP's threads then wait for each other at every
-parallel region: EnCodec's LSTM (thousands of small matrix products per excerpt) becomes several times slower.
+parallel region, of which EnCodec's LSTM has thousands per excerpt (measured: docs/performance.md, a shared machine).
 So the package counts the cores this process may use (its CPU affinity and its cgroup's CPU quota) and,
 unless told otherwise, leaves OpenMP's idle threads sleeping rather than spinning (``OMP_WAIT_POLICY=PASSIVE``,
 set in ``lossprofile/__init__`` before torch is imported; an explicit setting wins).

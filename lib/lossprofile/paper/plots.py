@@ -250,7 +250,7 @@ def explorer_curves(result: dict, onset_frame: int, length_frames: int, label: s
 
 
 def _grid(n: int, width: float, height: float, ncols: int = 4, **kwargs):
-    """``n`` panels in rows of ``ncols`` (one long row was too small on a screen); unused panels hidden."""
+    """``n`` panels in rows of ``ncols`` (one long row is too small to read); unused panels hidden."""
     ncols = min(ncols, n)
     nrows = -(-n // ncols)
     fig, axes = plt.subplots(nrows, ncols, figsize=(width * ncols, height * nrows), squeeze=False, **kwargs)

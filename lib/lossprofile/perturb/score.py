@@ -34,9 +34,8 @@ def _event_copy(event):
 def copy_midi(midi):
     """A copy of a ``pretty_midi.PrettyMIDI`` that shares nothing mutable with it: every instrument, every list of
     events, every event object (note, pedal, bend, key, meter, lyric) and every array is new; only numbers,
-    strings and tuples are shared. What ``copy.deepcopy`` gives (the two pickle to the same bytes), 8× faster on
-    an ASAP performance (~750 notes, ~2,400 pedal events: 29 → 3.4 ms), and a score perturbation copies the
-    whole piece once per variant."""
+    strings and tuples are shared. What ``copy.deepcopy`` gives (the two pickle to the same bytes), in a fraction
+    of its time (a score perturbation copies the whole piece once per variant; docs/performance.md)."""
     def events(items: list) -> list:
         return [_event_copy(x) for x in items]
 
@@ -100,7 +99,7 @@ def shift_pitches(midi, fraction: float, semitones: int | Sequence[int], seed: i
         i, j = candidates[index]
         note = out.instruments[i].notes[j]
         for _ in range(max_tries if in_key else 1):
-            # rng.choice(a) draws rng.integers(len(a)) and indexes a: the same draws, 6× faster per call
+            # rng.choice(a) draws rng.integers(len(a)) and indexes a: the same draws, without rng.choice's overhead
             pitch = note.pitch + int(choices[rng.integers(len(choices))]) * int(signs[rng.integers(2)])
             if 0 <= pitch <= 127 and (not in_key or pitch % 12 in key):
                 note.pitch = pitch

@@ -14,8 +14,8 @@ its codes are exactly the codec's own whatever variants come with it.
 Convolutions over a shorter input round differently (latents move by ~1e-5 in ~100), so a
 latent sitting that close to the boundary between two VQ codewords can get the other code.
 The codec's own encoding has exactly this freedom already: encoding the same waveform with
-1 and with 2 CPU threads moves its latents by as much and flips codes as often (measured on
-15 pieces with the tiny model: up to 2.3e-5, 2 codes in one piece). The VQ decisions that are
+1 and with 2 CPU threads moves its latents by as much and flips codes as often (measured:
+docs/computed.md, the engine). The VQ decisions that are
 not near a tie are identical, which ``tests/test_codec.py`` checks; ``splice=False`` in
 [`scoring.score_variants`][lossprofile.scoring.score_variants] encodes every waveform whole instead.
 """

@@ -64,8 +64,8 @@ def shared_prefix_token_statistics(prefix_logits: torch.Tensor, rest_logits: tor
     each row's group) and ``rest_logits`` ``[B, K, S - P, V]`` after them, without expanding either.
 
     A step's target is the next step's input, so the targets of all prefix steps but the last agree within a
-    group too: their statistics are computed once per group. That was most of the engine's cost on CPU
-    (log-softmax, entropy, rank over the vocabulary for every row of every shared step). Equal to
+    group too: their statistics (log-softmax, entropy, rank over the vocabulary) are computed once per group,
+    not once per row. Equal to
     `token_statistics` of the concatenated logits: the same arithmetic per row.
     """
     B, K, T = codes.shape
