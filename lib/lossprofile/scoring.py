@@ -29,13 +29,13 @@ PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 class Scores:
     """Per-code signals of the clean piece ``[K, T]`` and of each variant ``[N, K, T]`` (CPU, fp32).
 
-    ``clean``/``variants``: NLL in nats; ``entropy_*``: entropy of the model's prediction for
-    that code; ``rank_*``: rank of the true code (1 = top choice); ``surprisal_var_*``: variance
-    of the surprisal under the prediction. All from the same forward pass.
+    ``nll_*``: negative log-likelihood of the code in nats; ``entropy_*``: entropy of the model's prediction for
+    that code (nats); ``rank_*``: rank of the true code (1 = top choice); ``surprisal_var_*``: variance
+    of the surprisal under the prediction (nats²); ``codes_*``: the codes scored. All from the same forward pass.
     """
 
-    clean: torch.Tensor
-    variants: torch.Tensor
+    nll_clean: torch.Tensor
+    nll_variants: torch.Tensor
     codes_clean: torch.Tensor
     codes_variants: torch.Tensor
     shared_steps: int  # decoder steps every row shares (the shortest group prefix)
@@ -48,6 +48,11 @@ class Scores:
     # (rows, shared decoder steps) of each group of rows that ran its prefix once, as they ran (a prefix group
     # larger than a batch is several; one that shared a batch ran that batch's shortest prefix: `score_codes`)
     prefix_groups: tuple[tuple[int, int], ...] = ()
+
+    # The old names of nll_clean and nll_variants, read by runner.py, analysis/profile.py, analysis/musicality.py,
+    # paper/experiments.py and bench.py until they read the new ones: then remove.
+    clean = property(lambda self: self.nll_clean)
+    variants = property(lambda self: self.nll_variants)
 
 
 def frame_mean(nll: torch.Tensor) -> torch.Tensor:
@@ -137,7 +142,7 @@ def encode_many(lm: TokenLM, pieces: Sequence[tuple[np.ndarray, Sequence[np.ndar
 def scores_of(codes: torch.Tensor, stats: TokenStats, groups: Sequence[tuple[int, int]]) -> Scores:
     """Row 0 is the clean piece, the rest its variants; ``groups``: (rows, shared decoder steps) of each group of
     rows that ran its prefix once."""
-    return Scores(clean=stats.nll[0], variants=stats.nll[1:], codes_clean=codes[0].cpu(),
+    return Scores(nll_clean=stats.nll[0], nll_variants=stats.nll[1:], codes_clean=codes[0].cpu(),
                   codes_variants=codes[1:].cpu(), shared_steps=min(steps for _, steps in groups),
                   entropy_clean=stats.entropy[0], entropy_variants=stats.entropy[1:], rank_clean=stats.rank[0],
                   rank_variants=stats.rank[1:], surprisal_var_clean=stats.surprisal_var[0],

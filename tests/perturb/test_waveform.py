@@ -158,8 +158,8 @@ def test_segment_perturbations_change_only_the_window_and_are_seeded(win, params
 
 @settings(max_examples=40, deadline=None)
 @given(st.integers(100, 5000), st.floats(0.05, 1.0), st.integers(1, 50), st.integers(50, 400), st.integers(0, 10**6))
-def test_random_segments_cover_the_fraction_without_overlap(span, fraction, lo, extra, seed):
-    segs = perturb.random_segments(slice(10, 10 + span), fraction, (lo, lo + extra), seed)
+def test_covering_segments_cover_the_fraction_without_overlap(span, fraction, lo, extra, seed):
+    segs = perturb.covering_segments(slice(10, 10 + span), fraction, (lo, lo + extra), seed)
     assert sum(s.stop - s.start for s in segs) == round(fraction * span)
     assert all(10 <= s.start < s.stop <= 10 + span for s in segs)
     assert all(a.stop <= b.start for a, b in zip(segs, segs[1:]))

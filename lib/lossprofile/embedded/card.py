@@ -136,7 +136,7 @@ def _f(x: float, digits: int = 2) -> str:
     return "n/a" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x:.{digits}f}"
 
 
-def hearing_table(card: dict) -> list[str]:
+def hearing_lines(card: dict) -> list[str]:
     """The four 'does it hear music' measures with what a music LM does, as markdown rows."""
     ok = lambda good: "yes" if good else "**no**"  # noqa: E731
     chroma = card["ood_codec_chroma_corr"]
@@ -235,7 +235,7 @@ def render_card(card: dict, training: dict, study: pd.DataFrame | None = None) -
         "Measured on music it never trained on: the held-out split of its corpus and ASAP piano performances "
         "(`data/asap`, out of distribution: ASAP is not in the training data). Excerpts of 15 s, exact likelihood, "
         "null condition.", "",
-        *hearing_table(card), "",
+        *hearing_lines(card), "",
         "Sequence-mean delta per noise length (mean ± std across pieces): "
         + ", ".join(f"{int(float(n))}: {card['noise_mean_delta_by_length'][n]:+.3f} ± "
                     f"{card['noise_mean_delta_by_length_std'][n]:.3f}" for n in lengths) + ". "

@@ -92,6 +92,9 @@ def preset(name: str, data_kind: str | None = None) -> list:
     return PRESETS[name][1](data_kind)
 
 
-def describe() -> str:
+def presets_text() -> str:
     """Every preset's name and what it holds, one per line (the CLI's ``--preset`` help)."""
     return "\n".join(f"{name}: {text}" for name, (text, _) in PRESETS.items())
+
+
+describe = presets_text  # the old name, for lossprofile/cli.py until it imports presets_text: then remove

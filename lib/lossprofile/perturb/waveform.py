@@ -162,7 +162,7 @@ def block_swap(wav: np.ndarray, sample_rate: int, frame_rate: int, onset_frame: 
     return out
 
 
-def random_segments(window: slice, fraction: float, segment_samples: tuple[int, int], seed: int) -> list[slice]:
+def covering_segments(window: slice, fraction: float, segment_samples: tuple[int, int], seed: int) -> list[slice]:
     """Non-overlapping random segments inside ``window`` whose lengths add up to ``fraction`` of it.
 
     Segment lengths are drawn uniformly from ``segment_samples`` (min, max), the last one cut to
@@ -186,6 +186,9 @@ def random_segments(window: slice, fraction: float, segment_samples: tuple[int, 
     return [slice(a, a + n) for a, n in zip(starts, lengths)]
 
 
+random_segments = covering_segments  # the old name, for analysis/evaluate.py until it imports covering_segments
+
+
 def _samples(seconds: tuple[float, float], sample_rate: int) -> tuple[int, int]:
     return tuple(max(1, int(round(x * sample_rate))) for x in seconds)
 
@@ -200,7 +203,7 @@ def delete_band(wav: np.ndarray, sample_rate: int, frame_rate: int, onset_frame:
         raise ValueError(f"band must satisfy 0 <= low < high, got {band_hz}")
     out = np.array(wav, dtype=np.float32, copy=True)
     lengths = _samples(segment_seconds, sample_rate)
-    for seg in random_segments(win, fraction, lengths, seed):
+    for seg in covering_segments(win, fraction, lengths, seed):
         spectrum = np.fft.rfft(out[seg].astype(np.float64))
         freqs = np.fft.rfftfreq(seg.stop - seg.start, 1.0 / sample_rate)
         spectrum[(freqs >= low) & (freqs <= high)] = 0.0
@@ -217,7 +220,7 @@ def change_volume(wav: np.ndarray, sample_rate: int, frame_rate: int, onset_fram
         raise ValueError(f"gain must be >= 0, got {gain}")
     out = np.array(wav, dtype=np.float32, copy=True)
     lengths = _samples(segment_seconds, sample_rate)
-    for seg in random_segments(win, fraction, lengths, seed):
+    for seg in covering_segments(win, fraction, lengths, seed):
         out[seg] = np.clip(out[seg] * np.float32(gain), -1.0, 1.0)
     return out
 
@@ -230,7 +233,7 @@ def noise_segments(wav: np.ndarray, sample_rate: int, frame_rate: int, onset_fra
     level = target_level_dbfs(wav, level_dbfs, match_offset_db)
     out = np.array(wav, dtype=np.float32, copy=True)
     lengths = _samples(segment_seconds, sample_rate)
-    for i, seg in enumerate(random_segments(win, fraction, lengths, seed)):
+    for i, seg in enumerate(covering_segments(win, fraction, lengths, seed)):
         out[seg] = noise_at(seg.stop - seg.start, color, level, seed + 1 + i)
     return out
 
