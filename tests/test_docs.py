@@ -80,7 +80,8 @@ def resolve(dotted: str):
                 raise  # the module exists but one of its own imports is missing: a real failure
             continue
         for attr in parts[i:]:
-            obj = getattr(obj, attr)
+            fields = getattr(obj, "__dataclass_fields__", {})
+            obj = fields[attr] if attr in fields and not hasattr(obj, attr) else getattr(obj, attr)
         return obj
     raise ModuleNotFoundError(dotted)
 

@@ -229,7 +229,7 @@ def render_card(card: dict, training: dict, study: pd.DataFrame | None = None) -
         "A small model of MusicGen's architecture and file format (`MusicgenForConditionalGeneration`: EnCodec "
         "32 kHz mono, 50 frames/s, 4 residual-VQ codebooks with the delay pattern, a decoder-only transformer with "
         "cross-attention to a T5 text condition), trained here from scratch by `make tiny-model` "
-        "(`lossprofile tiny-model`, resumable). It is the instrument every result on a machine without the "
+        "(`lossprofile tiny-model`, resumable). It is the model every result on a machine without the "
         "model hub is measured with. Regenerate this card with `make model-card`.", "",
         "## Does it hear music?", "",
         "Measured on music it never trained on: the held-out split of its corpus and ASAP piano performances "
