@@ -161,7 +161,7 @@ def excerpt(
     wav: np.ndarray,
     sample_rate: int,
     seconds: float = 15.0,
-    skip_leading_silence: bool = True,
+    *, skip_leading_silence: bool = True,
     source: str = "<array>",
 ) -> np.ndarray:
     """A fixed-length excerpt ``[round(seconds * sample_rate)]`` starting at the first sound."""
@@ -279,7 +279,7 @@ def midi_first_onset(midi: "pretty_midi.PrettyMIDI") -> float:
 def render_midi(
     midi: "str | os.PathLike | pretty_midi.PrettyMIDI",
     sample_rate: int = 32000,
-    program: int | None = None,
+    *, program: int | None = None,
     max_seconds: float | None = None,
 ) -> np.ndarray:
     """Synthesize MIDI (a file or a ``pretty_midi.PrettyMIDI``) to mono float32 ``[S]``.

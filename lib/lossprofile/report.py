@@ -80,7 +80,7 @@ def is_text(column: pd.Series) -> bool:
     return not (pd.api.types.is_numeric_dtype(column) or pd.api.types.is_bool_dtype(column))
 
 
-def html_table(table: pd.DataFrame, table_id: str, sortable: bool = True, units: dict | None = None) -> str:
+def html_table(table: pd.DataFrame, table_id: str, sortable: bool = True, *, units: dict | None = None) -> str:
     """A table with each header's unit (from [`lossprofile.columns`][], in ``units``: the run's model's) under its
     name; click a header to sort."""
     from .columns import describe

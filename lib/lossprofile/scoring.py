@@ -85,7 +85,7 @@ def autocast_context(device: torch.device, precision: str):
     return stack
 
 
-def stats_batched(lm: TokenLM, codes: torch.Tensor, method: str = "exact", prompt=None,
+def stats_batched(lm: TokenLM, codes: torch.Tensor, *, method: str = "exact", prompt=None,
                   batch_size: int | None = None, shared_steps: int = 0, precision: str = "auto") -> TokenStats:
     """Per-code NLL, entropy and rank ``[N, K, T]`` (CPU fp32) in batches; halves the batch on CUDA out-of-memory.
 
@@ -113,7 +113,7 @@ def stats_batched(lm: TokenLM, codes: torch.Tensor, method: str = "exact", promp
     return TokenStats(*(torch.cat(parts).cpu() for parts in zip(*out)))
 
 
-def encode_piece(lm: TokenLM, clean_wav: np.ndarray, variant_wavs: Sequence[np.ndarray], splice: bool = True
+def encode_piece(lm: TokenLM, clean_wav: np.ndarray, variant_wavs: Sequence[np.ndarray], *, splice: bool = True
                  ) -> torch.Tensor:
     """Codes ``[1 + N, K, T]`` of a clean excerpt ``[S]`` and its variants: the family's fast variant encoding
     with ``splice`` (MusicGen: EnCodec's convolutions re-run only around each change), else each whole."""
@@ -124,7 +124,7 @@ def encode_piece(lm: TokenLM, clean_wav: np.ndarray, variant_wavs: Sequence[np.n
     return lm.encode_each(np.stack([clean_wav, *variant_wavs]))
 
 
-def encode_many(lm: TokenLM, pieces: Sequence[tuple[np.ndarray, Sequence[np.ndarray]]], splice: bool = True,
+def encode_many(lm: TokenLM, pieces: Sequence[tuple[np.ndarray, Sequence[np.ndarray]]], *, splice: bool = True,
                 across_pieces: bool | None = None) -> list[torch.Tensor]:
     """Codes ``[1 + N_i, K, T]`` of each piece (a clean excerpt ``[S]`` and its variants): [`encode_piece`][lossprofile.scoring.encode_piece]
     of each, or with ``across_pieces`` (default: on CUDA, with ``splice``) the family's encoding batched across
@@ -136,7 +136,7 @@ def encode_many(lm: TokenLM, pieces: Sequence[tuple[np.ndarray, Sequence[np.ndar
               for clean, variants in pieces]
     if splice and across_pieces and len(pieces) > 1:
         return lm.encode_pieces(pieces)
-    return [encode_piece(lm, clean, variants, splice) for clean, variants in pieces]
+    return [encode_piece(lm, clean, variants, splice=splice) for clean, variants in pieces]
 
 
 def scores_of(codes: torch.Tensor, stats: TokenStats, groups: Sequence[tuple[int, int]]) -> Scores:
@@ -150,7 +150,7 @@ def scores_of(codes: torch.Tensor, stats: TokenStats, groups: Sequence[tuple[int
 
 
 def score_variants(lm: TokenLM, clean_wav: np.ndarray, variant_wavs: Sequence[np.ndarray],
-                   method: str = "exact", prompt: str | None = None, batch_size: int | None = None,
+                   *, method: str = "exact", prompt: str | None = None, batch_size: int | None = None,
                    prefix_reuse: bool = True, precision: str = "auto", splice: bool = True) -> Scores:
     """Score a clean excerpt ``[S]`` and its variants (each ``[S]``) in one pass.
 
@@ -161,8 +161,9 @@ def score_variants(lm: TokenLM, clean_wav: np.ndarray, variant_wavs: Sequence[np
     (exact method only) each group of rows runs its shared prefix once ([`prefix_groups`][lossprofile.scoring.prefix_groups]); the result
     equals scoring each sequence alone up to float rounding.
     """
-    codes = encode_piece(lm, clean_wav, variant_wavs, splice)
-    return score_codes(lm, [codes], method, prompt, batch_size, prefix_reuse, precision)[0]
+    codes = encode_piece(lm, clean_wav, variant_wavs, splice=splice)
+    return score_codes(lm, [codes], method=method, prompt=prompt, batch_size=batch_size, prefix_reuse=prefix_reuse,
+                       precision=precision)[0]
 
 
 def pack(sizes: Sequence[int], limit: int) -> list[list[int]]:
@@ -244,7 +245,7 @@ def prefix_batches(units: Sequence[tuple[int, list[int], int]], limit: int, slac
     return batches
 
 
-def score_many(lm: TokenLM, pieces: Sequence[tuple[np.ndarray, Sequence[np.ndarray]]], method: str = "exact",
+def score_many(lm: TokenLM, pieces: Sequence[tuple[np.ndarray, Sequence[np.ndarray]]], *, method: str = "exact",
                prompt: str | None = None, batch_size: int | None = None, prefix_reuse: bool = True,
                precision: str = "auto", splice: bool = True, encode_across_pieces: bool | None = None
                ) -> list[Scores]:
@@ -261,11 +262,12 @@ def score_many(lm: TokenLM, pieces: Sequence[tuple[np.ndarray, Sequence[np.ndarr
     if len(pieces) == 1:
         return [score_variants(lm, *pieces[0], method=method, prompt=prompt, batch_size=batch_size,
                                prefix_reuse=prefix_reuse, precision=precision, splice=splice)]
-    codes = encode_many(lm, pieces, splice, encode_across_pieces)
-    return score_codes(lm, codes, method, prompt, batch_size, prefix_reuse, precision)
+    codes = encode_many(lm, pieces, splice=splice, across_pieces=encode_across_pieces)
+    return score_codes(lm, codes, method=method, prompt=prompt, batch_size=batch_size, prefix_reuse=prefix_reuse,
+                       precision=precision)
 
 
-def score_codes(lm: TokenLM, codes: Sequence[torch.Tensor], method: str = "exact", prompt: str | None = None,
+def score_codes(lm: TokenLM, codes: Sequence[torch.Tensor], *, method: str = "exact", prompt: str | None = None,
                 batch_size: int | None = None, prefix_reuse: bool = True, precision: str = "auto",
                 group_cost_steps: float = GROUP_COST_STEPS) -> list[Scores]:
     """[`Scores`][lossprofile.scoring.Scores] of each piece's codes ``[1 + N_i, K, T]`` (row 0 the clean piece), the decoder batched

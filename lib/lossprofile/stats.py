@@ -39,7 +39,7 @@ def regression(x, y, confidence: float = 0.95) -> dict:
 
 
 def length_trend(table: pd.DataFrame, x: str = "length_frames", y: str = "mean_delta",
-                 by: list[str] | None = None) -> pd.DataFrame:
+                 *, by: list[str] | None = None) -> pd.DataFrame:
     """Correlation and regression of ``y`` on ``x``, over all rows and per group in ``by``."""
     groups = [((), table)] if not by else list(table.groupby(by))
     rows = []

@@ -111,7 +111,7 @@ def detect_regions(delta: np.ndarray, onset_frame: int, length_frames: int, smoo
 
 
 def detect_regions_authors(delta: np.ndarray, onset_frame: int = 250, length_frames: int = 100,
-                           baseline_frames: tuple[int, int] = (0, 200), persist_frames: int = 5,
+                           *, baseline_frames: tuple[int, int] = (0, 200), persist_frames: int = 5,
                            fallback_frames: int = 50) -> Regions:
     """The authors' rule: ``detect_regions_ma`` of YoEv/noiseloss (``experiments/phase5/
     phase5_region_analysis_boxplot_3areas.py`` and the box/violin-plot scripts), quirks included, with

@@ -68,7 +68,7 @@ class Statistic:
 STATISTICS: dict[str, Statistic] = {}
 
 
-def statistic(name: str, unit: str, meaning: str, group: str, modalities: tuple[str, ...] = ("audio", "midi"),
+def statistic(name: str, unit: str, meaning: str, group: str, *, modalities: tuple[str, ...] = ("audio", "midi"),
               shipped: bool = True, compute: Callable[[Curves], float] | None = None) -> Statistic:
     """Register one statistic (a new one is this call and its function) → the row."""
     if name in STATISTICS:

@@ -73,7 +73,7 @@ def unigram_cross_entropy(train_codes: list[torch.Tensor], eval_codes: list[torc
     return total / n
 
 
-def hearing(lm, wavs: list[np.ndarray], midis: list, seed: int = 0) -> dict:
+def hearing(lm, wavs: list[np.ndarray], midis: list, *, seed: int = 0) -> dict:
     """The three language-model measures of `lossprofile.analysis.musicality` on held-out music, as one dict."""
     repeat = musicality.repeat_test(lm, wavs, lm.sample_rate)
     wrong = musicality.wrong_note_test(lm, midis, seed=seed)

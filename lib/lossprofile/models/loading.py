@@ -83,8 +83,8 @@ def resolve(name_or_path: str | os.PathLike) -> tuple[str, str]:
                          "; ".join(f"{f}: {family_module(f).FORMATS}" for f in FAMILIES))
 
 
-def load_model(name_or_path: str | os.PathLike = "tiny", device: str | torch.device | None = None,
-               dtype: torch.dtype | str | None = None, backend: str = "transformers", *,
+def load_model(name_or_path: str | os.PathLike = "tiny", device: str | torch.device | None = None, *,
+               dtype: torch.dtype | str | None = None, backend: str = "transformers",
                threads: int | None = None) -> TokenLM:
     """Load a model for scoring: an embedded name (``"tiny"``), a hub id or a local checkpoint folder.
 

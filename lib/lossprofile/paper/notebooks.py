@@ -48,7 +48,7 @@ def execute(source: str, target: str, name: str, **kwargs) -> None:
             print(f"[notebooks] {name}: a cell timed out ({err}); running it again", flush=True)
 
 
-def run_notebooks(model: str, device: str, dtype: str, names=NOTEBOOKS, extra: dict | None = None) -> None:
+def run_notebooks(model: str, device: str, dtype: str, *, names=NOTEBOOKS, extra: dict | None = None) -> None:
     """Execute the notebooks with papermill; executed copies go to ``notebooks/executed``."""
     executed = REPO_ROOT / "notebooks" / "executed"
     executed.mkdir(parents=True, exist_ok=True)

@@ -42,7 +42,7 @@ def shade_regions(ax, delta: np.ndarray, onset: int, length: int, alpha: float =
         ax.axvspan(start, stop, color=REGION_COLORS[name], alpha=alpha, lw=0, label=name.capitalize())
 
 
-def fig1_piece_curve(results: pd.DataFrame, piece: str, length_frames: int = 100, frames=(200, 750)):
+def fig1_piece_curve(results: pd.DataFrame, piece: str, length_frames: int = 100, *, frames=(200, 750)):
     """Fig. 1: one piece's per-frame delta with the noise window and both mean losses."""
     c = curve(results, piece, length_frames=length_frames, perturbation="noise")
     c = c[(c["frame"] >= frames[0]) & (c["frame"] < frames[1])]
@@ -90,7 +90,7 @@ def fig2_length_trend(summary: pd.DataFrame, clean_by_kind: pd.DataFrame, title:
 
 
 def fig3_token_dynamics(noise_results: pd.DataFrame, pure_results: pd.DataFrame, piece: str,
-                        length_frames: int = 100):
+                        *, length_frames: int = 100):
     """Fig. 3: per-frame loss of clean music, pure noise and music+noise, regions shaded; one row per model
     when the tables hold several (each model's own y scale)."""
     models = _models(noise_results)
@@ -192,7 +192,7 @@ def fig5_shuffle(summary: pd.DataFrame, onset: pd.DataFrame):
     return fig
 
 
-def trend_by_model(summary: pd.DataFrame, x: str, xlabel: str, log_x: bool = False):
+def trend_by_model(summary: pd.DataFrame, x: str, xlabel: str, *, log_x: bool = False):
     """Mean delta (± std across pieces) against ``x``, one line per data kind, one panel per model (own y scales)."""
     models = _models(summary)
     fig, axes = plt.subplots(1, len(models), figsize=(5.5 * len(models), 3.8), squeeze=False)
@@ -213,7 +213,7 @@ def trend_by_model(summary: pd.DataFrame, x: str, xlabel: str, log_x: bool = Fal
     return fig
 
 
-def grouped_trend(summary: pd.DataFrame, x: str, group: str, xlabel: str, title: str = ""):
+def grouped_trend(summary: pd.DataFrame, x: str, group: str, *, xlabel: str, title: str = ""):
     """Mean delta vs ``x``, one line per value of ``group`` (supplementary figures)."""
     fig, ax = plt.subplots(figsize=(6, 4))
     for value, part in summary.groupby(group):
@@ -227,7 +227,7 @@ def grouped_trend(summary: pd.DataFrame, x: str, group: str, xlabel: str, title:
     return fig
 
 
-def explorer_curves(result: dict, onset_frame: int, length_frames: int, label: str = "perturbed"):
+def explorer_curves(result: dict, onset_frame: int, length_frames: int, *, label: str = "perturbed"):
     """Clean and perturbed per-frame NLL (top) and their difference (bottom) from `experiments.explore`;
     the frames the perturbation changed (``length_frames``: its whole span, twice the window for a block swap)
     are shaded."""
@@ -265,7 +265,7 @@ def _model_title(table: pd.DataFrame) -> str:
 
 
 def roc_curves(table: pd.DataFrame, directions: dict[str, int], families: list[str],
-               scores=("profile_score", "mean_nll"), split: str = "report"):
+               *, scores=("profile_score", "mean_nll"), split: str = "report"):
     """ROC of clean (positive) against degraded versions (negative) per family, one line per score."""
     part = table[table["split"] == split]
     fig, axes = _grid(len(families), 3.1, 3.2)
@@ -292,7 +292,7 @@ def roc_curves(table: pd.DataFrame, directions: dict[str, int], families: list[s
 
 
 def score_vs_strength(table: pd.DataFrame, directions: dict[str, int], families: list[str],
-                      scores=("profile_score", "mean_nll"), split: str = "report"):
+                      *, scores=("profile_score", "mean_nll"), split: str = "report"):
     """Each score (signed so that higher = better, standardised) against degradation strength, per family."""
     part = table[table["split"] == split]
     fig, axes = _grid(len(families), 3.1, 3.0, sharey=True)

@@ -77,7 +77,7 @@ def key_pitch_classes(midi) -> frozenset[int]:
     return frozenset((tonic + step) % 12 for step in MAJOR_SCALE)
 
 
-def shift_pitches(midi, fraction: float, semitones: int | Sequence[int], seed: int = 0, in_key: bool = True,
+def shift_pitches(midi, fraction: float, semitones: int | Sequence[int], *, seed: int = 0, in_key: bool = True,
                   window_seconds: tuple[float, float] | None = None, max_tries: int = 100):
     """Move ``fraction`` of the notes (pitch 24–103, drums excluded) up or down by ``semitones``.
 
@@ -107,7 +107,7 @@ def shift_pitches(midi, fraction: float, semitones: int | Sequence[int], seed: i
     return out
 
 
-def delete_notes(midi, fraction: float, seed: int = 0, window_seconds: tuple[float, float] | None = None):
+def delete_notes(midi, fraction: float, *, seed: int = 0, window_seconds: tuple[float, float] | None = None):
     """Delete ``fraction`` of the (non-drum) notes, chosen at random."""
     rng = np.random.default_rng(seed)
     out = copy_midi(midi)
@@ -118,7 +118,7 @@ def delete_notes(midi, fraction: float, seed: int = 0, window_seconds: tuple[flo
     return out
 
 
-def randomize_velocities(midi, fraction: float, seed: int = 0, low: int = 30, high: int = 120,
+def randomize_velocities(midi, fraction: float, *, seed: int = 0, low: int = 30, high: int = 120,
                          window_seconds: tuple[float, float] | None = None):
     """Give ``fraction`` of the notes a velocity drawn uniformly from ``[low, high]``."""
     if not 1 <= low <= high <= 127:
@@ -132,7 +132,7 @@ def randomize_velocities(midi, fraction: float, seed: int = 0, low: int = 30, hi
     return out
 
 
-def warp_tempo(midi, fraction: float, seed: int = 0, segment_fraction: tuple[float, float] = (0.02, 0.04),
+def warp_tempo(midi, fraction: float, *, seed: int = 0, segment_fraction: tuple[float, float] = (0.02, 0.04),
                factor_range: tuple[float, float] = (0.1, 8.0), window_seconds: tuple[float, float] | None = None):
     """Play segments covering ``fraction`` of the piece at random tempo factors; later events shift consistently.
 
@@ -209,7 +209,7 @@ def _melodic_instrument(midi):
     return inst
 
 
-def random_notes(midi, window_seconds: tuple[float, float], seed: int = 0, notes: int | None = None,
+def random_notes(midi, window_seconds: tuple[float, float], *, seed: int = 0, notes: int | None = None,
                  duration_range: tuple[float, float] = (0.05, 1.0)):
     """Replace the window with random notes: uniform pitches in the piano range (21–108), velocities (1–127),
     durations (``duration_range`` s, cut at the window's end) and onsets, as many as the window held before
@@ -233,7 +233,7 @@ def random_notes(midi, window_seconds: tuple[float, float], seed: int = 0, notes
 CONSTANT_MODES = ("note", "chord", "silence")
 
 
-def constant_window(midi, window_seconds: tuple[float, float], mode: str = "note", pitch: int = 60,
+def constant_window(midi, window_seconds: tuple[float, float], *, mode: str = "note", pitch: int = 60,
                     period_seconds: float = 0.25, velocity: int = 80):
     """Replace the window with something perfectly predictable: one note (``mode="note"``) or a major triad on
     ``pitch`` (``"chord"``) repeated every ``period_seconds``, or nothing (``"silence"``). What the codec makes
@@ -256,7 +256,7 @@ def constant_window(midi, window_seconds: tuple[float, float], mode: str = "note
     return out
 
 
-def shuffle_notes(midi, window_seconds: tuple[float, float], segment_seconds: float, seed: int = 0):
+def shuffle_notes(midi, window_seconds: tuple[float, float], segment_seconds: float, *, seed: int = 0):
     """Cut the window into whole segments of ``segment_seconds`` (a note belongs to the segment its onset lies in,
     so the cuts fall between events; a last partial segment stays in place) and play the segments in a random order; each note keeps its offset in its
     segment, its duration, pitch and velocity. Notes outside the window are untouched. The paper's shuffle,
@@ -337,12 +337,13 @@ class ScorePerturbation:
         stop = np.inf if self.length_frames is None else start + self.length_frames / frame_rate
         window = (start, stop)
         if self.kind == "shift_pitches":
-            return shift_pitches(midi, self.fraction, self.semitones, self.seed, self.in_key, window)
+            return shift_pitches(midi, self.fraction, self.semitones, seed=self.seed, in_key=self.in_key,
+                                 window_seconds=window)
         if self.kind == "delete_notes":
-            return delete_notes(midi, self.fraction, self.seed, window)
+            return delete_notes(midi, self.fraction, seed=self.seed, window_seconds=window)
         if self.kind == "randomize_velocities":
-            return randomize_velocities(midi, self.fraction, self.seed, window_seconds=window)
-        return warp_tempo(midi, self.fraction, self.seed, window_seconds=None if self.length_frames is None and
+            return randomize_velocities(midi, self.fraction, seed=self.seed, window_seconds=window)
+        return warp_tempo(midi, self.fraction, seed=self.seed, window_seconds=None if self.length_frames is None and
                           self.onset_frame == 0 else window)
 
     def as_row(self) -> dict:

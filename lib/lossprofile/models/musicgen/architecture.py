@@ -128,7 +128,7 @@ def kmeans_codebooks(quantizer: Any, latents: Any, iters: int = 15, seed: int = 
         residual = residual - centers[torch.cdist(residual, centers).argmin(1)]
 
 
-def calibrate_codec(model: Any, wavs: Any, iters: int = 5, seed: int = 0) -> Any:
+def calibrate_codec(model: Any, wavs: Any, *, iters: int = 5, seed: int = 0) -> Any:
     """Make a randomly built codec's codes follow its input, from its own latents of ``wavs`` ``[B, 1, S]``.
 
     A freshly built EnCodec is no stand-in for a trained one: transformers initialises its codebooks to

@@ -96,7 +96,7 @@ def _run(layers: list[nn.Module], x: torch.Tensor) -> torch.Tensor:
 
 @torch.no_grad()
 def encode_variants(lm: "MusicLM", clean: np.ndarray, variants: list[np.ndarray],
-                    batch_segments: bool | None = None) -> torch.Tensor:
+                    *, batch_segments: bool | None = None) -> torch.Tensor:
     """Codes ``[1 + N, K, T]`` of ``clean`` ``[S]`` and each variant ``[S]``: ``lm.encode`` of each alone,
     up to the codec's float rounding at VQ near-ties (see the module docstring).
 
@@ -146,7 +146,7 @@ def width_groups(keys: list, width_of, ratio: float = 2.0) -> list[list]:
 
 @torch.no_grad()
 def encode_pieces(lm: "MusicLM", pieces: Sequence[tuple[np.ndarray, Sequence[np.ndarray]]],
-                  batch_segments: bool | None = None, max_batch_samples: int = MAX_BATCH_SAMPLES,
+                  batch_segments: bool | None = None, *, max_batch_samples: int = MAX_BATCH_SAMPLES,
                   max_batch_frames: int = MAX_BATCH_FRAMES) -> list[torch.Tensor]:
     """`encode_variants` of several pieces (each a clean waveform ``[S]`` and its variants ``[S]``), the
     codec's work batched across pieces: the clean waveforms' convolutions, the changed segments' convolutions
