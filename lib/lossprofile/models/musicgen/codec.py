@@ -16,7 +16,7 @@ latent sitting that close to the boundary between two VQ codewords can get the o
 The codec's own encoding has exactly this freedom already: encoding the same waveform with
 1 and with 2 CPU threads moves its latents by as much and flips codes as often (measured:
 docs/computed.md, the engine). The VQ decisions that are
-not near a tie are identical, which ``tests/test_codec.py`` checks; ``splice=False`` in
+not near a tie are identical, which ``tests/models/test_codec.py`` checks; ``splice=False`` in
 [`scoring.score_variants`][lossprofile.scoring.score_variants] encodes every waveform whole instead.
 """
 
