@@ -75,9 +75,9 @@ def test_engine_with_prefix_reuse_equals_plain_scoring(small_lm, music_wav):
     fast = scoring.score_variants(small_lm, music_wav, variants, batch_size=2, prefix_reuse=True)
     slow = scoring.score_variants(small_lm, music_wav, variants, batch_size=1, prefix_reuse=False)
     assert fast.shared_steps > 100  # the prefix really was shared
-    assert torch.allclose(fast.variants, slow.variants, atol=1e-4) and torch.allclose(fast.clean, slow.clean, atol=1e-4)
+    assert torch.allclose(fast.nll_variants, slow.nll_variants, atol=1e-4) and torch.allclose(fast.nll_clean, slow.nll_clean, atol=1e-4)
     codes = torch.cat([fast.codes_clean[None], fast.codes_variants])
-    assert torch.allclose(fast.variants, small_lm.token_nll(codes)[1:], atol=1e-4)
+    assert torch.allclose(fast.nll_variants, small_lm.token_nll(codes)[1:], atol=1e-4)
 
 
 @pytest.mark.slow
@@ -97,7 +97,7 @@ def test_score_many_encoding_across_pieces_scores_the_same_codes_as_piece_by_pie
     for a, b in zip(alone, together):
         codes_a = torch.cat([a.codes_clean[None], a.codes_variants])
         codes_b = torch.cat([b.codes_clean[None], b.codes_variants])
-        nll_a, nll_b = torch.cat([a.clean[None], a.variants]), torch.cat([b.clean[None], b.variants])
+        nll_a, nll_b = torch.cat([a.nll_clean[None], a.nll_variants]), torch.cat([b.nll_clean[None], b.nll_variants])
         for row in range(len(codes_a)):
             if torch.equal(codes_a[row], codes_b[row]):  # codes can differ only at a VQ near-tie
                 same_rows += 1
@@ -112,9 +112,9 @@ def test_mixed_precision_per_frame_nll_stays_within_0_02_nats_of_fp32_on_a_rando
     variants = [p.apply(music_wav, SR, 50) for p in noise_sweep((10, 100), onset_frame=100)]
     fp32 = scoring.score_variants(small_lm, music_wav, variants, precision="fp32")
     bf16 = scoring.score_variants(small_lm, music_wav, variants, precision="bf16")
-    assert torch.isfinite(bf16.variants).all() and torch.isfinite(bf16.clean).all()
-    assert (scoring.frame_mean(fp32.variants) - scoring.frame_mean(bf16.variants)).abs().max() < 0.02
-    assert (scoring.frame_mean(fp32.clean) - scoring.frame_mean(bf16.clean)).abs().max() < 0.02
+    assert torch.isfinite(bf16.nll_variants).all() and torch.isfinite(bf16.nll_clean).all()
+    assert (scoring.frame_mean(fp32.nll_variants) - scoring.frame_mean(bf16.nll_variants)).abs().max() < 0.02
+    assert (scoring.frame_mean(fp32.nll_clean) - scoring.frame_mean(bf16.nll_clean)).abs().max() < 0.02
 
 
 @pytest.mark.slow
@@ -126,10 +126,10 @@ def test_mixed_precision_keeps_the_trained_models_sequence_means(music_wav, tiny
     variants = [p.apply(music_wav, SR, 50) for p in noise_sweep((10, 100), onset_frame=100)]
     fp32 = scoring.score_variants(lm, music_wav, variants, precision="fp32")
     bf16 = scoring.score_variants(lm, music_wav, variants, precision="bf16")
-    assert torch.isfinite(bf16.variants).all() and torch.equal(fp32.codes_variants, bf16.codes_variants)
-    per_frame = (scoring.frame_mean(fp32.variants) - scoring.frame_mean(bf16.variants)).abs()
+    assert torch.isfinite(bf16.nll_variants).all() and torch.equal(fp32.codes_variants, bf16.codes_variants)
+    per_frame = (scoring.frame_mean(fp32.nll_variants) - scoring.frame_mean(bf16.nll_variants)).abs()
     assert per_frame.mean() < 0.05
-    delta = lambda s: (scoring.frame_mean(s.variants) - scoring.frame_mean(s.clean)).mean(-1)  # noqa: E731
+    delta = lambda s: (scoring.frame_mean(s.nll_variants) - scoring.frame_mean(s.nll_clean)).mean(-1)  # noqa: E731
     assert (delta(fp32) - delta(bf16)).abs().max() < 0.05
 
 
@@ -296,8 +296,8 @@ def test_out_of_memory_halves_the_batch_and_loses_nothing(small_lm, music_wav, m
     scores = scoring.score_variants(small_lm, music_wav, variants, batch_size=8)
     # all 5 sequences tried at batch 8; halved into 2 + 3, the 3 cut to the lowered limit 2 before trying; none dropped
     assert sizes == [5, 2, 2, 1]
-    assert torch.allclose(scores.variants, reference.variants, atol=1e-4)
-    assert torch.allclose(scores.clean, reference.clean, atol=1e-4)
+    assert torch.allclose(scores.nll_variants, reference.nll_variants, atol=1e-4)
+    assert torch.allclose(scores.nll_clean, reference.nll_clean, atol=1e-4)
 
 
 @pytest.mark.slow

@@ -73,7 +73,7 @@ def test_variants_changing_at_different_frames_each_reuse_their_own_prefix_and_s
     scores = scoring.score_variants(small_lm, music_wav, variants, batch_size=4)
     codes = torch.cat([scores.codes_clean[None], scores.codes_variants])
     alone = torch.cat([small_lm.token_nll(codes[i : i + 1]) for i in range(len(codes))])  # each sequence in full
-    assert torch.allclose(torch.cat([scores.clean[None], scores.variants]), alone, atol=1e-4)
+    assert torch.allclose(torch.cat([scores.nll_clean[None], scores.nll_variants]), alone, atol=1e-4)
     assert len(scores.prefix_groups) >= 3 and scores.shared_steps < 60  # the shuffle changes before any noise
     steps = codes.shape[-1] + small_lm.num_codebooks - 1
     one_prefix = decoder_row_steps([(len(codes), scores.shared_steps)], steps)
@@ -83,9 +83,9 @@ def test_variants_changing_at_different_frames_each_reuse_their_own_prefix_and_s
     pieces = [(music_wav, variants), (backwards, [p.apply(backwards, SR, 50) for p in perts])]
     many = scoring.score_many(small_lm, pieces, batch_size=8)
     assert [sum(rows for rows, _ in s.prefix_groups) for s in many] == [len(codes), len(codes)]
-    assert torch.allclose(many[0].variants, scores.variants, atol=1e-4)
+    assert torch.allclose(many[0].nll_variants, scores.nll_variants, atol=1e-4)
     backwards_codes = torch.cat([many[1].codes_clean[None], many[1].codes_variants])
-    assert torch.allclose(many[1].variants, small_lm.token_nll(backwards_codes)[1:], atol=1e-4)
+    assert torch.allclose(many[1].nll_variants, small_lm.token_nll(backwards_codes)[1:], atol=1e-4)
     # the benchmark's comparison, one prefix per piece against the groups: the same numbers, less work
     gain = bench.prefix_groups_gain(small_lm, perts, 1, 4.0, "auto")
     assert gain["groups_row_steps"] < 0.75 * gain["one_prefix_row_steps"] and gain["max_nll_difference"] < 1e-4

@@ -19,9 +19,9 @@ Markers replaced in any page (``on_page_markdown``), each an HTML comment on a l
 - ``<!-- gen:summary HEADING -->``: the section of ``figures/summary.md`` under that heading;
 - ``<!-- gen:include PATH -->``: a markdown file of the repository, its first title dropped and its headings
   one level lower;
-- ``<!-- gen:lofo-means -->``: mean leave-one-family-out AUROC per score and instrument
+- ``<!-- gen:lofo-means -->``: mean leave-one-family-out AUROC per score and modality
   (``results/validation/*/lofo.csv``);
-- ``<!-- gen:lofo INSTRUMENT -->``: that instrument's AUROC per held-out family (strength ``all``);
+- ``<!-- gen:lofo MODALITY -->``: that modality's AUROC per held-out degradation family (strength ``all``);
 - ``<!-- gen:csv PATH [column=value ...] -->``: a CSV of the repository as a table (rows
   filtered: ``column=a,b`` keeps the rows whose column is a or b);
 - ``<!-- gen:json PATH -->``: a JSON file of the repository as a code block;
@@ -179,22 +179,24 @@ def _lofo():
     if not frames:
         raise FileNotFoundError("no results/validation/*/lofo.csv")
     table = pd.concat(frames)
+    if "modality" not in table and "instrument" in table:  # the tables' old name for the modality
+        table = table.rename(columns={"instrument": "modality"})
     return table[table["strength"].astype(str) == "all"]
 
 
 def lofo_means() -> str:
     lofo = _lofo()
-    means = lofo.groupby(["score", "instrument"])["auroc"].mean().unstack("instrument")
-    families = lofo.groupby("instrument")["held_out_family"].nunique()
+    means = lofo.groupby(["score", "modality"])["auroc"].mean().unstack("modality")
+    families = lofo.groupby("modality")["held_out_family"].nunique()
     order = means.max(axis=1).sort_values(ascending=False).index
     header = ["score"] + [f"{i} ({families[i]} families)" for i in means.columns]
     rows = [[f"`{s}`"] + ["" if v != v else f"{v:.2f}" for v in means.loc[s]] for s in order]
     return _table(header, rows)
 
 
-def lofo_instrument(instrument: str) -> str:
+def lofo_modality(modality: str) -> str:
     lofo = _lofo()
-    lofo = lofo[lofo["instrument"] == instrument]
+    lofo = lofo[lofo["modality"] == modality]
     scores = [s for s in ("profile_score", "rank_average", "mean_nll") if s in set(lofo["score"])]
     rows = []
     for family, group in lofo.groupby("held_out_family"):
@@ -248,7 +250,7 @@ def render(name: str, args: list[str]) -> str:
     if name == "lofo-means":
         return lofo_means()
     if name == "lofo":
-        return lofo_instrument(args[0])
+        return lofo_modality(args[0])
     if name == "csv":
         return csv_table(args)
     if name == "json":

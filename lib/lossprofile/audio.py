@@ -1,7 +1,7 @@
 """Audio in and out: reading files, down-mix, resampling, excerpts, MIDI rendering.
 
 Waveforms here are 1-D float32 numpy arrays ``[S]`` at an explicit ``sample_rate``
-unless a name says otherwise. Every check raises :class:`AudioError` naming the source.
+unless a name says otherwise. Every check raises [`AudioError`][lossprofile.audio.AudioError] naming the source.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ SILENCE_DBFS = -60.0  # quieter than this (RMS) counts as silence
 
 class AudioError(BadInputError):
     """Audio (or MIDI) that cannot be used, with the file (or source) and the reason in the message; a
-    :class:`~lossprofile.errors.BadInputError`, so the per-piece loops skip the piece."""
+    `lossprofile.errors.BadInputError`, so the per-piece loops skip the piece."""
 
 
 def soundfont_path() -> Path:
@@ -61,7 +61,7 @@ def resample(wav: np.ndarray, orig_sample_rate: int, target_sample_rate: int) ->
 
 
 def check_waveform(wav: np.ndarray, source: str = "<array>", min_samples: int = 1) -> np.ndarray:
-    """Return ``wav`` as float32 ``[S]`` or raise :class:`AudioError` saying what is wrong with ``source``."""
+    """Return ``wav`` as float32 ``[S]`` or raise [`AudioError`][lossprofile.audio.AudioError] saying what is wrong with ``source``."""
     wav = np.asarray(wav)
     if wav.ndim != 1:
         raise AudioError(f"{source}: expected mono audio [S], got shape {wav.shape}; use to_mono first")
@@ -80,7 +80,7 @@ def check_waveform(wav: np.ndarray, source: str = "<array>", min_samples: int = 
 
 
 def check_wav_container(path: str | os.PathLike) -> None:
-    """Raise :class:`AudioError` when a RIFF/WAVE file's header promises more audio than the file holds.
+    """Raise [`AudioError`][lossprofile.audio.AudioError] when a RIFF/WAVE file's header promises more audio than the file holds.
 
     libsndfile silently reads what is there, so a download cut off after the header would
     otherwise look like a short (or empty) recording. Other formats are left to libsndfile.
@@ -108,8 +108,8 @@ def check_wav_container(path: str | os.PathLike) -> None:
 def load_audio(path: str | os.PathLike, sample_rate: int) -> np.ndarray:
     """Read an audio or MIDI file as mono float32 ``[S]`` at ``sample_rate``.
 
-    MIDI files are rendered with :func:`render_midi`; audio files are down-mixed and
-    resampled. Unreadable, empty, silent or non-finite audio raises :class:`AudioError`.
+    MIDI files are rendered with [`render_midi`][lossprofile.audio.render_midi]; audio files are down-mixed and
+    resampled. Unreadable, empty, silent or non-finite audio raises [`AudioError`][lossprofile.audio.AudioError].
     """
     path = Path(path)
     if not path.exists():
@@ -161,7 +161,7 @@ def excerpt(
     wav: np.ndarray,
     sample_rate: int,
     seconds: float = 15.0,
-    skip_leading_silence: bool = True,
+    *, skip_leading_silence: bool = True,
     source: str = "<array>",
 ) -> np.ndarray:
     """A fixed-length excerpt ``[round(seconds * sample_rate)]`` starting at the first sound."""
@@ -182,9 +182,7 @@ def load_excerpt_audio(path: str | os.PathLike, sample_rate: int, seconds: float
 
     Rendering is causal (no normalisation over the file), so a render stopped at the first onset + ``seconds``
     + 2 s holds the full render's first samples. Where the first sound lies beyond that, or anything is wrong
-    with the file, the whole file is rendered as before (and its errors raised as before). An ASAP performance
-    (minutes) took 0.65 s to render whole for a 15 s excerpt, most of what preparing a piece with the paper
-    sweep's 81 variants cost.
+    with the file, the whole file is rendered and its errors raised, as by `load_audio`.
     """
     path = Path(path)
     if path.suffix.lower() in MIDI_SUFFIXES and path.exists():
@@ -241,7 +239,7 @@ def _midi_events(midi, program: int | None) -> list[tuple[float, int, int, int, 
 
 
 def read_midi(midi_path: str | os.PathLike):
-    """A MIDI file as ``pretty_midi.PrettyMIDI``; :class:`AudioError` names the file and what is wrong."""
+    """A MIDI file as ``pretty_midi.PrettyMIDI``; [`AudioError`][lossprofile.audio.AudioError] names the file and what is wrong."""
     import pretty_midi
 
     path = Path(midi_path)
@@ -281,7 +279,7 @@ def midi_first_onset(midi: "pretty_midi.PrettyMIDI") -> float:
 def render_midi(
     midi: "str | os.PathLike | pretty_midi.PrettyMIDI",
     sample_rate: int = 32000,
-    program: int | None = None,
+    *, program: int | None = None,
     max_seconds: float | None = None,
 ) -> np.ndarray:
     """Synthesize MIDI (a file or a ``pretty_midi.PrettyMIDI``) to mono float32 ``[S]``.

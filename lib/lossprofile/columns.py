@@ -2,7 +2,7 @@
 
 ``lossprofile score`` and ``lossprofile profile`` write ``columns.csv`` beside their tables (only the
 columns present). Losses are natural-log nats; a frame is one step of the model's token grid (20 ms at
-MusicGen's 50 Hz). The units of losses come from the model that made the table (:func:`units_of`): for a codec
+MusicGen's 50 Hz). The units of losses come from the model that made the table ([`units_of`][lossprofile.columns.units_of]): for a codec
 model "nats per code" (a frame's loss is the mean over its K codes); for a model over MIDI tokens a frame's
 NLL (and with it delta and the probe features) is the *sum* over the tokens whose event falls in the 20 ms
 frame ("nats per frame (sum over its tokens)") and means over tokens are "nats per token".
@@ -117,12 +117,12 @@ CODEC_UNITS = {"frame": "nats per code", "token": "nats per code"}
 
 def units_of(lm) -> dict[str, str]:
     """The units a model's losses come in: ``frame`` (one frame of a per-frame table) and ``token`` (a mean over
-    tokens), from the model itself (:attr:`lossprofile.models.base.TokenLM.frame_loss_unit`, ``loss_unit``)."""
+    tokens), from the model itself ([`models.base.TokenLM.frame_loss_unit`][lossprofile.models.base.TokenLM.frame_loss_unit], ``loss_unit``)."""
     return {"frame": lm.frame_loss_unit, "token": lm.loss_unit}
 
 
 def describe(name: str, units: dict[str, str] | None = None) -> tuple[str, str]:
-    """(unit, meaning) of a column; ("", "") for one the dictionary does not know. ``units``: :func:`units_of` the
+    """(unit, meaning) of a column; ("", "") for one the dictionary does not know. ``units``: [`units_of`][lossprofile.columns.units_of] the
     model that made the table (default: a codec model's)."""
     units = units or CODEC_UNITS
     entry = COLUMNS.get(name)
@@ -134,7 +134,7 @@ def describe(name: str, units: dict[str, str] | None = None) -> tuple[str, str]:
 
 
 def dictionary(columns, units: dict[str, str] | None = None) -> pd.DataFrame:
-    """The data dictionary of these columns, in their order: column, unit, meaning (``units``: see :func:`describe`).
+    """The data dictionary of these columns, in their order: column, unit, meaning (``units``: see [`describe`][lossprofile.columns.describe]).
     Each codebook's ``delta_k`` column is named for its place: k0 the coarsest, the last the finest."""
     columns = list(columns)
     books = sorted(int(c[7:]) for c in columns if re.fullmatch(r"delta_k\d+", c))
@@ -156,6 +156,6 @@ def write_dictionary(columns, path: str | os.PathLike, units: dict[str, str] | N
 
 
 def register(name: str, unit: str, meaning: str) -> None:
-    """Add a column to the dictionary (the statistics registry, :mod:`lossprofile.analysis.statistics`, registers
+    """Add a column to the dictionary (the statistics registry, `lossprofile.analysis.statistics`, registers
     each of its statistics here); an entry the dictionary already has is kept."""
     COLUMNS.setdefault(name, (unit, meaning))

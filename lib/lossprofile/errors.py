@@ -2,8 +2,8 @@
 
 ``LossprofileError`` is the base of every error the package raises on purpose. The command line prints such an
 error as one line (``lossprofile --debug ...`` shows the traceback); anything else is a bug and keeps its
-traceback. The per-piece loops (:func:`lossprofile.runner.for_each_piece`, the profile score, sweeps) skip a piece
-only on :class:`BadInputError`, so a bug in scoring fails the run instead of turning every piece into a skip.
+traceback. The per-piece loops ([`runner.for_each_piece`][lossprofile.runner.for_each_piece], the profile score, sweeps) skip a piece
+only on `BadInputError`, so a bug in scoring fails the run instead of turning every piece into a skip.
 """
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 
 A codec's frame rate need not be a whole number (DAC at 44.1 kHz with a hop of 512 samples runs at
 44100 / 512 = 86.1328125 frames/s), but its hop is always a whole number of samples. Everything that turns
-frames into samples goes through :func:`samples_per_frame`, so a window of frames is the same samples in the
+frames into samples goes through `samples_per_frame`, so a window of frames is the same samples in the
 perturbation and in the codec. No torch here: the perturbations import it.
 """
 

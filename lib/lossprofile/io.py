@@ -1,6 +1,6 @@
 """Files that are either complete or absent, local paths and fsspec URLs alike, and the keys that name them.
 
-Every writer in the package goes through :func:`atomic_path` (or the helpers built on it): an
+Every writer in the package goes through `atomic_path` (or the helpers built on it): an
 interrupted run never leaves a half-written table, checkpoint, audio file or manifest behind.
 """
 

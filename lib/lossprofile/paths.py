@@ -5,7 +5,7 @@ environment variable (read once, at import).
 name                   environment variable        default
 =====================  ==========================  ===============================================================
 ``REPO_ROOT``          ``LOSSPROFILE_HOME``        the checkout (the folder holding ``pyproject.toml`` and ``lib/``)
-                                                   or, installed elsewhere, :func:`user_dir`
+                                                   or, installed elsewhere, `user_dir`
 ``DATA_DIR``           ``LOSSPROFILE_DATA``        ``REPO_ROOT/data`` (built data; the committed ASAP subset)
 ``ASAP_DIR``           (``DATA_DIR/asap``)          the ASAP performances the notebooks and recipes see
 ``SHARED_ASAP_DIR``    ``LOSSPROFILE_SHARED_ASAP`` the validation's held-out performances: ``../shared/data/asap``
@@ -17,7 +17,7 @@ name                   environment variable        default
 
 A checkout is recognised by ``pyproject.toml`` beside the ``lib/`` folder this package lives in (also what an
 editable install, ``pip install -e .``, points at). A package installed from a wheel lives in site-packages, whose
-parent is no project: there the defaults are under :func:`user_dir` (``~/.cache/lossprofile``, or
+parent is no project: there the defaults are under `user_dir` (``~/.cache/lossprofile``, or
 ``$XDG_CACHE_HOME/lossprofile``), never beside site-packages. Commands that take an output folder (``lossprofile
 profile --out``) write there, wherever the package is.
 

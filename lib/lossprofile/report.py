@@ -2,7 +2,7 @@
 
 ``lossprofile score`` and ``lossprofile profile`` write one at the end; ``lossprofile report OUT`` (re)writes
 it for any finished run. It holds the run's parameters; a sortable per-piece table (units and directions from
-:mod:`lossprofile.columns`); for the first pieces their clean and perturbed loss curves (the paper's regions
+[`lossprofile.columns`][]); for the first pieces their clean and perturbed loss curves (the paper's regions
 shaded) as inline PNG and the clean and perturbed excerpts as players (FLAC files in ``report_media/`` beside
 it, so the page stays small); the pieces that were skipped, with their reasons; and the data dictionary. It
 opens from disk: no server, no network, no external script or style.
@@ -80,8 +80,8 @@ def is_text(column: pd.Series) -> bool:
     return not (pd.api.types.is_numeric_dtype(column) or pd.api.types.is_bool_dtype(column))
 
 
-def html_table(table: pd.DataFrame, table_id: str, sortable: bool = True, units: dict | None = None) -> str:
-    """A table with each header's unit (from :mod:`lossprofile.columns`, in ``units``: the run's model's) under its
+def html_table(table: pd.DataFrame, table_id: str, sortable: bool = True, *, units: dict | None = None) -> str:
+    """A table with each header's unit (from [`lossprofile.columns`][], in ``units``: the run's model's) under its
     name; click a header to sort."""
     from .columns import describe
 
@@ -278,7 +278,7 @@ def _clip_sections(out: Path, table: pd.DataFrame, curves: pd.DataFrame, run: di
 
 
 def region_means(results: pd.DataFrame, keys: Sequence[str]) -> pd.DataFrame:
-    """Mean delta in each region the detector finds (:func:`lossprofile.analysis.regions.detect_regions`), one row
+    """Mean delta in each region the detector finds ([`analysis.regions.detect_regions`][lossprofile.analysis.regions.detect_regions]), one row
     per curve (``keys``); NaN where a region is empty or the window cannot hold one."""
     from .analysis.regions import detect_regions, region_stats
 
@@ -325,7 +325,7 @@ def level_note(run: dict) -> str:
 
 def write_report(out_dir: str | os.PathLike, max_pieces: int = 12) -> Path:
     """``out_dir/report.html`` for a finished ``score`` or ``profile`` run (see the module's docstring); a folder that
-    is not there, or holds no finished run, raises :class:`~lossprofile.errors.BadInputError` (nothing written)."""
+    is not there, or holds no finished run, raises `lossprofile.errors.BadInputError` (nothing written)."""
     from .columns import dictionary
     from .runner import piece_summary
 

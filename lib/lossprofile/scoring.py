@@ -1,12 +1,12 @@
 """Fast, exact scoring of a clean piece and all its perturbed variants together, for any model family.
 
-:func:`score_variants` encodes every waveform once (in memory, no files; a family may re-run its
-tokenizer only around each variant's change, :meth:`~lossprofile.models.TokenLM.encode_variants`),
+[`score_variants`][lossprofile.scoring.score_variants] encodes every waveform once (in memory, no files; a family may re-run its
+tokenizer only around each variant's change, [`encode_variants`][lossprofile.models.base.TokenLM.encode_variants]),
 then scores the codes with the family's exact factorization. Decoder steps whose inputs are identical
-in a group of variants (the family says how many: :meth:`~lossprofile.models.TokenLM.shared_steps`; variants
-that change at different frames form different groups, :func:`prefix_groups`) are run once per group; only the
-remaining steps run per variant, batched (:func:`score_codes`). On GPU the matmuls run in bf16 by
-default while log-softmax stays fp32. Everything here goes through the :class:`~lossprofile.models.TokenLM`
+in a group of variants (the family says how many: [`shared_steps`][lossprofile.models.base.TokenLM.shared_steps]; variants
+that change at different frames form different groups, [`prefix_groups`][lossprofile.scoring.prefix_groups]) are run once per group; only the
+remaining steps run per variant, batched ([`score_codes`][lossprofile.scoring.score_codes]). On GPU the matmuls run in bf16 by
+default while log-softmax stays fp32. Everything here goes through the [`TokenLM`][lossprofile.models.base.TokenLM]
 protocol only.
 """
 
@@ -30,13 +30,13 @@ PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 class Scores:
     """Per-code signals of the clean piece ``[K, T]`` and of each variant ``[N, K, T]`` (CPU, fp32).
 
-    ``clean``/``variants``: NLL in nats; ``entropy_*``: entropy of the model's prediction for
-    that code; ``rank_*``: rank of the true code (1 = top choice); ``surprisal_var_*``: variance
-    of the surprisal under the prediction. All from the same forward pass.
+    ``nll_*``: negative log-likelihood of the code in nats; ``entropy_*``: entropy of the model's prediction for
+    that code (nats); ``rank_*``: rank of the true code (1 = top choice); ``surprisal_var_*``: variance
+    of the surprisal under the prediction (nats²); ``codes_*``: the codes scored. All from the same forward pass.
     """
 
-    clean: torch.Tensor
-    variants: torch.Tensor
+    nll_clean: torch.Tensor
+    nll_variants: torch.Tensor
     codes_clean: torch.Tensor
     codes_variants: torch.Tensor
     shared_steps: int  # decoder steps every row shares (the shortest group prefix)
@@ -47,8 +47,13 @@ class Scores:
     surprisal_var_clean: torch.Tensor
     surprisal_var_variants: torch.Tensor
     # (rows, shared decoder steps) of each group of rows that ran its prefix once, as they ran (a prefix group
-    # larger than a batch is several; one that shared a batch ran that batch's shortest prefix: :func:`score_codes`)
+    # larger than a batch is several; one that shared a batch ran that batch's shortest prefix: `score_codes`)
     prefix_groups: tuple[tuple[int, int], ...] = ()
+
+    # The old names of nll_clean and nll_variants, read by runner.py, analysis/profile.py, analysis/musicality.py,
+    # paper/experiments.py and bench.py until they read the new ones: then remove.
+    clean = property(lambda self: self.nll_clean)
+    variants = property(lambda self: self.nll_variants)
 
 
 def frame_mean(nll: torch.Tensor) -> torch.Tensor:
@@ -81,7 +86,7 @@ def autocast_context(device: torch.device, precision: str):
     return stack
 
 
-def stats_batched(lm: TokenLM, codes: torch.Tensor, method: str = "exact", prompt=None,
+def stats_batched(lm: TokenLM, codes: torch.Tensor, *, method: str = "exact", prompt=None,
                   batch_size: int | None = None, shared_steps: int = 0, precision: str = "auto") -> TokenStats:
     """Per-code NLL, entropy and rank ``[N, K, T]`` (CPU fp32) in batches; halves the batch on CUDA out-of-memory.
 
@@ -107,7 +112,7 @@ def stats_batched(lm: TokenLM, codes: torch.Tensor, method: str = "exact", promp
     return TokenStats(*(torch.cat(parts).cpu() for parts in zip(*out)))
 
 
-def encode_piece(lm: TokenLM, clean_wav: np.ndarray, variant_wavs: Sequence[np.ndarray], splice: bool = True
+def encode_piece(lm: TokenLM, clean_wav: np.ndarray, variant_wavs: Sequence[np.ndarray], *, splice: bool = True
                  ) -> torch.Tensor:
     """Codes ``[1 + N, K, T]`` of a clean excerpt ``[S]`` and its variants: the family's fast variant encoding
     with ``splice`` (MusicGen: EnCodec's convolutions re-run only around each change), else each whole."""
@@ -118,11 +123,11 @@ def encode_piece(lm: TokenLM, clean_wav: np.ndarray, variant_wavs: Sequence[np.n
     return lm.encode_each(np.stack([clean_wav, *variant_wavs]))
 
 
-def encode_many(lm: TokenLM, pieces: Sequence[tuple[np.ndarray, Sequence[np.ndarray]]], splice: bool = True,
+def encode_many(lm: TokenLM, pieces: Sequence[tuple[np.ndarray, Sequence[np.ndarray]]], *, splice: bool = True,
                 across_pieces: bool | None = None) -> list[torch.Tensor]:
-    """Codes ``[1 + N_i, K, T]`` of each piece (a clean excerpt ``[S]`` and its variants): :func:`encode_piece`
+    """Codes ``[1 + N_i, K, T]`` of each piece (a clean excerpt ``[S]`` and its variants): [`encode_piece`][lossprofile.scoring.encode_piece]
     of each, or with ``across_pieces`` (default: on CUDA, with ``splice``) the family's encoding batched across
-    pieces (:meth:`~lossprofile.models.TokenLM.encode_pieces`), equal to piece by piece up to float rounding at
+    pieces ([`encode_pieces`][lossprofile.models.base.TokenLM.encode_pieces]), equal to piece by piece up to float rounding at
     VQ near-ties; on a GPU the codec is bound by kernel launches and this removes most of them."""
     if across_pieces is None:
         across_pieces = lm.device.type == "cuda"
@@ -130,13 +135,13 @@ def encode_many(lm: TokenLM, pieces: Sequence[tuple[np.ndarray, Sequence[np.ndar
               for clean, variants in pieces]
     if splice and across_pieces and len(pieces) > 1:
         return lm.encode_pieces(pieces)
-    return [encode_piece(lm, clean, variants, splice) for clean, variants in pieces]
+    return [encode_piece(lm, clean, variants, splice=splice) for clean, variants in pieces]
 
 
 def scores_of(codes: torch.Tensor, stats: TokenStats, groups: Sequence[tuple[int, int]]) -> Scores:
     """Row 0 is the clean piece, the rest its variants; ``groups``: (rows, shared decoder steps) of each group of
     rows that ran its prefix once."""
-    return Scores(clean=stats.nll[0], variants=stats.nll[1:], codes_clean=codes[0].cpu(),
+    return Scores(nll_clean=stats.nll[0], nll_variants=stats.nll[1:], codes_clean=codes[0].cpu(),
                   codes_variants=codes[1:].cpu(), shared_steps=min(steps for _, steps in groups),
                   entropy_clean=stats.entropy[0], entropy_variants=stats.entropy[1:], rank_clean=stats.rank[0],
                   rank_variants=stats.rank[1:], surprisal_var_clean=stats.surprisal_var[0],
@@ -144,7 +149,7 @@ def scores_of(codes: torch.Tensor, stats: TokenStats, groups: Sequence[tuple[int
 
 
 def score_variants(lm: TokenLM, clean_wav: np.ndarray, variant_wavs: Sequence[np.ndarray],
-                   method: str = "exact", prompt: str | None = None, batch_size: int | None = None,
+                   *, method: str = "exact", prompt: str | None = None, batch_size: int | None = None,
                    prefix_reuse: bool = True, precision: str = "auto", splice: bool = True) -> Scores:
     """Score a clean excerpt ``[S]`` and its variants (each ``[S]``) in one pass.
 
@@ -152,11 +157,12 @@ def score_variants(lm: TokenLM, clean_wav: np.ndarray, variant_wavs: Sequence[np
     re-run only around each variant's change); ``splice=False`` encodes every waveform whole.
 
     Returns per-code NLL for the clean piece and every variant. With ``prefix_reuse``
-    (exact method only) each group of rows runs its shared prefix once (:func:`prefix_groups`); the result
+    (exact method only) each group of rows runs its shared prefix once ([`prefix_groups`][lossprofile.scoring.prefix_groups]); the result
     equals scoring each sequence alone up to float rounding.
     """
-    codes = encode_piece(lm, clean_wav, variant_wavs, splice)
-    return score_codes(lm, [codes], method, prompt, batch_size, prefix_reuse, precision)[0]
+    codes = encode_piece(lm, clean_wav, variant_wavs, splice=splice)
+    return score_codes(lm, [codes], method=method, prompt=prompt, batch_size=batch_size, prefix_reuse=prefix_reuse,
+                       precision=precision)[0]
 
 
 GROUP_COST_STEPS = 64  # a prefix group of its own must save more decoder row-steps than this (one more forward)
@@ -165,8 +171,8 @@ GROUP_COST_STEPS = 64  # a prefix group of its own must save more decoder row-st
 def prefix_groups(lm: TokenLM, codes: torch.Tensor, group_cost_steps: float = GROUP_COST_STEPS
                   ) -> list[tuple[list[int], int]]:
     """The rows of one piece's codes ``[N, K, T]`` (row 0 the clean piece) in groups that each run their shared
-    decoder prefix once → [(row indices in order, shared steps)] (:func:`group_rows` of what each variant shares
-    with the clean piece, :meth:`~lossprofile.models.TokenLM.shared_steps`: up to its first changed frame)."""
+    decoder prefix once → [(row indices in order, shared steps)] ([`group_rows`][lossprofile.scoring.group_rows] of what each variant shares
+    with the clean piece, [`shared_steps`][lossprofile.models.base.TokenLM.shared_steps]: up to its first changed frame)."""
     if len(codes) < 2:
         return [(list(range(len(codes))), 0)]
     own = [lm.shared_steps(codes[[0, i]]) for i in range(1, len(codes))]
@@ -226,38 +232,39 @@ def prefix_batches(units: Sequence[tuple[int, list[int], int]], limit: int, slac
     return batches
 
 
-def score_many(lm: TokenLM, pieces: Sequence[tuple[np.ndarray, Sequence[np.ndarray]]], method: str = "exact",
+def score_many(lm: TokenLM, pieces: Sequence[tuple[np.ndarray, Sequence[np.ndarray]]], *, method: str = "exact",
                prompt: str | None = None, batch_size: int | None = None, prefix_reuse: bool = True,
                precision: str = "auto", splice: bool = True, encode_across_pieces: bool | None = None
                ) -> list[Scores]:
-    """:func:`score_variants` of several pieces (each a clean excerpt and its variants), the decoder batched
+    """[`score_variants`][lossprofile.scoring.score_variants] of several pieces (each a clean excerpt and its variants), the decoder batched
     across pieces.
 
     On CPU each piece is encoded on its own, so its codes are exactly those of scoring it alone; on CUDA
     (``encode_across_pieces``, default there) the codec's work is batched across the pieces too
-    (:func:`encode_many`: the same codes up to float rounding at VQ near-ties). The decoder then scores them
-    with :func:`score_codes`. One piece gives exactly :func:`score_variants`; several give the same codes and
+    ([`encode_many`][lossprofile.scoring.encode_many]: the same codes up to float rounding at VQ near-ties). The decoder then scores them
+    with [`score_codes`][lossprofile.scoring.score_codes]. One piece gives exactly [`score_variants`][lossprofile.scoring.score_variants]; several give the same codes and
     the same statistics up to float rounding (another batch shape takes other matmul kernels;
     ``tests/test_runner.py`` measures it).
     """
     if len(pieces) == 1:
         return [score_variants(lm, *pieces[0], method=method, prompt=prompt, batch_size=batch_size,
                                prefix_reuse=prefix_reuse, precision=precision, splice=splice)]
-    codes = encode_many(lm, pieces, splice, encode_across_pieces)
-    return score_codes(lm, codes, method, prompt, batch_size, prefix_reuse, precision)
+    codes = encode_many(lm, pieces, splice=splice, across_pieces=encode_across_pieces)
+    return score_codes(lm, codes, method=method, prompt=prompt, batch_size=batch_size, prefix_reuse=prefix_reuse,
+                       precision=precision)
 
 
-def score_codes(lm: TokenLM, codes: Sequence[torch.Tensor], method: str = "exact", prompt: str | None = None,
+def score_codes(lm: TokenLM, codes: Sequence[torch.Tensor], *, method: str = "exact", prompt: str | None = None,
                 batch_size: int | None = None, prefix_reuse: bool = True, precision: str = "auto",
                 group_cost_steps: float = GROUP_COST_STEPS) -> list[Scores]:
-    """:class:`Scores` of each piece's codes ``[1 + N_i, K, T]`` (row 0 the clean piece), the decoder batched
+    """[`Scores`][lossprofile.scoring.Scores] of each piece's codes ``[1 + N_i, K, T]`` (row 0 the clean piece), the decoder batched
     across rows and pieces.
 
-    Each piece's rows fall into prefix groups (:func:`prefix_groups`; with ``prefix_reuse`` and the exact
+    Each piece's rows fall into prefix groups ([`prefix_groups`][lossprofile.scoring.prefix_groups]; with ``prefix_reuse`` and the exact
     method, else one group that shares nothing; ``group_cost_steps=math.inf``: one group per piece, sharing only
-    the prefix common to all its rows, as before prefix groups). Groups of every piece whose prefixes are about
-    equally long share a batch of up to ``batch_size`` rows (:func:`prefix_batches`; default size: what fits,
-    :meth:`~lossprofile.models.TokenLM.batch_size`; a larger group is cut into batches of that size), and each
+    the prefix common to all its rows). Groups of every piece whose prefixes are about
+    equally long share a batch of up to ``batch_size`` rows ([`prefix_batches`][lossprofile.scoring.prefix_batches]; default size: what fits,
+    [`batch_size`][lossprofile.models.base.TokenLM.batch_size]; a larger group is cut into batches of that size), and each
     group's prefix runs once with the KV cache. On
     CUDA out-of-memory the limit is halved and the batch cut to it (and every later one). Results stay on the
     device until every batch is queued and then come back in one copy per batch (a copy to the host waits for

@@ -39,7 +39,7 @@ def regression(x, y, confidence: float = 0.95) -> dict:
 
 
 def length_trend(table: pd.DataFrame, x: str = "length_frames", y: str = "mean_delta",
-                 by: list[str] | None = None) -> pd.DataFrame:
+                 *, by: list[str] | None = None) -> pd.DataFrame:
     """Correlation and regression of ``y`` on ``x``, over all rows and per group in ``by``."""
     groups = [((), table)] if not by else list(table.groupby(by))
     rows = []
@@ -74,7 +74,7 @@ def paired_auroc(x, y, n_boot: int = 2000, seed: int = 0) -> dict:
 
 
 def auroc_ci(x, y, n_boot: int = 2000, seed: int = 0) -> dict:
-    """Unpaired :func:`auroc` of ``x`` above ``y`` with a bootstrap 95% CI (both groups resampled)."""
+    """Unpaired [`auroc`][lossprofile.stats.auroc] of ``x`` above ``y`` with a bootstrap 95% CI (both groups resampled)."""
     x, y = np.asarray(x, float), np.asarray(y, float)
     rng = np.random.default_rng(seed)
     boots = [auroc(x[rng.integers(0, len(x), len(x))], y[rng.integers(0, len(y), len(y))]) for _ in range(n_boot)]

@@ -2,13 +2,13 @@
 
 torch's default is every core of the machine, whatever else runs there. On a shared server, a cluster node
 or beside other Ray actors that oversubscribes the cores, and OpenMP's threads then wait for each other at every
-parallel region: EnCodec's LSTM (thousands of small matrix products per excerpt) becomes several times slower.
+parallel region, of which EnCodec's LSTM has thousands per excerpt (measured: docs/performance.md, a shared machine).
 So the package counts the cores this process may use (its CPU affinity and its cgroup's CPU quota) and,
 unless told otherwise, leaves OpenMP's idle threads sleeping rather than spinning (``OMP_WAIT_POLICY=PASSIVE``,
 set in ``lossprofile/__init__`` before torch is imported; an explicit setting wins).
 
 Precedence of the thread count: an explicit ``threads`` argument (``--threads`` on every command), then
-``LOSSPROFILE_THREADS``, then ``OMP_NUM_THREADS``, then :func:`usable_cpus`.
+``LOSSPROFILE_THREADS``, then ``OMP_NUM_THREADS``, then `usable_cpus`.
 """
 
 from __future__ import annotations
@@ -51,7 +51,7 @@ def usable_cpus() -> int:
 
 def default_threads() -> int:
     """The thread count used when none is asked for: ``LOSSPROFILE_THREADS``, else ``OMP_NUM_THREADS``, else
-    :func:`usable_cpus`."""
+    `usable_cpus`."""
     for name in (THREADS_VARIABLE, "OMP_NUM_THREADS"):
         value = os.environ.get(name, "").strip()
         if value:
@@ -63,7 +63,7 @@ def default_threads() -> int:
 
 
 def set_threads(threads: int | None = None) -> int:
-    """Let torch use ``threads`` CPU threads in this process (None: :func:`default_threads`) → the number set."""
+    """Let torch use ``threads`` CPU threads in this process (None: `default_threads`) → the number set."""
     global _chosen
     import torch
 
@@ -77,9 +77,9 @@ def set_threads(threads: int | None = None) -> int:
 
 
 def ensure_threads(threads: int | None = None) -> int:
-    """``threads`` if given; else keep what :func:`set_threads` chose earlier in this process (a command's
-    ``--threads``, a Ray actor's CPUs), or choose :func:`default_threads` the first time → the number in use.
-    What :func:`lossprofile.load_model` calls, so that every workflow starts with a thread count that fits."""
+    """``threads`` if given; else keep what `set_threads` chose earlier in this process (a command's
+    ``--threads``, a Ray actor's CPUs), or choose `default_threads` the first time → the number in use.
+    What [`load_model`][lossprofile.models.loading.load_model] calls, so that every workflow starts with a thread count that fits."""
     if threads is not None or _chosen is None:
         return set_threads(threads)
     return _chosen

@@ -56,7 +56,7 @@ def test_variant_codes_equal_encoding_each_waveform_alone_away_from_near_ties(ti
     variant = Perturbation(kind, onset, length, segment_frames=segment, seed=seed).apply(music_wav, SR, FR)
     # a second, shorter change at the start, so batched segments are widened to the longest one
     short = Perturbation("noise", 0, 2, seed=seed).apply(music_wav, SR, FR)
-    spliced = codec.encode_variants(lm, music_wav, [variant, music_wav.copy(), short], batch_segments)
+    spliced = codec.encode_variants(lm, music_wav, [variant, music_wav.copy(), short], batch_segments=batch_segments)
     whole = torch.cat([lm.encode(torch.from_numpy(w)[None, None]) for w in (music_wav, variant, music_wav, short)])
     assert torch.equal(spliced[0], whole[0]) and torch.equal(spliced[2], whole[0])  # unchanged audio: bit-exact
     with torch.no_grad():
@@ -92,7 +92,7 @@ def test_encoding_across_pieces_gives_each_pieces_own_codes_away_from_near_ties(
                     clean.copy(),  # unchanged: the clean row's codes
                     Perturbation("shuffle", 60, 40, segment_frames=5, seed=k).apply(clean, SR, FR)]
         pieces.append((clean, variants))
-    alone = [codec.encode_variants(lm, clean, variants, batch_segments) for clean, variants in pieces]
+    alone = [codec.encode_variants(lm, clean, variants, batch_segments=batch_segments) for clean, variants in pieces]
     # small budgets split the convolutions, the LSTM and the quantizer into several batches: only rounding may change
     for samples, frames in ((codec.MAX_BATCH_SAMPLES, codec.MAX_BATCH_FRAMES), (5 * SR, 500)):
         together = codec.encode_pieces(lm, pieces, batch_segments, max_batch_samples=samples, max_batch_frames=frames)

@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from lossprofile.perturb import score as symbolic
+from lossprofile.perturb import score
 
 
 def random_midi(seed: int, n_notes: int, key_number: int | None = None, drums: bool = True) -> pretty_midi.PrettyMIDI:
@@ -48,9 +48,9 @@ def test_shift_pitches_in_key_moves_the_right_notes_by_the_interval_and_nothing_
                                                                                      key, window):
     midi = random_midi(seed, n, key_number=key)
     before = copy.deepcopy(notes(midi))
-    out = symbolic.shift_pitches(midi, fraction, semitones, seed=seed, window_seconds=window)
+    out = score.shift_pitches(midi, fraction, semitones, seed=seed, window_seconds=window)
     assert notes(midi) == before  # the input is untouched
-    in_key = symbolic.key_pitch_classes(midi)
+    in_key = score.key_pitch_classes(midi)
     lo, hi = window or (-np.inf, np.inf)
     eligible = moved = 0
     for inst_in, inst_out in zip(midi.instruments, out.instruments):
@@ -62,7 +62,7 @@ def test_shift_pitches_in_key_moves_the_right_notes_by_the_interval_and_nothing_
                 assert not inst_in.is_drum and lo <= a.start < hi and 24 <= a.pitch <= 103
             eligible += (not inst_in.is_drum) and lo <= a.start < hi and 24 <= a.pitch <= 103
     assert moved <= round(fraction * eligible)
-    again = symbolic.shift_pitches(midi, fraction, semitones, seed=seed, window_seconds=window)
+    again = score.shift_pitches(midi, fraction, semitones, seed=seed, window_seconds=window)
     assert notes(again) == notes(out)  # same seed, same result
 
 
@@ -70,7 +70,7 @@ def test_shift_pitches_in_key_moves_the_right_notes_by_the_interval_and_nothing_
 @given(seeds, st.integers(1, 40), fractions)
 def test_shift_pitches_out_of_key_moves_exactly_the_fraction(seed, n, fraction):
     midi = random_midi(seed, n, drums=False)
-    out = symbolic.shift_pitches(midi, fraction, (1, 2, 3, 4, 5), seed=seed, in_key=False)
+    out = score.shift_pitches(midi, fraction, (1, 2, 3, 4, 5), seed=seed, in_key=False)
     eligible = sum(24 <= note.pitch <= 103 for inst in midi.instruments for note in inst.notes)
     changes = [abs(a.pitch - b.pitch) for i, j in zip(midi.instruments, out.instruments)
                for a, b in zip(i.notes, j.notes) if a.pitch != b.pitch]
@@ -83,7 +83,7 @@ def test_shift_pitches_out_of_key_moves_exactly_the_fraction(seed, n, fraction):
 def test_delete_notes_removes_exactly_the_fraction_inside_the_window(seed, n, fraction, window):
     midi = random_midi(seed, n)
     before = copy.deepcopy(notes(midi))
-    out = symbolic.delete_notes(midi, fraction, seed=seed, window_seconds=window)
+    out = score.delete_notes(midi, fraction, seed=seed, window_seconds=window)
     assert notes(midi) == before
     lo, hi = window or (-np.inf, np.inf)
     eligible = sum(lo <= note.start < hi for inst in midi.instruments if not inst.is_drum for note in inst.notes)
@@ -101,7 +101,7 @@ def test_delete_notes_removes_exactly_the_fraction_inside_the_window(seed, n, fr
 @given(seeds, st.integers(1, 40), fractions, windows)
 def test_randomize_velocities_changes_only_velocities_within_bounds(seed, n, fraction, window):
     midi = random_midi(seed, n)
-    out = symbolic.randomize_velocities(midi, fraction, seed=seed, low=30, high=120, window_seconds=window)
+    out = score.randomize_velocities(midi, fraction, seed=seed, low=30, high=120, window_seconds=window)
     lo, hi = window or (-np.inf, np.inf)
     for inst_in, inst_out in zip(midi.instruments, out.instruments):
         for a, b in zip(inst_in.notes, inst_out.notes):
@@ -115,7 +115,7 @@ def test_randomize_velocities_changes_only_velocities_within_bounds(seed, n, fra
 def test_warp_tempo_keeps_notes_order_and_leaves_time_before_the_window_alone(seed, n, fraction, window):
     midi = random_midi(seed, n, drums=False)
     before = copy.deepcopy(notes(midi))
-    out = symbolic.warp_tempo(midi, fraction, seed=seed, window_seconds=window)
+    out = score.warp_tempo(midi, fraction, seed=seed, window_seconds=window)
     assert notes(midi) == before
     lo = window[0] if window else 0.0
     for inst_in, inst_out in zip(midi.instruments, out.instruments):
@@ -134,7 +134,7 @@ def test_warp_tempo_keeps_notes_order_and_leaves_time_before_the_window_alone(se
 
 def test_fraction_outside_unit_interval_is_refused():
     with pytest.raises(ValueError, match="fraction"):
-        symbolic.delete_notes(random_midi(0, 5), 1.5)
+        score.delete_notes(random_midi(0, 5), 1.5)
 
 
 def every_midi_object(midi) -> list:
@@ -167,7 +167,7 @@ def test_copy_midi_is_a_deep_copy_that_shares_nothing_mutable(seed, n):
     import pickle
 
     midi = rich_midi(seed, n)
-    out = symbolic.copy_midi(midi)
+    out = score.copy_midi(midi)
     assert pickle.dumps(out) == pickle.dumps(copy.deepcopy(midi)) == pickle.dumps(midi)
     assert not {id(x) for x in every_midi_object(out)} & {id(x) for x in every_midi_object(midi)}
     before = pickle.dumps(midi)
@@ -188,7 +188,7 @@ def test_copy_midi_of_an_asap_performance_renders_like_the_original():
 
     path = sorted((Path(__file__).parents[2] / "data" / "asap").rglob("*.mid"))[0]
     midi = pretty_midi.PrettyMIDI(str(path))
-    out = symbolic.copy_midi(midi)
+    out = score.copy_midi(midi)
     assert sum(len(i.control_changes) for i in out.instruments) > 100  # an ASAP performance's pedal events
     np.testing.assert_array_equal(audio.render_midi(audio.midi_excerpt(out, 0.0, 3.0), 16000),
                                   audio.render_midi(audio.midi_excerpt(midi, 0.0, 3.0), 16000))
@@ -203,7 +203,7 @@ def test_shift_pitches_draws_what_the_authors_rule_draws_with_generator_choice(s
     midi = random_midi(seed, n, key_number=key)
     rng = np.random.default_rng(seed)
     expected = copy.deepcopy(midi)
-    scale = symbolic.key_pitch_classes(midi)
+    scale = score.key_pitch_classes(midi)
     candidates = [(i, j) for i, inst in enumerate(expected.instruments) if not inst.is_drum
                   for j, note in enumerate(inst.notes) if 24 <= note.pitch <= 103]
     picked = np.sort(rng.choice(len(candidates), size=int(round(fraction * len(candidates))), replace=False))
@@ -214,4 +214,4 @@ def test_shift_pitches_draws_what_the_authors_rule_draws_with_generator_choice(s
             if 0 <= pitch <= 127 and (not in_key or pitch % 12 in scale):
                 note.pitch = pitch
                 break
-    assert notes(symbolic.shift_pitches(midi, fraction, semitones, seed=seed, in_key=in_key)) == notes(expected)
+    assert notes(score.shift_pitches(midi, fraction, semitones, seed=seed, in_key=in_key)) == notes(expected)

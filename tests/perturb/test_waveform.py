@@ -51,11 +51,11 @@ def test_requested_noise_level_is_met_within_half_a_db(win, color, level, offset
     total, onset, length = win
     wav = signal(total, 3)
     if offset is None:
-        out = perturb.replace_with_noise(wav, SR, FR, onset, length, color, level_dbfs=level,
+        out = perturb.replace_with_noise(wav, SR, FR, onset, length, color=color, level_dbfs=level,
                                          match_offset_db=None, seed=seed)
         target = level
     else:
-        out = perturb.replace_with_noise(wav, SR, FR, onset, length, color, match_offset_db=offset, seed=seed)
+        out = perturb.replace_with_noise(wav, SR, FR, onset, length, color=color, match_offset_db=offset, seed=seed)
         target = rms_dbfs(wav) + offset
     noise = out[onset * HOP : (onset + length) * HOP]
     assert abs(rms_dbfs(noise) - target) < 0.5
@@ -88,7 +88,7 @@ def test_shuffle_is_a_permutation_of_segments_inside_the_window(segment, count, 
     onset = 3
     length = segment * count + (extra % segment)
     wav = signal(onset + length + 4, seed % 997)
-    out = perturb.shuffle_segments(wav, SR, FR, onset, length, segment, seed)
+    out = perturb.shuffle_segments(wav, SR, FR, onset, length, segment_frames=segment, seed=seed)
     lo, hi = onset * HOP, (onset + length) * HOP
     assert np.array_equal(out[:lo], wav[:lo]) and np.array_equal(out[hi:], wav[hi:])
     assert np.array_equal(np.sort(out), np.sort(wav))  # same multiset of samples
@@ -122,7 +122,7 @@ def test_windows_that_do_not_fit_raise_errors_naming_the_problem():
     with pytest.raises(AudioError, match="onset_frame >= 0"):
         perturb.replace_with_noise(wav, SR, FR, -1, 10)
     with pytest.raises(AudioError, match="fewer than two"):
-        perturb.shuffle_segments(wav, SR, FR, 0, 10, 6)
+        perturb.shuffle_segments(wav, SR, FR, 0, 10, segment_frames=6)
     with pytest.raises(ValueError, match="unknown noise color"):
         perturb.colored_noise(100, "purple")
     with pytest.raises(ValueError, match="unknown perturbation kind"):
@@ -158,8 +158,8 @@ def test_segment_perturbations_change_only_the_window_and_are_seeded(win, params
 
 @settings(max_examples=40, deadline=None)
 @given(st.integers(100, 5000), st.floats(0.05, 1.0), st.integers(1, 50), st.integers(50, 400), st.integers(0, 10**6))
-def test_random_segments_cover_the_fraction_without_overlap(span, fraction, lo, extra, seed):
-    segs = perturb.random_segments(slice(10, 10 + span), fraction, (lo, lo + extra), seed)
+def test_covering_segments_cover_the_fraction_without_overlap(span, fraction, lo, extra, seed):
+    segs = perturb.covering_segments(slice(10, 10 + span), fraction, (lo, lo + extra), seed)
     assert sum(s.stop - s.start for s in segs) == round(fraction * span)
     assert all(10 <= s.start < s.stop <= 10 + span for s in segs)
     assert all(a.stop <= b.start for a, b in zip(segs, segs[1:]))

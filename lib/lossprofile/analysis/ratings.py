@@ -120,7 +120,7 @@ def read_songeval(path: str | os.PathLike) -> pd.DataFrame:
     return _finish(table, ["mean_aesthetic", *names], path)
 
 
-def read_csv_ratings(path: str | os.PathLike, clip: str = "clip", system: str | None = "system",
+def read_csv_ratings(path: str | os.PathLike, *, clip: str = "clip", system: str | None = "system",
                      ratings: Sequence[str] = ("rating",)) -> pd.DataFrame:
     """Any CSV: the clip id column, the system column (None: no system) and the rating columns, by name."""
     table = pd.read_csv(path)
@@ -137,7 +137,7 @@ def read_csv_ratings(path: str | os.PathLike, clip: str = "clip", system: str | 
 
 
 def read_ratings(path: str | os.PathLike, layout: str = "musiceval", **columns) -> pd.DataFrame:
-    """The ratings of ``path`` in ``layout`` (:data:`LAYOUTS`); ``columns`` go to :func:`read_csv_ratings`."""
+    """The ratings of ``path`` in ``layout`` (`LAYOUTS`); ``columns`` go to [`read_csv_ratings`][lossprofile.analysis.ratings.read_csv_ratings]."""
     if layout == "musiceval":
         return read_musiceval(path)
     if layout == "songeval":
@@ -158,7 +158,7 @@ def _rank_corr(a: pd.Series, b: pd.Series) -> tuple[float, float]:
 
 
 def ratings_correlation(scores: pd.DataFrame, ratings: pd.DataFrame, columns: Sequence[str],
-                        rating_columns: Sequence[str] | None = None) -> pd.DataFrame:
+                        *, rating_columns: Sequence[str] | None = None) -> pd.DataFrame:
     """Spearman of every score column (oriented so that higher = better) with every rating, per clip and per
     system (system means; NaN without systems). Clips are matched by ``scores["piece"]`` = ``ratings["clip"]``."""
     rating_columns = list(rating_columns or ratings.attrs.get("ratings") or ["mos"])

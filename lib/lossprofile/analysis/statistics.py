@@ -1,12 +1,12 @@
 """The registry of curve statistics: every number the profile reads off a model's clean pass over a clip.
 
-One function and one row each (:func:`statistic`), like :data:`lossprofile.perturb.waveform.KIND_TABLE`: its
+One function and one row each (`statistic`), like `lossprofile.perturb.waveform.KIND_TABLE`: its
 name, unit, meaning, the group it belongs to (for ablations), the modalities it applies to, and whether the
-shipped typicality score may use it. :func:`curve_statistics` computes every registered one from a
-:class:`Curves` (what one clean pass gives); :data:`STATISTICS` feeds the data dictionary
-(:mod:`lossprofile.columns`) and the typicality scores (:mod:`lossprofile.analysis.typicality`).
+shipped typicality score may use it. `curve_statistics` computes every registered one from a
+`Curves` (what one clean pass gives); `STATISTICS` feeds the data dictionary
+([`lossprofile.columns`][]) and the typicality scores (`lossprofile.analysis.typicality`).
 
-Statistics computed elsewhere (the probe and token features of :mod:`lossprofile.analysis.profile`) are
+Statistics computed elsewhere (the probe and token features of [`lossprofile.analysis.profile`][]) are
 registered here too, with ``compute=None``, so that the registry lists every column a profile row has.
 
 The mean hides what these show: windowed NLL and entropy at 0.5 / 2 / 8 s (the highest, the lowest and the
@@ -68,7 +68,7 @@ class Statistic:
 STATISTICS: dict[str, Statistic] = {}
 
 
-def statistic(name: str, unit: str, meaning: str, group: str, modalities: tuple[str, ...] = ("audio", "midi"),
+def statistic(name: str, unit: str, meaning: str, group: str, *, modalities: tuple[str, ...] = ("audio", "midi"),
               shipped: bool = True, compute: Callable[[Curves], float] | None = None) -> Statistic:
     """Register one statistic (a new one is this call and its function) → the row."""
     if name in STATISTICS:

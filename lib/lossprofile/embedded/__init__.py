@@ -1,2 +1,2 @@
-"""The embedded models' factory: the recipe and training (:mod:`.training`), the model card
-(:mod:`.card`) and the ablation study (:mod:`.study`). Not imported by the library's core."""
+"""The embedded models' factory: the recipe and training (`training`), the model card
+(`card`) and the ablation study (`study`). Not imported by the library's core."""

@@ -3,7 +3,7 @@
     lossprofile model-card        (make model-card)
 
 Writes ``checkpoints/tiny/MODEL_CARD.md`` and ``card.json``, and includes the ablation
-study of :mod:`lossprofile.embedded.study` (run or resumed by the same command).
+study of `lossprofile.embedded.study` (run or resumed by the same command).
 """
 
 from __future__ import annotations
@@ -45,7 +45,7 @@ def listening_proxies(estimate: np.ndarray, reference: np.ndarray, sample_rate: 
     """Objective stand-ins for a listening check of a codec reconstruction (both ``[S]``).
 
     ``envelope_corr``: correlation of the 64 ms frame energy contours (rhythm and dynamics kept?);
-    ``chroma_corr``: :func:`lossprofile.analysis.musicality.chroma_correlation` (pitch kept?);
+    ``chroma_corr``: `lossprofile.analysis.musicality.chroma_correlation` (pitch kept?);
     ``level_db``: RMS of the reconstruction relative to the original.
     """
     _, est_energy = musicality.chroma(estimate, sample_rate)
@@ -73,8 +73,8 @@ def unigram_cross_entropy(train_codes: list[torch.Tensor], eval_codes: list[torc
     return total / n
 
 
-def hearing(lm, wavs: list[np.ndarray], midis: list, seed: int = 0) -> dict:
-    """The three language-model measures of :mod:`lossprofile.analysis.musicality` on held-out music, as one dict."""
+def hearing(lm, wavs: list[np.ndarray], midis: list, *, seed: int = 0) -> dict:
+    """The three language-model measures of `lossprofile.analysis.musicality` on held-out music, as one dict."""
     repeat = musicality.repeat_test(lm, wavs, lm.sample_rate)
     wrong = musicality.wrong_note_test(lm, midis, seed=seed)
     noise = musicality.noise_response(lm, wavs, lm.sample_rate, seed=seed)
@@ -136,7 +136,7 @@ def _f(x: float, digits: int = 2) -> str:
     return "n/a" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x:.{digits}f}"
 
 
-def hearing_table(card: dict) -> list[str]:
+def hearing_lines(card: dict) -> list[str]:
     """The four 'does it hear music' measures with what a music LM does, as markdown rows."""
     ok = lambda good: "yes" if good else "**no**"  # noqa: E731
     chroma = card["ood_codec_chroma_corr"]
@@ -229,13 +229,13 @@ def render_card(card: dict, training: dict, study: pd.DataFrame | None = None) -
         "A small model of MusicGen's architecture and file format (`MusicgenForConditionalGeneration`: EnCodec "
         "32 kHz mono, 50 frames/s, 4 residual-VQ codebooks with the delay pattern, a decoder-only transformer with "
         "cross-attention to a T5 text condition), trained here from scratch by `make tiny-model` "
-        "(`lossprofile tiny-model`, resumable). It is the instrument every result on a machine without the "
+        "(`lossprofile tiny-model`, resumable). It is the model every result on a machine without the "
         "model hub is measured with. Regenerate this card with `make model-card`.", "",
         "## Does it hear music?", "",
         "Measured on music it never trained on: the held-out split of its corpus and ASAP piano performances "
         "(`data/asap`, out of distribution: ASAP is not in the training data). Excerpts of 15 s, exact likelihood, "
         "null condition.", "",
-        *hearing_table(card), "",
+        *hearing_lines(card), "",
         "Sequence-mean delta per noise length (mean ± std across pieces): "
         + ", ".join(f"{int(float(n))}: {card['noise_mean_delta_by_length'][n]:+.3f} ± "
                     f"{card['noise_mean_delta_by_length_std'][n]:.3f}" for n in lengths) + ". "

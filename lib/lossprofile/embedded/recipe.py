@@ -1,7 +1,7 @@
 """Every number that decides the embedded models' weights, in one place (like nanoGPT's config block).
 
-:class:`Recipe` (saved beside the weights in ``training_log.json``) and :data:`TINY_ARCH` make the base
-model (``make tiny-model``, stages 1–5); :data:`FINISH` and :data:`FINISH_POOL` its finishing stage;
+`Recipe` (saved beside the weights in ``training_log.json``) and `TINY_ARCH` make the base
+model (``make tiny-model``, stages 1–5); `FINISH` and `FINISH_POOL` its finishing stage;
 the ``STUDY_*`` constants the ablation study's variants. The model card's text is formatted from these
 values, never typed in.
 """
@@ -32,7 +32,7 @@ class Recipe:
     codec_lr: float = 5e-4
     codec_betas: tuple = (0.8, 0.99)
     codec_loss: str = "spectral"  # or "previous": waveform L1 + log/linear STFT (the first recipe's; keeps no pitch)
-    lm_steps: int = 6736  # what 400 s on one H100 gave (16.8 steps/s); copying emerges after about 3000
+    lm_steps: int = 6736  # copying emerges after about 3000 (docs/models.md: how the base model learnt to copy)
     lm_batch: int = 16
     lm_crop_frames: int = 760
     lm_lr: float = 3e-3
@@ -49,9 +49,8 @@ class Recipe:
 
 # ---- the finishing stage ------------------------------------------------------------------
 # The finishing stage: the base model trained on for a short schedule on a pool of its pieces, with
-# texture clouds (corpus.texture_cloud) on half of the crops. Measured in the study (CPU, 600 steps,
-# 20 minutes on 2 cores): against the same schedule without clouds, assimilation -0.64 instead of
-# +0.47 and the noise window 3.17 nats per code instead of 4.39, copying and held-out NLL kept.
+# texture clouds (corpus.texture_cloud) on half of the crops; the ablation study compares it with the same
+# schedule without clouds (docs/models.md, the study's table in the card).
 FINISH = dict(lm_steps=600, lm_batch=8, lm_lr=1e-3, checkpoint_every=100, cloud_pieces=120, cloud_share=0.5)
 FINISH_POOL = 300  # pieces, spread over the training table (pool_mask)
 
@@ -60,14 +59,13 @@ FINISH_POOL = 300  # pieces, spread over the training table (pool_mask)
 
 # ---- the ablation study (lossprofile.embedded.study) ----------------------------------------
 STUDY_ARCH = dict(num_hidden_layers=4, hidden_size=192, num_attention_heads=4, ffn_dim=768)
-# Copying (the repeat test) appears only after about 3000 steps of 16 crops (measured on an H100:
-# none of eight runs of 3400-3800 steps learnt it, the runs of 6200-6700 did), so the variants
-# train 4000 steps: on a GPU about 4 minutes each, several at once; on 2 CPU cores about 4 hours each.
+# Copying (the repeat test) appears only after about 3000 steps of 16 crops (docs/models.md), so the
+# variants train 4000 steps (on a GPU; training times in docs/models.md).
 STUDY_LM = dict(lm_steps=4000, lm_batch=16)
 WEAK_CODEC = dict(codec_lr=2e-3, codec_betas=(0.5, 0.9), codec_loss="previous", codec_ae_steps=1000,
                   codec_vq_steps=500)
-# Continued variants: the finishing stage's schedule (FINISH), short enough for the CPU
-# (2 s a step on 2 cores); the clouds variant is the finishing stage itself.
+# Continued variants: the finishing stage's schedule (FINISH), short enough for the CPU; the clouds variant
+# is the finishing stage itself.
 CONTINUED_LM = {k: v for k, v in FINISH.items() if not k.startswith("cloud_")}
 
 
@@ -83,9 +81,8 @@ SYMBOLIC_TOKENIZER = dict(
     use_tempos=True, num_tempos=32, tempo_range=(40, 250), beat_res={(0, 4): 8, (4, 12): 4},
     special_tokens=["PAD", "BOS", "EOS", "MASK"],
 )
-# GPT-2 (transformers' format), small enough to train in well under an hour on 2 CPU cores: 0.67 s per step
-# of 16 x 256 tokens there (512-token crops cost 3x more). 256 positions hold 7-10 s of an arrangement;
-# longer excerpts are scored with the strided window (lossprofile.models.symbolic.model).
+# GPT-2 (transformers' format), small enough to train on 2 CPU cores (docs/models.md). 256 positions hold
+# 7-10 s of an arrangement; longer excerpts are scored with the strided window (lossprofile.models.symbolic.model).
 SYMBOLIC_ARCH = dict(n_layer=4, n_embd=192, n_head=4, n_positions=256)
 
 
@@ -106,7 +103,7 @@ class SymbolicRecipe:
     checkpoint_every: int = 100
     # Finishing stage, continuing the same run: a share of crops are loops of whole bars of a piece (the music
     # itself repeated, as the audio recipe's loop crops; nothing synthetic). The base model alone barely copied
-    # (a 5 s passage's third pass cost 0.93 of its first): the corpus's repeats are longer than a 256-token crop.
+    # (docs/models.md): the corpus's repeats are longer than a 256-token crop.
     finish_steps: int = 1000
     finish_lr: float = 5e-4
     finish_loop_crops: float = 0.5

@@ -1,4 +1,4 @@
-"""Model families behind one protocol (:mod:`.base`) and one loader (:mod:`.loading`)."""
+"""Model families behind one protocol ([`base`][lossprofile.models.base]) and one loader ([`loading`][lossprofile.models.loading])."""
 
 from .base import METHODS, ModelLoadError, TokenLM, TokenStats, frame_statistics
 from .loading import embedded_models, load_model, register_family

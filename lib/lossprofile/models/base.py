@@ -2,7 +2,7 @@
 
 A *family* is a kind of music language model with its own tokenizer and factorization (MusicGen over
 EnCodec codes; causal LMs over MIDI tokens next). Everything above the family — perturbing, scoring
-variants with a shared prefix, regions, the profile score, sweeps — sees only :class:`TokenLM`:
+variants with a shared prefix, regions, the profile score, sweeps — sees only [`TokenLM`][lossprofile.models.base.TokenLM]:
 
 ==========================  ==================================================================
 ``reads``                   what the tokenizer reads: ``"audio"`` (waveforms) or ``"midi"`` (scores)
@@ -21,7 +21,7 @@ variants with a shared prefix, regions, the profile score, sweeps — sees only 
 ``encode_variants(...)``    optional fast path: a clean waveform and variants of it → codes
 ``token_statistics(codes)`` NLL, entropy, rank and surprisal variance of every code
 ``token_log_probs(codes)``  (optional) the whole predictive distribution of every code, for scores
-                            that compare two models' predictions (:mod:`lossprofile.analysis.profile`)
+                            that compare two models' predictions ([`lossprofile.analysis.profile`][])
 ``shared_prefix_statistics`` the same for codes whose first decoder steps are identical, computed
                             once and shared (optional: the default scores every row in full)
 ``shared_steps(codes)``     how many decoder steps the rows of ``codes`` share
@@ -32,10 +32,10 @@ variants with a shared prefix, regions, the profile score, sweeps — sees only 
                             or one standard MIDI file (bytes) per row (``reads == "midi"``)
 ==========================  ==================================================================
 
-A new family subclasses :class:`TokenLM`, implements the abstract members and is a module that
-:func:`lossprofile.models.loading.load_model` can dispatch to (:class:`FamilyModule`: its embedded
+A new family subclasses [`TokenLM`][lossprofile.models.base.TokenLM], implements the abstract members and is a module that
+[`models.loading.load_model`][lossprofile.models.loading.load_model] can dispatch to ([`FamilyModule`][lossprofile.models.base.FamilyModule]: its embedded
 models, the hub ids and folders it claims and how sure it is, its formats in words, and ``load``),
-registered with :func:`lossprofile.models.loading.register_family`.
+registered with [`models.loading.register_family`][lossprofile.models.loading.register_family].
 """
 
 from __future__ import annotations
@@ -66,11 +66,11 @@ CERTAIN = 2  # the family's own format or a name it knows
 
 @runtime_checkable
 class FamilyModule(Protocol):
-    """What a model family's module provides to :func:`lossprofile.models.loading.load_model`.
+    """What a model family's module provides to [`models.loading.load_model`][lossprofile.models.loading.load_model].
 
     ``claim(name)``: how sure the family is that ``name`` (a hub id, or a local folder's path) is one of its
-    checkpoints: :data:`CERTAIN` for its own format or a name it knows, :data:`FALLBACK` for a guess,
-    :data:`NO_CLAIM` otherwise. ``FORMATS``: its checkpoint formats in words, for the error naming every family's.
+    checkpoints: `CERTAIN` for its own format or a name it knows, `FALLBACK` for a guess,
+    `NO_CLAIM` otherwise. ``FORMATS``: its checkpoint formats in words, for the error naming every family's.
     """
 
     EMBEDDED: Mapping[str, Path]
@@ -100,11 +100,11 @@ class TokenStats(NamedTuple):
 
 
 def frame_statistics(logits: torch.Tensor, targets: torch.Tensor, rows_per_block: int = 1024) -> TokenStats:
-    """:class:`TokenStats` of ``targets [B, T]`` under ``logits [B, T, V]``; the softmax runs in fp32.
+    """[`TokenStats`][lossprofile.models.base.TokenStats] of ``targets [B, T]`` under ``logits [B, T, V]``; the softmax runs in fp32.
 
-    On CPU in blocks of about ``rows_per_block`` predictions: the five passes over the vocabulary then stay in
-    cache (3.8× faster for 14,000 predictions over 2048 codes on 2 threads, every number identical: each is
-    computed over its own row of the vocabulary alone). On a GPU in one block (launches cost more there).
+    On CPU in blocks of about ``rows_per_block`` predictions, so that the five passes over the vocabulary stay
+    in cache (every number identical to one block: each is computed over its own row of the vocabulary alone;
+    timing: docs/performance.md). On a GPU in one block (launches cost more there).
     """
     B, T = targets.shape
     step = max(1, rows_per_block // max(1, B))
@@ -169,7 +169,7 @@ class TokenLM(abc.ABC):
     @property
     @abc.abstractmethod
     def sample_rate(self) -> int:
-        """Waveform rate (Hz) that :meth:`encode` reads."""
+        """Waveform rate (Hz) that [`encode`][lossprofile.models.base.TokenLM.encode] reads."""
 
     @property
     @abc.abstractmethod
@@ -190,14 +190,14 @@ class TokenLM(abc.ABC):
 
     @property
     def hop_length(self) -> int:
-        """Waveform samples per frame, exact (:func:`samples_per_frame`)."""
+        """Waveform samples per frame, exact (`samples_per_frame`)."""
         return samples_per_frame(self.sample_rate, self.frame_rate)
 
     @property
     def lookahead_frames(self) -> int:
         """Frames after frame t that the prediction of a code at frame t may read (under a delay pattern a code of
         codebook k is predicted after lower codebooks' codes of later frames). Scores that cut a piece into windows
-        (:func:`lossprofile.analysis.profile.windows_alone`) give each window this many frames after it, so it sees
+        ([`analysis.profile.windows_alone`][lossprofile.analysis.profile.windows_alone]) give each window this many frames after it, so it sees
         what the full pass sees. The default, 0: frame t's codes depend on frames up to t only."""
         return 0
 
@@ -221,7 +221,7 @@ class TokenLM(abc.ABC):
     # ---- tokenizer ---------------------------------------------------------------------------
     @abc.abstractmethod
     def encode(self, wav: torch.Tensor) -> torch.Tensor:
-        """Waveform ``[B, 1, S]`` at :attr:`sample_rate` → codes ``[B, K, T]`` (long)."""
+        """Waveform ``[B, 1, S]`` at [`sample_rate`][lossprofile.models.base.TokenLM.sample_rate] → codes ``[B, K, T]`` (long)."""
 
     def encode_midi(self, midi: Any) -> tuple[torch.Tensor, np.ndarray]:
         """(codes ``[1, K, T]``, seconds of each token ``[T]``) of a score; only families with ``reads == "midi"``."""
@@ -236,7 +236,7 @@ class TokenLM(abc.ABC):
         return self.encode_each([clean, *variants])
 
     def encode_pieces(self, pieces: Sequence[tuple[np.ndarray, Sequence[np.ndarray]]]) -> list[torch.Tensor]:
-        """:meth:`encode_variants` of several pieces (each a clean ``[S]`` and its variants), a list of codes
+        """[`encode_variants`][lossprofile.models.base.TokenLM.encode_variants] of several pieces (each a clean ``[S]`` and its variants), a list of codes
         ``[1 + N_i, K, T_i]``. The default encodes piece by piece; a family whose tokenizer is bound by kernel
         launches on a GPU may batch across pieces (MusicGen's EnCodec does), equal to piece by piece up to
         float rounding."""
@@ -261,7 +261,7 @@ class TokenLM(abc.ABC):
     @abc.abstractmethod
     def token_statistics(self, codes: torch.Tensor, prompt: str | Sequence[str] | None = None,
                          method: str = "exact") -> TokenStats:
-        """:class:`TokenStats` ``[B, K, T]`` (CPU, fp32) of codes ``[B, K, T]`` under the model's own factorization."""
+        """[`TokenStats`][lossprofile.models.base.TokenStats] ``[B, K, T]`` (CPU, fp32) of codes ``[B, K, T]`` under the model's own factorization."""
 
     def token_nll(self, codes: torch.Tensor, prompt: str | Sequence[str] | None = None,
                   method: str = "exact") -> torch.Tensor:
@@ -270,7 +270,7 @@ class TokenLM(abc.ABC):
 
     def token_log_probs(self, codes: torch.Tensor, prompt: str | Sequence[str] | None = None) -> torch.Tensor:
         """Log-probabilities ``[B, K, T, V]`` (CPU, fp32): entry ``[b, k, t]`` is the model's predictive distribution
-        for code ``codes[b, k, t]`` under its own factorization (the distribution :meth:`token_statistics` reads).
+        for code ``codes[b, k, t]`` under its own factorization (the distribution [`token_statistics`][lossprofile.models.base.TokenLM.token_statistics] reads).
         Optional: a family that does not provide it cannot take part in two-model scores."""
         raise NotImplementedError(f"{type(self).__name__} does not expose its predictive distributions")
 
@@ -304,7 +304,7 @@ class TokenLM(abc.ABC):
 
     def decode(self, codes: torch.Tensor) -> Any:
         """Codes ``[B, K, T]`` → the family's input form: waveforms ``[B, 1, S]`` (float32, CPU) at
-        :attr:`sample_rate` when ``reads == "audio"``, a list of ``B`` standard MIDI files (bytes) when
+        [`sample_rate`][lossprofile.models.base.TokenLM.sample_rate] when ``reads == "audio"``, a list of ``B`` standard MIDI files (bytes) when
         ``reads == "midi"``. Optional: a family without a decoder raises."""
         raise NotImplementedError(f"{type(self).__name__} does not decode")
 
@@ -317,7 +317,7 @@ class TokenLM(abc.ABC):
         return None
 
     def check_codes(self, codes: Any) -> torch.Tensor:
-        """``codes`` as a long tensor ``[B, K, T]`` on :attr:`device`; a clear error when they do not fit the model."""
+        """``codes`` as a long tensor ``[B, K, T]`` on `device`; a clear error when they do not fit the model."""
         codes = torch.as_tensor(codes)
         if codes.ndim != 3 or codes.shape[1] != self.num_codebooks:
             raise ValueError(f"codes must be [B, {self.num_codebooks}, T], got shape {tuple(codes.shape)}")

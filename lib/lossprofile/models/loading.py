@@ -5,14 +5,14 @@ in a family it does not use. A family module provides:
 
 - ``EMBEDDED``: names of the models shipped in the package (``"tiny"``), mapped to their folders;
 - ``claim(name_or_path) -> int``: how sure it is that a hub id or a local folder is one of its checkpoints
-  (:data:`~lossprofile.models.base.CERTAIN`, :data:`~lossprofile.models.base.FALLBACK` or
-  :data:`~lossprofile.models.base.NO_CLAIM`);
+  (`lossprofile.models.base.CERTAIN`, `lossprofile.models.base.FALLBACK` or
+  `lossprofile.models.base.NO_CLAIM`);
 - ``FORMATS``: its checkpoint formats in words (the unknown-folder error names every family's);
 - ``HUB_MODELS``: hub ids it knows by name (for error messages);
 - ``load(path, name, device, dtype, backend) -> TokenLM``.
 
-(:class:`lossprofile.models.base.FamilyModule` declares them.) Dispatch does not depend on the order of
-:data:`FAMILIES`: the highest claim wins, and two families claiming at the same level is an error.
+([`models.base.FamilyModule`][lossprofile.models.base.FamilyModule] declares them.) Dispatch does not depend on the order of
+`FAMILIES`: the highest claim wins, and two families claiming at the same level is an error.
 """
 
 from __future__ import annotations
@@ -83,15 +83,15 @@ def resolve(name_or_path: str | os.PathLike) -> tuple[str, str]:
                          "; ".join(f"{f}: {family_module(f).FORMATS}" for f in FAMILIES))
 
 
-def load_model(name_or_path: str | os.PathLike = "tiny", device: str | torch.device | None = None,
-               dtype: torch.dtype | str | None = None, backend: str = "transformers", *,
+def load_model(name_or_path: str | os.PathLike = "tiny", device: str | torch.device | None = None, *,
+               dtype: torch.dtype | str | None = None, backend: str = "transformers",
                threads: int | None = None) -> TokenLM:
     """Load a model for scoring: an embedded name (``"tiny"``), a hub id or a local checkpoint folder.
 
     ``dtype`` sets the weights' precision (``torch.bfloat16`` on GPU halves memory); log-probabilities
     are always computed in fp32. ``backend`` selects another implementation of the same family where
     one exists (MusicGen: ``"audiocraft"``, audiocraft's own likelihood, for cross-checks).
-    ``threads``: CPU threads torch uses in this process (:func:`lossprofile.threads.ensure_threads`: by default
+    ``threads``: CPU threads torch uses in this process (`lossprofile.threads.ensure_threads`: by default
     the cores this process may use, or what was chosen earlier in it; ``LOSSPROFILE_THREADS`` overrides).
     """
     ensure_threads(threads)

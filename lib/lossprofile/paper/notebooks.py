@@ -1,6 +1,6 @@
 """Running the numbered notebooks headlessly (papermill): every figure, or the outputs nbval checks.
 
-``lossprofile figures`` and ``lossprofile store-outputs`` call :func:`figures` and :func:`store_outputs`.
+``lossprofile figures`` and ``lossprofile store-outputs`` call `figures` and `store_outputs`.
 """
 
 from __future__ import annotations
@@ -17,14 +17,14 @@ from .summary import write_summary
 NOTEBOOKS = ("01_noise_injection", "02_token_dynamics", "03_regions", "04_robustness", "05_explorer",
              "06_symbolic", "07_profile_evaluation")
 # What `make figures` passes to every notebook (beyond model/device/dtype): the default
-# replication size, chosen to finish in under 20 minutes on 2 CPU cores with the tiny model.
+# replication size, with the tiny model on 2 CPU cores (how long it takes: docs/performance.md).
 # Results and figures go to `results/` and `figures/` under the working directory (the
 # notebooks themselves run in notebooks/, so the CLI hands them absolute paths).
 FIGURE_PARAMETERS = dict(n_pieces=20, results_dir="results", figures_dir="figures")
 # Per-notebook changes to that: the profile evaluation scores every piece in ~30 versions, each
 # with its probes, so it takes fewer pieces and the library's full degradation grid.
-# 02's noise window against a counting learner re-scores each piece with its own reference noise (~4 s per
-# audio piece): 8 pieces per data kind.
+# 02's noise window against a counting learner re-scores each piece with its own reference noise (one more
+# pass per piece): 8 pieces per data kind.
 NOTEBOOK_PARAMETERS = {"02_token_dynamics": dict(counting_pieces=8), "06_symbolic": dict(n_pieces=8),
                        "07_profile_evaluation": dict(n_pieces=8, audio_families=None, symbolic_families=None)}
 
@@ -48,7 +48,7 @@ def execute(source: str, target: str, name: str, **kwargs) -> None:
             print(f"[notebooks] {name}: a cell timed out ({err}); running it again", flush=True)
 
 
-def run_notebooks(model: str, device: str, dtype: str, names=NOTEBOOKS, extra: dict | None = None) -> None:
+def run_notebooks(model: str, device: str, dtype: str, *, names=NOTEBOOKS, extra: dict | None = None) -> None:
     """Execute the notebooks with papermill; executed copies go to ``notebooks/executed``."""
     executed = REPO_ROOT / "notebooks" / "executed"
     executed.mkdir(parents=True, exist_ok=True)

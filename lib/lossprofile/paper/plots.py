@@ -12,7 +12,7 @@ from ..analysis.regions import REGIONS, detect_regions
 from ..data.datasets import KIND_LABELS
 
 REGION_COLORS = {"peak": "tab:red", "assimilation": "tab:blue", "recovery": "tab:green"}
-KIND_COLORS = {"training": "tab:blue", "ood": "tab:orange", "generated": "tab:green"}
+DATASET_COLORS = {"training": "tab:blue", "ood": "tab:orange", "generated": "tab:green"}
 
 
 def save_figure(fig, name: str, figures_dir="figures") -> list[Path]:
@@ -42,7 +42,7 @@ def shade_regions(ax, delta: np.ndarray, onset: int, length: int, alpha: float =
         ax.axvspan(start, stop, color=REGION_COLORS[name], alpha=alpha, lw=0, label=name.capitalize())
 
 
-def fig1_piece_curve(results: pd.DataFrame, piece: str, length_frames: int = 100, frames=(200, 750)):
+def fig1_piece_curve(results: pd.DataFrame, piece: str, length_frames: int = 100, *, frames=(200, 750)):
     """Fig. 1: one piece's per-frame delta with the noise window and both mean losses."""
     c = curve(results, piece, length_frames=length_frames, perturbation="noise")
     c = c[(c["frame"] >= frames[0]) & (c["frame"] < frames[1])]
@@ -74,12 +74,12 @@ def fig2_length_trend(summary: pd.DataFrame, clean_by_kind: pd.DataFrame, title:
         part_m = summary if model is None else summary[summary["model"] == model]
         clean_m = clean_by_kind if "model" not in clean_by_kind or model is None else \
             clean_by_kind[clean_by_kind["model"] == model]
-        for kind, part in part_m.groupby("dataset"):
+        for dataset, part in part_m.groupby("dataset"):
             agg = part.groupby("length_frames")["mean_delta"].agg(["mean", "std"]).reset_index()
-            clean = clean_m.set_index("dataset").loc[kind]
-            label = f"{KIND_LABELS.get(kind, kind)} (clean {clean['mean']:.2f} ± {clean['std']:.2f})"
+            clean = clean_m.set_index("dataset").loc[dataset]
+            label = f"{KIND_LABELS.get(dataset, dataset)} (clean {clean['mean']:.2f} ± {clean['std']:.2f})"
             ax.errorbar(agg["length_frames"], agg["mean"], yerr=agg["std"], marker="o", capsize=3, label=label,
-                        color=KIND_COLORS.get(kind))
+                        color=DATASET_COLORS.get(dataset))
         ax.axhline(0, color="0.4", lw=0.6, ls="--")
         ax.set_xlabel("noise length (frames)")
         ax.set_title(title if len(models) == 1 else str(model), fontsize=10)
@@ -90,7 +90,7 @@ def fig2_length_trend(summary: pd.DataFrame, clean_by_kind: pd.DataFrame, title:
 
 
 def fig3_token_dynamics(noise_results: pd.DataFrame, pure_results: pd.DataFrame, piece: str,
-                        length_frames: int = 100):
+                        *, length_frames: int = 100):
     """Fig. 3: per-frame loss of clean music, pure noise and music+noise, regions shaded; one row per model
     when the tables hold several (each model's own y scale)."""
     models = _models(noise_results)
@@ -127,25 +127,25 @@ def fig4_regions(region_table: pd.DataFrame):
     fig, axes = plt.subplots(1, len(models), figsize=(7 * len(models), 4), squeeze=False, sharey=True)
     for ax, model in zip(axes[0], models):
         table = region_table if model is None else region_table[region_table["model"] == model]
-        kinds = sorted(table["dataset"].unique()) if "dataset" in table else [None]
-        width = 0.8 / len(kinds)
+        datasets = sorted(table["dataset"].unique()) if "dataset" in table else [None]
+        width = 0.8 / len(datasets)
         for r, region in enumerate(REGIONS):
-            for j, kind in enumerate(kinds):
-                rows = table[(table["region"] == region) & ((table["dataset"] == kind) if kind else True)]
+            for j, dataset in enumerate(datasets):
+                rows = table[(table["region"] == region) & ((table["dataset"] == dataset) if dataset else True)]
                 values = rows["mean"].dropna().to_numpy()
                 if len(values) == 0:
                     continue
-                x = r + 1 + (j - (len(kinds) - 1) / 2) * width
+                x = r + 1 + (j - (len(datasets) - 1) / 2) * width
                 if len(values) > 1:
                     parts = ax.violinplot(values, positions=[x], widths=width * 0.9, showmeans=True)
-                    color = KIND_COLORS.get(kind, REGION_COLORS[region])
+                    color = DATASET_COLORS.get(dataset, REGION_COLORS[region])
                     for body in parts["bodies"]:
                         body.set_facecolor(color)
                         body.set_alpha(0.5)
-                    for line in ("cmeans", "cmins", "cmaxes", "cbars"):  # mean and extrema in the kind's colour
+                    for line in ("cmeans", "cmins", "cmaxes", "cbars"):  # mean and extrema in the dataset's colour
                         parts[line].set_color(color)
                 else:
-                    ax.scatter([x], values, s=10, color=KIND_COLORS.get(kind, REGION_COLORS[region]))
+                    ax.scatter([x], values, s=10, color=DATASET_COLORS.get(dataset, REGION_COLORS[region]))
             values = table.loc[table["region"] == region, "mean"].dropna()
             if len(values):
                 ax.text(r + 1, 1.02, f"{values.mean():.2f} ± {values.std():.2f}", ha="center", va="bottom",
@@ -154,9 +154,9 @@ def fig4_regions(region_table: pd.DataFrame):
         ax.axhline(0, color="0.4", lw=0.6, ls="--")
         ax.set_title(("" if model is None else f"{model}: ") + "mean delta per curve in each region "
                      "(above: mean ± sd over all curves)", fontsize=10, pad=18)
-        handles = [plt.Line2D([], [], color=KIND_COLORS.get(k, "0.5"), lw=6, alpha=0.5) for k in kinds if k]
+        handles = [plt.Line2D([], [], color=DATASET_COLORS.get(k, "0.5"), lw=6, alpha=0.5) for k in datasets if k]
         if handles:
-            ax.legend(handles, [KIND_LABELS.get(k, k) for k in kinds if k], fontsize=8, loc="lower right")
+            ax.legend(handles, [KIND_LABELS.get(k, k) for k in datasets if k], fontsize=8, loc="lower right")
     axes[0][0].set_ylabel("mean delta NLL in region (nats)")
     fig.tight_layout()
     return fig
@@ -164,16 +164,16 @@ def fig4_regions(region_table: pd.DataFrame):
 
 def fig5_shuffle(summary: pd.DataFrame, onset: pd.DataFrame):
     """Fig. 5: order shuffling: mean delta and onset response vs segment length per data kind, and, as the
-    paper draws it, notched boxes of the absolute loss of the shuffled excerpts (pooled over kinds)."""
+    paper draws it, notched boxes of the absolute loss of the shuffled excerpts (pooled over data kinds)."""
     fig, axes = plt.subplots(1, 3, figsize=(15, 3.8))
-    for kind, part in summary.groupby("dataset"):
+    for dataset, part in summary.groupby("dataset"):
         agg = part.groupby("segment_frames")["mean_delta"].agg(["mean", "std"]).reset_index()
         axes[0].errorbar(agg["segment_frames"], agg["mean"], yerr=agg["std"], marker="o", capsize=3,
-                         label=KIND_LABELS.get(kind, kind), color=KIND_COLORS.get(kind))
-    for kind, part in onset.groupby("dataset"):
+                         label=KIND_LABELS.get(dataset, dataset), color=DATASET_COLORS.get(dataset))
+    for dataset, part in onset.groupby("dataset"):
         agg = part.groupby("segment_frames")["onset_delta"].agg(["mean", "std"]).reset_index()
         axes[1].errorbar(agg["segment_frames"], agg["mean"], yerr=agg["std"], marker="o", capsize=3,
-                         label=KIND_LABELS.get(kind, kind), color=KIND_COLORS.get(kind))
+                         label=KIND_LABELS.get(dataset, dataset), color=DATASET_COLORS.get(dataset))
     for ax, ylabel in zip(axes[:2], ("mean delta NLL per frame", "delta over the 5 frames after the onset")):
         ax.set_xscale("log")
         ax.axhline(0, color="0.4", lw=0.6, ls="--")
@@ -192,16 +192,16 @@ def fig5_shuffle(summary: pd.DataFrame, onset: pd.DataFrame):
     return fig
 
 
-def trend_by_model(summary: pd.DataFrame, x: str, xlabel: str, log_x: bool = False):
+def trend_by_model(summary: pd.DataFrame, x: str, xlabel: str, *, log_x: bool = False):
     """Mean delta (± std across pieces) against ``x``, one line per data kind, one panel per model (own y scales)."""
     models = _models(summary)
     fig, axes = plt.subplots(1, len(models), figsize=(5.5 * len(models), 3.8), squeeze=False)
     for ax, model in zip(axes[0], models):
         part_m = summary if model is None else summary[summary["model"] == model]
-        for kind, part in part_m.groupby("dataset"):
+        for dataset, part in part_m.groupby("dataset"):
             agg = part.groupby(x)["mean_delta"].agg(["mean", "std"]).reset_index()
-            ax.errorbar(agg[x], agg["mean"], yerr=agg["std"], marker="o", capsize=3, label=KIND_LABELS.get(kind, kind),
-                        color=KIND_COLORS.get(kind))
+            ax.errorbar(agg[x], agg["mean"], yerr=agg["std"], marker="o", capsize=3, label=KIND_LABELS.get(dataset, dataset),
+                        color=DATASET_COLORS.get(dataset))
         if log_x:
             ax.set_xscale("log")
         ax.axhline(0, color="0.4", lw=0.6, ls="--")
@@ -213,7 +213,7 @@ def trend_by_model(summary: pd.DataFrame, x: str, xlabel: str, log_x: bool = Fal
     return fig
 
 
-def grouped_trend(summary: pd.DataFrame, x: str, group: str, xlabel: str, title: str = ""):
+def grouped_trend(summary: pd.DataFrame, x: str, group: str, *, xlabel: str, title: str = ""):
     """Mean delta vs ``x``, one line per value of ``group`` (supplementary figures)."""
     fig, ax = plt.subplots(figsize=(6, 4))
     for value, part in summary.groupby(group):
@@ -227,8 +227,8 @@ def grouped_trend(summary: pd.DataFrame, x: str, group: str, xlabel: str, title:
     return fig
 
 
-def explorer_curves(result: dict, onset_frame: int, length_frames: int, label: str = "perturbed"):
-    """Clean and perturbed per-frame NLL (top) and their difference (bottom) from :func:`experiments.explore`;
+def explorer_curves(result: dict, onset_frame: int, length_frames: int, *, label: str = "perturbed"):
+    """Clean and perturbed per-frame NLL (top) and their difference (bottom) from `experiments.explore`;
     the frames the perturbation changed (``length_frames``: its whole span, twice the window for a block swap)
     are shaded."""
     fig, axes = plt.subplots(2, 1, figsize=(9, 5), sharex=True)
@@ -250,7 +250,7 @@ def explorer_curves(result: dict, onset_frame: int, length_frames: int, label: s
 
 
 def _grid(n: int, width: float, height: float, ncols: int = 4, **kwargs):
-    """``n`` panels in rows of ``ncols`` (one long row was too small on a screen); unused panels hidden."""
+    """``n`` panels in rows of ``ncols`` (one long row is too small to read); unused panels hidden."""
     ncols = min(ncols, n)
     nrows = -(-n // ncols)
     fig, axes = plt.subplots(nrows, ncols, figsize=(width * ncols, height * nrows), squeeze=False, **kwargs)
@@ -265,7 +265,7 @@ def _model_title(table: pd.DataFrame) -> str:
 
 
 def roc_curves(table: pd.DataFrame, directions: dict[str, int], families: list[str],
-               scores=("profile_score", "mean_nll"), split: str = "report"):
+               *, scores=("profile_score", "mean_nll"), split: str = "report"):
     """ROC of clean (positive) against degraded versions (negative) per family, one line per score."""
     part = table[table["split"] == split]
     fig, axes = _grid(len(families), 3.1, 3.2)
@@ -292,7 +292,7 @@ def roc_curves(table: pd.DataFrame, directions: dict[str, int], families: list[s
 
 
 def score_vs_strength(table: pd.DataFrame, directions: dict[str, int], families: list[str],
-                      scores=("profile_score", "mean_nll"), split: str = "report"):
+                      *, scores=("profile_score", "mean_nll"), split: str = "report"):
     """Each score (signed so that higher = better, standardised) against degradation strength, per family."""
     part = table[table["split"] == split]
     fig, axes = _grid(len(families), 3.1, 3.0, sharey=True)
@@ -367,13 +367,14 @@ def region_rules(ours: pd.DataFrame, authors: pd.DataFrame):
 
 
 def lofo_auroc(lofo: pd.DataFrame, scores=("profile_score", "rank_average", "mean_nll")):
-    """Leave-one-family-out AUROC (pooled over strengths) with 95% CIs: one panel per instrument, one marker per
-    score and held-out family; 0.5 = chance, above = the score ranks the clean version better."""
+    """Leave-one-family-out AUROC (pooled over strengths) with 95% CIs: one panel per modality (the table's
+    ``instrument`` column, its old name), one marker per score and held-out degradation family; 0.5 = chance,
+    above = the score ranks the clean version better."""
     pooled = lofo[lofo["strength"].astype(str) == "all"]
-    instruments = list(dict.fromkeys(pooled["instrument"]))
-    fig, axes = plt.subplots(1, len(instruments), figsize=(6.2 * len(instruments), 3.8), squeeze=False)
-    for ax, instrument in zip(axes[0], instruments):
-        part = pooled[pooled["instrument"] == instrument]
+    modalities = list(dict.fromkeys(pooled["instrument"]))
+    fig, axes = plt.subplots(1, len(modalities), figsize=(6.2 * len(modalities), 3.8), squeeze=False)
+    for ax, modality in zip(axes[0], modalities):
+        part = pooled[pooled["instrument"] == modality]
         families = list(dict.fromkeys(part["held_out_family"]))
         for k, score in enumerate(scores):
             rows = part[part["score"] == score].set_index("held_out_family").loc[families]
@@ -384,7 +385,7 @@ def lofo_auroc(lofo: pd.DataFrame, scores=("profile_score", "rank_average", "mea
         ax.set_xticks(np.arange(len(families)), families, rotation=30, ha="right", fontsize=8)
         ax.set_ylim(0, 1.02)
         pairs = int(part["pairs"].min())
-        ax.set_title(f"{instrument} ({part['pieces'].max()} pieces, ≥{pairs} pairs per family)", fontsize=9)
+        ax.set_title(f"{modality} ({part['pieces'].max()} pieces, ≥{pairs} pairs per family)", fontsize=9)
         ax.set_ylabel("AUROC, clean ranked better\n(held-out family)", fontsize=8)
     handles, labels = axes[0][0].get_legend_handles_labels()
     fig.legend(handles, labels, fontsize=8, ncol=len(scores), loc="lower center", frameon=False)

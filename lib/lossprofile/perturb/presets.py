@@ -7,7 +7,7 @@ The authors' settings are read from their public code (YoEv/noiseloss: ``process
     perturbations = preset("authors-noise", data_kind="ood")
 
 or ``lossprofile score --preset authors-noise ...``. Each name maps to a list of
-:class:`~lossprofile.perturb.waveform.Perturbation` (audio) or :class:`~lossprofile.perturb.score.ScorePerturbation`
+[`Perturbation`][lossprofile.perturb.waveform.Perturbation] (audio) or [`ScorePerturbation`][lossprofile.perturb.score.ScorePerturbation]
 (score, MIDI pieces only).
 """
 
@@ -82,7 +82,7 @@ PRESETS = {
 
 
 def preset(name: str, data_kind: str | None = None) -> list:
-    """The perturbations of a named preset (see :data:`PRESETS`); ``data_kind`` where the preset needs it."""
+    """The perturbations of a named preset (see `PRESETS`); ``data_kind`` where the preset needs it."""
     if name not in PRESETS:
         import difflib
 
@@ -92,6 +92,9 @@ def preset(name: str, data_kind: str | None = None) -> list:
     return PRESETS[name][1](data_kind)
 
 
-def describe() -> str:
+def presets_text() -> str:
     """Every preset's name and what it holds, one per line (the CLI's ``--preset`` help)."""
     return "\n".join(f"{name}: {text}" for name, (text, _) in PRESETS.items())
+
+
+describe = presets_text  # the old name, for lossprofile/cli.py until it imports presets_text: then remove

@@ -4,7 +4,7 @@ Each function takes a ``pretty_midi.PrettyMIDI`` and returns a new one (the inpu
 modified), is deterministic under ``seed``, and can be restricted to a time window
 ``window_seconds=(start, stop)``: only notes starting inside it are touched (for the tempo
 warp: only time inside it is stretched), so a perturbation can be placed like the noise
-window at frame 250. Render the result with :func:`lossprofile.audio.render_midi`.
+window at frame 250. Render the result with [`audio.render_midi`][lossprofile.audio.render_midi].
 
 The authors' rules (YoEv/noiseloss ``processors/perturb``) are the defaults: pitch shifts
 stay in the key of the first key signature (C major if none), up to 100 tries per note.
@@ -34,9 +34,8 @@ def _event_copy(event):
 def copy_midi(midi):
     """A copy of a ``pretty_midi.PrettyMIDI`` that shares nothing mutable with it: every instrument, every list of
     events, every event object (note, pedal, bend, key, meter, lyric) and every array is new; only numbers,
-    strings and tuples are shared. What ``copy.deepcopy`` gives (the two pickle to the same bytes), 8× faster on
-    an ASAP performance (~750 notes, ~2,400 pedal events: 29 → 3.4 ms), and a score perturbation copies the
-    whole piece once per variant."""
+    strings and tuples are shared. What ``copy.deepcopy`` gives (the two pickle to the same bytes), in a fraction
+    of its time (a score perturbation copies the whole piece once per variant; docs/performance.md)."""
     def events(items: list) -> list:
         return [_event_copy(x) for x in items]
 
@@ -78,7 +77,7 @@ def key_pitch_classes(midi) -> frozenset[int]:
     return frozenset((tonic + step) % 12 for step in MAJOR_SCALE)
 
 
-def shift_pitches(midi, fraction: float, semitones: int | Sequence[int], seed: int = 0, in_key: bool = True,
+def shift_pitches(midi, fraction: float, semitones: int | Sequence[int], *, seed: int = 0, in_key: bool = True,
                   window_seconds: tuple[float, float] | None = None, max_tries: int = 100):
     """Move ``fraction`` of the notes (pitch 24–103, drums excluded) up or down by ``semitones``.
 
@@ -100,7 +99,7 @@ def shift_pitches(midi, fraction: float, semitones: int | Sequence[int], seed: i
         i, j = candidates[index]
         note = out.instruments[i].notes[j]
         for _ in range(max_tries if in_key else 1):
-            # rng.choice(a) draws rng.integers(len(a)) and indexes a: the same draws, 6× faster per call
+            # rng.choice(a) draws rng.integers(len(a)) and indexes a: the same draws, without rng.choice's overhead
             pitch = note.pitch + int(choices[rng.integers(len(choices))]) * int(signs[rng.integers(2)])
             if 0 <= pitch <= 127 and (not in_key or pitch % 12 in key):
                 note.pitch = pitch
@@ -108,7 +107,7 @@ def shift_pitches(midi, fraction: float, semitones: int | Sequence[int], seed: i
     return out
 
 
-def delete_notes(midi, fraction: float, seed: int = 0, window_seconds: tuple[float, float] | None = None):
+def delete_notes(midi, fraction: float, *, seed: int = 0, window_seconds: tuple[float, float] | None = None):
     """Delete ``fraction`` of the (non-drum) notes, chosen at random."""
     rng = np.random.default_rng(seed)
     out = copy_midi(midi)
@@ -119,7 +118,7 @@ def delete_notes(midi, fraction: float, seed: int = 0, window_seconds: tuple[flo
     return out
 
 
-def randomize_velocities(midi, fraction: float, seed: int = 0, low: int = 30, high: int = 120,
+def randomize_velocities(midi, fraction: float, *, seed: int = 0, low: int = 30, high: int = 120,
                          window_seconds: tuple[float, float] | None = None):
     """Give ``fraction`` of the notes a velocity drawn uniformly from ``[low, high]``."""
     if not 1 <= low <= high <= 127:
@@ -133,7 +132,7 @@ def randomize_velocities(midi, fraction: float, seed: int = 0, low: int = 30, hi
     return out
 
 
-def warp_tempo(midi, fraction: float, seed: int = 0, segment_fraction: tuple[float, float] = (0.02, 0.04),
+def warp_tempo(midi, fraction: float, *, seed: int = 0, segment_fraction: tuple[float, float] = (0.02, 0.04),
                factor_range: tuple[float, float] = (0.1, 8.0), window_seconds: tuple[float, float] | None = None):
     """Play segments covering ``fraction`` of the piece at random tempo factors; later events shift consistently.
 
@@ -210,7 +209,7 @@ def _melodic_instrument(midi):
     return inst
 
 
-def random_notes(midi, window_seconds: tuple[float, float], seed: int = 0, notes: int | None = None,
+def random_notes(midi, window_seconds: tuple[float, float], *, seed: int = 0, notes: int | None = None,
                  duration_range: tuple[float, float] = (0.05, 1.0)):
     """Replace the window with random notes: uniform pitches in the piano range (21–108), velocities (1–127),
     durations (``duration_range`` s, cut at the window's end) and onsets, as many as the window held before
@@ -234,7 +233,7 @@ def random_notes(midi, window_seconds: tuple[float, float], seed: int = 0, notes
 CONSTANT_MODES = ("note", "chord", "silence")
 
 
-def constant_window(midi, window_seconds: tuple[float, float], mode: str = "note", pitch: int = 60,
+def constant_window(midi, window_seconds: tuple[float, float], *, mode: str = "note", pitch: int = 60,
                     period_seconds: float = 0.25, velocity: int = 80):
     """Replace the window with something perfectly predictable: one note (``mode="note"``) or a major triad on
     ``pitch`` (``"chord"``) repeated every ``period_seconds``, or nothing (``"silence"``). What the codec makes
@@ -257,7 +256,7 @@ def constant_window(midi, window_seconds: tuple[float, float], mode: str = "note
     return out
 
 
-def shuffle_notes(midi, window_seconds: tuple[float, float], segment_seconds: float, seed: int = 0):
+def shuffle_notes(midi, window_seconds: tuple[float, float], segment_seconds: float, *, seed: int = 0):
     """Cut the window into whole segments of ``segment_seconds`` (a note belongs to the segment its onset lies in,
     so the cuts fall between events; a last partial segment stays in place) and play the segments in a random order; each note keeps its offset in its
     segment, its duration, pitch and velocity. Notes outside the window are untouched. The paper's shuffle,
@@ -290,10 +289,10 @@ IN_SCORE = {"noise": "random notes at the window's own density", "silence": "the
 
 def apply_in_score(p, midi, frame_rate: int):
     """A perturbation applied to a score excerpt ``midi`` (starting at 0 s), placed on the frame grid like the
-    audio one: a :class:`ScorePerturbation` as itself, and the waveform kinds of :data:`IN_SCORE` as their token-space
-    analogues (``noise`` → :func:`random_notes`, ``silence`` → :func:`constant_window` silence, ``shuffle`` →
-    :func:`shuffle_notes` of ``segment_frames``). Other waveform kinds have no analogue:
-    :class:`~lossprofile.errors.UsageError` (a choice of perturbations, not a bad file: no piece is skipped for it)."""
+    audio one: a [`ScorePerturbation`][lossprofile.perturb.score.ScorePerturbation] as itself, and the waveform kinds of `IN_SCORE` as their token-space
+    analogues (``noise`` → [`random_notes`][lossprofile.perturb.score.random_notes], ``silence`` → [`constant_window`][lossprofile.perturb.score.constant_window] silence, ``shuffle`` →
+    [`shuffle_notes`][lossprofile.perturb.score.shuffle_notes] of ``segment_frames``). Other waveform kinds have no analogue:
+    `lossprofile.errors.UsageError` (a choice of perturbations, not a bad file: no piece is skipped for it)."""
     if isinstance(p, ScorePerturbation):
         return p.apply_midi(midi, 0.0, frame_rate)
     window = (p.onset_frame / frame_rate, (p.onset_frame + p.span_frames) / frame_rate)
@@ -317,7 +316,7 @@ class ScorePerturbation:
     ``onset_frame``/``length_frames`` give the window, in frames from the excerpt's start
     (``length_frames=None``: to the end of the piece). ``semitones`` and ``in_key`` apply to
     ``shift_pitches`` (the authors' rule by default; ``in_key=False`` gives wrong notes).
-    Hashable and tabular like :class:`lossprofile.perturb.waveform.Perturbation`.
+    Hashable and tabular like [`perturb.waveform.Perturbation`][lossprofile.perturb.waveform.Perturbation].
     """
 
     kind: str = "shift_pitches"
@@ -338,12 +337,13 @@ class ScorePerturbation:
         stop = np.inf if self.length_frames is None else start + self.length_frames / frame_rate
         window = (start, stop)
         if self.kind == "shift_pitches":
-            return shift_pitches(midi, self.fraction, self.semitones, self.seed, self.in_key, window)
+            return shift_pitches(midi, self.fraction, self.semitones, seed=self.seed, in_key=self.in_key,
+                                 window_seconds=window)
         if self.kind == "delete_notes":
-            return delete_notes(midi, self.fraction, self.seed, window)
+            return delete_notes(midi, self.fraction, seed=self.seed, window_seconds=window)
         if self.kind == "randomize_velocities":
-            return randomize_velocities(midi, self.fraction, self.seed, window_seconds=window)
-        return warp_tempo(midi, self.fraction, self.seed, window_seconds=None if self.length_frames is None and
+            return randomize_velocities(midi, self.fraction, seed=self.seed, window_seconds=window)
+        return warp_tempo(midi, self.fraction, seed=self.seed, window_seconds=None if self.length_frames is None and
                           self.onset_frame == 0 else window)
 
     def as_row(self) -> dict:

@@ -4,7 +4,7 @@ All functions take mono float ``wav [S]``, ``sample_rate`` and ``frame_rate`` ex
 a window given as ``onset_frame`` and ``length_frames``, and return a new array; samples
 outside the window are never touched. Randomness comes from an explicit ``seed``.
 
-The paper's operation is :func:`replace_with_noise` (x'_i = e_i inside the window).
+The paper's operation is [`replace_with_noise`][lossprofile.perturb.waveform.replace_with_noise] (x'_i = e_i inside the window).
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ NOISE_EXPONENTS = {"white": 0.0, "pink": -1.0, "brown": -2.0, "blue": 1.0}
 # (order, cut-off as a fraction of Nyquist, type).
 BUTTERWORTH_COLORS = {"pink_butter": (1, 0.2, "low"), "brown_butter": (2, 0.1, "low"), "blue_butter": (1, 0.5, "high")}
 def window_samples(num_samples: int, onset_frame: int, length_frames: int, sample_rate: int,
-                   frame_rate: float, source: str = "<array>") -> slice:
+                   frame_rate: float, *, source: str = "<array>") -> slice:
     """The sample slice of frames ``[onset_frame, onset_frame + length_frames)``; checks bounds."""
     hop = samples_per_frame(sample_rate, frame_rate)  # exact for a fractional frame rate (DAC: 86.13 frames/s)
     if onset_frame < 0 or length_frames < 1:
@@ -83,12 +83,12 @@ def target_level_dbfs(wav: np.ndarray, level_dbfs: float | None, match_offset_db
 
 
 def noise_at(num_samples: int, color: str, level_dbfs: float, seed: int) -> np.ndarray:
-    """``num_samples`` of :func:`colored_noise` at RMS level ``level_dbfs``."""
+    """``num_samples`` of [`colored_noise`][lossprofile.perturb.waveform.colored_noise] at RMS level ``level_dbfs``."""
     return colored_noise(num_samples, color, seed) * np.float32(10 ** (level_dbfs / 20))
 
 
 def replace_with_noise(wav: np.ndarray, sample_rate: int, frame_rate: int, onset_frame: int,
-                       length_frames: int, color: str = "white", level_dbfs: float | None = None,
+                       length_frames: int, *, color: str = "white", level_dbfs: float | None = None,
                        match_offset_db: float | None = 0.0, seed: int = 0) -> np.ndarray:
     """x'_i = e_i inside the window: the paper's noise injection.
 
@@ -104,9 +104,9 @@ def replace_with_noise(wav: np.ndarray, sample_rate: int, frame_rate: int, onset
 
 
 def add_noise(wav: np.ndarray, sample_rate: int, frame_rate: int, onset_frame: int, length_frames: int,
-              color: str = "white", level_dbfs: float | None = None, match_offset_db: float | None = 0.0,
+              *, color: str = "white", level_dbfs: float | None = None, match_offset_db: float | None = 0.0,
               seed: int = 0) -> np.ndarray:
-    """x'_i = x_i + e_i inside the window (noise level as in :func:`replace_with_noise`)."""
+    """x'_i = x_i + e_i inside the window (noise level as in [`replace_with_noise`][lossprofile.perturb.waveform.replace_with_noise])."""
     win = window_samples(wav.size, onset_frame, length_frames, sample_rate, frame_rate)
     level = target_level_dbfs(wav, level_dbfs, match_offset_db)
     out = np.array(wav, dtype=np.float32, copy=True)
@@ -132,7 +132,7 @@ def segment_permutation(num_segments: int, seed: int) -> np.ndarray:
 
 
 def shuffle_segments(wav: np.ndarray, sample_rate: int, frame_rate: int, onset_frame: int,
-                     length_frames: int, segment_frames: int, seed: int = 0) -> np.ndarray:
+                     length_frames: int, *, segment_frames: int, seed: int = 0) -> np.ndarray:
     """Cut the window into ``segment_frames``-long segments and put them in random order.
 
     A trailing remainder shorter than one segment stays in place. The result is a
@@ -162,7 +162,7 @@ def block_swap(wav: np.ndarray, sample_rate: int, frame_rate: int, onset_frame: 
     return out
 
 
-def random_segments(window: slice, fraction: float, segment_samples: tuple[int, int], seed: int) -> list[slice]:
+def covering_segments(window: slice, fraction: float, segment_samples: tuple[int, int], seed: int) -> list[slice]:
     """Non-overlapping random segments inside ``window`` whose lengths add up to ``fraction`` of it.
 
     Segment lengths are drawn uniformly from ``segment_samples`` (min, max), the last one cut to
@@ -186,12 +186,15 @@ def random_segments(window: slice, fraction: float, segment_samples: tuple[int, 
     return [slice(a, a + n) for a, n in zip(starts, lengths)]
 
 
+random_segments = covering_segments  # the old name, for analysis/evaluate.py until it imports covering_segments
+
+
 def _samples(seconds: tuple[float, float], sample_rate: int) -> tuple[int, int]:
     return tuple(max(1, int(round(x * sample_rate))) for x in seconds)
 
 
 def delete_band(wav: np.ndarray, sample_rate: int, frame_rate: int, onset_frame: int, length_frames: int,
-                fraction: float, band_hz: tuple[float, float], segment_seconds: tuple[float, float] = (0.01, 0.05),
+                *, fraction: float, band_hz: tuple[float, float], segment_seconds: tuple[float, float] = (0.01, 0.05),
                 seed: int = 0) -> np.ndarray:
     """Zero the FFT bins of ``band_hz`` in random segments covering ``fraction`` of the window (the authors' band deletion)."""
     win = window_samples(wav.size, onset_frame, length_frames, sample_rate, frame_rate)
@@ -200,7 +203,7 @@ def delete_band(wav: np.ndarray, sample_rate: int, frame_rate: int, onset_frame:
         raise ValueError(f"band must satisfy 0 <= low < high, got {band_hz}")
     out = np.array(wav, dtype=np.float32, copy=True)
     lengths = _samples(segment_seconds, sample_rate)
-    for seg in random_segments(win, fraction, lengths, seed):
+    for seg in covering_segments(win, fraction, lengths, seed):
         spectrum = np.fft.rfft(out[seg].astype(np.float64))
         freqs = np.fft.rfftfreq(seg.stop - seg.start, 1.0 / sample_rate)
         spectrum[(freqs >= low) & (freqs <= high)] = 0.0
@@ -209,7 +212,7 @@ def delete_band(wav: np.ndarray, sample_rate: int, frame_rate: int, onset_frame:
 
 
 def change_volume(wav: np.ndarray, sample_rate: int, frame_rate: int, onset_frame: int, length_frames: int,
-                  fraction: float, gain: float, segment_seconds: tuple[float, float] = (0.01, 5.0),
+                  *, fraction: float, gain: float, segment_seconds: tuple[float, float] = (0.01, 5.0),
                   seed: int = 0) -> np.ndarray:
     """Multiply random segments covering ``fraction`` of the window by ``gain`` (then clip to [-1, 1], as a recording would)."""
     win = window_samples(wav.size, onset_frame, length_frames, sample_rate, frame_rate)
@@ -217,26 +220,26 @@ def change_volume(wav: np.ndarray, sample_rate: int, frame_rate: int, onset_fram
         raise ValueError(f"gain must be >= 0, got {gain}")
     out = np.array(wav, dtype=np.float32, copy=True)
     lengths = _samples(segment_seconds, sample_rate)
-    for seg in random_segments(win, fraction, lengths, seed):
+    for seg in covering_segments(win, fraction, lengths, seed):
         out[seg] = np.clip(out[seg] * np.float32(gain), -1.0, 1.0)
     return out
 
 
 def noise_segments(wav: np.ndarray, sample_rate: int, frame_rate: int, onset_frame: int, length_frames: int,
-                   fraction: float, segment_seconds: tuple[float, float] = (1.0, 5.0), color: str = "white",
+                   *, fraction: float, segment_seconds: tuple[float, float] = (1.0, 5.0), color: str = "white",
                    level_dbfs: float | None = None, match_offset_db: float | None = 0.0, seed: int = 0) -> np.ndarray:
     """Replace random segments covering ``fraction`` of the window with noise (the authors' random-segment noise)."""
     win = window_samples(wav.size, onset_frame, length_frames, sample_rate, frame_rate)
     level = target_level_dbfs(wav, level_dbfs, match_offset_db)
     out = np.array(wav, dtype=np.float32, copy=True)
     lengths = _samples(segment_seconds, sample_rate)
-    for i, seg in enumerate(random_segments(win, fraction, lengths, seed)):
+    for i, seg in enumerate(covering_segments(win, fraction, lengths, seed)):
         out[seg] = noise_at(seg.stop - seg.start, color, level, seed + 1 + i)
     return out
 
 
 def noise_fade_in(wav: np.ndarray, sample_rate: int, frame_rate: int, onset_frame: int, length_frames: int,
-                  color: str = "white", level_dbfs: float | None = None, match_offset_db: float | None = 0.0,
+                  *, color: str = "white", level_dbfs: float | None = None, match_offset_db: float | None = 0.0,
                   seed: int = 0) -> np.ndarray:
     """Add noise whose amplitude rises linearly from 0 to the target level over the window (the authors' fade-in)."""
     win = window_samples(wav.size, onset_frame, length_frames, sample_rate, frame_rate)
@@ -248,7 +251,7 @@ def noise_fade_in(wav: np.ndarray, sample_rate: int, frame_rate: int, onset_fram
 
 
 def swap_pairs(wav: np.ndarray, sample_rate: int, frame_rate: int, onset_frame: int, length_frames: int,
-               segment_frames: int, fraction: float = 0.2, seed: int = 0) -> np.ndarray:
+               *, segment_frames: int, fraction: float = 0.2, seed: int = 0) -> np.ndarray:
     """Swap random pairs of ``segment_frames``-long segments inside the window until the swapped
     segments total ``fraction`` of the window (the authors' Fig. 5 shuffle for short segments).
 
@@ -272,7 +275,7 @@ def swap_pairs(wav: np.ndarray, sample_rate: int, frame_rate: int, onset_frame: 
 
 
 def block_move(wav: np.ndarray, sample_rate: int, frame_rate: int, onset_frame: int, length_frames: int,
-               segment_frames: int, seed: int = 0) -> np.ndarray:
+               *, segment_frames: int, seed: int = 0) -> np.ndarray:
     """Move one ``segment_frames``-long block to another place inside the window; what lies between
     shifts over (the authors' Fig. 5 shuffle for long segments)."""
     win = window_samples(wav.size, onset_frame, length_frames, sample_rate, frame_rate)
@@ -296,7 +299,7 @@ def block_move(wav: np.ndarray, sample_rate: int, frame_rate: int, onset_frame: 
 
 @dataclass(frozen=True)
 class Kind:
-    """One row of :data:`KIND_TABLE`: how a kind runs and what it needs.
+    """One row of `KIND_TABLE`: how a kind runs and what it needs.
 
     ``run(p, wav, sample_rate, frame_rate, onset_frame, length_frames)`` applies the perturbation ``p``;
     ``needs``: fields that must be set; ``span``: how many window lengths of audio it touches from the
@@ -346,7 +349,7 @@ KIND_TABLE: dict[str, Kind] = {
 KINDS = tuple(KIND_TABLE)
 
 
-def max_length_frames(kind: str, onset_frame: int, num_frames: int, segment_frames: int | None = None) -> int:
+def max_length_frames(kind: str, onset_frame: int, num_frames: int, *, segment_frames: int | None = None) -> int:
     """The longest window of ``kind`` that fits an excerpt of ``num_frames`` frames from ``onset_frame`` (0 if none).
 
     A kind that touches ``span`` window lengths (``block_swap``: 2) gets ``1/span`` of the room; a kind

@@ -1,6 +1,6 @@
-"""The MusicGen family through transformers: model and scoring (:mod:`.model`), the delay pattern
-(:mod:`.delay`), spliced EnCodec encoding of variants (:mod:`.codec`), the real and embedded
-architectures (:mod:`.architecture`) and audiocraft checkpoints and likelihood (:mod:`.audiocraft`)."""
+"""The MusicGen family through transformers: model and scoring ([`model`][lossprofile.models.musicgen.model]), the delay pattern
+(`delay`), spliced EnCodec encoding of variants (`codec`), the real and embedded
+architectures (`architecture`) and audiocraft checkpoints and likelihood (`audiocraft`)."""
 
 from .model import (EMBEDDED, FORMATS, HUB_MODELS, TINY_DIR, MusicLM, checkpoint_fingerprint, claim, claims_folder,
                     load)

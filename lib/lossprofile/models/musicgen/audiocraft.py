@@ -3,14 +3,14 @@
 An audiocraft MusicGen checkpoint is a folder with ``state_dict.bin`` (the language model)
 and ``compression_state_dict.bin`` (the codec, or a reference to a pretrained one), each a
 dict holding ``best_state`` (weights) and ``xp.cfg`` (the training config as YAML).
-:func:`convert` turns one into transformers' ``MusicgenForConditionalGeneration`` (the
+`convert` turns one into transformers' ``MusicgenForConditionalGeneration`` (the
 layout every other part of lossprofile reads), so ``load_model(folder)`` works on it
-unchanged. :class:`AudiocraftLikelihood` scores codes with audiocraft's own
+unchanged. `AudiocraftLikelihood` scores codes with audiocraft's own
 ``LMModel.compute_predictions``: a third, independent reference for the exact likelihood.
 
 audiocraft itself is an optional extra (``pip install lossprofile[audiocraft]``; see the
-README for the ``--no-deps`` install beside a CPU torch). Only :class:`AudiocraftLikelihood`
-and the tests need it; :func:`convert` reads checkpoints without it.
+README for the ``--no-deps`` install beside a CPU torch). Only `AudiocraftLikelihood`
+and the tests need it; `convert` reads checkpoints without it.
 """
 
 from __future__ import annotations
@@ -85,7 +85,7 @@ def _torchaudio_stand_in():
 
 
 def import_audiocraft():
-    """``audiocraft`` (with :func:`_torchaudio_stand_in` where needed), or a clear error if it is not installed."""
+    """``audiocraft`` (with `_torchaudio_stand_in` where needed), or a clear error if it is not installed."""
     with _torchaudio_stand_in():
         try:
             import audiocraft.models  # noqa: F401
@@ -200,7 +200,7 @@ def convert(folder: str | os.PathLike, text_encoder: str = "t5-base"):
     The T5 text encoder is not part of audiocraft checkpoints: the hub's ``text_encoder`` is
     used when cached; without it a random T5 of the same shape stands in, so unconditional scoring
     (the null condition never reads the text encoder) works and a text prompt raises a clear error
-    (see :func:`lossprofile.models.load_model`).
+    (see [`models.load_model`][lossprofile.models.loading.load_model]).
     """
     import transformers
 

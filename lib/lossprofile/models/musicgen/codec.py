@@ -14,10 +14,10 @@ its codes are exactly the codec's own whatever variants come with it.
 Convolutions over a shorter input round differently (latents move by ~1e-5 in ~100), so a
 latent sitting that close to the boundary between two VQ codewords can get the other code.
 The codec's own encoding has exactly this freedom already: encoding the same waveform with
-1 and with 2 CPU threads moves its latents by as much and flips codes as often (measured on
-15 pieces with the tiny model: up to 2.3e-5, 2 codes in one piece). The VQ decisions that are
-not near a tie are identical, which ``tests/test_codec.py`` checks; ``splice=False`` in
-:func:`lossprofile.scoring.score_variants` encodes every waveform whole instead.
+1 and with 2 CPU threads moves its latents by as much and flips codes as often (measured:
+docs/computed.md, the engine). The VQ decisions that are
+not near a tie are identical, which ``tests/models/test_codec.py`` checks; ``splice=False`` in
+[`scoring.score_variants`][lossprofile.scoring.score_variants] encodes every waveform whole instead.
 """
 
 from __future__ import annotations
@@ -98,11 +98,11 @@ def _run(layers: list[nn.Module], x: torch.Tensor) -> torch.Tensor:
 
 @torch.no_grad()
 def encode_variants(lm: "MusicLM", clean: np.ndarray, variants: list[np.ndarray],
-                    batch_segments: bool | None = None) -> torch.Tensor:
+                    *, batch_segments: bool | None = None) -> torch.Tensor:
     """Codes ``[1 + N, K, T]`` of ``clean`` ``[S]`` and each variant ``[S]``: ``lm.encode`` of each alone,
     up to the codec's float rounding at VQ near-ties (see the module docstring).
 
-    ``batch_segments`` (default: on CUDA) runs the variants' segments of similar width (:func:`width_groups`)
+    ``batch_segments`` (default: on CUDA) runs the variants' segments of similar width (`width_groups`)
     through the convolutions as one batch, each widened to the group's longest (more unchanged context to the
     right changes nothing but rounding): on a GPU the launches, not the arithmetic, cost the time; on a CPU the
     widening would cost more than it saves.
@@ -136,18 +136,18 @@ def width_groups(keys: list, width_of, ratio: float = 2.0) -> list[list]:
 
 @torch.no_grad()
 def encode_pieces(lm: "MusicLM", pieces: Sequence[tuple[np.ndarray, Sequence[np.ndarray]]],
-                  batch_segments: bool | None = None, max_batch_samples: int = MAX_BATCH_SAMPLES,
+                  batch_segments: bool | None = None, *, max_batch_samples: int = MAX_BATCH_SAMPLES,
                   max_batch_frames: int = MAX_BATCH_FRAMES) -> list[torch.Tensor]:
-    """:func:`encode_variants` of several pieces (each a clean waveform ``[S]`` and its variants ``[S]``), the
+    """`encode_variants` of several pieces (each a clean waveform ``[S]`` and its variants ``[S]``), the
     codec's work batched across pieces: the clean waveforms' convolutions, the changed segments' convolutions
     (with ``batch_segments``) and the LSTM and VQ of the clean rows and of the changed rows each run as a few
     batches over all pieces instead of a few calls per piece. Returns each piece's codes ``[1 + N_i, K, T_i]``.
 
-    One piece gives exactly :func:`encode_variants` (the clean row runs alone, so its codes are
+    One piece gives exactly `encode_variants` (the clean row runs alone, so its codes are
     ``lm.encode``'s). Several pieces batch the clean rows too, so a clean row's codes equal its own encoding
     only up to the float rounding of another batch shape, at VQ near-ties: on a GPU, where the codec is
     bound by kernel launches, that buys the launches of all but one call per stage
-    (:func:`lossprofile.scoring.score_many` does it there by default; ``make gpu-check`` counts the codes
+    ([`scoring.score_many`][lossprofile.scoring.score_many] does it there by default; ``make gpu-check`` counts the codes
     that differ).
     """
     codec = lm.model.audio_encoder

@@ -26,7 +26,7 @@ def delay(codes: torch.Tensor, special: int) -> torch.Tensor:
 
 
 def undelay(delayed: torch.Tensor, num_codebooks: int) -> torch.Tensor:
-    """Delayed ``[B, K, S]`` → codes ``[B, K, S - K + 1]`` (inverse of :func:`delay`)."""
+    """Delayed ``[B, K, S]`` → codes ``[B, K, S - K + 1]`` (inverse of `delay`)."""
     B, K, S = delayed.shape
     T = S - num_codebooks + 1
     return torch.stack([delayed[:, k, k : k + T] for k in range(K)], dim=1)
@@ -59,14 +59,14 @@ def token_statistics(logits: torch.Tensor, codes: torch.Tensor) -> TokenStats:
 
 def shared_prefix_token_statistics(prefix_logits: torch.Tensor, rest_logits: torch.Tensor, codes: torch.Tensor,
                                    rows: torch.Tensor) -> TokenStats:
-    """:func:`token_statistics` of codes ``[B, K, T]`` whose delayed-step logits are ``prefix_logits[rows]`` for the
+    """`token_statistics` of codes ``[B, K, T]`` whose delayed-step logits are ``prefix_logits[rows]`` for the
     first P steps (``[G, K, P, V]``: one row per group of rows whose first P decoder inputs agree; ``rows [B]``
     each row's group) and ``rest_logits`` ``[B, K, S - P, V]`` after them, without expanding either.
 
     A step's target is the next step's input, so the targets of all prefix steps but the last agree within a
-    group too: their statistics are computed once per group. That was most of the engine's cost on CPU
-    (log-softmax, entropy, rank over the vocabulary for every row of every shared step). Equal to
-    :func:`token_statistics` of the concatenated logits: the same arithmetic per row.
+    group too: their statistics (log-softmax, entropy, rank over the vocabulary) are computed once per group,
+    not once per row. Equal to
+    `token_statistics` of the concatenated logits: the same arithmetic per row.
     """
     B, K, T = codes.shape
     G, _, P, _ = prefix_logits.shape

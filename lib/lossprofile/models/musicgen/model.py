@@ -1,8 +1,8 @@
 """MusicGen through transformers: the codec, its (text) conditioner and the decoder, with exact scoring.
 
 Every MusicGen checkpoint — the hub's ``facebook/musicgen-*``, a local directory in the same format,
-an audiocraft checkpoint folder (converted on load, :mod:`.audiocraft`) and the embedded ``"tiny"``
-model — becomes a :class:`MusicLM` through :func:`load`. There is no second code path for the tiny model.
+an audiocraft checkpoint folder (converted on load, `audiocraft`) and the embedded ``"tiny"``
+model — becomes a [`MusicLM`][lossprofile.models.musicgen.model.MusicLM] through [`load`][lossprofile.models.musicgen.model.load]. There is no second code path for the tiny model.
 
 Shapes: waveforms are ``[B, C, S]`` (batch, channels, samples), codes are
 ``[B, K, T]`` (batch, codebooks, frames), per-code losses are ``[B, K, T]`` in nats.
@@ -75,7 +75,7 @@ def load(path: str, name: str, device: str | torch.device | None, dtype: torch.d
     """A MusicGen checkpoint (hub id, local directory in transformers' or audiocraft's format) for scoring.
 
     ``backend="audiocraft"`` (an audiocraft checkpoint folder only) returns
-    :class:`~lossprofile.models.musicgen.audiocraft.AudiocraftLikelihood` instead: audiocraft's own
+    `lossprofile.models.musicgen.audiocraft.AudiocraftLikelihood` instead: audiocraft's own
     ``compute_predictions`` behind the same ``token_nll`` and ``encode``, for cross-checks.
     """
     if backend == "audiocraft":
@@ -174,8 +174,8 @@ class MusicLM(TokenLM):
     def encode(self, wav: torch.Tensor) -> torch.Tensor:
         """Waveform ``[B, 1, S]`` at ``sample_rate`` → codes ``[B, K, T]`` (long).
 
-        Down-mix and resample first with :func:`lossprofile.audio.to_mono` and
-        :func:`lossprofile.audio.resample`; this method does not guess.
+        Down-mix and resample first with [`audio.to_mono`][lossprofile.audio.to_mono] and
+        [`audio.resample`][lossprofile.audio.resample]; this method does not guess.
         """
         wav = torch.as_tensor(wav)
         if wav.ndim != 3:
@@ -269,9 +269,9 @@ class MusicLM(TokenLM):
         prompt: str | Sequence[str] | None = None,
         method: str = "exact",
     ) -> TokenStats:
-        """NLL, predictive entropy and rank of every code (:class:`lossprofile.TokenStats`, CPU).
+        """NLL, predictive entropy and rank of every code ([`TokenStats`][lossprofile.models.base.TokenStats], CPU).
 
-        Same forward pass and factorization as :meth:`token_nll`; see there for ``method``.
+        Same forward pass and factorization as [`token_nll`][lossprofile.models.musicgen.model.MusicLM.token_nll]; see there for ``method``.
         """
         codes = self.check_codes(codes)
         if method == "exact":
@@ -288,7 +288,7 @@ class MusicLM(TokenLM):
     @torch.no_grad()
     def token_log_probs(self, codes: torch.Tensor, prompt: str | Sequence[str] | None = None) -> torch.Tensor:
         """Log-probabilities ``[B, K, T, V]`` (CPU, fp32) of every code's prediction: the exact factorization's
-        delayed-step logits, codebook k read at steps ``t + k`` (as :func:`.delay.token_statistics` reads them)."""
+        delayed-step logits, codebook k read at steps ``t + k`` (as `delay.token_statistics` reads them)."""
         codes = self.check_codes(codes)
         T, K = codes.shape[-1], codes.shape[1]
         decoder_input, _ = delay.decoder_io(codes, self.special_token)
@@ -310,15 +310,15 @@ class MusicLM(TokenLM):
     # ---- what the engine needs beyond the protocol's defaults --------------------------------
     def encode_variants(self, clean: np.ndarray, variants: Sequence[np.ndarray]) -> torch.Tensor:
         """Codes ``[1 + N, K, T]``: EnCodec's convolutions re-run only around each variant's change
-        (:func:`.codec.encode_variants`), or every waveform encoded whole where the codec's structure
+        (`codec.encode_variants`), or every waveform encoded whole where the codec's structure
         does not allow that (loudness normalisation, chunking)."""
         if split_encoder(self.model.audio_encoder) is not None:
             return encode_variants(self, clean, list(variants))
         return self.encode_each(np.stack([clean, *variants]))
 
     def encode_pieces(self, pieces: Sequence[tuple[np.ndarray, Sequence[np.ndarray]]]) -> list[torch.Tensor]:
-        """:meth:`encode_variants` of several pieces, EnCodec's work batched across them
-        (:func:`.codec.encode_pieces`); piece by piece where the codec's structure does not allow splicing."""
+        """[`encode_variants`][lossprofile.models.musicgen.model.MusicLM.encode_variants] of several pieces, EnCodec's work batched across them
+        (`codec.encode_pieces`); piece by piece where the codec's structure does not allow splicing."""
         if split_encoder(self.model.audio_encoder) is not None:
             return encode_pieces(self, pieces)
         return super().encode_pieces(pieces)
@@ -332,7 +332,7 @@ class MusicLM(TokenLM):
     def shared_prefix_statistics(self, codes: torch.Tensor, shared_steps: int,
                                  prompt: str | Sequence[str] | None = None,
                                  group_sizes: Sequence[int] | None = None) -> TokenStats:
-        """Exact :class:`TokenStats` ``[B, K, T]`` (on the model's device) of codes whose first ``shared_steps``
+        """Exact [`TokenStats`][lossprofile.models.base.TokenStats] ``[B, K, T]`` (on the model's device) of codes whose first ``shared_steps``
         decoder inputs are identical within each group of rows (``group_sizes``; None: all rows): each group's
         prefix runs once with the KV cache, the rest per row."""
         B, K, T = codes.shape
@@ -375,7 +375,7 @@ class MusicLM(TokenLM):
         Per layer rather than the whole decoder: the same small graph for every layer (transformers' KV cache
         keys it by ``layer_idx``, so dynamo guards on it and compiles once per layer: the recompile limit is
         raised to fit). Not on the default path: on CPU it did not pay (README, "torch.compile"); ``make
-        gpu-check`` measures it on a GPU (:func:`lossprofile.bench.compile_check`).
+        gpu-check`` measures it on a GPU (`lossprofile.bench.compile_check`).
         """
         import torch._dynamo
 

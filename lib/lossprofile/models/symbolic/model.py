@@ -45,7 +45,7 @@ def claims_folder(path: str | os.PathLike) -> bool:
 
 
 def claim(name: str | os.PathLike) -> int:
-    """Certain of a folder in its format (:data:`FORMATS`) or a hub id it knows (none yet); no claim otherwise."""
+    """Certain of a folder in its format (`FORMATS`) or a hub id it knows (none yet); no claim otherwise."""
     if Path(name).is_dir():
         return CERTAIN if claims_folder(name) else NO_CLAIM
     return CERTAIN if str(name) in HUB_MODELS else NO_CLAIM
@@ -146,7 +146,7 @@ class SymbolicLM(TokenLM):
     @torch.no_grad()
     def token_statistics(self, codes: torch.Tensor, prompt: str | Sequence[str] | None = None,
                          method: str = "exact") -> TokenStats:
-        """:class:`TokenStats` ``[B, 1, T]`` (CPU, fp32) of every token after BOS; a strided window past the context."""
+        """[`TokenStats`][lossprofile.models.base.TokenStats] ``[B, 1, T]`` (CPU, fp32) of every token after BOS; a strided window past the context."""
         if method != "exact":
             raise ValueError(f"symbolic models have only the exact method, not {method!r}")
         parts = [frame_statistics(logits, targets) for logits, targets in self._strided_logits(codes, prompt)]
@@ -155,7 +155,7 @@ class SymbolicLM(TokenLM):
     @torch.no_grad()
     def token_log_probs(self, codes: torch.Tensor, prompt: str | Sequence[str] | None = None) -> torch.Tensor:
         """Log-probabilities ``[B, 1, T, V]`` (CPU, fp32) of every token's prediction, windowed as
-        :meth:`token_statistics` is."""
+        [`token_statistics`][lossprofile.models.symbolic.model.SymbolicLM.token_statistics] is."""
         parts = [torch.log_softmax(logits.float(), -1) for logits, _ in self._strided_logits(codes, prompt)]
         return torch.cat(parts, dim=1)[:, None].cpu()
 
@@ -213,7 +213,7 @@ class SymbolicLM(TokenLM):
         return ids[:, None, 1:].cpu()
 
     def decode(self, codes: torch.Tensor) -> list[bytes]:
-        """The protocol's decoding to this family's input form: :meth:`decode_midi`."""
+        """The protocol's decoding to this family's input form: [`decode_midi`][lossprofile.models.symbolic.model.SymbolicLM.decode_midi]."""
         return self.decode_midi(codes)
 
     def decode_midi(self, codes: torch.Tensor) -> list[bytes]:

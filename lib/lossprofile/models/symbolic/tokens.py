@@ -1,10 +1,10 @@
 """MIDI ↔ tokens for the symbolic family: a miditok tokenizer, and the time (seconds) of every token.
 
 The tokenizer is whatever miditok saved beside the weights (``tokenizer.json``; REMI by default, any
-miditok 3 tokenizer loads). Scores are passed around as :class:`symusic.Score`; ``pretty_midi`` objects
+miditok 3 tokenizer loads). Scores are passed around as `symusic.Score`; ``pretty_midi`` objects
 (what the rest of the package renders and perturbs) convert through MIDI bytes, so both describe the
 same file. Times come from the tokenizer's own events: an event's tick is in the tokenizer's time
-division after :meth:`~miditok.MusicTokenizer.preprocess_score`, and the file's tempo map turns it into seconds (scaled back to the file's own division and tempo map, not the tokenizer's
+division after `miditok.MusicTokenizer.preprocess_score`, and the file's tempo map turns it into seconds (scaled back to the file's own division and tempo map, not the tokenizer's
 quantised tempos), so a token lines up with the audio render of the same score to within the
 tokenizer's time grid.
 """
@@ -42,7 +42,7 @@ def load_tokenizer(folder: str | os.PathLike) -> Any:
 
 
 def as_score(midi: Any) -> Any:
-    """A :class:`symusic.Score` from a path, MIDI bytes, a ``pretty_midi.PrettyMIDI`` or a Score."""
+    """A `symusic.Score` from a path, MIDI bytes, a ``pretty_midi.PrettyMIDI`` or a Score."""
     import symusic
 
     if isinstance(midi, symusic.Score):
