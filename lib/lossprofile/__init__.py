@@ -10,9 +10,9 @@ The public face (what notebooks and users import)::
 
 Sub-packages: :mod:`.models` (the protocol, one folder per family, ``load_model``), :mod:`.perturb`,
 :mod:`.data`, :mod:`.analysis` (regions, profile score, its validation, musicality measures),
-:mod:`.paper` (the replication the notebooks call), :mod:`.embedded` (the embedded models' factory).
-The core — audio, models, perturb, data, scoring, runner, sweep, cli — never imports ``paper`` or
-``embedded``.
+:mod:`.paper` (the replication the notebooks call), :mod:`.embedded` (the embedded models' factory),
+:mod:`.commands` (with :mod:`.cli`, the command line: the top layer).
+The core — audio, models, perturb, data, scoring, runner, sweep — never imports ``paper`` or ``embedded``.
 """
 
 import os

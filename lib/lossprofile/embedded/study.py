@@ -412,30 +412,3 @@ def plot_study(study: pd.DataFrame, path: Path) -> None:
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
-
-
-def main(argv: list[str] | None = None) -> None:
-    import argparse
-
-    p = argparse.ArgumentParser(prog="lossprofile study", description="Train and measure the ablation variants (resumable).")
-    p.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
-    p.add_argument("--device", default="cpu", help="where the variants' language models train")
-    p.add_argument("--variants", nargs="*", help="names of the variants to run (default: all)")
-    p.add_argument("--train-only", action="store_true", help="train, do not measure")
-    p.add_argument("--main-work", type=Path, default=WORK_DIR, help="the main model's work folder (codec, codes)")
-    p.add_argument("--out-dir", type=Path, default=STUDY_DIR)
-    args = p.parse_args(argv)
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    torch.set_flush_denormal(True)
-    variants = [v for v in VARIANTS + MORE_VARIANTS if v.name in args.variants] if args.variants else VARIANTS
-    study = run_study(variants, device=args.device, train_only=args.train_only, main_work=args.main_work,
-                      out_dir=args.out_dir)
-    if args.train_only:
-        return
-    print(study.to_string(index=False))
-    print(conclusion(study))
-
-
-if __name__ == "__main__":
-    main()

@@ -17,7 +17,6 @@ Every number that decides the weights is in :class:`~lossprofile.embedded.recipe
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import json
 import math
@@ -363,46 +362,3 @@ def render_card(card: dict, recipe: SymbolicRecipe) -> str:
         f"{kind} rho = {t['spearman_rho']:.2f} (p = {t['spearman_p']:.1e})" for kind, t in card["noise_trend"].items())
         + ".", ""]
     return "\n".join(lines)
-
-
-def main(argv: list[str] | None = None) -> None:
-    p = argparse.ArgumentParser(
-        prog="lossprofile tiny-symbolic",
-        description=__doc__.split("\n\n")[0] + ". TRAINS (or resumes) the model, rewriting its folder (default: the "
-                    f"shipped one, {TINY_SYMBOLIC_DIR}); caches go to {BUILD_DIR}. --measure-card RE-MEASURES its card "
-                    "instead (tokenises and scores the held-out set: many minutes). To read the card: "
-                    "lossprofile card tiny-symbolic (or --show-card).")
-    p.add_argument("--device", default="cpu")
-    p.add_argument("--steps", type=int, default=None, help="training steps (default: the recipe's)")
-    p.add_argument("--finish-steps", type=int, default=None, help="finishing-stage steps (default: the recipe's)")
-    p.add_argument("--out", default=None, help="where the model goes (default: the embedded model's folder)")
-    p.add_argument("--checkpoint", default=None, help="the resume checkpoint (default: build/tiny-symbolic/"
-                   "checkpoint.pt; give another one for another recipe, e.g. a weaker model with fewer --steps)")
-    p.add_argument("--workers", type=int, default=2, help="processes tokenising the corpus")
-    p.add_argument("--measure-card", "--card", dest="card", action="store_true",
-                   help=f"re-measure the trained model (no training) and print its card, written to {BUILD_DIR}/card "
-                        "(--card is the old name)")
-    p.add_argument("--write-card", action="store_true", help=f"with --measure-card: write card.json and MODEL_CARD.md "
-                   f"into {TINY_SYMBOLIC_DIR} (tracked files) instead")
-    p.add_argument("--show-card", action="store_true", help="print the shipped MODEL_CARD.md and stop (measures nothing)")
-    args = p.parse_args(argv)
-    if args.show_card:
-        print((TINY_SYMBOLIC_DIR / "MODEL_CARD.md").read_text())
-        return
-    changes = {k: v for k, v in (("steps", args.steps), ("finish_steps", args.finish_steps)) if v is not None}
-    recipe = SymbolicRecipe(**changes)
-    if not args.card:
-        out = Path(args.out) if args.out else TINY_SYMBOLIC_DIR
-        print(f"wrote {train(recipe, args.device, out_dir=out, workers=args.workers, checkpoint=args.checkpoint)}")
-        return
-    out = TINY_SYMBOLIC_DIR if args.write_card else BUILD_DIR / "card"
-    out.mkdir(parents=True, exist_ok=True)
-    card = measure()
-    write_text_atomic(json.dumps(card, indent=1, default=float) + "\n", out / "card.json")
-    write_text_atomic(render_card(card, recipe), out / "MODEL_CARD.md")
-    print(render_card(card, recipe))
-    print(f"wrote {out / 'MODEL_CARD.md'}")
-
-
-if __name__ == "__main__":
-    main()

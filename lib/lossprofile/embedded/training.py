@@ -29,7 +29,6 @@ Deterministic under ``--seed`` on a given machine and torch build.
 
 from __future__ import annotations
 
-import argparse
 import json
 import math
 import time
@@ -51,7 +50,7 @@ from ..io import atomic_path
 from ..models import ModelLoadError
 from ..models.hf import quiet_transformers
 from ..models.loading import resolve
-from ..models.musicgen import TINY_DIR, delay
+from ..models.musicgen import delay
 from ..models.musicgen.architecture import build_model, kmeans_codebooks, musicgen_config
 from ..paths import BUILD_DIR
 from .recipe import FINISH, FINISH_POOL, TINY_ARCH, Recipe  # noqa: F401  (re-exported)
@@ -600,29 +599,6 @@ def export(model, tokenizer, out: Path, summary: dict) -> None:
     export_log(out, summary)
 
 
-def main(argv: list[str] | None = None) -> None:
-    p = argparse.ArgumentParser(prog="lossprofile tiny-model", description=__doc__.split("\n\n")[0])
-    p.add_argument("--out", type=Path, default=TINY_DIR)
-    p.add_argument("--work", type=Path, default=WORK_DIR, help="checkpoints and caches (resume from here)")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--codec-ae-steps", type=int, default=Recipe.codec_ae_steps)
-    p.add_argument("--codec-vq-steps", type=int, default=Recipe.codec_vq_steps)
-    p.add_argument("--lm-steps", type=int, default=Recipe.lm_steps)
-    p.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
-    p.add_argument("--device", default="cpu", help="where the language model trains: cpu or cuda")
-    args = p.parse_args(argv)
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    torch.set_flush_denormal(True)  # tiny gradients late in training otherwise slow CPU arithmetic a lot
-    recipe = Recipe(seed=args.seed, codec_ae_steps=args.codec_ae_steps, codec_vq_steps=args.codec_vq_steps,
-                    lm_steps=args.lm_steps)
-    _, base = train_model(recipe, args.work, args.work / "base", device=args.device)
-    _, summary = finish_model(recipe, args.work, args.out, device=args.device)
-    summary = dict(summary, base=base)
-    export_log(args.out, summary)
-    print(json.dumps({k: v for k, v in summary.items() if k not in ("log", "base")}, indent=1))
-
-
 def finish_model(recipe: Recipe, work: Path, out: Path | None, device: str = "cpu", progress: bool = True):
     """Stage 6: continue the base model with :data:`FINISH` on the pool and the clouds (resumable in ``work/finish``)."""
     finish = finish_recipe(recipe)
@@ -641,7 +617,3 @@ def finish_model(recipe: Recipe, work: Path, out: Path | None, device: str = "cp
 
 def export_log(out: Path, summary: dict) -> None:
     (out / "training_log.json").write_text(json.dumps(summary, indent=1))
-
-
-if __name__ == "__main__":
-    main()
