@@ -10,7 +10,7 @@ def main(argv: list[str] | None = None) -> None:
     import torch
 
     from ..embedded.study import MORE_VARIANTS, STUDY_DIR, VARIANTS, conclusion, run_study
-    from ..embedded.training import WORK_DIR
+    from ..embedded.tiny_model import WORK_DIR
 
     p = argparse.ArgumentParser(prog="lossprofile study", description="Train and measure the ablation variants (resumable).")
     p.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")

@@ -1,5 +1,5 @@
 """``lossprofile tiny-model`` (``make tiny-model``): train (or resume) the embedded tiny MusicGen
-(:mod:`lossprofile.embedded.training`), base model then finishing stage."""
+(:mod:`lossprofile.embedded.tiny_model`), base model then finishing stage."""
 
 from __future__ import annotations
 
@@ -11,13 +11,13 @@ from pathlib import Path
 def main(argv: list[str] | None = None) -> None:
     import torch
 
-    from ..embedded import training
+    from ..embedded import tiny_model
     from ..embedded.recipe import Recipe
     from ..models.musicgen import TINY_DIR
 
-    p = argparse.ArgumentParser(prog="lossprofile tiny-model", description=training.__doc__.split("\n\n")[0])
+    p = argparse.ArgumentParser(prog="lossprofile tiny-model", description=tiny_model.__doc__.split("\n\n")[0])
     p.add_argument("--out", type=Path, default=TINY_DIR)
-    p.add_argument("--work", type=Path, default=training.WORK_DIR, help="checkpoints and caches (resume from here)")
+    p.add_argument("--work", type=Path, default=tiny_model.WORK_DIR, help="checkpoints and caches (resume from here)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--codec-ae-steps", type=int, default=Recipe.codec_ae_steps)
     p.add_argument("--codec-vq-steps", type=int, default=Recipe.codec_vq_steps)
@@ -30,8 +30,8 @@ def main(argv: list[str] | None = None) -> None:
     torch.set_flush_denormal(True)  # tiny gradients late in training otherwise slow CPU arithmetic a lot
     recipe = Recipe(seed=args.seed, codec_ae_steps=args.codec_ae_steps, codec_vq_steps=args.codec_vq_steps,
                     lm_steps=args.lm_steps)
-    _, base = training.train_model(recipe, args.work, args.work / "base", device=args.device)
-    _, summary = training.finish_model(recipe, args.work, args.out, device=args.device)
+    _, base = tiny_model.train_model(recipe, args.work, args.work / "base", device=args.device)
+    _, summary = tiny_model.finish_model(recipe, args.work, args.out, device=args.device)
     summary = dict(summary, base=base)
-    training.export_log(args.out, summary)
+    tiny_model.export_log(args.out, summary)
     print(json.dumps({k: v for k, v in summary.items() if k not in ("log", "base")}, indent=1))

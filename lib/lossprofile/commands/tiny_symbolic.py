@@ -1,5 +1,5 @@
 """``lossprofile tiny-symbolic`` (``make tiny-symbolic``): train (or resume) the embedded symbolic model
-(:mod:`lossprofile.embedded.symbolic`), or re-measure its card."""
+(:mod:`lossprofile.embedded.symbolic_training`), or re-measure its card (:mod:`lossprofile.embedded.symbolic_card`)."""
 
 from __future__ import annotations
 
@@ -9,15 +9,15 @@ from pathlib import Path
 
 
 def main(argv: list[str] | None = None) -> None:
-    from ..embedded import symbolic
+    from ..embedded import symbolic_card, symbolic_training
     from ..embedded.recipe import SymbolicRecipe
+    from ..embedded.training_corpus import SYMBOLIC_BUILD_DIR
     from ..io import write_text_atomic
-
-    TINY_SYMBOLIC_DIR, SYMBOLIC_BUILD_DIR = symbolic.TINY_SYMBOLIC_DIR, symbolic.BUILD_DIR
+    from ..models.symbolic.model import TINY_SYMBOLIC_DIR
 
     p = argparse.ArgumentParser(
         prog="lossprofile tiny-symbolic",
-        description=symbolic.__doc__.split("\n\n")[0] + ". TRAINS (or resumes) the model, rewriting its "
+        description=symbolic_training.__doc__.split("\n\n")[0] + ". TRAINS (or resumes) the model, rewriting its "
                     f"folder (default: the shipped one, {TINY_SYMBOLIC_DIR}); caches go to {SYMBOLIC_BUILD_DIR}. "
                     "--measure-card RE-MEASURES its card instead (tokenises and scores the held-out set: many "
                     "minutes). To read the card: lossprofile card tiny-symbolic (or --show-card).")
@@ -42,14 +42,14 @@ def main(argv: list[str] | None = None) -> None:
     recipe = SymbolicRecipe(**changes)
     if not args.card:
         out = Path(args.out) if args.out else TINY_SYMBOLIC_DIR
-        trained = symbolic.train(recipe, args.device, out_dir=out, workers=args.workers,
+        trained = symbolic_training.train(recipe, args.device, out_dir=out, workers=args.workers,
                                           checkpoint=args.checkpoint)
         print(f"wrote {trained}")
         return
     out = TINY_SYMBOLIC_DIR if args.write_card else SYMBOLIC_BUILD_DIR / "card"
     out.mkdir(parents=True, exist_ok=True)
-    card = symbolic.measure()
+    card = symbolic_card.measure()
     write_text_atomic(json.dumps(card, indent=1, default=float) + "\n", out / "card.json")
-    write_text_atomic(symbolic.render_card(card, recipe), out / "MODEL_CARD.md")
-    print(symbolic.render_card(card, recipe))
+    write_text_atomic(symbolic_card.render_card(card, recipe), out / "MODEL_CARD.md")
+    print(symbolic_card.render_card(card, recipe))
     print(f"wrote {out / 'MODEL_CARD.md'}")

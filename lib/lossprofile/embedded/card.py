@@ -22,7 +22,7 @@ from ..data.datasets import ASAP_DIR, DATA_DIR, REPO_ROOT, load_excerpt
 from ..models import load_model
 from .study import conclusion, study_markdown
 from .recipe import CONTINUED_LM, FINISH_POOL, STUDY_ARCH, STUDY_EVAL, STUDY_LM
-from .training import stft_loss
+from .codec_training import stft_loss
 
 MIN_CHROMA = 0.6  # the card's bar for "the codec keeps pitch"
 
@@ -206,7 +206,7 @@ def finishing_lines(training: dict) -> list[str]:
     return [f"- Finishing stage (`lossprofile.embedded.recipe.FINISH`): the base model's LM trained on for "
             f"{recipe['lm_steps']} steps of {recipe['lm_batch']} x {recipe['lm_crop_frames']} frames at peak learning "
             f"rate {recipe['lm_lr']} on a pool of {training['train_pieces'] - recipe['cloud_pieces']} training pieces "
-            f"plus {recipe['cloud_pieces']} texture clouds (`corpus.texture_cloud`: 30 s crowds of SoundFont effects and "
+            f"plus {recipe['cloud_pieces']} texture clouds (`training_corpus.texture_cloud`: 30 s crowds of SoundFont effects and "
             f"noisy percussion hits at random times, pitches and velocities, which never repeat; "
             f"{int(100 * recipe['cloud_share'])}% of the crops, never looped), on {training.get('lm_device')} "
             f"({training.get('stage_seconds', {}).get('lm', 'n/a')} s, {training.get('lm_precision')}). Without the "
@@ -274,7 +274,7 @@ def render_card(card: dict, training: dict, study: pd.DataFrame | None = None) -
         f"piece's own codes (1–8 s played again and again), peak learning rate {recipe.get('lm_lr')}, cosine "
         "schedule; transformers' own MusicGen loss on delay-pattern labels. The decoder starts from PyTorch's "
         "default initialisation (embeddings N(0, 1), linear weights N(0, 1/fan-in)): with transformers' "
-        "N(0, 0.02) a model this small never learnt to copy what it heard (`lossprofile.embedded.training.init_decoder`). "
+        "N(0, 0.02) a model this small never learnt to copy what it heard (`lossprofile.embedded.lm_training.init_decoder`). "
         "Copying appears abruptly, after about 3000 steps.",
         f"- Where: the codec on the CPU ({training.get('stage_seconds', {}).get('codec', 'n/a')} s), the LM on "
         f"{training.get('lm_device', 'the CPU')} ({training.get('stage_seconds', {}).get('lm', 'n/a')} s, "

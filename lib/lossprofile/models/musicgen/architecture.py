@@ -1,7 +1,7 @@
 """MusicGen configurations: the real checkpoints' shapes and the embedded tiny model's.
 
 Used to build random-weight models of the real architecture (tests, benchmarks) and the
-embedded tiny model that :mod:`lossprofile.embedded.training` trains. All are ``MusicgenConfig`` objects, so
+embedded tiny model that :mod:`lossprofile.embedded.tiny_model` trains. All are ``MusicgenConfig`` objects, so
 every model built from them saves and loads like a hub checkpoint.
 """
 
@@ -104,7 +104,7 @@ def kmeans_codebooks(quantizer: Any, latents: Any, iters: int = 15, seed: int = 
     """Start each residual-VQ codebook of ``quantizer`` (EnCodec's) from k-means of ``latents`` ``[N, D]``: stage
     q on the residual the stages before it leave, from ``codebook_size`` latents drawn under ``seed`` (repeated
     where there are fewer), ``iters`` Lloyd iterations. EnCodec's own start; the embedded model's training
-    (:class:`lossprofile.embedded.training.EmaRVQ`) and :func:`calibrate_codec` use it."""
+    (:class:`lossprofile.embedded.codec_training.EmaRVQ`) and :func:`calibrate_codec` use it."""
     import torch
 
     g = torch.Generator().manual_seed(seed)
