@@ -18,7 +18,7 @@ os.environ.setdefault("TORCHINDUCTOR_CACHE_DIR", os.path.join(
 
 from lossprofile import load_model  # noqa: E402
 from lossprofile.models.musicgen.architecture import build_model, kmeans_codebooks, musicgen_config  # noqa: E402
-from lossprofile.embedded.training import build_tokenizer  # noqa: E402
+from lossprofile.embedded.lm_training import build_tokenizer  # noqa: E402
 
 SMALL = dict(num_hidden_layers=2, hidden_size=32, num_attention_heads=4, ffn_dim=64, cardinality=64,
              codec_filters=4, codec_hidden=16, codec_lstm_layers=1, text_vocab=32, text_dim=16,

@@ -10,11 +10,12 @@ import pytest
 import torch
 
 from lossprofile import bench
+from lossprofile.commands import bench as bench_command
 
 
 @pytest.mark.slow
 def test_published_and_engine_paths_agree_and_the_report_ends_with_the_speed_up(capsys):
-    r = bench.main(["--model", "tiny", "--device", "cpu", "--pieces", "2", "--seconds", "10", "--pieces-per-batch", "2",
+    r = bench_command.main(["--model", "tiny", "--device", "cpu", "--pieces", "2", "--seconds", "10", "--pieces-per-batch", "2",
                 "--paper-pieces", "0"])  # (its prefix-groups line: tests/test_scoring.py)
     out = capsys.readouterr().out.strip().splitlines()
     assert re.fullmatch(r"speed-up: \d+\.\d×", out[-1])
@@ -78,12 +79,12 @@ def test_a_random_codec_of_the_real_size_gets_codes_that_follow_its_input():
 @pytest.mark.slow
 def test_the_gpu_check_runs_end_to_end_and_writes_its_table(tmp_path, tiny_lm):
     # on the CPU with the embedded model: the same code path `make gpu-check` takes on a GPU
-    from lossprofile import gpucheck
+    from lossprofile.commands import gpu_check
 
     # Its "bench" step is bench.measure, which the test above runs through `lossprofile bench` (the same
     # function, the same pieces): left out here to keep `make test` inside its 15 minutes.
     out = tmp_path / "gpu-check.md"
-    gpucheck.main(["--device", "cpu", "--archs", "tiny", "--pieces", "2", "--pieces-per-batch", "2", "--out", str(out),
+    gpu_check.main(["--device", "cpu", "--archs", "tiny", "--pieces", "2", "--pieces-per-batch", "2", "--out", str(out),
                    "--steps", "stages", "projection", "sweep", "profile", "compile", "--projection-pieces", "1",
                    "--projection-variants", "3", "--compile-archs", "tiny", "--budget-minutes", "0"])
     text = out.read_text()

@@ -313,29 +313,31 @@ def test_report_aligns_text_left_puts_the_headline_first_says_which_curve_and_dr
 
 def test_measuring_a_card_writes_under_the_projects_build_and_rewrites_the_tracked_card_only_when_asked(
         tmp_path, monkeypatch, capsys):
+    from lossprofile.commands import tiny_symbolic
     from lossprofile.data.datasets import REPO_ROOT
-    from lossprofile.embedded import symbolic
+    from lossprofile.embedded import symbolic_card, training_corpus
+    from lossprofile.models.symbolic import model
 
-    assert symbolic.BUILD_DIR == REPO_ROOT / "build" / "tiny-symbolic"  # not the working directory
+    assert training_corpus.SYMBOLIC_BUILD_DIR == REPO_ROOT / "build" / "tiny-symbolic"  # not the working directory
     shipped = tmp_path / "shipped"
     shipped.mkdir()
     (shipped / "MODEL_CARD.md").write_text("# the shipped card\n")
-    monkeypatch.setattr(symbolic, "BUILD_DIR", tmp_path / "build")
-    monkeypatch.setattr(symbolic, "TINY_SYMBOLIC_DIR", shipped)
-    monkeypatch.setattr(symbolic, "measure", lambda: {"nll": 1.5})  # the measuring itself takes many minutes
-    monkeypatch.setattr(symbolic, "render_card", lambda card, recipe: f"# re-measured: {card['nll']}\n")
+    monkeypatch.setattr(training_corpus, "SYMBOLIC_BUILD_DIR", tmp_path / "build")
+    monkeypatch.setattr(model, "TINY_SYMBOLIC_DIR", shipped)
+    monkeypatch.setattr(symbolic_card, "measure", lambda: {"nll": 1.5})  # the measuring itself takes many minutes
+    monkeypatch.setattr(symbolic_card, "render_card", lambda card, recipe: f"# re-measured: {card['nll']}\n")
     elsewhere = tmp_path / "cwd"
     elsewhere.mkdir()
     monkeypatch.chdir(elsewhere)
-    symbolic.main(["--measure-card"])
+    tiny_symbolic.main(["--measure-card"])
     assert (tmp_path / "build" / "card" / "MODEL_CARD.md").read_text() == "# re-measured: 1.5\n"
     assert (shipped / "MODEL_CARD.md").read_text() == "# the shipped card\n" and not list(elsewhere.iterdir())
-    symbolic.main(["--card", "--write-card"])
+    tiny_symbolic.main(["--card", "--write-card"])
     assert (shipped / "MODEL_CARD.md").read_text() == "# re-measured: 1.5\n"
     capsys.readouterr()
     # showing a card measures nothing
-    monkeypatch.setattr(symbolic, "measure", lambda: pytest.fail("--show-card measured"))
-    symbolic.main(["--show-card"])
+    monkeypatch.setattr(symbolic_card, "measure", lambda: pytest.fail("--show-card measured"))
+    tiny_symbolic.main(["--show-card"])
     assert capsys.readouterr().out.startswith("# re-measured: 1.5")
 
 

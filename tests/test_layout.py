@@ -2,7 +2,9 @@
 
 Read from the source (every ``import`` statement, relative ones resolved), so a new module that
 reaches up — the engine into a model family's internals, the core into the replication or into the
-embedded models' factory — fails here, whether or not anything imports it yet.
+embedded models' factory — fails here, whether or not anything imports it yet. What a module imported
+by its name as a string would hide from this check is refused too: the command line (``cli`` and
+``commands``, the top layer) imports every command normally, and only it parses command lines.
 """
 
 from __future__ import annotations
@@ -21,9 +23,11 @@ LAYERS = [
     {"scoring"},
     {"runner"},
     {"analysis", "sweep", "bench", "report"},
-    {"cli", "gpucheck"},
+    {"gpucheck"},
     {"paper", "embedded"},
+    {"cli", "commands"},  # the command line: parsers and printing, over every library module
 ]
+COMMAND_LINE = len(LAYERS) - 1
 
 
 def unit(module: str) -> str:
@@ -83,8 +87,71 @@ def test_the_engine_reads_no_family_internals():
 
 
 def test_the_check_sees_relative_and_absolute_upward_imports():
-    for source in ("from ..paper import experiments\n", "from lossprofile.embedded.training import Recipe\n",
+    for source in ("from ..paper import experiments\n", "from lossprofile.embedded.tiny_model import Recipe\n",
                    "import lossprofile.analysis.profile\n", "def f():\n    from ..runner import run_experiment\n"):
         found = imports_in(source, "lossprofile.models")
         assert any(layer_of(m) > layer_of("lossprofile.models.base") for m in found), source
     assert imports_in("from .base import TokenLM\nimport numpy\n", "lossprofile.models") == {"lossprofile.models.base"}
+
+
+def imported_by_name(source: str) -> list[str]:
+    """The calls in ``source`` that import a module of the package from a string (importlib.import_module,
+    __import__): a name of the package, a relative one, or one computed at run time (a library's own
+    ``__import__("json")`` is no such import)."""
+    found = []
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Call):
+            f = node.func
+            name = f.attr if isinstance(f, ast.Attribute) else f.id if isinstance(f, ast.Name) else ""
+            arg = node.args[0] if node.args else None
+            literal = arg.value if isinstance(arg, ast.Constant) and isinstance(arg.value, str) else None
+            if name in ("import_module", "__import__") and (literal is None or literal.startswith(("lossprofile", "."))):
+                found.append(ast.unparse(node))
+    return found
+
+
+def test_no_module_imports_one_of_the_package_by_its_name():
+    # models.loading keeps the table of model families (each a module of models/, its own layer) by name, so a
+    # family can be registered at run time; any other import by name would be one this test cannot see
+    families = PACKAGE / "models" / "loading.py"
+    found = {str(p.relative_to(PACKAGE)): imported_by_name(p.read_text()) for p in MODULES if p != families}
+    assert not {k: v for k, v in found.items() if v}, found
+    from lossprofile.models.loading import FAMILIES
+
+    assert {layer_of(m) for m in FAMILIES.values()} == {layer_of("lossprofile.models.loading")}
+
+
+def parses_command_lines(path: Path) -> bool:
+    """Whether a module imports argparse or defines a top-level ``main``."""
+    tree = ast.parse(path.read_text())
+    uses_argparse = any(isinstance(n, ast.Import) and any(a.name == "argparse" for a in n.names)
+                        or isinstance(n, ast.ImportFrom) and n.module == "argparse" for n in ast.walk(tree))
+    has_main = any(isinstance(n, ast.FunctionDef) and n.name == "main" for n in tree.body)
+    return uses_argparse or has_main
+
+
+def test_only_the_command_line_parses_command_lines():
+    outside = [str(p.relative_to(PACKAGE)) for p in MODULES
+               if parses_command_lines(p) and layer_of(module_name(p)) != COMMAND_LINE]
+    assert not outside, f"argparse or a main outside cli/commands: {outside}"
+
+
+def test_every_forwarded_command_is_a_main_of_the_commands_package():
+    from lossprofile import cli, commands
+
+    assert cli.FORWARDED is commands.FORWARDED
+    for name, (main, text) in commands.FORWARDED.items():
+        assert main.__name__ == "main" and main.__module__.startswith("lossprofile.commands."), name
+        assert text and not text.endswith("."), name
+    assert set(commands.OWN_THREADS) <= set(commands.FORWARDED)
+
+
+def test_the_checks_see_imports_by_name_and_command_lines(tmp_path):
+    assert imported_by_name("import importlib\nm = importlib.import_module('lossprofile.bench')\n")
+    assert imported_by_name("m = __import__('lossprofile.bench')\n")
+    assert not imported_by_name("from lossprofile import bench\n") and not imported_by_name("__import__('json')\n")
+    (tmp_path / "a.py").write_text("def main(argv=None):\n    pass\n")
+    (tmp_path / "b.py").write_text("def run():\n    import argparse\n")
+    (tmp_path / "c.py").write_text("def run():\n    def main():\n        pass\n")
+    assert parses_command_lines(tmp_path / "a.py") and parses_command_lines(tmp_path / "b.py")
+    assert not parses_command_lines(tmp_path / "c.py")

@@ -18,7 +18,7 @@ import pytest
 from lossprofile import paths
 from lossprofile.analysis import validation
 from lossprofile.data import datasets
-from lossprofile.embedded import symbolic, training
+from lossprofile.embedded import tiny_model, training_corpus
 
 ROOT = Path(__file__).resolve().parents[1]
 NAMES = ['CHECKOUT', 'REPO_ROOT', 'DATA_DIR', 'ASAP_DIR', 'SHARED_ASAP_DIR', 'BUILD_DIR', 'RESULTS_DIR', 'VALIDATION_DIR',
@@ -44,7 +44,8 @@ def test_in_the_checkout_the_defaults_are_the_checkouts_folders():
     assert datasets.REPO_ROOT == paths.REPO_ROOT and datasets.DATA_DIR == paths.DATA_DIR
     assert datasets.ASAP_DIR == paths.ASAP_DIR == paths.DATA_DIR / "asap"
     assert validation.SHARED_ASAP_DIR == paths.SHARED_ASAP_DIR and validation.VALIDATION_DIR == paths.VALIDATION_DIR
-    assert training.WORK_DIR == paths.BUILD_DIR / "tiny-model" and symbolic.BUILD_DIR == paths.BUILD_DIR / "tiny-symbolic"
+    assert tiny_model.WORK_DIR == paths.BUILD_DIR / "tiny-model"
+    assert training_corpus.SYMBOLIC_BUILD_DIR == paths.BUILD_DIR / "tiny-symbolic"
 
 
 def test_a_checkout_is_pyproject_beside_lib_and_nothing_else(tmp_path):

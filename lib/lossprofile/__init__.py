@@ -8,11 +8,11 @@ The public face (what notebooks and users import)::
     table = lp.run_experiment(lm, lp.data.pieces("ood", 4), lp.perturb.preset("paper-noise"), "results/x")
     scores = lp.profile_scores(lm, wavs, lm.sample_rate)
 
-Sub-packages: `models` (the protocol, one folder per family, ``load_model``), `perturb`,
-`data`, `analysis` (regions, profile score, its validation, musicality measures),
-`paper` (the replication the notebooks call), `embedded` (the embedded models' factory).
-The core — audio, models, perturb, data, scoring, runner, sweep, cli — never imports ``paper`` or
-``embedded``.
+Sub-packages: :mod:`.models` (the protocol, one folder per family, ``load_model``), :mod:`.perturb`,
+:mod:`.data`, :mod:`.analysis` (regions, profile score, its validation, musicality measures),
+:mod:`.paper` (the replication the notebooks call), :mod:`.embedded` (the embedded models' factory),
+:mod:`.commands` (with :mod:`.cli`, the command line: the top layer).
+The core — audio, models, perturb, data, scoring, runner, sweep — never imports ``paper`` or ``embedded``.
 """
 
 import os

@@ -24,7 +24,7 @@ def pack(sizes: Sequence[int], limit: int) -> list[list[int]]:
 
 
 def pack_items(items: Sequence[T], size_of: Callable[[T], int], limit: int) -> list[list[T]]:
-    """:func:`pack` over the items themselves: consecutive runs whose sizes add up to at most ``limit``."""
+    """`pack` over the items themselves: consecutive runs whose sizes add up to at most ``limit``."""
     return [[items[i] for i in chosen] for chosen in pack([size_of(item) for item in items], limit)]
 
 

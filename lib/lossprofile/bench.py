@@ -4,9 +4,9 @@
 
 (a) published: one file at a time, fp32, batch 1, every perturbed waveform written to disk
     and read back, the clean excerpt re-scored for every perturbation;
-(b) engine: :func:`lossprofile.scoring.score_variants` piece by piece (in memory, batched, shared
+(b) engine: [`scoring.score_variants`][lossprofile.scoring.score_variants] piece by piece (in memory, batched, shared
     prefix, bf16 matmuls on GPU);
-(c) pipeline: :func:`lossprofile.scoring.score_many`, the decoder batched across ``--pieces-per-batch``
+(c) pipeline: [`scoring.score_many`][lossprofile.scoring.score_many], the decoder batched across ``--pieces-per-batch``
     pieces, each keeping its own shared prefix.
 All score the same pieces × noise lengths with the exact likelihood ((a) only the first
 ``--published-pieces``: its rate is what is compared). Prints frames per second for each, the largest
@@ -16,7 +16,6 @@ per-frame difference between them, the decoder's share of the bf16 peak on a GPU
 
 from __future__ import annotations
 
-import argparse
 import math
 import tempfile
 import time
@@ -28,7 +27,7 @@ import numpy as np
 import torch
 
 from . import audio
-from .models import TokenLM, load_model
+from .models import TokenLM
 from .perturb import noise_sweep
 from .runner import prepare_workers
 from .scoring import GROUP_COST_STEPS, encode_many, frame_mean, score_codes, score_many
@@ -100,7 +99,7 @@ def prepared(lm: TokenLM, clean: np.ndarray, perturbations) -> tuple[np.ndarray,
 
 def engine(lm: TokenLM, pieces, perturbations, precision: str, pieces_per_batch: int = 1
            ) -> tuple[float, list[np.ndarray], list[torch.Tensor], list[int], int]:
-    """The engine, ``pieces_per_batch`` pieces per decoder batch (1: :func:`score_variants` per piece, everything
+    """The engine, ``pieces_per_batch`` pieces per decoder batch (1: [`score_variants`][lossprofile.scoring.score_variants] per piece, everything
     on one thread); returns seconds, per-frame delta curves, each variant's codes, each piece's prefix groups
     (rows, shared decoder steps) and how many variants have exactly their clean piece's codes (a variant the codec
     does not see costs the decoder nothing: a benchmark where most are so measures little). Several pieces per
@@ -134,8 +133,8 @@ def engine(lm: TokenLM, pieces, perturbations, precision: str, pieces_per_batch:
 
 def stage_seconds(lm: TokenLM, n_pieces: int, seconds: float, precision: str, pieces_per_batch: int) -> dict:
     """Where (c)'s time goes: seconds to prepare the waveforms on the CPU (perturb, 16-bit round trip), to
-    encode them (codec, :func:`encode_many` as :func:`score_many` does) and to decode them (decoder, statistics
-    and copies back, :func:`score_codes` on those codes), per batch of pieces; and the decode stage's rate in
+    encode them (codec, [`encode_many`][lossprofile.scoring.encode_many] as [`score_many`][lossprofile.scoring.score_many] does) and to decode them (decoder, statistics
+    and copies back, [`score_codes`][lossprofile.scoring.score_codes] on those codes), per batch of pieces; and the decode stage's rate in
     TFLOP/s (the decoder's forward FLOPs of the row-steps it ran), with its share of the bf16 peak on a known GPU:
     the decoder's own efficiency, which the pipeline's rate hides while the codec or the CPU limits it."""
     pieces = synthetic_pieces(n_pieces, seconds, lm.sample_rate)
@@ -169,9 +168,9 @@ def stage_seconds(lm: TokenLM, n_pieces: int, seconds: float, precision: str, pi
 
 def compile_check(lm: TokenLM, n_pieces: int, seconds: float, precision: str, pieces_per_batch: int,
                   modes: Sequence[str] = ("default", "reduce-overhead"), start_by: float | None = None) -> dict:
-    """The decode stage (:func:`score_codes` on the same encoded codes, ``pieces_per_batch`` pieces per call)
+    """The decode stage ([`score_codes`][lossprofile.scoring.score_codes] on the same encoded codes, ``pieces_per_batch`` pieces per call)
     eager and with the decoder compiled in each of ``modes`` (``torch.compile``'s: ``reduce-overhead`` adds CUDA
-    graphs; :meth:`lossprofile.models.musicgen.MusicLM.compiled_decoder`): seconds of the first pass
+    graphs; [`models.musicgen.MusicLM.compiled_decoder`][lossprofile.models.musicgen.model.MusicLM.compiled_decoder]): seconds of the first pass
     (compilation included) and of a second, the speed-up over eager, the decoder's TFLOP/s and the largest
     per-code NLL difference from eager. A mode that fails is reported with its error, and the check goes on; one
     that would start after ``start_by`` (``time.time()``; compiling a large model takes minutes) is reported as
@@ -224,7 +223,7 @@ def compile_check(lm: TokenLM, n_pieces: int, seconds: float, precision: str, pi
 def sweep_rate(lm: TokenLM, perturbations, n_pieces: int, seconds: float, precision: str, pieces_per_batch: int
                ) -> dict:
     """(c) on ``n_pieces`` synthetic pieces × a sweep's ``perturbations`` (e.g. the paper sweep's 81 for one data
-    kind): seconds per piece, from which a whole sweep's time is projected (:func:`lossprofile.gpucheck.project`)."""
+    kind): seconds per piece, from which a whole sweep's time is projected (`lossprofile.gpucheck.project`)."""
     pieces = synthetic_pieces(n_pieces, seconds, lm.sample_rate, seed=3)
     engine(lm, pieces[:2], perturbations[:4], precision, 2)  # warm-up
     elapsed, curves, _, _, _ = engine(lm, pieces, perturbations, precision, pieces_per_batch)
@@ -236,7 +235,7 @@ def sweep_rate(lm: TokenLM, perturbations, n_pieces: int, seconds: float, precis
 def prefix_groups_gain(lm: TokenLM, perturbations, n_pieces: int, seconds: float, precision: str) -> dict:
     """The decoder stage alone (codes encoded beforehand) on ``perturbations`` that change at several frames (the
     paper sweep's 81: frame 0 to 700), one prefix per piece (``group_cost_steps=inf``, as before 2026-11-30)
-    against prefix groups (:func:`lossprofile.scoring.prefix_groups`, the default): seconds, decoder row-steps,
+    against prefix groups ([`scoring.prefix_groups`][lossprofile.scoring.prefix_groups], the default): seconds, decoder row-steps,
     and the largest difference between the two's per-code NLL."""
     pieces = synthetic_pieces(n_pieces, seconds, lm.sample_rate, seed=4)
     codes = encode_many(lm, [prepared(lm, clean, perturbations) for clean in pieces])
@@ -256,7 +255,7 @@ def prefix_groups_gain(lm: TokenLM, perturbations, n_pieces: int, seconds: float
 
 
 def decoder_row_steps(prefix_groups, steps: int) -> int:
-    """Decoder steps × rows a piece's scoring executed (:attr:`lossprofile.scoring.Scores.prefix_groups`): each
+    """Decoder steps × rows a piece's scoring executed (`lossprofile.scoring.Scores.prefix_groups`): each
     group's shared prefix once, the rest of its ``steps`` per row."""
     return sum(shared + rows * (steps - shared) for rows, shared in prefix_groups)
 
@@ -270,60 +269,6 @@ def agreement(curves_a, codes_a, curves_b, codes_b) -> tuple[int, float]:
     same = [bool(torch.equal(a, b)) for a, b in zip(codes_a, codes_b)]
     diffs = [float(np.abs(a - b).max()) for a, b, ok in zip(curves_a, curves_b, same) if ok]
     return same.count(False), max(diffs, default=float("nan"))
-
-
-def main(argv: list[str] | None = None) -> dict:
-    """Run the benchmark, print its report; returns :func:`measure`'s numbers."""
-    p = argparse.ArgumentParser(prog="lossprofile bench", description=__doc__.split("\n\n")[0])
-    p.add_argument("--model", default="tiny")
-    p.add_argument("--arch", choices=["small", "medium", "large"], default=None,
-                   help="random-weight model of a real MusicGen size (speed only)")
-    p.add_argument("--device", default=None)
-    p.add_argument("--pieces", type=int, default=20)
-    p.add_argument("--seconds", type=float, default=15.0)
-    p.add_argument("--precision", default="auto")
-    p.add_argument("--pieces-per-batch", type=int, default=None, help="(c)'s pieces per decoder batch "
-                   "(default 16 on a GPU, 4 on CPU)")
-    p.add_argument("--published-pieces", type=int, default=4, help="pieces the slow published path (a) scores")
-    p.add_argument("--paper-pieces", type=int, default=4, help="pieces for the decoder stage on the paper sweep's "
-                   "perturbations, one prefix per piece against prefix groups (0: skip)")
-    p.add_argument("--paper-sweep", default="sweeps/paper.yaml", help="the sweep whose perturbations that uses")
-    args = p.parse_args(argv)
-    device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
-    lm = random_musicgen(args.arch, device) if args.arch else load_model(args.model, device=device)
-    batch = args.pieces_per_batch or (16 if device == "cuda" else 4)
-    print(f"model {lm.name} on {device}"
-          + (f" ({torch.cuda.get_device_name()})" if device == "cuda" else f" ({torch.get_num_threads()} threads)"))
-    r = measure(lm, args.pieces, args.seconds, args.precision, batch, args.published_pieces)
-    print(f"workload: {args.pieces} pieces x {r['noise_lengths']} noise lengths x {args.seconds:g} s = {r['frames']} "
-          f"frames ((a) on the first {r['published_pieces']} pieces; (c) {batch} pieces per decoder batch)")
-    print(f"{'':24s}{'seconds':>10s}{'frames/s':>12s}{'vs (a)':>8s}")
-    for label, key in (("(a) published per-file", "published"), ("(b) engine, per piece", "engine"),
-                       ("(c) pipeline", "pipeline")):
-        print(f"{label:24s}{r[key + '_seconds']:10.2f}{r[key + '_fps']:12.1f}{r[key + '_fps'] / r['published_fps']:7.1f}×")
-    print(f"variants whose codes differ (a) vs (b) at a VQ near-tie: {r['codes_differ_ab']} of {r['published_variants']}")
-    print(f"largest per-frame delta difference (a) vs (b) where codes agree: {r['max_diff_ab']:.2e} nats")
-    print(f"variants whose codes equal their clean piece's (nothing for the decoder to score): "
-          f"{r['variants_unchanged']} of {r['variants']}; decoder row-steps (b): {r['decoder_row_steps']:,}")
-    print(f"variants whose codes differ (b) vs (c): {r['codes_differ_bc']} of {r['variants']}; largest per-frame delta "
-          f"difference: {r['max_diff_bc']:.2e} nats")
-    if "engine_tflops" in r:
-        print(f"decoder throughput: (b) {r['engine_tflops']:.1f} TFLOP/s, (c) {r['pipeline_tflops']:.1f} TFLOP/s"
-              + (f" = {r['pipeline_peak_share']:.1%} of {r['gpu']}'s bf16 peak" if "pipeline_peak_share" in r else ""))
-    if args.paper_pieces and not Path(args.paper_sweep).is_file():
-        print(f"decoder stage on the paper sweep not measured: no sweep file {args.paper_sweep}")
-    elif args.paper_pieces:
-        from .sweep import load_sweep
-
-        perts = load_sweep(args.paper_sweep).perturbations_for("ood")
-        g = prefix_groups_gain(lm, perts, args.paper_pieces, 15.0, args.precision)
-        print(f"decoder stage on the paper sweep's {g['variants']} perturbations (changes at frames 0-700), "
-              f"{g['pieces']} pieces x 15 s: one prefix per piece {g['one_prefix_seconds']:.2f} s "
-              f"({g['one_prefix_row_steps']:,} row-steps), prefix groups {g['groups_seconds']:.2f} s "
-              f"({g['groups_row_steps']:,}): {g['one_prefix_seconds'] / g['groups_seconds']:.2f}× faster; "
-              f"largest NLL difference {g['max_nll_difference']:.1e} nats")
-    print(f"speed-up: {r['pipeline_fps'] / r['published_fps']:.1f}×")
-    return r
 
 
 def measure(lm: TokenLM, n_pieces: int, seconds: float, precision: str, pieces_per_batch: int,
@@ -362,7 +307,7 @@ def measure(lm: TokenLM, n_pieces: int, seconds: float, precision: str, pieces_p
 def random_musicgen(arch: str, device: str) -> TokenLM:
     """A random-weight MusicGen of a real size (``small``, ``medium``, ``large``): speed only. Its codec is
     calibrated on 12 synthetic pieces of 15 s, not the benchmark's (about 4 frames per code:
-    :func:`lossprofile.models.musicgen.architecture.calibrate_codec`), so that codes follow the input."""
+    `lossprofile.models.musicgen.architecture.calibrate_codec`), so that codes follow the input."""
     from .models.musicgen import MusicLM  # random weights of a real size: MusicGen only
     from .models.musicgen.architecture import build_model, calibrate_codec, real_architecture
 
@@ -371,6 +316,3 @@ def random_musicgen(arch: str, device: str) -> TokenLM:
     calibration = np.stack(synthetic_pieces(12, 15.0, cfg.audio_encoder.sampling_rate, seed=99))[:, None]
     return MusicLM(calibrate_codec(model, torch.from_numpy(calibration)), name=f"random musicgen-{arch}",
                    device=torch.device(device))
-
-if __name__ == "__main__":
-    main()

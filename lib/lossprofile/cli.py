@@ -26,6 +26,7 @@ from . import audio, load_model
 from .analysis.profile import (EXTRA_FEATURES, FEATURES, LOUDNESS_DBFS, MIDI_WEIGHTS_FILE, WEIGHTS_FILE, load_weights,
                                options_key, profile_scores)
 from .columns import units_of, write_dictionary
+from .commands import FORWARDED, OWN_THREADS  # the commands that parse their own arguments
 from .errors import BadInputError, LossprofileError, MissingInputError, UsageError
 from .report import CURVES_FILE, paths_of, write_report, write_run_info
 from .data import datasets
@@ -215,22 +216,6 @@ class HelpFormatter(argparse.RawTextHelpFormatter, argparse.ArgumentDefaultsHelp
     """Line breaks kept, and every option's default shown in ``--help``."""
 
 
-# Commands that hand the rest of the command line to a module's own parser (``lossprofile bench --help``).
-FORWARDED = {"bench": ("lossprofile.bench", "published per-file scoring against the engine, in one process"),
-             "tiny-model": ("lossprofile.embedded.training", "REBUILDS: train (or resume) the embedded model, "
-                            "rewriting its shipped weights (caches in build/)"),
-             "tiny-symbolic": ("lossprofile.embedded.symbolic", "REBUILDS: train (or resume) the embedded symbolic "
-                               "model, rewriting its shipped weights; --measure-card re-measures its card"),
-             "model-card": ("lossprofile.embedded.card", "RE-MEASURES the embedded model's card (into build/; "
-                            "--write-card: the shipped one); lossprofile card NAME shows it"),
-             "study": ("lossprofile.embedded.study", "REBUILDS: run (or resume) the embedded model's ablation study "
-                       "(in build/study)"),
-             "validate": ("lossprofile.analysis.validation", "leave-one-family-out, properties and ladder of the "
-                          "profile score (make validation)"),
-             "gpu-check": ("lossprofile.gpucheck", "measure the GPU pipeline in minutes (make gpu-check)")}
-OWN_THREADS = ("tiny-model", "study")  # forwarded commands whose own parser has --threads
-
-
 THREADS_HELP = ("CPU threads torch uses; when not given, the cores this process may use (its CPU affinity and "
                 "cgroup quota), or LOSSPROFILE_THREADS / OMP_NUM_THREADS where set")
 
@@ -278,14 +263,12 @@ def main(argv: list[str] | None = None) -> int:
 
 def run_command(argv: list[str]) -> int | None:
     if argv and argv[0] in FORWARDED:
-        import importlib
-
-        module = importlib.import_module(FORWARDED[argv[0]][0])
+        command = FORWARDED[argv[0]][0]
         rest = argv[1:]
         if argv[0] not in OWN_THREADS:  # every command takes --threads; these two parse their own
             threads, rest = pop_threads(rest)
             set_threads(threads)
-        module.main(rest)  # what it returns is no exit status
+        command(rest)  # what it returns is no exit status
         return None
     p = argparse.ArgumentParser(prog="lossprofile", description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.RawTextHelpFormatter)
@@ -388,9 +371,7 @@ def run_command(argv: list[str]) -> int | None:
     if args.command == "build-data":
         build_data(args.model, device)
     elif args.command in ("store-outputs", "figures"):
-        import importlib
-
-        notebooks = importlib.import_module("lossprofile.paper.notebooks")  # the replication: by name, only here
+        from .paper import notebooks  # the replication: only here
         notebooks.store_outputs() if args.command == "store-outputs" else notebooks.figures(args.model, device,
                                                                                            args.dtype)
     elif args.command == "profile":

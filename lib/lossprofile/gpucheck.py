@@ -3,7 +3,7 @@
 GPU time comes in minutes, so one run measures everything the GPU pipeline promises and writes it to
 one table:
 
-1. the benchmark (:func:`lossprofile.bench.measure`) for random-weight MusicGen small, medium and large:
+1. the benchmark (`lossprofile.bench.measure`) for random-weight MusicGen small, medium and large:
    frames per second of the published per-file path (a), the engine piece by piece (b) and the pipeline
    across pieces (c), the decoder's TFLOP/s and share of the dense bf16 peak, (c)'s speed-up over (a),
    and how far (c)'s per-frame deltas are from (b)'s;
@@ -13,10 +13,10 @@ one table:
 3. the profile score's cost per piece, piece by piece and across pieces;
 4. the paper's sweep (``sweeps/paper.yaml``) projected per model from the runner's seconds per piece on that
    sweep's ASAP pieces × its own perturbations (81 per data kind), MusicGen-melody from medium's rate; beside it
-   the decoder's work in that sweep from the architectures' shapes (:func:`decoder_floor`), the floor under it;
+   the decoder's work in that sweep from the architectures' shapes (`decoder_floor`), the floor under it;
 5. last, where the time budget leaves room for it: the decode stage with the decoder under ``torch.compile``
    and with CUDA graphs (``reduce-overhead``) against eager, for ``--compile-archs`` (medium: the size of the
-   peak-share goal), compilation time included (:func:`lossprofile.bench.compile_check`).
+   peak-share goal), compilation time included (`lossprofile.bench.compile_check`).
 
 Each step's time is printed as it ends; the table goes to ``--out`` (markdown) beside a JSON of every
 number.
@@ -24,16 +24,11 @@ number.
 
 from __future__ import annotations
 
-import argparse
-import json
-import platform
 import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
-import torch
-import transformers
 
 from . import bench
 from .analysis.profile import profile_scores
@@ -89,7 +84,7 @@ SIZES = ("small", "medium", "large")
 
 
 def paper_sweep(path: str | Path = "sweeps/paper.yaml"):
-    """The paper's sweep file as :func:`lossprofile.sweep.load_sweep` reads it (every entry checked)."""
+    """The paper's sweep file as [`sweep.load_sweep`][lossprofile.sweep.load_sweep] reads it (every entry checked)."""
     from .sweep import load_sweep
 
     return load_sweep(path)
@@ -102,7 +97,7 @@ def size_of(model: str) -> str | None:
 
 
 def project(rates: dict[str, dict], sweep) -> list[dict]:
-    """Minutes of ``sweep`` per model on one device, from ``rates`` (size → :func:`lossprofile.bench.sweep_rate`'s
+    """Minutes of ``sweep`` per model on one device, from ``rates`` (size → `lossprofile.bench.sweep_rate`'s
     dict, measured on some of the sweep's perturbations): its pieces × data kinds × seconds per piece, scaled to
     the sweep's number of perturbations per piece."""
     rows = []
@@ -119,7 +114,7 @@ def project(rates: dict[str, dict], sweep) -> list[dict]:
 
 def decoder_floor(sweep, peak_tflops: float = bench.BF16_PEAK_TFLOPS["H100"], shares=(1.0, 0.35)) -> list[dict]:
     """The decoder's work in ``sweep`` per model, from its shapes alone: each piece's decoder row-steps (a variant
-    shares the clean piece's steps up to its onset frame; :func:`lossprofile.scoring.group_rows`, and one prefix
+    shares the clean piece's steps up to its onset frame; [`scoring.group_rows`][lossprofile.scoring.group_rows], and one prefix
     for all as before 2026-11-30) × FLOPs per step, over every piece and data kind; and the minutes that work
     takes at ``shares`` of the dense bf16 peak. A floor under any measured projection: the codec, preparation
     and the statistics come on top."""
@@ -150,7 +145,7 @@ def decoder_floor(sweep, peak_tflops: float = bench.BF16_PEAK_TFLOPS["H100"], sh
 
 
 def projection_check(lm, args, sweep) -> dict:
-    """The runner's pipeline (:func:`lossprofile.runner.score_pieces`: render, excerpt, perturb on CPU threads,
+    """The runner's pipeline ([`runner.score_pieces`][lossprofile.runner.score_pieces]: render, excerpt, perturb on CPU threads,
     score, write parts) on the sweep's out-of-distribution pieces (ASAP MIDI, shipped) × its perturbations for
     that data kind; synthetic pieces where the folder is not there."""
     perturbations = sweep.perturbations_for("ood")
@@ -274,98 +269,3 @@ def _sweep_lines(s: dict, p: dict) -> list[str]:
               f"Profile score, embedded model, {p['pieces']} pieces: {p['per_piece_seconds_per_piece']:.3f} s per piece "
               f"alone, {p['pipeline_seconds_per_piece']:.3f} s across pieces; largest profile_score difference "
               f"{p['max_score_difference']:.1e}."]
-
-
-def _save_partial(out: Path, results: dict) -> None:
-    # A run cut short by its time limit still leaves every finished step's numbers.
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.with_suffix(".partial.json").write_text(json.dumps(results, indent=1, default=float))
-
-
-def main(argv: list[str] | None = None) -> None:
-    p = argparse.ArgumentParser(prog="lossprofile gpu-check", description=__doc__.split("\n\n")[0])
-    p.add_argument("--out", type=Path, default=Path("results/gpu-check.md"))
-    p.add_argument("--archs", nargs="+", default=["small", "medium", "large"],
-                   help="MusicGen sizes with random weights, or 'tiny' (the embedded model; a quick check on CPU)")
-    p.add_argument("--pieces", type=int, default=32, help="pieces per benchmark")
-    p.add_argument("--pieces-per-batch", type=int, default=16)
-    p.add_argument("--device", default="cuda")
-    p.add_argument("--steps", nargs="+", default=["bench", "stages", "projection", "sweep", "profile", "compile"],
-                   choices=["bench", "stages", "projection", "sweep", "profile", "compile"])
-    p.add_argument("--compile-archs", nargs="+", default=["medium"], help="sizes (or 'tiny') whose decode stage "
-                   "the compile step measures")
-    p.add_argument("--compile-modes", nargs="+", default=["default", "reduce-overhead"])
-    p.add_argument("--budget-minutes", type=float, default=8.0, help="the compile step runs last, and starts a "
-                   "mode only while at least --compile-minutes of this remain")
-    p.add_argument("--compile-minutes", type=float, default=2.5, help="minutes one mode of the compile step takes "
-                   "(compiling each of medium's 48 layers: seconds each)")
-    p.add_argument("--sweep", type=Path, default=Path("sweeps/paper.yaml"), help="the sweep to project")
-    p.add_argument("--projection-pieces", type=int, default=0, help="pieces the projection measures "
-                   "(default: --pieces-per-batch)")
-    p.add_argument("--projection-variants", type=int, default=0, help="measure on the first N of the sweep's "
-                   "perturbations only and scale (a quick check; default: all)")
-    args = p.parse_args(argv)
-    run_started = time.time()
-    gpu = torch.cuda.get_device_name() if args.device == "cuda" else platform.processor() or "cpu"
-    results = dict(environment=dict(date=time.strftime("%Y-%m-%d"), gpu=gpu, torch=torch.__version__,
-                                    transformers=transformers.__version__), bench=[], stages=[], projection=[])
-    sweep = None
-    if "projection" in args.steps:
-        try:
-            sweep = paper_sweep(args.sweep)
-        except Exception as err:  # e.g. no pyyaml on the GPU machine: every other step still runs
-            results["projection_error"] = f"{type(err).__name__}: {err}"
-            print(f"[gpu-check] projection skipped: {results['projection_error']}", flush=True)
-        else:
-            peak = bench.bf16_peak(gpu)
-            results.update(floor=decoder_floor(sweep, peak or bench.BF16_PEAK_TFLOPS["H100"]), peak_tflops=peak)
-    rates = {}
-    for arch in args.archs if {"bench", "stages", "projection"} & set(args.steps) else []:
-        lm = load_model("tiny", device=args.device) if arch == "tiny" else bench.random_musicgen(arch, args.device)
-        for step in ("bench", "stages", "projection"):
-            if step not in args.steps or (step == "projection" and sweep is None):
-                continue
-            started = time.time()
-            if step == "bench":
-                results[step].append(bench.measure(lm, args.pieces, 15.0, "auto", args.pieces_per_batch, 2))
-            elif step == "stages":
-                results[step].append(bench.stage_seconds(lm, args.pieces, 15.0, "auto", args.pieces_per_batch))
-            else:
-                rates[arch] = projection_check(lm, args, sweep)
-                results[step].append(rates[arch])
-                results["projected"] = project(rates, sweep)
-            print(f"[gpu-check] {step} {arch}: {time.time() - started:.0f} s", flush=True)
-            _save_partial(args.out, results)
-        del lm
-        torch.cuda.empty_cache() if args.device == "cuda" else None
-    for name, check in (("sweep", sweep_check), ("profile", profile_check)):
-        if name not in args.steps:
-            continue
-        started = time.time()
-        results[name] = check(args.device, args.pieces, args.pieces_per_batch)
-        print(f"[gpu-check] {name}: {time.time() - started:.0f} s", flush=True)
-        _save_partial(args.out, results)
-    for arch in args.compile_archs if "compile" in args.steps else []:
-        used = (time.time() - run_started) / 60
-        if args.budget_minutes - used < args.compile_minutes:
-            results["compile_skipped"] = (f"{arch} and later sizes: {used:.1f} of the {args.budget_minutes:g} "
-                                          f"minutes used, and one mode needs about {args.compile_minutes:g}")
-            break
-        started = time.time()
-        lm = load_model("tiny", device=args.device) if arch == "tiny" else bench.random_musicgen(arch, args.device)
-        start_by = run_started + (args.budget_minutes - args.compile_minutes) * 60
-        results.setdefault("compile", []).append(bench.compile_check(
-            lm, args.pieces, 15.0, "auto", args.pieces_per_batch, args.compile_modes, start_by))
-        print(f"[gpu-check] compile {arch}: {time.time() - started:.0f} s", flush=True)
-        _save_partial(args.out, results)
-        del lm
-        torch.cuda.empty_cache() if args.device == "cuda" else None
-    text = report(results)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(text)
-    args.out.with_suffix(".json").write_text(json.dumps(results, indent=1, default=float))
-    print(text)
-
-
-if __name__ == "__main__":
-    main()

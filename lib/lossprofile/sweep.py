@@ -7,7 +7,7 @@
 A sweep file names models, datasets, perturbations (presets or single ones) and scoring
 options; every key is checked before any work starts (an unknown key, preset or missing
 folder is reported with the file's name). Each piece is scored into its own part by
-:func:`lossprofile.runner.score_pieces` (atomic write, keyed by every parameter and the audio's
+[`runner.score_pieces`][lossprofile.runner.score_pieces] (atomic write, keyed by every parameter and the audio's
 content), so a killed worker loses at most the pieces in flight and a re-run resumes. A Ray
 actor's unit of work is a few pieces of one model and data kind (``scoring.pieces_per_batch``:
 16 on a GPU, the runner's pipeline across pieces; 1 on CPU). On Ray, one actor per GPU (or per ``cpus_per_actor`` CPUs)
@@ -184,7 +184,7 @@ def assemble(sweep: Sweep, work: list[tuple[str, Piece]], done: dict, out: str |
 def run_in_process(sweep: Sweep, out: str | os.PathLike, device: str | None = None,
                    threads: int | None = None) -> pd.DataFrame:
     """Every unit in this process, with ``threads`` torch threads (default: as many as a Ray actor gets, the file's
-    ``ray.cpus_per_actor``, so the numbers match; else :func:`lossprofile.threads.default_threads`)."""
+    ``ray.cpus_per_actor``, so the numbers match; else `lossprofile.threads.default_threads`)."""
     import torch
 
     before = torch.get_num_threads()
@@ -318,7 +318,7 @@ def run_on_ray(sweep: Sweep, out: str | os.PathLike, address: str = "local", num
 
 def run_sweep(config: str | os.PathLike | Sweep, out: str | os.PathLike | None = None, ray_address: str | None = None,
               device: str | None = None, threads: int | None = None) -> pd.DataFrame:
-    """Run (or resume) a sweep in-process (``ray_address=None``, ``threads`` as :func:`run_in_process` takes them)
+    """Run (or resume) a sweep in-process (``ray_address=None``, ``threads`` as [`run_in_process`][lossprofile.sweep.run_in_process] takes them)
     or on Ray (each actor uses its ``ray.cpus_per_actor`` CPUs); returns its table."""
     sweep = config if isinstance(config, Sweep) else load_sweep(config)
     out = out or sweep.out

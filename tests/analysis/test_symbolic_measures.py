@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from lossprofile import audio
 from lossprofile.analysis import symbolic as hearing
-from lossprofile.embedded import symbolic as training
+from lossprofile.embedded import training_corpus
 from lossprofile.embedded.recipe import SymbolicRecipe
 from lossprofile.models.symbolic import SymbolicLM
 from lossprofile.models.symbolic.model import TINY_SYMBOLIC_DIR
@@ -42,7 +42,7 @@ def test_an_excerpt_holds_exactly_the_notes_that_start_in_it(start, seconds, ste
 
 @pytest.fixture(scope="module")
 def random_lm():
-    tokenizer = training.make_tokenizer(SymbolicRecipe())
+    tokenizer = training_corpus.make_tokenizer(SymbolicRecipe())
     torch.manual_seed(0)
     model = transformers.GPT2LMHeadModel(transformers.GPT2Config(vocab_size=len(tokenizer), n_layer=1, n_embd=32,
                                                                  n_head=2, n_positions=256)).eval()
@@ -93,4 +93,4 @@ def training_piece():
     import tempfile
     from pathlib import Path
 
-    return training.arranged_midi(job, Path(tempfile.mkdtemp()), SymbolicRecipe())
+    return training_corpus.arranged_midi(job, Path(tempfile.mkdtemp()), SymbolicRecipe())

@@ -31,10 +31,10 @@ def test_a_symbolic_models_generated_set_is_midi_files_of_its_own_samples(tmp_pa
     import pretty_midi
 
     from tests.models.test_symbolic import random_lm
-    from lossprofile.embedded import symbolic as training
+    from lossprofile.embedded import training_corpus
     from lossprofile.embedded.recipe import SymbolicRecipe
 
-    lm = random_lm(training.make_tokenizer(SymbolicRecipe()), positions=32)
+    lm = random_lm(training_corpus.make_tokenizer(SymbolicRecipe()), positions=32)
     lm.fingerprint = "random-symbolic"
     manifest = build_generated_set(lm, tmp_path, top_ks=(5, 50), per_top_k=2, seconds=0.5)
     assert list(manifest["file"]) == ["topk0005-00.mid", "topk0005-01.mid", "topk0050-00.mid", "topk0050-01.mid"]

@@ -6,7 +6,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from lossprofile.embedded import symbolic as training
+from lossprofile.embedded import symbolic_training as training
 from lossprofile.embedded.recipe import SymbolicRecipe
 
 TINY = SymbolicRecipe(arch=dict(n_layer=1, n_embd=16, n_head=2, n_positions=32), crop_tokens=32, batch=2, steps=2,

@@ -1,4 +1,5 @@
-"""The tiny model's training script: deterministic under a seed, resumable, and it learns."""
+"""The tiny model's training (codec, language model, the recipe's stages): deterministic under a seed, resumable,
+and it learns."""
 
 from __future__ import annotations
 
@@ -8,7 +9,8 @@ import torch
 
 from lossprofile import load_model
 from lossprofile.models.musicgen.architecture import build_model, musicgen_config
-from lossprofile.embedded.training import build_tokenizer, encode_cached, train_codec, train_lm
+from lossprofile.embedded.codec_training import encode_cached, train_codec
+from lossprofile.embedded.lm_training import build_tokenizer, train_lm
 
 from ..conftest import SMALL
 
@@ -54,12 +56,13 @@ def test_same_seed_same_weights_other_seed_other_weights():
 
 @pytest.mark.slow
 def test_an_interrupted_run_resumes_to_the_same_weights(tmp_path, monkeypatch):
-    from lossprofile.embedded import training
+    from lossprofile.embedded import codec_training, lm_training
+    from lossprofile.embedded.state import load_state
 
     (tmp_path / "whole").mkdir()
     (tmp_path / "broken").mkdir()
     whole, _ = train(0, lm_steps=6, tmp=tmp_path / "whole", codec_steps=(2, 3))
-    real_tqdm = training.tqdm
+    real_tqdm = codec_training.tqdm
 
     def killed_after_three_steps(iterable, **kwargs):  # as if the process died after its third step
         for n, item in enumerate(real_tqdm(iterable, **kwargs)):
@@ -67,12 +70,14 @@ def test_an_interrupted_run_resumes_to_the_same_weights(tmp_path, monkeypatch):
                 raise KeyboardInterrupt
             yield item
 
-    monkeypatch.setattr(training, "tqdm", killed_after_three_steps)
+    for stage in (codec_training, lm_training):
+        monkeypatch.setattr(stage, "tqdm", killed_after_three_steps)
     for stage in ("codec", "lm"):  # killed once in each stage
         with pytest.raises(KeyboardInterrupt):
             train(0, lm_steps=6, tmp=tmp_path / "broken", codec_steps=(2, 3))
-        assert training.load_state(tmp_path / "broken" / f"{stage}.pt")["step"] == 3
-    monkeypatch.setattr(training, "tqdm", real_tqdm)
+        assert load_state(tmp_path / "broken" / f"{stage}.pt")["step"] == 3
+    for stage in (codec_training, lm_training):
+        monkeypatch.setattr(stage, "tqdm", real_tqdm)
     resumed, log = train(0, lm_steps=6, tmp=tmp_path / "broken", codec_steps=(2, 3))
     assert all(torch.equal(whole[k], resumed[k]) for k in whole)
     assert [row["step"] for row in log if row["stage"] == "lm"] == [0, 5]
@@ -99,7 +104,7 @@ def test_language_model_loss_falls_while_training():
 
 
 def test_loop_crops_repeat_a_stretch_of_the_piece_exactly():
-    from lossprofile.embedded.training import loop_crop
+    from lossprofile.embedded.lm_training import loop_crop
 
     codes = torch.arange(4 * 900).reshape(4, 900)
     rng = np.random.default_rng(0)
@@ -114,7 +119,7 @@ def test_loop_crops_repeat_a_stretch_of_the_piece_exactly():
 
 
 def test_decoder_initialisation_is_pytorchs_default_and_seeded():
-    from lossprofile.embedded.training import init_decoder
+    from lossprofile.embedded.lm_training import init_decoder
 
     a, b = build_model(musicgen_config(**SMALL), seed=0), build_model(musicgen_config(**SMALL), seed=0)
     codec_before = [p.clone() for p in a.audio_encoder.parameters()]
@@ -135,7 +140,8 @@ def test_decoder_initialisation_is_pytorchs_default_and_seeded():
 def test_a_work_folder_resumes_the_language_model_without_the_corpus(tmp_path):
     import json
 
-    from lossprofile.embedded.training import codes_ready, save_state
+    from lossprofile.embedded.state import save_state
+    from lossprofile.embedded.tiny_model import codes_ready
 
     model = build_model(musicgen_config(**SMALL), seed=0)
     wavs = tones()
@@ -163,7 +169,7 @@ def test_a_work_folder_resumes_the_language_model_without_the_corpus(tmp_path):
 def test_a_recipe_continues_a_trained_model_on_its_own_codec(tmp_path, small_checkpoint):
     import pandas as pd
 
-    from lossprofile.embedded.training import Recipe, train_model
+    from lossprofile.embedded.tiny_model import Recipe, train_model
 
     start = load_model(small_checkpoint, device="cpu").model
     table = pd.DataFrame(dict(piece=["a", "b", "c"], description=["organ chorale", "piano", "strings"], tags=["{}"] * 3))
@@ -187,17 +193,17 @@ def test_a_recipe_continues_a_trained_model_on_its_own_codec(tmp_path, small_che
 
 @pytest.mark.slow
 def test_cloud_share_sets_the_clouds_share_of_crops_and_clouds_are_never_looped(monkeypatch):
-    from lossprofile.embedded import training
+    from lossprofile.embedded import lm_training, tiny_model
 
     codes = [torch.zeros(4, n, dtype=torch.long) for n in (900, 1900, 800, 800)]
     is_cloud = np.array([False, False, True, True])
-    weights = training.piece_weights(codes, is_cloud, training.Recipe(cloud_share=0.3, lm_crop_frames=760))
+    weights = tiny_model.piece_weights(codes, is_cloud, tiny_model.Recipe(cloud_share=0.3, lm_crop_frames=760))
     assert weights[is_cloud].sum() == pytest.approx(0.3) and weights.sum() == pytest.approx(1.0)
     assert weights[1] / weights[0] == pytest.approx((1900 - 759) / (900 - 759))  # by length within each group
-    assert training.piece_weights(codes, is_cloud, training.Recipe()) is None  # no share: by length, as always
+    assert tiny_model.piece_weights(codes, is_cloud, tiny_model.Recipe()) is None  # no share: by length, as always
     looped = []
-    real = training.loop_crop
-    monkeypatch.setattr(training, "loop_crop", lambda c, *a, **k: looped.append(c.shape[-1]) or real(c, *a, **k))
+    real = lm_training.loop_crop
+    monkeypatch.setattr(lm_training, "loop_crop", lambda c, *a, **k: looped.append(c.shape[-1]) or real(c, *a, **k))
     model = build_model(musicgen_config(**SMALL), seed=0)
     small = [torch.randint(0, 64, (4, n)) for n in (120, 130)]
     train_lm(model, build_tokenizer(["a", "b"]), small, ["a", "b"], 4, batch=4, crop_frames=40, loop_crops=1.0,
@@ -210,7 +216,8 @@ def test_the_finishing_stage_continues_the_base_model_on_its_pool_and_clouds(tmp
     import json
     import shutil
 
-    from lossprofile.embedded import training
+    from lossprofile.embedded import tiny_model
+    from lossprofile.embedded.state import load_state
 
     work = tmp_path / "work"
     shutil.copytree(small_checkpoint, work / "base")
@@ -219,20 +226,20 @@ def test_the_finishing_stage_continues_the_base_model_on_its_pool_and_clouds(tmp
                                                                                  "piano"], tags=["{}"] * 4)))
     base = load_model(str(work / "base"), device="cpu").model
     wavs = tones(4)
-    pool = training.pool_mask(4, 2)
+    pool = tiny_model.pool_mask(4, 2)
     assert pool.tolist() == [True, False, False, True]  # spread over the table, first and last
     encode_cached(base.audio_encoder, [n for n, k in zip(names, pool) if k], [w for w, k in zip(wavs, pool) if k],
                   work / "finish" / "codes.pt")  # cached: the stage needs no rendered corpus
-    monkeypatch.setattr(training, "FINISH", dict(training.FINISH, lm_steps=2, lm_batch=2, cloud_pieces=2))
-    monkeypatch.setattr(training, "FINISH_POOL", 2)
-    recipe = training.Recipe(arch=dict(SMALL), lm_crop_frames=40, lm_precision="fp32")
-    model, summary = training.finish_model(recipe, work, tmp_path / "out", progress=False)
+    monkeypatch.setattr(tiny_model, "FINISH", dict(tiny_model.FINISH, lm_steps=2, lm_batch=2, cloud_pieces=2))
+    monkeypatch.setattr(tiny_model, "FINISH_POOL", 2)
+    recipe = tiny_model.Recipe(arch=dict(SMALL), lm_crop_frames=40, lm_precision="fp32")
+    model, summary = tiny_model.finish_model(recipe, work, tmp_path / "out", progress=False)
     assert summary["recipe"]["lm_start"] == "base" and summary["recipe"]["cloud_share"] == 0.5
     assert summary["train_pieces"] == 2 + 2  # the pool and the clouds
-    assert len(training.load_state(work / "finish" / "clouds.pt")["codes"]) == 2
-    assert training.load_state(work / "finish" / "lm.pt")["step"] == 2
+    assert len(load_state(work / "finish" / "clouds.pt")["codes"]) == 2
+    assert load_state(work / "finish" / "lm.pt")["step"] == 2
     assert any(not torch.equal(p, q) for (n, p), q in zip(model.named_parameters(), base.parameters())
                if n.startswith("decoder."))
     shutil.rmtree(work / "base")  # without its start the stage says what is missing
-    with pytest.raises(training.ModelLoadError, match=r"base: the base model is missing; `make tiny-model`"):
-        training.finish_model(recipe, work, None, progress=False)
+    with pytest.raises(tiny_model.ModelLoadError, match=r"base: the base model is missing; `make tiny-model`"):
+        tiny_model.finish_model(recipe, work, None, progress=False)

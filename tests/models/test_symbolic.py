@@ -8,7 +8,7 @@ import torch
 import transformers
 
 from lossprofile.data import corpus
-from lossprofile.embedded import symbolic as training
+from lossprofile.embedded import training_corpus
 from lossprofile.embedded.recipe import SymbolicRecipe
 from lossprofile.models import ModelLoadError, load_model
 from lossprofile.models.symbolic import SymbolicLM
@@ -17,14 +17,14 @@ from lossprofile.models.symbolic.tokens import tokenize
 
 @pytest.fixture(scope="module")
 def tokenizer():
-    return training.make_tokenizer(SymbolicRecipe())
+    return training_corpus.make_tokenizer(SymbolicRecipe())
 
 
 @pytest.fixture(scope="module")
 def chorale(tmp_path_factory):
     """A Bach chorale from music21's corpus, arranged as the embedded models' training data is."""
     job = next(j for j in corpus.jobs(texture_pieces=0) if j.piece.startswith("bach-"))
-    return training.arranged_midi(job, tmp_path_factory.mktemp("midi"), SymbolicRecipe())
+    return training_corpus.arranged_midi(job, tmp_path_factory.mktemp("midi"), SymbolicRecipe())
 
 
 def random_lm(tokenizer, positions: int = 256, **kwargs) -> SymbolicLM:

@@ -14,14 +14,15 @@ fixed by its name:
 - repetition as real pieces have it: the score's own repeats, repeated sections (ostinati),
   strophic verses, and audio loops (a bar or two played again verbatim).
 
-A few pieces are textures alone (sea, birds, applause, a pad drone). A recipe may add texture
-clouds (:func:`cloud_pieces`: dense crowds of effects and noisy hits that never repeat); the
-shipped recipe adds none. Every sound comes
-from the SoundFont: no synthetic noise (nothing from :mod:`lossprofile.perturb`, no Gaussian
+A few pieces are textures alone (sea, birds, applause, a pad drone). Every sound comes
+from the SoundFont: no synthetic noise (nothing from `lossprofile.perturb`, no Gaussian
 or coloured noise) is ever added, so the noise the experiments inject stays unseen.
 ASAP is not used here, so the OOD set stays out of distribution.
 
-Pieces are split into ``train`` and ``heldout`` by a hash of their name.
+Pieces are split into ``train`` and ``heldout`` by a hash of their name. The held-out split is the
+TrainingSet kind the experiments evaluate ([`lossprofile.data.datasets`][]), which is why the corpus
+lives here in the core; what only training uses (the splits as each model reads them, texture
+clouds a recipe may add) is in `lossprofile.embedded.training_corpus`.
 """
 
 from __future__ import annotations
@@ -399,69 +400,6 @@ def texture_piece(job: Job, rng: np.random.Generator, seconds: float = 30.0):
     return midi, "ambience " + " and ".join(names), {"texture": "+".join(names)}
 
 
-# Noisy percussion of the GM drum kit: hi-hats, cymbals, clap, tambourine, cabasa, maracas, shaker.
-CLOUD_DRUMS = (39, 42, 44, 46, 49, 51, 52, 54, 55, 57, 69, 70, 82)
-
-
-def texture_cloud(rng: np.random.Generator, seconds: float = 30.0):
-    """A crowd of SoundFont sounds that never repeats: many overlapping effect notes, noisy hits or both.
-
-    The corpus's other textures are SoundFont samples played a few at a time, so a texture at one
-    pitch sounds the same every time and a model learns to copy it. A dense cloud, 8–40 events
-    per second at random times, pitches and velocities, is stationary without repeating, as a
-    crowd, surf or a cymbal wash is in a recording. Every sound is a SoundFont sample: no
-    synthetic noise. Returns (midi, description, tags).
-    """
-    import pretty_midi
-
-    midi = pretty_midi.PrettyMIDI()
-    kind = int(rng.integers(3))  # 0: effects, 1: effects and hits, 2: hits
-    rate = float(rng.uniform(8, 40))  # events per second per part
-    names = []
-    if kind < 2:
-        for program in rng.choice(list(TEXTURES), size=int(rng.integers(1, 4)), replace=False):
-            inst = pretty_midi.Instrument(program=int(program), name=TEXTURES[int(program)][0])
-            for t in np.sort(rng.uniform(0, seconds, int(rate * seconds))):
-                inst.notes.append(pretty_midi.Note(int(rng.integers(50, 110)), int(rng.integers(30, 100)), float(t),
-                                                   float(t + rng.uniform(0.2, 2.0))))
-            midi.instruments.append(inst)
-            names.append(TEXTURES[int(program)][0])
-    if kind > 0:
-        inst = pretty_midi.Instrument(0, is_drum=True, name="noisy percussion")
-        for t in np.sort(rng.uniform(0, seconds, int(2 * rate * seconds))):
-            inst.notes.append(pretty_midi.Note(int(rng.integers(50, 110)), int(rng.choice(CLOUD_DRUMS)), float(t),
-                                               float(t + 0.1)))
-        midi.instruments.append(inst)
-        names.append("cymbals")
-    return midi, "crowd of " + " and ".join(names), {"texture": "+".join(names), "cloud": True}
-
-
-def cloud_pieces(count: int, seed: int = 0, seconds: float = 30.0) -> tuple[list[str], list, list[str], list[float]]:
-    """``count`` texture clouds (:func:`texture_cloud`): names, MIDI, descriptions and levels (dBFS).
-
-    Nothing is rendered here (:func:`render_cloud` does it), and never into the corpus folder,
-    so a recipe that asks for no clouds trains on exactly the corpus it always did. The same
-    ``seed`` gives the same clouds.
-    """
-    names, midis, descriptions, levels = [], [], [], []
-    for i in range(count):
-        rng = piece_rng(f"cloud-{i:03d}", seed)
-        midi, description, _ = texture_cloud(rng, seconds)
-        names.append(f"cloud-{i:03d}")
-        midis.append(midi)
-        descriptions.append(description)
-        levels.append(float(rng.uniform(-26.0, -16.0)))  # the corpus's recording levels
-    return names, midis, descriptions, levels
-
-
-def render_cloud(midi, level_dbfs: float, seconds: float = 30.0) -> np.ndarray:
-    """A cloud's waveform ``[S]`` at 32 kHz, ``seconds`` long, at ``level_dbfs``."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        wav = audio.render_midi(midi, SAMPLE_RATE, max_seconds=seconds)[: int(seconds * SAMPLE_RATE)]
-    return audio.normalize_rms(wav, target_dbfs=level_dbfs).astype(np.float32)
-
-
 def audio_loop(wav: np.ndarray, rng: np.random.Generator, sample_rate: int, hop: int = 640) -> tuple[np.ndarray, dict]:
     """Loop-based music: a 1–4 s stretch played 2–4 times verbatim (3 times in 4 a whole number of frames long)."""
     seconds = float(rng.uniform(1.0, 4.0))
@@ -476,7 +414,7 @@ def audio_loop(wav: np.ndarray, rng: np.random.Generator, sample_rate: int, hop:
 
 
 def arranged_midi(job: Job, cache_dir: Path, max_seconds: float = 40.0, seed: int = 0):
-    """The job's arrangement as ``pretty_midi.PrettyMIDI``, with the draws :func:`render_job` makes: the score its
+    """The job's arrangement as ``pretty_midi.PrettyMIDI``, with the draws `render_job` makes: the score its
     audio plays (before the audio-only loop some renders get). Texture jobs have no score: ValueError."""
     if job.source == "texture":
         raise ValueError(f"{job.piece}: a texture piece has no score")
@@ -529,7 +467,7 @@ def _build_one(args) -> dict:
 
 
 def _render(args: list, workers: int, bar) -> list[dict]:
-    """:func:`_build_one` of each job's arguments, in ``workers`` processes where there are several."""
+    """`_build_one` of each job's arguments, in ``workers`` processes where there are several."""
     from multiprocessing import get_context
 
     rows = []
@@ -553,7 +491,7 @@ def build(out_dir: str | os.PathLike, splits: Sequence[str] = ("train", "heldout
     The manifest lists every piece rendered so far in ``out_dir``, whichever call rendered it,
     so building the held-out split first and the training split later gives one manifest.
     ``first``: render only as far as the first ``first`` pieces in name order (the manifest's order, which
-    :func:`lossprofile.data.datasets.pieces` takes its first ``n`` from) are rendered, going on past scores that
+    [`data.datasets.pieces`][lossprofile.data.datasets.pieces] takes its first ``n`` from) are rendered, going on past scores that
     fail; the rest is rendered by a later call that asks for more. Returns the manifest as a DataFrame.
     """
     import pandas as pd

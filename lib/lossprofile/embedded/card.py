@@ -8,11 +8,8 @@ study of `lossprofile.embedded.study` (run or resumed by the same command).
 
 from __future__ import annotations
 
-import argparse
-import json
 import math
 import time
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -20,15 +17,12 @@ import torch
 
 from .. import stats
 from ..analysis import musicality
-from ..audio import save_audio
 from ..data import datasets as ex
 from ..data.datasets import ASAP_DIR, DATA_DIR, REPO_ROOT, load_excerpt
 from ..models import load_model
-from ..models.musicgen import TINY_DIR
-from . import study as ablation
 from .study import conclusion, study_markdown
 from .recipe import CONTINUED_LM, FINISH_POOL, STUDY_ARCH, STUDY_EVAL, STUDY_LM
-from .training import stft_loss
+from .codec_training import stft_loss
 
 MIN_CHROMA = 0.6  # the card's bar for "the codec keeps pitch"
 
@@ -212,7 +206,7 @@ def finishing_lines(training: dict) -> list[str]:
     return [f"- Finishing stage (`lossprofile.embedded.recipe.FINISH`): the base model's LM trained on for "
             f"{recipe['lm_steps']} steps of {recipe['lm_batch']} x {recipe['lm_crop_frames']} frames at peak learning "
             f"rate {recipe['lm_lr']} on a pool of {training['train_pieces'] - recipe['cloud_pieces']} training pieces "
-            f"plus {recipe['cloud_pieces']} texture clouds (`corpus.texture_cloud`: 30 s crowds of SoundFont effects and "
+            f"plus {recipe['cloud_pieces']} texture clouds (`training_corpus.texture_cloud`: 30 s crowds of SoundFont effects and "
             f"noisy percussion hits at random times, pitches and velocities, which never repeat; "
             f"{int(100 * recipe['cloud_share'])}% of the crops, never looped), on {training.get('lm_device')} "
             f"({training.get('stage_seconds', {}).get('lm', 'n/a')} s, {training.get('lm_precision')}). Without the "
@@ -280,7 +274,7 @@ def render_card(card: dict, training: dict, study: pd.DataFrame | None = None) -
         f"piece's own codes (1–8 s played again and again), peak learning rate {recipe.get('lm_lr')}, cosine "
         "schedule; transformers' own MusicGen loss on delay-pattern labels. The decoder starts from PyTorch's "
         "default initialisation (embeddings N(0, 1), linear weights N(0, 1/fan-in)): with transformers' "
-        "N(0, 0.02) a model this small never learnt to copy what it heard (`lossprofile.embedded.training.init_decoder`). "
+        "N(0, 0.02) a model this small never learnt to copy what it heard (`lossprofile.embedded.lm_training.init_decoder`). "
         "Copying appears abruptly, after about 3000 steps.",
         f"- Where: the codec on the CPU ({training.get('stage_seconds', {}).get('codec', 'n/a')} s), the LM on "
         f"{training.get('lm_device', 'the CPU')} ({training.get('stage_seconds', {}).get('lm', 'n/a')} s, "
@@ -333,58 +327,3 @@ def render_card(card: dict, training: dict, study: pd.DataFrame | None = None) -
 
 
 BUILD_CARD_DIR = REPO_ROOT / "build" / "model-card"
-
-
-def main(argv: list[str] | None = None) -> None:
-    p = argparse.ArgumentParser(
-        prog="lossprofile model-card",
-        description="RE-MEASURES the tiny model and runs its ablation study (trains what study.json lacks: long), "
-                    f"then writes its card to {BUILD_CARD_DIR} (never the working directory). The tracked card in "
-                    f"{TINY_DIR} is rewritten only with --write-card. To read the card: lossprofile card tiny "
-                    "(or --show-card).")
-    p.add_argument("--model", default="tiny")
-    p.add_argument("--n-eval", type=int, default=12)
-    p.add_argument("--no-study", action="store_true", help="leave the ablation study out")
-    p.add_argument("--render-only", action="store_true",
-                   help="write MODEL_CARD.md and study.png from the saved card.json and study.json, measuring nothing")
-    p.add_argument("--write-card", action="store_true", help=f"write card.json, MODEL_CARD.md and study.png into "
-                   f"{TINY_DIR} (tracked files; `make model-card` does)")
-    p.add_argument("--show-card", action="store_true", help="print the shipped MODEL_CARD.md and stop (measures nothing)")
-    args = p.parse_args(argv)
-    if args.show_card:
-        print((TINY_DIR / "MODEL_CARD.md").read_text())
-        return
-    out = TINY_DIR if args.write_card else BUILD_CARD_DIR
-    out.mkdir(parents=True, exist_ok=True)
-    torch.manual_seed(0)
-    training = json.loads((TINY_DIR / "training_log.json").read_text())
-    if args.render_only:
-        card = json.loads((TINY_DIR / "card.json").read_text())
-        study = ablation.results_table()
-        if not args.no_study:
-            ablation.plot_study(study, out / "study.png")
-        (out / "MODEL_CARD.md").write_text(render_card(card, training, None if args.no_study else study))
-        print(f"wrote {out / 'MODEL_CARD.md'}")
-        return
-    card = measure(args.model, args.n_eval)
-    (out / "card.json").write_text(json.dumps(card, indent=1, default=float))
-    study = None
-    if not args.no_study:
-        ablation.run_study()  # trains and measures only what study.json does not hold yet
-        study = ablation.results_table()
-        ablation.plot_study(study, out / "study.png")
-    (out / "MODEL_CARD.md").write_text(render_card(card, training, study))
-    listen = BUILD_CARD_DIR / "listen"  # the project's build/, wherever the command runs from
-    listen.mkdir(parents=True, exist_ok=True)
-    lm = load_model(args.model, device="cpu")
-    for piece in ex.pieces("training", 2) + ex.pieces("ood", 2):
-        ref = load_excerpt(piece, lm.sample_rate, 15.0)
-        rec = lm.decode(lm.encode(torch.from_numpy(ref)[None, None]))[0, 0].numpy()
-        save_audio(listen / f"{piece.name}-original.wav", ref, lm.sample_rate)
-        save_audio(listen / f"{piece.name}-codec.wav", rec, lm.sample_rate)
-    print(json.dumps({k: v for k, v in card.items() if not isinstance(v, dict)}, indent=1, default=float))
-    print(f"wrote {out / 'MODEL_CARD.md'}")
-
-
-if __name__ == "__main__":
-    main()

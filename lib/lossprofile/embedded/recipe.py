@@ -41,7 +41,7 @@ class Recipe:
     loop_crops: float = 0.5  # share of LM crops that are loops of a piece's own codes (see train_lm)
     lm_precision: str = "auto"  # bf16 autocast on a GPU or where the CPU has bf16 matrix units, else fp32
     checkpoint_every: int = 100
-    cloud_pieces: int = 0  # texture clouds added to the LM's data (corpus.cloud_pieces); the shipped model has none
+    cloud_pieces: int = 0  # texture clouds added to the LM's data (training_corpus.cloud_pieces); the shipped model has none
     cloud_share: float | None = None  # share of LM crops drawn from the clouds (None: by length, like any piece)
     lm_start: str | None = None  # None: a new model; "base" (BASE_DIR) or a model name: continue training its LM
 
@@ -49,7 +49,7 @@ class Recipe:
 
 # ---- the finishing stage ------------------------------------------------------------------
 # The finishing stage: the base model trained on for a short schedule on a pool of its pieces, with
-# texture clouds (corpus.texture_cloud) on half of the crops; the ablation study compares it with the same
+# texture clouds (training_corpus.texture_cloud) on half of the crops; the ablation study compares it with the same
 # schedule without clouds (docs/models.md, the study's table in the card).
 FINISH = dict(lm_steps=600, lm_batch=8, lm_lr=1e-3, checkpoint_every=100, cloud_pieces=120, cloud_share=0.5)
 FINISH_POOL = 300  # pieces, spread over the training table (pool_mask)

@@ -23,7 +23,7 @@ the same number of steps on the same kind of data, then measured like the model 
   is compared with the control on a model where Assimilation could appear;
 - ``full + texture clouds``: the embedded model's own recipe, size, schedule and whole corpus,
   plus 120 dense clouds of SoundFont effects and noisy hits that never repeat
-  (``corpus.texture_cloud``); compare it with the embedded model's row. The corpus's own
+  (``training_corpus.texture_cloud``); compare it with the embedded model's row. The corpus's own
   textures repeat their samples, and a model that only ever heard repeating textures can copy
   them but knows little of the codes that stationary, non-repeating sound produces, which is
   what white noise is. Full size because only a model that copies gets its noise loss down to
@@ -65,7 +65,8 @@ from ..io import write_text_atomic
 from ..models import load_model
 from ..models.musicgen import TINY_DIR
 from .recipe import CONTINUED_LM, FINISH, FINISH_POOL, STUDY_ARCH, STUDY_EVAL, STUDY_LM, WEAK_CODEC, Recipe
-from .training import WORK_DIR, codes_ready, load_corpus, pool_mask, train_model
+from .tiny_model import WORK_DIR, codes_ready, pool_mask, train_model
+from .training_corpus import load_corpus
 
 STUDY_DIR = WORK_DIR.parent / "study"
 STUDY_RESULTS = TINY_DIR / "study.json"
@@ -75,7 +76,7 @@ class Variant:
     arch: dict = field(default_factory=dict)
     data: str = "all"  # all, clean, no_repetition
     codec: str = "good"  # good, weak
-    clouds: int = 0  # texture clouds added to the data (corpus.cloud_pieces)
+    clouds: int = 0  # texture clouds added to the data (training_corpus.cloud_pieces)
     full: bool = False  # the embedded model's size, schedule and whole corpus instead of the study's
     start: str = "scratch"  # or "base": continue training the base model (CONTINUED_LM) on the pool
     description: str = ""
@@ -412,30 +413,3 @@ def plot_study(study: pd.DataFrame, path: Path) -> None:
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
-
-
-def main(argv: list[str] | None = None) -> None:
-    import argparse
-
-    p = argparse.ArgumentParser(prog="lossprofile study", description="Train and measure the ablation variants (resumable).")
-    p.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
-    p.add_argument("--device", default="cpu", help="where the variants' language models train")
-    p.add_argument("--variants", nargs="*", help="names of the variants to run (default: all)")
-    p.add_argument("--train-only", action="store_true", help="train, do not measure")
-    p.add_argument("--main-work", type=Path, default=WORK_DIR, help="the main model's work folder (codec, codes)")
-    p.add_argument("--out-dir", type=Path, default=STUDY_DIR)
-    args = p.parse_args(argv)
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    torch.set_flush_denormal(True)
-    variants = [v for v in VARIANTS + MORE_VARIANTS if v.name in args.variants] if args.variants else VARIANTS
-    study = run_study(variants, device=args.device, train_only=args.train_only, main_work=args.main_work,
-                      out_dir=args.out_dir)
-    if args.train_only:
-        return
-    print(study.to_string(index=False))
-    print(conclusion(study))
-
-
-if __name__ == "__main__":
-    main()

@@ -1,7 +1,7 @@
 """MusicGen configurations: the real checkpoints' shapes and the embedded tiny model's.
 
 Used to build random-weight models of the real architecture (tests, benchmarks) and the
-embedded tiny model that `lossprofile.embedded.training` trains. All are ``MusicgenConfig`` objects, so
+embedded tiny model that `lossprofile.embedded.tiny_model` trains. All are ``MusicgenConfig`` objects, so
 every model built from them saves and loads like a hub checkpoint.
 """
 
@@ -104,7 +104,7 @@ def kmeans_codebooks(quantizer: Any, latents: Any, iters: int = 15, seed: int = 
     """Start each residual-VQ codebook of ``quantizer`` (EnCodec's) from k-means of ``latents`` ``[N, D]``: stage
     q on the residual the stages before it leave, from ``codebook_size`` latents drawn under ``seed`` (repeated
     where there are fewer), ``iters`` Lloyd iterations. EnCodec's own start; the embedded model's training
-    (`lossprofile.embedded.training.EmaRVQ`) and `calibrate_codec` use it."""
+    (`lossprofile.embedded.codec_training.EmaRVQ`) and `calibrate_codec` use it."""
     import torch
 
     g = torch.Generator().manual_seed(seed)
@@ -128,7 +128,7 @@ def kmeans_codebooks(quantizer: Any, latents: Any, iters: int = 15, seed: int = 
         residual = residual - centers[torch.cdist(residual, centers).argmin(1)]
 
 
-def calibrate_codec(model: Any, wavs: Any, *, iters: int = 5, seed: int = 0) -> Any:
+def calibrate_codec(model: Any, wavs: Any, iters: int = 5, seed: int = 0) -> Any:
     """Make a randomly built codec's codes follow its input, from its own latents of ``wavs`` ``[B, 1, S]``.
 
     A freshly built EnCodec is no stand-in for a trained one: transformers initialises its codebooks to
