@@ -23,8 +23,9 @@ import os
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 from . import audio, data, perturb, stats  # noqa: E402
-from .analysis.profile import ProbeDesign, profile_scores  # noqa: E402
+from .analysis.profile import profile_scores  # noqa: E402
 from .models import METHODS, ModelLoadError, TokenLM, TokenStats, load_model  # noqa: E402
+from .perturb.probes import ProbeDesign  # noqa: E402
 from .runner import piece_summary, run_experiment  # noqa: E402
 from .scoring import Scores, score_variants  # noqa: E402
 from .threads import set_threads  # noqa: E402
