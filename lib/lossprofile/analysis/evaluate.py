@@ -30,13 +30,15 @@ import numpy as np
 import pandas as pd
 
 from .. import audio
-from ..data.datasets import Piece, load_excerpt
+from ..data.datasets import Piece
 from ..io import derived_seed, write_csv_atomic
+from ..modality import DAMAGE_KINDS, modality_of
 from ..perturb import score as symbolic
+from ..perturb.probes import ProbeDesign
 from ..perturb.waveform import Perturbation
 from ..stats import auroc_ci, paired_auroc
 from ..runner import for_each_piece, keyed_part
-from .profile import FEATURES, LOUDNESS_DBFS, MIDI_DESIGN, ProbeDesign, combine, options_key, profile_scores
+from .profile import FEATURES, LOUDNESS_DBFS, combine, options_key, profile_scores
 
 FIT_FAMILIES = ("noise_segments", "shuffle")
 # for a model over MIDI tokens: the token-space analogues of noise segments and shuffles
@@ -122,36 +124,6 @@ def degrade_midi(midi, family: str, strength: float, seed: int):
     raise ValueError(f"unknown score degradation {family!r}; expected one of {list(SYMBOLIC_FAMILIES)}")
 
 
-def piece_versions(piece: Piece, sample_rate: int, frame_rate: int, excerpt_seconds: float,
-                   audio_families: dict, symbolic_families: dict, seed: int) -> list[tuple[Version, np.ndarray]]:
-    """The clean excerpt and every degraded version of one piece (score degradations if it is MIDI)."""
-    is_midi = piece.path.suffix.lower() in audio.MIDI_SUFFIXES
-    length = int(excerpt_seconds * sample_rate)
-    if is_midi:  # render once with piano; cut every version at the clean render's first sound
-        midi = audio.read_midi(piece.path)
-        clean_full = audio.render_midi(midi, sample_rate, program=0, max_seconds=excerpt_seconds + 30)
-        start = audio.first_sound_sample(clean_full, sample_rate)
-        clean = audio.excerpt(clean_full[start:], sample_rate, excerpt_seconds, skip_leading_silence=False,
-                              source=str(piece.path))
-        gain = float(10 ** ((-20.0 - audio.rms_dbfs(clean)) / 20))  # every version at the clean one's gain
-        clean = clean * np.float32(gain)
-    else:
-        clean = load_excerpt(piece, sample_rate, excerpt_seconds)
-    out = [(Version("clean", 0.0), clean)]
-    for family, strengths in audio_families.items():
-        for s in strengths:
-            out.append((Version(family, s), degrade_audio(clean, sample_rate, frame_rate, family, s,
-                                                          derived_seed(seed, piece.name, family, s))))
-    if is_midi:
-        for family, strengths in symbolic_families.items():
-            for s in strengths:
-                wav = audio.render_midi(degrade_midi(midi, family, s, derived_seed(seed, piece.name, family, s)),
-                                        sample_rate, program=0, max_seconds=excerpt_seconds + 30)
-                wav = np.pad(wav[start : start + length], (0, max(0, length - wav[start:].size)))
-                out.append((Version(family, s), (wav * np.float32(gain)).astype(np.float32)))
-    return out
-
-
 def degrade_excerpt(clip, frame_rate: int, excerpt_seconds: float, family: str, strength: float, seed: int):
     """One token-space degradation (:data:`TOKEN_FAMILIES`) of a score excerpt ``clip`` (PrettyMIDI from 0 s)."""
     from ..perturb.waveform import random_segments
@@ -169,22 +141,28 @@ def degrade_excerpt(clip, frame_rate: int, excerpt_seconds: float, family: str, 
     raise ValueError(f"unknown token-space degradation {family!r}; expected one of {list(TOKEN_FAMILIES)}")
 
 
-def piece_versions_midi(piece: Piece, frame_rate: int, excerpt_seconds: float, symbolic_families: dict,
-                        token_families: dict, seed: int) -> list[tuple[Version, object]]:
-    """For a model that reads MIDI: the clean score excerpt (from the first note) and every degraded one; score
-    degradations are applied to the whole piece and cut at the clean excerpt's start, as the rendered ones are."""
-    midi = audio.read_midi(piece.path)
-    start = audio.midi_first_onset(midi)
-    clean = audio.midi_excerpt(midi, start, excerpt_seconds)
+def piece_versions(piece: Piece, lm, excerpt_seconds: float, families: dict[str, dict], seed: int
+                   ) -> list[tuple[Version, object]]:
+    """The clean excerpt of one piece and every degraded version, in the form ``lm`` reads (its modality's
+    :meth:`~lossprofile.modality.Modality.versions_of`).
+
+    ``families``: each kind of damage (:data:`lossprofile.modality.DAMAGE_KINDS`) → its families and strengths:
+    ``audio`` (:data:`AUDIO_FAMILIES`) degrades the clean waveform; ``symbolic`` (:data:`SYMBOLIC_FAMILIES`) the
+    whole score, then cut (and rendered, for an audio model) like the clean excerpt, where the piece has a score;
+    ``token`` (:data:`TOKEN_FAMILIES`) the clean score excerpt. Kinds the modality does not take are left out (an
+    audio model's versions take no token-space damage, a score none of the waveform's)."""
+    modality = modality_of(lm)
+    clean, score, place = modality.versions_of(piece, lm.sample_rate, excerpt_seconds)
+    degrade = {"audio": lambda family, s, own: degrade_audio(clean, lm.sample_rate, lm.frame_rate, family, s, own),
+               "symbolic": lambda family, s, own: place(degrade_midi(score, family, s, own)),
+               "token": lambda family, s, own: degrade_excerpt(clean, lm.frame_rate, excerpt_seconds, family, s, own)}
     out = [(Version("clean", 0.0), clean)]
-    for family, strengths in symbolic_families.items():
-        for s in strengths:
-            degraded = degrade_midi(midi, family, s, derived_seed(seed, piece.name, family, s))
-            out.append((Version(family, s), audio.midi_excerpt(degraded, start, excerpt_seconds)))
-    for family, strengths in token_families.items():
-        for s in strengths:
-            out.append((Version(family, s), degrade_excerpt(clean, frame_rate, excerpt_seconds, family, s,
-                                                            derived_seed(seed, piece.name, family, s))))
+    for kind in DAMAGE_KINDS:
+        if kind not in modality.damage_kinds or (kind == "symbolic" and score is None):
+            continue
+        for family, strengths in families.get(kind, {}).items():
+            for s in strengths:
+                out.append((Version(family, s), degrade[kind](family, s, derived_seed(seed, piece.name, family, s))))
     return out
 
 
@@ -200,21 +178,16 @@ def score_pieces(lm, pieces: Sequence[Piece], out_dir: str | os.PathLike, excerp
     skipped; the rest completes. ``prompt`` and ``reference``: as :func:`lossprofile.analysis.profile.profile_scores`
     takes them (the text alignment's prompt, the cross-model score's reference model).
     """
-    reads_midi = getattr(lm, "reads", "audio") == "midi"
-    design = design or (MIDI_DESIGN if reads_midi else ProbeDesign())
+    modality = modality_of(lm)
+    design = design or modality.probe_design
+    offered = {"audio": audio_families, "symbolic": symbolic_families, "token": token_families}
+    families = {kind: offered[kind] for kind in modality.damage_kinds}
     params = dict(model=lm.name, weights=lm.fingerprint, excerpt_seconds=excerpt_seconds, design=repr(design),
-                  audio=audio_families, symbolic=symbolic_families, seed=seed, loudness_dbfs=loudness_dbfs)
-    if reads_midi:
-        params = {**params, "audio": None, "loudness_dbfs": None, "token": token_families}
+                  **{"audio": None, **families}, seed=seed, loudness_dbfs=modality.loudness(loudness_dbfs))
     params.update(options_key(prompt, reference))  # a part scored before a column existed, or otherwise, is redone
 
     def versions_table(piece: Piece) -> pd.DataFrame:
-        if reads_midi:
-            versions = piece_versions_midi(piece, lm.frame_rate, excerpt_seconds, symbolic_families, token_families,
-                                           seed)
-        else:
-            versions = piece_versions(piece, lm.sample_rate, lm.frame_rate, excerpt_seconds, audio_families,
-                                      symbolic_families, seed)
+        versions = piece_versions(piece, lm, excerpt_seconds, families, seed)
         names = [f"{piece.name}|{v.family}|{v.strength}" for v, _ in versions]
         table = profile_scores(lm, [w for _, w in versions], lm.sample_rate, excerpt_seconds, design, seed,
                                weights={}, names=names, loudness_dbfs=loudness_dbfs, report=False, prompt=prompt,

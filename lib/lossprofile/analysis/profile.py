@@ -36,9 +36,10 @@ Scores from passes beyond the probes (:data:`PASS_FEATURES`; each one clean pass
 
 - ``context_gain`` (the windowed normalised likelihood): the excerpt is cut into windows of
   ``context_window_seconds`` (:data:`CONTEXT_WINDOW_SECONDS`) and each window is scored again *alone*, with no
-  music before it (:func:`windows_alone`); ``context_gain`` is the mean over the codes of every window after the
-  first of (NLL alone − NLL in context), nats per code (per token for a model over MIDI). Higher: the piece's own past makes it more
-  predictable (it has structure the model can use); 0: the model gains nothing from the earlier music.
+  music before it (:meth:`lossprofile.modality.Modality.alone`); ``context_gain`` is the mean over the codes of
+  every window after the first of (NLL alone − NLL in context), nats per code (per token for a model over MIDI).
+  Higher: the piece's own past makes it more predictable (it has structure the model can use); 0: the model gains
+  nothing from the earlier music.
 - ``text_alignment`` (text-conditioned models, given ``prompt``): mean over codes of NLL(null condition) −
   NLL(prompt) (:func:`text_alignment_curve` is its per-code curve). Higher: the music fits the text; NaN
   without a prompt or for a model without text conditioning.
@@ -72,13 +73,13 @@ import pandas as pd
 import torch
 from tqdm.auto import tqdm
 
-from .. import audio
 from ..errors import BadInputError
 from ..io import derived_seed
-from ..perturb.probes import MIDI_DESIGN, ProbeDesign
+from ..modality import AUDIO, MIDI, Scored, modality_of
+from ..perturb.probes import ProbeDesign
 from ..perturb.waveform import Perturbation
 from ..runner import pieces_per_batch_for
-from ..scoring import score_many, stats_batched
+from ..scoring import stats_batched
 from .regions import moving_average, onset_peak, window_assimilation
 from .statistics import STATISTICS, Curves, curve_statistics
 
@@ -86,6 +87,7 @@ from .statistics import STATISTICS, Curves, curve_statistics
 # from the embedded models; they say which score won, on which pieces and families they were fitted.
 WEIGHTS_FILE = Path(__file__).parent / "profile_weights.json"
 MIDI_WEIGHTS_FILE = Path(__file__).parent / "profile_weights_midi.json"
+WEIGHTS_FILES = {AUDIO.instrument: WEIGHTS_FILE, MIDI.instrument: MIDI_WEIGHTS_FILE}  # instrument -> its file
 PROBE_FEATURES = ("peak", "assimilation", "recovery_excess", "recovery_var", "recovery_time")
 TOKEN_FEATURES = ("mean_nll", "mean_entropy", "mean_log_rank", "normalized_surprisal", "nll_std")
 FEATURES = PROBE_FEATURES + TOKEN_FEATURES
@@ -166,7 +168,7 @@ def probe_curve(clean_frames: np.ndarray, entropy_frames: np.ndarray, probed_fra
     burst whose window holds the frame, −1 outside), ``long_probe`` (the frame lies in the long probe's window) and
     ``nll_probed``: the curve of the last burst that began at or before the frame (its onset, its window and the
     recovery after it), from the probes' curves ``[P, T]`` (bursts, then the long probe, as
-    :meth:`ProbeDesign.perturbations` orders them)."""
+    :meth:`~lossprofile.perturb.probes.ProbeDesign.perturbations` orders them)."""
     T = len(clean_frames)
     frame = np.arange(T)
     probe, latest = np.full(T, -1), np.full(T, -1)
@@ -187,40 +189,6 @@ def context_gain(nll_in_context: np.ndarray, nll_alone: np.ndarray) -> float:
     return float(np.nanmean(gain)) if np.isfinite(gain).any() else float("nan")
 
 
-def windows_alone(lm, codes: torch.Tensor, window_frames: int, precision: str = "auto",
-                  batch_size: int | None = None, lookahead_frames: int | None = None) -> np.ndarray:
-    """NLL ``[K, T]`` of codes ``[K, T]`` with every window of ``window_frames`` frames scored alone (as if the piece
-    began there); NaN over the first window (it has no earlier music to lose) and the tail after the last whole
-    window.
-
-    Each window is scored with the ``lookahead_frames`` frames after it (default: the family's own,
-    ``lm.lookahead_frames``; MusicGen's delay pattern: K - 1): the window alone must see exactly what the full pass
-    sees, less the music before it. So a window ends at most ``T - lookahead_frames``."""
-    K, T = codes.shape
-    ahead = lm.lookahead_frames if lookahead_frames is None else lookahead_frames
-    n = (T - ahead) // window_frames
-    out = np.full((K, T), np.nan)
-    if n < 2:
-        return out
-    windows = torch.stack([codes[:, w * window_frames : (w + 1) * window_frames + ahead] for w in range(1, n)])
-    nll = stats_batched(lm, windows, batch_size=batch_size, precision=precision).nll[..., :window_frames]
-    out[:, window_frames : n * window_frames] = nll.permute(1, 0, 2).reshape(K, -1).numpy()  # [n - 1, K, W] -> [K, .]
-    return out
-
-
-def token_windows_alone(lm, codes: torch.Tensor, seconds: np.ndarray, window_seconds: float) -> np.ndarray:
-    """:func:`windows_alone` for a model over MIDI tokens: codes ``[1, 1, T]``, each token's event time ``seconds``;
-    the tokens whose event falls in each window of ``window_seconds`` after the first are scored alone (after BOS).
-    Returns ``[T]``."""
-    window = (np.asarray(seconds) // window_seconds).astype(int)
-    out = np.full(codes.shape[-1], np.nan)
-    for w in np.unique(window[window > 0]):
-        idx = np.flatnonzero(window == w)
-        lo, hi = idx[0], idx[-1] + 1  # tokens are in time order, so a window is one run
-        out[lo:hi] = lm.token_statistics(codes[..., lo:hi]).nll[0, 0].numpy()
-    return out
-
-
 def text_alignment_curve(lm, codes: torch.Tensor, prompt: str, precision: str = "auto") -> np.ndarray:
     """log p(code | prompt) − log p(code | null condition) of codes ``[K, T]``: ``[K, T]`` nats, one pass each way."""
     null = stats_batched(lm, codes[None], precision=precision).nll[0]
@@ -233,7 +201,7 @@ def check_same_codes(lm, reference) -> None:
     time grid; for models over MIDI, the same tokenizer vocabulary)."""
     mine = (lm.family, lm.num_codebooks, lm.cardinality, lm.frame_rate)
     theirs = (reference.family, reference.num_codebooks, reference.cardinality, reference.frame_rate)
-    vocab = lambda m: getattr(getattr(m, "tokenizer", None), "vocab", None) if m.reads == "midi" else None
+    vocab = lambda m: modality_of(m).vocabulary(m)
     if mine != theirs or vocab(lm) != vocab(reference):
         raise ValueError(f"reference model {reference.name!r} does not read the codes of {lm.name!r} "
                          f"((family, codebooks, vocabulary, frame rate) {theirs} against {mine}, or another tokenizer)")
@@ -307,59 +275,6 @@ def with_score(table: pd.DataFrame, weights: dict | None, instrument: str) -> pd
     return table
 
 
-def usable_excerpt(wav: np.ndarray, sample_rate: int, seconds: float, min_seconds: float, hop_length: int,
-                   source: str) -> np.ndarray:
-    """The first ``seconds`` of sound, or all of it (whole frames) when there is less but at least ``min_seconds``."""
-    wav = audio.check_waveform(np.asarray(wav, np.float32), source)
-    start = audio.first_sound_sample(wav, sample_rate)
-    available = (wav.size - start) // hop_length * hop_length / sample_rate
-    sound = (wav.size - start) / sample_rate
-    if 0 < sound < min(seconds, min_seconds):  # what a profile needs, not what a full excerpt would
-        raise audio.AudioError(f"{source}: too short for a profile: {sound:.2f} s of sound (it needs at least "
-                               f"{min(seconds, min_seconds):g} s)")
-    if available >= seconds or available < min_seconds:
-        return audio.excerpt(wav, sample_rate, seconds, source=source)  # the full excerpt, or its error (silence)
-    return audio.excerpt(wav, sample_rate, available, source=source)
-
-
-def midi_profile_rows(lm, midis: Sequence, names: Sequence[str], excerpt_seconds: float, design: ProbeDesign,
-                      seed: int, reference=None, context_window_seconds: float = CONTEXT_WINDOW_SECONDS
-                      ) -> tuple[list[dict], dict[str, pd.DataFrame]]:
-    """Profile features of score excerpts (PrettyMIDI, starting at 0 s) for a model that reads MIDI: the clean
-    tokens and each probe's (random notes replacing the window) scored in full; probe features on the per-frame
-    NLL sums (:func:`lossprofile.runner.frames_of`), token features and :data:`PASS_FEATURES` over the clean
-    tokens (``text_alignment`` is NaN: no text conditioning) → (rows, each excerpt's :func:`probe_curve`)."""
-    from ..perturb.score import apply_in_score
-    from ..runner import frames_of
-
-    frames = int(round(excerpt_seconds * lm.frame_rate))
-    rows, curves_of = [], {}
-    for name, midi in zip(names, midis):
-        perts = design.perturbations(frames, probe_seed(seed))
-        curves, clean = [], None
-        for m in [midi, *(apply_in_score(p, midi, lm.frame_rate) for p in perts)]:
-            codes, seconds = lm.encode_midi(m)
-            stats = lm.token_statistics(codes)
-            clean = (codes, seconds, stats) if clean is None else clean
-            curves.append(frames_of(stats.nll[0, 0].numpy().astype(np.float64), seconds, lm.frame_rate, frames, "sum"))
-        codes, seconds, stats = clean
-        alone = token_windows_alone(lm, codes, seconds, context_window_seconds)
-        entropy = stats.entropy[0].numpy().astype(np.float64)
-        frame_entropy = frames_of(entropy[0], seconds, lm.frame_rate, frames, "sum")
-        statistics = curve_statistics(Curves(
-            nll=stats.nll[0].numpy().astype(np.float64), entropy=entropy, codes=codes[0].numpy(),
-            frame_nll=curves[0], frame_entropy=frame_entropy, frame_rate=lm.frame_rate, cardinality=lm.cardinality,
-            modality="midi"))
-        curves_of[name] = probe_curve(curves[0], frame_entropy, np.stack(curves[1:]), perts)
-        rows.append(dict(piece=name, **probe_features(curves[0], np.stack(curves[1:]), perts, design),
-                         **token_features(stats.nll[0], stats.entropy[0], stats.rank[0], stats.surprisal_var[0]),
-                         **statistics,
-                         context_gain=context_gain(stats.nll[0, 0].numpy(), alone), text_alignment=float("nan"),
-                         binoculars=binoculars(lm, reference, codes) if reference is not None else float("nan"),
-                         seconds_scored=excerpt_seconds))
-    return rows, curves_of
-
-
 MIN_SECONDS = 10.0  # a clip shorter than the excerpt is scored over what it has, down to this much sound
 # Every excerpt is brought to this RMS level (dBFS) before it is probed: the codec's codes, and with them every
 # feature, depend on the input's level, and a quieter recording of the same music should score the same
@@ -367,7 +282,7 @@ MIN_SECONDS = 10.0  # a clip shorter than the excerpt is scored over what it has
 LOUDNESS_DBFS = -20.0
 
 
-def profile_scores(lm, wavs: Sequence, sample_rate: int, excerpt_seconds: float = 15.0,
+def profile_scores(lm, clips: Sequence, sample_rate: int, excerpt_seconds: float = 15.0,
                    design: ProbeDesign | None = None, seed: int = 0, weights: dict | None = None,
                    names: Sequence[str] | None = None, method: str = "exact", precision: str = "auto",
                    batch_size: int | None = None, pieces_per_batch: int | None = None,
@@ -375,17 +290,19 @@ def profile_scores(lm, wavs: Sequence, sample_rate: int, excerpt_seconds: float 
                    report: bool = True, prompt: str | None = None, reference=None,
                    context_window_seconds: float = CONTEXT_WINDOW_SECONDS,
                    curves_out: dict | None = None) -> pd.DataFrame:
-    """One row per usable waveform: every probe and token feature, and ``profile_score`` (higher = better).
+    """One row per usable clip: every probe and token feature, and ``profile_score`` (higher = better).
 
-    Each waveform is cut to its first ``excerpt_seconds`` of sound (as the experiments do) and
-    scored once clean and once per probe, in one batched call; ``pieces_per_batch`` waveforms share the
-    decoder's batches (default: 16 on a GPU, 1 on CPU; see :func:`lossprofile.runner.run_experiment`). Probe onsets and noise are one
+    ``clips`` are what the model reads (:mod:`lossprofile.modality`): waveforms at ``sample_rate``, or for a model
+    that reads MIDI, MIDI files or ``PrettyMIDI`` scores (``sample_rate`` unused). Each clip is cut to its first
+    ``excerpt_seconds`` of sound, or from its first note (as the experiments do), and scored once clean and once
+    per probe (:func:`profile_row`); an audio model's ``pieces_per_batch`` clips share the decoder's batches
+    (default: 16 on a GPU, 1 on CPU; see :func:`lossprofile.runner.run_experiment`). Probe onsets and noise are one
     fixed design per ``seed`` (:data:`PROBE_SEEDING`): a clip's row depends on its content, never on its name or
     position. Every registered curve statistic (:mod:`lossprofile.analysis.statistics`) is a column too. ``weights``:
-    as :func:`load_weights` returns (default: the shipped ones; without any, ``profile_score``
-    is NaN and the features are still returned). ``design``: default :class:`ProbeDesign` (audio),
-    :data:`MIDI_DESIGN` for a model that reads MIDI, which takes MIDI files or ``PrettyMIDI`` objects instead of
-    waveforms (``sample_rate`` unused) and probes with random-note windows (:func:`midi_profile_rows`).
+    as :func:`load_weights` returns (default: the shipped ones of the model's instrument; without any,
+    ``profile_score`` is NaN and the features are still returned). ``design``: default the modality's
+    (:class:`ProbeDesign` for audio: noise bursts; :data:`~lossprofile.perturb.probes.MIDI_DESIGN` for a model that
+    reads MIDI: random-note windows).
 
     A clip with less sound than ``excerpt_seconds`` but at least ``min_seconds`` is scored over what it has
     (whole frames; ``seconds_scored`` says how much). A clip that cannot be used (shorter still, silent, NaN)
@@ -394,7 +311,7 @@ def profile_scores(lm, wavs: Sequence, sample_rate: int, excerpt_seconds: float 
 
     Each excerpt is scaled to ``loudness_dbfs`` RMS (:func:`lossprofile.audio.normalize_rms`, which also keeps
     peaks below full scale) before probing, so the level of a recording does not enter the score; None keeps
-    the audio's own level.
+    the audio's own level (a score has none).
 
     :data:`PASS_FEATURES` (see the module docstring) cost one clean pass each: ``context_gain`` always (windows of
     ``context_window_seconds``), ``text_alignment`` given ``prompt`` (a text-conditioned audio model; the probes and
@@ -407,33 +324,26 @@ def profile_scores(lm, wavs: Sequence, sample_rate: int, excerpt_seconds: float 
 
     ``curves_out``: a dict that receives each scored clip's :func:`probe_curve` under its name (what a report draws).
     """
-    reads_midi = getattr(lm, "reads", "audio") == "midi"
-    weights = weights if weights is not None else load_weights(MIDI_WEIGHTS_FILE if reads_midi else WEIGHTS_FILE)
+    modality = modality_of(lm)
+    weights = weights if weights is not None else load_weights(WEIGHTS_FILES[modality.instrument])
     if reference is not None:
         check_same_codes(lm, reference)
-    if reads_midi:
-        if prompt is not None:
-            raise ValueError(f"{lm.name} reads MIDI and takes no text prompt")
-        return _midi_profile_scores(lm, wavs, excerpt_seconds, design or MIDI_DESIGN, seed, weights, names,
-                                    min_seconds, report, reference, context_window_seconds, curves_out)
-    window_frames = int(round(context_window_seconds * lm.frame_rate))
-    design = design or ProbeDesign()
+    modality.check_prompt(lm, prompt)
+    design = design or modality.probe_design
     prepared, errors = [], []
-    for i, wav in enumerate(wavs):
+    for i, clip in enumerate(clips):
         name = names[i] if names is not None else str(i)
         try:
-            if loudness_dbfs is not None:  # the whole clip first, so where its first sound is found does not depend on its level
-                wav = audio.normalize_rms(audio.check_waveform(np.asarray(wav, np.float32), name), loudness_dbfs)
-            clean = usable_excerpt(wav, sample_rate, excerpt_seconds, min_seconds, lm.hop_length, source=name)
-            perts = design.perturbations(clean.size // lm.hop_length, probe_seed(seed))
+            clean = modality.profile_excerpt(clip, sample_rate, excerpt_seconds, min_seconds, lm.hop_length,
+                                             loudness_dbfs, source=name)
+            perts = design.perturbations(modality.probe_frames(clean, lm.hop_length, lm.frame_rate, excerpt_seconds),
+                                         probe_seed(seed))
         except BadInputError as err:
             if report:
                 tqdm.write(f"skipped {err}", file=sys.stderr)
             errors.append(dict(piece=name, error=str(err)))
             continue
-        if loudness_dbfs is not None:
-            clean = audio.normalize_rms(clean, loudness_dbfs)
-        prepared.append((name, perts, clean, [p.apply(clean, sample_rate, lm.frame_rate) for p in perts]))
+        prepared.append((name, perts, clean, [modality.perturb(p, clean, sample_rate, lm.frame_rate) for p in perts]))
     rows, curves = [], {}
     step = pieces_per_batch_for(lm, pieces_per_batch)
     chunks: list[list] = []
@@ -443,28 +353,13 @@ def profile_scores(lm, wavs: Sequence, sample_rate: int, excerpt_seconds: float 
         else:
             chunks.append([item])
     for chunk in chunks:
-        scored = score_many(lm, [(clean, variants) for _, _, clean, variants in chunk], method=method,
-                            precision=precision, batch_size=batch_size)
-        for (name, perts, clean, _), scores in zip(chunk, scored):
-            clean_frames = scores.clean.mean(0).numpy()
-            probed = scores.variants.mean(1).numpy()
-            codes = scores.codes_clean
-            alone = windows_alone(lm, codes, window_frames, precision, batch_size)
-            passes = dict(
-                context_gain=context_gain(scores.clean.numpy(), alone),
-                text_alignment=float(text_alignment_curve(lm, codes, prompt, precision).mean()) if prompt else np.nan,
-                binoculars=binoculars(lm, reference, codes[None]) if reference is not None else np.nan)
-            statistics = curve_statistics(Curves(
-                nll=scores.clean.numpy().astype(np.float64), entropy=scores.entropy_clean.numpy().astype(np.float64),
-                codes=codes.numpy(), frame_nll=clean_frames.astype(np.float64),
-                frame_entropy=scores.entropy_clean.mean(0).numpy().astype(np.float64), frame_rate=lm.frame_rate,
-                cardinality=lm.cardinality, modality="audio"))
-            curves[name] = probe_curve(clean_frames, scores.entropy_clean.mean(0).numpy(), probed, perts)
-            rows.append(dict(piece=name, **probe_features(clean_frames, probed, perts, design),
-                             **token_features(scores.clean, scores.entropy_clean, scores.rank_clean,
-                                              scores.surprisal_var_clean),
-                             **codebook_features(scores.clean.numpy(), scores.variants.numpy(), perts, design),
-                             **passes, **statistics, seconds_scored=clean.size / sample_rate))
+        scored = modality.score(lm, [(clean, variants) for _, _, clean, variants in chunk],
+                                excerpt_seconds=excerpt_seconds, method=method, precision=precision,
+                                batch_size=batch_size)
+        for (name, perts, clean, _), one in zip(chunk, scored):
+            row, curves[name] = profile_row(lm, one, perts, design, prompt, reference, precision, batch_size,
+                                            context_window_seconds)
+            rows.append(dict(piece=name, **row, seconds_scored=modality.duration(clean, sample_rate, excerpt_seconds)))
     table = pd.DataFrame(rows, columns=None if rows else ["piece", "seconds_scored"])
     table.attrs["errors"] = errors
     if curves_out is not None:
@@ -472,43 +367,41 @@ def profile_scores(lm, wavs: Sequence, sample_rate: int, excerpt_seconds: float 
     if table.empty:
         table["profile_score"] = np.nan
         return table
-    table = with_score(table, weights, "audio")
+    table = with_score(table, weights, modality.instrument)
     table.attrs["probe_design"] = dataclasses.asdict(design)
-    table.attrs["loudness_dbfs"] = loudness_dbfs
+    table.attrs["loudness_dbfs"] = modality.loudness(loudness_dbfs)
     table.attrs.update(prompt=prompt, reference=None if reference is None else reference.name,
                        context_window_seconds=context_window_seconds)
     return table
 
 
-def _midi_profile_scores(lm, midis: Sequence, excerpt_seconds: float, design: ProbeDesign, seed: int, weights: dict,
-                         names: Sequence[str] | None, min_seconds: float, report: bool, reference=None,
-                         context_window_seconds: float = CONTEXT_WINDOW_SECONDS,
-                         curves_out: dict | None = None) -> pd.DataFrame:
-    """:func:`profile_scores` for a model that reads MIDI: each score's first ``excerpt_seconds`` from its first note."""
-    excerpts, kept, errors = [], [], []
-    for i, midi in enumerate(midis):
-        name = names[i] if names is not None else str(i)
-        try:
-            midi = audio.read_midi(midi) if isinstance(midi, (str, Path)) else midi
-            clip = audio.midi_excerpt(midi, audio.midi_first_onset(midi), excerpt_seconds)
-            span = max((n.end for inst in clip.instruments for n in inst.notes), default=0.0)
-            if span < min_seconds:
-                raise audio.AudioError(f"{name}: too short for a profile: {span:.2f} s of notes (minimum {min_seconds:g} s)")
-        except BadInputError as err:
-            if report:
-                tqdm.write(f"skipped {err}", file=sys.stderr)
-            errors.append(dict(piece=name, error=str(err)))
-            continue
-        excerpts.append(clip)
-        kept.append(name)
-    rows, curves = midi_profile_rows(lm, excerpts, kept, excerpt_seconds, design, seed, reference,
-                                     context_window_seconds)
-    table = pd.DataFrame(rows, columns=None if rows else ["piece", "seconds_scored"])
-    table.attrs["errors"] = errors
-    if curves_out is not None:
-        curves_out.update(curves)
-    table = with_score(table, weights, "symbolic") if len(table) else table.assign(profile_score=np.nan)
-    table.attrs["probe_design"] = dataclasses.asdict(design)
-    table.attrs.update(reference=None if reference is None else reference.name,
-                       context_window_seconds=context_window_seconds)
-    return table
+def profile_row(lm, scored: Scored, perts: Sequence, design: ProbeDesign, prompt: str | None = None, reference=None,
+                precision: str = "auto", batch_size: int | None = None,
+                context_window_seconds: float = CONTEXT_WINDOW_SECONDS) -> tuple[dict, pd.DataFrame]:
+    """One scored clip's features (:func:`profile_scores`' columns but its name and ``seconds_scored``) and its
+    :func:`probe_curve`, from the clean version and its probes (``perts``) as the model scored them. The curves
+    are on the modality's frame grid (:meth:`lossprofile.modality.Modality.curve`): a frame's NLL is the mean over
+    an audio model's codebooks, the sum over a score's tokens."""
+    modality = modality_of(lm)
+    clean = scored.stats[0]
+    frame_nll = modality.curve(scored, 0, "nll", "sum")
+    frame_entropy = modality.curve(scored, 0, "entropy", "sum")  # a score's frame: its tokens' sum, as its NLL
+    probes = range(1, len(scored.stats))
+    probed = np.stack([modality.curve(scored, i, "nll", "sum") for i in probes])
+    codebooks = (codebook_features(modality.codebook_curves(scored, 0),
+                                   np.stack([modality.codebook_curves(scored, i) for i in probes]), perts, design)
+                 if modality.codebooks else {})  # a score's one token stream has no codebooks to tell apart
+    codes = scored.codes[0]
+    passes = dict(
+        context_gain=context_gain(clean.nll.numpy(), modality.alone(lm, scored, context_window_seconds, precision,
+                                                                    batch_size)),
+        text_alignment=float(text_alignment_curve(lm, codes, prompt, precision).mean()) if prompt else np.nan,
+        binoculars=binoculars(lm, reference, codes[None]) if reference is not None else np.nan)
+    statistics = curve_statistics(Curves(
+        nll=clean.nll.numpy().astype(np.float64), entropy=clean.entropy.numpy().astype(np.float64),
+        codes=codes.numpy(), frame_nll=frame_nll.astype(np.float64), frame_entropy=frame_entropy.astype(np.float64),
+        frame_rate=lm.frame_rate, cardinality=lm.cardinality, modality=modality.name))
+    row = dict(**probe_features(frame_nll, probed, perts, design),
+               **token_features(clean.nll, clean.entropy, clean.rank, clean.surprisal_var),
+               **codebooks, **passes, **statistics)
+    return row, probe_curve(frame_nll, frame_entropy, probed, perts)

@@ -32,6 +32,7 @@ import pandas as pd
 
 from .. import audio, columns
 from ..data.datasets import ASAP_DIR, Piece
+from ..modality import modality_of
 
 DETECTORS = ("mahalanobis", "fisher", "min_p", "isolation_forest", "knn")
 REFERENCE_OFFSETS_SECONDS = (0.0, 20.0)  # two excerpts per performance: from its first sound and 20 s later
@@ -58,46 +59,22 @@ def reference_pieces(validation_count: int = 48) -> list[Piece]:
     return own + validation_pieces(None)[validation_count:]
 
 
-def reference_excerpts(piece: Piece, sample_rate: int, seconds: float = 15.0,
-                       offsets: Sequence[float] = REFERENCE_OFFSETS_SECONDS, reads: str = "audio") -> list[tuple]:
-    """A performance rendered with piano (at −20 dBFS, as the validation renders its pieces) → (offset, excerpt)
-    for every offset after the first sound that still leaves ``seconds`` of audio; for a model that reads MIDI
-    (``reads="midi"``) the score excerpts from the first note plus each offset that hold notes for ``seconds``."""
-    if reads == "midi":
-        midi = audio.read_midi(piece.path)
-        first = audio.midi_first_onset(midi)
-        end = midi.get_end_time()
-        out = [(o, audio.midi_excerpt(midi, first + o, seconds)) for o in offsets if first + o + seconds <= end]
-        if not out:
-            raise audio.AudioError(f"{piece.path}: no {seconds:g} s of notes at offsets {list(offsets)}")
-        return out
-    need = max(offsets) + seconds + 1.0
-    wav = audio.render_midi(piece.path, sample_rate, program=0, max_seconds=need + 10.0)
-    start = audio.first_sound_sample(wav, sample_rate)
-    out = []
-    for offset in offsets:
-        lo = start + int(offset * sample_rate)
-        clip = wav[lo : lo + int(seconds * sample_rate)]
-        if clip.size == int(seconds * sample_rate) and audio.rms_dbfs(clip) > -60:
-            out.append((offset, audio.normalize_rms(clip, -20.0)))
-    if not out:
-        raise audio.AudioError(f"{piece.path}: no {seconds:g} s excerpt with sound at offsets {list(offsets)}")
-    return out
-
-
 def score_reference(lm, pieces: Sequence[Piece], out_dir: str | os.PathLike, seconds: float = 15.0, seed: int = 0,
                     progress: bool = True) -> pd.DataFrame:
-    """The profile rows (every statistic) of each reference piece's excerpts, resumable per piece under ``out_dir``:
-    one row per excerpt, with ``piece``, ``path`` and ``offset_seconds``."""
+    """The profile rows (every statistic) of each reference piece's excerpts at :data:`REFERENCE_OFFSETS_SECONDS`
+    (as the model's modality takes them, :meth:`lossprofile.modality.Modality.reference_excerpts`: rendered with
+    piano at −20 dBFS, as the validation renders its pieces, or the score from its first note), resumable per piece
+    under ``out_dir``: one row per excerpt, with ``piece``, ``path`` and ``offset_seconds``."""
     from ..io import file_digest
     from ..runner import for_each_piece, keyed_part
     from .profile import options_key, profile_scores
 
+    modality = modality_of(lm)
     params = dict(model=lm.name, weights=lm.fingerprint, seconds=seconds, seed=seed,
                   offsets=list(REFERENCE_OFFSETS_SECONDS), **options_key())
 
     def rows(piece: Piece) -> pd.DataFrame:
-        excerpts = reference_excerpts(piece, lm.sample_rate, seconds, reads=lm.reads)
+        excerpts = modality.reference_excerpts(piece, lm.sample_rate, seconds, REFERENCE_OFFSETS_SECONDS)
         table = profile_scores(lm, [w for _, w in excerpts], lm.sample_rate, seconds, seed=seed, weights={},
                                names=[f"{piece.name}@{o:g}" for o, _ in excerpts], report=False)
         if table.attrs["errors"]:

@@ -19,6 +19,7 @@ from ..data import datasets
 from ..data.datasets import KIND_LABELS, KINDS, Piece, load_excerpt, pieces  # noqa: F401  (the notebooks' names)
 from ..io import slug as model_slug
 from ..io import write_parquet_atomic
+from ..modality import AUDIO, MIDI, modality_of
 from ..models import TokenLM, load_model
 from ..perturb import PAPER_LENGTHS, PAPER_SEGMENTS, Perturbation, noise_sweep, preset
 from ..runner import piece_summary, run_experiment
@@ -247,7 +248,7 @@ def explore(lm: TokenLM, piece: Piece, perturbation: Perturbation, excerpt_secon
 
 # ---- instruments side by side: an audio model and a model over MIDI tokens --------------------------
 # The runner puts both on the same 20 ms frames; a frame's loss is a mean over codebooks for an audio model and
-# a sum over the frame's tokens for a symbolic one (see runner.token_frames_table), so levels are compared
+# a sum over the frame's tokens for a symbolic one (see runner.frames_table), so levels are compared
 # within a model and signs, trends and ratios across models.
 SECOND_INSTRUMENT = "tiny-symbolic"
 
@@ -257,17 +258,12 @@ def model_names(model: str, models: Sequence[str] | None = None) -> list[str]:
     return list(dict.fromkeys(models or [model, SECOND_INSTRUMENT]))
 
 
-def frame_unit(lm_or_reads) -> str:
-    """What one frame's loss is, in words, for a model (or its ``reads``: "audio" or "midi")."""
-    reads = lm_or_reads if isinstance(lm_or_reads, str) else getattr(lm_or_reads, "reads", "audio")
-    return "nats per frame (sum over its tokens)" if reads == "midi" else "nats per code"
-
-
 def unit_of(model: str) -> str:
-    """:func:`frame_unit` of a model name, folder or hub id (from its family; nothing is loaded)."""
+    """What one frame's loss is, in words (:attr:`lossprofile.modality.Modality.frame_unit`), for a model name, folder
+    or hub id: the symbolic family reads MIDI, the others audio (nothing is loaded)."""
     from ..models.loading import resolve
 
-    return frame_unit("midi" if resolve(model)[0] == "symbolic" else "audio")
+    return (MIDI if resolve(model)[0] == "symbolic" else AUDIO).frame_unit
 
 
 def trend_by_model(summary: pd.DataFrame) -> pd.DataFrame:
@@ -302,41 +298,53 @@ def noise_window_costs(lm: TokenLM, kinds=KINDS, n_pieces: int = 3, lengths_fram
 
     One row per (piece, window, length): ``window_nll`` (the model, per code or token inside the window),
     ``clean_window_nll`` (the clean excerpt there) and ``counting_nll`` (a learner that only counts the window's own
-    codes or tokens: :func:`~lossprofile.analysis.musicality.in_context_unigram_nats`). Audio: loudness-matched
-    white noise through the codec (after the onset Peak); symbolic: random notes at the excerpt's density and one
-    repeated note, in the score (:func:`lossprofile.analysis.symbolic.noise_response`).
+    codes or tokens: :func:`~lossprofile.analysis.musicality.in_context_unigram_nats`). The windows are the
+    modality's (:data:`WINDOW_COSTS`): audio, loudness-matched white noise through the codec (after the onset Peak);
+    symbolic, random notes at the excerpt's density and one repeated note, in the score.
     """
-    from .. import audio
-    from ..analysis import musicality
-    from ..analysis import symbolic as token_space
-
+    modality = modality_of(lm)
     rows = []
     sources = kinds.items() if isinstance(kinds, Mapping) else ((kind, None) for kind in kinds)
     for kind, folder in sources:
         chosen = pieces(kind, n_pieces, lm, folder=folder)
-        if getattr(lm, "reads", "audio") == "midi":
-            midis = []
-            for p in chosen:
-                midi = audio.read_midi(p.path)
-                midis.append(audio.midi_excerpt(midi, audio.midi_first_onset(midi), excerpt_seconds))
-            table = token_space.noise_response(lm, midis, [n / lm.frame_rate for n in lengths_frames],
-                                               onset_seconds=onset_frame / lm.frame_rate,
-                                               kinds=("random_notes", "constant_note"), seed=seed)
-            table = table.rename(columns={"kind": "window", "window_unigram_nats": "counting_nll"})
-            table["window"] = table["window"].str.replace("_", " ")
-            table["unit"] = "nats per token"
-        else:
-            wavs = [load_excerpt(p, lm.sample_rate, excerpt_seconds) for p in chosen]
-            table = musicality.noise_response(lm, wavs, lm.sample_rate, lengths=lengths_frames,
-                                              onset_frame=onset_frame, excerpt_seconds=excerpt_seconds, seed=seed)
-            table = table.assign(window="white noise", length_seconds=table["length_frames"] / lm.frame_rate,
-                                 window_nll=table["assimilation_delta"] + table["clean_window_nll"],
-                                 counting_nll=table["noise_unigram_nll"], unit="nats per code")
+        clips = [modality.excerpt(p, lm.sample_rate, excerpt_seconds) for p in chosen]
+        table = WINDOW_COSTS[modality.name](lm, clips, lengths_frames, onset_frame, excerpt_seconds, seed)
         table["piece"] = [chosen[i].name for i in table["piece"]]
-        rows.append(table.assign(model=lm.name, dataset=kind)[
+        rows.append(table.assign(model=lm.name, dataset=kind, unit=lm.loss_unit)[
             ["model", "dataset", "piece", "window", "length_seconds", "window_nll", "clean_window_nll",
              "counting_nll", "unit"]])
     return pd.concat(rows, ignore_index=True)
+
+
+def codec_window_costs(lm: TokenLM, wavs: Sequence[np.ndarray], lengths_frames: Sequence[int], onset_frame: int,
+                       excerpt_seconds: float, seed: int) -> pd.DataFrame:
+    """:func:`noise_window_costs`' rows of an audio model: white noise through the codec
+    (:func:`lossprofile.analysis.musicality.noise_response`), the window after the onset Peak."""
+    from ..analysis import musicality
+
+    table = musicality.noise_response(lm, wavs, lm.sample_rate, lengths=lengths_frames, onset_frame=onset_frame,
+                                      excerpt_seconds=excerpt_seconds, seed=seed)
+    return table.assign(window="white noise", length_seconds=table["length_frames"] / lm.frame_rate,
+                        window_nll=table["assimilation_delta"] + table["clean_window_nll"],
+                        counting_nll=table["noise_unigram_nll"])
+
+
+def token_window_costs(lm: TokenLM, midis: Sequence, lengths_frames: Sequence[int], onset_frame: int,
+                       excerpt_seconds: float, seed: int) -> pd.DataFrame:
+    """:func:`noise_window_costs`' rows of a model over MIDI tokens: random notes and one repeated note in the score
+    (:func:`lossprofile.analysis.symbolic.noise_response`), the same windows in seconds."""
+    from ..analysis import symbolic as token_space
+
+    table = token_space.noise_response(lm, midis, [n / lm.frame_rate for n in lengths_frames],
+                                       onset_seconds=onset_frame / lm.frame_rate,
+                                       kinds=("random_notes", "constant_note"), seed=seed)
+    table = table.rename(columns={"kind": "window", "window_unigram_nats": "counting_nll"})
+    table["window"] = table["window"].str.replace("_", " ")
+    return table
+
+
+# each modality's noise windows (lossprofile.modality.Modality.name -> its rows of noise_window_costs)
+WINDOW_COSTS = {AUDIO.name: codec_window_costs, MIDI.name: token_window_costs}
 
 
 def window_cost_summary(costs: pd.DataFrame) -> pd.DataFrame:

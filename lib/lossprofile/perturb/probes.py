@@ -2,7 +2,8 @@
 (:mod:`lossprofile.analysis.profile`), one fixed design per seed.
 
 An audio model is probed with loudness-matched white-noise bursts (:class:`ProbeDesign`'s defaults); a model over
-MIDI tokens with windows of random notes in the score (:data:`MIDI_DESIGN`).
+MIDI tokens with windows of random notes in the score (:data:`MIDI_DESIGN`; each modality names its default,
+:attr:`lossprofile.modality.Modality.probe_design`).
 """
 
 from __future__ import annotations
