@@ -41,7 +41,7 @@ from .errors import UsageError
 from .io import atomic_path, derived_seed
 from .models.base import TokenLM, TokenStats
 from .perturb.probes import MIDI_DESIGN, ProbeDesign
-from .perturb.score import IN_SCORE, ScorePerturbation, apply_in_score
+from .perturb.score import IN_SCORE, ScorePerturbation, apply_in_score, copy_midi
 from .perturb.waveform import Perturbation, window_samples
 from .scoring import resolve_precision, score_many, stats_batched
 
@@ -172,6 +172,13 @@ class Modality(abc.ABC):
         of music (the typicality's clean reference); :class:`AudioError` where none does."""
 
     @abc.abstractmethod
+    def changed_pair(self, score, change: Callable, sample_rate: int, seconds: float, program: int | None = 0
+                     ) -> tuple | None:
+        """(clean clip, changed clip) of a score and ``change(score)`` cut alike to ``seconds``: rendered (with
+        ``program``) and cut at the clean render's first sound, each at −20 dBFS; or ``seconds`` from the first note
+        (the change made to that excerpt). None where the score holds less music than that."""
+
+    @abc.abstractmethod
     def profile_excerpt(self, clip, sample_rate: int, excerpt_seconds: float, min_seconds: float, hop_length: int,
                         loudness_dbfs: float | None, source: str):
         """What the profile scores of a clip: its first ``excerpt_seconds`` (or what it has, down to
@@ -195,6 +202,14 @@ class Modality(abc.ABC):
               method: str = "exact", prompt: str | None = None, batch_size: int | None = None,
               prefix_reuse: bool = True, precision: str = "auto") -> list[Scored]:
         """Each (clean clip, its variants) of ``items`` scored → one :class:`Scored` per item."""
+
+    @abc.abstractmethod
+    def mean_nll(self, lm: TokenLM, clips: Sequence) -> list[float]:
+        """Each clip's mean NLL (nats per code or token), exact."""
+
+    @abc.abstractmethod
+    def pass_nll(self, lm: TokenLM, clip, seconds: float, passes: int, source: str = "") -> list[float]:
+        """Mean NLL of each pass of a clip's first ``seconds`` played ``passes`` times in a row (scored exactly)."""
 
     @abc.abstractmethod
     def curve(self, scored: Scored, version: int, what: str, how: str = "mean") -> np.ndarray:
@@ -406,6 +421,17 @@ class Audio(Modality):
             raise audio.AudioError(f"{piece.path}: no {seconds:g} s excerpt with sound at offsets {list(offsets)}")
         return out
 
+    def changed_pair(self, score, change: Callable, sample_rate: int, seconds: float, program: int | None = 0
+                     ) -> tuple[np.ndarray, np.ndarray] | None:
+        renders = [audio.render_midi(s, sample_rate, program=program, max_seconds=seconds + 30)
+                   for s in (score, change(score))]
+        start = audio.first_sound_sample(renders[0], sample_rate)
+        length = int(seconds * sample_rate)
+        pair = [w[start : start + length] for w in renders]
+        if min(p.size for p in pair) < length:
+            return None
+        return tuple(audio.normalize_rms(p) for p in pair)
+
     def profile_excerpt(self, clip, sample_rate: int, excerpt_seconds: float, min_seconds: float, hop_length: int,
                         loudness_dbfs: float | None, source: str) -> np.ndarray:
         """The whole clip is brought to ``loudness_dbfs`` first (so where its first sound is found does not depend on
@@ -441,6 +467,21 @@ class Audio(Modality):
                               precision=resolve_precision(precision, lm.device), prompt=prompt or ""))
         return out
 
+    def mean_nll(self, lm: TokenLM, clips: Sequence[np.ndarray]) -> list[float]:
+        """The clips encoded and scored in one batch (equally long)."""
+        codes = torch.cat([lm.encode(torch.from_numpy(c)[None, None]) for c in clips])
+        return [float(x) for x in lm.token_nll(codes).mean(dim=(1, 2)).numpy()]
+
+    def pass_nll(self, lm: TokenLM, clip, seconds: float, passes: int, source: str = "") -> list[float]:
+        """The first ``seconds`` of sound in whole frames (so every pass is encoded alike), tiled; each pass is
+        its frames."""
+        frames = int(round(seconds * lm.frame_rate))
+        length = frames * lm.hop_length
+        clip = audio.excerpt(np.asarray(clip, np.float32), lm.sample_rate, length / lm.sample_rate, source=source)
+        codes = lm.encode(torch.from_numpy(np.tile(clip, passes))[None, None])
+        nll = lm.token_nll(codes)[0].mean(0).numpy()  # [T]
+        return [float(nll[p * frames : (p + 1) * frames].mean()) for p in range(passes)]
+
     def curve(self, scored: Scored, version: int, what: str, how: str = "mean") -> np.ndarray:
         """The mean over the frame's K codes, whatever ``how``."""
         stats = scored.stats[version]
@@ -467,6 +508,16 @@ def token_windows_alone(lm: TokenLM, codes: torch.Tensor, seconds: np.ndarray, w
         idx = np.flatnonzero(window == w)
         lo, hi = idx[0], idx[-1] + 1  # tokens are in time order, so a window is one run
         out[lo:hi] = lm.token_statistics(codes[..., lo:hi]).nll[0, 0].numpy()
+    return out
+
+
+def repeated(midi, seconds: float, passes: int):
+    """A score excerpt of ``seconds`` (from 0 s) played ``passes`` times in a row."""
+    out = copy_midi(midi)
+    for inst, source in zip(out.instruments, midi.instruments):
+        for p in range(1, passes):
+            inst.notes += [type(n)(velocity=n.velocity, pitch=n.pitch, start=n.start + p * seconds,
+                                   end=n.end + p * seconds) for n in source.notes]
     return out
 
 
@@ -565,6 +616,11 @@ class Midi(Modality):
             raise audio.AudioError(f"{piece.path}: no {seconds:g} s of notes at offsets {list(offsets)}")
         return out
 
+    def changed_pair(self, score, change: Callable, sample_rate: int, seconds: float, program: int | None = 0
+                     ) -> tuple:
+        clip = audio.midi_excerpt(score, audio.midi_first_onset(score), seconds)
+        return clip, change(clip)
+
     def profile_excerpt(self, clip, sample_rate: int, excerpt_seconds: float, min_seconds: float, hop_length: int,
                         loudness_dbfs: float | None, source: str):
         """A score (or its file) from its first note; refused with less than ``min_seconds`` of notes."""
@@ -602,6 +658,18 @@ class Midi(Modality):
                               frame_rate=lm.frame_rate, seconds=excerpt_seconds, method="exact", precision="fp32",
                               prompt=""))
         return out
+
+    def mean_nll(self, lm: TokenLM, clips: Sequence) -> list[float]:
+        """Each score tokenised and scored alone."""
+        return [float(lm.token_nll(lm.encode_midi(c)[0])[0, 0].numpy().mean()) for c in clips]
+
+    def pass_nll(self, lm: TokenLM, clip, seconds: float, passes: int, source: str = "") -> list[float]:
+        """The first ``seconds`` from the first note, repeated (:func:`repeated`); each pass is the tokens whose
+        events fall in its time span."""
+        clip = audio.midi_excerpt(clip, audio.midi_first_onset(clip), seconds)
+        codes, times = lm.encode_midi(repeated(clip, seconds, passes))
+        nll = lm.token_nll(codes)[0, 0].numpy()
+        return [float(nll[(times >= p * seconds) & (times < (p + 1) * seconds)].mean()) for p in range(passes)]
 
     def curve(self, scored: Scored, version: int, what: str, how: str = "mean") -> np.ndarray:
         stats = scored.stats[version]

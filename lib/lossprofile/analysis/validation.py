@@ -58,7 +58,7 @@ from ..paths import SHARED_ASAP_DIR, VALIDATION_DIR
 from ..perturb.probes import ProbeDesign
 from ..runner import for_each_piece, keyed_part
 from ..stats import centred_ranks, rowwise_spearman
-from . import evaluate, statistics, typicality
+from . import evaluate, musicality, statistics, typicality
 from .profile import EXTRA_FEATURES, FEATURES, LOUDNESS_DBFS, combine, options_key, profile_scores
 
 FITTED, WEIGHT_FREE, BASELINE = "profile_score", "rank_average", "mean_nll"
@@ -665,17 +665,8 @@ def wrong_note_hearing(lm, cache: str | os.PathLike, seed: int = 0) -> pd.DataFr
         if len(table) and table["weights"].iloc[0] == lm.fingerprint:
             return table
     pieces = all_asap_midis()
-    if modality_of(lm).instrument == "symbolic":  # each instrument's measure (one function in the next commit)
-        from . import symbolic as measures
-
-        midis = [audio.read_midi(p) for p in pieces["path"]]  # 15 s from the first note, as the card measures
-        rows = measures.wrong_note_test(lm, [audio.midi_excerpt(m, audio.midi_first_onset(m), 15.0) for m in midis],
-                                        seed=seed)
-    else:
-        from . import musicality as measures
-
-        rows = measures.wrong_note_test(lm, list(pieces["path"]), seed=seed)
-        rows["piece"] = rows["piece"].map({p: i for i, p in enumerate(pieces["path"])})
+    # 15 s from the first sound or the first note, as the cards measure
+    rows = musicality.wrong_note_test(lm, list(pieces["path"]), seed=seed)
     table = pieces.iloc[rows["piece"].to_numpy()].reset_index(drop=True).assign(
         nll_clean=rows["nll_clean"].to_numpy(), nll_wrong=rows["nll_wrong"].to_numpy(), weights=lm.fingerprint,
         model=lm.name)

@@ -332,12 +332,12 @@ def codec_window_costs(lm: TokenLM, wavs: Sequence[np.ndarray], lengths_frames: 
 def token_window_costs(lm: TokenLM, midis: Sequence, lengths_frames: Sequence[int], onset_frame: int,
                        excerpt_seconds: float, seed: int) -> pd.DataFrame:
     """:func:`noise_window_costs`' rows of a model over MIDI tokens: random notes and one repeated note in the score
-    (:func:`lossprofile.analysis.symbolic.noise_response`), the same windows in seconds."""
-    from ..analysis import symbolic as token_space
+    (:func:`lossprofile.analysis.musicality.token_noise_response`), the same windows in seconds."""
+    from ..analysis import musicality
 
-    table = token_space.noise_response(lm, midis, [n / lm.frame_rate for n in lengths_frames],
-                                       onset_seconds=onset_frame / lm.frame_rate,
-                                       kinds=("random_notes", "constant_note"), seed=seed)
+    table = musicality.token_noise_response(lm, midis, [n / lm.frame_rate for n in lengths_frames],
+                                            onset_seconds=onset_frame / lm.frame_rate,
+                                            kinds=("random_notes", "constant_note"), seed=seed)
     table = table.rename(columns={"kind": "window", "window_unigram_nats": "counting_nll"})
     table["window"] = table["window"].str.replace("_", " ")
     return table
