@@ -4,20 +4,17 @@ A model says what its tokenizer reads (``lm.reads``: ``"audio"`` or ``"midi"``);
 place that looks, and gives :data:`AUDIO` or :data:`MIDI`. The rest of the package takes one path for both and
 asks the modality for what differs:
 
-===================  ===========================================  ===============================================
-                     :data:`AUDIO`: waveforms, codec codes        :data:`MIDI`: scores, event tokens
-===================  ===========================================  ===============================================
-files                audio, and MIDI rendered with piano          MIDI only
-the data kinds       the rendered sets                            the scores they were rendered from
-a piece's excerpt    its first seconds of sound (samples)         its first seconds from the first note
-perturbations        on the waveform; score ones change the       each in the score (waveform kinds by their
-                     notes, then render                           analogue, :data:`~.perturb.score.IN_SCORE`)
-scoring              clean and variants in one batched pass       each version tokenised and scored alone
-frames               a frame is its K codes (mean over them)      20 ms bins of the tokens' event times
-default probes       noise bursts (:class:`ProbeDesign`)          random-note windows (:data:`MIDI_DESIGN`)
-level                brought to a loudness before profiling       none
-the model's samples  waveforms (FLAC)                             MIDI files, :data:`MIDI_TOKENS_PER_SECOND`
-===================  ===========================================  ===============================================
+| | ``AUDIO``: waveforms, codec codes | ``MIDI``: scores, event tokens |
+|---|---|---|
+| files | audio, and MIDI rendered with piano | MIDI only |
+| the data kinds | the rendered sets | the scores they were rendered from |
+| a piece's excerpt | its first seconds of sound (samples) | its first seconds from the first note |
+| perturbations | on the waveform; score ones change the notes, then render | each in the score (``IN_SCORE``) |
+| scoring | clean and variants in one batched pass | each version tokenised and scored alone |
+| frames | a frame is its K codes (mean over them) | 20 ms bins of the tokens' event times |
+| default probes | noise bursts (``ProbeDesign``) | random-note windows (``MIDI_DESIGN``) |
+| level | brought to a loudness before profiling | none |
+| the model's samples | waveforms (FLAC) | MIDI files, ``MIDI_TOKENS_PER_SECOND`` |
 
 A clip is what a model takes: a waveform ``[S]`` (float32, at the model's sample rate) or a ``PrettyMIDI`` score.
 :class:`Scored` is a clip and its variants as the model scored them, whatever it reads.
