@@ -14,7 +14,7 @@ import pytest
 import soundfile as sf
 import torch
 
-from lossprofile import audio, cli, runner
+from lossprofile import audio, cli, modality, runner
 from lossprofile.errors import BadInputError, LossprofileError, ModelLoadError
 from lossprofile.models.base import ModelLoadError as BaseModelLoadError
 from lossprofile.perturb import Perturbation
@@ -76,8 +76,7 @@ def test_a_bug_in_scoring_fails_the_run_instead_of_becoming_skips(small_lm, smal
         raise ValueError("shape mismatch")
 
     pieces = [runner.Piece("t", p.stem, p) for p in sorted(audio_folder.glob("*.wav"))]
-    monkeypatch.setattr(runner, "score_variants", broken)
-    monkeypatch.setattr(runner, "score_many", broken)
+    monkeypatch.setattr(modality, "score_many", broken)  # how an audio model's pieces are scored
     perts = [Perturbation("noise", 60, 5)]
     with pytest.raises(ValueError, match="shape mismatch"):
         runner.run_experiment(small_lm, pieces, perts, tmp_path / "a", excerpt_seconds=2.5, progress=False)

@@ -19,8 +19,8 @@ PACKAGE = Path(__file__).resolve().parents[1] / "lib" / "lossprofile"
 LAYERS = [
     {"errors", "io", "audio", "stats", "columns", "threads", "grid", "paths", "batching"},
     {"models"},
-    {"perturb", "data"},
-    {"scoring"},
+    {"scoring"},  # codes -> statistics through the model protocol alone
+    {"perturb", "data", "modality"},  # the modality loads, perturbs and scores pieces; the datasets ask it their form
     {"runner"},
     {"analysis", "sweep", "bench", "report"},
     {"gpucheck"},

@@ -8,10 +8,10 @@ The public face (what notebooks and users import)::
     table = lp.run_experiment(lm, lp.data.pieces("ood", 4), lp.perturb.preset("paper-noise"), "results/x")
     scores = lp.profile_scores(lm, wavs, lm.sample_rate)
 
-Sub-packages: :mod:`.models` (the protocol, one folder per family, ``load_model``), :mod:`.perturb`,
-:mod:`.data`, :mod:`.analysis` (regions, profile score, its validation, musicality measures),
-:mod:`.paper` (the replication the notebooks call), :mod:`.embedded` (the embedded models' factory),
-:mod:`.commands` (with :mod:`.cli`, the command line: the top layer).
+Sub-packages: `models` (the protocol, one folder per family, ``load_model``), `perturb`,
+`data`, `analysis` (regions, profile score, its validation, musicality measures),
+`paper` (the replication the notebooks call), `embedded` (the embedded models' factory),
+`commands` (with `cli`, the command line: the top layer).
 The core — audio, models, perturb, data, scoring, runner, sweep — never imports ``paper`` or ``embedded``.
 """
 
@@ -23,8 +23,9 @@ import os
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 from . import audio, data, perturb, stats  # noqa: E402
-from .analysis.profile import ProbeDesign, profile_scores  # noqa: E402
+from .analysis.profile import profile_scores  # noqa: E402
 from .models import METHODS, ModelLoadError, TokenLM, TokenStats, load_model  # noqa: E402
+from .perturb.probes import ProbeDesign  # noqa: E402
 from .runner import piece_summary, run_experiment  # noqa: E402
 from .scoring import Scores, score_variants  # noqa: E402
 from .threads import set_threads  # noqa: E402

@@ -121,7 +121,7 @@ def engine(lm: TokenLM, pieces, perturbations, precision: str, pieces_per_batch:
             if overlap and following is not None:
                 ahead = submit(following)
             for s in score_many(lm, batch, precision=precision):
-                curves += list((frame_mean(s.variants) - frame_mean(s.clean)).numpy())
+                curves += list((frame_mean(s.nll_variants) - frame_mean(s.nll_clean)).numpy())
                 codes += list(s.codes_variants)
                 shared.append(s.prefix_groups)
                 unchanged += sum(bool(torch.equal(v, s.codes_clean)) for v in s.codes_variants)
@@ -212,7 +212,7 @@ def compile_check(lm: TokenLM, n_pieces: int, seconds: float, precision: str, pi
             out["modes"].append(dict(mode=mode, error=f"{type(err).__name__}: {err}"[:400]))
             continue
         diff = max(float((a - b).abs().max()) for s, e in zip(scores, eager)
-                   for a, b in ((s.clean, e.clean), (s.variants, e.variants)))
+                   for a, b in ((s.nll_clean, e.nll_clean), (s.nll_variants, e.nll_variants)))
         out["modes"].append(dict(mode=mode, first_seconds=first, seconds=second, speed_up=eager_seconds / second,
                                  tflops=flops / second / 1e12, peak_share=flops / second / 1e12 / peak,
                                  max_nll_difference=diff))
@@ -234,7 +234,7 @@ def sweep_rate(lm: TokenLM, perturbations, n_pieces: int, seconds: float, precis
 
 def prefix_groups_gain(lm: TokenLM, perturbations, n_pieces: int, seconds: float, precision: str) -> dict:
     """The decoder stage alone (codes encoded beforehand) on ``perturbations`` that change at several frames (the
-    paper sweep's 81: frame 0 to 700), one prefix per piece (``group_cost_steps=inf``, as before 2026-11-30)
+    paper sweep's 81: frame 0 to 700), one prefix per piece (``group_cost_steps=inf``)
     against prefix groups ([`scoring.prefix_groups`][lossprofile.scoring.prefix_groups], the default): seconds, decoder row-steps,
     and the largest difference between the two's per-code NLL."""
     pieces = synthetic_pieces(n_pieces, seconds, lm.sample_rate, seed=4)
@@ -249,7 +249,7 @@ def prefix_groups_gain(lm: TokenLM, perturbations, n_pieces: int, seconds: float
         sync(lm)
         out[f"{label}_seconds"] = time.perf_counter() - start
         out[f"{label}_row_steps"] = sum(decoder_row_steps(s.prefix_groups, steps) for s in scores)
-        nll[label] = torch.cat([torch.cat([s.clean[None], s.variants]) for s in scores])
+        nll[label] = torch.cat([torch.cat([s.nll_clean[None], s.nll_variants]) for s in scores])
     return dict(pieces=n_pieces, variants=len(perturbations), **out,
                 max_nll_difference=float((nll["one_prefix"] - nll["groups"]).abs().max()))
 

@@ -23,8 +23,8 @@ from pathlib import Path
 import pandas as pd
 
 from . import audio, load_model
-from .analysis.profile import (EXTRA_FEATURES, FEATURES, LOUDNESS_DBFS, MIDI_WEIGHTS_FILE, WEIGHTS_FILE, load_weights,
-                               options_key, profile_scores)
+from .analysis.profile import (EXTRA_FEATURES, FEATURES, LOUDNESS_DBFS, WEIGHTS_FILES, load_weights, options_key,
+                               profile_scores)
 from .columns import units_of, write_dictionary
 from .commands import FORWARDED, OWN_THREADS  # the commands that parse their own arguments
 from .errors import BadInputError, LossprofileError, MissingInputError, UsageError
@@ -32,8 +32,9 @@ from .report import CURVES_FILE, paths_of, write_report, write_run_info
 from .data import datasets
 from .data.datasets import KINDS, Piece
 from .io import file_digest, write_csv_atomic, write_parquet_atomic
+from .modality import modality_of
 from .perturb import PAPER_LENGTHS, ScorePerturbation, noise_sweep, preset
-from .perturb import describe as describe_presets
+from .perturb import presets_text
 from .runner import RESULTS_FILE, for_each_piece, keyed_part, piece_summary, run_experiment
 from .scoring import resolve_precision
 from .threads import set_threads
@@ -62,7 +63,7 @@ def readable_pieces(lm, pieces: list[Piece], folder: str, perturbations: list = 
     others = len(pieces) - len(midi)
     files = f"{others} audio file{'s' if others != 1 else ''}"
     score_kinds = sorted({p.kind for p in perturbations if isinstance(p, ScorePerturbation)})
-    needs = (f"{lm.name} reads MIDI files" if getattr(lm, "reads", "audio") == "midi" else
+    needs = (f"{lm.name} reads MIDI files" if not modality_of(lm).reads_audio_files else
              f"the perturbations {', '.join(score_kinds)} change notes and need MIDI files" if score_kinds else None)
     if needs is None or not others:
         return pieces
@@ -83,7 +84,7 @@ def closing_files(*paths: Path) -> list[Path]:
 def score(args: argparse.Namespace) -> int:
     pieces = folder_pieces(args.data, args.data_kind)  # a bad folder or preset fails before the model loads
     perturbations = (preset(args.preset, args.data_kind) if args.preset else
-                     noise_sweep(args.lengths, args.onset, args.color, args.offset_db))
+                     noise_sweep(args.lengths, args.onset, color=args.color, match_offset_db=args.offset_db))
     lm = load_model(args.model, device=args.device, dtype=None if args.dtype == "auto" else args.dtype)
     pieces = readable_pieces(lm, pieces, args.data, perturbations)[: args.limit]
     out = Path(args.out)
@@ -135,28 +136,28 @@ def profile(args: argparse.Namespace) -> int:
     pieces = folder_pieces(args.data)
     lm = load_model(args.model, device=args.device, dtype=None if args.dtype == "auto" else args.dtype)
     pieces = readable_pieces(lm, pieces, args.data)[: args.limit]
-    reads_midi = getattr(lm, "reads", "audio") == "midi"
-    weights = load_weights(MIDI_WEIGHTS_FILE if reads_midi else WEIGHTS_FILE)
+    modality = modality_of(lm)
+    weights = load_weights(WEIGHTS_FILES[modality.instrument])
     reference = load_model(args.reference, device=args.device) if args.reference else None
     from .analysis.typicality import reference_digest
 
     params = dict(command="profile", model=lm.name, weights=lm.fingerprint, seconds=args.seconds, seed=args.seed,
                   precision=args.precision, profile_weights=json.dumps(weights, sort_keys=True),
-                  clean_reference=reference_digest("symbolic" if reads_midi else "audio"),
+                  clean_reference=reference_digest(modality.instrument),
                   **options_key(args.prompt, reference))
     out = Path(args.out)
     units = units_of(lm)
     write_run_info(out, command="profile", model=lm.name, data=str(Path(args.data).resolve()), excerpt_seconds=args.seconds,
                    seed=args.seed, precision=resolve_precision(args.precision, lm.device), sample_rate=lm.sample_rate,
-                   frame_rate=lm.frame_rate, units=units, loudness_dbfs=None if reads_midi else LOUDNESS_DBFS,
+                   frame_rate=lm.frame_rate, units=units, loudness_dbfs=modality.loudness(LOUDNESS_DBFS),
                    profile_score=(weights or {}).get("provenance", {}).get("chosen", "profile_score"),
                    prompt=args.prompt, reference=args.reference, paths=paths_of(pieces))
 
     def score(piece: Piece) -> pd.DataFrame:
-        # profile_scores cuts the excerpt (or takes a short clip); a model over MIDI tokens reads the file itself
-        clip = piece.path if reads_midi else audio.load_audio(piece.path, lm.sample_rate)
+        # profile_scores cuts the excerpt (or takes a short clip)
+        clip = modality.read(piece.path, lm.sample_rate)
         curves: dict = {}
-        table = profile_scores(lm, [clip], lm.sample_rate, args.seconds, seed=args.seed, names=[piece.name],
+        table = profile_scores(lm, [clip], lm.sample_rate, excerpt_seconds=args.seconds, seed=args.seed, names=[piece.name],
                                precision=args.precision, weights=weights, report=False, prompt=args.prompt,
                                reference=reference, curves_out=curves)
         if table.attrs["errors"]:
@@ -192,8 +193,8 @@ def profile(args: argparse.Namespace) -> int:
         write_parquet_atomic(pd.concat(curves, ignore_index=True), out / CURVES_FILE)
     write_dictionary(table.columns, out / "columns.csv", units)
     report = write_report(out)
-    level = ("" if reads_midi else f"; each excerpt brought to {LOUDNESS_DBFS:g} dBFS RMS first, so a recording's "
-             "level does not enter its profile")
+    level = ("" if modality.loudness(LOUDNESS_DBFS) is None else f"; each excerpt brought to {LOUDNESS_DBFS:g} dBFS "
+             "RMS first, so a recording's level does not enter its profile")
     unit_text = " and ".join(dict.fromkeys((units["token"], units["frame"])))  # a codec model's are one unit
     print(f"{len(table)} of {len(pieces)} pieces scored (profile features in {unit_text}, units of each column in "
           f"columns.csv{level}) -> "
@@ -335,7 +336,7 @@ def run_command(argv: list[str]) -> int | None:
     s.add_argument("--data", required=True, help="folder of wav/flac/mp3/mid files (or a built dataset)")
     s.add_argument("--out", required=True, help="output folder (results.parquet, parts/, errors.csv); resumable")
     s.add_argument("--preset", default=None, help="a named perturbation set instead of the noise sweep below:\n"
-                   + describe_presets().replace("%", "%%"))
+                   + presets_text().replace("%", "%%"))
     s.add_argument("--data-kind", default=None, choices=list(KINDS),
                    help="what the folder holds (the 'dataset' column; authors-noise sets its level by it)")
     s.add_argument("--lengths", type=int, nargs="+", default=list(PAPER_LENGTHS),

@@ -115,7 +115,7 @@ def project(rates: dict[str, dict], sweep) -> list[dict]:
 def decoder_floor(sweep, peak_tflops: float = bench.BF16_PEAK_TFLOPS["H100"], shares=(1.0, 0.35)) -> list[dict]:
     """The decoder's work in ``sweep`` per model, from its shapes alone: each piece's decoder row-steps (a variant
     shares the clean piece's steps up to its onset frame; [`scoring.group_rows`][lossprofile.scoring.group_rows], and one prefix
-    for all as before 2026-11-30) × FLOPs per step, over every piece and data kind; and the minutes that work
+    for all) × FLOPs per step, over every piece and data kind; and the minutes that work
     takes at ``shares`` of the dense bf16 peak. A floor under any measured projection: the codec, preparation
     and the statistics come on top."""
     from .models.musicgen.architecture import decoder_flops_per_step, real_architecture

@@ -174,7 +174,7 @@ def _piece_sections(out: Path, results: pd.DataFrame, run: dict, max_pieces: int
     """For the first ``max_pieces`` pieces: the longest perturbation's curves, and both excerpts as players. Media of
     pieces no longer shown (an earlier report with a larger ``max_pieces``, or other pieces) are removed."""
     from .data.datasets import Piece
-    from .runner import piece_variants
+    from .modality import AUDIO
 
     sections, media = [], set()
     paths = run.get("paths", {})
@@ -193,7 +193,8 @@ def _piece_sections(out: Path, results: pd.DataFrame, run: dict, max_pieces: int
             try:
                 piece = Piece(str(rows["dataset"].iloc[0]), name, Path(paths[name]))
                 seconds = float(rows["seconds_scored"].iloc[0]) if "seconds_scored" in rows else run["excerpt_seconds"]
-                clean, (perturbed,) = piece_variants(piece, [_perturbation_of(shown)], run["sample_rate"],
+                # players play sound: the piece's audio (a MIDI file rendered) whatever the model read
+                clean, (perturbed,) = AUDIO.variants(piece, [_perturbation_of(shown)], run["sample_rate"],
                                                      run["frame_rate"], seconds, run["seed"])
                 for label, wav in (("clean", clean), (f"perturbed ({shown['perturbation']})", perturbed)):
                     src = _media(out, f"{name}-{label.split()[0]}", wav, run["sample_rate"])
@@ -233,8 +234,9 @@ def _clip_sections(out: Path, table: pd.DataFrame, curves: pd.DataFrame, run: di
     """For the first ``max_pieces`` clips of a profile run: the score, the typicality reading (percentile among the
     clean reference, the statistics that made it atypical) where the score is a typicality one, the clean curve
     with its probes, and the clean excerpt as a player."""
-    from .analysis.profile import LOUDNESS_DBFS, usable_excerpt
+    from .analysis.profile import LOUDNESS_DBFS
     from .audio import load_audio, normalize_rms
+    from .modality import usable_excerpt
 
     sections, media = [], set()
     unit = run.get("units", CODEC_UNITS)["frame"]

@@ -10,7 +10,6 @@ with its file and the reason, and the rest of the run completes.
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import json
 import os
@@ -25,14 +24,13 @@ import pandas as pd
 import torch
 from tqdm.auto import tqdm
 
-from . import audio
-from .data.datasets import Piece, load_excerpt
-from .errors import BadInputError, UsageError
-from .io import derived_seed, exists, file_digest, join, slug, write_csv_atomic, write_parquet_atomic
+from .data.datasets import Piece
+from .errors import BadInputError
+from .io import exists, file_digest, join, slug, write_csv_atomic, write_parquet_atomic
 from .models.base import TokenLM
-from .perturb.score import SCORE_KINDS, ScorePerturbation, apply_in_score
-from .perturb.waveform import Perturbation, window_samples
-from .scoring import Scores, resolve_precision, score_many, score_variants
+from .modality import AUDIO_ONLY_PARAMETERS, Scored, modality_of
+from .perturb.score import SCORE_KINDS, ScorePerturbation
+from .perturb.waveform import Perturbation
 
 RESULTS_FILE = "results.parquet"
 TABLE_VERSION = 3  # part of every cache key: parts written with other columns are recomputed, not mixed in
@@ -41,215 +39,65 @@ PERTURBATION_COLUMNS = ["perturbation"] + [c for c in Perturbation().as_row() if
     [c for c in ScorePerturbation().as_row() if c not in Perturbation().as_row()]
 
 
-def frames_needed(perturbations: Sequence) -> int:
-    """Frames an excerpt must hold for every perturbation's window (score perturbations without a window need 1)."""
-    return max([1] + [p.onset_frame + p.span_frames for p in perturbations if isinstance(p, Perturbation)]
-               + [p.onset_frame + (p.length_frames or 1) for p in perturbations if isinstance(p, ScorePerturbation)])
-
-
-def load_clip(piece: Piece, sample_rate: int, frame_rate: int, excerpt_seconds: float, *,
-              loudness_dbfs: float | None = None, min_frames: int | None = None) -> np.ndarray:
-    """The clean excerpt ``[S]`` of an audio piece: its first ``excerpt_seconds`` of sound.
-
-    ``loudness_dbfs``: the whole clip is brought to this RMS level first (so where its first sound is found does
-    not depend on its level), then the excerpt (as the profile score does). ``min_frames``: a clip with less sound
-    than ``excerpt_seconds`` but at least this many whole frames is taken whole (whole frames) instead of refused.
-    """
-    if loudness_dbfs is None and min_frames is None:
-        return load_excerpt(piece, sample_rate, excerpt_seconds)  # the replication's path, unchanged
-    wav = audio.load_audio(piece.path, sample_rate)
-    if loudness_dbfs is not None:
-        wav = audio.normalize_rms(wav, loudness_dbfs)
-    start = audio.first_sound_sample(wav, sample_rate)
-    hop, length = sample_rate // frame_rate, int(round(excerpt_seconds * sample_rate))
-    if wav.size - start < length and min_frames is not None:
-        have = (wav.size - start) // hop
-        if have < min_frames:
-            raise audio.AudioError(f"{piece.path}: too short: {(wav.size - start) / sample_rate:.2f} s of sound"
-                                   + (" after leading silence" if start else "") + f"; the perturbations need "
-                                   f"{min_frames / frame_rate:g} s (their windows end at frame {min_frames})")
-        length = have * hop
-    clip = audio.excerpt(wav, sample_rate, length / sample_rate, source=str(piece.path))
-    return clip if loudness_dbfs is None else audio.normalize_rms(clip, loudness_dbfs)
-
-
-def piece_variants(piece: Piece, perturbations: Sequence, sample_rate: int, frame_rate: int, excerpt_seconds: float,
-                   seed: int, *, loudness_dbfs: float | None = None, shorter: bool = False
-                   ) -> tuple[np.ndarray, list[np.ndarray]]:
-    """The clean excerpt ``[S]`` of a piece and one waveform per perturbation.
-
-    Audio perturbations (:class:`~lossprofile.perturb.waveform.Perturbation`) act on the excerpt; score
-    perturbations (:class:`~lossprofile.perturb.score.ScorePerturbation`, MIDI pieces only) act on the
-    notes, and the perturbed piece is rendered and cut at the same samples as the clean one.
-    Every perturbation's seed is derived from ``seed`` and the piece, so each piece gets its own noise.
-    ``loudness_dbfs`` and ``shorter`` (a clip with less sound than ``excerpt_seconds`` is scored over what it has
-    when that holds every perturbation's window): see :func:`load_clip`.
-    """
-    score_perts = [p for p in perturbations if isinstance(p, ScorePerturbation)]
-    is_midi = piece.path.suffix.lower() in audio.MIDI_SUFFIXES
-    if score_perts and not is_midi:
-        raise audio.AudioError(f"{piece.path}: score perturbations ({score_perts[0].kind}) need a MIDI file")
-    if score_perts:
-        midi = audio.read_midi(piece.path)
-        # Rendering is causal, so stopping after the excerpt gives the same samples as load_audio's
-        # render of the whole file, at a fraction of the cost for long performances.
-        onsets = midi.get_onsets()
-        horizon = (float(onsets[0]) if len(onsets) else 0.0) + excerpt_seconds + 2.0
-        full = audio.render_midi(midi, sample_rate, max_seconds=horizon)
-        start = audio.first_sound_sample(full, sample_rate)
-        clean = audio.excerpt(full[start:], sample_rate, excerpt_seconds, skip_leading_silence=False,
-                              source=str(piece.path))
-        # the same gain for the clean render and every perturbed one: only the clean excerpt's level is set
-        gain = 1.0 if loudness_dbfs is None else float(10 ** ((loudness_dbfs - audio.rms_dbfs(clean)) / 20))
-        clean = (clean * gain).astype(np.float32)
-    else:
-        clean = load_clip(piece, sample_rate, frame_rate, excerpt_seconds, loudness_dbfs=loudness_dbfs,
-                          min_frames=frames_needed(perturbations) if shorter else None)
-    variants = []
-    for p in perturbations:
-        p = dataclasses.replace(p, seed=derived_seed(seed, piece.dataset, piece.name, p.seed))
-        if isinstance(p, ScorePerturbation):
-            wav = audio.render_midi(p.apply_midi(midi, start / sample_rate, frame_rate), sample_rate,
-                                    max_seconds=horizon)
-            wav = wav[start : start + clean.size] * gain
-            variants.append(np.pad(wav, (0, clean.size - wav.size)).astype(np.float32))
-            continue
-        window_samples(clean.size, p.onset_frame, p.span_frames, sample_rate, frame_rate, source=str(piece.path))
-        variants.append(p.apply(clean, sample_rate, frame_rate))
-    return clean, variants
-
-
-def midi_variants(piece: Piece, perturbations: Sequence, frame_rate: int, excerpt_seconds: float, seed: int):
-    """For a model that reads MIDI: the piece's score excerpt (``excerpt_seconds`` from its first note) and one
-    perturbed score per perturbation (:func:`~lossprofile.perturb.score.apply_in_score`), seeded like the audio ones."""
-    if piece.path.suffix.lower() not in audio.MIDI_SUFFIXES:
-        raise audio.AudioError(f"{piece.path}: a model over MIDI tokens reads MIDI files, not audio")
-    midi = audio.read_midi(piece.path)
-    clean = audio.midi_excerpt(midi, audio.midi_first_onset(midi), excerpt_seconds)
-    if not clean.instruments:
-        raise audio.AudioError(f"{piece.path}: MIDI file has no notes")
-    variants = []
-    for p in perturbations:
-        p = dataclasses.replace(p, seed=derived_seed(seed, piece.dataset, piece.name, p.seed))
-        frames = int(round(excerpt_seconds * frame_rate))
-        if not isinstance(p, ScorePerturbation) and p.onset_frame + p.span_frames > frames:
-            raise audio.AudioError(f"{piece.path}: too short for the window: frames {p.onset_frame}.."
-                                   f"{p.onset_frame + p.span_frames}, the excerpt has {frames} ({excerpt_seconds:g} s)")
-        variants.append(apply_in_score(p, clean, frame_rate))
-    return clean, variants
-
-
-def frames_of(values: np.ndarray, seconds: np.ndarray, frame_rate: int, num_frames: int, how: str) -> np.ndarray:
-    """Token values ``[T]`` on the frame grid ``[num_frames]``: ``sum`` (0 where a frame holds no token) or ``mean``
-    (NaN there); tokens past the last frame count in it."""
-    frame = np.minimum((np.asarray(seconds) * frame_rate).astype(int), num_frames - 1)
-    total = np.bincount(frame, weights=values, minlength=num_frames)
-    if how == "sum":
-        return total
-    count = np.bincount(frame, minlength=num_frames)
-    return np.divide(total, count, out=np.full(num_frames, np.nan), where=count > 0)
-
-
-def token_frames_table(lm: TokenLM, piece: Piece, perturbations: Sequence, clean, variants, *, excerpt_seconds: float,
-                       seed: int) -> pd.DataFrame:
-    """The tidy rows of a piece scored by a model over MIDI tokens: the same columns as the audio table, on the
-    same 20 ms frames, plus ``tokens_clean``/``tokens_perturbed`` (tokens whose event falls in the frame). A
-    frame's ``nll_*`` is the *sum* of its tokens' NLL (nats per frame, 0 without tokens), so the clean and the
-    perturbed curve line up in time although their token counts differ; entropy and log-rank are means (NaN
-    without tokens)."""
-    num_frames = int(round(excerpt_seconds * lm.frame_rate))
-
-    def curves(midi):
-        codes, seconds = lm.encode_midi(midi)
-        stats = lm.token_statistics(codes)
-        nll, entropy, rank = (x[0, 0].numpy().astype(np.float64) for x in (stats.nll, stats.entropy, stats.rank))
-        return dict(nll=frames_of(nll, seconds, lm.frame_rate, num_frames, "sum"),
-                    entropy=frames_of(entropy, seconds, lm.frame_rate, num_frames, "mean"),
-                    log_rank=frames_of(np.log(rank), seconds, lm.frame_rate, num_frames, "mean"),
-                    tokens=frames_of(np.ones(len(seconds)), seconds, lm.frame_rate, num_frames, "sum").astype(int),
-                    codes=codes.cpu().numpy())
-
-    base = curves(clean)
-    parts = []
-    for p, midi in zip(perturbations, variants):
-        var = curves(midi)
-        # a random-note window can draw the very notes it replaces: then nothing changed and delta is 0 by construction
-        changed = not np.array_equal(var["codes"], base["codes"])
-        part = pd.DataFrame({"frame": np.arange(num_frames), "nll_clean": base["nll"], "nll_perturbed": var["nll"],
-                             "delta": var["nll"] - base["nll"], "entropy_clean": base["entropy"],
-                             "log_rank_clean": base["log_rank"], "entropy_perturbed": var["entropy"],
-                             "log_rank_perturbed": var["log_rank"], "delta_k0": var["nll"] - base["nll"],
-                             "tokens_clean": base["tokens"], "tokens_perturbed": var["tokens"], "changed": changed})
-        for name, value in p.as_row().items():
-            part[name] = None if name in AUDIO_ONLY_PARAMETERS and not isinstance(p, ScorePerturbation) else value
-        parts.append(part)
-    table = pd.concat(parts, ignore_index=True)
-    meta = dict(model=lm.name, method="exact", precision="fp32", prompt="", dataset=piece.dataset, piece=piece.name,
-                path=str(piece.path), excerpt_seconds=excerpt_seconds, seconds_scored=excerpt_seconds, run_seed=seed)
-    for name, value in meta.items():
-        table[name] = value
-    front = list(meta) + [c for c in Perturbation().as_row() if c in table]
-    return tidy_parameters(table[front + [c for c in table.columns if c not in front]])
-
-
 def piece_table(lm: TokenLM, piece: Piece, perturbations: Sequence[Perturbation | ScorePerturbation], *, method: str,
                 excerpt_seconds: float, seed: int, prompt: str | None, batch_size: int | None,
                 prefix_reuse: bool, precision: str, loudness_dbfs: float | None = None,
                 shorter: bool = False) -> pd.DataFrame:
     """Score one piece under every perturbation → tidy rows (one per perturbation and frame).
 
-    Per frame (means over codebooks): NLL of the clean and the perturbed excerpt and their
-    difference (also per codebook), the entropy of the model's predictions and the log-rank
-    of the true codes, all from the same forward pass.
+    Per frame: NLL of the clean and the perturbed excerpt and their difference (also per codebook), the entropy
+    of the model's predictions and the log-rank of the true tokens, all from the same scoring
+    ([`frames_table`][lossprofile.runner.frames_table]). The excerpt, its variants and the frames are the model's modality's
+    ([`lossprofile.modality`][]).
     """
-    if lm.reads == "midi":
-        clean, variants = midi_variants(piece, perturbations, lm.frame_rate, excerpt_seconds, seed)
-        return token_frames_table(lm, piece, perturbations, clean, variants, excerpt_seconds=excerpt_seconds,
-                                  seed=seed)
-    clean, variants = piece_variants(piece, perturbations, lm.sample_rate, lm.frame_rate, excerpt_seconds, seed,
-                                     loudness_dbfs=loudness_dbfs, shorter=shorter)
-    scores = score_variants(lm, clean, variants, method=method, prompt=prompt, batch_size=batch_size,
-                            prefix_reuse=prefix_reuse, precision=precision)
-    return scores_table(lm, piece, perturbations, scores, method=method, excerpt_seconds=excerpt_seconds, seed=seed,
-                        prompt=prompt, precision=precision)
+    modality = modality_of(lm)
+    item = modality.variants(piece, perturbations, lm.sample_rate, lm.frame_rate, excerpt_seconds, seed,
+                             loudness_dbfs=loudness_dbfs, shorter=shorter)
+    (scored,) = modality.score(lm, [item], excerpt_seconds=excerpt_seconds, method=method, prompt=prompt,
+                               batch_size=batch_size, prefix_reuse=prefix_reuse, precision=precision)
+    return frames_table(lm, piece, perturbations, scored, excerpt_seconds=excerpt_seconds, seed=seed)
 
 
-def scores_table(lm: TokenLM, piece: Piece, perturbations: Sequence[Perturbation | ScorePerturbation], scores: Scores,
-                 *, method: str, excerpt_seconds: float, seed: int, prompt: str | None, precision: str) -> pd.DataFrame:
-    """The tidy rows of one scored piece (see :func:`piece_table`)."""
-    K, T = scores.clean.shape
-    clean_frame = scores.clean.mean(0).numpy()
-    clean_signals = {"entropy_clean": scores.entropy_clean.mean(0).numpy(),
-                     "log_rank_clean": scores.rank_clean.log().mean(0).numpy()}
-    frames = np.arange(T)
+def frames_table(lm: TokenLM, piece: Piece, perturbations: Sequence[Perturbation | ScorePerturbation],
+                 scored: Scored, *, excerpt_seconds: float, seed: int) -> pd.DataFrame:
+    """The tidy rows of one scored piece (see [`piece_table`][lossprofile.runner.piece_table]), on the frame grid of the model's modality.
+
+    For an audio model a frame is its K codes: ``nll_*``, entropy and log-rank are means over the codebooks
+    (nats per code), ``delta_k*`` each codebook's. For a model over MIDI tokens a frame is 20 ms: its ``nll_*`` is
+    the *sum* of the NLL of the tokens whose event falls in it (nats per frame, 0 without tokens), so the clean and
+    the perturbed curve line up in time although their token counts differ; entropy and log-rank are means (NaN
+    without tokens), ``tokens_clean``/``tokens_perturbed`` count them. ``changed``: whether the perturbation
+    changed any token (a codec can quantise a perturbed window back to the clean codes, a random-note window draw
+    the very notes it replaces: then delta is 0 by construction)."""
+    modality = modality_of(lm)
+    base = [modality.curve(scored, 0, what, how) for what, how in (("nll", "sum"), ("entropy", "mean"),
+                                                                  ("log_rank", "mean"))]
+    base_books, base_tokens = modality.codebook_curves(scored, 0), modality.token_counts(scored, 0)
     parts = []
-    for i, (p, nll) in enumerate(zip(perturbations, scores.variants)):
-        pert_frame = nll.mean(0).numpy()
-        part = pd.DataFrame({"frame": frames, "nll_clean": clean_frame, "nll_perturbed": pert_frame,
-                             "delta": pert_frame - clean_frame, **clean_signals,
-                             "entropy_perturbed": scores.entropy_variants[i].mean(0).numpy(),
-                             "log_rank_perturbed": scores.rank_variants[i].log().mean(0).numpy()})
-        for k in range(K):
-            part[f"delta_k{k}"] = (nll[k] - scores.clean[k]).numpy()
-        # the codec can quantise a perturbed window back to the clean codes: then delta is 0 by construction
-        part["changed"] = not torch.equal(scores.codes_variants[i].cpu(), scores.codes_clean.cpu())
-        for name, value in p.as_row().items():
+    for i, p in enumerate(perturbations, start=1):
+        nll, entropy, log_rank = (modality.curve(scored, i, what, how) for what, how in (
+            ("nll", "sum"), ("entropy", "mean"), ("log_rank", "mean")))
+        part = pd.DataFrame({"frame": np.arange(scored.frames), "nll_clean": base[0], "nll_perturbed": nll,
+                             "delta": nll - base[0], "entropy_clean": base[1], "log_rank_clean": base[2],
+                             "entropy_perturbed": entropy, "log_rank_perturbed": log_rank})
+        for k, (books, clean_books) in enumerate(zip(modality.codebook_curves(scored, i), base_books)):
+            part[f"delta_k{k}"] = books - clean_books
+        if base_tokens is not None:
+            part["tokens_clean"], part["tokens_perturbed"] = base_tokens, modality.token_counts(scored, i)
+        part["changed"] = not torch.equal(scored.codes[i].cpu(), scored.codes[0].cpu())
+        for name, value in modality.parameters(p).items():
             part[name] = value
         parts.append(part)
     table = pd.concat(parts, ignore_index=True)
-    meta = dict(model=lm.name, method=method, precision=resolve_precision(precision, lm.device), prompt=prompt or "",
+    meta = dict(model=lm.name, method=scored.method, precision=scored.precision, prompt=scored.prompt,
                 dataset=piece.dataset, piece=piece.name, path=str(piece.path), excerpt_seconds=excerpt_seconds,
-                seconds_scored=T / lm.frame_rate, run_seed=seed)
+                seconds_scored=scored.seconds, run_seed=seed)
     for name, value in meta.items():
         table[name] = value
     front = list(meta) + [c for c in Perturbation().as_row() if c in table]
     return tidy_parameters(table[front + [c for c in table.columns if c not in front]])
 
 
-# Waveform parameters with no meaning in a score: a model over MIDI tokens gets random notes for noise, an emptied
-# window for silence (perturb.score.IN_SCORE), so those rows leave them empty instead of claiming white noise.
-AUDIO_ONLY_PARAMETERS = ("color", "level_dbfs", "match_offset_db", "band_low_hz", "band_high_hz", "gain",
-                         "segment_min_s", "segment_max_s")
 # Numeric perturbation parameters: a column of them that is empty in every row is float (NaN), not object (None)
 NUMERIC_PARAMETERS = ("level_dbfs", "match_offset_db", "segment_frames", "fraction", "band_low_hz", "band_high_hz",
                       "gain", "segment_min_s", "segment_max_s")
@@ -333,7 +181,7 @@ def piece_part(piece: Piece, path: str | Path, compute: Callable[[Piece], pd.Dat
 def prepare_workers(pieces_per_batch: int) -> int:
     """Threads that prepare pieces ahead of the device: one per piece of a batch, up to the CPU threads torch may
     use here (a Ray actor's ``cpus_per_actor``), at least 2. Rendering and perturbing run partly outside the GIL
-    (2 threads prepared the paper sweep's 81 variants of an ASAP piece 1.6× faster than one on this machine)."""
+    (measured: docs/performance.md)."""
     return max(2, min(pieces_per_batch, torch.get_num_threads()))
 
 
@@ -342,12 +190,12 @@ def for_each_piece(pieces: Sequence[Piece], path_of: Callable[[Piece], str | Pat
                    prepare: Callable[[Piece], object] | None = None,
                    compute_many: Callable[[list[tuple[Piece, object]]], list[pd.DataFrame]] | None = None,
                    pieces_per_batch: int = 1, workers: int | None = None) -> tuple[list[str | Path], list[dict]]:
-    """The package's one per-piece resumable loop (:func:`run_experiment`, the profile score's validation,
+    """The package's one per-piece resumable loop ([`run_experiment`][lossprofile.runner.run_experiment], the profile score's validation,
     ``lossprofile profile``): finished parts are reused, each new one is written atomically (an interrupted run
     loses at most the pieces in progress), bad pieces are reported and the rest goes on → (parts, error rows).
 
     With ``prepare`` and ``compute_many`` and ``pieces_per_batch > 1`` it is a pipeline: ``workers`` threads
-    (default :func:`prepare_workers`) prepare the next pieces (load, render, perturb) while ``compute_many``
+    (default [`prepare_workers`][lossprofile.runner.prepare_workers]) prepare the next pieces (load, render, perturb) while ``compute_many``
     scores a batch of prepared ones together; a batch that fails is scored again piece by piece, so a bad piece
     is named and the rest kept.
     """
@@ -401,7 +249,7 @@ def for_each_piece(pieces: Sequence[Piece], path_of: Callable[[Piece], str | Pat
 
 
 def scorer(lm: TokenLM, perturbations: Sequence, options: ScoringOptions) -> Callable[[Piece], pd.DataFrame]:
-    """``piece → piece_table(...)`` with these options: what a part of :func:`run_experiment` holds."""
+    """``piece → piece_table(...)`` with these options: what a part of [`run_experiment`][lossprofile.runner.run_experiment] holds."""
     def score(piece: Piece) -> pd.DataFrame:
         prompt = piece.description if options.prompt_from_description else options.prompt
         return piece_table(lm, piece, perturbations, method=options.method, excerpt_seconds=options.excerpt_seconds,
@@ -413,32 +261,33 @@ def scorer(lm: TokenLM, perturbations: Sequence, options: ScoringOptions) -> Cal
 
 def batch_scorer(lm: TokenLM, perturbations: Sequence, options: ScoringOptions
                  ) -> tuple[Callable[[Piece], object], Callable[[list[tuple[Piece, object]]], list[pd.DataFrame]]]:
-    """(prepare, compute_many) for :func:`for_each_piece`'s pipeline: the same tables as :func:`scorer`,
-    the decoder batched across pieces (:func:`lossprofile.scoring.score_many`)."""
+    """(prepare, compute_many) for [`for_each_piece`][lossprofile.runner.for_each_piece]'s pipeline: the same tables as [`scorer`][lossprofile.runner.scorer],
+    the decoder batched across pieces ([`modality.Modality.score`][lossprofile.modality.Modality.score])."""
+    modality = modality_of(lm)
+
     def prepare(piece: Piece):
-        return piece_variants(piece, perturbations, lm.sample_rate, lm.frame_rate, options.excerpt_seconds,
-                              options.seed, loudness_dbfs=options.loudness_dbfs, shorter=options.shorter)
+        return modality.variants(piece, perturbations, lm.sample_rate, lm.frame_rate, options.excerpt_seconds,
+                                 options.seed, loudness_dbfs=options.loudness_dbfs, shorter=options.shorter)
 
     def compute_many(items: list[tuple[Piece, object]]) -> list[pd.DataFrame]:
         tables: dict[int, pd.DataFrame] = {}
         prompts = [p.description if options.prompt_from_description else options.prompt for p, _ in items]
         for prompt in dict.fromkeys(prompts):  # pieces with one prompt share a batch
             chosen = [n for n, q in enumerate(prompts) if q == prompt]
-            scores = score_many(lm, [items[n][1] for n in chosen], method=options.method, prompt=prompt,
-                                batch_size=options.batch_size, prefix_reuse=options.prefix_reuse,
-                                precision=options.precision)
-            for n, s in zip(chosen, scores):
-                tables[n] = scores_table(lm, items[n][0], perturbations, s, method=options.method,
-                                         excerpt_seconds=options.excerpt_seconds, seed=options.seed, prompt=prompt,
-                                         precision=options.precision)
+            scored = modality.score(lm, [items[n][1] for n in chosen], excerpt_seconds=options.excerpt_seconds,
+                                    method=options.method, prompt=prompt, batch_size=options.batch_size,
+                                    prefix_reuse=options.prefix_reuse, precision=options.precision)
+            for n, s in zip(chosen, scored):
+                tables[n] = frames_table(lm, items[n][0], perturbations, s, excerpt_seconds=options.excerpt_seconds,
+                                         seed=options.seed)
         return [tables[n] for n in range(len(items))]
     return prepare, compute_many
 
 
 def pieces_per_batch_for(lm: TokenLM, requested: int | None) -> int:
-    """``requested``, or by default 16 pieces per decoder batch on a GPU and 1 (the plain loop) on CPU; always 1 for
-    a model that reads MIDI (its sequences differ in length, each is scored alone)."""
-    if lm.reads == "midi":
+    """``requested``, or by default 16 pieces per decoder batch on a GPU and 1 (the plain loop) on CPU; always 1
+    where the modality scores each piece alone (a model over MIDI tokens: its sequences differ in length)."""
+    if not modality_of(lm).batched:
         return 1
     return requested if requested else (16 if lm.device.type == "cuda" else 1)
 
@@ -448,7 +297,7 @@ def score_pieces(lm: TokenLM, pieces: Sequence[Piece], perturbations: Sequence, 
                  ) -> list[tuple[str | Path | None, dict | None]]:
     """Score pieces (of one data kind: one perturbation list) into their parts (finished ones reused) → per piece
     (part path, None), or (None, error row) for a bad piece; the runner's pipeline across pieces where
-    ``options.pieces_per_batch`` (default: the device, :func:`pieces_per_batch_for`) says so.
+    ``options.pieces_per_batch`` (default: the device, [`pieces_per_batch_for`][lossprofile.runner.pieces_per_batch_for]) says so.
 
     The unit of work of sweeps, in-process and on Ray actors: each part is written atomically, so a killed
     worker loses at most the pieces it was scoring.
@@ -503,14 +352,7 @@ def run_experiment(lm: TokenLM, pieces: Sequence[Piece], perturbations: Sequence
     perturbations = list(perturbations)
     if not perturbations:
         raise ValueError("no perturbations given")
-    if lm.reads == "midi":  # refused before any work, not piece by piece
-        from .perturb.score import IN_SCORE
-
-        unusable = sorted({p.kind for p in perturbations if not isinstance(p, ScorePerturbation)
-                           and p.kind not in IN_SCORE})
-        if unusable:
-            raise UsageError(f"{', '.join(map(repr, unusable))} has no analogue in a score; a model over MIDI "
-                             f"tokens takes {', '.join(IN_SCORE)} and the score perturbations")
+    modality_of(lm).check_perturbations(perturbations)  # refused before any work, not piece by piece
     options = ScoringOptions(method, excerpt_seconds, seed, prompt, prompt_from_description, batch_size,
                              prefix_reuse, precision, pieces_per_batch, loudness_dbfs, shorter)
     prepare, compute_many = batch_scorer(lm, perturbations, options)

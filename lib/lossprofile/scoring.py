@@ -50,11 +50,6 @@ class Scores:
     # larger than a batch is several; one that shared a batch ran that batch's shortest prefix: `score_codes`)
     prefix_groups: tuple[tuple[int, int], ...] = ()
 
-    # The old names of nll_clean and nll_variants, read by runner.py, analysis/profile.py, analysis/musicality.py,
-    # paper/experiments.py and bench.py until they read the new ones: then remove.
-    clean = property(lambda self: self.nll_clean)
-    variants = property(lambda self: self.nll_variants)
-
 
 def frame_mean(nll: torch.Tensor) -> torch.Tensor:
     """Mean over codebooks: ``[..., K, T]`` → ``[..., T]`` (the paper's per-token loss)."""

@@ -59,7 +59,7 @@ def auroc(positive, negative) -> float:
     return float(((positive > negative) + 0.5 * (positive == negative)).mean())
 
 
-def paired_auroc(x, y, n_boot: int = 2000, seed: int = 0) -> dict:
+def paired_auroc(x, y, *, n_boot: int = 2000, seed: int = 0) -> dict:
     """Share of pairs with ``x[i] > y[i]`` (ties one half), with a bootstrap 95% CI over pairs.
 
     For a loss, pass the degraded version's as ``x`` and the clean one's as ``y``: 1 means the
@@ -73,7 +73,7 @@ def paired_auroc(x, y, n_boot: int = 2000, seed: int = 0) -> dict:
                 ci_high=float(np.quantile(boots, 0.975)), n=int(len(wins)))
 
 
-def auroc_ci(x, y, n_boot: int = 2000, seed: int = 0) -> dict:
+def auroc_ci(x, y, *, n_boot: int = 2000, seed: int = 0) -> dict:
     """Unpaired [`auroc`][lossprofile.stats.auroc] of ``x`` above ``y`` with a bootstrap 95% CI (both groups resampled)."""
     x, y = np.asarray(x, float), np.asarray(y, float)
     rng = np.random.default_rng(seed)

@@ -44,7 +44,7 @@ RAY_KEYS = {"cpus_per_actor", "gpus_per_actor", "actors", "device"}
 
 
 class SweepConfigError(BadInputError):
-    """A sweep file that cannot run, with the file and the key named (a ValueError, as before)."""
+    """A sweep file that cannot run, with the file and the key named (a ValueError)."""
 
 
 @dataclass

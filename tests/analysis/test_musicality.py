@@ -49,7 +49,7 @@ def test_chroma_correlation_ignores_loudness(gain):
 @pytest.mark.slow
 def test_repeat_and_noise_measures_run_on_a_model(small_lm, music_wav):
     wav = np.tile(music_wav, 4)  # 16 s
-    rep = musicality.repeat_test(small_lm, [wav], SR, excerpt_seconds=2.0, passes=3)
+    rep = musicality.repeat_test(small_lm, [wav], excerpt_seconds=2.0, passes=3)
     assert list(rep.columns) == ["pass_1", "pass_2", "pass_3", "ratio_last_first"]
     assert np.isfinite(rep.to_numpy()).all() and (rep[["pass_1", "pass_2", "pass_3"]] > 0).all().all()
     table = musicality.noise_response(small_lm, [wav], SR, lengths=(5, 50), onset_frame=100, excerpt_seconds=5.0)

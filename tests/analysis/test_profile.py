@@ -7,6 +7,7 @@ import pandas as pd
 import pytest
 import torch
 
+from lossprofile import audio, modality
 from lossprofile.analysis import evaluate, profile
 from lossprofile.analysis import ratings as ratings_module
 from lossprofile.perturb import Perturbation
@@ -77,8 +78,6 @@ def test_profile_scores_are_seeded_and_leave_the_clean_curve_untouched(small_lm,
     pd.testing.assert_frame_equal(a, b)
     assert a["profile_score"].isna().all() or np.isfinite(a["profile_score"]).all()
     # the clean curve's features equal scoring the clean excerpt alone, without probes
-    from lossprofile import audio
-
     # profile_scores brings the clip, then its excerpt, to LOUDNESS_DBFS before scoring
     excerpt = audio.normalize_rms(audio.normalize_rms(wav, profile.LOUDNESS_DBFS)[: 6 * 32000], profile.LOUDNESS_DBFS)
     codes = small_lm.encode(torch.from_numpy(excerpt)[None, None])
@@ -286,7 +285,7 @@ def test_a_window_scored_alone_differs_from_the_full_pass_only_where_its_lost_co
     g = torch.Generator().manual_seed(0)
     codes = torch.randint(0, lm.V, (2, 103), generator=g)
     full = lm.token_statistics(codes[None]).nll[0].numpy()
-    alone = profile.windows_alone(lm, codes, window_frames=20)
+    alone = modality.windows_alone(lm, codes, window_frames=20)
     # (T - lookahead) // W = (103 - 0) // 20 = 5 windows (a Markov model reads no later frame); the first and
     # the tail are not scored alone
     assert np.isnan(alone[:, :20]).all() and np.isnan(alone[:, 100:]).all() and np.isfinite(alone[:, 20:100]).all()
@@ -302,14 +301,14 @@ def test_a_window_scored_alone_differs_from_the_full_pass_only_where_its_lost_co
     # a model that ignores its context gains nothing from it
     lm.table[:] = lm.table[:, :1]
     full = lm.token_statistics(codes[None]).nll[0].numpy()
-    assert profile.context_gain(full, profile.windows_alone(lm, codes, 20)) == pytest.approx(0.0, abs=1e-6)
+    assert profile.context_gain(full, modality.windows_alone(lm, codes, 20)) == pytest.approx(0.0, abs=1e-6)
 
 
 def test_under_the_delay_pattern_a_window_alone_sees_the_full_passs_lookahead_and_nothing_before(small_lm):
     K, W, T = small_lm.num_codebooks, 16, 80
     g = torch.Generator().manual_seed(1)
     codes = torch.randint(0, small_lm.cardinality, (K, T), generator=g)
-    alone = profile.windows_alone(small_lm, codes, W, precision="fp32")
+    alone = modality.windows_alone(small_lm, codes, W, precision="fp32")
     n = (T - (K - 1)) // W
     # window 1 alone is the piece that starts at its first frame, scored in full (so with every later frame)
     later = small_lm.token_statistics(codes[None, :, W:]).nll[0, :, :W].numpy()
@@ -318,7 +317,7 @@ def test_under_the_delay_pattern_a_window_alone_sees_the_full_passs_lookahead_an
     changed = codes.clone()
     changed[:, : W] = (changed[:, : W] + 1) % small_lm.cardinality  # the music before window 1: not seen alone
     changed[:, 2 * W + K - 1] = (changed[:, 2 * W + K - 1] + 1) % small_lm.cardinality  # past window 1's lookahead
-    again = profile.windows_alone(small_lm, changed, W, precision="fp32")
+    again = modality.windows_alone(small_lm, changed, W, precision="fp32")
     np.testing.assert_allclose(again[:, W : 2 * W], alone[:, W : 2 * W], atol=1e-5)
     assert np.abs(again[:, 2 * W : 3 * W] - alone[:, 2 * W : 3 * W]).max() > 1e-3  # window 2 holds that frame
 
@@ -365,8 +364,7 @@ def test_text_alignment_is_the_nll_the_prompt_saves(music_wav, tiny_lm):
     lm = tiny_lm  # trained with descriptions, so its text moves its predictions
     wav = np.tile(music_wav, 2)
     table = profile.profile_scores(lm, [wav], 32000, excerpt_seconds=6.0, design=DESIGN, prompt="organ chorale")
-    excerpt = profile.audio.normalize_rms(profile.usable_excerpt(
-        profile.audio.normalize_rms(wav), 32000, 6.0, 6.0, lm.hop_length, "x"))
+    excerpt = audio.normalize_rms(modality.usable_excerpt(audio.normalize_rms(wav), 32000, 6.0, 6.0, lm.hop_length, "x"))
     codes = lm.encode(torch.from_numpy(excerpt)[None, None])
     curve = (lm.token_statistics(codes).nll - lm.token_statistics(codes, prompt="organ chorale").nll)[0]
     np.testing.assert_allclose(profile.text_alignment_curve(lm, codes[0], "organ chorale"), curve.numpy(), atol=1e-4)

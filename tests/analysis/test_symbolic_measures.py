@@ -1,4 +1,4 @@
-"""The symbolic model's measures: excerpts, repeats and noise windows placed in seconds."""
+"""The musicality measures on a model over MIDI tokens: excerpts, repeats and noise windows placed in seconds."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from lossprofile import audio
-from lossprofile.analysis import symbolic as hearing
+from lossprofile.analysis import musicality as hearing
 from lossprofile.embedded import training_corpus
 from lossprofile.embedded.recipe import SymbolicRecipe
 from lossprofile.models.symbolic import SymbolicLM
@@ -50,7 +50,7 @@ def random_lm():
 
 
 def test_noise_windows_are_placed_in_seconds_and_measured_against_the_clean_tokens(random_lm):
-    table = hearing.noise_response(random_lm, [scale_piece()], lengths_seconds=(1.0, 4.0))
+    table = hearing.token_noise_response(random_lm, [scale_piece()], lengths_seconds=(1.0, 4.0))
     assert len(table) == 2 * 3
     silence = table[table.kind == "silence"]
     # silence leaves only the bar lines (REMI: a bar and a time signature token per 2 s bar at 120 bpm)
@@ -82,7 +82,7 @@ def test_the_embedded_symbolic_model_loads_offline_uses_its_context_and_hears_wr
     from lossprofile.data import datasets
 
     asap = [audio.read_midi(p) for p in sorted(datasets.ASAP_DIR.rglob("*.mid"))[:6]]
-    wrong = hearing.wrong_note_test(lm, [audio.midi_excerpt(m, audio.midi_first_onset(m), 15.0) for m in asap])
+    wrong = hearing.wrong_note_test(lm, asap)  # 15 s from each one's first note
     assert (wrong.nll_wrong > wrong.nll_clean).sum() >= 5, wrong
 
 

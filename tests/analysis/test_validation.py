@@ -12,6 +12,7 @@ import pytest
 
 from lossprofile.analysis import evaluate, profile, validation
 from lossprofile.data.datasets import REPO_ROOT
+from lossprofile.modality import MIDI
 
 FEATURES = ("f_ab", "f_c", "mean_nll")
 
@@ -198,7 +199,7 @@ def test_the_symbolic_instrument_profiles_scores_and_names_a_short_one(tmp_path,
     assert list(table["piece"]) == ["long"] and "too short" in table.attrs["errors"][0]["error"]
     assert "skipped short: too short" in capsys.readouterr().err
     assert np.isfinite(table[list(profile.FEATURES)].to_numpy()).all()
-    assert table.attrs["probe_design"]["burst_frames"] == profile.MIDI_DESIGN.burst_frames
+    assert table.attrs["probe_design"]["burst_frames"] == MIDI.probe_design.burst_frames
     # random notes in a simple repeating pattern cost more than the pattern: the probes break an expectation
     assert table.loc[0, "peak"] > 0
 

@@ -88,7 +88,7 @@ def test_tiny_uses_its_context_a_repeated_excerpt_costs_far_less(tiny_lm):
 
     lm = tiny_lm
     wav = load_excerpt(ex.pieces("ood", 1)[0], lm.sample_rate, 15.0)
-    rep = musicality.repeat_test(lm, [wav], lm.sample_rate, excerpt_seconds=5.0, passes=3)
+    rep = musicality.repeat_test(lm, [wav], excerpt_seconds=5.0, passes=3)
     assert rep["ratio_last_first"].iloc[0] < 0.5
     assert rep["pass_2"].iloc[0] < rep["pass_1"].iloc[0] - 1.0
 

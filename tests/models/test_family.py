@@ -97,7 +97,7 @@ def test_the_toy_family_is_scored_through_the_runner(toy_folder, tmp_path):
         assert np.abs(delta[100 : 100 + length]).max() > 0.1  # white noise moves both codes
         assert np.all(delta[100 + length + 1 :] == 0.0)  # one step after the window the context is clean again
     # the clean curve is the toy factorization, checked token by token
-    from lossprofile.runner import load_excerpt
+    from lossprofile.data.datasets import load_excerpt
 
     piece = list_pieces(toy_folder, "ood")[0]
     codes = lm.encode(torch.from_numpy(load_excerpt(piece, lm.sample_rate, 5.0))[None, None])[0]

@@ -187,13 +187,14 @@ def test_decode_midi_gives_files_that_hold_the_tokens_notes(tokenizer, chorale):
 
 
 def test_token_windows_alone_score_each_windows_tokens_after_bos_only(tokenizer, chorale):
+    from lossprofile import modality
     from lossprofile.analysis import profile
 
     lm = random_lm(tokenizer)
     codes, seconds = lm.encode_midi(chorale)
     keep = seconds < 7.5
     codes, seconds = codes[..., : int(keep.sum())], seconds[keep]
-    alone = profile.token_windows_alone(lm, codes, seconds, window_seconds=3.0)
+    alone = modality.token_windows_alone(lm, codes, seconds, window_seconds=3.0)
     assert np.isnan(alone[seconds < 3.0]).all() and np.isfinite(alone[seconds >= 3.0]).all()
     ids = codes[0, 0]
     for lo in (int(np.argmax(seconds >= 3.0)), int(np.argmax(seconds >= 6.0))):  # each window's first token

@@ -10,7 +10,7 @@ import torch
 
 from lossprofile import profile_scores, run_experiment
 from lossprofile.analysis import evaluate
-from lossprofile.analysis.profile import ProbeDesign
+from lossprofile.perturb.probes import ProbeDesign
 from lossprofile.audio import normalize_rms, save_audio
 from lossprofile.data import list_pieces
 from lossprofile.data.datasets import load_excerpt
@@ -80,7 +80,7 @@ def test_the_toy_family_gets_a_profile_score(lm):
 def test_the_validations_versions_of_a_piece_are_built_and_scored_on_the_toy_grid(lm, music_folder, tmp_path):
     piece = list_pieces(music_folder, "ood")[0]
     families = {"noise_segments": (0.4,), "shuffle": (0.5,)}
-    versions = evaluate.piece_versions(piece, lm.sample_rate, lm.frame_rate, SECONDS, families, {}, seed=0)
+    versions = evaluate.piece_versions(piece, lm, SECONDS, {"audio": families}, seed=0)
     clean = versions[0][1]
     assert [v.family for v, _ in versions] == ["clean", "noise_segments", "shuffle"]
     # every degradation starts after START_FRAME whole frames of 512 samples and changes the excerpt after it
@@ -88,7 +88,7 @@ def test_the_validations_versions_of_a_piece_are_built_and_scored_on_the_toy_gri
     for _, wav in versions[1:]:
         assert wav.shape == clean.shape and np.array_equal(wav[:start], clean[:start])
         assert np.abs(wav[start:] - clean[start:]).max() > 1e-3
-    table = evaluate.score_pieces(lm, [piece], tmp_path / "validation", excerpt_seconds=SECONDS,
+    table = evaluate.profile_versions(lm, [piece], tmp_path / "validation", excerpt_seconds=SECONDS,
                                   audio_families=families, symbolic_families={}, design=DESIGN, progress=False)
     assert len(table) == 3 and list(table["family"]) == ["clean", "noise_segments", "shuffle"]
     assert np.isfinite(table[["peak", "mean_nll", "mean_entropy"]]).all().all()

@@ -1,12 +1,12 @@
 """Does reading the loss curve's shape beat mean loss? Quality gradients with a known order.
 
 Every real piece is scored clean and degraded at several strengths, each version with the
-probe protocol of :mod:`lossprofile.analysis.profile`:
+probe protocol of [`lossprofile.analysis.profile`][]:
 
 - audio degradations (any piece): noise segments, shuffled 10-frame segments, a deleted
   frequency band (2–20 kHz in 10–50 ms segments), volume drops (segments at gain 0.05);
 - score degradations (pieces with MIDI, rendered with piano): wrong notes (moved 1–5
-  semitones), deleted notes, random velocities, tempo warps (:mod:`lossprofile.perturb.score`);
+  semitones), deleted notes, random velocities, tempo warps ([`lossprofile.perturb.score`][]);
 - real vs generated (the model's own samples) and generated at several top-k values.
 
 For every score and degradation family: the paired AUROC (share of pieces whose clean version
@@ -30,13 +30,15 @@ import numpy as np
 import pandas as pd
 
 from .. import audio
-from ..data.datasets import Piece, load_excerpt
+from ..data.datasets import Piece
 from ..io import derived_seed, write_csv_atomic
+from ..modality import DAMAGE_KINDS, modality_of
 from ..perturb import score as symbolic
+from ..perturb.probes import ProbeDesign
 from ..perturb.waveform import Perturbation
 from ..stats import auroc_ci, paired_auroc
 from ..runner import for_each_piece, keyed_part
-from .profile import FEATURES, LOUDNESS_DBFS, MIDI_DESIGN, ProbeDesign, combine, options_key, profile_scores
+from .profile import FEATURES, LOUDNESS_DBFS, combine, options_key, profile_scores
 
 FIT_FAMILIES = ("noise_segments", "shuffle")
 # for a model over MIDI tokens: the token-space analogues of noise segments and shuffles
@@ -84,7 +86,7 @@ def split_of(piece: str) -> str:
 
 def degrade_audio(wav: np.ndarray, sample_rate: int, frame_rate: int, family: str, strength: float,
                   seed: int) -> np.ndarray:
-    """One audio degradation of an excerpt ``[S]`` at ``strength`` (see :data:`AUDIO_FAMILIES`)."""
+    """One audio degradation of an excerpt ``[S]`` at ``strength`` (see `AUDIO_FAMILIES`)."""
     frames = int(wav.size * frame_rate // sample_rate)  # whole frames, also at a fractional frame rate
     span = frames - START_FRAME
     if family == "noise_segments":
@@ -110,7 +112,7 @@ def degrade_audio(wav: np.ndarray, sample_rate: int, frame_rate: int, family: st
 
 
 def degrade_midi(midi, family: str, strength: float, seed: int):
-    """One score degradation (see :data:`SYMBOLIC_FAMILIES`) of a ``PrettyMIDI``; the input is untouched."""
+    """One score degradation (see `SYMBOLIC_FAMILIES`) of a ``PrettyMIDI``; the input is untouched."""
     if family == "wrong_notes":
         return symbolic.shift_pitches(midi, strength, (1, 2, 3, 4, 5), seed=seed, in_key=False)
     if family == "deleted_notes":
@@ -122,44 +124,14 @@ def degrade_midi(midi, family: str, strength: float, seed: int):
     raise ValueError(f"unknown score degradation {family!r}; expected one of {list(SYMBOLIC_FAMILIES)}")
 
 
-def piece_versions(piece: Piece, sample_rate: int, frame_rate: int, excerpt_seconds: float,
-                   audio_families: dict, symbolic_families: dict, seed: int) -> list[tuple[Version, np.ndarray]]:
-    """The clean excerpt and every degraded version of one piece (score degradations if it is MIDI)."""
-    is_midi = piece.path.suffix.lower() in audio.MIDI_SUFFIXES
-    length = int(excerpt_seconds * sample_rate)
-    if is_midi:  # render once with piano; cut every version at the clean render's first sound
-        midi = audio.read_midi(piece.path)
-        clean_full = audio.render_midi(midi, sample_rate, program=0, max_seconds=excerpt_seconds + 30)
-        start = audio.first_sound_sample(clean_full, sample_rate)
-        clean = audio.excerpt(clean_full[start:], sample_rate, excerpt_seconds, skip_leading_silence=False,
-                              source=str(piece.path))
-        gain = float(10 ** ((-20.0 - audio.rms_dbfs(clean)) / 20))  # every version at the clean one's gain
-        clean = clean * np.float32(gain)
-    else:
-        clean = load_excerpt(piece, sample_rate, excerpt_seconds)
-    out = [(Version("clean", 0.0), clean)]
-    for family, strengths in audio_families.items():
-        for s in strengths:
-            out.append((Version(family, s), degrade_audio(clean, sample_rate, frame_rate, family, s,
-                                                          derived_seed(seed, piece.name, family, s))))
-    if is_midi:
-        for family, strengths in symbolic_families.items():
-            for s in strengths:
-                wav = audio.render_midi(degrade_midi(midi, family, s, derived_seed(seed, piece.name, family, s)),
-                                        sample_rate, program=0, max_seconds=excerpt_seconds + 30)
-                wav = np.pad(wav[start : start + length], (0, max(0, length - wav[start:].size)))
-                out.append((Version(family, s), (wav * np.float32(gain)).astype(np.float32)))
-    return out
-
-
 def degrade_excerpt(clip, frame_rate: int, excerpt_seconds: float, family: str, strength: float, seed: int):
-    """One token-space degradation (:data:`TOKEN_FAMILIES`) of a score excerpt ``clip`` (PrettyMIDI from 0 s)."""
-    from ..perturb.waveform import random_segments
+    """One token-space degradation (`TOKEN_FAMILIES`) of a score excerpt ``clip`` (PrettyMIDI from 0 s)."""
+    from ..perturb.waveform import covering_segments
 
     frames = int(round(excerpt_seconds * frame_rate))
     if family == "random_notes":
         out = clip
-        for i, seg in enumerate(random_segments(slice(START_FRAME, frames), strength, (10, 50), seed)):
+        for i, seg in enumerate(covering_segments(slice(START_FRAME, frames), strength, (10, 50), seed)):
             out = symbolic.random_notes(out, (seg.start / frame_rate, seg.stop / frame_rate), seed=seed + 1 + i)
         return out
     if family == "shuffle_notes":
@@ -169,26 +141,32 @@ def degrade_excerpt(clip, frame_rate: int, excerpt_seconds: float, family: str, 
     raise ValueError(f"unknown token-space degradation {family!r}; expected one of {list(TOKEN_FAMILIES)}")
 
 
-def piece_versions_midi(piece: Piece, frame_rate: int, excerpt_seconds: float, symbolic_families: dict,
-                        token_families: dict, seed: int) -> list[tuple[Version, object]]:
-    """For a model that reads MIDI: the clean score excerpt (from the first note) and every degraded one; score
-    degradations are applied to the whole piece and cut at the clean excerpt's start, as the rendered ones are."""
-    midi = audio.read_midi(piece.path)
-    start = audio.midi_first_onset(midi)
-    clean = audio.midi_excerpt(midi, start, excerpt_seconds)
+def piece_versions(piece: Piece, lm, excerpt_seconds: float, families: dict[str, dict], seed: int
+                   ) -> list[tuple[Version, object]]:
+    """The clean excerpt of one piece and every degraded version, in the form ``lm`` reads (its modality's
+    [`versions_of`][lossprofile.modality.Modality.versions_of]).
+
+    ``families``: each kind of damage (`lossprofile.modality.DAMAGE_KINDS`) → its families and strengths:
+    ``audio`` (`AUDIO_FAMILIES`) degrades the clean waveform; ``symbolic`` (`SYMBOLIC_FAMILIES`) the
+    whole score, then cut (and rendered, for an audio model) like the clean excerpt, where the piece has a score;
+    ``token`` (`TOKEN_FAMILIES`) the clean score excerpt. Kinds the modality does not take are left out (an
+    audio model's versions take no token-space damage, a score none of the waveform's)."""
+    modality = modality_of(lm)
+    clean, score, place = modality.versions_of(piece, lm.sample_rate, excerpt_seconds)
+    degrade = {"audio": lambda family, s, own: degrade_audio(clean, lm.sample_rate, lm.frame_rate, family, s, own),
+               "symbolic": lambda family, s, own: place(degrade_midi(score, family, s, own)),
+               "token": lambda family, s, own: degrade_excerpt(clean, lm.frame_rate, excerpt_seconds, family, s, own)}
     out = [(Version("clean", 0.0), clean)]
-    for family, strengths in symbolic_families.items():
-        for s in strengths:
-            degraded = degrade_midi(midi, family, s, derived_seed(seed, piece.name, family, s))
-            out.append((Version(family, s), audio.midi_excerpt(degraded, start, excerpt_seconds)))
-    for family, strengths in token_families.items():
-        for s in strengths:
-            out.append((Version(family, s), degrade_excerpt(clean, frame_rate, excerpt_seconds, family, s,
-                                                            derived_seed(seed, piece.name, family, s))))
+    for kind in DAMAGE_KINDS:
+        if kind not in modality.damage_kinds or (kind == "symbolic" and score is None):
+            continue
+        for family, strengths in families.get(kind, {}).items():
+            for s in strengths:
+                out.append((Version(family, s), degrade[kind](family, s, derived_seed(seed, piece.name, family, s))))
     return out
 
 
-def score_pieces(lm, pieces: Sequence[Piece], out_dir: str | os.PathLike, excerpt_seconds: float = 15.0,
+def profile_versions(lm, pieces: Sequence[Piece], out_dir: str | os.PathLike, excerpt_seconds: float = 15.0,
                  audio_families: dict = AUDIO_FAMILIES, symbolic_families: dict = SYMBOLIC_FAMILIES,
                  design: ProbeDesign | None = None, seed: int = 0, loudness_dbfs: float | None = LOUDNESS_DBFS,
                  token_families: dict = TOKEN_FAMILIES, progress: bool = True, prompt: str | None = None,
@@ -197,27 +175,22 @@ def score_pieces(lm, pieces: Sequence[Piece], out_dir: str | os.PathLike, excerp
 
     For a model that reads MIDI the versions are score excerpts: ``symbolic_families`` and ``token_families``
     (``audio_families`` need a waveform and are not used). Bad pieces are listed in ``out_dir/errors.csv`` and
-    skipped; the rest completes. ``prompt`` and ``reference``: as :func:`lossprofile.analysis.profile.profile_scores`
+    skipped; the rest completes. ``prompt`` and ``reference``: as [`analysis.profile.profile_scores`][lossprofile.analysis.profile.profile_scores]
     takes them (the text alignment's prompt, the cross-model score's reference model).
     """
-    reads_midi = getattr(lm, "reads", "audio") == "midi"
-    design = design or (MIDI_DESIGN if reads_midi else ProbeDesign())
+    modality = modality_of(lm)
+    design = design or modality.probe_design
+    offered = {"audio": audio_families, "symbolic": symbolic_families, "token": token_families}
+    families = {kind: offered[kind] for kind in modality.damage_kinds}
     params = dict(model=lm.name, weights=lm.fingerprint, excerpt_seconds=excerpt_seconds, design=repr(design),
-                  audio=audio_families, symbolic=symbolic_families, seed=seed, loudness_dbfs=loudness_dbfs)
-    if reads_midi:
-        params = {**params, "audio": None, "loudness_dbfs": None, "token": token_families}
+                  **{"audio": None, **families}, seed=seed, loudness_dbfs=modality.loudness(loudness_dbfs))
     params.update(options_key(prompt, reference))  # a part scored before a column existed, or otherwise, is redone
 
     def versions_table(piece: Piece) -> pd.DataFrame:
-        if reads_midi:
-            versions = piece_versions_midi(piece, lm.frame_rate, excerpt_seconds, symbolic_families, token_families,
-                                           seed)
-        else:
-            versions = piece_versions(piece, lm.sample_rate, lm.frame_rate, excerpt_seconds, audio_families,
-                                      symbolic_families, seed)
+        versions = piece_versions(piece, lm, excerpt_seconds, families, seed)
         names = [f"{piece.name}|{v.family}|{v.strength}" for v, _ in versions]
-        table = profile_scores(lm, [w for _, w in versions], lm.sample_rate, excerpt_seconds, design, seed,
-                               weights={}, names=names, loudness_dbfs=loudness_dbfs, report=False, prompt=prompt,
+        table = profile_scores(lm, [w for _, w in versions], lm.sample_rate, excerpt_seconds=excerpt_seconds,
+                               design=design, seed=seed, weights={}, names=names, loudness_dbfs=loudness_dbfs, report=False, prompt=prompt,
                                reference=reference)
         if table.attrs["errors"]:  # a piece is compared with its own versions only when every one is usable
             raise audio.AudioError(table.attrs["errors"][0]["error"])
@@ -249,8 +222,8 @@ def pairs(table: pd.DataFrame, families: Sequence[str] | None = None) -> tuple[p
 
 
 def fit_families_of(table: pd.DataFrame) -> tuple[str, ...]:
-    """The families notebook 07 fits on: :data:`FIT_FAMILIES`, or for a table of a model over MIDI tokens (which has
-    none of them) their token-space analogues :data:`TOKEN_FIT_FAMILIES`."""
+    """The families notebook 07 fits on: `FIT_FAMILIES`, or for a table of a model over MIDI tokens (which has
+    none of them) their token-space analogues `TOKEN_FIT_FAMILIES`."""
     return FIT_FAMILIES if set(FIT_FAMILIES) & set(table["family"]) else TOKEN_FIT_FAMILIES
 
 
@@ -312,7 +285,7 @@ def auroc_table(table: pd.DataFrame, scores: Sequence[str], directions: dict[str
         both = pd.concat([part[part["family"] == "clean"], part[part["family"] == family]])
         for score in scores:
             d = directions.get(score, 1)
-            result = paired_auroc(d * clean[score].to_numpy(), d * degraded[score].to_numpy(), n_boot, seed)
+            result = paired_auroc(d * clean[score].to_numpy(), d * degraded[score].to_numpy(), n_boot=n_boot, seed=seed)
             rho = spearmanr(both["strength"], d * both[score]).statistic if both["strength"].nunique() > 1 else np.nan
             rows.append(dict(family=family, score=score, pairs=len(clean), pieces=clean["piece"].nunique(),
                              fit_family=family in fitted_on, direction=d, auroc=result["auroc"],
@@ -337,7 +310,7 @@ def generated_table(table: pd.DataFrame, scores: Sequence[str], directions: dict
     rows = []
     for score in scores:
         d = directions.get(score, 1)
-        result = auroc_ci(d * real[score].to_numpy(), d * generated[score].to_numpy(), n_boot, seed)
+        result = auroc_ci(d * real[score].to_numpy(), d * generated[score].to_numpy(), n_boot=n_boot, seed=seed)
         rho = (spearmanr(generated["top_k"], d * generated[score]).statistic
                if "top_k" in generated and generated["top_k"].nunique() > 1 else np.nan)
         rows.append(dict(family="real vs generated", score=score, real=len(real), generated=len(generated),
@@ -400,7 +373,7 @@ def run_evaluation(lm, sources: dict[str, list[Piece]], out_dir: str | os.PathLi
     tables = []
     for name, pieces in sources.items():
         is_generated = name == "generated"
-        table = score_pieces(lm, pieces, Path(out_dir) / name, excerpt_seconds,
+        table = profile_versions(lm, pieces, Path(out_dir) / name, excerpt_seconds,
                              {} if is_generated else audio_families, {} if is_generated else symbolic_families,
                              seed=seed, progress=progress)
         if not table.empty:

@@ -1,20 +1,24 @@
-"""Does a model hear music? Four measures on held-out music, and the pitch metric they use.
+"""Does a model hear music? Measures on held-out music, for an audio model and for a model over MIDI tokens alike,
+and the pitch metric they use.
 
-- :func:`chroma_correlation`: does the codec keep pitch? Pitch-class profiles of the original
+- `chroma_correlation`: does the codec keep pitch? Pitch-class profiles of the original
   and the encode→decode reconstruction, correlated per 64 ms STFT frame (55–4000 Hz).
-- :func:`repeat_test`: does the language model use its context? NLL per code on each pass of
+- `repeat_test`: does the language model use its context? NLL per code (or token) on each pass of
   an excerpt played several times in a row.
-- :func:`wrong_note_auroc`: does mean NLL hear wrong notes? Share of pieces where the clean
-  render gets a lower mean NLL than the same piece with some notes moved by a few semitones.
-- :func:`noise_response`: the paper's effect: onset peak, assimilation and the trend of the
-  sequence-mean delta with noise length.
-- :func:`in_context_unigram_nats`: what a learner that only counts codes in context pays per
+- `wrong_note_test`: does mean NLL hear wrong notes? Share of pieces where the clean
+  version gets a lower mean NLL than the same piece with some notes moved by a few semitones.
+- `noise_response`: the paper's effect: onset peak, assimilation and the trend of the
+  sequence-mean delta with noise length; `token_noise_response` is its analogue in token space (a window
+  of the score replaced by random notes, one repeated note or silence).
+- `in_context_unigram_nats`: what a learner that only counts codes in context pays per
   code: the reference that says how much a language model knows about noise before it hears it.
-- :func:`known_source_nats`: what a learner pays that knows the codes' source in advance (their
+- `known_source_nats`: what a learner pays that knows the codes' source in advance (their
   frequencies, counted on other audio of the same kind): on white noise, the floor that prior
   knowledge of noise can reach with this codec.
 
-These are the measures of the model card and of the ablation study (``lossprofile.embedded.study``).
+Where the two instruments differ (excerpting, scoring, passes on frames or in seconds) the measures ask the model's
+modality ([`lossprofile.modality`][]). These are the measures of the model cards and of the ablation study
+(``lossprofile.embedded.study``).
 """
 
 from __future__ import annotations
@@ -30,10 +34,11 @@ from scipy import signal
 
 from .. import audio
 from ..io import derived_seed
+from ..modality import modality_of
 from ..perturb import score as symbolic
 from ..perturb.waveform import PAPER_LENGTHS, noise_at, noise_sweep, target_level_dbfs
 from ..scoring import score_variants
-from .regions import onset_peak, window_assimilation
+from .regions import window_assimilation, window_peak
 
 
 CHROMA_FRAME_SECONDS = 0.064
@@ -139,55 +144,48 @@ def known_source_nats(codes, reference_codes, cardinality: int,
 
 
 # ---- the language model ----------------------------------------------------------------------
-def repeat_test(lm, wavs: Sequence[np.ndarray], sample_rate: int, excerpt_seconds: float = 5.0,
-                passes: int = 3) -> "pd.DataFrame":
-    """NLL per code of each pass of an excerpt played ``passes`` times in a row.
+def repeat_test(lm, clips: Sequence, excerpt_seconds: float = 5.0, passes: int = 3) -> pd.DataFrame:
+    """NLL of each pass of a passage played ``passes`` times in a row.
 
-    Each waveform's first ``excerpt_seconds`` of sound (a whole number of codec frames, so
-    every pass is encoded alike) is tiled and scored with the exact likelihood. A model that
-    uses its context finds the second and third passes far cheaper than the first.
-    Returns one row per waveform: ``pass_1`` ... ``pass_N`` (nats per code) and
-    ``ratio_last_first``.
+    Each clip's first ``excerpt_seconds`` (of sound, a whole number of codec frames so that every pass is encoded
+    alike; or from a score's first note, each pass its tokens' time span: the modality's
+    [`pass_nll`][lossprofile.modality.Modality.pass_nll]) is tiled and scored with the exact likelihood. A model that uses
+    its context finds the second and third passes far cheaper than the first. ``clips``: waveforms at the model's
+    sample rate, or scores for a model that reads MIDI. Returns one row per clip: ``pass_1`` ... ``pass_N`` (nats
+    per code, or per token) and ``ratio_last_first``.
     """
-    frames = int(round(excerpt_seconds * lm.frame_rate))
-    length = frames * lm.hop_length
+    modality = modality_of(lm)
     rows = []
-    for i, wav in enumerate(wavs):
-        clip = audio.excerpt(np.asarray(wav, np.float32), sample_rate, length / sample_rate, source=f"waveform {i}")
-        tiled = np.tile(clip, passes)
-        codes = lm.encode(torch.from_numpy(tiled)[None, None])
-        nll = lm.token_nll(codes)[0].mean(0).numpy()  # [T]
-        row = {f"pass_{p + 1}": float(nll[p * frames : (p + 1) * frames].mean()) for p in range(passes)}
+    for i, clip in enumerate(clips):
+        row = {f"pass_{p + 1}": nll for p, nll in enumerate(modality.pass_nll(lm, clip, excerpt_seconds, passes,
+                                                                               source=f"waveform {i}"))}
         row["ratio_last_first"] = row[f"pass_{passes}"] / row["pass_1"]
         rows.append(row)
     return pd.DataFrame(rows)
 
 
 def wrong_note_test(lm, midis: Sequence, fraction: float = 0.5, semitones=(1, 2, 3, 4, 5), seed: int = 0,
-                    excerpt_seconds: float = 15.0, program: int | None = 0) -> "pd.DataFrame":
-    """Mean NLL of each piece's clean render and of the same piece with ``fraction`` of its notes moved.
+                    excerpt_seconds: float = 15.0, program: int | None = 0) -> pd.DataFrame:
+    """Mean NLL of each piece's clean version and of the same piece with ``fraction`` of its notes moved.
 
-    Notes move by a random one of ``semitones`` up or down, in key or not (wrong notes).
-    Both renders are cut at the same samples (the clean render's first sound), encoded and
-    scored. Returns one row per piece: ``nll_clean``, ``nll_wrong``. Feed the two columns to
-    :func:`paired_auroc` (``x=nll_wrong, y=nll_clean``).
+    Notes move by a random one of ``semitones`` up or down, in key or not (wrong notes). ``midis``: scores or MIDI
+    files. An audio model hears both rendered (``program``) and cut at the same samples (the clean render's first
+    sound, ``excerpt_seconds``; a piece with less is left out); a model over MIDI tokens reads ``excerpt_seconds``
+    from the first note, the notes moved in that excerpt ([`changed_pair`][lossprofile.modality.Modality.changed_pair]).
+    Returns one row per piece heard: ``piece`` (its index in ``midis``), ``nll_clean``, ``nll_wrong``. Feed the two
+    columns to [`paired_auroc`][lossprofile.stats.paired_auroc] (``x=nll_wrong, y=nll_clean``).
     """
+    modality = modality_of(lm)
     rows = []
     for i, midi in enumerate(midis):
-        name = str(midi) if not hasattr(midi, "instruments") else f"midi {i}"
         midi = audio.read_midi(midi) if not hasattr(midi, "instruments") else midi
-        wrong = symbolic.shift_pitches(midi, fraction, semitones, seed=seed + i, in_key=False)
-        clean_wav = audio.render_midi(midi, lm.sample_rate, program=program, max_seconds=excerpt_seconds + 30)
-        wrong_wav = audio.render_midi(wrong, lm.sample_rate, program=program, max_seconds=excerpt_seconds + 30)
-        start = audio.first_sound_sample(clean_wav, lm.sample_rate)
-        length = int(excerpt_seconds * lm.sample_rate)
-        pair = [w[start : start + length] for w in (clean_wav, wrong_wav)]
-        if min(p.size for p in pair) < length:
+        pair = modality.changed_pair(
+            midi, lambda score, i=i: symbolic.shift_pitches(score, fraction, semitones, seed=seed + i, in_key=False),
+            lm.sample_rate, excerpt_seconds, program)
+        if pair is None:
             continue
-        pair = [audio.normalize_rms(p) for p in pair]
-        codes = torch.cat([lm.encode(torch.from_numpy(p)[None, None]) for p in pair])
-        nll = lm.token_nll(codes).mean(dim=(1, 2)).numpy()
-        rows.append(dict(piece=name, nll_clean=float(nll[0]), nll_wrong=float(nll[1])))
+        nll_clean, nll_wrong = modality.mean_nll(lm, pair)
+        rows.append(dict(piece=i, nll_clean=nll_clean, nll_wrong=nll_wrong))
     return pd.DataFrame(rows)
 
 
@@ -203,9 +201,9 @@ def noise_response(lm, wavs: Sequence[np.ndarray], sample_rate: int, lengths=PAP
     not longer than ``peak_frames``), ``noise_nll_early`` / ``noise_nll_late`` (the perturbed
     loss over the first and the last quarter of the window after the peak: does the loss
     fall as the noise goes on?), ``clean_nll``, ``clean_window_nll`` (the clean loss over the
-    window after the peak) and ``noise_unigram_nll`` (:func:`in_context_unigram_nats` of the
+    window after the peak) and ``noise_unigram_nll`` (`in_context_unigram_nats` of the
     perturbed codes over that window, mean over codebooks: what a model that only counts codes
-    in context would pay there) and ``noise_known_nll`` (:func:`known_source_nats` of the same
+    in context would pay there) and ``noise_known_nll`` (`known_source_nats` of the same
     codes against ``reference_seconds`` of other white noise at the same level through the same
     codec: what a model that knew the codes of noise beforehand would pay there).
     """
@@ -220,8 +218,8 @@ def noise_response(lm, wavs: Sequence[np.ndarray], sample_rate: int, lengths=PAP
         reference = noise_at(int(reference_seconds * sample_rate), "white", level, derived_seed(seed, i, len(perts)))
         reference_codes = lm.encode(torch.from_numpy(reference)[None, None])[0]
         scores = score_variants(lm, clean, variants)
-        clean_frame = scores.clean.mean(0).numpy()
-        for p, nll, codes in zip(perts, scores.variants, scores.codes_variants):
+        clean_frame = scores.nll_clean.mean(0).numpy()
+        for p, nll, codes in zip(perts, scores.nll_variants, scores.codes_variants):
             frame = nll.mean(0).numpy()
             delta = frame - clean_frame
             lo, hi = onset_frame, onset_frame + p.length_frames
@@ -229,8 +227,8 @@ def noise_response(lm, wavs: Sequence[np.ndarray], sample_rate: int, lengths=PAP
             quarter = max(1, (hi - lo - peak_frames) // 4)
             window = slice(lo + peak_frames, hi)
             rows.append(dict(piece=i, length_frames=p.length_frames, clean_nll=float(clean_frame.mean()),
-                             mean_delta=float(delta.mean()), onset_delta=onset_peak(delta, lo, peak_frames),
-                             assimilation_delta=window_assimilation(delta, lo, p.length_frames, peak_frames),
+                             mean_delta=float(delta.mean()), onset_delta=window_peak(delta, lo, peak_frames),
+                             assimilation_delta=window_assimilation(delta, lo, p.length_frames, peak_frames=peak_frames),
                              noise_nll_early=float(frame[lo + peak_frames : lo + peak_frames + quarter].mean())
                              if rest.size else float("nan"),
                              noise_nll_late=float(frame[hi - quarter : hi].mean()) if rest.size else float("nan"),
@@ -244,7 +242,7 @@ def noise_response(lm, wavs: Sequence[np.ndarray], sample_rate: int, lengths=PAP
 
 
 def noise_summary(table: "pd.DataFrame", min_assimilation_frames: int = 50) -> dict:
-    """The four numbers of the paper's effect from :func:`noise_response` rows."""
+    """The four numbers of the paper's effect from `noise_response` rows."""
     from scipy import stats
 
     long = table[table["length_frames"] >= min_assimilation_frames]
@@ -261,3 +259,63 @@ def noise_summary(table: "pd.DataFrame", min_assimilation_frames: int = 50) -> d
                 noise_known_nll=float(long["noise_known_nll"].mean()),
                 known_assimilation=float((long["noise_known_nll"] - long["clean_window_nll"]).mean()),
                 clean_nll=float(table["clean_nll"].mean()), pieces=int(table["piece"].nunique()))
+
+
+# ---- the paper's noise injection in token space (a model over MIDI tokens) ---------------------------------
+# the paper's noise lengths (5-200 frames of 20 ms) in seconds
+PAPER_LENGTHS_SECONDS = (0.1, 0.2, 1.0, 2.0, 3.0, 4.0)
+TOKEN_NOISE_KINDS = ("random_notes", "constant_note", "silence")
+
+
+def token_nll(lm, midi) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(ids ``[T]``, seconds ``[T]``, NLL ``[T]`` in nats) of a score under a model over MIDI tokens."""
+    codes, seconds = lm.encode_midi(midi)
+    return codes[0, 0].numpy(), seconds, lm.token_nll(codes)[0, 0].numpy()
+
+
+def token_window(midi, kind: str, window: tuple[float, float], seed: int):
+    """A score excerpt with the window ``(start, end)`` seconds replaced: ``random_notes`` (at the excerpt's own
+    density), ``constant_note`` (one repeated note) or ``silence``."""
+    if kind == "random_notes":
+        return symbolic.random_notes(midi, window, seed=seed)
+    if kind == "constant_note":
+        return symbolic.constant_window(midi, window, mode="note")
+    if kind == "silence":
+        return symbolic.constant_window(midi, window, mode="silence")
+    raise ValueError(f"unknown noise kind {kind!r}; expected one of {TOKEN_NOISE_KINDS}")
+
+
+def token_noise_response(lm, midis: Sequence, lengths_seconds: Sequence[float] = PAPER_LENGTHS_SECONDS,
+                         onset_seconds: float = 5.0, kinds: Sequence[str] = TOKEN_NOISE_KINDS, seed: int = 0,
+                         after_seconds: float = 2.0) -> pd.DataFrame:
+    """`noise_response` for a model over MIDI tokens: one row per (score excerpt, kind, length), the window
+    ``[onset, onset + length)`` seconds replaced in the score (`token_window`). Tokens are placed in time by
+    their events' seconds, so windows are in seconds like the audio ones; does Context Amnesia appear without a codec?
+
+    Columns: ``window_tokens``; ``window_nll`` and ``clean_window_nll`` (mean NLL per token inside the window,
+    perturbed and clean: below the clean one is the token-space Assimilation); ``window_unigram_nats`` (what a
+    learner that only counts the window's own tokens pays, `in_context_unigram_nats`); ``after_nll``/
+    ``clean_after_nll`` (the ``after_seconds`` after it); ``mean_delta`` (mean NLL per token of the whole perturbed
+    excerpt minus the clean one: the paper's measure).
+    """
+    rows = []
+    for i, midi in enumerate(midis):
+        _, c_sec, c_nll = token_nll(lm, midi)
+        for kind in kinds:
+            for length in lengths_seconds:
+                window = (onset_seconds, onset_seconds + length)
+                ids, sec, nll = token_nll(lm, token_window(midi, kind, window, seed + i))
+                inside = (sec >= window[0]) & (sec < window[1])
+                c_inside = (c_sec >= window[0]) & (c_sec < window[1])
+                after = (sec >= window[1]) & (sec < window[1] + after_seconds)
+                c_after = (c_sec >= window[1]) & (c_sec < window[1] + after_seconds)
+                rows.append(dict(
+                    piece=i, kind=kind, length_seconds=length, window_tokens=int(inside.sum()),
+                    window_nll=float(nll[inside].mean()) if inside.any() else np.nan,
+                    clean_window_nll=float(c_nll[c_inside].mean()) if c_inside.any() else np.nan,
+                    window_unigram_nats=(float(in_context_unigram_nats(ids[inside][None], lm.cardinality)[0])
+                                         if inside.any() else np.nan),
+                    after_nll=float(nll[after].mean()) if after.any() else np.nan,
+                    clean_after_nll=float(c_nll[c_after].mean()) if c_after.any() else np.nan,
+                    mean_delta=float(nll.mean() - c_nll.mean())))
+    return pd.DataFrame(rows)

@@ -4,7 +4,7 @@ The paper proposes reading the per-token loss curve (above all the onset Peak) i
 mean. For a piece with no known perturbation we *probe* it: short loudness-matched white-noise
 bursts replace the audio at seeded onsets spread over the excerpt, and we measure how the
 model reacts, against the clean curve of the same piece. One clean scoring pass and the
-batched probe variants share the codec and the decoder's KV cache (:func:`score_variants`).
+batched probe variants share the codec and the decoder's KV cache ([`score_variants`][lossprofile.scoring.score_variants]).
 
 Probe features (nats per code, means over probes; delta = probed NLL - clean NLL per frame):
 
@@ -32,31 +32,32 @@ as texture): ``peak``, ``assimilation`` and ``mean_nll`` from the first (coarses
 (``*_coarse``) and from the last (finest) one's (``*_fine``), same probes, same pass; NaN for a model with one
 code stream.
 
-Scores from passes beyond the probes (:data:`PASS_FEATURES`; each one clean pass more, no probes):
+Scores from passes beyond the probes (`PASS_FEATURES`; each one clean pass more, no probes):
 
 - ``context_gain`` (the windowed normalised likelihood): the excerpt is cut into windows of
-  ``context_window_seconds`` (:data:`CONTEXT_WINDOW_SECONDS`) and each window is scored again *alone*, with no
-  music before it (:func:`windows_alone`); ``context_gain`` is the mean over the codes of every window after the
-  first of (NLL alone − NLL in context), nats per code (per token for a model over MIDI). Higher: the piece's own past makes it more
-  predictable (it has structure the model can use); 0: the model gains nothing from the earlier music.
+  ``context_window_seconds`` (`CONTEXT_WINDOW_SECONDS`) and each window is scored again *alone*, with no
+  music before it ([`modality.Modality.alone`][lossprofile.modality.Modality.alone]); ``context_gain`` is the mean over the codes of
+  every window after the first of (NLL alone − NLL in context), nats per code (per token for a model over MIDI).
+  Higher: the piece's own past makes it more predictable (it has structure the model can use); 0: the model gains
+  nothing from the earlier music.
 - ``text_alignment`` (text-conditioned models, given ``prompt``): mean over codes of NLL(null condition) −
-  NLL(prompt) (:func:`text_alignment_curve` is its per-code curve). Higher: the music fits the text; NaN
+  NLL(prompt) ([`text_alignment_curve`][lossprofile.analysis.profile.text_alignment_curve] is its per-code curve). Higher: the music fits the text; NaN
   without a prompt or for a model without text conditioning.
 - ``binoculars`` (given a ``reference`` model over the same codes): the model's mean NLL over the mean
-  cross-entropy between the reference's predictions and the model's (:func:`binoculars`; Hans et al. 2024's
+  cross-entropy between the reference's predictions and the model's ([`binoculars`][lossprofile.analysis.profile.binoculars]; Hans et al. 2024's
   Binoculars score, here the finished model as observer and an earlier checkpoint as the reference). Near 1:
   the piece is as surprising as the reference's own expectations are to the model; below 1: more predictable
   than that (what a model's own samples tend to be); NaN without a reference.
 
-They, like the per-codebook features, are columns of :func:`profile_scores` but not :data:`FEATURES`: the
-validation reports each alone (:func:`lossprofile.analysis.validation.extra_scores`).
+They, like the per-codebook features, are columns of [`profile_scores`][lossprofile.analysis.profile.profile_scores] but not `FEATURES`: the
+validation reports each alone ([`analysis.validation.extra_scores`][lossprofile.analysis.validation.extra_scores]).
 
 ``profile_score`` (higher = better) is the combination of these features that won the validation of
-:mod:`lossprofile.analysis.validation` (leave-one-family-out on held-out music, metric properties): either a
+[`lossprofile.analysis.validation`][] (leave-one-family-out on held-out music, metric properties): either a
 linear combination of standardised features (fitted weights) or the weight-free average of signed
-percentiles; :data:`WEIGHTS_FILE` and :data:`MIDI_WEIGHTS_FILE` ship the recommended one for each embedded
+percentiles; `WEIGHTS_FILE` and `MIDI_WEIGHTS_FILE` ship the recommended one for each embedded
 model, with the pieces, families and seed it came from (``provenance``). Every excerpt is brought to
-:data:`LOUDNESS_DBFS` first, so a recording's level does not enter the score.
+`LOUDNESS_DBFS` first, so a recording's level does not enter the score.
 """
 
 from __future__ import annotations
@@ -64,7 +65,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import sys
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
@@ -73,19 +73,21 @@ import pandas as pd
 import torch
 from tqdm.auto import tqdm
 
-from .. import audio
 from ..errors import BadInputError
 from ..io import derived_seed
+from ..modality import AUDIO, MIDI, Scored, modality_of
+from ..perturb.probes import ProbeDesign
 from ..perturb.waveform import Perturbation
 from ..runner import pieces_per_batch_for
-from ..scoring import score_many, stats_batched
-from .regions import moving_average, onset_peak, window_assimilation
+from ..scoring import stats_batched
+from .regions import moving_average, window_assimilation, window_peak
 from .statistics import STATISTICS, Curves, curve_statistics
 
 # The recommended score's weights for each instrument, written by `lossprofile validate --ship` (make validation)
 # from the embedded models; they say which score won, on which pieces and families they were fitted.
 WEIGHTS_FILE = Path(__file__).parent / "profile_weights.json"
 MIDI_WEIGHTS_FILE = Path(__file__).parent / "profile_weights_midi.json"
+WEIGHTS_FILES = {AUDIO.instrument: WEIGHTS_FILE, MIDI.instrument: MIDI_WEIGHTS_FILE}  # instrument -> its file
 PROBE_FEATURES = ("peak", "assimilation", "recovery_excess", "recovery_var", "recovery_time")
 TOKEN_FEATURES = ("mean_nll", "mean_entropy", "mean_log_rank", "normalized_surprisal", "nll_std")
 FEATURES = PROBE_FEATURES + TOKEN_FEATURES
@@ -97,7 +99,7 @@ EXTRA_FEATURES = CODEBOOK_FEATURES + PASS_FEATURES  # columns beside FEATURES, r
 
 
 def options_key(prompt: str | None = None, reference=None) -> dict:
-    """What a cached table of :func:`profile_scores` rows depends on beyond the model and the probes: its columns,
+    """What a cached table of [`profile_scores`][lossprofile.analysis.profile.profile_scores] rows depends on beyond the model and the probes: its columns,
     how probes are seeded, the text prompt and the reference model's weights (a part cached under another key is
     scored again)."""
     return dict(columns=list(FEATURES + EXTRA_FEATURES) + list(STATISTICS), probes=PROBE_SEEDING, prompt=prompt,
@@ -106,54 +108,13 @@ def options_key(prompt: str | None = None, reference=None) -> dict:
 
 # Probes are one fixed design per seed: the same onsets and the same noise draws for every clip, whatever its name,
 # so a clip's profile is a function of its content (and the seed) alone, and a clip and its damaged versions are
-# probed alike (common random numbers in every paired comparison). Until 2026-12-05 the seed also took the clip's
-# name: a renamed copy scored differently.
+# probed alike (common random numbers in every paired comparison).
 PROBE_SEEDING = "fixed design per seed"
 
 
 def probe_seed(seed: int) -> int:
-    """The probes' seed for a run seed: the same for every clip (see :data:`PROBE_SEEDING`)."""
+    """The probes' seed for a run seed: the same for every clip (see `PROBE_SEEDING`)."""
     return derived_seed(seed, "probes")
-
-
-@dataclass(frozen=True)
-class ProbeDesign:
-    """Where and how long the probes are (frames of the model's token grid)."""
-
-    n_bursts: int = 4
-    burst_frames: int = 5
-    long_frames: int = 50
-    recovery_frames: int = 25
-    first_onset: int = 100  # context before the first probe
-    settle_nats: float = 0.25
-    persist_frames: int = 5
-    smooth_frames: int = 3
-
-    def onsets(self, num_frames: int, seed: int) -> list[int]:
-        """``n_bursts`` onsets spread evenly over the excerpt, each jittered by a seeded draw within its slot."""
-        last = num_frames - max(self.burst_frames + self.recovery_frames, self.long_frames) - 1
-        if last <= self.first_onset:
-            raise BadInputError(f"an excerpt of {num_frames} frames is too short for probes from frame "
-                             f"{self.first_onset} with {self.long_frames}-frame windows")
-        edges = np.linspace(self.first_onset, last, self.n_bursts + 1)
-        rng = np.random.default_rng(seed)
-        return [int(rng.integers(int(a), max(int(a) + 1, int(b) - self.burst_frames))) for a, b in
-                zip(edges[:-1], edges[1:])]
-
-    def perturbations(self, num_frames: int, seed: int) -> list[Perturbation]:
-        """The bursts (one per onset), then the long probe at the middle onset."""
-        onsets = self.onsets(num_frames, seed)
-        bursts = [Perturbation("noise", o, self.burst_frames, seed=derived_seed(seed, "burst", i))
-                  for i, o in enumerate(onsets)]
-        middle = onsets[len(onsets) // 2]
-        return bursts + [Perturbation("noise", middle, self.long_frames, seed=derived_seed(seed, "long"))]
-
-
-# For a model over MIDI tokens the probes are windows of random notes (lossprofile.perturb.score.random_notes, at
-# the window's own note density) on the same 20 ms frame grid; a 0.1 s window holds about one note, so the
-# bursts are 0.5 s and the long probe 2 s. The curves are per-frame NLL sums (nats per frame).
-MIDI_DESIGN = ProbeDesign(n_bursts=4, burst_frames=25, long_frames=100, recovery_frames=50, first_onset=100,
-                          settle_nats=0.5, persist_frames=10, smooth_frames=10)
 
 
 def settle_time(delta: np.ndarray, tolerance: float, persist: int, smooth: int) -> int:
@@ -176,19 +137,20 @@ def probe_features(clean_frames: np.ndarray, probed_frames: np.ndarray, perts: S
         delta = curve - clean_frames
         o, end = p.onset_frame, p.onset_frame + p.length_frames
         after = delta[end : end + design.recovery_frames]
-        peaks.append(onset_peak(delta, o, p.length_frames))
+        peaks.append(window_peak(delta, o, p.length_frames))
         excess.append(after.mean())
         var.append(after.var())
         times.append(settle_time(after, design.settle_nats, design.persist_frames, design.smooth_frames))
     long_delta = probed_frames[-1] - clean_frames
-    assimilation = window_assimilation(long_delta, long.onset_frame, long.length_frames, design.burst_frames)
+    assimilation = window_assimilation(long_delta, long.onset_frame, long.length_frames,
+                                       peak_frames=design.burst_frames)
     return dict(peak=float(np.mean(peaks)), assimilation=float(assimilation), recovery_excess=float(np.mean(excess)),
                 recovery_var=float(np.mean(var)), recovery_time=float(np.mean(times)))
 
 
 def codebook_features(clean: np.ndarray, probed: np.ndarray, perts: Sequence[Perturbation],
                       design: ProbeDesign) -> dict[str, float]:
-    """:data:`CODEBOOK_FEATURES` from the clean NLL ``[K, T]`` and each probe's ``[P, K, T]``: peak, assimilation and
+    """`CODEBOOK_FEATURES` from the clean NLL ``[K, T]`` and each probe's ``[P, K, T]``: peak, assimilation and
     mean NLL of the coarsest codebook (k = 0) and of the finest (k = K - 1); NaN when K = 1."""
     if clean.shape[0] < 2:
         return dict.fromkeys(CODEBOOK_FEATURES, float("nan"))
@@ -206,7 +168,7 @@ def probe_curve(clean_frames: np.ndarray, entropy_frames: np.ndarray, probed_fra
     burst whose window holds the frame, −1 outside), ``long_probe`` (the frame lies in the long probe's window) and
     ``nll_probed``: the curve of the last burst that began at or before the frame (its onset, its window and the
     recovery after it), from the probes' curves ``[P, T]`` (bursts, then the long probe, as
-    :meth:`ProbeDesign.perturbations` orders them)."""
+    [`perturbations`][lossprofile.perturb.probes.ProbeDesign.perturbations] orders them)."""
     T = len(clean_frames)
     frame = np.arange(T)
     probe, latest = np.full(T, -1), np.full(T, -1)
@@ -227,40 +189,6 @@ def context_gain(nll_in_context: np.ndarray, nll_alone: np.ndarray) -> float:
     return float(np.nanmean(gain)) if np.isfinite(gain).any() else float("nan")
 
 
-def windows_alone(lm, codes: torch.Tensor, window_frames: int, precision: str = "auto",
-                  batch_size: int | None = None, lookahead_frames: int | None = None) -> np.ndarray:
-    """NLL ``[K, T]`` of codes ``[K, T]`` with every window of ``window_frames`` frames scored alone (as if the piece
-    began there); NaN over the first window (it has no earlier music to lose) and the tail after the last whole
-    window.
-
-    Each window is scored with the ``lookahead_frames`` frames after it (default: the family's own,
-    ``lm.lookahead_frames``; MusicGen's delay pattern: K - 1): the window alone must see exactly what the full pass
-    sees, less the music before it. So a window ends at most ``T - lookahead_frames``."""
-    K, T = codes.shape
-    ahead = lm.lookahead_frames if lookahead_frames is None else lookahead_frames
-    n = (T - ahead) // window_frames
-    out = np.full((K, T), np.nan)
-    if n < 2:
-        return out
-    windows = torch.stack([codes[:, w * window_frames : (w + 1) * window_frames + ahead] for w in range(1, n)])
-    nll = stats_batched(lm, windows, batch_size=batch_size, precision=precision).nll[..., :window_frames]
-    out[:, window_frames : n * window_frames] = nll.permute(1, 0, 2).reshape(K, -1).numpy()  # [n - 1, K, W] -> [K, .]
-    return out
-
-
-def token_windows_alone(lm, codes: torch.Tensor, seconds: np.ndarray, window_seconds: float) -> np.ndarray:
-    """:func:`windows_alone` for a model over MIDI tokens: codes ``[1, 1, T]``, each token's event time ``seconds``;
-    the tokens whose event falls in each window of ``window_seconds`` after the first are scored alone (after BOS).
-    Returns ``[T]``."""
-    window = (np.asarray(seconds) // window_seconds).astype(int)
-    out = np.full(codes.shape[-1], np.nan)
-    for w in np.unique(window[window > 0]):
-        idx = np.flatnonzero(window == w)
-        lo, hi = idx[0], idx[-1] + 1  # tokens are in time order, so a window is one run
-        out[lo:hi] = lm.token_statistics(codes[..., lo:hi]).nll[0, 0].numpy()
-    return out
-
-
 def text_alignment_curve(lm, codes: torch.Tensor, prompt: str, precision: str = "auto") -> np.ndarray:
     """log p(code | prompt) − log p(code | null condition) of codes ``[K, T]``: ``[K, T]`` nats, one pass each way."""
     null = stats_batched(lm, codes[None], precision=precision).nll[0]
@@ -273,7 +201,7 @@ def check_same_codes(lm, reference) -> None:
     time grid; for models over MIDI, the same tokenizer vocabulary)."""
     mine = (lm.family, lm.num_codebooks, lm.cardinality, lm.frame_rate)
     theirs = (reference.family, reference.num_codebooks, reference.cardinality, reference.frame_rate)
-    vocab = lambda m: getattr(getattr(m, "tokenizer", None), "vocab", None) if m.reads == "midi" else None
+    vocab = lambda m: modality_of(m).vocabulary(m)
     if mine != theirs or vocab(lm) != vocab(reference):
         raise ValueError(f"reference model {reference.name!r} does not read the codes of {lm.name!r} "
                          f"((family, codebooks, vocabulary, frame rate) {theirs} against {mine}, or another tokenizer)")
@@ -333,7 +261,7 @@ def with_score(table: pd.DataFrame, weights: dict | None, instrument: str) -> pd
     clean reference for ``instrument`` (``audio``, ``symbolic``), how typical each clip is of clean music whatever
     ``profile_score`` is: ``typicality`` (the reference's detector), ``typicality_percentile`` among the reference's
     clean clips and ``atypical_1..3``, the statistics furthest from clean music with the reference's range
-    (:func:`lossprofile.analysis.typicality.explain`). Empty weights (``{}``: features only, as the validation
+    (`lossprofile.analysis.typicality.explain`). Empty weights (``{}``: features only, as the validation
     scores) add neither."""
     attrs = dict(table.attrs)
     table = table.assign(profile_score=combine(table, weights) if weights else np.nan)
@@ -347,59 +275,6 @@ def with_score(table: pd.DataFrame, weights: dict | None, instrument: str) -> pd
     return table
 
 
-def usable_excerpt(wav: np.ndarray, sample_rate: int, seconds: float, min_seconds: float, hop_length: int,
-                   source: str) -> np.ndarray:
-    """The first ``seconds`` of sound, or all of it (whole frames) when there is less but at least ``min_seconds``."""
-    wav = audio.check_waveform(np.asarray(wav, np.float32), source)
-    start = audio.first_sound_sample(wav, sample_rate)
-    available = (wav.size - start) // hop_length * hop_length / sample_rate
-    sound = (wav.size - start) / sample_rate
-    if 0 < sound < min(seconds, min_seconds):  # what a profile needs, not what a full excerpt would
-        raise audio.AudioError(f"{source}: too short for a profile: {sound:.2f} s of sound (it needs at least "
-                               f"{min(seconds, min_seconds):g} s)")
-    if available >= seconds or available < min_seconds:
-        return audio.excerpt(wav, sample_rate, seconds, source=source)  # the full excerpt, or its error (silence)
-    return audio.excerpt(wav, sample_rate, available, source=source)
-
-
-def midi_profile_rows(lm, midis: Sequence, names: Sequence[str], excerpt_seconds: float, design: ProbeDesign,
-                      seed: int, reference=None, context_window_seconds: float = CONTEXT_WINDOW_SECONDS
-                      ) -> tuple[list[dict], dict[str, pd.DataFrame]]:
-    """Profile features of score excerpts (PrettyMIDI, starting at 0 s) for a model that reads MIDI: the clean
-    tokens and each probe's (random notes replacing the window) scored in full; probe features on the per-frame
-    NLL sums (:func:`lossprofile.runner.frames_of`), token features and :data:`PASS_FEATURES` over the clean
-    tokens (``text_alignment`` is NaN: no text conditioning) → (rows, each excerpt's :func:`probe_curve`)."""
-    from ..perturb.score import apply_in_score
-    from ..runner import frames_of
-
-    frames = int(round(excerpt_seconds * lm.frame_rate))
-    rows, curves_of = [], {}
-    for name, midi in zip(names, midis):
-        perts = design.perturbations(frames, probe_seed(seed))
-        curves, clean = [], None
-        for m in [midi, *(apply_in_score(p, midi, lm.frame_rate) for p in perts)]:
-            codes, seconds = lm.encode_midi(m)
-            stats = lm.token_statistics(codes)
-            clean = (codes, seconds, stats) if clean is None else clean
-            curves.append(frames_of(stats.nll[0, 0].numpy().astype(np.float64), seconds, lm.frame_rate, frames, "sum"))
-        codes, seconds, stats = clean
-        alone = token_windows_alone(lm, codes, seconds, context_window_seconds)
-        entropy = stats.entropy[0].numpy().astype(np.float64)
-        frame_entropy = frames_of(entropy[0], seconds, lm.frame_rate, frames, "sum")
-        statistics = curve_statistics(Curves(
-            nll=stats.nll[0].numpy().astype(np.float64), entropy=entropy, codes=codes[0].numpy(),
-            frame_nll=curves[0], frame_entropy=frame_entropy, frame_rate=lm.frame_rate, cardinality=lm.cardinality,
-            modality="midi"))
-        curves_of[name] = probe_curve(curves[0], frame_entropy, np.stack(curves[1:]), perts)
-        rows.append(dict(piece=name, **probe_features(curves[0], np.stack(curves[1:]), perts, design),
-                         **token_features(stats.nll[0], stats.entropy[0], stats.rank[0], stats.surprisal_var[0]),
-                         **statistics,
-                         context_gain=context_gain(stats.nll[0, 0].numpy(), alone), text_alignment=float("nan"),
-                         binoculars=binoculars(lm, reference, codes) if reference is not None else float("nan"),
-                         seconds_scored=excerpt_seconds))
-    return rows, curves_of
-
-
 MIN_SECONDS = 10.0  # a clip shorter than the excerpt is scored over what it has, down to this much sound
 # Every excerpt is brought to this RMS level (dBFS) before it is probed: the codec's codes, and with them every
 # feature, depend on the input's level, and a quieter recording of the same music should score the same
@@ -407,7 +282,7 @@ MIN_SECONDS = 10.0  # a clip shorter than the excerpt is scored over what it has
 LOUDNESS_DBFS = -20.0
 
 
-def profile_scores(lm, wavs: Sequence, sample_rate: int, excerpt_seconds: float = 15.0,
+def profile_scores(lm, clips: Sequence, sample_rate: int, *, excerpt_seconds: float = 15.0,
                    design: ProbeDesign | None = None, seed: int = 0, weights: dict | None = None,
                    names: Sequence[str] | None = None, method: str = "exact", precision: str = "auto",
                    batch_size: int | None = None, pieces_per_batch: int | None = None,
@@ -415,28 +290,30 @@ def profile_scores(lm, wavs: Sequence, sample_rate: int, excerpt_seconds: float 
                    report: bool = True, prompt: str | None = None, reference=None,
                    context_window_seconds: float = CONTEXT_WINDOW_SECONDS,
                    curves_out: dict | None = None) -> pd.DataFrame:
-    """One row per usable waveform: every probe and token feature, and ``profile_score`` (higher = better).
+    """One row per usable clip: every probe and token feature, and ``profile_score`` (higher = better).
 
-    Each waveform is cut to its first ``excerpt_seconds`` of sound (as the experiments do) and
-    scored once clean and once per probe, in one batched call; ``pieces_per_batch`` waveforms share the
-    decoder's batches (default: 16 on a GPU, 1 on CPU; see :func:`lossprofile.runner.run_experiment`). Probe onsets and noise are one
-    fixed design per ``seed`` (:data:`PROBE_SEEDING`): a clip's row depends on its content, never on its name or
-    position. Every registered curve statistic (:mod:`lossprofile.analysis.statistics`) is a column too. ``weights``:
-    as :func:`load_weights` returns (default: the shipped ones; without any, ``profile_score``
-    is NaN and the features are still returned). ``design``: default :class:`ProbeDesign` (audio),
-    :data:`MIDI_DESIGN` for a model that reads MIDI, which takes MIDI files or ``PrettyMIDI`` objects instead of
-    waveforms (``sample_rate`` unused) and probes with random-note windows (:func:`midi_profile_rows`).
+    ``clips`` are what the model reads ([`lossprofile.modality`][]): waveforms at ``sample_rate``, or for a model
+    that reads MIDI, MIDI files or ``PrettyMIDI`` scores (``sample_rate`` unused). Each clip is cut to its first
+    ``excerpt_seconds`` of sound, or from its first note (as the experiments do), and scored once clean and once
+    per probe ([`profile_row`][lossprofile.analysis.profile.profile_row]); an audio model's ``pieces_per_batch`` clips share the decoder's batches
+    (default: 16 on a GPU, 1 on CPU; see [`runner.run_experiment`][lossprofile.runner.run_experiment]). Probe onsets and noise are one
+    fixed design per ``seed`` (`PROBE_SEEDING`): a clip's row depends on its content, never on its name or
+    position. Every registered curve statistic (`lossprofile.analysis.statistics`) is a column too. ``weights``:
+    as [`load_weights`][lossprofile.analysis.profile.load_weights] returns (default: the shipped ones of the model's instrument; without any,
+    ``profile_score`` is NaN and the features are still returned). ``design``: default the modality's
+    ([`ProbeDesign`][lossprofile.perturb.probes.ProbeDesign] for audio: noise bursts; `lossprofile.perturb.probes.MIDI_DESIGN` for a model that
+    reads MIDI: random-note windows).
 
     A clip with less sound than ``excerpt_seconds`` but at least ``min_seconds`` is scored over what it has
     (whole frames; ``seconds_scored`` says how much). A clip that cannot be used (shorter still, silent, NaN)
     is named on stderr with its reason (``report``) and left out; ``table.attrs["errors"]`` lists them (piece,
     error).
 
-    Each excerpt is scaled to ``loudness_dbfs`` RMS (:func:`lossprofile.audio.normalize_rms`, which also keeps
+    Each excerpt is scaled to ``loudness_dbfs`` RMS ([`audio.normalize_rms`][lossprofile.audio.normalize_rms], which also keeps
     peaks below full scale) before probing, so the level of a recording does not enter the score; None keeps
-    the audio's own level.
+    the audio's own level (a score has none).
 
-    :data:`PASS_FEATURES` (see the module docstring) cost one clean pass each: ``context_gain`` always (windows of
+    `PASS_FEATURES` (see the module docstring) cost one clean pass each: ``context_gain`` always (windows of
     ``context_window_seconds``), ``text_alignment`` given ``prompt`` (a text-conditioned audio model; the probes and
     every other feature still use the null condition), ``binoculars`` given ``reference`` (a model reading the
     same codes, e.g. ``load_model("tiny-symbolic-base")`` beside ``tiny-symbolic``, or MusicGen small beside
@@ -445,35 +322,28 @@ def profile_scores(lm, wavs: Sequence, sample_rate: int, excerpt_seconds: float 
     ``weights={}`` returns the features alone: no ``profile_score`` and no typicality reading (what the validation
     scores with).
 
-    ``curves_out``: a dict that receives each scored clip's :func:`probe_curve` under its name (what a report draws).
+    ``curves_out``: a dict that receives each scored clip's [`probe_curve`][lossprofile.analysis.profile.probe_curve] under its name (what a report draws).
     """
-    reads_midi = getattr(lm, "reads", "audio") == "midi"
-    weights = weights if weights is not None else load_weights(MIDI_WEIGHTS_FILE if reads_midi else WEIGHTS_FILE)
+    modality = modality_of(lm)
+    weights = weights if weights is not None else load_weights(WEIGHTS_FILES[modality.instrument])
     if reference is not None:
         check_same_codes(lm, reference)
-    if reads_midi:
-        if prompt is not None:
-            raise ValueError(f"{lm.name} reads MIDI and takes no text prompt")
-        return _midi_profile_scores(lm, wavs, excerpt_seconds, design or MIDI_DESIGN, seed, weights, names,
-                                    min_seconds, report, reference, context_window_seconds, curves_out)
-    window_frames = int(round(context_window_seconds * lm.frame_rate))
-    design = design or ProbeDesign()
+    modality.check_prompt(lm, prompt)
+    design = design or modality.probe_design
     prepared, errors = [], []
-    for i, wav in enumerate(wavs):
+    for i, clip in enumerate(clips):
         name = names[i] if names is not None else str(i)
         try:
-            if loudness_dbfs is not None:  # the whole clip first, so where its first sound is found does not depend on its level
-                wav = audio.normalize_rms(audio.check_waveform(np.asarray(wav, np.float32), name), loudness_dbfs)
-            clean = usable_excerpt(wav, sample_rate, excerpt_seconds, min_seconds, lm.hop_length, source=name)
-            perts = design.perturbations(clean.size // lm.hop_length, probe_seed(seed))
+            clean = modality.profile_excerpt(clip, sample_rate, excerpt_seconds, min_seconds, lm.hop_length,
+                                             loudness_dbfs, source=name)
+            perts = design.perturbations(modality.probe_frames(clean, lm.hop_length, lm.frame_rate, excerpt_seconds),
+                                         probe_seed(seed))
         except BadInputError as err:
             if report:
                 tqdm.write(f"skipped {err}", file=sys.stderr)
             errors.append(dict(piece=name, error=str(err)))
             continue
-        if loudness_dbfs is not None:
-            clean = audio.normalize_rms(clean, loudness_dbfs)
-        prepared.append((name, perts, clean, [p.apply(clean, sample_rate, lm.frame_rate) for p in perts]))
+        prepared.append((name, perts, clean, [modality.perturb(p, clean, sample_rate, lm.frame_rate) for p in perts]))
     rows, curves = [], {}
     step = pieces_per_batch_for(lm, pieces_per_batch)
     chunks: list[list] = []
@@ -483,28 +353,13 @@ def profile_scores(lm, wavs: Sequence, sample_rate: int, excerpt_seconds: float 
         else:
             chunks.append([item])
     for chunk in chunks:
-        scored = score_many(lm, [(clean, variants) for _, _, clean, variants in chunk], method=method,
-                            precision=precision, batch_size=batch_size)
-        for (name, perts, clean, _), scores in zip(chunk, scored):
-            clean_frames = scores.clean.mean(0).numpy()
-            probed = scores.variants.mean(1).numpy()
-            codes = scores.codes_clean
-            alone = windows_alone(lm, codes, window_frames, precision, batch_size)
-            passes = dict(
-                context_gain=context_gain(scores.clean.numpy(), alone),
-                text_alignment=float(text_alignment_curve(lm, codes, prompt, precision).mean()) if prompt else np.nan,
-                binoculars=binoculars(lm, reference, codes[None]) if reference is not None else np.nan)
-            statistics = curve_statistics(Curves(
-                nll=scores.clean.numpy().astype(np.float64), entropy=scores.entropy_clean.numpy().astype(np.float64),
-                codes=codes.numpy(), frame_nll=clean_frames.astype(np.float64),
-                frame_entropy=scores.entropy_clean.mean(0).numpy().astype(np.float64), frame_rate=lm.frame_rate,
-                cardinality=lm.cardinality, modality="audio"))
-            curves[name] = probe_curve(clean_frames, scores.entropy_clean.mean(0).numpy(), probed, perts)
-            rows.append(dict(piece=name, **probe_features(clean_frames, probed, perts, design),
-                             **token_features(scores.clean, scores.entropy_clean, scores.rank_clean,
-                                              scores.surprisal_var_clean),
-                             **codebook_features(scores.clean.numpy(), scores.variants.numpy(), perts, design),
-                             **passes, **statistics, seconds_scored=clean.size / sample_rate))
+        scored = modality.score(lm, [(clean, variants) for _, _, clean, variants in chunk],
+                                excerpt_seconds=excerpt_seconds, method=method, precision=precision,
+                                batch_size=batch_size)
+        for (name, perts, clean, _), one in zip(chunk, scored):
+            row, curves[name] = profile_row(lm, one, perts, design, prompt, reference, precision, batch_size,
+                                            context_window_seconds)
+            rows.append(dict(piece=name, **row, seconds_scored=modality.duration(clean, sample_rate, excerpt_seconds)))
     table = pd.DataFrame(rows, columns=None if rows else ["piece", "seconds_scored"])
     table.attrs["errors"] = errors
     if curves_out is not None:
@@ -512,43 +367,41 @@ def profile_scores(lm, wavs: Sequence, sample_rate: int, excerpt_seconds: float 
     if table.empty:
         table["profile_score"] = np.nan
         return table
-    table = with_score(table, weights, "audio")
+    table = with_score(table, weights, modality.instrument)
     table.attrs["probe_design"] = dataclasses.asdict(design)
-    table.attrs["loudness_dbfs"] = loudness_dbfs
+    table.attrs["loudness_dbfs"] = modality.loudness(loudness_dbfs)
     table.attrs.update(prompt=prompt, reference=None if reference is None else reference.name,
                        context_window_seconds=context_window_seconds)
     return table
 
 
-def _midi_profile_scores(lm, midis: Sequence, excerpt_seconds: float, design: ProbeDesign, seed: int, weights: dict,
-                         names: Sequence[str] | None, min_seconds: float, report: bool, reference=None,
-                         context_window_seconds: float = CONTEXT_WINDOW_SECONDS,
-                         curves_out: dict | None = None) -> pd.DataFrame:
-    """:func:`profile_scores` for a model that reads MIDI: each score's first ``excerpt_seconds`` from its first note."""
-    excerpts, kept, errors = [], [], []
-    for i, midi in enumerate(midis):
-        name = names[i] if names is not None else str(i)
-        try:
-            midi = audio.read_midi(midi) if isinstance(midi, (str, Path)) else midi
-            clip = audio.midi_excerpt(midi, audio.midi_first_onset(midi), excerpt_seconds)
-            span = max((n.end for inst in clip.instruments for n in inst.notes), default=0.0)
-            if span < min_seconds:
-                raise audio.AudioError(f"{name}: too short for a profile: {span:.2f} s of notes (minimum {min_seconds:g} s)")
-        except BadInputError as err:
-            if report:
-                tqdm.write(f"skipped {err}", file=sys.stderr)
-            errors.append(dict(piece=name, error=str(err)))
-            continue
-        excerpts.append(clip)
-        kept.append(name)
-    rows, curves = midi_profile_rows(lm, excerpts, kept, excerpt_seconds, design, seed, reference,
-                                     context_window_seconds)
-    table = pd.DataFrame(rows, columns=None if rows else ["piece", "seconds_scored"])
-    table.attrs["errors"] = errors
-    if curves_out is not None:
-        curves_out.update(curves)
-    table = with_score(table, weights, "symbolic") if len(table) else table.assign(profile_score=np.nan)
-    table.attrs["probe_design"] = dataclasses.asdict(design)
-    table.attrs.update(reference=None if reference is None else reference.name,
-                       context_window_seconds=context_window_seconds)
-    return table
+def profile_row(lm, scored: Scored, perts: Sequence, design: ProbeDesign, prompt: str | None = None, reference=None,
+                precision: str = "auto", batch_size: int | None = None,
+                context_window_seconds: float = CONTEXT_WINDOW_SECONDS) -> tuple[dict, pd.DataFrame]:
+    """One scored clip's features ([`profile_scores`][lossprofile.analysis.profile.profile_scores]' columns but its name and ``seconds_scored``) and its
+    [`probe_curve`][lossprofile.analysis.profile.probe_curve], from the clean version and its probes (``perts``) as the model scored them. The curves
+    are on the modality's frame grid ([`modality.Modality.curve`][lossprofile.modality.Modality.curve]): a frame's NLL is the mean over
+    an audio model's codebooks, the sum over a score's tokens."""
+    modality = modality_of(lm)
+    clean = scored.stats[0]
+    frame_nll = modality.curve(scored, 0, "nll", "sum")
+    frame_entropy = modality.curve(scored, 0, "entropy", "sum")  # a score's frame: its tokens' sum, as its NLL
+    probes = range(1, len(scored.stats))
+    probed = np.stack([modality.curve(scored, i, "nll", "sum") for i in probes])
+    codebooks = (codebook_features(modality.codebook_curves(scored, 0),
+                                   np.stack([modality.codebook_curves(scored, i) for i in probes]), perts, design)
+                 if modality.codebooks else {})  # a score's one token stream has no codebooks to tell apart
+    codes = scored.codes[0]
+    passes = dict(
+        context_gain=context_gain(clean.nll.numpy(), modality.alone(lm, scored, context_window_seconds, precision,
+                                                                    batch_size)),
+        text_alignment=float(text_alignment_curve(lm, codes, prompt, precision).mean()) if prompt else np.nan,
+        binoculars=binoculars(lm, reference, codes[None]) if reference is not None else np.nan)
+    statistics = curve_statistics(Curves(
+        nll=clean.nll.numpy().astype(np.float64), entropy=clean.entropy.numpy().astype(np.float64),
+        codes=codes.numpy(), frame_nll=frame_nll.astype(np.float64), frame_entropy=frame_entropy.astype(np.float64),
+        frame_rate=lm.frame_rate, cardinality=lm.cardinality, modality=modality.name))
+    row = dict(**probe_features(frame_nll, probed, perts, design),
+               **token_features(clean.nll, clean.entropy, clean.rank, clean.surprisal_var),
+               **codebooks, **passes, **statistics)
+    return row, probe_curve(frame_nll, frame_entropy, probed, perts)

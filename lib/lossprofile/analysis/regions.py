@@ -70,7 +70,7 @@ def first_lasting(curve: np.ndarray, start: int, above: bool, baseline: float, p
     return None
 
 
-def detect_regions(delta: np.ndarray, onset_frame: int, length_frames: int, smooth_frames: int = 5,
+def detect_regions(delta: np.ndarray, onset_frame: int, length_frames: int, *, smooth_frames: int = 5,
                    persist_frames: int = 5, baseline_frames: tuple[int, int] | None = None,
                    lookback_frames: int = 5) -> Regions:
     """Detect the three regions in ``delta [T]`` (perturbed minus clean NLL per frame).
@@ -151,10 +151,9 @@ def window_peak(delta: np.ndarray, onset_frame: int, peak_frames: int = 5) -> fl
     return float(values.mean()) if values.size else float("nan")
 
 
-onset_peak = window_peak  # the old name, for analysis/profile.py and analysis/musicality.py until they import window_peak
 
 
-def window_assimilation(delta: np.ndarray, onset_frame: int, length_frames: int, peak_frames: int = 5) -> float:
+def window_assimilation(delta: np.ndarray, onset_frame: int, length_frames: int, *, peak_frames: int = 5) -> float:
     """Fixed-window Assimilation: mean ``delta`` over the perturbed window after its first ``peak_frames``
     frames, ``[onset_frame + peak_frames, onset_frame + length_frames)`` (NaN when the window is not longer)."""
     values = np.asarray(delta)[onset_frame + peak_frames : onset_frame + length_frames]

@@ -4,18 +4,18 @@ Every signed score (mean NLL, the probe peak, a fitted combination) is right for
 another: noise and deleted notes lower the model's loss, shuffles and wrong notes raise it. The remedy of the
 likelihood-paradox literature (Nalisnick et al. 2019's typicality test; Morningstar et al. 2021's density of
 states) is direction-free: compute many statistics of the model on each input
-(:mod:`lossprofile.analysis.statistics`), fit their distribution on clean, in-distribution music *only*, and
+(`lossprofile.analysis.statistics`), fit their distribution on clean, in-distribution music *only*, and
 score how atypical an input is. A clip that is too easy is then as suspect as one that is too hard, and no
 damaged example is ever seen in fitting, so every kind of damage is held out by construction.
 
-- The **reference** (:func:`reference_pieces`, :func:`score_reference`): the statistics of clean excerpts the model
+- The **reference** (`reference_pieces`, `score_reference`): the statistics of clean excerpts the model
   never trained on, disjoint from the validation's pieces (ASAP performances: the 40 the OOD set renders and the
   held-out ones the validation does not use; two excerpts each), shipped with the package and its provenance.
-- The **detectors** (:data:`DETECTORS`, each higher = more typical): a shrinkage-covariance Mahalanobis distance
+- The **detectors** (`DETECTORS`, each higher = more typical): a shrinkage-covariance Mahalanobis distance
   (scikit-learn's ``LedoitWolf``), Fisher's and the minimum two-sided tail probability per statistic, an
   isolation forest and the mean distance to the nearest reference clips (scikit-learn). All standardise each
   statistic by the reference's median and interquartile range first.
-- :func:`explain`: a clip's percentile among the reference's clips and the statistics that made it most atypical.
+- `explain`: a clip's percentile among the reference's clips and the statistics that made it most atypical.
 """
 
 from __future__ import annotations
@@ -32,6 +32,7 @@ import pandas as pd
 
 from .. import audio, columns
 from ..data.datasets import ASAP_DIR, Piece
+from ..modality import modality_of
 
 DETECTORS = ("mahalanobis", "fisher", "min_p", "isolation_forest", "knn")
 REFERENCE_OFFSETS_SECONDS = (0.0, 20.0)  # two excerpts per performance: from its first sound and 20 s later
@@ -49,7 +50,7 @@ columns.register(r"typicality_\w+", "see meaning", "a typicality detector's scor
 
 def reference_pieces(validation_count: int = 48) -> list[Piece]:
     """The reference's performances: every ASAP file of ``data/asap`` (the OOD set's) and every held-out one the
-    validation does not use (:func:`lossprofile.analysis.validation.validation_pieces` after its first
+    validation does not use ([`analysis.validation.validation_pieces`][lossprofile.analysis.validation.validation_pieces] after its first
     ``validation_count``), so that no reference piece is a validation piece."""
     from .validation import validation_pieces
 
@@ -58,47 +59,23 @@ def reference_pieces(validation_count: int = 48) -> list[Piece]:
     return own + validation_pieces(None)[validation_count:]
 
 
-def reference_excerpts(piece: Piece, sample_rate: int, seconds: float = 15.0,
-                       offsets: Sequence[float] = REFERENCE_OFFSETS_SECONDS, reads: str = "audio") -> list[tuple]:
-    """A performance rendered with piano (at −20 dBFS, as the validation renders its pieces) → (offset, excerpt)
-    for every offset after the first sound that still leaves ``seconds`` of audio; for a model that reads MIDI
-    (``reads="midi"``) the score excerpts from the first note plus each offset that hold notes for ``seconds``."""
-    if reads == "midi":
-        midi = audio.read_midi(piece.path)
-        first = audio.midi_first_onset(midi)
-        end = midi.get_end_time()
-        out = [(o, audio.midi_excerpt(midi, first + o, seconds)) for o in offsets if first + o + seconds <= end]
-        if not out:
-            raise audio.AudioError(f"{piece.path}: no {seconds:g} s of notes at offsets {list(offsets)}")
-        return out
-    need = max(offsets) + seconds + 1.0
-    wav = audio.render_midi(piece.path, sample_rate, program=0, max_seconds=need + 10.0)
-    start = audio.first_sound_sample(wav, sample_rate)
-    out = []
-    for offset in offsets:
-        lo = start + int(offset * sample_rate)
-        clip = wav[lo : lo + int(seconds * sample_rate)]
-        if clip.size == int(seconds * sample_rate) and audio.rms_dbfs(clip) > -60:
-            out.append((offset, audio.normalize_rms(clip, -20.0)))
-    if not out:
-        raise audio.AudioError(f"{piece.path}: no {seconds:g} s excerpt with sound at offsets {list(offsets)}")
-    return out
-
-
 def score_reference(lm, pieces: Sequence[Piece], out_dir: str | os.PathLike, seconds: float = 15.0, seed: int = 0,
                     progress: bool = True) -> pd.DataFrame:
-    """The profile rows (every statistic) of each reference piece's excerpts, resumable per piece under ``out_dir``:
-    one row per excerpt, with ``piece``, ``path`` and ``offset_seconds``."""
+    """The profile rows (every statistic) of each reference piece's excerpts at `REFERENCE_OFFSETS_SECONDS`
+    (as the model's modality takes them, [`modality.Modality.reference_excerpts`][lossprofile.modality.Modality.reference_excerpts]: rendered with
+    piano at −20 dBFS, as the validation renders its pieces, or the score from its first note), resumable per piece
+    under ``out_dir``: one row per excerpt, with ``piece``, ``path`` and ``offset_seconds``."""
     from ..io import file_digest
     from ..runner import for_each_piece, keyed_part
     from .profile import options_key, profile_scores
 
+    modality = modality_of(lm)
     params = dict(model=lm.name, weights=lm.fingerprint, seconds=seconds, seed=seed,
                   offsets=list(REFERENCE_OFFSETS_SECONDS), **options_key())
 
     def rows(piece: Piece) -> pd.DataFrame:
-        excerpts = reference_excerpts(piece, lm.sample_rate, seconds, reads=lm.reads)
-        table = profile_scores(lm, [w for _, w in excerpts], lm.sample_rate, seconds, seed=seed, weights={},
+        excerpts = modality.reference_excerpts(piece, lm.sample_rate, seconds, REFERENCE_OFFSETS_SECONDS)
+        table = profile_scores(lm, [w for _, w in excerpts], lm.sample_rate, excerpt_seconds=seconds, seed=seed, weights={},
                                names=[f"{piece.name}@{o:g}" for o, _ in excerpts], report=False)
         if table.attrs["errors"]:
             raise audio.AudioError(table.attrs["errors"][0]["error"])
@@ -115,7 +92,7 @@ def score_reference(lm, pieces: Sequence[Piece], out_dir: str | os.PathLike, sec
 
 @dataclass
 class Typicality:
-    """A detector fitted on the reference's clean clips only. :meth:`score` → higher = more typical.
+    """A detector fitted on the reference's clean clips only. `score` → higher = more typical.
 
     ``statistics``: the columns it reads; ``center``/``scale``: the reference's median and interquartile range
     per statistic (what every detector standardises by); ``reference_scores``: the reference clips' own scores
@@ -173,7 +150,7 @@ def two_sided_tail(reference_z: np.ndarray, z: np.ndarray) -> np.ndarray:
 
 
 def log_two_sided_tail(reference_z: np.ndarray, z: np.ndarray) -> np.ndarray:
-    """The log of :func:`two_sided_tail`."""
+    """The log of `two_sided_tail`."""
     from scipy.stats import norm
 
     n = len(reference_z)
@@ -206,7 +183,7 @@ def usable_statistics(reference: pd.DataFrame, statistics: Sequence[str]) -> lis
 
 def fit(reference: pd.DataFrame, statistics: Sequence[str], detector: str = "mahalanobis", seed: int = 0,
         neighbours: int = 5, folds: int = 10) -> Typicality:
-    """Fit ``detector`` on the reference rows' ``statistics`` (those usable: :func:`usable_statistics`).
+    """Fit ``detector`` on the reference rows' ``statistics`` (those usable: `usable_statistics`).
 
     The reference clips' own scores, which percentiles are read against, are out of fold (``folds`` folds of whole
     pieces, by the ``piece`` column where there is one): a clip the detector was fitted on looks more typical than
@@ -312,7 +289,7 @@ _FITTED: dict[tuple, Typicality] = {}
 @contextlib.contextmanager
 def reference_in_use(instrument: str, reference: pd.DataFrame, detector: str, statistics: Sequence[str],
                      seed: int = 0):
-    """Within the block, :func:`shipped` gives this reference's detector for ``instrument``: what the validation
+    """Within the block, `shipped` gives this reference's detector for ``instrument``: what the validation
     scores with before it ships anything (a recommended typicality score is computed from the reference the
     validation scored, not from whatever the package shipped last)."""
     _IN_USE[instrument] = (reference, dict(detector=detector, statistics=list(statistics), seed=seed))

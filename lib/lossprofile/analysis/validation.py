@@ -1,10 +1,10 @@
 """Should a researcher trust the profile score? Leave-one-family-out, metric properties and a system ladder.
 
-:mod:`lossprofile.analysis.evaluate` fits ``profile_score`` on two degradation families and reports on
+[`lossprofile.analysis.evaluate`][] fits ``profile_score`` on two degradation families and reports on
 the others. This module asks the harder questions, on music the project never tuned anything on
-(ASAP performances outside ``data/asap``; :func:`validation_pieces`):
+(ASAP performances outside ``data/asap``; [`validation_pieces`][lossprofile.analysis.validation.validation_pieces]):
 
-- **Leave-one-family-out** (:func:`lofo_table`): for each degradation family F, every score that needs
+- **Leave-one-family-out** ([`lofo_table`][lossprofile.analysis.validation.lofo_table]): for each degradation family F, every score that needs
   fitting (``profile_score``'s weights, each feature's direction) is fitted on the *other* families and
   on the other half of the pieces, and reported on F's pairs of this half; the two halves swap (2-fold
   cross-fitting), so every piece is reported once and no reported pair was seen in any fit. Beside the
@@ -12,23 +12,24 @@ the others. This module asks the harder questions, on music the project never tu
   signed by its direction on the fit families, averaged), mean NLL (direction fixed in advance) and
   every single feature. The AUROC is paired (clean vs its own degraded version) with a 95% bootstrap
   CI over pieces; its difference from mean NLL's has a paired bootstrap CI (pieces resampled jointly).
-- **Properties** (:func:`property_versions`, :func:`properties_table`): test–retest (a second passage of
+- **Properties** ([`property_versions`][lossprofile.analysis.validation.property_versions], [`properties_table`][lossprofile.analysis.validation.properties_table]): test–retest (a second passage of
   the same piece), loudness (−6/−12 dB, with and without the loudness normalisation of
-  :func:`lossprofile.analysis.profile.profile_scores`), excerpt length (10/30 s against 15 s), file format
+  [`analysis.profile.profile_scores`][lossprofile.analysis.profile.profile_scores]), excerpt length (10/30 s against 15 s), file format
   (a 44.1 kHz stereo WAV against the 32 kHz mono render) and the probes' seed (with the default 4 bursts
   and with 8): the Spearman correlation
   across pieces with the reference version, and the mean absolute change in units of the reference's
   between-piece standard deviation (0 = the property holds exactly).
-- **System ladder** (:func:`ladder_table`): each family's strengths are "systems" whose quality order is
+- **System ladder** ([`ladder_table`][lossprofile.analysis.validation.ladder_table]): each family's strengths are "systems" whose quality order is
   known without labels (clean > mild > … > strong); the Spearman correlation between the order and each
   score, over clips and over system means, with bootstrap CIs over pieces. Its model rungs
-  (:func:`score_samples`, :func:`samples_ladder_table`): the held-out real music, then the model's own
-  unconditional samples at rising temperature (:data:`SAMPLE_TEMPERATURES`; above 1 the sampling distribution
+  ([`score_samples`][lossprofile.analysis.validation.score_samples], [`samples_ladder_table`][lossprofile.analysis.validation.samples_ladder_table]): the held-out real music, then the model's own
+  unconditional samples at rising temperature (`SAMPLE_TEMPERATURES`; above 1 the sampling distribution
   flattens toward uniform, so each step is worse by construction).
 
-Both instruments go through it: for a model that reads MIDI the versions are score excerpts (score
-families and the token-space ones of :data:`lossprofile.analysis.evaluate.TOKEN_FAMILIES`) and the properties
-those that exist in a score (:data:`MIDI_CONDITIONS`).
+Both instruments go through it, each in its modality ([`lossprofile.modality`][]): for a model that reads MIDI
+the versions are score excerpts (score families and the token-space ones of
+`lossprofile.analysis.evaluate.TOKEN_FAMILIES`) and the properties those that exist in a score
+([`conditions_of`][lossprofile.analysis.validation.conditions_of]: no loudness, no file format).
 
 ``lossprofile validate --model M`` (``make validation`` runs both embedded models) writes the small tables
 that ``make figures`` reads (``results/validation/<instrument>/``, committed; the scored pieces are cached in
@@ -50,11 +51,13 @@ import pandas as pd
 from .. import audio
 from ..data.datasets import ASAP_DIR, Piece
 from ..io import write_csv_atomic, write_parquet_atomic
+from ..modality import modality_of, of_instrument
 from ..paths import SHARED_ASAP_DIR, VALIDATION_DIR
+from ..perturb.probes import ProbeDesign
 from ..runner import for_each_piece, keyed_part
 from ..stats import centred_ranks, rowwise_spearman
-from . import evaluate, statistics, typicality
-from .profile import EXTRA_FEATURES, FEATURES, LOUDNESS_DBFS, ProbeDesign, combine, options_key, profile_scores
+from . import evaluate, musicality, statistics, typicality
+from .profile import EXTRA_FEATURES, FEATURES, LOUDNESS_DBFS, combine, options_key, profile_scores
 
 FITTED, WEIGHT_FREE, BASELINE = "profile_score", "rank_average", "mean_nll"
 TABLES = ("lofo", "clip_level", "ablation", "audibility", "ladder", "properties", "hearing")  # what tables_from writes, as CSV
@@ -84,8 +87,8 @@ def score_versions(lm, pieces: Sequence[Piece], out_dir: str | os.PathLike, seed
                    audio_families: dict = evaluate.VALIDATION_AUDIO_FAMILIES,
                    symbolic_families: dict = evaluate.SYMBOLIC_FAMILIES, progress: bool = True,
                    prompt: str | None = None, reference=None) -> pd.DataFrame:
-    """Every piece clean and in every family and strength (:func:`lossprofile.analysis.evaluate.score_pieces`)."""
-    return evaluate.score_pieces(lm, pieces, out_dir, audio_families=audio_families,
+    """Every piece clean and in every family and strength ([`analysis.evaluate.profile_versions`][lossprofile.analysis.evaluate.profile_versions])."""
+    return evaluate.profile_versions(lm, pieces, out_dir, audio_families=audio_families,
                                  symbolic_families=symbolic_families, seed=seed, progress=progress, prompt=prompt,
                                  reference=reference)
 
@@ -94,7 +97,7 @@ def score_versions(lm, pieces: Sequence[Piece], out_dir: str | os.PathLike, seed
 def percentile_reference(rows: pd.DataFrame, features: Sequence[str], directions: dict[str, int],
                          quantiles: int = 101) -> dict:
     """The weight-free score's parameters: each feature's quantiles among ``rows`` and its direction.
-    In the same dict layout as fitted weights, so :func:`lossprofile.analysis.profile.combine` reads both."""
+    In the same dict layout as fitted weights, so [`analysis.profile.combine`][lossprofile.analysis.profile.combine] reads both."""
     levels = np.linspace(0, 1, quantiles)
     return dict(kind="rank_average", features=list(features),
                 quantiles={f: np.quantile(rows[f].to_numpy(), levels).tolist() for f in features},
@@ -116,8 +119,7 @@ def add_typicality(table: pd.DataFrame, reference: pd.DataFrame, instrument: str
                    detectors: Sequence[str] = typicality.DETECTORS) -> tuple[pd.DataFrame, list[str]]:
     """``table`` with a ``typicality_<detector>`` column per detector, each fitted on ``reference`` (clean clips
     only, no piece of ``table``) over every shipped statistic of the instrument → (table, the new columns)."""
-    modality = "midi" if instrument == "symbolic" else "audio"
-    stats = [s for s in statistics.names(modality) if s in table]
+    stats = [s for s in statistics.names(of_instrument(instrument).name) if s in table]
     out, columns = table.copy(), []
     for detector in detectors:
         column = f"{evaluate.TYPICALITY_PREFIX}_{detector}"
@@ -129,7 +131,7 @@ def add_typicality(table: pd.DataFrame, reference: pd.DataFrame, instrument: str
 def clip_level_table(table: pd.DataFrame, scores: Sequence[str], features: Sequence[str] = FEATURES,
                      instrument: str = "audio", n_boot: int = 2000, seed: int = 0) -> pd.DataFrame:
     """Unpaired AUROC per held-out family: every clean clip against every damaged clip of the family (what a user
-    judging one clip faces: no clean twin to compare with), each score signed and fitted as in :func:`lofo_table`
+    judging one clip faces: no clean twin to compare with), each score signed and fitted as in [`lofo_table`][lossprofile.analysis.validation.lofo_table]
     (out of fold), with a 95% CI from resampling pieces. ``all``: the mean over families (a fitted score's
     direction is fitted per held-out family, so clips of different families are not pooled into one AUROC), its
     CI from the same draws of pieces for every family."""
@@ -175,8 +177,7 @@ def ablation_table(table: pd.DataFrame, reference: pd.DataFrame, instrument: str
     """What carries a typicality score: its paired AUROC per family with every statistic, with each group of
     statistics alone and with each group left out; and with references of ``sizes`` clips (whole pieces drawn,
     ``draws`` times, mean and range) against all of them."""
-    modality = "midi" if instrument == "symbolic" else "audio"
-    every = [s for s in statistics.names(modality) if s in table]
+    every = [s for s in statistics.names(of_instrument(instrument).name) if s in table]
     groups = sorted({statistics.STATISTICS[s].group for s in every})
     variants = [("all statistics", every, reference)]
     for group in groups:
@@ -216,8 +217,8 @@ def audibility_table(table: pd.DataFrame, instrument: str = "audio") -> pd.DataF
     statistic and its value (chosen on these pairs, so optimistic), the median over statistics, and how many
     statistics differ in at least 75% of pairs. A family near 0.5 on every statistic is one the model's curves do
     not register, whatever score reads them."""
-    modality = "midi" if instrument == "symbolic" else "audio"
-    stats = [s for s in statistics.names(modality, shipped_only=False) if s in table and table[s].notna().all()]
+    stats = [s for s in statistics.names(of_instrument(instrument).name, shipped_only=False)
+             if s in table and table[s].notna().all()]
     rows = []
     for family in sorted(set(table["family"]) - {"clean"}):
         clean, degraded = evaluate.pairs(table, [family])
@@ -259,7 +260,7 @@ def _clip_auroc(names: np.ndarray, x_pieces: np.ndarray, x: np.ndarray, y_pieces
 
 
 def extra_scores(table: pd.DataFrame) -> list[str]:
-    """The :data:`~lossprofile.analysis.profile.EXTRA_FEATURES` (per-codebook and extra-pass scores) a table has for
+    """The `lossprofile.analysis.profile.EXTRA_FEATURES` (per-codebook and extra-pass scores) a table has for
     every row: reported beside the others (alone, their direction fitted like any feature's), neither combined
     into the fitted or weight-free score nor candidates for the recommended one (they came after the
     recommendation was made)."""
@@ -267,7 +268,7 @@ def extra_scores(table: pd.DataFrame) -> list[str]:
 
 
 def alone_in(table: pd.DataFrame) -> list[str]:
-    """The scores reported alone that ``table`` has on every row: :func:`extra_scores` and its typicality columns."""
+    """The scores reported alone that ``table`` has on every row: [`extra_scores`][lossprofile.analysis.validation.extra_scores] and its typicality columns."""
     return extra_scores(table) + [c for c in table.columns if c.startswith(evaluate.TYPICALITY_PREFIX + "_")
                                   and c != "typicality_percentile" and table[c].notna().all()]
 
@@ -320,7 +321,7 @@ def lofo_table(table: pd.DataFrame, features: Sequence[str] = FEATURES, instrume
                n_boot: int = 2000, seed: int = 0, extra: Sequence[str] | None = None) -> pd.DataFrame:
     """Per held-out family, per strength and pooled ("all"): every score's paired AUROC (share of pieces whose clean
     version scores better) with a 95% CI over pieces, and its difference from mean NLL's with a paired CI.
-    ``extra``: scores reported alone (default :func:`extra_scores`)."""
+    ``extra``: scores reported alone (default [`extra_scores`][lossprofile.analysis.validation.extra_scores])."""
     extra = extra_scores(table) if extra is None else list(extra)
     rows = []
     for family in sorted(set(table["family"]) - {"clean"}):
@@ -366,8 +367,7 @@ def fit_recommended(table: pd.DataFrame, lofo: pd.DataFrame, features: Sequence[
     if choice in typical:  # nothing fitted on damage: the shipped reference and this detector
         detector = choice.removeprefix(evaluate.TYPICALITY_PREFIX + "_")
         weights = dict(kind="typicality", detector=detector, instrument=instrument,
-                       features=[s for s in statistics.names("midi" if instrument == "symbolic" else "audio")
-                                 if s in table])
+                       features=[s for s in statistics.names(of_instrument(instrument).name) if s in table])
     elif choice == FITTED:
         weights = evaluate.fit_weights(every, features, families=families)
     elif choice == WEIGHT_FREE:
@@ -390,112 +390,94 @@ PROPERTY_PAIRS = {"retest": "reference", "quieter_6db": "reference", "quieter_12
                   "raw_quieter_6db": "raw_reference", "raw_quieter_12db": "raw_reference", "seconds_10": "reference",
                   "seconds_30": "reference", "wav_44k_stereo": "reference", "probe_seed_1": "reference",
                   "bursts_8_seed_1": "bursts_8"}
-MORE_PROBES = ProbeDesign(n_bursts=8)  # does averaging over more probes make the features seed-stable?
 RETEST_OFFSET_SECONDS = 20.0
+# The conditions of sound alone: a score has no level and no file format
+SOUND_CONDITIONS = ("quieter_6db", "quieter_12db", "raw_reference", "raw_quieter_6db", "raw_quieter_12db",
+                    "wav_44k_stereo")
+
+
+def conditions_of(modality) -> tuple[str, ...]:
+    """The property conditions of a modality ([`lossprofile.modality`][]): every one for sound, those that exist in
+    a score for MIDI (no `SOUND_CONDITIONS`)."""
+    return tuple(c for c in PROPERTY_CONDITIONS if modality.has_level or c not in SOUND_CONDITIONS)
 
 
 def property_versions(lm, piece: Piece, tmp_dir: str | os.PathLike, excerpt_seconds: float = 15.0,
                       seed: int = 0, prompt: str | None = None, reference=None) -> pd.DataFrame:
-    """One piece scored under every condition of :data:`PROPERTY_CONDITIONS` → one row per condition.
+    """One piece scored under every condition of its modality ([`conditions_of`][lossprofile.analysis.validation.conditions_of]) → one row per condition.
 
-    The piece is rendered with piano (as the validation's versions are); the condition ``"reference"`` is its
-    first ``excerpt_seconds`` of sound, ``retest`` the passage from ``RETEST_OFFSET_SECONDS`` later; ``raw_*`` are
-    scored without loudness normalisation; ``wav_44k_stereo`` is the piece rendered at 44.1 kHz, written as a
-    stereo WAV (right channel 3 dB quieter) and read back through :func:`lossprofile.audio.load_audio`.
-    ``prompt`` and ``reference`` (a model) as :func:`lossprofile.analysis.profile.profile_scores` takes them.
+    The condition ``"reference"`` is the piece's first ``excerpt_seconds`` after its first sound (rendered with piano,
+    as the validation's versions are) or from its first note (a model that reads MIDI); ``retest`` the passage
+    ``RETEST_OFFSET_SECONDS`` later, ``seconds_10``/``seconds_30`` other lengths (each refused where it does not hold
+    music for its length: [`modality.Modality.passages`][lossprofile.modality.Modality.passages]); ``probe_seed_1`` and ``bursts_8*`` probe
+    the reference with another seed and with 8 bursts of the modality's probe design. Of sound alone
+    ([`sound_conditions`][lossprofile.analysis.validation.sound_conditions]): the reference quieter, scored without loudness normalisation, and read from another
+    file format. A condition the profile cannot score (a passage with too little music for it) is left out.
+    ``prompt`` and ``reference`` (a model) as [`analysis.profile.profile_scores`][lossprofile.analysis.profile.profile_scores] takes them.
     """
-    sr = lm.sample_rate
-    midi = audio.read_midi(piece.path)
-    full = audio.render_midi(midi, sr, program=0, max_seconds=RETEST_OFFSET_SECONDS + 2 * excerpt_seconds + 5)
-    start = audio.first_sound_sample(full, sr)
-    full = full[start:]
-    first = lambda seconds, at=0.0: audio.excerpt(full[int(at * sr):], sr, seconds, skip_leading_silence=False,
-                                                  source=str(piece.path))
-    clean = first(excerpt_seconds)
-    hi = audio.render_midi(midi, 44100, program=0, max_seconds=excerpt_seconds + 10)
+    modality = modality_of(lm)
+    at = modality.passages(piece, lm.sample_rate, RETEST_OFFSET_SECONDS + 2 * excerpt_seconds + 5)
+    clean = at(0.0, excerpt_seconds)
+    design = modality.probe_design
+    more = dataclasses.replace(design, n_bursts=8)  # does averaging over more probes make the features seed-stable?
+    jobs = {  # condition -> (clip, seconds, normalise, probe seed, probe design)
+        "reference": (clean, excerpt_seconds, True, seed, design),
+        "retest": (at(RETEST_OFFSET_SECONDS, excerpt_seconds), excerpt_seconds, True, seed, design),
+        "seconds_10": (at(0.0, 10.0), 10.0, True, seed, design),
+        "seconds_30": (at(0.0, 30.0), 30.0, True, seed, design),
+        "probe_seed_1": (clean, excerpt_seconds, True, seed + 1, design),
+        "bursts_8": (clean, excerpt_seconds, True, seed, more),
+        "bursts_8_seed_1": (clean, excerpt_seconds, True, seed + 1, more),
+    }
+    if modality.has_level:
+        jobs.update(sound_conditions(piece, clean, lm.sample_rate, excerpt_seconds, tmp_dir, seed, design))
+    rows = []
+    for condition in conditions_of(modality):
+        clip, seconds, normalise, probe_seed, probes = jobs[condition]
+        table = profile_scores(lm, [clip], lm.sample_rate, excerpt_seconds=seconds, design=probes, seed=probe_seed, weights={},
+                               names=[piece.name], loudness_dbfs=LOUDNESS_DBFS if normalise else None, report=False,
+                               prompt=prompt, reference=reference)
+        rows.append(table.drop(columns=["profile_score"]).assign(condition=condition))  # no row where refused
+    out = pd.concat(rows, ignore_index=True)
+    out.insert(0, "dataset", piece.dataset)
+    return out
+
+
+def sound_conditions(piece: Piece, clean: np.ndarray, sample_rate: int, excerpt_seconds: float,
+                     tmp_dir: str | os.PathLike, seed: int, design: ProbeDesign) -> dict[str, tuple]:
+    """[`property_versions`][lossprofile.analysis.validation.property_versions]' jobs of `SOUND_CONDITIONS`: ``quieter_6db``/``quieter_12db`` the reference
+    excerpt ``clean`` 6 or 12 dB quieter; ``raw_*`` the reference brought to the usual level and those quieter
+    versions, scored without loudness normalisation; ``wav_44k_stereo`` the piece rendered at 44.1 kHz, written as a
+    stereo WAV (right channel 3 dB quieter) and read back through [`audio.load_audio`][lossprofile.audio.load_audio]."""
+    hi = audio.render_midi(audio.read_midi(piece.path), 44100, program=0, max_seconds=excerpt_seconds + 10)
     hi = hi[audio.first_sound_sample(hi, 44100):][: int(excerpt_seconds * 44100) + 4410]
     wav_path = Path(tmp_dir) / f"{hashlib.sha256(piece.name.encode()).hexdigest()[:12]}.wav"
     wav_path.parent.mkdir(parents=True, exist_ok=True)
     audio.save_audio(wav_path, np.stack([hi, hi * np.float32(10 ** (-3 / 20))], axis=1), 44100)
-    from_file = audio.load_audio(wav_path, sr)
+    from_file = audio.load_audio(wav_path, sample_rate)
     wav_path.unlink()
     gain = lambda db: np.float32(10 ** (db / 20))
-    jobs = {  # condition -> (waveform, seconds, normalise, probe seed[, probe design])
-        "reference": (clean, excerpt_seconds, True, seed),
-        "retest": (first(excerpt_seconds, RETEST_OFFSET_SECONDS), excerpt_seconds, True, seed),
-        "quieter_6db": (clean * gain(-6), excerpt_seconds, True, seed),
-        "quieter_12db": (clean * gain(-12), excerpt_seconds, True, seed),
-        "raw_reference": (audio.normalize_rms(clean), excerpt_seconds, False, seed),
-        "raw_quieter_6db": (audio.normalize_rms(clean) * gain(-6), excerpt_seconds, False, seed),
-        "raw_quieter_12db": (audio.normalize_rms(clean) * gain(-12), excerpt_seconds, False, seed),
-        "seconds_10": (first(10.0), 10.0, True, seed),
-        "seconds_30": (first(30.0), 30.0, True, seed),
-        "wav_44k_stereo": (from_file, excerpt_seconds, True, seed),
-        "probe_seed_1": (clean, excerpt_seconds, True, seed + 1),
-        "bursts_8": (clean, excerpt_seconds, True, seed, MORE_PROBES),
-        "bursts_8_seed_1": (clean, excerpt_seconds, True, seed + 1, MORE_PROBES),
+    raw = audio.normalize_rms(clean)
+    jobs = {  # condition -> (waveform, normalise)
+        "quieter_6db": (clean * gain(-6), True), "quieter_12db": (clean * gain(-12), True),
+        "raw_reference": (raw, False), "raw_quieter_6db": (raw * gain(-6), False),
+        "raw_quieter_12db": (raw * gain(-12), False), "wav_44k_stereo": (from_file, True),
     }
-    rows = []
-    for condition, (wav, seconds, normalise, probe_seed, *design) in jobs.items():
-        table = profile_scores(lm, [wav], sr, seconds, design=(design or [ProbeDesign()])[0], seed=probe_seed,
-                               weights={}, names=[piece.name], loudness_dbfs=LOUDNESS_DBFS if normalise else None,
-                               report=False, prompt=prompt, reference=reference)
-        if table.attrs["errors"]:
-            raise audio.AudioError(f"{condition}: {table.attrs['errors'][0]['error']}")
-        rows.append(table.drop(columns=["profile_score"]).assign(condition=condition))
-    out = pd.concat(rows, ignore_index=True)
-    out.insert(0, "dataset", piece.dataset)
-    return out
-
-
-MIDI_CONDITIONS = ("reference", "retest", "seconds_10", "seconds_30", "probe_seed_1", "bursts_8", "bursts_8_seed_1")
-
-
-def property_versions_midi(lm, piece: Piece, excerpt_seconds: float = 15.0, seed: int = 0,
-                           reference=None) -> pd.DataFrame:
-    """:func:`property_versions` for a model that reads MIDI: the conditions that exist in a score
-    (:data:`MIDI_CONDITIONS`; loudness and file format have no analogue), excerpts from the first note."""
-    from .profile import MIDI_DESIGN
-
-    midi = audio.read_midi(piece.path)
-    start = audio.midi_first_onset(midi)
-    more = dataclasses.replace(MIDI_DESIGN, n_bursts=8)
-    jobs = {  # condition -> (start seconds, seconds, probe seed, design)
-        "reference": (start, excerpt_seconds, seed, MIDI_DESIGN),
-        "retest": (start + RETEST_OFFSET_SECONDS, excerpt_seconds, seed, MIDI_DESIGN),
-        "seconds_10": (start, 10.0, seed, MIDI_DESIGN), "seconds_30": (start, 30.0, seed, MIDI_DESIGN),
-        "probe_seed_1": (start, excerpt_seconds, seed + 1, MIDI_DESIGN),
-        "bursts_8": (start, excerpt_seconds, seed, more), "bursts_8_seed_1": (start, excerpt_seconds, seed + 1, more),
-    }
-    rows = []
-    for condition, (at, seconds, probe_seed, design) in jobs.items():
-        clip = audio.midi_excerpt(midi, at, seconds)
-        span = max((n.end for inst in clip.instruments for n in inst.notes), default=0.0)
-        if span < 0.9 * seconds:
-            raise audio.AudioError(f"{piece.path}: {condition}: only {span:.1f} s of notes for a {seconds:g} s excerpt")
-        table = profile_scores(lm, [clip], lm.sample_rate, seconds, design=design, seed=probe_seed, weights={},
-                               names=[piece.name], report=False, reference=reference)
-        rows.append(table.drop(columns=["profile_score"]).assign(condition=condition))
-    out = pd.concat(rows, ignore_index=True)
-    out.insert(0, "dataset", piece.dataset)
-    return out
+    return {c: (wav, excerpt_seconds, normalise, seed, design) for c, (wav, normalise) in jobs.items()}
 
 
 def score_properties(lm, pieces: Sequence[Piece], out_dir: str | os.PathLike, excerpt_seconds: float = 15.0,
                      seed: int = 0, progress: bool = True, prompt: str | None = None, reference=None) -> pd.DataFrame:
-    """:func:`property_versions` of every piece, resumable per piece; bad pieces in ``out_dir/errors.csv``."""
+    """[`property_versions`][lossprofile.analysis.validation.property_versions] of every piece, resumable per piece; bad pieces in ``out_dir/errors.csv``."""
+    modality = modality_of(lm)
     params = dict(model=lm.name, weights=lm.fingerprint, excerpt_seconds=excerpt_seconds, seed=seed,
-                  design=repr(ProbeDesign()), loudness_dbfs=LOUDNESS_DBFS, conditions=PROPERTY_CONDITIONS,
+                  design=repr(modality.probe_design), loudness_dbfs=modality.loudness(LOUDNESS_DBFS),
+                  conditions=conditions_of(modality),
                   **options_key(prompt, reference))  # parts scored before a column existed are redone
-    if getattr(lm, "reads", "audio") == "midi":
-        params = {**params, "design": "MIDI_DESIGN", "loudness_dbfs": None, "conditions": MIDI_CONDITIONS}
-        compute = lambda piece: property_versions_midi(lm, piece, excerpt_seconds, seed, reference)
-    else:
-        compute = lambda piece: property_versions(lm, piece, Path(out_dir) / "tmp", excerpt_seconds, seed, prompt,
-                                                  reference)
     parts, errors = for_each_piece(
-        pieces, lambda piece: keyed_part(out_dir, piece, {**params, "path": str(piece.path)}), compute, "properties",
-        progress)
+        pieces, lambda piece: keyed_part(out_dir, piece, {**params, "path": str(piece.path)}),
+        lambda piece: property_versions(lm, piece, Path(out_dir) / "tmp", excerpt_seconds, seed, prompt, reference),
+        "properties", progress)
     write_csv_atomic(pd.DataFrame(errors, columns=["dataset", "piece", "path", "error"]), Path(out_dir) / "errors.csv")
     return pd.concat([pd.read_parquet(p) for p in parts], ignore_index=True) if parts else pd.DataFrame()
 
@@ -594,18 +576,10 @@ def sample_clips(lm, count: int, temperature: float, seconds: float = 15.0, seed
     """``count`` unconditional samples of ``lm`` (full distribution, no top-k) at ``temperature``: waveforms
     ``[S]`` for an audio model (a second longer than ``seconds``, for the excerpt's search for the first sound),
     ``PrettyMIDI`` scores for a model over MIDI tokens."""
-    if getattr(lm, "reads", "audio") == "midi":
-        import io
-
-        import pretty_midi
-
-        from ..data.datasets import MIDI_TOKENS_PER_SECOND
-
-        codes = lm.generate(count, int((seconds + 1) * MIDI_TOKENS_PER_SECOND), top_k=0, temperature=temperature,
-                            seed=seed)
-        return [pretty_midi.PrettyMIDI(io.BytesIO(data)) for data in lm.decode(codes)]
-    codes = lm.generate(count, int((seconds + 1) * lm.frame_rate), top_k=0, temperature=temperature, seed=seed)
-    return list(lm.decode(codes)[:, 0].numpy())
+    modality = modality_of(lm)
+    codes = lm.generate(count, int((seconds + 1) * modality.tokens_per_second(lm)), top_k=0, temperature=temperature,
+                        seed=seed)
+    return modality.decode(lm, codes)
 
 
 def score_samples(lm, out_dir: str | os.PathLike, temperatures: Sequence[float] = SAMPLE_TEMPERATURES,
@@ -630,7 +604,7 @@ def score_samples(lm, out_dir: str | os.PathLike, temperatures: Sequence[float] 
                 clips = sample_clips(generator, count, temperature, seconds,
                                      seed=int(hashlib.sha256(f"{seed}|{temperature}|{lo}".encode()).hexdigest()[:8], 16))
                 names = [f"T{temperature:.2f}-{lo + i:03d}" for i in range(count)]
-                part = profile_scores(lm, clips, lm.sample_rate, seconds, seed=seed, weights={}, names=names,
+                part = profile_scores(lm, clips, lm.sample_rate, excerpt_seconds=seconds, seed=seed, weights={}, names=names,
                                       report=False, prompt=prompt, reference=reference)
                 errors += part.attrs["errors"]
                 parts.append(part.drop(columns=["profile_score"]).assign(temperature=temperature))
@@ -647,7 +621,7 @@ def samples_ladder_table(versions: pd.DataFrame, rungs: Sequence[pd.DataFrame], 
     """Model rungs of the ladder: the real pieces' clean versions (level 0), then each table of ``rungs`` (scored
     samples, best first: levels 1, 2, …). Spearman of each score (signed, higher = better) with −level over clips
     and over system means, 95% CIs resampling clips within each system (real pieces and samples are not paired).
-    Same columns as :func:`ladder_table` (``pieces``: the real pieces)."""
+    Same columns as [`ladder_table`][lossprofile.analysis.validation.ladder_table] (``pieces``: the real pieces)."""
     directions = weights.get("directions", {})
     real = versions[versions["family"] == "clean"]
     part = pd.concat([real, *rungs], ignore_index=True)
@@ -660,7 +634,7 @@ def samples_ladder_table(versions: pd.DataFrame, rungs: Sequence[pd.DataFrame], 
 
 
 def by_temperature(samples: pd.DataFrame) -> list[pd.DataFrame]:
-    """The samples of each temperature, lowest (best) first: the rungs of :data:`SAMPLES_FAMILY`."""
+    """The samples of each temperature, lowest (best) first: the rungs of `SAMPLES_FAMILY`."""
     return [part for _, part in samples.groupby("temperature", sort=True)]
 
 
@@ -682,24 +656,15 @@ def all_asap_midis(folders: Sequence[str | os.PathLike] = (ASAP_DIR, SHARED_ASAP
 
 def wrong_note_hearing(lm, cache: str | os.PathLike, seed: int = 0) -> pd.DataFrame:
     """The card's "hears wrong notes" measure (half the notes moved 1–5 semitones; mean NLL of clean vs wrong) on
-    every ASAP performance (:func:`all_asap_midis`), cached per model weights in ``cache``: one row per piece."""
+    every ASAP performance ([`all_asap_midis`][lossprofile.analysis.validation.all_asap_midis]), cached per model weights in ``cache``: one row per piece."""
     cache = Path(cache)
     if cache.exists():
         table = pd.read_parquet(cache)
         if len(table) and table["weights"].iloc[0] == lm.fingerprint:
             return table
     pieces = all_asap_midis()
-    if instrument_of(lm) == "symbolic":
-        from . import symbolic as measures
-
-        midis = [audio.read_midi(p) for p in pieces["path"]]  # 15 s from the first note, as the card measures
-        rows = measures.wrong_note_test(lm, [audio.midi_excerpt(m, audio.midi_first_onset(m), 15.0) for m in midis],
-                                        seed=seed)
-    else:
-        from . import musicality as measures
-
-        rows = measures.wrong_note_test(lm, list(pieces["path"]), seed=seed)
-        rows["piece"] = rows["piece"].map({p: i for i, p in enumerate(pieces["path"])})
+    # 15 s from the first sound or the first note, as the cards measure
+    rows = musicality.wrong_note_test(lm, list(pieces["path"]), seed=seed)
     table = pieces.iloc[rows["piece"].to_numpy()].reset_index(drop=True).assign(
         nll_clean=rows["nll_clean"].to_numpy(), nll_wrong=rows["nll_wrong"].to_numpy(), weights=lm.fingerprint,
         model=lm.name)
@@ -722,22 +687,18 @@ def hearing_table(hearing: pd.DataFrame, seed: int = 0) -> pd.DataFrame:
 
 
 # ---- the command ---------------------------------------------------------------------------------------------
-def instrument_of(lm) -> str:
-    return "symbolic" if getattr(lm, "reads", "audio") == "midi" else "audio"
-
-
 def validate(lm, pieces: Sequence[Piece], out_dir: str | os.PathLike = VALIDATION_DIR, properties_pieces: int = 40,
              seed: int = 0, progress: bool = True, weaker=None, prompt: str | None = None,
              reference=None) -> dict[str, pd.DataFrame]:
     """Score (or reuse, from ``out_dir/cache``) every version and property condition, the model's own samples and
     (given ``weaker``, a weaker model of the same family) that model's samples, then write the small tables
-    ``make figures`` reads to ``out_dir/<instrument>/`` (:func:`tables_from`). ``prompt`` (the text alignment's)
-    and ``reference`` (the cross-model score's model) as :func:`lossprofile.analysis.profile.profile_scores` takes
+    ``make figures`` reads to ``out_dir/<instrument>/`` ([`tables_from`][lossprofile.analysis.validation.tables_from]). ``prompt`` (the text alignment's)
+    and ``reference`` (the cross-model score's model) as [`analysis.profile.profile_scores`][lossprofile.analysis.profile.profile_scores] takes
     them; their scores are NaN, and left out of the tables, without."""
     out = Path(out_dir)
     slug = lm.name.replace("/", "--")
     options = dict(prompt=prompt, reference=reference)
-    folder = out / instrument_of(lm)
+    folder = out / modality_of(lm).instrument
     # the clean reference of the typicality scores: held-out performances that are not validation pieces
     clean = typicality.score_reference(lm, typicality.reference_pieces(len(pieces)), out / "cache" / slug / "reference",
                                        seed=seed, progress=progress)
@@ -771,7 +732,7 @@ def validate(lm, pieces: Sequence[Piece], out_dir: str | os.PathLike = VALIDATIO
 def tables_of(versions: pd.DataFrame, props: pd.DataFrame | None = None, instrument: str = "audio",
               seed: int = 0, samples: pd.DataFrame | None = None, weaker: pd.DataFrame | None = None,
               reference: pd.DataFrame | None = None) -> dict:
-    """The leave-one-family-out table, the recommended weights (:func:`fit_recommended`), the ladder (with its model
+    """The leave-one-family-out table, the recommended weights ([`fit_recommended`][lossprofile.analysis.validation.fit_recommended]), the ladder (with its model
     rungs, given ``samples`` and a ``weaker`` model's samples) and (given property scores) the properties table of
     one instrument; every table carries an ``instrument`` column."""
     if reference is None:
@@ -780,8 +741,7 @@ def tables_of(versions: pd.DataFrame, props: pd.DataFrame | None = None, instrum
     typical = []
     if reference is not None:  # direction-free scores, fitted on the clean reference alone
         versions, typical = add_typicality(versions, reference, instrument, seed)
-        needed = typicality.usable_statistics(reference, statistics.names("midi" if instrument == "symbolic"
-                                                                            else "audio"))
+        needed = typicality.usable_statistics(reference, statistics.names(of_instrument(instrument).name))
         props, samples, weaker = (add_typicality(t, reference, instrument, seed)[0]
                                   if t is not None and len(t) and all(s in t for s in needed) else t
                                   for t in (props, samples, weaker))
@@ -843,7 +803,7 @@ def _reference(folder: Path) -> pd.DataFrame | None:
 
 
 def tables_from(folder: str | os.PathLike, seed: int = 0) -> dict:
-    """:func:`tables_of` one instrument's committed scores (``folder/versions.parquet``,
+    """[`tables_of`][lossprofile.analysis.validation.tables_of] one instrument's committed scores (``folder/versions.parquet``,
     ``properties_scored.parquet`` and ``reference_scored.parquet``; no model runs), written beside them:
     ``lofo.csv``, ``clip_level.csv``, ``ablation.csv``, ``ladder.csv``, ``properties.csv`` and
     ``recommended_weights.json``."""
@@ -859,7 +819,7 @@ def tables_from(folder: str | os.PathLike, seed: int = 0) -> dict:
     return tables
 
 
-def collect(out_dir: str | os.PathLike = VALIDATION_DIR, seed: int = 0) -> dict[str, pd.DataFrame]:
+def collect_tables(out_dir: str | os.PathLike = VALIDATION_DIR, seed: int = 0) -> dict[str, pd.DataFrame]:
     """Every instrument's tables under ``out_dir``, recomputed from its committed scores (nothing is written),
     concatenated."""
     found = []
@@ -878,17 +838,17 @@ def collect(out_dir: str | os.PathLike = VALIDATION_DIR, seed: int = 0) -> dict[
 
 def ship_reference(folder: Path, weights: dict, lm=None) -> Path | None:
     """Ship the instrument's clean reference (``folder/reference_scored.parquet``) beside the package
-    (:func:`lossprofile.analysis.typicality.save_reference`) with its provenance: the pieces and excerpts, the
+    (`lossprofile.analysis.typicality.save_reference`) with its provenance: the pieces and excerpts, the
     model's fingerprint, the seed, the statistics, the detector the validation chose (the default detector where
     the recommended score is not a typicality one) and the command that made it."""
     reference = _reference(folder)
     if reference is None:
         return None
     instrument = folder.name
-    modality = "midi" if instrument == "symbolic" else "audio"
     chosen = weights.get("detector", "mahalanobis") if weights.get("kind") == "typicality" else "mahalanobis"
     provenance = dict(instrument=instrument, detector=chosen, recommended=weights.get("provenance", {}).get("chosen"),
-                      statistics=typicality.usable_statistics(reference, statistics.names(modality)),
+                      statistics=typicality.usable_statistics(reference,
+                                                              statistics.names(of_instrument(instrument).name)),
                       clips=len(reference), pieces=sorted(reference["piece"].unique()),
                       offsets_seconds=list(typicality.REFERENCE_OFFSETS_SECONDS),
                       model=None if lm is None else lm.name, weights=None if lm is None else lm.fingerprint,

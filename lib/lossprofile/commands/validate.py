@@ -12,8 +12,8 @@ from typing import Sequence
 
 def main(argv: Sequence[str] | None = None) -> None:
     from ..analysis import validation
-    from ..analysis.validation import (instrument_of, lofo_summary, ship_reference, tables_from, validate,
-                                       validation_pieces)
+    from ..analysis.validation import lofo_summary, ship_reference, tables_from, validate, validation_pieces
+    from ..modality import modality_of
     from ..paths import VALIDATION_DIR
 
     p = argparse.ArgumentParser(prog="lossprofile validate", description=validation.__doc__.split("\n\n")[0],
@@ -40,8 +40,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     from .. import load_model
 
     lm = load_model(args.model, device=args.device)
+    folder = Path(args.out) / modality_of(lm).instrument
     if args.tables_only:
-        tables = tables_from(Path(args.out) / instrument_of(lm), args.seed)
+        tables = tables_from(folder, args.seed)
     else:
         weaker = load_model(args.weaker, device=args.device) if args.weaker else None
         reference = None
@@ -51,11 +52,11 @@ def main(argv: Sequence[str] | None = None) -> None:
         tables = validate(lm, validation_pieces(args.pieces, args.folder), args.out, args.properties_pieces,
                           args.seed, weaker=weaker, prompt=args.prompt, reference=reference)
     if args.ship:
-        from ..analysis.profile import MIDI_WEIGHTS_FILE, WEIGHTS_FILE
+        from ..analysis.profile import WEIGHTS_FILES
 
-        ship_reference(Path(args.out) / instrument_of(lm), tables["weights"], lm)
-        target = MIDI_WEIGHTS_FILE if instrument_of(lm) == "symbolic" else WEIGHTS_FILE
+        ship_reference(folder, tables["weights"], lm)
+        target = WEIGHTS_FILES[modality_of(lm).instrument]
         target.write_text(json.dumps(tables["weights"], indent=1) + "\n")
         print(f"recommended weights ({tables['weights']['provenance']['chosen']}) -> {target}", file=sys.stderr)
     print(lofo_summary(tables["lofo"]).round(2).to_string())
-    print(f"tables -> {Path(args.out) / instrument_of(lm)}", file=sys.stderr)
+    print(f"tables -> {folder}", file=sys.stderr)

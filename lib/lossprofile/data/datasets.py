@@ -1,13 +1,13 @@
 """The paper's three kinds of data, built from music that ships with the project.
 
-- ``training``: the embedded model's training corpus (:mod:`lossprofile.data.corpus`: scores from
+- ``training``: the embedded model's training corpus (`lossprofile.data.corpus`: scores from
   ``music21`` arranged for several instruments, drums, textures and repeats); its held-out
   split is what the experiments evaluate.
 - ``ood``: expressive piano performances (ASAP, ``data/asap``) rendered with piano.
 - ``generated``: samples of a model at several top-k values, decoded to audio.
 
 Each built dataset is a folder of FLAC files plus ``manifest.csv``; any folder of
-wav/flac/mp3/mid files is a dataset too (:func:`list_pieces`).
+wav/flac/mp3/mid files is a dataset too ([`list_pieces`][lossprofile.data.datasets.list_pieces]).
 """
 
 from __future__ import annotations
@@ -44,7 +44,7 @@ class Piece:
 def list_pieces(folder: str | os.PathLike, dataset: str | None = None, split: str | None = None) -> list[Piece]:
     """The pieces of a dataset folder: its ``manifest.csv`` if it is one of ours (``piece`` and ``file`` columns),
     else every audio/MIDI file (a dataset's own manifest, such as ASAP's, is not ours), named by its path relative
-    to the folder (:func:`piece_names`)."""
+    to the folder ([`piece_names`][lossprofile.data.datasets.piece_names])."""
     folder = Path(folder)
     if not folder.is_dir():
         raise MissingInputError(f"{folder}: " + ("not a folder" if folder.exists() else "folder not found") + (
@@ -86,10 +86,10 @@ def _write_manifest(folder: Path, rows: list[dict]) -> pd.DataFrame:
 
 def build_training_set(out_dir: str | os.PathLike | None = None, splits=("heldout",), first: int | None = None
                        ) -> pd.DataFrame:
-    """The TrainingSet kind: the embedded model's corpus (:mod:`lossprofile.data.corpus`), rendered to
+    """The TrainingSet kind: the embedded model's corpus (`lossprofile.data.corpus`), rendered to
     ``out_dir`` (default ``data/rendered/training``). Evaluation needs only the held-out split
     (the model never trained on it); ``make tiny-model`` renders the training split too. ``first``: only as
-    far as the first ``first`` pieces in name order (:func:`lossprofile.data.corpus.build`).
+    far as the first ``first`` pieces in name order (`lossprofile.data.corpus.build`).
     """
     from . import corpus
 
@@ -117,7 +117,7 @@ def heldout_score_midis(n: int | None = None) -> list[Piece]:
 
 def arranged_training_midis(n: int | None = None, split: str = "heldout") -> list[Piece]:
     """The TrainingSet kind as MIDI, for a model that reads MIDI: each piece's arrangement as its audio plays it
-    (:func:`lossprofile.data.corpus.arranged_midi`, written once to ``data/rendered/training/arranged``), under
+    (`lossprofile.data.corpus.arranged_midi`, written once to ``data/rendered/training/arranged``), under
     the audio piece's name and in the same order. Texture pieces have no score and are left out."""
     from . import corpus
 
@@ -195,16 +195,15 @@ def generated_is_current(model, folder: Path) -> bool:
     return set(table.get("weights", [None])) == {model.fingerprint} and all((folder / f).exists() for f in table["file"])
 
 
-# A model over MIDI tokens samples this many tokens per second of music asked for (the embedded one's arrangements
-# hold ~35 per second; 60 leaves room for denser samples)
-MIDI_TOKENS_PER_SECOND = 60
-
-
 def build_generated_set(model, out_dir: str | os.PathLike | None = None, top_ks=(10, 50, 250, 500),
                         per_top_k: int = 5, seconds: float = 15.0, seed: int = 0,
                         batch_size: int = 8) -> pd.DataFrame:
-    """Sample ``per_top_k`` pieces from ``model`` at each top-k and decode them: to audio (FLAC), or to MIDI files
-    for a model that reads MIDI (``seconds * MIDI_TOKENS_PER_SECOND`` tokens each)."""
+    """Sample ``per_top_k`` pieces from ``model`` at each top-k and decode them, in the form the model reads: to
+    audio (FLAC), or to MIDI files for a model that reads MIDI (``seconds`` ×
+    `lossprofile.modality.MIDI_TOKENS_PER_SECOND` tokens each)."""
+    from ..modality import modality_of  # the modality builds on this module
+
+    modality = modality_of(model)
     out = Path(out_dir or generated_dir(model.name))
     out.mkdir(parents=True, exist_ok=True)
     # Samples already here are kept (an interrupted build resumes) only if the marker says they
@@ -214,9 +213,8 @@ def build_generated_set(model, out_dir: str | os.PathLike | None = None, top_ks=
         for old in [*out.glob("*.flac"), *out.glob("*.mid")]:
             old.unlink()
         marker.write_text(model.fingerprint + "\n")
-    reads_midi = getattr(model, "reads", "audio") == "midi"
-    suffix = ".mid" if reads_midi else ".flac"
-    length = int(round(seconds * (MIDI_TOKENS_PER_SECOND if reads_midi else model.frame_rate)))
+    suffix = modality.sample_suffix
+    length = int(round(seconds * modality.tokens_per_second(model)))
     rows = []
     complete = all((out / f"topk{k:04d}-{i:02d}{suffix}").exists() for k in top_ks for i in range(per_top_k))
     for top_k in tqdm(top_ks, desc="generated set", unit="top-k", disable=complete):
@@ -226,14 +224,7 @@ def build_generated_set(model, out_dir: str | os.PathLike | None = None, top_ks=
             chunk = missing[lo : lo + batch_size]
             # one seed per (top_k, chunk start) so re-runs and partial builds agree
             codes = model.generate(len(chunk), length, top_k=top_k, seed=seed * 100003 + top_k * 1009 + chunk[0])
-            if reads_midi:
-                for i, data in zip(chunk, model.decode(codes)):
-                    with atomic_path(out / f"{names[i]}.mid") as tmp:
-                        Path(tmp).write_bytes(data)
-                continue
-            wavs = model.decode(codes)[:, 0].numpy()
-            for i, wav in zip(chunk, wavs):
-                audio.save_audio(out / f"{names[i]}.flac", wav, model.sample_rate)
+            modality.write_samples(model, codes, [out / f"{names[i]}{suffix}" for i in chunk])
         rows += [dict(piece=n, file=f"{n}{suffix}", description=f"generated top_k={top_k}", split="eval",
                       top_k=top_k, source=f"{model.name} samples", weights=model.fingerprint) for n in names]
     return _write_manifest(out, rows)
@@ -249,17 +240,10 @@ def pieces(kind: str, n: int, lm=None, folder: str | Path | None = None,
     """
     if folder is not None:  # a relative folder is taken from the working directory, like every path here
         return list_pieces(folder, dataset=kind)[:n]
-    if getattr(lm, "reads", "audio") == "midi" and kind in ("training", "ood"):
-        return arranged_training_midis(n, split) if kind == "training" else ood_midis(n)
-    if kind == "training":
-        root = DATA_DIR / "rendered" / "training"
-        build_training_set(root, splits=(split,), first=n)  # renders only what is missing, only as far as n
-        return list_pieces(root, "training", split=split)[:n]
-    if kind == "ood":
-        root = DATA_DIR / "rendered" / "ood"
-        if not (root / "manifest.csv").exists():
-            build_ood_set(out_dir=root)
-        return list_pieces(root, "ood")[:n]
+    if kind in ("training", "ood"):
+        from ..modality import modality_of  # the modality builds on this module
+
+        return modality_of(lm).pieces(kind, n, split)
     if kind == "generated":
         if lm is None:
             raise ValueError("the generated set needs the model that generates it")
@@ -274,6 +258,19 @@ def pieces(kind: str, n: int, lm=None, folder: str | Path | None = None,
     raise ValueError(f"unknown data kind {kind!r}; expected one of {KINDS}")
 
 
+def rendered_pieces(kind: str, n: int | None, split: str = "heldout") -> list[Piece]:
+    """The first ``n`` pieces of the ``training`` kind (the ``split`` of the corpus, rendered) or the ``ood`` kind
+    (ASAP performances rendered with piano), as audio files; each set is built where it is missing."""
+    if kind == "training":
+        root = DATA_DIR / "rendered" / "training"
+        build_training_set(root, splits=(split,), first=n)  # renders only what is missing, only as far as n
+        return list_pieces(root, "training", split=split)[:n]
+    root = DATA_DIR / "rendered" / "ood"
+    if not (root / "manifest.csv").exists():
+        build_ood_set(out_dir=root)
+    return list_pieces(root, "ood")[:n]
+
+
 def load_excerpt(piece: Piece, sample_rate: int, seconds: float) -> np.ndarray:
-    """The piece's first ``seconds`` of sound as mono float32 ``[S]``; :class:`AudioError` names the file."""
+    """The piece's first ``seconds`` of sound as mono float32 ``[S]``; `AudioError` names the file."""
     return audio.load_excerpt_audio(piece.path, sample_rate, seconds)

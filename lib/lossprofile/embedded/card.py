@@ -69,7 +69,7 @@ def unigram_cross_entropy(train_codes: list[torch.Tensor], eval_codes: list[torc
 
 def hearing(lm, wavs: list[np.ndarray], midis: list, *, seed: int = 0) -> dict:
     """The three language-model measures of `lossprofile.analysis.musicality` on held-out music, as one dict."""
-    repeat = musicality.repeat_test(lm, wavs, lm.sample_rate)
+    repeat = musicality.repeat_test(lm, wavs)
     wrong = musicality.wrong_note_test(lm, midis, seed=seed)
     noise = musicality.noise_response(lm, wavs, lm.sample_rate, seed=seed)
     out = {f"repeat_{k}": float(v) for k, v in repeat.mean().items()}

@@ -154,7 +154,7 @@ def heldout_nll(lm, wavs) -> float:
 
 
 def measure_variant(lm, wavs, midis, seed: int = 0) -> dict:
-    repeat = musicality.repeat_test(lm, wavs, lm.sample_rate)
+    repeat = musicality.repeat_test(lm, wavs)
     wrong = musicality.wrong_note_test(lm, midis, seed=seed)
     noise = musicality.noise_summary(musicality.noise_response(lm, wavs, lm.sample_rate, seed=seed))
     auroc = stats.paired_auroc(wrong["nll_wrong"], wrong["nll_clean"], seed=seed)

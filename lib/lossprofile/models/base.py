@@ -197,7 +197,7 @@ class TokenLM(abc.ABC):
     def lookahead_frames(self) -> int:
         """Frames after frame t that the prediction of a code at frame t may read (under a delay pattern a code of
         codebook k is predicted after lower codebooks' codes of later frames). Scores that cut a piece into windows
-        ([`analysis.profile.windows_alone`][lossprofile.analysis.profile.windows_alone]) give each window this many frames after it, so it sees
+        ([`modality.windows_alone`][lossprofile.modality.windows_alone]) give each window this many frames after it, so it sees
         what the full pass sees. The default, 0: frame t's codes depend on frames up to t only."""
         return 0
 

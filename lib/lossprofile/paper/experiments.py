@@ -1,6 +1,6 @@
 """The paper's experiments as library calls, so notebooks only plot and narrate.
 
-Every function returns tidy tables and caches through :func:`runner.run_experiment`
+Every function returns tidy tables and caches through [`runner.run_experiment`][lossprofile.runner.run_experiment]
 under ``results_dir/<experiment>/<model>``, so the notebooks share finished work.
 """
 
@@ -19,6 +19,7 @@ from ..data import datasets
 from ..data.datasets import KIND_LABELS, KINDS, Piece, load_excerpt, pieces  # noqa: F401  (the notebooks' names)
 from ..io import slug as model_slug
 from ..io import write_parquet_atomic
+from ..modality import AUDIO, MIDI, modality_of
 from ..models import TokenLM, load_model
 from ..perturb import PAPER_LENGTHS, PAPER_SEGMENTS, Perturbation, noise_sweep, preset
 from ..runner import piece_summary, run_experiment
@@ -58,7 +59,7 @@ def noise_injection(lm: TokenLM, kinds=KINDS, n_pieces: int = 3, lengths=PAPER_L
                     results_dir="results", color: str = "white", match_offset_db: float = 0.0, seed: int = 0,
                     method: str = "exact", **kwargs) -> pd.DataFrame:
     """RQ1: loudness-matched noise at ``onset_frame`` for each length, per frame (tidy)."""
-    perts = noise_sweep(lengths, onset_frame, color, match_offset_db)
+    perts = noise_sweep(lengths, onset_frame, color=color, match_offset_db=match_offset_db)
     return run(lm, "noise_injection", kinds, n_pieces, perts, results_dir, seed=seed, method=method, **kwargs)
 
 
@@ -110,8 +111,8 @@ def region_table(results: pd.DataFrame, smooth_frames: int = 5, persist_frames: 
                  rule: str = "ours") -> pd.DataFrame:
     """Detected regions and their delta statistics for every (piece, perturbation) curve.
 
-    ``rule="ours"``: :func:`regions.detect_regions` (boundaries where the smoothed curve crosses
-    the baseline); ``rule="authors"``: :func:`regions.detect_regions_authors` (their fixed offsets).
+    ``rule="ours"``: [`regions.detect_regions`][lossprofile.analysis.regions.detect_regions] (boundaries where the smoothed curve crosses
+    the baseline); ``rule="authors"``: [`regions.detect_regions_authors`][lossprofile.analysis.regions.detect_regions_authors] (their fixed offsets).
     """
     if rule not in ("ours", "authors"):
         raise ValueError(f"unknown region rule {rule!r}; expected 'ours' or 'authors'")
@@ -123,7 +124,7 @@ def region_table(results: pd.DataFrame, smooth_frames: int = 5, persist_frames: 
         curve = curve.sort_values("frame")
         delta, onset, length = (curve["delta"].to_numpy(), int(curve["onset_frame"].iloc[0]),
                                 int(curve["length_frames"].iloc[0]))
-        found = (regions.detect_regions(delta, onset, length, smooth_frames, persist_frames) if rule == "ours"
+        found = (regions.detect_regions(delta, onset, length, smooth_frames=smooth_frames, persist_frames=persist_frames) if rule == "ours"
                  else regions.detect_regions_authors(delta, onset, length, persist_frames=persist_frames))
         for row in regions.region_stats(delta, found, empty=np.nan if rule == "ours" else 0.0):
             rows.append({**dict(zip(keys, key)), **row, "rule": rule})
@@ -147,7 +148,7 @@ def color_sweep(lm: TokenLM, kinds=KINDS, n_pieces: int = 3, colors=("white", "p
                 lengths=(10, 100), onset_frame: int = 250, results_dir="results", seed: int = 0,
                 **kwargs) -> pd.DataFrame:
     """Supplement: the noise sweep with coloured noise."""
-    perts = [p for c in colors for p in noise_sweep(lengths, onset_frame, c)]
+    perts = [p for c in colors for p in noise_sweep(lengths, onset_frame, color=c)]
     return run(lm, "colors", kinds, n_pieces, perts, results_dir, seed=seed, **kwargs)
 
 
@@ -203,7 +204,7 @@ def symbolic_summary(results: pd.DataFrame) -> pd.DataFrame:
 
 
 def onset_peak(results: pd.DataFrame, frames: int = 5) -> pd.DataFrame:
-    """Per curve: the fixed-window Peak (:func:`lossprofile.analysis.regions.onset_peak`) of every curve of a table."""
+    """Per curve: the fixed-window Peak (`lossprofile.analysis.regions.window_peak`) of every curve of a table."""
     window = results[(results["frame"] >= results["onset_frame"]) &
                      (results["frame"] < results["onset_frame"] + frames)]
     keys = [k for k in ("dataset", "piece", "perturbation", "length_frames", "color", "segment_frames")
@@ -212,7 +213,7 @@ def onset_peak(results: pd.DataFrame, frames: int = 5) -> pd.DataFrame:
 
 
 def summarize(results: pd.DataFrame) -> pd.DataFrame:
-    """Per-piece means (see :func:`runner.piece_summary`)."""
+    """Per-piece means (see [`runner.piece_summary`][lossprofile.runner.piece_summary])."""
     return piece_summary(results)
 
 
@@ -239,15 +240,15 @@ def explore(lm: TokenLM, piece: Piece, perturbation: Perturbation, excerpt_secon
     clean = load_excerpt(piece, lm.sample_rate, excerpt_seconds)
     perturbed = perturbation.apply(clean, lm.sample_rate, lm.frame_rate)
     scores = score_variants(lm, clean, [perturbed], method=method)
-    nll_clean = frame_mean(scores.clean).numpy()
-    nll_perturbed = frame_mean(scores.variants[0]).numpy()
+    nll_clean = frame_mean(scores.nll_clean).numpy()
+    nll_perturbed = frame_mean(scores.nll_variants[0]).numpy()
     return dict(clean_wav=clean, perturbed_wav=perturbed, nll_clean=nll_clean, nll_perturbed=nll_perturbed,
                 delta=nll_perturbed - nll_clean, sample_rate=lm.sample_rate)
 
 
 # ---- instruments side by side: an audio model and a model over MIDI tokens --------------------------
 # The runner puts both on the same 20 ms frames; a frame's loss is a mean over codebooks for an audio model and
-# a sum over the frame's tokens for a symbolic one (see runner.token_frames_table), so levels are compared
+# a sum over the frame's tokens for a symbolic one (see runner.frames_table), so levels are compared
 # within a model and signs, trends and ratios across models.
 SECOND_INSTRUMENT = "tiny-symbolic"
 
@@ -257,17 +258,12 @@ def model_names(model: str, models: Sequence[str] | None = None) -> list[str]:
     return list(dict.fromkeys(models or [model, SECOND_INSTRUMENT]))
 
 
-def frame_unit(lm_or_reads) -> str:
-    """What one frame's loss is, in words, for a model (or its ``reads``: "audio" or "midi")."""
-    reads = lm_or_reads if isinstance(lm_or_reads, str) else getattr(lm_or_reads, "reads", "audio")
-    return "nats per frame (sum over its tokens)" if reads == "midi" else "nats per code"
-
-
 def unit_of(model: str) -> str:
-    """:func:`frame_unit` of a model name, folder or hub id (from its family; nothing is loaded)."""
+    """What one frame's loss is, in words (`lossprofile.modality.Modality.frame_unit`), for a model name, folder
+    or hub id: the symbolic family reads MIDI, the others audio (nothing is loaded)."""
     from ..models.loading import resolve
 
-    return frame_unit("midi" if resolve(model)[0] == "symbolic" else "audio")
+    return (MIDI if resolve(model)[0] == "symbolic" else AUDIO).frame_unit
 
 
 def trend_by_model(summary: pd.DataFrame) -> pd.DataFrame:
@@ -288,7 +284,7 @@ def per_model(table: pd.DataFrame, fn, *args, **kwargs) -> pd.DataFrame:
 
 
 def loss_by_condition_by_model(noisy: pd.DataFrame, pure: pd.DataFrame, length_frames: int) -> pd.DataFrame:
-    """:func:`loss_by_condition` for every model of ``noisy`` (and its own rows of ``pure``), with its unit."""
+    """`loss_by_condition` for every model of ``noisy`` (and its own rows of ``pure``), with its unit."""
     parts = [loss_by_condition(part, pure[pure["model"] == model], length_frames).assign(model=model,
                                                                                          unit=unit_of(model))
              for model, part in noisy.groupby("model", sort=False)]
@@ -302,45 +298,57 @@ def noise_window_costs(lm: TokenLM, kinds=KINDS, n_pieces: int = 3, lengths_fram
 
     One row per (piece, window, length): ``window_nll`` (the model, per code or token inside the window),
     ``clean_window_nll`` (the clean excerpt there) and ``counting_nll`` (a learner that only counts the window's own
-    codes or tokens: :func:`~lossprofile.analysis.musicality.in_context_unigram_nats`). Audio: loudness-matched
-    white noise through the codec (after the onset Peak); symbolic: random notes at the excerpt's density and one
-    repeated note, in the score (:func:`lossprofile.analysis.symbolic.noise_response`).
+    codes or tokens: `lossprofile.analysis.musicality.in_context_unigram_nats`). The windows are the
+    modality's (`WINDOW_COSTS`): audio, loudness-matched white noise through the codec (after the onset Peak);
+    symbolic, random notes at the excerpt's density and one repeated note, in the score.
     """
-    from .. import audio
-    from ..analysis import musicality
-    from ..analysis import symbolic as token_space
-
+    modality = modality_of(lm)
     rows = []
     sources = kinds.items() if isinstance(kinds, Mapping) else ((kind, None) for kind in kinds)
     for kind, folder in sources:
         chosen = pieces(kind, n_pieces, lm, folder=folder)
-        if getattr(lm, "reads", "audio") == "midi":
-            midis = []
-            for p in chosen:
-                midi = audio.read_midi(p.path)
-                midis.append(audio.midi_excerpt(midi, audio.midi_first_onset(midi), excerpt_seconds))
-            table = token_space.noise_response(lm, midis, [n / lm.frame_rate for n in lengths_frames],
-                                               onset_seconds=onset_frame / lm.frame_rate,
-                                               kinds=("random_notes", "constant_note"), seed=seed)
-            table = table.rename(columns={"kind": "window", "window_unigram_nats": "counting_nll"})
-            table["window"] = table["window"].str.replace("_", " ")
-            table["unit"] = "nats per token"
-        else:
-            wavs = [load_excerpt(p, lm.sample_rate, excerpt_seconds) for p in chosen]
-            table = musicality.noise_response(lm, wavs, lm.sample_rate, lengths=lengths_frames,
-                                              onset_frame=onset_frame, excerpt_seconds=excerpt_seconds, seed=seed)
-            table = table.assign(window="white noise", length_seconds=table["length_frames"] / lm.frame_rate,
-                                 window_nll=table["assimilation_delta"] + table["clean_window_nll"],
-                                 counting_nll=table["noise_unigram_nll"], unit="nats per code")
+        clips = [modality.excerpt(p, lm.sample_rate, excerpt_seconds) for p in chosen]
+        table = WINDOW_COSTS[modality.name](lm, clips, lengths_frames, onset_frame, excerpt_seconds, seed)
         table["piece"] = [chosen[i].name for i in table["piece"]]
-        rows.append(table.assign(model=lm.name, dataset=kind)[
+        rows.append(table.assign(model=lm.name, dataset=kind, unit=lm.loss_unit)[
             ["model", "dataset", "piece", "window", "length_seconds", "window_nll", "clean_window_nll",
              "counting_nll", "unit"]])
     return pd.concat(rows, ignore_index=True)
 
 
+def codec_window_costs(lm: TokenLM, wavs: Sequence[np.ndarray], lengths_frames: Sequence[int], onset_frame: int,
+                       excerpt_seconds: float, seed: int) -> pd.DataFrame:
+    """`noise_window_costs`' rows of an audio model: white noise through the codec
+    (`lossprofile.analysis.musicality.noise_response`), the window after the onset Peak."""
+    from ..analysis import musicality
+
+    table = musicality.noise_response(lm, wavs, lm.sample_rate, lengths=lengths_frames, onset_frame=onset_frame,
+                                      excerpt_seconds=excerpt_seconds, seed=seed)
+    return table.assign(window="white noise", length_seconds=table["length_frames"] / lm.frame_rate,
+                        window_nll=table["assimilation_delta"] + table["clean_window_nll"],
+                        counting_nll=table["noise_unigram_nll"])
+
+
+def token_window_costs(lm: TokenLM, midis: Sequence, lengths_frames: Sequence[int], onset_frame: int,
+                       excerpt_seconds: float, seed: int) -> pd.DataFrame:
+    """`noise_window_costs`' rows of a model over MIDI tokens: random notes and one repeated note in the score
+    (`lossprofile.analysis.musicality.token_noise_response`), the same windows in seconds."""
+    from ..analysis import musicality
+
+    table = musicality.token_noise_response(lm, midis, [n / lm.frame_rate for n in lengths_frames],
+                                            onset_seconds=onset_frame / lm.frame_rate,
+                                            kinds=("random_notes", "constant_note"), seed=seed)
+    table = table.rename(columns={"kind": "window", "window_unigram_nats": "counting_nll"})
+    table["window"] = table["window"].str.replace("_", " ")
+    return table
+
+
+# each modality's noise windows (lossprofile.modality.Modality.name -> its rows of noise_window_costs)
+WINDOW_COSTS = {AUDIO.name: codec_window_costs, MIDI.name: token_window_costs}
+
+
 def window_cost_summary(costs: pd.DataFrame) -> pd.DataFrame:
-    """Mean over pieces and data kinds of :func:`noise_window_costs`, per model, window and length."""
+    """Mean over pieces and data kinds of `noise_window_costs`, per model, window and length."""
     keys = ["model", "window", "length_seconds", "unit"]
     out = costs.groupby(keys, sort=False).agg(window_nll=("window_nll", "mean"),
                                               clean_window_nll=("clean_window_nll", "mean"),
@@ -357,7 +365,7 @@ def profile_evaluation(lm: TokenLM, kinds: Mapping[str, str | Path | None], n_pi
     Sources: the TrainingSet's held-out pieces, ASAP performances as MIDI (the score families need MIDI; an audio
     model hears them rendered) and the model's own samples (clean only), ``n_pieces`` each; ``kinds`` may point
     ``training``/``ood``/``generated`` at other folders. Weights are fitted on the fit split of
-    :func:`lossprofile.analysis.evaluate.fit_families_of` (noise segments and shuffles, or their token-space
+    [`analysis.evaluate.fit_families_of`][lossprofile.analysis.evaluate.fit_families_of] (noise segments and shuffles, or their token-space
     analogues for a model over MIDI tokens) and reported on the report split.
     """
     from ..analysis import evaluate

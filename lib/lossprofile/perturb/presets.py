@@ -97,4 +97,3 @@ def presets_text() -> str:
     return "\n".join(f"{name}: {text}" for name, (text, _) in PRESETS.items())
 
 
-describe = presets_text  # the old name, for lossprofile/cli.py until it imports presets_text: then remove

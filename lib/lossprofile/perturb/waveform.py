@@ -186,7 +186,6 @@ def covering_segments(window: slice, fraction: float, segment_samples: tuple[int
     return [slice(a, a + n) for a, n in zip(starts, lengths)]
 
 
-random_segments = covering_segments  # the old name, for analysis/evaluate.py until it imports covering_segments
 
 
 def _samples(seconds: tuple[float, float], sample_rate: int) -> tuple[int, int]:
@@ -418,7 +417,7 @@ class Perturbation:
         return ",".join(f"{k}={v}" for k, v in asdict(self).items())
 
 
-def noise_sweep(lengths_frames=PAPER_LENGTHS, onset_frame: int = 250, color: str = "white",
+def noise_sweep(lengths_frames=PAPER_LENGTHS, onset_frame: int = 250, *, color: str = "white",
                 match_offset_db: float = 0.0, seed: int = 0) -> list[Perturbation]:
     """The paper's RQ1 design: loudness-matched noise at ``onset_frame`` for each length."""
     return [Perturbation("noise", onset_frame, n, color=color, match_offset_db=match_offset_db, seed=seed)

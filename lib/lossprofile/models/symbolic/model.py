@@ -118,7 +118,7 @@ class SymbolicLM(TokenLM):
     @property
     def frame_loss_unit(self) -> str:
         # a 20 ms frame holds 0..n event tokens; the runner sums them so that the clean and perturbed curves line
-        # up in time although their token counts differ (lossprofile.runner.token_frames_table)
+        # up in time although their token counts differ (lossprofile.modality: the MIDI modality's frames)
         return "nats per frame (sum over its tokens)"
 
     @property
