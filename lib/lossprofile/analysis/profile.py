@@ -80,7 +80,7 @@ from ..perturb.waveform import Perturbation
 from ..runner import pieces_per_batch_for
 from ..scoring import score_many, stats_batched
 from .regions import moving_average, onset_peak, window_assimilation
-from .statistics import STATISTICS, Curves, curve_statistics
+from .statistics import STATISTICS, Curves, curve_statistics, pass_columns
 
 # The recommended score's weights for each instrument, written by `lossprofile validate --ship` (make validation)
 # from the embedded models; they say which score won, on which pieces and families they were fitted.
@@ -100,7 +100,8 @@ def options_key(prompt: str | None = None, reference=None) -> dict:
     """What a cached table of :func:`profile_scores` rows depends on beyond the model and the probes: its columns,
     how probes are seeded, the text prompt and the reference model's weights (a part cached under another key is
     scored again)."""
-    return dict(columns=list(FEATURES + EXTRA_FEATURES) + list(STATISTICS), probes=PROBE_SEEDING, prompt=prompt,
+    columns = list(FEATURES + EXTRA_FEATURES) + list(STATISTICS)
+    return dict(columns=columns + [c for c in pass_columns() if c not in columns], probes=PROBE_SEEDING, prompt=prompt,
                 reference=None if reference is None else reference.fingerprint)
 
 
@@ -341,6 +342,7 @@ def with_score(table: pd.DataFrame, weights: dict | None, instrument: str) -> pd
         from .typicality import explain, shipped
 
         typ = shipped(instrument)
+        table = typ.with_bands(table) if typ is not None else table  # band shares against the reference's band
         if typ is not None and all(s in table for s in typ.statistics):
             table = table.join(explain(typ, table))
     table.attrs.update(attrs)
@@ -498,7 +500,7 @@ def profile_scores(lm, wavs: Sequence, sample_rate: int, excerpt_seconds: float 
                 nll=scores.clean.numpy().astype(np.float64), entropy=scores.entropy_clean.numpy().astype(np.float64),
                 codes=codes.numpy(), frame_nll=clean_frames.astype(np.float64),
                 frame_entropy=scores.entropy_clean.mean(0).numpy().astype(np.float64), frame_rate=lm.frame_rate,
-                cardinality=lm.cardinality, modality="audio"))
+                cardinality=lm.cardinality, modality="audio", residual=lm.quantization_residual(clean)))
             curves[name] = probe_curve(clean_frames, scores.entropy_clean.mean(0).numpy(), probed, perts)
             rows.append(dict(piece=name, **probe_features(clean_frames, probed, perts, design),
                              **token_features(scores.clean, scores.entropy_clean, scores.rank_clean,
