@@ -81,7 +81,7 @@ from ..perturb.waveform import Perturbation
 from ..runner import pieces_per_batch_for
 from ..scoring import stats_batched
 from .regions import moving_average, window_assimilation, window_peak
-from .statistics import STATISTICS, Curves, curve_statistics
+from .statistics import STATISTICS, Curves, curve_statistics, pass_columns
 
 # The recommended score's weights for each instrument, written by `lossprofile validate --ship` (make validation)
 # from the embedded models; they say which score won, on which pieces and families they were fitted.
@@ -102,7 +102,8 @@ def options_key(prompt: str | None = None, reference=None) -> dict:
     """What a cached table of [`profile_scores`][lossprofile.analysis.profile.profile_scores] rows depends on beyond the model and the probes: its columns,
     how probes are seeded, the text prompt and the reference model's weights (a part cached under another key is
     scored again)."""
-    return dict(columns=list(FEATURES + EXTRA_FEATURES) + list(STATISTICS), probes=PROBE_SEEDING, prompt=prompt,
+    columns = list(FEATURES + EXTRA_FEATURES) + list(STATISTICS)
+    return dict(columns=columns + [c for c in pass_columns() if c not in columns], probes=PROBE_SEEDING, prompt=prompt,
                 reference=None if reference is None else reference.fingerprint)
 
 
@@ -269,6 +270,7 @@ def with_score(table: pd.DataFrame, weights: dict | None, instrument: str) -> pd
         from .typicality import explain, shipped
 
         typ = shipped(instrument)
+        table = typ.with_bands(table) if typ is not None else table  # band shares against the reference's band
         if typ is not None and all(s in table for s in typ.statistics):
             table = table.join(explain(typ, table))
     table.attrs.update(attrs)
@@ -358,7 +360,7 @@ def profile_scores(lm, clips: Sequence, sample_rate: int, *, excerpt_seconds: fl
                                 batch_size=batch_size)
         for (name, perts, clean, _), one in zip(chunk, scored):
             row, curves[name] = profile_row(lm, one, perts, design, prompt, reference, precision, batch_size,
-                                            context_window_seconds)
+                                            context_window_seconds, residual=lm.quantization_residual(clean))
             rows.append(dict(piece=name, **row, seconds_scored=modality.duration(clean, sample_rate, excerpt_seconds)))
     table = pd.DataFrame(rows, columns=None if rows else ["piece", "seconds_scored"])
     table.attrs["errors"] = errors
@@ -377,11 +379,13 @@ def profile_scores(lm, clips: Sequence, sample_rate: int, *, excerpt_seconds: fl
 
 def profile_row(lm, scored: Scored, perts: Sequence, design: ProbeDesign, prompt: str | None = None, reference=None,
                 precision: str = "auto", batch_size: int | None = None,
-                context_window_seconds: float = CONTEXT_WINDOW_SECONDS) -> tuple[dict, pd.DataFrame]:
+                context_window_seconds: float = CONTEXT_WINDOW_SECONDS, *, residual: np.ndarray | None = None
+                ) -> tuple[dict, pd.DataFrame]:
     """One scored clip's features ([`profile_scores`][lossprofile.analysis.profile.profile_scores]' columns but its name and ``seconds_scored``) and its
     [`probe_curve`][lossprofile.analysis.profile.probe_curve], from the clean version and its probes (``perts``) as the model scored them. The curves
     are on the modality's frame grid ([`modality.Modality.curve`][lossprofile.modality.Modality.curve]): a frame's NLL is the mean over
-    an audio model's codebooks, the sum over a score's tokens."""
+    an audio model's codebooks, the sum over a score's tokens. ``residual``: the codec's quantisation residual norms ``[K + 1, T]`` of the clean
+    input (``TokenLM.quantization_residual``), None where the family has none (its codec statistics are NaN)."""
     modality = modality_of(lm)
     clean = scored.stats[0]
     frame_nll = modality.curve(scored, 0, "nll", "sum")
@@ -400,7 +404,7 @@ def profile_row(lm, scored: Scored, perts: Sequence, design: ProbeDesign, prompt
     statistics = curve_statistics(Curves(
         nll=clean.nll.numpy().astype(np.float64), entropy=clean.entropy.numpy().astype(np.float64),
         codes=codes.numpy(), frame_nll=frame_nll.astype(np.float64), frame_entropy=frame_entropy.astype(np.float64),
-        frame_rate=lm.frame_rate, cardinality=lm.cardinality, modality=modality.name))
+        frame_rate=lm.frame_rate, cardinality=lm.cardinality, modality=modality.name, residual=residual))
     row = dict(**probe_features(frame_nll, probed, perts, design),
                **token_features(clean.nll, clean.entropy, clean.rank, clean.surprisal_var),
                **codebooks, **passes, **statistics)

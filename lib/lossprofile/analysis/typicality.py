@@ -31,6 +31,7 @@ import numpy as np
 import pandas as pd
 
 from .. import audio, columns
+from . import statistics as registry
 from ..data.datasets import ASAP_DIR, Piece
 from ..modality import modality_of
 
@@ -96,7 +97,8 @@ class Typicality:
 
     ``statistics``: the columns it reads; ``center``/``scale``: the reference's median and interquartile range
     per statistic (what every detector standardises by); ``reference_scores``: the reference clips' own scores
-    (in-sample), for percentiles."""
+    (in-sample), for percentiles; ``bands``: the reference's band of window means per window curve, which band
+    shares (`lossprofile.analysis.statistics.with_band_statistics`) of the rows scored are computed against."""
 
     detector: str
     statistics: list[str]
@@ -106,8 +108,14 @@ class Typicality:
     seed: int = 0
     model: object = field(default=None, repr=False)
     reference_scores: np.ndarray = field(default=None, repr=False)
+    bands: dict = field(default_factory=dict, repr=False)
+
+    def with_bands(self, rows: pd.DataFrame) -> pd.DataFrame:
+        """``rows`` with their band shares against this reference's bands (where they have window quantiles)."""
+        return registry.with_band_statistics(rows, self.bands)
 
     def standardise(self, rows: pd.DataFrame) -> np.ndarray:
+        rows = self.with_bands(rows)
         missing = [s for s in self.statistics if s not in rows]
         if missing:
             raise KeyError(f"rows lack the statistics {missing} the typicality score reads")
@@ -182,12 +190,18 @@ def usable_statistics(reference: pd.DataFrame, statistics: Sequence[str]) -> lis
 
 
 def fit(reference: pd.DataFrame, statistics: Sequence[str], detector: str = "mahalanobis", seed: int = 0,
-        neighbours: int = 5, folds: int = 10) -> Typicality:
+        neighbours: int = 5, folds: int = 10, bands: dict | None = None) -> Typicality:
     """Fit ``detector`` on the reference rows' ``statistics`` (those usable: `usable_statistics`).
+
+    Band shares are computed against ``bands`` (default: the reference's own,
+    `lossprofile.analysis.statistics.reference_bands`, from its clips' window quantiles; a shipped reference
+    carries its bands in its provenance), the reference's own rows included.
 
     The reference clips' own scores, which percentiles are read against, are out of fold (``folds`` folds of whole
     pieces, by the ``piece`` column where there is one): a clip the detector was fitted on looks more typical than
     a new clean clip does, and in-sample percentiles would put most new clean music in the bottom quarter."""
+    bands = registry.reference_bands(reference) if bands is None else bands
+    reference = registry.with_band_statistics(reference, bands)
     stats = usable_statistics(reference, statistics)
     if not stats:
         raise ValueError(f"the reference has none of the statistics {list(statistics)[:5]}...")
@@ -212,7 +226,7 @@ def fit(reference: pd.DataFrame, statistics: Sequence[str], detector: str = "mah
         model = NearestNeighbors(n_neighbors=min(neighbours, len(z))).fit(z)
     elif detector not in ("fisher", "min_p"):
         raise ValueError(f"unknown detector {detector!r}; expected one of {DETECTORS}")
-    typ = Typicality(detector, stats, center, scale, z, seed, model)
+    typ = Typicality(detector, stats, center, scale, z, seed, model, bands=bands)
     typ.reference_scores = typ._score(z) if folds < 2 else out_of_fold_scores(reference, stats, detector, seed,
                                                                                neighbours, folds)
     return typ
@@ -237,6 +251,7 @@ def explain(typ: Typicality, rows: pd.DataFrame, top: int = 3) -> pd.DataFrame:
     """Why each row scored as it did: its typicality, its percentile among the reference's clean clips, and the
     ``top`` statistics furthest from the reference (largest |standardised value|), each with its value and the
     reference's 5–95% range. One row per input row."""
+    rows = typ.with_bands(rows)
     z = typ.standardise(rows)
     scores = typ.score(rows)
     low, high = (np.percentile(typ.reference_z * typ.scale + typ.center, q, axis=0) for q in (5, 95))
@@ -308,5 +323,6 @@ def shipped(instrument: str, folder: str | os.PathLike = REFERENCE_DIR) -> Typic
     reference, provenance = found
     key = (instrument, id(reference), provenance["detector"], tuple(provenance["statistics"]), str(folder))
     if key not in _FITTED:
-        _FITTED[key] = fit(reference, provenance["statistics"], provenance["detector"], provenance.get("seed", 0))
+        _FITTED[key] = fit(reference, provenance["statistics"], provenance["detector"], provenance.get("seed", 0),
+                           bands=provenance.get("window_bands"))
     return _FITTED[key]

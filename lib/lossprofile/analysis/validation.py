@@ -740,6 +740,11 @@ def tables_of(versions: pd.DataFrame, props: pd.DataFrame | None = None, instrum
         reference = found[0] if found is not None else None
     typical = []
     if reference is not None:  # direction-free scores, fitted on the clean reference alone
+        # band shares against the reference's band of window means (its own clips' in-sample), for every table
+        bands = statistics.reference_bands(reference)
+        reference, versions, props, samples, weaker = (
+            statistics.with_band_statistics(t, bands) if t is not None else t
+            for t in (reference, versions, props, samples, weaker))
         versions, typical = add_typicality(versions, reference, instrument, seed)
         needed = typicality.usable_statistics(reference, statistics.names(of_instrument(instrument).name))
         props, samples, weaker = (add_typicality(t, reference, instrument, seed)[0]
@@ -845,6 +850,8 @@ def ship_reference(folder: Path, weights: dict, lm=None) -> Path | None:
     if reference is None:
         return None
     instrument = folder.name
+    bands = statistics.reference_bands(reference)  # shipped: the shares of new clips are computed against them
+    reference = statistics.with_band_statistics(reference, bands)
     chosen = weights.get("detector", "mahalanobis") if weights.get("kind") == "typicality" else "mahalanobis"
     provenance = dict(instrument=instrument, detector=chosen, recommended=weights.get("provenance", {}).get("chosen"),
                       statistics=typicality.usable_statistics(reference,
@@ -852,7 +859,7 @@ def ship_reference(folder: Path, weights: dict, lm=None) -> Path | None:
                       clips=len(reference), pieces=sorted(reference["piece"].unique()),
                       offsets_seconds=list(typicality.REFERENCE_OFFSETS_SECONDS),
                       model=None if lm is None else lm.name, weights=None if lm is None else lm.fingerprint,
-                      seed=weights.get("provenance", {}).get("seed", 0),
+                      seed=weights.get("provenance", {}).get("seed", 0), window_bands=bands,
                       made_by="lossprofile validate --ship (make validation)")
     keep = ["piece", "offset_seconds", *provenance["statistics"]]  # no paths: they name this machine's folders
     return typicality.save_reference(reference[[c for c in keep if c in reference]], instrument, provenance)

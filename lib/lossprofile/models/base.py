@@ -227,6 +227,14 @@ class TokenLM(abc.ABC):
         """(codes ``[1, K, T]``, seconds of each token ``[T]``) of a score; only families with ``reads == "midi"``."""
         raise TypeError(f"{self.name} reads audio, not MIDI: render the score first")
 
+    def quantization_residual(self, wav: np.ndarray) -> np.ndarray | None:
+        """A codec family's quantisation leftovers of a waveform ``[S]`` (its encoder and quantizer only, no LM
+        pass): L2 norms ``[K + 1, T]`` of the residual entering each residual-VQ level and of the one left after the
+        last (row k + 1: the distance from level k's input to its codeword). The default, None: the family has no
+        such residual (a model over MIDI tokens, a tokenizer that is not a residual VQ); its ``quant_residual_*``
+        statistics are NaN."""
+        return None
+
     def encode_variants(self, clean: np.ndarray, variants: Sequence[np.ndarray]) -> torch.Tensor:
         """Codes ``[1 + N, K, T]`` of ``clean [S]`` and each variant ``[S]``.
 

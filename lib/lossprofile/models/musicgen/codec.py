@@ -90,6 +90,24 @@ def quantize_with_margins(quantizer: nn.Module, embeddings: torch.Tensor, num_co
     return torch.stack(codes, 1).long(), torch.stack(margins, 1)
 
 
+def residual_norms(quantizer: nn.Module, embeddings: torch.Tensor, num_codebooks: int) -> torch.Tensor:
+    """The residual VQ's leftovers: L2 norm of the residual entering each of the first ``num_codebooks`` levels
+    and of the one left after the last, ``[B, K + 1, T]`` for ``embeddings [B, D, T]`` (row 0: the latent itself;
+    row k + 1: the distance from level k's input to its chosen codeword). The codewords are chosen as
+    transformers' EnCodec quantizer chooses them (`quantize_with_margins`' arithmetic), so these are the
+    leftovers of the codes the model reads."""
+    residual = embeddings.transpose(1, 2).float()  # [B, T, D]
+    norms = [residual.norm(dim=-1)]
+    for layer in quantizer.layers[:num_codebooks]:
+        flat = residual.reshape(-1, residual.shape[-1])
+        embed = layer.codebook.embed.float()
+        dist = -(flat.pow(2).sum(1, keepdim=True) - 2 * flat @ embed.t() + embed.pow(2).sum(1)[None])
+        index = dist.argmax(dim=-1)
+        residual = residual - embed[index].view(residual.shape)
+        norms.append(residual.norm(dim=-1))
+    return torch.stack(norms, 1)
+
+
 def _run(layers: list[nn.Module], x: torch.Tensor) -> torch.Tensor:
     for layer in layers:
         x = layer(x)
@@ -229,19 +247,26 @@ def encode_pieces(lm: "MusicLM", pieces: Sequence[tuple[np.ndarray, Sequence[np.
     for key in alone:
         splice(key, _run(local, to_device([variant(key)[spans[key][2] : spans[key][3]]])))
 
-    def finish(keys: list) -> dict:  # conv-stack outputs [N, D, T] of equal T → codes [1, K, T] per key
+    remember = getattr(lm, "remember_residual", None)
+
+    def finish(keys: list, clean: bool = False) -> dict:  # conv-stack outputs [N, D, T] of equal T → codes [1, K, T]
         out = {}
         for T in sorted({latents[k].shape[-1] for k in keys}):
             # the quantizer holds a [rows × T, codebook size] distance matrix: a bounded number of frames per call
             for chosen in pack_items([k for k in keys if latents[k].shape[-1] == T], lambda k: T, max_batch_frames):
-                codes = codec.quantizer.encode(_run(rest, torch.cat([latents[k] for k in chosen])), bandwidth)
+                embeddings = _run(rest, torch.cat([latents[k] for k in chosen]))
+                codes = codec.quantizer.encode(embeddings, bandwidth)
                 out.update(zip(chosen, codes.transpose(0, 1)[:, : lm.num_codebooks].long().split(1)))
+                if clean and remember is not None:  # the clean rows' VQ leftovers, for the codec statistics
+                    norms = residual_norms(codec.quantizer, embeddings, lm.num_codebooks).cpu().numpy()
+                    for key, row in zip(chosen, norms):
+                        remember(pieces[key[0]][0], row)
         return out
 
     # One piece: its clean row alone, so its codes are exactly lm.encode's whatever variants come with it.
     # The changed variants' rest (EnCodec's LSTM) and quantizer in one batch: row by row, the LSTM's sequential
     # steps at batch 1 dominated the GPU pipeline's time (bench.stage_seconds, tools/gpu_profile.py).
-    codes = finish([(p, 0) for p in range(len(pieces))])
+    codes = finish([(p, 0) for p in range(len(pieces))], clean=True)
     codes.update(finish(sorted(spans)))
     return [torch.cat([codes.get((p, i), codes[p, 0]) for i in range(1 + len(variants))])
             for p, (_, variants) in enumerate(pieces)]

@@ -11,6 +11,7 @@ Shapes: waveforms are ``[B, C, S]`` (batch, channels, samples), codes are
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import logging
 import os
@@ -123,6 +124,10 @@ def checkpoint_fingerprint(path: str, model: Any) -> str:
     return str(getattr(model.config, "_commit_hash", None) or path)
 
 
+def _digest(wav: np.ndarray) -> str:
+    return hashlib.sha1(wav.tobytes()).hexdigest() + str(wav.shape)
+
+
 @dataclass
 class MusicLM(TokenLM):
     """A loaded MusicGen: codec + (text) conditioner + decoder, with exact scoring."""
@@ -136,6 +141,7 @@ class MusicLM(TokenLM):
     device: torch.device = field(default_factory=lambda: torch.device("cpu"))
     dtype: torch.dtype = torch.float32
     fingerprint: str = ""
+    _residuals: dict = field(default_factory=dict, repr=False, compare=False)  # digest -> residual norms
 
     # ---- properties of the token stream -------------------------------------------------
     @property
@@ -193,6 +199,31 @@ class MusicLM(TokenLM):
         out = codec.encode(x, bandwidth=max(codec.config.target_bandwidths))
         codes = out.audio_codes[0] if out.audio_codes.ndim == 4 else out.audio_codes
         return codes[:, : self.num_codebooks].long()
+
+    @torch.no_grad()
+    def quantization_residual(self, wav: np.ndarray) -> np.ndarray | None:
+        """The codec's own quantisation leftovers of a waveform ``[S]`` (no LM pass): L2 norms ``[K + 1, T]`` of the
+        residual entering each RVQ level and of the one left after the last (`codec.residual_norms`), or
+        None where the codec's encoder cannot be run apart from its quantizer (loudness normalisation, chunks)."""
+        from .codec import residual_norms, split_encoder
+
+        codec = self.model.audio_encoder
+        if split_encoder(codec) is None:
+            return None
+        wav = np.ascontiguousarray(wav, dtype=np.float32)
+        known = self._residuals.get(_digest(wav))
+        if known is not None:  # the clean pass encoded this waveform already (`codec.encode_pieces`)
+            return known
+        x = torch.from_numpy(np.ascontiguousarray(wav, dtype=np.float32))[None, None]
+        x = x.to(self.device, dtype=next(codec.parameters()).dtype)
+        return residual_norms(codec.quantizer, codec.encoder(x), self.num_codebooks)[0].cpu().numpy()
+
+    def remember_residual(self, wav: np.ndarray, norms: np.ndarray) -> None:
+        """Keep a clean waveform's [`quantization_residual`][lossprofile.models.musicgen.model.MusicLM.quantization_residual] from the encoding that produced its codes (the
+        last few only), so that the profile's codec statistics cost no second encoder run."""
+        self._residuals[_digest(np.ascontiguousarray(wav, dtype=np.float32))] = norms
+        while len(self._residuals) > 64:
+            self._residuals.pop(next(iter(self._residuals)))
 
     @torch.no_grad()
     def decode(self, codes: torch.Tensor) -> torch.Tensor:
