@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 from lossprofile import columns
 from lossprofile.analysis import statistics, typicality, validation
 from lossprofile.analysis.statistics import Curves
+from lossprofile.analysis.validation import lofo
 
 
 @settings(max_examples=50, deadline=None)
@@ -156,7 +157,7 @@ def test_the_clip_level_bootstrap_weights_each_drawn_piece_like_resampling_its_c
     names = np.array([f"p{i}" for i in range(6)])
     x_pieces, y_pieces = names[rng.integers(0, 6, 9)], names[rng.integers(0, 6, 20)]
     x, y = rng.integers(0, 5, 9).astype(float), rng.integers(0, 5, 20).astype(float)  # ties too
-    row, boots = validation._clip_auroc(names, x_pieces, x, y_pieces, y, n_boot=30, seed=4)
+    row, boots = lofo._clip_auroc(names, x_pieces, x, y_pieces, y, n_boot=30, seed=4)
     assert row["auroc"] == pytest.approx(auroc(x, y))
     draws = np.random.default_rng(4).integers(0, 6, size=(30, 6))  # the same draws, resampled clip by clip
     for b, draw in enumerate(draws):

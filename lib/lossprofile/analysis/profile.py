@@ -50,7 +50,7 @@ Scores from passes beyond the probes (`PASS_FEATURES`; each one clean pass more,
   than that (what a model's own samples tend to be); NaN without a reference.
 
 They, like the per-codebook features, are columns of [`profile_scores`][lossprofile.analysis.profile.profile_scores] but not `FEATURES`: the
-validation reports each alone ([`analysis.validation.extra_scores`][lossprofile.analysis.validation.extra_scores]).
+validation reports each alone ([`analysis.validation.lofo.extra_scores`][lossprofile.analysis.validation.lofo.extra_scores]).
 
 ``profile_score`` (higher = better) is the combination of these features that won the validation of
 [`lossprofile.analysis.validation`][] (leave-one-family-out on held-out music, metric properties): either a

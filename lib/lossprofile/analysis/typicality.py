@@ -51,9 +51,9 @@ columns.register(r"typicality_\w+", "see meaning", "a typicality detector's scor
 
 def reference_pieces(validation_count: int = 48) -> list[Piece]:
     """The reference's performances: every ASAP file of ``data/asap`` (the OOD set's) and every held-out one the
-    validation does not use ([`analysis.validation.validation_pieces`][lossprofile.analysis.validation.validation_pieces] after its first
+    validation does not use ([`analysis.validation.pieces.validation_pieces`][lossprofile.analysis.validation.pieces.validation_pieces] after its first
     ``validation_count``), so that no reference piece is a validation piece."""
-    from .validation import validation_pieces
+    from .validation.pieces import validation_pieces
 
     ours = sorted(p for p in ASAP_DIR.rglob("*") if p.suffix.lower() in audio.MIDI_SUFFIXES)
     own = [Piece("asap", str(p.relative_to(ASAP_DIR).with_suffix("")).replace(os.sep, "-"), p) for p in ours]
