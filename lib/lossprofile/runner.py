@@ -355,15 +355,9 @@ def run_experiment(lm: TokenLM, pieces: Sequence[Piece], perturbations: Sequence
     modality_of(lm).check_perturbations(perturbations)  # refused before any work, not piece by piece
     options = ScoringOptions(method, excerpt_seconds, seed, prompt, prompt_from_description, batch_size,
                              prefix_reuse, precision, pieces_per_batch, loudness_dbfs, shorter)
-    prepare, compute_many = batch_scorer(lm, perturbations, options)
-
-    def path_of(piece: Piece) -> str | Path:
-        return part_path(lm, piece, perturbations, options, out_dir)
-
-    parts, errors = for_each_piece(pieces, path_of, scorer(lm, perturbations, options), f"{lm.name} {method}",
-                                   progress, prepare=prepare, compute_many=compute_many,
-                                   pieces_per_batch=pieces_per_batch_for(lm, pieces_per_batch))
-    return collect(parts, errors, out_dir, files={str(path_of(p)): str(p.path) for p in pieces})
+    done = score_pieces(lm, pieces, perturbations, options, out_dir, f"{lm.name} {method}", progress)
+    return collect([part for part, _ in done if part is not None], [error for _, error in done if error is not None],
+                   out_dir, files={str(part): str(p.path) for p, (part, _) in zip(pieces, done) if part is not None})
 
 
 def piece_summary(results: pd.DataFrame) -> pd.DataFrame:
