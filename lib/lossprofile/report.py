@@ -11,6 +11,7 @@ opens from disk: no server, no network, no external script or style.
 from __future__ import annotations
 
 import base64
+import hashlib
 import html
 import io
 import json
@@ -120,8 +121,11 @@ def curve_figure(part: pd.DataFrame, title: str, unit: str = CODEC_UNITS["frame"
     axes[1].axhline(0, color="0.5", lw=0.6, ls="--")
     axes[1].set_ylabel(f"delta ({unit})", fontsize=8)
     axes[1].set_xlabel("frame (20 ms)", fontsize=8)
-    onset, length = int(part["onset_frame"].iloc[0]), int(part["length_frames"].iloc[0])
+    onset, length = part["onset_frame"].iloc[0], part["length_frames"].iloc[0]
     try:
+        if pd.isna(onset) or pd.isna(length):  # a whole-excerpt perturbation (a score preset's): no window to shade
+            raise ValueError("no window")
+        onset, length = int(onset), int(length)
         regions = detect_regions(part["delta"].to_numpy(), onset, length)
         colours = dict(zip(REGIONS, ("tab:orange", "tab:blue", "tab:green")))
         for name in REGIONS:
@@ -130,7 +134,8 @@ def curve_figure(part: pd.DataFrame, title: str, unit: str = CODEC_UNITS["frame"
                 axes[1].axvspan(lo, hi, color=colours[name], alpha=0.2, label=name)
         axes[1].legend(fontsize=7, loc="upper right", ncol=3)
     except (ValueError, AttributeError):  # a window the detector cannot place: the curves alone
-        axes[1].axvspan(onset, onset + length, color="0.85")
+        if not (pd.isna(onset) or pd.isna(length)):
+            axes[1].axvspan(int(onset), int(onset) + int(length), color="0.85")
     fig.suptitle(title, fontsize=9)
     fig.tight_layout()
     return fig
@@ -143,11 +148,18 @@ def drop_stale_media(out: Path, kept: set[str]) -> None:
             old.unlink()
 
 
-def _media(out: Path, name: str, wav: np.ndarray, sample_rate: int) -> str:
-    from .audio import save_audio
+def media_name(name: str) -> str:
+    """The file name of a piece's player: its name made safe, and a digest of the exact name, since two names can
+    be made safe alike (``sub/x`` and ``sub_x``, ``é`` and ``è``)."""
     from .io import slug
 
-    path = out / MEDIA_DIR / f"{slug(name)}.flac"  # a piece named by its path (sub/dup) is one file here
+    return f"{slug(name)}-{hashlib.sha1(name.encode()).hexdigest()[:8]}.flac"
+
+
+def _media(out: Path, name: str, wav: np.ndarray, sample_rate: int) -> str:
+    from .audio import save_audio
+
+    path = out / MEDIA_DIR / media_name(name)
     path.parent.mkdir(parents=True, exist_ok=True)
     save_audio(path, wav, sample_rate)
     return f"{MEDIA_DIR}/{path.name}"
@@ -175,19 +187,24 @@ def _piece_sections(out: Path, results: pd.DataFrame, run: dict, max_pieces: int
     pieces no longer shown (an earlier report with a larger ``max_pieces``, or other pieces) are removed."""
     from .data.datasets import Piece
     from .modality import AUDIO
+    from .runner import PERTURBATION_COLUMNS
 
     sections, media = [], set()
     paths = run.get("paths", {})
     unit = run.get("units", CODEC_UNITS)["frame"]
     for name, rows in list(results.groupby("piece", sort=False))[:max_pieces]:
         keys = rows.drop_duplicates("length_frames").sort_values("length_frames")
-        shown = keys.iloc[-1]
-        part = rows[(rows["perturbation"] == shown["perturbation"]) & (rows["length_frames"] == shown["length_frames"])]
-        title = (f"{name}: {shown['perturbation']} at frame {int(shown['onset_frame'])} for "
-                 f"{int(shown['length_frames'])} frames (mean delta {part['delta'].mean():+.3f} {unit})")
+        shown = keys.iloc[-1]  # the longest window (NaN, a whole-excerpt perturbation, sorts last)
+        same = [c for c in PERTURBATION_COLUMNS if c in rows]
+        part = rows[(rows[same].eq(shown[same]) | (rows[same].isna() & shown[same].isna())).all(axis=1)]
+        windowed = pd.notna(shown["length_frames"]) and pd.notna(shown["onset_frame"])
+        where = (f"at frame {int(shown['onset_frame'])} for {int(shown['length_frames'])} frames" if windowed
+                 else "over the whole excerpt")
+        title = f"{name}: {shown['perturbation']} {where} (mean delta {part['delta'].mean():+.3f} {unit})"
         body = [f'<section class="piece" id="piece-{html.escape(name)}"><h3>{html.escape(name)}</h3>',
                 f'<p class="muted">curve of its longest perturbation ({html.escape(str(shown["perturbation"]))}, '
-                f'{int(shown["length_frames"])} frames); every perturbation\'s numbers are in the table above</p>',
+                f'{int(shown["length_frames"]) if windowed else "whole excerpt"}'
+                f'{" frames" if windowed else ""}); every perturbation\'s numbers are in the table above</p>',
                 f'<img alt="loss curves of {html.escape(name)}" src="{png_data_uri(curve_figure(part, title, unit))}">']
         if name in paths and Path(paths[name]).exists():
             try:
@@ -288,9 +305,12 @@ def region_means(results: pd.DataFrame, keys: Sequence[str]) -> pd.DataFrame:
     for key, curve in results.groupby(list(keys), dropna=False, sort=False):
         curve = curve.sort_values("frame")
         row = dict(zip(keys, key if isinstance(key, tuple) else (key,)))
+        onset, length = curve["onset_frame"].iloc[0], curve["length_frames"].iloc[0]
+        if pd.isna(onset) or pd.isna(length):  # a perturbation with no window (a score preset's whole-piece kinds)
+            rows.append(row)
+            continue
         try:
-            found = detect_regions(curve["delta"].to_numpy(), int(curve["onset_frame"].iloc[0]),
-                                   int(curve["length_frames"].iloc[0]))
+            found = detect_regions(curve["delta"].to_numpy(), int(onset), int(length))
             row.update({f"{r['region']}_delta": r["mean"] for r in region_stats(curve["delta"].to_numpy(), found)})
         except ValueError:
             pass
