@@ -267,19 +267,22 @@ statistic("compression_nats", "nats per code", "a generic compressor's (zlib) co
 statistic("nll_minus_compression", "nats per code", "mean NLL minus the compressor's code length: below 0, the "
           "model predicts the codes better than a generic compressor", "complexity",
           compute=lambda c: float(c.nll.mean()) - code_length_nats(c.codes, c.cardinality))
+# The codec and band groups are measured (audibility, ablation) but not shipped: added to the typicality
+# detectors they lowered the audio validation's mean LOFO AUROC (Mahalanobis 0.60 -> 0.57; docs/profile-score.md).
 for _k in range(MAX_CODEBOOKS):
     statistic(f"quant_residual_k{_k}", "ratio", f"the codec's quantisation residual at RVQ level {_k}: mean distance "
               f"from the level's input to its chosen codeword over the input's mean norm (0 = exact, 1 = the level "
-              f"explains nothing; no LM pass)", "codec", modalities=("audio",),
+              f"explains nothing; no LM pass)", "codec", modalities=("audio",), shipped=False,
               compute=lambda c, _k=_k: quant_residual(c, _k))
 statistic("quant_residual_total", "ratio", "the codec's quantisation residual after every RVQ level: mean norm left "
-          "over the latent's mean norm", "codec", modalities=("audio",), compute=lambda c: quant_residual(c, None))
+          "over the latent's mean norm", "codec", modalities=("audio",), shipped=False,
+          compute=lambda c: quant_residual(c, None))
 for _which, _seconds in BAND_WINDOWS:
     statistic(f"{band_key(_which, _seconds)}_outside", "share (0-1)", f"share of the {_seconds:g} s windows whose mean "
               f"{_which.upper() if _which == 'nll' else _which} lies outside the clean reference's 5-95% band of "
               f"window means (about 0.1 for clean music); computed against a reference "
               "(lossprofile.analysis.statistics.with_band_statistics), absent without one", "band",
-              band=band_key(_which, _seconds))
+              shipped=False, band=band_key(_which, _seconds))
 columns.register(r"(nll|entropy)_w[\d.]+s_q\d+", "nats per code (audio) / nats per second (MIDI)",
                  "a quantile (q05 = 5%) of the clip's window means of the clean curve: what band shares are computed "
                  "from against a reference")

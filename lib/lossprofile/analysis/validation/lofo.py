@@ -113,16 +113,20 @@ def mean_paired_auroc(table: pd.DataFrame, score: np.ndarray) -> dict[str, float
 def ablation_table(table: pd.DataFrame, reference: pd.DataFrame, instrument: str = "audio", seed: int = 0,
                    detector: str = "mahalanobis", sizes: Sequence[int] = (25, 50, 100), draws: int = 5
                    ) -> pd.DataFrame:
-    """What carries a typicality score: its paired AUROC per family with every statistic, with each group of
-    statistics alone and with each group left out; and with references of ``sizes`` clips (whole pieces drawn,
+    """What carries a typicality score: its paired AUROC per family with every shipped statistic, with each group
+    of statistics alone and with each shipped group left out (a group measured but not shipped: added); and with
+    references of ``sizes`` clips (whole pieces drawn,
     ``draws`` times, mean and range) against all of them."""
-    every = [s for s in statistics.names(of_instrument(instrument).name) if s in table]
-    groups = sorted({statistics.STATISTICS[s].group for s in every})
+    every = [s for s in statistics.names(of_instrument(instrument).name) if s in table]  # the shipped ones
+    measured = [s for s in statistics.names(of_instrument(instrument).name, shipped_only=False) if s in table]
     variants = [("all statistics", every, reference)]
-    for group in groups:
-        alone = [s for s in every if statistics.STATISTICS[s].group == group]
-        variants += [(f"only {group}", alone, reference), (f"without {group}", [s for s in every if s not in alone],
-                                                                   reference)]
+    for group in sorted({statistics.STATISTICS[s].group for s in measured}):
+        alone = [s for s in measured if statistics.STATISTICS[s].group == group]
+        if set(alone) <= set(every):
+            variants += [(f"only {group}", alone, reference),
+                         (f"without {group}", [s for s in every if s not in alone], reference)]
+        else:  # a group measured but not shipped: what adding it would do
+            variants += [(f"only {group}", alone, reference), (f"with {group}", every + alone, reference)]
     rows = []
     for name, stats, ref in variants:
         if not typicality.usable_statistics(ref, stats):
