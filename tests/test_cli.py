@@ -391,3 +391,21 @@ def test_a_profile_report_explains_each_clip_with_its_probed_curve_and_its_audio
     page.feed((out / "report.html").read_text())
     assert page.sections == 2 and page.images == 2 and len(page.audio) == 2
     assert all(sf.info(out / src).duration == pytest.approx(6.0) for src in page.audio)
+
+
+def test_a_missing_local_model_path_is_named_as_not_found(tmp_path):
+    from lossprofile import load_model
+
+    for missing in (f"{tmp_path}/my_finetune/", "./no_such_checkpoint", f"{tmp_path}/a/b/c"):
+        with pytest.raises(ModelLoadError, match="not found"):
+            load_model(missing)
+
+
+def test_an_empty_file_and_a_text_file_named_mp3_get_reasons_that_fit(tmp_path):
+    (tmp_path / "empty.wav").write_bytes(b"")
+    (tmp_path / "notes.mp3").write_text("not audio")
+    with pytest.raises(audio.AudioError, match="empty file"):
+        audio.load_audio(tmp_path / "empty.wav", 32000)
+    with pytest.raises(audio.AudioError, match="not an audio file") as caught:
+        audio.load_audio(tmp_path / "notes.mp3", 32000)
+    assert "does not exist" not in str(caught.value)

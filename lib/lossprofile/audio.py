@@ -119,11 +119,15 @@ def load_audio(path: str | os.PathLike, sample_rate: int) -> np.ndarray:
     else:
         import soundfile as sf
 
+        if path.stat().st_size == 0:
+            raise AudioError(f"{path}: empty file (0 bytes)")
         check_wav_container(path)
         try:
             data, sr = sf.read(str(path), dtype="float32", always_2d=True)  # [S, C]
         except Exception as err:  # soundfile raises several types for bad files
             reason = str(err).replace(f"Error opening {str(path)!r}: ", "")  # libsndfile names the file again
+            if "does not exist or is not a regular file" in reason:  # libsndfile's words for a format it cannot read
+                reason = f"not an audio file libsndfile can decode ({path.suffix or 'no extension'})"
             raise AudioError(f"{path}: unreadable audio ({reason})") from err
         if data.shape[0] == 0:
             raise AudioError(f"{path}: the file holds no audio frames (damaged, or only a header)")

@@ -59,6 +59,9 @@ def resolve(name_or_path: str | os.PathLike) -> tuple[str, str]:
                                      f"Rebuild it with `make {name if name != 'tiny' else 'tiny-model'}`.")
             return family, str(folder)
     is_dir = Path(name).is_dir()
+    looks_local = name.startswith(("/", "./", "../", "~")) or name.endswith(("/", os.sep)) or name.count("/") > 1
+    if looks_local and not Path(name).expanduser().exists():  # a hub id is "org/name": this path is not there
+        raise ModelLoadError(f"{name}: model folder or checkpoint file not found")
     if not is_dir and "/" not in name:
         import difflib
 
