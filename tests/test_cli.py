@@ -304,8 +304,10 @@ def test_report_aligns_text_left_puts_the_headline_first_says_which_curve_and_dr
     assert "curve of its longest perturbation (noise, 20 frames)" in page
     assert "score scores each file at the level it has" in " ".join(page.split())
     rc, stdout, _ = run_cli(["report", str(out), "--max-pieces", "1"], capsys)
-    assert rc == 0 and sorted(p.name for p in (out / "report_media").glob("*.flac")) == ["p0-clean.flac",
-                                                                                        "p0-perturbed.flac"]
+    from lossprofile.report import media_name
+
+    assert rc == 0 and sorted(p.name for p in (out / "report_media").glob("*.flac")) == sorted(
+        [media_name("p0-clean"), media_name("p0-perturbed")])
 
 
 # ---- commands that rebuild or re-measure (#35 item 7) ------------------------------------------------------------

@@ -154,7 +154,7 @@ def test_bad_pieces_are_reported_and_skipped_while_the_rest_completes(small_lm, 
     assert "too short" in errors.loc["short", "error"] and "short.wav" in errors.loc["short", "error"]
     assert "silent" in errors.loc["silent", "error"]
     assert "unreadable" in errors.loc["garbage", "error"] and "garbage.wav" in errors.loc["garbage", "error"]
-    assert "unreadable" in errors.loc["empty", "error"]
+    assert "empty file (0 bytes)" in errors.loc["empty", "error"]
     assert "not found" in errors.loc["missing", "error"]
 
 
