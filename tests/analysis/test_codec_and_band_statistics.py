@@ -27,7 +27,8 @@ def test_the_residual_is_each_levels_distance_to_its_nearest_codeword(small_lm, 
     codec = small_lm.model.audio_encoder
     with torch.no_grad():
         latents = codec.encoder(torch.from_numpy(music_wav)[None, None])
-        norms = residual_norms(codec.quantizer, latents, small_lm.num_codebooks)
+        codes = codec.quantizer.encode(latents, max(codec.config.target_bandwidths)).transpose(0, 1)
+        norms = residual_norms(codec.quantizer, latents, codes[:, : small_lm.num_codebooks])
     K, T = small_lm.num_codebooks, latents.shape[-1]
     assert norms.shape == (1, K + 1, T) and (norms >= 0).all()
     assert torch.allclose(norms[0, 0], latents[0].norm(dim=0))
@@ -38,7 +39,12 @@ def test_the_residual_is_each_levels_distance_to_its_nearest_codeword(small_lm, 
         residual = residual - layer.codebook.embed[distances.argmin(1)]
     # a latent that is a level-0 codeword leaves nothing after level 0
     word = codec.quantizer.layers[0].codebook.embed[3]
-    assert residual_norms(codec.quantizer, word[None, :, None], K)[0, 1, 0] < 1e-4 * float(word.norm())
+    assert residual_norms(codec.quantizer, word[None, :, None], torch.tensor([[[3]]]))[0, 1, 0] < 1e-4 * float(
+        word.norm())
+    # the leftovers are those of the codes given: another codeword leaves its own distance
+    other = codec.quantizer.layers[0].codebook.embed[5]
+    assert residual_norms(codec.quantizer, word[None, :, None], torch.tensor([[[5]]]))[0, 1, 0] == pytest.approx(
+        float((word - other).norm()), rel=1e-5)
 
 
 def test_the_codec_statistics_are_ratios_and_nan_without_a_codec_residual():

@@ -90,20 +90,16 @@ def quantize_with_margins(quantizer: nn.Module, embeddings: torch.Tensor, num_co
     return torch.stack(codes, 1).long(), torch.stack(margins, 1)
 
 
-def residual_norms(quantizer: nn.Module, embeddings: torch.Tensor, num_codebooks: int) -> torch.Tensor:
-    """The residual VQ's leftovers: L2 norm of the residual entering each of the first ``num_codebooks`` levels
-    and of the one left after the last, ``[B, K + 1, T]`` for ``embeddings [B, D, T]`` (row 0: the latent itself;
-    row k + 1: the distance from level k's input to its chosen codeword). The codewords are chosen as
-    transformers' EnCodec quantizer chooses them (`quantize_with_margins`' arithmetic), so these are the
-    leftovers of the codes the model reads."""
+def residual_norms(quantizer: nn.Module, embeddings: torch.Tensor, codes: torch.Tensor) -> torch.Tensor:
+    """The residual VQ's leftovers of the codes it chose: L2 norm of the residual entering each of the ``K`` levels
+    of ``codes [B, K, T]`` and of the one left after the last, ``[B, K + 1, T]`` for ``embeddings [B, D, T]``
+    (row 0: the latent itself; row k + 1: the distance from level k's input to codeword ``codes[:, k]``).
+    Taking the codes ``quantizer.encode`` returned, rather than searching the codebooks again, makes these the
+    leftovers of exactly the codes the model reads and costs a lookup, not a second nearest-codeword search."""
     residual = embeddings.transpose(1, 2).float()  # [B, T, D]
     norms = [residual.norm(dim=-1)]
-    for layer in quantizer.layers[:num_codebooks]:
-        flat = residual.reshape(-1, residual.shape[-1])
-        embed = layer.codebook.embed.float()
-        dist = -(flat.pow(2).sum(1, keepdim=True) - 2 * flat @ embed.t() + embed.pow(2).sum(1)[None])
-        index = dist.argmax(dim=-1)
-        residual = residual - embed[index].view(residual.shape)
+    for k, layer in enumerate(quantizer.layers[: codes.shape[1]]):
+        residual = residual - layer.codebook.embed.float()[codes[:, k]]
         norms.append(residual.norm(dim=-1))
     return torch.stack(norms, 1)
 
@@ -255,10 +251,10 @@ def encode_pieces(lm: "MusicLM", pieces: Sequence[tuple[np.ndarray, Sequence[np.
             # the quantizer holds a [rows × T, codebook size] distance matrix: a bounded number of frames per call
             for chosen in pack_items([k for k in keys if latents[k].shape[-1] == T], lambda k: T, max_batch_frames):
                 embeddings = _run(rest, torch.cat([latents[k] for k in chosen]))
-                codes = codec.quantizer.encode(embeddings, bandwidth)
-                out.update(zip(chosen, codes.transpose(0, 1)[:, : lm.num_codebooks].long().split(1)))
+                codes = codec.quantizer.encode(embeddings, bandwidth).transpose(0, 1)[:, : lm.num_codebooks].long()
+                out.update(zip(chosen, codes.split(1)))
                 if clean and remember is not None:  # the clean rows' VQ leftovers, for the codec statistics
-                    norms = residual_norms(codec.quantizer, embeddings, lm.num_codebooks).cpu().numpy()
+                    norms = residual_norms(codec.quantizer, embeddings, codes).cpu().numpy()
                     for key, row in zip(chosen, norms):
                         remember(pieces[key[0]][0], row)
         return out

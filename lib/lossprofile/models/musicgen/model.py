@@ -216,7 +216,9 @@ class MusicLM(TokenLM):
             return known
         x = torch.from_numpy(np.ascontiguousarray(wav, dtype=np.float32))[None, None]
         x = x.to(self.device, dtype=next(codec.parameters()).dtype)
-        return residual_norms(codec.quantizer, codec.encoder(x), self.num_codebooks)[0].cpu().numpy()
+        embeddings = codec.encoder(x)
+        codes = codec.quantizer.encode(embeddings, max(codec.config.target_bandwidths)).transpose(0, 1)
+        return residual_norms(codec.quantizer, embeddings, codes[:, : self.num_codebooks].long())[0].cpu().numpy()
 
     def remember_residual(self, wav: np.ndarray, norms: np.ndarray) -> None:
         """Keep a clean waveform's [`quantization_residual`][lossprofile.models.musicgen.model.MusicLM.quantization_residual] from the encoding that produced its codes (the
