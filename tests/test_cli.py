@@ -411,3 +411,33 @@ def test_an_empty_file_and_a_text_file_named_mp3_get_reasons_that_fit(tmp_path):
     with pytest.raises(audio.AudioError, match="not an audio file") as caught:
         audio.load_audio(tmp_path / "notes.mp3", 32000)
     assert "does not exist" not in str(caught.value)
+
+
+def test_an_out_folder_holding_a_run_with_other_settings_is_refused_and_its_results_kept(small_checkpoint,
+                                                                                         audio_folder, tmp_path,
+                                                                                         capsys):
+    out = tmp_path / "out"
+    base = ["score", "--model", small_checkpoint, "--device", "cpu", "--data", str(audio_folder), "--out", str(out),
+            "--lengths", "5", "--onset", "60", "--seconds", "2.5"]
+    assert run_cli(base, capsys)[0] == 0
+    first = (out / runner.RESULTS_FILE).read_bytes()
+    # the same settings again: a resumption, nothing scored anew, the same table
+    rc, stdout, _ = run_cli(base, capsys)
+    assert rc == 0 and (out / runner.RESULTS_FILE).read_bytes() == first
+    # another seed and excerpt into the same folder: refused before anything is written, naming what differs
+    rc, _, err = run_cli([*base, "--seed", "1", "--seconds", "2.0"], capsys)
+    lines = error_lines(err)
+    assert rc == 1 and len(lines) == 1, err
+    assert str(out) in lines[0] and "seed 0 -> 1" in lines[0] and "excerpt_seconds 2.5 -> 2.0" in lines[0]
+    assert "--overwrite" in lines[0]
+    assert (out / runner.RESULTS_FILE).read_bytes() == first
+    assert json.loads((out / "run.json").read_text())["seed"] == 0
+    # --overwrite replaces the table; the first run's parts stay (they are keyed by their settings)
+    parts_before = set((out / "parts").iterdir())
+    assert run_cli([*base, "--seed", "1", "--overwrite"], capsys)[0] == 0
+    assert json.loads((out / "run.json").read_text())["seed"] == 1
+    assert (out / runner.RESULTS_FILE).read_bytes() != first and parts_before < set((out / "parts").iterdir())
+    # a profile run into a score run's folder is another command
+    rc, _, err = run_cli(["profile", "--model", small_checkpoint, "--device", "cpu", "--data", str(audio_folder),
+                          "--out", str(out)], capsys)
+    assert rc == 1 and "holds a score run" in err and "command score -> profile" in err

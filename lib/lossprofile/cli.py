@@ -93,7 +93,7 @@ def score(args: argparse.Namespace) -> int:
                    precision=resolve_precision(args.precision, lm.device), excerpt_seconds=args.seconds,
                    seed=args.seed, sample_rate=lm.sample_rate, frame_rate=lm.frame_rate, units=units,
                    loudness_dbfs=args.loudness_dbfs, perturbations=[p.as_row() for p in perturbations],
-                   paths=paths_of(pieces))
+                   paths=paths_of(pieces), overwrite=args.overwrite)
     # score takes a clip with less sound than --seconds over what it has when that holds every window (as profile
     # takes short clips); seconds_scored says how much
     table = run_experiment(lm, pieces, perturbations, args.out, method=args.method, excerpt_seconds=args.seconds,
@@ -151,7 +151,7 @@ def profile(args: argparse.Namespace) -> int:
                    seed=args.seed, precision=resolve_precision(args.precision, lm.device), sample_rate=lm.sample_rate,
                    frame_rate=lm.frame_rate, units=units, loudness_dbfs=modality.loudness(LOUDNESS_DBFS),
                    profile_score=(weights or {}).get("provenance", {}).get("chosen", "profile_score"),
-                   prompt=args.prompt, reference=args.reference, paths=paths_of(pieces))
+                   prompt=args.prompt, reference=args.reference, paths=paths_of(pieces), overwrite=args.overwrite)
 
     def score(piece: Piece) -> pd.DataFrame:
         # profile_scores cuts the excerpt (or takes a short clip)
@@ -311,6 +311,10 @@ def run_command(argv: list[str]) -> int | None:
         s.add_argument("--device", default=None, help="cpu or cuda; when not given, cuda where available")
         s.add_argument("--dtype", default="auto", help="weights' dtype: auto (fp32), bf16, fp16, fp32")
         s.add_argument("--threads", type=int, default=None, help=THREADS_HELP)
+    for name in ("score", "profile"):
+        sub.choices[name].add_argument("--overwrite", action="store_true", help="replace the results of a run "
+                                       "with other settings in --out (without it, such a folder is refused; the "
+                                       "same settings again resume)")
     s = sub.choices["profile"]
     s.add_argument("--data", required=True, help="folder of wav/flac/mp3/mid files (or a built dataset)")
     s.add_argument("--out", required=True, help="output folder for profile_scores.parquet/.csv and errors.csv")

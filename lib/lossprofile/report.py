@@ -59,11 +59,40 @@ audio { width: 28em; display: block; margin: 0.2em 0 0.6em; }
 """
 
 
-def write_run_info(out_dir: str | os.PathLike, **info) -> None:
-    """What the report needs to know of a run: command, model, data folder, sample and frame rate, seed, excerpt."""
+# run.json keys that may change between a run and its resumption: the files found (a file added to the folder)
+RESUMABLE_KEYS = ("paths",)
+
+
+def write_run_info(out_dir: str | os.PathLike, *, overwrite: bool = False, **info) -> None:
+    """What the report needs to know of a run: command, model, data folder, sample and frame rate, seed, excerpt.
+
+    A folder that already holds a run with other settings (another command, model, data folder, seed, excerpt,
+    perturbation list...) is refused with a `BadInputError` naming what differs, unless ``overwrite``: this run
+    would replace that run's results table (its per-piece parts are keyed by their settings and stay). The same
+    settings again are a resumption."""
     path = Path(out_dir) / RUN_FILE
+    new = json.loads(json.dumps(info, default=str))
+    if path.exists() and not overwrite:
+        try:
+            old = json.loads(path.read_text())
+        except (OSError, ValueError):
+            old = None  # unreadable: nothing it says can be kept; the results table is this run's
+        if isinstance(old, dict):
+            changed = [key for key in dict.fromkeys([*old, *new])
+                       if key not in RESUMABLE_KEYS and old.get(key) != new.get(key)]
+            if changed:
+                shown = "; ".join(f"{key} {_short(old.get(key))} -> {_short(new.get(key))}" for key in changed[:4])
+                more = f" and {len(changed) - 4} more" if len(changed) > 4 else ""
+                raise BadInputError(f"{out_dir}: holds a {old.get('command', 'previous')} run with other settings "
+                                    f"({shown}{more}); this run would replace its results. Give another --out, "
+                                    "or --overwrite to replace them")
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(info, indent=1, default=str) + "\n")
+    path.write_text(json.dumps(new, indent=1) + "\n")
+
+
+def _short(value, width: int = 40) -> str:
+    text = json.dumps(value) if not isinstance(value, str) else value
+    return text if len(text) <= width else text[: width - 3] + "..."
 
 
 def _cell(value, text: bool = False) -> str:
