@@ -422,8 +422,9 @@ def test_an_out_folder_holding_a_run_with_other_settings_is_refused_and_its_resu
     assert run_cli(base, capsys)[0] == 0
     first = (out / runner.RESULTS_FILE).read_bytes()
     # the same settings again: a resumption, nothing scored anew, the same table
-    rc, stdout, _ = run_cli(base, capsys)
+    rc, stdout, err = run_cli(base, capsys)
     assert rc == 0 and (out / runner.RESULTS_FILE).read_bytes() == first
+    assert "2 of 2 pieces finished before, reused" in err
     # another seed and excerpt into the same folder: refused before anything is written, naming what differs
     rc, _, err = run_cli([*base, "--seed", "1", "--seconds", "2.0"], capsys)
     lines = error_lines(err)

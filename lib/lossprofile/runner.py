@@ -199,6 +199,10 @@ def for_each_piece(pieces: Sequence[Piece], path_of: Callable[[Piece], str | Pat
     scores a batch of prepared ones together; a batch that fails is scored again piece by piece, so a bad piece
     is named and the rest kept.
     """
+    pending = [i for i, piece in enumerate(pieces) if not exists(path_of(piece))]
+    if progress and len(pending) < len(pieces):  # a resumption says so: its bar starts at the finished pieces
+        tqdm.write(f"{desc}: {len(pieces) - len(pending)} of {len(pieces)} pieces finished before, reused",
+                   file=sys.stderr)
     if prepare is None or compute_many is None or pieces_per_batch <= 1:
         parts, errors = [], []
         bar = tqdm(pieces, desc=desc, unit="file", disable=not progress)  # files: a skipped one counts too
@@ -210,7 +214,6 @@ def for_each_piece(pieces: Sequence[Piece], path_of: Callable[[Piece], str | Pat
                 bar.set_postfix(skipped=len(errors))  # the bar says how many of the files it counted were skipped
         return parts, errors
     failed: dict[int, dict] = {}
-    pending = [i for i, piece in enumerate(pieces) if not exists(path_of(piece))]
     bar = tqdm(total=len(pieces), initial=len(pieces) - len(pending), desc=desc, unit="file", disable=not progress)
 
     error_row = report_skip
