@@ -53,3 +53,20 @@ def test_a_score_preset_run_writes_its_report(tmp_path, capsys):
     capsys.readouterr()
     assert rc == 0
     assert (out / "report.html").is_file() and len(pd.read_parquet(out / "results.parquet"))
+
+
+def test_a_figure_titled_in_a_script_the_fonts_lack_is_drawn_without_a_warning_per_glyph():
+    import warnings
+
+    import matplotlib.pyplot as plt
+
+    from lossprofile.report import png_data_uri
+
+    fig, ax = plt.subplots()
+    ax.plot([0, 1])
+    fig.suptitle("曲 ピアノ 音楽")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        uri = png_data_uri(fig)
+    assert uri.startswith("data:image/png;base64,") and len(uri) > 1000
+    assert not [w for w in caught if "Glyph" in str(w.message)]

@@ -16,6 +16,7 @@ import html
 import io
 import json
 import os
+import warnings
 from pathlib import Path
 from typing import Sequence
 
@@ -129,7 +130,11 @@ def png_data_uri(fig) -> str:
     import matplotlib.pyplot as plt
 
     buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=90)
+    with warnings.catch_warnings():
+        # a piece named in a script the installed fonts lack (CJK, say) draws boxes in the figure's title, once per
+        # glyph as a warning; the page names it in full beside the figure
+        warnings.filterwarnings("ignore", message=r"Glyph \d+ .* missing from font", category=UserWarning)
+        fig.savefig(buf, format="png", dpi=90)
     plt.close(fig)
     return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode()
 
