@@ -15,13 +15,14 @@ def main(argv: list[str] | None = None) -> dict:
     from ..models import load_model
 
     p = argparse.ArgumentParser(prog="lossprofile bench", description=bench.__doc__.split("\n\n")[0])
-    p.add_argument("--model", default="tiny")
+    p.add_argument("--model", default="tiny", help="the model timed: 'tiny', a hub id or a folder")
     p.add_argument("--arch", choices=["small", "medium", "large"], default=None,
                    help="random-weight model of a real MusicGen size (speed only)")
-    p.add_argument("--device", default=None)
-    p.add_argument("--pieces", type=int, default=20)
-    p.add_argument("--seconds", type=float, default=15.0)
-    p.add_argument("--precision", default="auto")
+    p.add_argument("--device", default=None, help="cpu or cuda (default: cuda where available)")
+    p.add_argument("--pieces", type=int, default=20, help="pieces the fast paths (b, c) score")
+    p.add_argument("--seconds", type=float, default=15.0, help="excerpt length per piece")
+    p.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16", "fp16"],
+                   help="matmul precision while scoring (auto: bf16 on CUDA, fp32 on CPU)")
     p.add_argument("--pieces-per-batch", type=int, default=None, help="(c)'s pieces per decoder batch "
                    "(default 16 on a GPU, 4 on CPU)")
     p.add_argument("--published-pieces", type=int, default=4, help="pieces the slow published path (a) scores")

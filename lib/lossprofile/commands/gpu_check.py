@@ -23,17 +23,20 @@ def main(argv: list[str] | None = None) -> None:
     from ..models import load_model
 
     p = argparse.ArgumentParser(prog="lossprofile gpu-check", description=gpucheck.__doc__.split("\n\n")[0])
-    p.add_argument("--out", type=Path, default=Path("results/gpu-check.md"))
+    p.add_argument("--out", type=Path, default=Path("results/gpu-check.md"), help="the report (markdown; "
+                   "written after each step, so a cut-off run keeps what it measured)")
     p.add_argument("--archs", nargs="+", default=["small", "medium", "large"],
                    help="MusicGen sizes with random weights, or 'tiny' (the embedded model; a quick check on CPU)")
     p.add_argument("--pieces", type=int, default=32, help="pieces per benchmark")
-    p.add_argument("--pieces-per-batch", type=int, default=16)
-    p.add_argument("--device", default="cuda")
+    p.add_argument("--pieces-per-batch", type=int, default=16, help="pieces per decoder batch")
+    p.add_argument("--device", default="cuda", help="where it runs (cpu: a quick check of the script)")
     p.add_argument("--steps", nargs="+", default=["bench", "stages", "projection", "sweep", "profile", "compile"],
-                   choices=["bench", "stages", "projection", "sweep", "profile", "compile"])
+                   choices=["bench", "stages", "projection", "sweep", "profile", "compile"],
+                   help="which measurements to run, in this order")
     p.add_argument("--compile-archs", nargs="+", default=["medium"], help="sizes (or 'tiny') whose decode stage "
                    "the compile step measures")
-    p.add_argument("--compile-modes", nargs="+", default=["default", "reduce-overhead"])
+    p.add_argument("--compile-modes", nargs="+", default=["default", "reduce-overhead"],
+                   help="torch.compile modes the compile step tries")
     p.add_argument("--budget-minutes", type=float, default=8.0, help="the compile step runs last, and starts a "
                    "mode only while at least --compile-minutes of this remain")
     p.add_argument("--compile-minutes", type=float, default=2.5, help="minutes one mode of the compile step takes "

@@ -24,8 +24,9 @@ def main(argv: list[str] | None = None) -> None:
                     f"then writes its card to {BUILD_CARD_DIR} (never the working directory). The tracked card in "
                     f"{TINY_DIR} is rewritten only with --write-card. To read the card: lossprofile card tiny "
                     "(or --show-card).")
-    p.add_argument("--model", default="tiny")
-    p.add_argument("--n-eval", type=int, default=12)
+    p.add_argument("--model", default="tiny", help="the embedded audio model measured")
+    p.add_argument("--n-eval", type=int, default=12, help="held-out and out-of-distribution pieces the card "
+                   "measures, of each")
     p.add_argument("--no-study", action="store_true", help="leave the ablation study out")
     p.add_argument("--render-only", action="store_true",
                    help="write MODEL_CARD.md and study.png from the saved card.json and study.json, measuring nothing")

@@ -18,7 +18,8 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--variants", nargs="*", help="names of the variants to run (default: all)")
     p.add_argument("--train-only", action="store_true", help="train, do not measure")
     p.add_argument("--main-work", type=Path, default=WORK_DIR, help="the main model's work folder (codec, codes)")
-    p.add_argument("--out-dir", type=Path, default=STUDY_DIR)
+    p.add_argument("--out-dir", type=Path, default=STUDY_DIR, help="each variant's work folder and measured "
+                   "result (a variant measured there is not redone)")
     args = p.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)

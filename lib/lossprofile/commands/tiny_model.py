@@ -16,12 +16,15 @@ def main(argv: list[str] | None = None) -> None:
     from ..models.musicgen import TINY_DIR
 
     p = argparse.ArgumentParser(prog="lossprofile tiny-model", description=tiny_model.__doc__.split("\n\n")[0])
-    p.add_argument("--out", type=Path, default=TINY_DIR)
+    p.add_argument("--out", type=Path, default=TINY_DIR, help="where the finished model goes (default: the "
+                   "embedded model's folder)")
     p.add_argument("--work", type=Path, default=tiny_model.WORK_DIR, help="checkpoints and caches (resume from here)")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--codec-ae-steps", type=int, default=Recipe.codec_ae_steps)
-    p.add_argument("--codec-vq-steps", type=int, default=Recipe.codec_vq_steps)
-    p.add_argument("--lm-steps", type=int, default=Recipe.lm_steps)
+    p.add_argument("--seed", type=int, default=0, help="seeds initialisation, batches and sampling")
+    p.add_argument("--codec-ae-steps", type=int, default=Recipe.codec_ae_steps, help="codec steps as an "
+                   "autoencoder (before its quantizer learns)")
+    p.add_argument("--codec-vq-steps", type=int, default=Recipe.codec_vq_steps, help="codec steps with its "
+                   "residual quantizer")
+    p.add_argument("--lm-steps", type=int, default=Recipe.lm_steps, help="language-model steps on the codec's codes")
     p.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
     p.add_argument("--device", default="cpu", help="where the language model trains: cpu or cuda")
     args = p.parse_args(argv)

@@ -21,7 +21,7 @@ def main(argv: list[str] | None = None) -> None:
                     f"folder (default: the shipped one, {TINY_SYMBOLIC_DIR}); caches go to {SYMBOLIC_BUILD_DIR}. "
                     "--measure-card RE-MEASURES its card instead (tokenises and scores the held-out set: many "
                     "minutes). To read the card: lossprofile card tiny-symbolic (or --show-card).")
-    p.add_argument("--device", default="cpu")
+    p.add_argument("--device", default="cpu", help="where it trains: cpu or cuda")
     p.add_argument("--steps", type=int, default=None, help="training steps (default: the recipe's)")
     p.add_argument("--finish-steps", type=int, default=None, help="finishing-stage steps (default: the recipe's)")
     p.add_argument("--out", default=None, help="where the model goes (default: the embedded model's folder)")

@@ -18,14 +18,15 @@ def main(argv: Sequence[str] | None = None) -> None:
 
     p = argparse.ArgumentParser(prog="lossprofile validate", description=validation.__doc__.split("\n\n")[0],
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    p.add_argument("--model", default="tiny")
-    p.add_argument("--device", default="cpu")
+    p.add_argument("--model", default="tiny", help="the model validated (tiny: audio; tiny-symbolic: MIDI)")
+    p.add_argument("--device", default="cpu", help="cpu or cuda")
     p.add_argument("--pieces", type=int, default=48, help="held-out ASAP performances (>= 40 per family and "
                    "strength after cross-fitting)")
     p.add_argument("--properties-pieces", type=int, default=40, help="of those, how many the properties use")
     p.add_argument("--folder", default=None, help="MIDI performances (default: ../shared/data/asap)")
-    p.add_argument("--out", default=str(VALIDATION_DIR))
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", default=str(VALIDATION_DIR), help="tables go to OUT/<instrument>, the "
+                   "resumable cache to OUT/cache")
+    p.add_argument("--seed", type=int, default=0, help="seeds the split into folds, the damage and the probes")
     p.add_argument("--ship", action="store_true", help="also write the recommended weights where profile_scores "
                    "finds them (lossprofile/analysis/profile_weights[_midi].json)")
     p.add_argument("--tables-only", action="store_true", help="recompute the tables from the scored versions "
