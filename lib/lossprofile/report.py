@@ -11,6 +11,7 @@ opens from disk: no server, no network, no external script or style.
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 import html
 import io
@@ -126,14 +127,20 @@ def html_table(table: pd.DataFrame, table_id: str, sortable: bool = True, *, uni
             f'<tbody>{"".join(rows)}</tbody></table>')
 
 
+@contextlib.contextmanager
+def missing_glyphs_quiet():
+    """A piece named in a script the installed fonts lack (CJK, say) draws boxes in a figure's title and warns once
+    per glyph at every layout and save; the page names the piece in full beside the figure, so the warnings go."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=r"Glyph \d+ .* missing from font", category=UserWarning)
+        yield
+
+
 def png_data_uri(fig) -> str:
     import matplotlib.pyplot as plt
 
     buf = io.BytesIO()
-    with warnings.catch_warnings():
-        # a piece named in a script the installed fonts lack (CJK, say) draws boxes in the figure's title, once per
-        # glyph as a warning; the page names it in full beside the figure
-        warnings.filterwarnings("ignore", message=r"Glyph \d+ .* missing from font", category=UserWarning)
+    with missing_glyphs_quiet():
         fig.savefig(buf, format="png", dpi=90)
     plt.close(fig)
     return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode()
@@ -171,7 +178,8 @@ def curve_figure(part: pd.DataFrame, title: str, unit: str = CODEC_UNITS["frame"
         if not (pd.isna(onset) or pd.isna(length)):
             axes[1].axvspan(int(onset), int(onset) + int(length), color="0.85")
     fig.suptitle(title, fontsize=9)
-    fig.tight_layout()
+    with missing_glyphs_quiet():
+        fig.tight_layout()
     return fig
 
 
@@ -277,7 +285,8 @@ def probe_figure(curve: pd.DataFrame, title: str, unit: str = CODEC_UNITS["frame
     ax.set_xlabel("frame (20 ms); orange: noise bursts", fontsize=8)
     ax.legend(fontsize=7, loc="upper right", ncol=3)
     fig.suptitle(title, fontsize=9)
-    fig.tight_layout()
+    with missing_glyphs_quiet():
+        fig.tight_layout()
     return fig
 
 
