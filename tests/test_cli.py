@@ -438,6 +438,11 @@ def test_an_out_folder_holding_a_run_with_other_settings_is_refused_and_its_resu
     assert run_cli([*base, "--seed", "1", "--overwrite"], capsys)[0] == 0
     assert json.loads((out / "run.json").read_text())["seed"] == 1
     assert (out / runner.RESULTS_FILE).read_bytes() != first and parts_before < set((out / "parts").iterdir())
+    # another noise length: the entry and the field that differ, not two cut-off lists
+    rc, _, err = run_cli([*base, "--lengths", "7"], capsys)  # the last --lengths is the one taken
+    assert rc == 1 and "perturbations[0] length_frames 5 -> 7" in err, err
+    rc, _, err = run_cli([*base, "--lengths", "5", "9"], capsys)
+    assert rc == 1 and "perturbations 1 -> 2 entries" in err, err
     # a profile run into a score run's folder is another command
     rc, _, err = run_cli(["profile", "--model", small_checkpoint, "--device", "cpu", "--data", str(audio_folder),
                           "--out", str(out)], capsys)

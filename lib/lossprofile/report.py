@@ -83,13 +83,27 @@ def write_run_info(out_dir: str | os.PathLike, *, overwrite: bool = False, **inf
             changed = [key for key in dict.fromkeys([*old, *new])
                        if key not in RESUMABLE_KEYS and old.get(key) != new.get(key)]
             if changed:
-                shown = "; ".join(f"{key} {_short(old.get(key))} -> {_short(new.get(key))}" for key in changed[:4])
+                shown = "; ".join(_difference(key, old.get(key), new.get(key)) for key in changed[:4])
                 more = f" and {len(changed) - 4} more" if len(changed) > 4 else ""
                 raise BadInputError(f"{out_dir}: holds a {old.get('command', 'previous')} run with other settings "
                                     f"({shown}{more}); this run would replace its results. Give another --out, "
                                     "or --overwrite to replace them")
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(new, indent=1) + "\n")
+
+
+def _difference(key: str, old, new) -> str:
+    """``key old -> new``; for lists (the perturbations) the first entry that differs, and in it the fields."""
+    if isinstance(old, list) and isinstance(new, list):
+        for i, (a, b) in enumerate(zip(old, new)):
+            if a != b:
+                if isinstance(a, dict) and isinstance(b, dict):
+                    fields = [k for k in dict.fromkeys([*a, *b]) if a.get(k) != b.get(k)]
+                    return f"{key}[{i}] " + ", ".join(f"{k} {_short(a.get(k))} -> {_short(b.get(k))}"
+                                                      for k in fields[:3])
+                return f"{key}[{i}] {_short(a)} -> {_short(b)}"
+        return f"{key} {len(old)} -> {len(new)} entries"
+    return f"{key} {_short(old)} -> {_short(new)}"
 
 
 def _short(value, width: int = 40) -> str:
