@@ -120,6 +120,14 @@ def user_error_cases(folder: Path, tmp: Path, checkpoint: str) -> dict[str, tupl
                                     r"the perturbations shift_pitches change notes and need MIDI files"),
         "profile on an empty folder": (["profile", "--model", checkpoint, "--device", "cpu", "--data", str(empty),
                                         "--out", str(tmp / "p")], r"no audio or MIDI files found"),
+        "no threads": (score + ["--threads", "0"], r"--threads must be at least 1, got 0"),
+        "threads not a number (a forwarded command)": (["bench", "--threads", "x"],
+                                                       r"--threads: expected a whole number of CPU threads, got 'x'"),
+        "a noise length of 0 frames": (score + ["--lengths", "5", "0"],
+                                       r"length_frames >= 1 \(--onset, --lengths\), got 250 and 0"),
+        "a level for MIDI": (["score", "--model", "tiny-symbolic", "--device", "cpu", "--data", str(folder), "--out",
+                              str(tmp / "o"), "--loudness-dbfs", "-20"],
+                             r"--loudness-dbfs: tiny-symbolic reads MIDI, which has no level"),
     }
 
 
@@ -361,9 +369,9 @@ def test_a_profile_report_explains_each_clip_with_its_probed_curve_and_its_audio
     for i in range(2):
         audio.save_audio(folder / f"c{i}.wav", tone(7.0, i), SR)
     out = tmp_path / "out"
-    rc, _, _ = run_cli(["profile", "--model", small_checkpoint, "--device", "cpu", "--data", str(folder), "--out",
-                        str(out), "--seconds", "6"], capsys)
-    assert rc == 0
+    rc, _, err = run_cli(["profile", "--model", small_checkpoint, "--device", "cpu", "--data", str(folder), "--out",
+                          str(out), "--seconds", "6"], capsys)
+    assert rc == 0 and "warning: --seconds 6 is below the 10 s a profile is validated for" in err
     curves = pd.read_parquet(out / "profile_curves.parquet")
     scores = pd.read_parquet(out / "profile_scores.parquet")
     assert sorted(curves["piece"].unique()) == ["c0", "c1"]

@@ -23,8 +23,8 @@ from pathlib import Path
 import pandas as pd
 
 from . import audio, load_model
-from .analysis.profile import (EXTRA_FEATURES, FEATURES, LOUDNESS_DBFS, WEIGHTS_FILES, load_weights, options_key,
-                               profile_scores)
+from .analysis.profile import (EXTRA_FEATURES, FEATURES, LOUDNESS_DBFS, MIN_SECONDS, WEIGHTS_FILES, load_weights,
+                               options_key, profile_scores)
 from .columns import units_of, write_dictionary
 from .commands import FORWARDED, OWN_THREADS  # the commands that parse their own arguments
 from .errors import BadInputError, LossprofileError, MissingInputError, UsageError
@@ -37,7 +37,7 @@ from .perturb import PAPER_LENGTHS, ScorePerturbation, noise_sweep, preset
 from .perturb import presets_text
 from .runner import RESULTS_FILE, for_each_piece, keyed_part, piece_summary, run_experiment
 from .scoring import resolve_precision
-from .threads import set_threads
+from .threads import THREADS_HELP, set_threads
 
 def build_data(model: str = "tiny", device: str | None = None) -> None:
     """Render the training and OOD sets and sample the generated set (skips what is current)."""
@@ -86,6 +86,9 @@ def score(args: argparse.Namespace) -> int:
     perturbations = (preset(args.preset, args.data_kind) if args.preset else
                      noise_sweep(args.lengths, args.onset, color=args.color, match_offset_db=args.offset_db))
     lm = load_model(args.model, device=args.device, dtype=None if args.dtype == "auto" else args.dtype)
+    has_level = modality_of(lm).has_level
+    if args.loudness_dbfs is not None and not has_level:
+        raise UsageError(f"--loudness-dbfs: {lm.name} reads MIDI, which has no level to bring anywhere (leave it out)")
     pieces = readable_pieces(lm, pieces, args.data, perturbations)[: args.limit]
     out = Path(args.out)
     units = units_of(lm)
@@ -116,11 +119,11 @@ def score(args: argparse.Namespace) -> int:
         print(f"warning: {len(same)} of {len(summary)} perturbations changed no token (e.g. {first['piece']}: "
               f"{first['perturbation']}, {int(first['length_frames'])} frames), so their delta is 0 by construction; "
               "column changed = False in summary.csv", file=sys.stderr)
-    level = (f"each excerpt brought to {args.loudness_dbfs:g} dBFS RMS" if args.loudness_dbfs is not None else
-             "at each file's own level (--loudness-dbfs to normalise)")
+    level = (f", each excerpt brought to {args.loudness_dbfs:g} dBFS RMS" if args.loudness_dbfs is not None else
+             ", at each file's own level (--loudness-dbfs to normalise)" if has_level else "")
     files = closing_files(out / RESULTS_FILE, out / "summary.csv", out / "columns.csv", report)
     print(f"{table['piece'].nunique()} of {len(pieces)} pieces scored, {len(table):,} rows (one per piece, "
-          f"perturbation and {1000 / lm.frame_rate:g} ms frame; losses in {units['frame']}, {level}) -> "
+          f"perturbation and {1000 / lm.frame_rate:g} ms frame; losses in {units['frame']}{level}) -> "
           + ", ".join(str(f) for f in files) + skipped)
     return 0
 
@@ -134,6 +137,10 @@ def profile_table_order(table: pd.DataFrame) -> pd.DataFrame:
 def profile(args: argparse.Namespace) -> int:
     """Profile features and profile_score for every piece of a folder → ``OUT/profile_scores.parquet`` and ``.csv``."""
     pieces = folder_pieces(args.data)
+    if args.seconds < MIN_SECONDS:  # scored (a quick look, the tests), but not what the score was validated on
+        print(f"warning: --seconds {args.seconds:g} is below the {MIN_SECONDS:g} s a profile is validated for: the "
+              "clean reference its score and percentile are read against holds 15 s excerpts, so a shorter one "
+              "reads as atypical for its length", file=sys.stderr)
     lm = load_model(args.model, device=args.device, dtype=None if args.dtype == "auto" else args.dtype)
     pieces = readable_pieces(lm, pieces, args.data)[: args.limit]
     modality = modality_of(lm)
@@ -217,20 +224,24 @@ class HelpFormatter(argparse.RawTextHelpFormatter, argparse.ArgumentDefaultsHelp
     """Line breaks kept, and every option's default shown in ``--help``."""
 
 
-THREADS_HELP = ("CPU threads torch uses; when not given, the cores this process may use (its CPU affinity and "
-                "cgroup quota), or LOSSPROFILE_THREADS / OMP_NUM_THREADS where set")
 
 
 def pop_threads(argv: list[str]) -> tuple[int | None, list[str]]:
     """``--threads N`` (or ``--threads=N``) taken out of a forwarded command's arguments → (N or None, the rest)."""
+    def number(text: str) -> int:
+        try:
+            return int(text)
+        except ValueError:
+            raise UsageError(f"--threads: expected a whole number of CPU threads, got {text!r}") from None
+
     rest, threads, i = [], None, 0
     while i < len(argv):
         arg = argv[i]
         if arg == "--threads" and i + 1 < len(argv):
-            threads, i = int(argv[i + 1]), i + 2
+            threads, i = number(argv[i + 1]), i + 2
             continue
         if arg.startswith("--threads="):
-            threads = int(arg.split("=", 1)[1])
+            threads = number(arg.split("=", 1)[1])
         else:
             rest.append(arg)
         i += 1

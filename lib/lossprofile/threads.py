@@ -16,6 +16,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from .errors import UsageError
+
 THREADS_VARIABLE = "LOSSPROFILE_THREADS"
 _chosen: int | None = None  # what set_threads set in this process (None: nothing yet)
 
@@ -69,7 +71,7 @@ def set_threads(threads: int | None = None) -> int:
 
     n = default_threads() if threads is None else int(threads)
     if n < 1:
-        raise ValueError(f"threads must be at least 1, got {threads}")
+        raise UsageError(f"--threads must be at least 1, got {threads}")
     if torch.get_num_threads() != n:
         torch.set_num_threads(n)
     _chosen = n
@@ -83,3 +85,13 @@ def ensure_threads(threads: int | None = None) -> int:
     if threads is not None or _chosen is None:
         return set_threads(threads)
     return _chosen
+
+
+THREADS_HELP = ("CPU threads torch uses; when not given, the cores this process may use (its CPU affinity and "
+                "cgroup quota), or LOSSPROFILE_THREADS / OMP_NUM_THREADS where set")
+
+
+def add_threads_option(parser) -> None:
+    """``--threads`` in a forwarded command's ``--help``: ``lossprofile`` takes it out of the arguments and sets it
+    (`set_threads`) before the command parses the rest, so the command itself never reads it."""
+    parser.add_argument("--threads", type=int, default=None, help=THREADS_HELP)

@@ -6,6 +6,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from ..threads import add_threads_option
+
 
 def main(argv: list[str] | None = None) -> dict:
     """Run the benchmark, print its report; returns `lossprofile.bench.measure`'s numbers."""
@@ -14,7 +16,8 @@ def main(argv: list[str] | None = None) -> dict:
     from .. import bench
     from ..models import load_model
 
-    p = argparse.ArgumentParser(prog="lossprofile bench", description=bench.__doc__.split("\n\n")[0])
+    p = argparse.ArgumentParser(prog="lossprofile bench", description=bench.__doc__.split("\n\n")[0],
+                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("--model", default="tiny", help="the model timed: 'tiny', a hub id or a folder")
     p.add_argument("--arch", choices=["small", "medium", "large"], default=None,
                    help="random-weight model of a real MusicGen size (speed only)")
@@ -28,7 +31,8 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--published-pieces", type=int, default=4, help="pieces the slow published path (a) scores")
     p.add_argument("--paper-pieces", type=int, default=4, help="pieces for the decoder stage on the paper sweep's "
                    "perturbations, one prefix per piece against prefix groups (0: skip)")
-    p.add_argument("--paper-sweep", default="sweeps/paper.yaml", help="the sweep whose perturbations that uses")
+    p.add_argument("--paper-sweep", default="sweeps/paper.yaml", help="the sweep whose perturbations --paper-pieces scores")
+    add_threads_option(p)
     args = p.parse_args(argv)
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
     lm = bench.random_musicgen(args.arch, device) if args.arch else load_model(args.model, device=device)

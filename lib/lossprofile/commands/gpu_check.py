@@ -8,6 +8,8 @@ import platform
 import time
 from pathlib import Path
 
+from ..threads import add_threads_option
+
 
 def _save_partial(out: Path, results: dict) -> None:
     # A run cut short by its time limit still leaves every finished step's numbers.
@@ -22,7 +24,8 @@ def main(argv: list[str] | None = None) -> None:
     from .. import bench, gpucheck
     from ..models import load_model
 
-    p = argparse.ArgumentParser(prog="lossprofile gpu-check", description=gpucheck.__doc__.split("\n\n")[0])
+    p = argparse.ArgumentParser(prog="lossprofile gpu-check", description=gpucheck.__doc__.split("\n\n")[0],
+                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("--out", type=Path, default=Path("results/gpu-check.md"), help="the report (markdown; "
                    "written after each step, so a cut-off run keeps what it measured)")
     p.add_argument("--archs", nargs="+", default=["small", "medium", "large"],
@@ -46,6 +49,7 @@ def main(argv: list[str] | None = None) -> None:
                    "(default: --pieces-per-batch)")
     p.add_argument("--projection-variants", type=int, default=0, help="measure on the first N of the sweep's "
                    "perturbations only and scale (a quick check; default: all)")
+    add_threads_option(p)
     args = p.parse_args(argv)
     run_started = time.time()
     gpu = torch.cuda.get_device_name() if args.device == "cuda" else platform.processor() or "cpu"

@@ -6,6 +6,8 @@ from __future__ import annotations
 import argparse
 import json
 
+from ..threads import add_threads_option
+
 
 def main(argv: list[str] | None = None) -> None:
     import torch
@@ -33,6 +35,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--write-card", action="store_true", help=f"write card.json, MODEL_CARD.md and study.png into "
                    f"{TINY_DIR} (tracked files; `make model-card` does)")
     p.add_argument("--show-card", action="store_true", help="print the shipped MODEL_CARD.md and stop (measures nothing)")
+    add_threads_option(p)
     args = p.parse_args(argv)
     if args.show_card:
         print((TINY_DIR / "MODEL_CARD.md").read_text())

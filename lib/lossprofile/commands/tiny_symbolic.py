@@ -7,6 +7,8 @@ import argparse
 import json
 from pathlib import Path
 
+from ..threads import add_threads_option
+
 
 def main(argv: list[str] | None = None) -> None:
     from ..embedded import symbolic_card, symbolic_training
@@ -34,6 +36,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--write-card", action="store_true", help=f"with --measure-card: write card.json and MODEL_CARD.md "
                    f"into {TINY_SYMBOLIC_DIR} (tracked files) instead")
     p.add_argument("--show-card", action="store_true", help="print the shipped MODEL_CARD.md and stop (measures nothing)")
+    add_threads_option(p)
     args = p.parse_args(argv)
     if args.show_card:
         print((TINY_SYMBOLIC_DIR / "MODEL_CARD.md").read_text())

@@ -9,12 +9,14 @@ import sys
 from pathlib import Path
 from typing import Sequence
 
+from ..threads import add_threads_option
+
 
 def main(argv: Sequence[str] | None = None) -> None:
     from ..analysis import validation
     from ..analysis.validation import lofo_summary, ship_reference, tables_from, validate, validation_pieces
     from ..modality import modality_of
-    from ..paths import VALIDATION_DIR
+    from ..paths import SHARED_ASAP_DIR, VALIDATION_DIR
 
     p = argparse.ArgumentParser(prog="lossprofile validate", description=validation.__doc__.split("\n\n")[0],
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
@@ -23,7 +25,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     p.add_argument("--pieces", type=int, default=48, help="held-out ASAP performances (>= 40 per family and "
                    "strength after cross-fitting)")
     p.add_argument("--properties-pieces", type=int, default=40, help="of those, how many the properties use")
-    p.add_argument("--folder", default=None, help="MIDI performances (default: ../shared/data/asap)")
+    p.add_argument("--folder", default=str(SHARED_ASAP_DIR), help="the held-out MIDI performances")
     p.add_argument("--out", default=str(VALIDATION_DIR), help="tables go to OUT/<instrument>, the "
                    "resumable cache to OUT/cache")
     p.add_argument("--seed", type=int, default=0, help="seeds the split into folds, the damage and the probes")
@@ -37,6 +39,7 @@ def main(argv: Sequence[str] | None = None) -> None:
                    "score (make validation: 'piano', the instrument every validation clip is rendered with)")
     p.add_argument("--reference", default=None, help="a model reading the same codes, for the cross-model "
                    "(binoculars) score (make validation: tiny-symbolic-base beside tiny-symbolic)")
+    add_threads_option(p)
     args = p.parse_args(argv)
     from .. import load_model
 

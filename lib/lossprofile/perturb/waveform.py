@@ -16,6 +16,7 @@ from typing import Callable
 import numpy as np
 
 from ..audio import AudioError, rms_dbfs
+from ..errors import UsageError
 from ..grid import samples_per_frame
 
 # The paper's noise lengths (frames at 50 Hz: 0.1–4 s) and Fig. 5's shuffle segment lengths.
@@ -397,6 +398,9 @@ class Perturbation:
         missing = [name for name in needs if getattr(self, name) is None]
         if missing:
             raise ValueError(f"kind={self.kind!r} needs {', '.join(missing)}")
+        if self.onset_frame < 0 or self.length_frames < 1:  # refused here, before any file, not file by file
+            raise UsageError(f"a perturbation needs onset_frame >= 0 and length_frames >= 1 (--onset, --lengths), "
+                             f"got {self.onset_frame} and {self.length_frames}")
 
     @property
     def span_frames(self) -> int:
