@@ -175,6 +175,10 @@ class Modality(abc.ABC):
         ``program``) and cut at the clean render's first sound, each at −20 dBFS; or ``seconds`` from the first note
         (the change made to that excerpt). None where the score holds less music than that."""
 
+    def at_rate(self, clip, sample_rate: int, model_sample_rate: int, source: str = "<array>"):
+        """A clip given at ``sample_rate`` as the model reads it at ``model_sample_rate``: a score as it is."""
+        return clip
+
     @abc.abstractmethod
     def profile_excerpt(self, clip, sample_rate: int, excerpt_seconds: float, min_seconds: float, hop_length: int,
                         loudness_dbfs: float | None, source: str):
@@ -428,6 +432,17 @@ class Audio(Modality):
         if min(p.size for p in pair) < length:
             return None
         return tuple(audio.normalize_rms(p) for p in pair)
+
+    def at_rate(self, clip, sample_rate: int, model_sample_rate: int, source: str = "<array>") -> np.ndarray:
+        """A waveform ``[S]`` at ``sample_rate`` resampled to the model's rate (read as it is, it would be played
+        faster or slower: every pitch and tempo moved)."""
+        if not (isinstance(sample_rate, (int, float, np.number)) and sample_rate > 0
+                and float(sample_rate).is_integer()):
+            raise UsageError(f"{source}: sample_rate must be a positive whole number of Hz, got {sample_rate!r}")
+        if sample_rate == model_sample_rate:
+            return clip
+        wav = audio.check_waveform(np.asarray(clip, dtype=np.float32), source)
+        return audio.resample(wav, int(sample_rate), model_sample_rate)
 
     def profile_excerpt(self, clip, sample_rate: int, excerpt_seconds: float, min_seconds: float, hop_length: int,
                         loudness_dbfs: float | None, source: str) -> np.ndarray:

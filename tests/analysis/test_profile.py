@@ -10,6 +10,7 @@ import torch
 from lossprofile import audio, modality
 from lossprofile.analysis import evaluate, profile
 from lossprofile.analysis import ratings as ratings_module
+from lossprofile.errors import UsageError
 from lossprofile.perturb import Perturbation
 
 DESIGN = profile.ProbeDesign(n_bursts=2, burst_frames=5, long_frames=40, recovery_frames=20, first_onset=30)
@@ -404,3 +405,19 @@ def test_a_clips_profile_is_a_function_of_its_content_and_a_typicality_score_exp
     assert scored.loc[0, "profile_score"] > scored.loc[1, "profile_score"]  # noise is no clean music
     assert scored.loc[1, "typicality_percentile"] == 0.0 and scored.loc[0, "typicality_percentile"] > 0
     assert all(scored.loc[1, f"atypical_{k}"].split(" = ")[0] in stats for k in (1, 2, 3))
+
+
+def test_a_clip_at_another_sample_rate_is_resampled_to_the_models_not_read_at_the_wrong_speed(small_lm, music_wav):
+    wav = np.tile(music_wav, 2)[: 7 * 32000]  # 32 kHz, the model's rate
+    at_44k = audio.resample(wav, 32000, 44100)
+    kwargs = dict(excerpt_seconds=6.0, design=DESIGN, weights={}, report=False)
+    native = profile.profile_scores(small_lm, [wav], 32000, names=["a"], **kwargs).iloc[0]
+    resampled = profile.profile_scores(small_lm, [at_44k], 44100, names=["a"], **kwargs).iloc[0]
+    # the same music: the same excerpt length and nearly the same curve (two polyphase resamplings apart)
+    assert resampled["seconds_scored"] == native["seconds_scored"] == 6.0
+    assert resampled["mean_nll"] == pytest.approx(native["mean_nll"], rel=0.02)
+    # read as if it were 32 kHz (what happened before), the same samples are another, slower piece
+    slowed = profile.profile_scores(small_lm, [at_44k], 32000, names=["a"], **kwargs).iloc[0]
+    assert abs(slowed["mean_nll"] - native["mean_nll"]) > 5 * abs(resampled["mean_nll"] - native["mean_nll"])
+    with pytest.raises(UsageError, match="z: sample_rate must be a positive whole number of Hz, got 0"):
+        profile.profile_scores(small_lm, [wav], 0, names=["z"], **kwargs)  # the call's mistake, not one clip's

@@ -294,8 +294,8 @@ def profile_scores(lm, clips: Sequence, sample_rate: int, *, excerpt_seconds: fl
                    curves_out: dict | None = None) -> pd.DataFrame:
     """One row per usable clip: every probe and token feature, and ``profile_score`` (higher = better).
 
-    ``clips`` are what the model reads ([`lossprofile.modality`][]): waveforms at ``sample_rate``, or for a model
-    that reads MIDI, MIDI files or ``PrettyMIDI`` scores (``sample_rate`` unused). Each clip is cut to its first
+    ``clips`` are what the model reads ([`lossprofile.modality`][]): waveforms at ``sample_rate`` (resampled to
+    the model's ``lm.sample_rate`` where it differs), or for a model that reads MIDI, MIDI files or ``PrettyMIDI`` scores (``sample_rate`` unused). Each clip is cut to its first
     ``excerpt_seconds`` of sound, or from its first note (as the experiments do), and scored once clean and once
     per probe ([`profile_row`][lossprofile.analysis.profile.profile_row]); an audio model's ``pieces_per_batch`` clips share the decoder's batches
     (default: 16 on a GPU, 1 on CPU; see [`runner.run_experiment`][lossprofile.runner.run_experiment]). Probe onsets and noise are one
@@ -336,7 +336,8 @@ def profile_scores(lm, clips: Sequence, sample_rate: int, *, excerpt_seconds: fl
     for i, clip in enumerate(clips):
         name = names[i] if names is not None else str(i)
         try:
-            clean = modality.profile_excerpt(clip, sample_rate, excerpt_seconds, min_seconds, lm.hop_length,
+            clip = modality.at_rate(clip, sample_rate, lm.sample_rate, source=name)
+            clean = modality.profile_excerpt(clip, lm.sample_rate, excerpt_seconds, min_seconds, lm.hop_length,
                                              loudness_dbfs, source=name)
             perts = design.perturbations(modality.probe_frames(clean, lm.hop_length, lm.frame_rate, excerpt_seconds),
                                          probe_seed(seed))
@@ -345,7 +346,8 @@ def profile_scores(lm, clips: Sequence, sample_rate: int, *, excerpt_seconds: fl
                 tqdm.write(f"skipped {err}", file=sys.stderr)
             errors.append(dict(piece=name, error=str(err)))
             continue
-        prepared.append((name, perts, clean, [modality.perturb(p, clean, sample_rate, lm.frame_rate) for p in perts]))
+        prepared.append((name, perts, clean, [modality.perturb(p, clean, lm.sample_rate, lm.frame_rate)
+                                              for p in perts]))
     rows, curves = [], {}
     step = pieces_per_batch_for(lm, pieces_per_batch)
     chunks: list[list] = []
@@ -361,7 +363,7 @@ def profile_scores(lm, clips: Sequence, sample_rate: int, *, excerpt_seconds: fl
         for (name, perts, clean, _), one in zip(chunk, scored):
             row, curves[name] = profile_row(lm, one, perts, design, prompt, reference, precision, batch_size,
                                             context_window_seconds, residual=lm.quantization_residual(clean))
-            rows.append(dict(piece=name, **row, seconds_scored=modality.duration(clean, sample_rate, excerpt_seconds)))
+            rows.append(dict(piece=name, **row, seconds_scored=modality.duration(clean, lm.sample_rate, excerpt_seconds)))
     table = pd.DataFrame(rows, columns=None if rows else ["piece", "seconds_scored"])
     table.attrs["errors"] = errors
     if curves_out is not None:
