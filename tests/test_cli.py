@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -451,6 +452,11 @@ def test_an_out_folder_holding_a_run_with_other_settings_is_refused_and_its_resu
     assert rc == 1 and "perturbations[0] length_frames 5 -> 7" in err, err
     rc, _, err = run_cli([*base, "--lengths", "5", "9"], capsys)
     assert rc == 1 and "perturbations 1 -> 2 entries" in err, err
+    # another data folder, the first one still there: refused (a moved one resumes: test_runner)
+    other = tmp_path / "other"
+    shutil.copytree(audio_folder, other)
+    rc, _, err = run_cli([*base[:6], str(other), *base[7:]], capsys)
+    assert rc == 1 and "data " in err, err
     # a profile run into a score run's folder is another command
     rc, _, err = run_cli(["profile", "--model", small_checkpoint, "--device", "cpu", "--data", str(audio_folder),
                           "--out", str(out)], capsys)

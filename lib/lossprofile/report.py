@@ -71,7 +71,8 @@ def write_run_info(out_dir: str | os.PathLike, *, overwrite: bool = False, **inf
     A folder that already holds a run with other settings (another command, model, data folder, seed, excerpt,
     perturbation list...) is refused with a `BadInputError` naming what differs, unless ``overwrite``: this run
     would replace that run's results table (its per-piece parts are keyed by their settings and stay). The same
-    settings again are a resumption."""
+    settings again are a resumption, and so is a data folder that moved (its old path gone: the parts are keyed
+    by the files' content, and the path column follows the files)."""
     path = Path(out_dir) / RUN_FILE
     new = json.loads(json.dumps(info, default=str))
     if path.exists() and not overwrite:
@@ -80,8 +81,9 @@ def write_run_info(out_dir: str | os.PathLike, *, overwrite: bool = False, **inf
         except (OSError, ValueError):
             old = None  # unreadable: nothing it says can be kept; the results table is this run's
         if isinstance(old, dict):
-            changed = [key for key in dict.fromkeys([*old, *new])
-                       if key not in RESUMABLE_KEYS and old.get(key) != new.get(key)]
+            moved = isinstance(old.get("data"), str) and not Path(old["data"]).exists()  # the same files, elsewhere
+            changed = [key for key in dict.fromkeys([*old, *new]) if key not in RESUMABLE_KEYS
+                       and old.get(key) != new.get(key) and not (key == "data" and moved)]
             if changed:
                 shown = "; ".join(_difference(key, old.get(key), new.get(key)) for key in changed[:4])
                 more = f" and {len(changed) - 4} more" if len(changed) > 4 else ""
