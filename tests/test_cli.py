@@ -125,7 +125,7 @@ def user_error_cases(folder: Path, tmp: Path, checkpoint: str) -> dict[str, tupl
         "threads not a number (a forwarded command)": (["bench", "--threads", "x"],
                                                        r"--threads: expected a whole number of CPU threads, got 'x'"),
         "a noise length of 0 frames": (score + ["--lengths", "5", "0"],
-                                       r"length_frames >= 1 \(--onset, --lengths\), got 250 and 0"),
+                                       r"onset_frame >= 0 and length_frames >= 1, got 250 and 0"),
         "a level for MIDI": (["score", "--model", "tiny-symbolic", "--device", "cpu", "--data", str(folder), "--out",
                               str(tmp / "o"), "--loudness-dbfs", "-20"],
                              r"--loudness-dbfs: tiny-symbolic reads MIDI, which has no level"),

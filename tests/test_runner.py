@@ -497,3 +497,17 @@ def test_files_that_share_a_stem_stay_two_pieces_with_their_own_rows_and_paths(s
     again = pd.read_parquet(out / "results.parquet")
     assert set(again["path"]) == {str(moved / "dup.flac"), str(moved / "dup.wav"), str(moved / "sub" / "dup.wav")}
     assert np.array_equal(again["nll_clean"].to_numpy(), results["nll_clean"].to_numpy())
+
+
+def test_options_that_cannot_work_are_refused_before_any_piece_is_read(small_lm, tmp_path):
+    from lossprofile.errors import UsageError
+
+    piece = Piece("ood", "missing", tmp_path / "missing.wav")  # never read: the options fail first
+    for options, message in ((dict(excerpt_seconds=-3), "excerpt_seconds must be a positive number of seconds"),
+                             (dict(method="exackt"), "unknown method 'exackt'; expected one of exact, as_published"),
+                             (dict(precision="fp8"), "unknown precision 'fp8'"),
+                             (dict(batch_size=0), "batch_size must be a whole number >= 1")):
+        with pytest.raises(UsageError, match=message):
+            run_experiment(small_lm, [piece], [Perturbation(onset_frame=60, length_frames=5)], tmp_path / "o",
+                           progress=False, **options)
+    assert not (tmp_path / "o").exists()

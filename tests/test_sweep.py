@@ -37,6 +37,15 @@ def test_every_shipped_sweep_file_is_valid():
     (dict(datasets={"ood": "no/such/folder"}), "sweep.yaml: datasets.ood: folder no/such/folder not found"),
     (dict(scoring={"methd": "exact"}), r"sweep.yaml: scoring has unknown key\(s\) \['methd'\]"),
     (dict(perturbations=["authors-noise"], datasets={"mine": "."}), "sweep.yaml: preset 'authors-noise' sets its level"),
+    (dict(scoring={"method": "exackt"}), "sweep.yaml: scoring: unknown method 'exackt'; expected one of exact"),
+    (dict(scoring={"excerpt_seconds": -15}), "sweep.yaml: scoring: excerpt_seconds must be a positive number"),
+    (dict(scoring={"precision": "fp8"}), "sweep.yaml: scoring: unknown precision 'fp8'"),
+    (dict(n_pieces="two"), "sweep.yaml: n_pieces must be a whole number >= 1, got 'two'"),
+    (dict(n_pieces=0), "sweep.yaml: n_pieces must be a whole number >= 1, got 0"),
+    # the file named once, the entry and the field
+    (dict(perturbations=[{"kind": "noise", "length_frames": -10}]),
+     r"^[^:]*sweep.yaml: perturbation \{'kind': 'noise', 'length_frames': -10\}: a perturbation needs onset_frame >= 0 "
+     r"and length_frames >= 1, got 250 and -10$"),
 ])
 def test_a_typo_fails_before_any_work_naming_the_key_and_the_file(tmp_path, changes, message, monkeypatch):
     monkeypatch.chdir(tmp_path)

@@ -25,12 +25,13 @@ import torch
 from tqdm.auto import tqdm
 
 from .data.datasets import Piece
-from .errors import BadInputError
+from .errors import BadInputError, UsageError
 from .io import exists, file_digest, join, slug, write_csv_atomic, write_parquet_atomic
-from .models.base import TokenLM
+from .models.base import METHODS, TokenLM
 from .modality import AUDIO_ONLY_PARAMETERS, Scored, modality_of
 from .perturb.score import SCORE_KINDS, ScorePerturbation
 from .perturb.waveform import Perturbation
+from .scoring import PRECISIONS
 
 RESULTS_FILE = "results.parquet"
 TABLE_VERSION = 3  # part of every cache key: parts written with other columns are recomputed, not mixed in
@@ -134,6 +135,18 @@ class ScoringOptions:
     pieces_per_batch: int | None = None  # not in the key either: None = 1 on CPU, 16 on a GPU (see run_experiment)
     loudness_dbfs: float | None = None  # None: the level each file has (the replication's)
     shorter: bool = False  # a clip shorter than the excerpt is scored over what it has, if it holds the windows
+
+    def __post_init__(self) -> None:  # refused here, before a model loads or a file is read
+        if self.method not in METHODS:
+            raise UsageError(f"unknown method {self.method!r}; expected one of {', '.join(METHODS)}")
+        if self.precision not in PRECISIONS:
+            raise UsageError(f"unknown precision {self.precision!r}; expected one of {', '.join(PRECISIONS)}")
+        if not (isinstance(self.excerpt_seconds, (int, float)) and self.excerpt_seconds > 0):
+            raise UsageError(f"excerpt_seconds must be a positive number of seconds, got {self.excerpt_seconds!r}")
+        for name in ("batch_size", "pieces_per_batch"):
+            value = getattr(self, name)
+            if value is not None and not (isinstance(value, int) and value >= 1):
+                raise UsageError(f"{name} must be a whole number >= 1 (or left out), got {value!r}")
 
 
 def keyed_part(out_dir: str | os.PathLike, piece: Piece, params: dict) -> str | Path:

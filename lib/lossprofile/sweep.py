@@ -125,6 +125,13 @@ def load_sweep(path_or_dict: str | os.PathLike | dict, base: str | os.PathLike |
     unknown = set(ray_options) - RAY_KEYS
     if unknown:
         raise SweepConfigError(f"{source}: ray has unknown key(s) {sorted(unknown)}; expected some of {sorted(RAY_KEYS)}")
+    try:
+        scoring_options = ScoringOptions(**scoring)
+    except ValueError as err:
+        raise SweepConfigError(f"{source}: scoring: {err}") from err
+    n_pieces = config.get("n_pieces", 3)
+    if isinstance(n_pieces, bool) or not isinstance(n_pieces, int) or n_pieces < 1:
+        raise SweepConfigError(f"{source}: n_pieces must be a whole number >= 1, got {n_pieces!r}")
     entries = []
     for entry in config["perturbations"]:
         entry = {"preset": entry} if isinstance(entry, str) else dict(entry)
@@ -139,12 +146,14 @@ def load_sweep(path_or_dict: str | os.PathLike | dict, base: str | os.PathLike |
                                    f"one of {', '.join(KINDS + SCORE_KINDS)}")
         entries.append(entry)
     sweep = Sweep(name=str(config.get("name", Path(source).stem)), models=list(config["models"]), datasets=datasets,
-                  n_pieces=int(config.get("n_pieces", 3)), scoring=ScoringOptions(**scoring),
+                  n_pieces=n_pieces, scoring=scoring_options,
                   out=str(config.get("out", f"results/sweeps/{Path(source).stem}")), ray=ray_options,
                   source=source, entries=entries)
     for kind in datasets:  # build every perturbation now: a bad entry fails before any work
         try:
             sweep.perturbations_for(kind)
+        except SweepConfigError:
+            raise  # it names the file and the entry already
         except ValueError as err:
             raise SweepConfigError(f"{source}: {err}") from err
     return sweep

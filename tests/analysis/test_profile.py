@@ -421,3 +421,18 @@ def test_a_clip_at_another_sample_rate_is_resampled_to_the_models_not_read_at_th
     assert abs(slowed["mean_nll"] - native["mean_nll"]) > 5 * abs(resampled["mean_nll"] - native["mean_nll"])
     with pytest.raises(UsageError, match="z: sample_rate must be a positive whole number of Hz, got 0"):
         profile.profile_scores(small_lm, [wav], 0, names=["z"], **kwargs)  # the call's mistake, not one clip's
+
+
+def test_a_call_that_cannot_mean_what_it_says_is_refused_before_any_clip_is_scored(small_lm, music_wav):
+    clip = np.tile(music_wav, 2)[: 7 * 32000]
+    kwargs = dict(excerpt_seconds=6.0, design=DESIGN, weights={}, report=False)
+    cases = {
+        "clips is one waveform \\[S\\]: give a list of clips": dict(clips=clip),
+        "names has 1 entries for 2 clips": dict(clips=[clip, clip], names=["a"]),
+        "names has 3 entries for 2 clips": dict(clips=[clip, clip], names=["a", "b", "c"]),
+        "names must be unique .* 'a' repeated": dict(clips=[clip, clip], names=["a", "a"]),
+        "excerpt_seconds must be a positive number of seconds, got -5": dict(clips=[clip], excerpt_seconds=-5),
+    }
+    for message, call in cases.items():
+        with pytest.raises(UsageError, match=message):
+            profile.profile_scores(small_lm, sample_rate=32000, **{**kwargs, **call})

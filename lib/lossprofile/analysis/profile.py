@@ -65,6 +65,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import sys
+from collections import Counter
 from pathlib import Path
 from typing import Sequence
 
@@ -73,7 +74,7 @@ import pandas as pd
 import torch
 from tqdm.auto import tqdm
 
-from ..errors import BadInputError
+from ..errors import BadInputError, UsageError
 from ..io import derived_seed
 from ..modality import AUDIO, MIDI, Scored, modality_of
 from ..perturb.probes import ProbeDesign
@@ -284,6 +285,22 @@ MIN_SECONDS = 10.0  # a clip shorter than the excerpt is scored over what it has
 LOUDNESS_DBFS = -20.0
 
 
+def check_clips(clips: Sequence, names: Sequence[str] | None, excerpt_seconds: float) -> None:
+    """`UsageError` for a call that cannot mean what it says: one waveform given where a list of clips is expected,
+    a name per clip missing or repeated (each row and curve is known by its name), an excerpt of no length."""
+    if isinstance(clips, (np.ndarray, torch.Tensor)) and clips.ndim == 1:
+        raise UsageError("clips is one waveform [S]: give a list of clips, e.g. [wav]")
+    if names is not None:
+        if len(names) != len(clips):
+            raise UsageError(f"names has {len(names)} entries for {len(clips)} clips: give one name per clip")
+        repeated = sorted(str(name) for name, n in Counter(names).items() if n > 1)
+        if repeated:
+            raise UsageError(f"names must be unique (each row and curve is known by its name): "
+                             f"{', '.join(map(repr, repeated[:5]))} repeated")
+    if not (isinstance(excerpt_seconds, (int, float)) and excerpt_seconds > 0):
+        raise UsageError(f"excerpt_seconds must be a positive number of seconds, got {excerpt_seconds!r}")
+
+
 def profile_scores(lm, clips: Sequence, sample_rate: int, *, excerpt_seconds: float = 15.0,
                    design: ProbeDesign | None = None, seed: int = 0, weights: dict | None = None,
                    names: Sequence[str] | None = None, method: str = "exact", precision: str = "auto",
@@ -327,6 +344,7 @@ def profile_scores(lm, clips: Sequence, sample_rate: int, *, excerpt_seconds: fl
     ``curves_out``: a dict that receives each scored clip's [`probe_curve`][lossprofile.analysis.profile.probe_curve] under its name (what a report draws).
     """
     modality = modality_of(lm)
+    check_clips(clips, names, excerpt_seconds)
     weights = weights if weights is not None else load_weights(WEIGHTS_FILES[modality.instrument])
     if reference is not None:
         check_same_codes(lm, reference)

@@ -399,8 +399,8 @@ class Perturbation:
         if missing:
             raise ValueError(f"kind={self.kind!r} needs {', '.join(missing)}")
         if self.onset_frame < 0 or self.length_frames < 1:  # refused here, before any file, not file by file
-            raise UsageError(f"a perturbation needs onset_frame >= 0 and length_frames >= 1 (--onset, --lengths), "
-                             f"got {self.onset_frame} and {self.length_frames}")
+            raise UsageError(f"a perturbation needs onset_frame >= 0 and length_frames >= 1, got {self.onset_frame} "
+                             f"and {self.length_frames}")
 
     @property
     def span_frames(self) -> int:
