@@ -3,6 +3,7 @@ the level each command scores at, and what the closing line, summary.csv and the
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 import shutil
@@ -220,6 +221,8 @@ def test_loudness_option_makes_score_level_free_and_is_recorded(small_checkpoint
             tables[name, bool(option)] = pd.read_csv(out / "summary.csv")
             run = json.loads((out / "run.json").read_text())
             assert run["loudness_dbfs"] == (-20.0 if option else None)
+            level = pd.read_parquet(out / runner.RESULTS_FILE)["loudness_dbfs"]  # the table says it too
+            assert (level == -20.0).all() if option else level.isna().all()
             assert ("brought to -20 dBFS RMS" if option else "at each file's own level") in stdout
     numbers = ["mean_nll_clean", "mean_nll_perturbed", "mean_delta"]
     same = tables["loud", True][numbers].to_numpy() - tables["quiet", True][numbers].to_numpy()
@@ -373,6 +376,8 @@ def test_a_profile_report_explains_each_clip_with_its_probed_curve_and_its_audio
     rc, _, err = run_cli(["profile", "--model", small_checkpoint, "--device", "cpu", "--data", str(folder), "--out",
                           str(out), "--seconds", "6"], capsys)
     assert rc == 0 and "warning: --seconds 6 is below the 10 s a profile is validated for" in err
+    design = json.loads((out / "run.json").read_text())["probe_design"]  # what placed the probes, with the run
+    assert design == dataclasses.asdict(profile.ProbeDesign())
     curves = pd.read_parquet(out / "profile_curves.parquet")
     scores = pd.read_parquet(out / "profile_scores.parquet")
     assert sorted(curves["piece"].unique()) == ["c0", "c1"]

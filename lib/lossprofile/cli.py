@@ -16,6 +16,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 from pathlib import Path
@@ -158,7 +159,9 @@ def profile(args: argparse.Namespace) -> int:
                    seed=args.seed, precision=resolve_precision(args.precision, lm.device), sample_rate=lm.sample_rate,
                    frame_rate=lm.frame_rate, units=units, loudness_dbfs=modality.loudness(LOUDNESS_DBFS),
                    profile_score=(weights or {}).get("provenance", {}).get("chosen", "profile_score"),
-                   prompt=args.prompt, reference=args.reference, paths=paths_of(pieces), overwrite=args.overwrite)
+                   prompt=args.prompt, reference=args.reference,
+                   probe_design=dataclasses.asdict(modality.probe_design), paths=paths_of(pieces),
+                   overwrite=args.overwrite)
 
     def score(piece: Piece) -> pd.DataFrame:
         # profile_scores cuts the excerpt (or takes a short clip)

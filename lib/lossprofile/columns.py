@@ -30,6 +30,8 @@ COLUMNS: dict[str, tuple[str, str]] = {
     "path": ("", "the piece's file"),
     "excerpt_seconds": ("s", "length of the scored excerpt, from the first sound (audio) or first note (MIDI)"),
     "run_seed": ("", "seed of the run; each piece and perturbation derives its own from it"),
+    "loudness_dbfs": ("dBFS", "RMS level each excerpt was brought to before scoring (empty: the level the file has, "
+                              "as the replication scores; a score has none)"),
     "seed": ("", "seed of the perturbation or the probes"),
     # per-frame results (lossprofile score)
     "frame": ("frame (20 ms)", "index of the frame in the excerpt"),

@@ -82,8 +82,9 @@ def write_run_info(out_dir: str | os.PathLike, *, overwrite: bool = False, **inf
             old = None  # unreadable: nothing it says can be kept; the results table is this run's
         if isinstance(old, dict):
             moved = isinstance(old.get("data"), str) and not Path(old["data"]).exists()  # the same files, elsewhere
-            changed = [key for key in dict.fromkeys([*old, *new]) if key not in RESUMABLE_KEYS
-                       and old.get(key) != new.get(key) and not (key == "data" and moved)]
+            # a key only one side has is a setting recorded since (or no longer): not a difference
+            changed = [key for key in old if key in new and key not in RESUMABLE_KEYS
+                       and old[key] != new[key] and not (key == "data" and moved)]
             if changed:
                 shown = "; ".join(_difference(key, old.get(key), new.get(key)) for key in changed[:4])
                 more = f" and {len(changed) - 4} more" if len(changed) > 4 else ""

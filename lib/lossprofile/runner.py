@@ -56,11 +56,13 @@ def piece_table(lm: TokenLM, piece: Piece, perturbations: Sequence[Perturbation 
                              loudness_dbfs=loudness_dbfs, shorter=shorter)
     (scored,) = modality.score(lm, [item], excerpt_seconds=excerpt_seconds, method=method, prompt=prompt,
                                batch_size=batch_size, prefix_reuse=prefix_reuse, precision=precision)
-    return frames_table(lm, piece, perturbations, scored, excerpt_seconds=excerpt_seconds, seed=seed)
+    return frames_table(lm, piece, perturbations, scored, excerpt_seconds=excerpt_seconds, seed=seed,
+                        loudness_dbfs=loudness_dbfs)
 
 
 def frames_table(lm: TokenLM, piece: Piece, perturbations: Sequence[Perturbation | ScorePerturbation],
-                 scored: Scored, *, excerpt_seconds: float, seed: int) -> pd.DataFrame:
+                 scored: Scored, *, excerpt_seconds: float, seed: int,
+                 loudness_dbfs: float | None = None) -> pd.DataFrame:
     """The tidy rows of one scored piece (see [`piece_table`][lossprofile.runner.piece_table]), on the frame grid of the model's modality.
 
     For an audio model a frame is its K codes: ``nll_*``, entropy and log-rank are means over the codebooks
@@ -92,7 +94,8 @@ def frames_table(lm: TokenLM, piece: Piece, perturbations: Sequence[Perturbation
     table = pd.concat(parts, ignore_index=True)
     meta = dict(model=lm.name, method=scored.method, precision=scored.precision, prompt=scored.prompt,
                 dataset=piece.dataset, piece=piece.name, path=str(piece.path), excerpt_seconds=excerpt_seconds,
-                seconds_scored=scored.seconds, run_seed=seed)
+                seconds_scored=scored.seconds, run_seed=seed,
+                loudness_dbfs=np.nan if modality.loudness(loudness_dbfs) is None else float(loudness_dbfs))
     for name, value in meta.items():
         table[name] = value
     front = list(meta) + [c for c in Perturbation().as_row() if c in table]
@@ -295,7 +298,7 @@ def batch_scorer(lm: TokenLM, perturbations: Sequence, options: ScoringOptions
                                     prefix_reuse=options.prefix_reuse, precision=options.precision)
             for n, s in zip(chosen, scored):
                 tables[n] = frames_table(lm, items[n][0], perturbations, s, excerpt_seconds=options.excerpt_seconds,
-                                         seed=options.seed)
+                                         seed=options.seed, loudness_dbfs=options.loudness_dbfs)
         return [tables[n] for n in range(len(items))]
     return prepare, compute_many
 
