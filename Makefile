@@ -34,7 +34,7 @@ figures: data
 # system ladder on 48 held-out ASAP performances (../shared/data/asap minus data/asap), the clean reference of the
 # typicality scores (the other 109 ASAP performances, two excerpts each), and the recommended score shipped with
 # the package. Over an hour on 2 CPU cores, resumable (results/validation/cache); the small tables it writes to
-# results/validation/<instrument>/ are committed and `make figures` reads them.
+# results/validation/<modality>/ are committed and `make figures` reads them.
 # The symbolic ladder's "weaker model" rung samples tiny-symbolic-base, shipped beside tiny-symbolic (its recipe
 # stopped after 300 steps; `make tiny-symbolic-base` rebuilds it), which is also the cross-model score's reference.
 # (The audio model's text alignment, `--prompt piano`, is left out: two more passes per version for a score at

@@ -138,7 +138,7 @@ def _exists(path: str) -> bool:
     path = path.rstrip("/")
     if any(path == written or path.startswith(written + "/") for written in WRITTEN_BY_RUNS):
         return True  # a folder a run writes, or a path inside one
-    # results/validation/<instrument>/ and figures/fig1_… name several files: globs
+    # results/validation/<modality>/ and figures/fig1_… name several files: globs
     pattern = re.sub(r"<[^>]*>", "*", path).replace("…", "*")
     if any(c in pattern for c in "*?["):
         return any(ROOT.glob(pattern))

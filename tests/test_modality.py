@@ -16,7 +16,7 @@ import torch
 from lossprofile import audio
 from lossprofile.data.datasets import Piece
 from lossprofile.errors import UsageError
-from lossprofile.modality import AUDIO, MIDI, MODALITIES, Modality, Scored, modality_of, of_instrument
+from lossprofile.modality import AUDIO, MIDI, MODALITIES, Modality, Scored, modality_of, of_results_name
 from lossprofile.models.base import TokenStats
 from lossprofile.perturb import Perturbation, ScorePerturbation
 
@@ -51,8 +51,8 @@ def test_the_modality_of_a_model_is_what_it_reads():
 
     assert modality_of(Reads("midi")) is MIDI and modality_of(Reads("audio")) is AUDIO
     assert modality_of(None) is AUDIO and modality_of(object()) is AUDIO  # a model that does not say hears audio
-    assert [of_instrument(m.instrument) for m in MODALITIES] == [AUDIO, MIDI]
-    assert (AUDIO.instrument, MIDI.instrument) == ("audio", "symbolic")
+    assert [of_results_name(m.results_name) for m in MODALITIES] == [AUDIO, MIDI]
+    assert (AUDIO.results_name, MIDI.results_name) == ("audio", "symbolic")
 
 
 @pytest.mark.parametrize("modality", MODALITIES, ids=lambda m: m.name)

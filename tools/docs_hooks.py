@@ -179,8 +179,6 @@ def _lofo():
     if not frames:
         raise FileNotFoundError("no results/validation/*/lofo.csv")
     table = pd.concat(frames)
-    if "modality" not in table and "instrument" in table:  # the tables' old name for the modality
-        table = table.rename(columns={"instrument": "modality"})
     return table[table["strength"].astype(str) == "all"]
 
 

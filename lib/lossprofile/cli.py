@@ -145,13 +145,13 @@ def profile(args: argparse.Namespace) -> int:
     lm = load_model(args.model, device=args.device, dtype=None if args.dtype == "auto" else args.dtype)
     pieces = readable_pieces(lm, pieces, args.data)[: args.limit]
     modality = modality_of(lm)
-    weights = load_weights(WEIGHTS_FILES[modality.instrument])
+    weights = load_weights(WEIGHTS_FILES[modality.results_name])
     reference = load_model(args.reference, device=args.device) if args.reference else None
     from .analysis.typicality import reference_digest
 
     params = dict(command="profile", model=lm.name, weights=lm.fingerprint, seconds=args.seconds, seed=args.seed,
                   precision=args.precision, profile_weights=json.dumps(weights, sort_keys=True),
-                  clean_reference=reference_digest(modality.instrument),
+                  clean_reference=reference_digest(modality.results_name),
                   **options_key(args.prompt, reference))
     out = Path(args.out)
     units = units_of(lm)

@@ -91,8 +91,9 @@ class Modality(abc.ABC):
     """What a kind of model reads, and everything that differs with it (see the module docstring).
 
     ``name``: what ``lm.reads`` says (also the statistics registry's modality,
-    `lossprofile.analysis.statistics`); ``instrument``: its results' folder name (the validation's, the shipped
-    clean references'); ``frame_unit``: one frame's loss in words; ``probe_design``: the profile's default
+    `lossprofile.analysis.statistics`); ``results_name``: the name its results go by (``audio``, ``symbolic``): the
+    validation's folder and ``modality`` column, the shipped clean reference's files and the shipped weights' key
+    (`lossprofile.analysis.profile.WEIGHTS_FILES`); ``frame_unit``: one frame's loss in words; ``probe_design``: the profile's default
     probes; ``sample_suffix``: the model's samples' files. ``reads_audio_files``: audio files are pieces for it;
     ``has_level``: its clips have a loudness (and a file format) to normalise; ``batched``: several pieces'
     variants share the decoder's batches (a score's tokens differ in number, so each is scored alone);
@@ -100,7 +101,7 @@ class Modality(abc.ABC):
     features; ``damage_kinds``: the kinds of damage (`DAMAGE_KINDS`) its versions of a piece take."""
 
     name: str
-    instrument: str
+    results_name: str
     frame_unit: str
     probe_design: ProbeDesign
     sample_suffix: str
@@ -715,10 +716,10 @@ class Midi(Modality):
                 else value for name, value in perturbation.as_row().items()}
 
 
-AUDIO = Audio(name="audio", instrument="audio", frame_unit="nats per code", probe_design=ProbeDesign(),
+AUDIO = Audio(name="audio", results_name="audio", frame_unit="nats per code", probe_design=ProbeDesign(),
               sample_suffix=".flac", reads_audio_files=True, has_level=True, batched=True, codebooks=True,
               damage_kinds=("audio", "symbolic"))
-MIDI = Midi(name="midi", instrument="symbolic", frame_unit="nats per frame (sum over its tokens)",
+MIDI = Midi(name="midi", results_name="symbolic", frame_unit="nats per frame (sum over its tokens)",
             probe_design=MIDI_DESIGN, sample_suffix=".mid", reads_audio_files=False, has_level=False, batched=False,
             codebooks=False, damage_kinds=("symbolic", "token"))
 MODALITIES = (AUDIO, MIDI)
@@ -730,6 +731,6 @@ def modality_of(lm) -> Modality:
     return MIDI if getattr(lm, "reads", "audio") == MIDI.name else AUDIO
 
 
-def of_instrument(instrument: str) -> Modality:
-    """The modality whose results live under ``instrument`` (``audio``, ``symbolic``)."""
-    return next(m for m in MODALITIES if m.instrument == instrument)
+def of_results_name(modality: str) -> Modality:
+    """The modality whose results go by ``modality`` (its `Modality.results_name`: ``audio``, ``symbolic``)."""
+    return next(m for m in MODALITIES if m.results_name == modality)

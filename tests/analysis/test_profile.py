@@ -215,11 +215,11 @@ def test_the_recommended_weights_ship_with_the_package_and_say_where_they_came_f
     weights = profile.load_weights()
     assert weights is not None
     if weights.get("kind") == "typicality":  # the clean reference ships beside it, disjoint from the validation
-        reference, provenance = typicality.load_reference(weights["instrument"])
+        reference, provenance = typicality.load_reference(weights["modality"])
         assert provenance["detector"] == weights["detector"] and set(weights["features"]) <= set(statistics.STATISTICS)
         assert len(reference) >= 150 and len(reference) == provenance["clips"]
         assert not set(reference["piece"]) & set(weights["provenance"]["pieces"])
-        assert typicality.shipped(weights["instrument"]).statistics == provenance["statistics"]
+        assert typicality.shipped(weights["modality"]).statistics == provenance["statistics"]
     elif weights.get("kind") == "rank_average":
         assert set(weights["features"]) <= set(profile.FEATURES)
         assert all(np.all(np.diff(weights["quantiles"][f]) >= 0) for f in weights["features"])
@@ -395,7 +395,7 @@ def test_a_clips_profile_is_a_function_of_its_content_and_a_typicality_score_exp
     base = pd.concat([a] * 20, ignore_index=True)
     reference = base.assign(piece=[f"ref{i}" for i in range(len(base))],
                             **{s: base[s] * (1 + 0.05 * rng.standard_normal(len(base))) for s in stats})
-    weights = dict(kind="typicality", instrument="audio", detector="mahalanobis", features=stats)
+    weights = dict(kind="typicality", modality="audio", detector="mahalanobis", features=stats)
     with typicality.reference_in_use("audio", reference, "mahalanobis", stats):
         scored = profile.profile_scores(small_lm, [wav, np.zeros_like(wav) + 0.01 * rng.standard_normal(wav.size)
                                                    .astype(np.float32)], 32000, excerpt_seconds=6.0, design=DESIGN,

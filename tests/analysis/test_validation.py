@@ -1,6 +1,6 @@
 """The profile score's validation: leave-one-family-out never fits on what it reports, whole pieces are
 resampled, the weight-free score, the properties and the ladder on tables with known answers; the symbolic
-instrument's profile on the embedded model; the committed tables say what the README claims."""
+modality's profile on the embedded model; the committed tables say what the README claims."""
 
 from __future__ import annotations
 
@@ -180,7 +180,7 @@ def test_validation_pieces_leave_out_what_the_project_has_seen(tmp_path):
 
 
 @pytest.mark.slow
-def test_the_symbolic_instrument_profiles_scores_and_names_a_short_one(tmp_path, capsys, tiny_symbolic_lm):
+def test_the_symbolic_modality_profiles_scores_and_names_a_short_one(tmp_path, capsys, tiny_symbolic_lm):
     import pretty_midi
 
     lm = tiny_symbolic_lm
@@ -204,14 +204,14 @@ def test_the_symbolic_instrument_profiles_scores_and_names_a_short_one(tmp_path,
     assert table.loc[0, "peak"] > 0
 
 
-@pytest.mark.parametrize("instrument", ["audio", "symbolic"])
-def test_the_committed_validation_has_forty_report_pairs_per_family_and_strength(instrument):
-    folder = REPO_ROOT / "results" / "validation" / instrument
+@pytest.mark.parametrize("modality", ["audio", "symbolic"])
+def test_the_committed_validation_has_forty_report_pairs_per_family_and_strength(modality):
+    folder = REPO_ROOT / "results" / "validation" / modality
     lofo = pd.read_csv(folder / "lofo.csv", dtype={"strength": str})
     per_strength = lofo[lofo["strength"] != "all"]
     assert per_strength["pairs"].min() >= 40
     families = set(lofo["held_out_family"])
-    expected = set(evaluate.SYMBOLIC_FAMILIES) | (set(evaluate.VALIDATION_AUDIO_FAMILIES) if instrument == "audio"
+    expected = set(evaluate.SYMBOLIC_FAMILIES) | (set(evaluate.VALIDATION_AUDIO_FAMILIES) if modality == "audio"
                                                   else set(evaluate.TOKEN_FAMILIES))
     assert families == expected
     run = json.loads((folder / "run.json").read_text())

@@ -16,7 +16,7 @@ and the pitch metric they use.
   frequencies, counted on other audio of the same kind): on white noise, the floor that prior
   knowledge of noise can reach with this codec.
 
-Where the two instruments differ (excerpting, scoring, passes on frames or in seconds) the measures ask the model's
+Where the two modalities differ (excerpting, scoring, passes on frames or in seconds) the measures ask the model's
 modality ([`lossprofile.modality`][]). These are the measures of the model cards and of the ablation study
 (``lossprofile.embedded.study``).
 """

@@ -84,11 +84,11 @@ from ..scoring import stats_batched
 from .regions import moving_average, window_assimilation, window_peak
 from .statistics import STATISTICS, Curves, curve_statistics, pass_columns
 
-# The recommended score's weights for each instrument, written by `lossprofile validate --ship` (make validation)
+# The recommended score's weights for each modality, written by `lossprofile validate --ship` (make validation)
 # from the embedded models; they say which score won, on which pieces and families they were fitted.
 WEIGHTS_FILE = Path(__file__).parent / "profile_weights.json"
 MIDI_WEIGHTS_FILE = Path(__file__).parent / "profile_weights_midi.json"
-WEIGHTS_FILES = {AUDIO.instrument: WEIGHTS_FILE, MIDI.instrument: MIDI_WEIGHTS_FILE}  # instrument -> its file
+WEIGHTS_FILES = {AUDIO.results_name: WEIGHTS_FILE, MIDI.results_name: MIDI_WEIGHTS_FILE}  # modality -> its file
 PROBE_FEATURES = ("peak", "assimilation", "recovery_excess", "recovery_var", "recovery_time")
 TOKEN_FEATURES = ("mean_nll", "mean_entropy", "mean_log_rank", "normalized_surprisal", "nll_std")
 FEATURES = PROBE_FEATURES + TOKEN_FEATURES
@@ -241,9 +241,9 @@ def combine(table: pd.DataFrame, weights: dict) -> np.ndarray:
     if weights.get("kind") == "typicality":  # direction-free: the shipped clean reference and its detector
         from .typicality import shipped
 
-        typ = shipped(weights["instrument"])
+        typ = shipped(weights["modality"])
         if typ is None:
-            raise FileNotFoundError(f"no clean reference shipped for {weights['instrument']!r} (make validation)")
+            raise FileNotFoundError(f"no clean reference shipped for {weights['modality']!r} (make validation)")
         return typ.score(table)
     if weights.get("kind") == "rank_average":
         parts = []
@@ -258,9 +258,9 @@ def combine(table: pd.DataFrame, weights: dict) -> np.ndarray:
     return score
 
 
-def with_score(table: pd.DataFrame, weights: dict | None, instrument: str) -> pd.DataFrame:
+def with_score(table: pd.DataFrame, weights: dict | None, modality: str) -> pd.DataFrame:
     """``table`` with ``profile_score`` (NaN without weights) and, where weights are given and the package ships a
-    clean reference for ``instrument`` (``audio``, ``symbolic``), how typical each clip is of clean music whatever
+    clean reference for ``modality`` (``audio``, ``symbolic``), how typical each clip is of clean music whatever
     ``profile_score`` is: ``typicality`` (the reference's detector), ``typicality_percentile`` among the reference's
     clean clips and ``atypical_1..3``, the statistics furthest from clean music with the reference's range
     (`lossprofile.analysis.typicality.explain`). Empty weights (``{}``: features only, as the validation
@@ -270,7 +270,7 @@ def with_score(table: pd.DataFrame, weights: dict | None, instrument: str) -> pd
     if weights:
         from .typicality import explain, shipped
 
-        typ = shipped(instrument)
+        typ = shipped(modality)
         table = typ.with_bands(table) if typ is not None else table  # band shares against the reference's band
         if typ is not None and all(s in table for s in typ.statistics):
             table = table.join(explain(typ, table))
@@ -318,7 +318,7 @@ def profile_scores(lm, clips: Sequence, sample_rate: int, *, excerpt_seconds: fl
     (default: 16 on a GPU, 1 on CPU; see [`runner.run_experiment`][lossprofile.runner.run_experiment]). Probe onsets and noise are one
     fixed design per ``seed`` (`PROBE_SEEDING`): a clip's row depends on its content, never on its name or
     position. Every registered curve statistic (`lossprofile.analysis.statistics`) is a column too. ``weights``:
-    as [`load_weights`][lossprofile.analysis.profile.load_weights] returns (default: the shipped ones of the model's instrument; without any,
+    as [`load_weights`][lossprofile.analysis.profile.load_weights] returns (default: the shipped ones of the model's modality; without any,
     ``profile_score`` is NaN and the features are still returned). ``design``: default the modality's
     ([`ProbeDesign`][lossprofile.perturb.probes.ProbeDesign] for audio: noise bursts; `lossprofile.perturb.probes.MIDI_DESIGN` for a model that
     reads MIDI: random-note windows).
@@ -345,7 +345,7 @@ def profile_scores(lm, clips: Sequence, sample_rate: int, *, excerpt_seconds: fl
     """
     modality = modality_of(lm)
     check_clips(clips, names, excerpt_seconds)
-    weights = weights if weights is not None else load_weights(WEIGHTS_FILES[modality.instrument])
+    weights = weights if weights is not None else load_weights(WEIGHTS_FILES[modality.results_name])
     if reference is not None:
         check_same_codes(lm, reference)
     modality.check_prompt(lm, prompt)
@@ -389,7 +389,7 @@ def profile_scores(lm, clips: Sequence, sample_rate: int, *, excerpt_seconds: fl
     if table.empty:
         table["profile_score"] = np.nan
         return table
-    table = with_score(table, weights, modality.instrument)
+    table = with_score(table, weights, modality.results_name)
     table.attrs["probe_design"] = dataclasses.asdict(design)
     table.attrs["loudness_dbfs"] = modality.loudness(loudness_dbfs)
     table.attrs.update(prompt=prompt, reference=None if reference is None else reference.name,

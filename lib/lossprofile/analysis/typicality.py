@@ -37,7 +37,7 @@ from ..modality import modality_of
 
 DETECTORS = ("mahalanobis", "fisher", "min_p", "isolation_forest", "knn")
 REFERENCE_OFFSETS_SECONDS = (0.0, 20.0)  # two excerpts per performance: from its first sound and 20 s later
-REFERENCE_DIR = Path(__file__).parent / "reference"  # shipped: <instrument>.parquet + <instrument>.json
+REFERENCE_DIR = Path(__file__).parent / "reference"  # shipped: <modality>.parquet + <modality>.json
 columns.register("typicality", "see meaning", "how typical of clean music the clip's statistics are, higher = more "
                  "typical (the shipped detector's score against the shipped clean reference; its units are the "
                  "detector's: minus a Mahalanobis distance, a log probability, ...)")
@@ -267,61 +267,61 @@ def explain(typ: Typicality, rows: pd.DataFrame, top: int = 3) -> pd.DataFrame:
     return pd.DataFrame(out, index=rows.index)
 
 
-def save_reference(reference: pd.DataFrame, instrument: str, provenance: dict,
+def save_reference(reference: pd.DataFrame, modality: str, provenance: dict,
                    folder: str | os.PathLike = REFERENCE_DIR) -> Path:
-    """Ship a reference: ``folder/<instrument>.parquet`` (its statistics) and ``<instrument>.json`` (provenance:
+    """Ship a reference: ``folder/<modality>.parquet`` (its statistics) and ``<modality>.json`` (provenance:
     pieces, model fingerprint, seed, statistic list, the chosen detector)."""
     from ..io import write_parquet_atomic, write_text_atomic
 
     folder = Path(folder)
-    write_parquet_atomic(reference, folder / f"{instrument}.parquet")
-    write_text_atomic(json.dumps(provenance, indent=1, default=str), folder / f"{instrument}.json")
-    return folder / f"{instrument}.parquet"
+    write_parquet_atomic(reference, folder / f"{modality}.parquet")
+    write_text_atomic(json.dumps(provenance, indent=1, default=str), folder / f"{modality}.json")
+    return folder / f"{modality}.parquet"
 
 
-def load_reference(instrument: str, folder: str | os.PathLike = REFERENCE_DIR) -> tuple[pd.DataFrame, dict] | None:
-    """(reference rows, provenance) shipped for ``instrument``, or None."""
+def load_reference(modality: str, folder: str | os.PathLike = REFERENCE_DIR) -> tuple[pd.DataFrame, dict] | None:
+    """(reference rows, provenance) shipped for ``modality``, or None."""
     folder = Path(folder)
-    if not (folder / f"{instrument}.parquet").exists():
+    if not (folder / f"{modality}.parquet").exists():
         return None
-    return pd.read_parquet(folder / f"{instrument}.parquet"), json.loads((folder / f"{instrument}.json").read_text())
+    return pd.read_parquet(folder / f"{modality}.parquet"), json.loads((folder / f"{modality}.json").read_text())
 
 
-def reference_digest(instrument: str, folder: str | os.PathLike = REFERENCE_DIR) -> str | None:
-    """A short content hash of the instrument's shipped reference (None without one): part of a cached profile's
+def reference_digest(modality: str, folder: str | os.PathLike = REFERENCE_DIR) -> str | None:
+    """A short content hash of the modality's shipped reference (None without one): part of a cached profile's
     key, so a new reference scores the clips again."""
     from ..io import file_digest
 
     folder = Path(folder)
-    files = [folder / f"{instrument}.parquet", folder / f"{instrument}.json"]
+    files = [folder / f"{modality}.parquet", folder / f"{modality}.json"]
     return "-".join(file_digest(f) for f in files) if files[0].exists() else None
 
 
-_IN_USE: dict[str, tuple[pd.DataFrame, dict]] = {}  # instrument -> (reference, provenance) standing in for the shipped
+_IN_USE: dict[str, tuple[pd.DataFrame, dict]] = {}  # modality -> (reference, provenance) standing in for the shipped
 _FITTED: dict[tuple, Typicality] = {}
 
 
 @contextlib.contextmanager
-def reference_in_use(instrument: str, reference: pd.DataFrame, detector: str, statistics: Sequence[str],
+def reference_in_use(modality: str, reference: pd.DataFrame, detector: str, statistics: Sequence[str],
                      seed: int = 0):
-    """Within the block, `shipped` gives this reference's detector for ``instrument``: what the validation
+    """Within the block, `shipped` gives this reference's detector for ``modality``: what the validation
     scores with before it ships anything (a recommended typicality score is computed from the reference the
     validation scored, not from whatever the package shipped last)."""
-    _IN_USE[instrument] = (reference, dict(detector=detector, statistics=list(statistics), seed=seed))
+    _IN_USE[modality] = (reference, dict(detector=detector, statistics=list(statistics), seed=seed))
     try:
         yield
     finally:
-        _IN_USE.pop(instrument, None)
+        _IN_USE.pop(modality, None)
 
 
-def shipped(instrument: str, folder: str | os.PathLike = REFERENCE_DIR) -> Typicality | None:
-    """The shipped typicality score of an instrument (its reference, statistics and detector), or None; fitted once
+def shipped(modality: str, folder: str | os.PathLike = REFERENCE_DIR) -> Typicality | None:
+    """The shipped typicality score of a modality (its reference, statistics and detector), or None; fitted once
     per process."""
-    found = _IN_USE.get(instrument) or load_reference(instrument, folder)
+    found = _IN_USE.get(modality) or load_reference(modality, folder)
     if found is None:
         return None
     reference, provenance = found
-    key = (instrument, id(reference), provenance["detector"], tuple(provenance["statistics"]), str(folder))
+    key = (modality, id(reference), provenance["detector"], tuple(provenance["statistics"]), str(folder))
     if key not in _FITTED:
         _FITTED[key] = fit(reference, provenance["statistics"], provenance["detector"], provenance.get("seed", 0),
                            bands=provenance.get("window_bands"))

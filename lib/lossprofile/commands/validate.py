@@ -26,13 +26,13 @@ def main(argv: Sequence[str] | None = None) -> None:
                    "strength after cross-fitting)")
     p.add_argument("--properties-pieces", type=int, default=40, help="of those, how many the properties use")
     p.add_argument("--folder", default=str(SHARED_ASAP_DIR), help="the held-out MIDI performances")
-    p.add_argument("--out", default=str(VALIDATION_DIR), help="tables go to OUT/<instrument>, the "
+    p.add_argument("--out", default=str(VALIDATION_DIR), help="tables go to OUT/<modality>, the "
                    "resumable cache to OUT/cache")
     p.add_argument("--seed", type=int, default=0, help="seeds the split into folds, the damage and the probes")
     p.add_argument("--ship", action="store_true", help="also write the recommended weights where profile_scores "
                    "finds them (lossprofile/analysis/profile_weights[_midi].json)")
     p.add_argument("--tables-only", action="store_true", help="recompute the tables from the scored versions "
-                   "already in OUT/<instrument> (no model runs)")
+                   "already in OUT/<modality> (no model runs)")
     p.add_argument("--weaker", default=None, help="a weaker model of the same family (e.g. fewer training steps): "
                    "its samples become a rung of the ladder below the model's own")
     p.add_argument("--prompt", default=None, help="a text-conditioned audio model's prompt for the text alignment "
@@ -44,7 +44,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     from .. import load_model
 
     lm = load_model(args.model, device=args.device)
-    folder = Path(args.out) / modality_of(lm).instrument
+    folder = Path(args.out) / modality_of(lm).results_name
     if args.tables_only:
         tables = tables_from(folder, args.seed)
     else:
@@ -59,7 +59,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         from ..analysis.profile import WEIGHTS_FILES
 
         ship_reference(folder, tables["weights"], lm)
-        target = WEIGHTS_FILES[modality_of(lm).instrument]
+        target = WEIGHTS_FILES[modality_of(lm).results_name]
         target.write_text(json.dumps(tables["weights"], indent=1) + "\n")
         print(f"recommended weights ({tables['weights']['provenance']['chosen']}) -> {target}", file=sys.stderr)
     print(lofo_summary(tables["lofo"]).round(2).to_string())

@@ -246,16 +246,16 @@ def explore(lm: TokenLM, piece: Piece, perturbation: Perturbation, excerpt_secon
                 delta=nll_perturbed - nll_clean, sample_rate=lm.sample_rate)
 
 
-# ---- instruments side by side: an audio model and a model over MIDI tokens --------------------------
+# ---- modalities side by side: an audio model and a model over MIDI tokens ---------------------------
 # The runner puts both on the same 20 ms frames; a frame's loss is a mean over codebooks for an audio model and
 # a sum over the frame's tokens for a symbolic one (see runner.frames_table), so levels are compared
 # within a model and signs, trends and ratios across models.
-SECOND_INSTRUMENT = "tiny-symbolic"
+SYMBOLIC_MODEL = "tiny-symbolic"
 
 
 def model_names(model: str, models: Sequence[str] | None = None) -> list[str]:
     """The models a notebook runs side by side: ``models``, or by default ``model`` and the embedded symbolic model."""
-    return list(dict.fromkeys(models or [model, SECOND_INSTRUMENT]))
+    return list(dict.fromkeys(models or [model, SYMBOLIC_MODEL]))
 
 
 def unit_of(model: str) -> str:
@@ -294,7 +294,7 @@ def loss_by_condition_by_model(noisy: pd.DataFrame, pure: pd.DataFrame, length_f
 
 def noise_window_costs(lm: TokenLM, kinds=KINDS, n_pieces: int = 3, lengths_frames: Sequence[int] = (100, 200),
                        onset_frame: int = 250, excerpt_seconds: float = 15.0, seed: int = 0) -> pd.DataFrame:
-    """What the model pays inside a noise window against a counting learner (RQ2's premise, per instrument).
+    """What the model pays inside a noise window against a counting learner (RQ2's premise, per modality).
 
     One row per (piece, window, length): ``window_nll`` (the model, per code or token inside the window),
     ``clean_window_nll`` (the clean excerpt there) and ``counting_nll`` (a learner that only counts the window's own

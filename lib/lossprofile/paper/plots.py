@@ -368,13 +368,13 @@ def region_rules(ours: pd.DataFrame, authors: pd.DataFrame):
 
 def lofo_auroc(lofo: pd.DataFrame, scores=("profile_score", "rank_average", "mean_nll")):
     """Leave-one-family-out AUROC (pooled over strengths) with 95% CIs: one panel per modality (the table's
-    ``instrument`` column, its old name), one marker per score and held-out degradation family; 0.5 = chance,
+    ``modality`` column), one marker per score and held-out degradation family; 0.5 = chance,
     above = the score ranks the clean version better."""
     pooled = lofo[lofo["strength"].astype(str) == "all"]
-    modalities = list(dict.fromkeys(pooled["instrument"]))
+    modalities = list(dict.fromkeys(pooled["modality"]))
     fig, axes = plt.subplots(1, len(modalities), figsize=(6.2 * len(modalities), 3.8), squeeze=False)
     for ax, modality in zip(axes[0], modalities):
-        part = pooled[pooled["instrument"] == modality]
+        part = pooled[pooled["modality"] == modality]
         families = list(dict.fromkeys(part["held_out_family"]))
         for k, score in enumerate(scores):
             rows = part[part["score"] == score].set_index("held_out_family").loc[families]

@@ -156,7 +156,7 @@ def write_summary(results_dir="results", out_path="figures/summary.md") -> Path:
         table = _read(stats_dir, name)
         if table is not None:
             lines += [f"## {title}", "", markdown_table(table), ""]
-    lines += instruments_section(stats_dir)
+    lines += modalities_section(stats_dir)
     lines += validation_section(stats_dir)
     lines += profile_section(stats_dir)
     out = Path(out_path)
@@ -230,7 +230,7 @@ def _ci_cell(value: float, low: float, high: float, signed: bool = False) -> str
 
 def validation_section(stats_dir: Path) -> list[str]:
     """The profile score's validation (``lossprofile validate``, shown by notebook 07): leave-one-family-out per
-    instrument, the metric properties and the system ladder, with sentences generated from the numbers."""
+    modality, the metric properties and the system ladder, with sentences generated from the numbers."""
     lofo = _read(stats_dir, "validation_lofo")
     if lofo is None:
         return []
@@ -244,11 +244,11 @@ def validation_section(stats_dir: Path) -> list[str]:
              "weight-free score (signed percentiles, averaged). The score `profile_scores` ships is the candidate with "
              "the highest mean (named in each reading), refitted on every family. Cells: paired AUROC (clean ranked better; 0.5 = "
              "chance) [95% CI over pieces], pooled over strengths.", ""]
-    for instrument, part in lofo.groupby("instrument", sort=False):
+    for modality, part in lofo.groupby("modality", sort=False):
         pooled = part[part["strength"] == "all"]
         families = list(dict.fromkeys(pooled["held_out_family"]))
         means = pooled.groupby("score")["auroc"].mean().sort_values(ascending=False)
-        lines += [f"### {instrument}: {int(pooled['pieces'].max())} pieces, {int(part[part['strength'] != 'all']['pairs'].min())}"
+        lines += [f"### {modality}: {int(pooled['pieces'].max())} pieces, {int(part[part['strength'] != 'all']['pairs'].min())}"
                   "+ pairs per family and strength", "",
                   "| score | " + " | ".join(families) + " | mean |", "|" + "---|" * (len(families) + 2)]
         for score in means.index:
@@ -269,8 +269,8 @@ def validation_section(stats_dir: Path) -> list[str]:
                   "Spearman across pieces between each condition and the one it is compared with [95% CI], and the mean "
                   "absolute change in units of the between-piece standard deviation (0 = unchanged). `raw_*`: scored "
                   "without the loudness normalisation `profile_scores` now applies.", ""]
-        for instrument, part in props.groupby("instrument", sort=False):
-            lines += [f"{instrument}:", "", "| condition | vs | pieces | profile_score rho | shift (SD) | mean_nll rho | shift (SD) |",
+        for modality, part in props.groupby("modality", sort=False):
+            lines += [f"{modality}:", "", "| condition | vs | pieces | profile_score rho | shift (SD) | mean_nll rho | shift (SD) |",
                       "|---|---|---|---|---|---|---|"]
             for condition, rows in part.groupby("condition", sort=False):
                 rows = rows.set_index("score")
@@ -285,22 +285,22 @@ def validation_section(stats_dir: Path) -> list[str]:
         extra = props[props["score"].isin([*EXTRA_FEATURES, *typical])]
         if len(extra):
             shown = props[props["score"].isin(["peak", "assimilation", "mean_nll", *EXTRA_FEATURES, *typical])]
-            wide = shown.pivot_table(index=["instrument", "condition"], columns="score", values="spearman",
+            wide = shown.pivot_table(index=["modality", "condition"], columns="score", values="spearman",
                                      sort=False).reset_index()
             wide.columns = [str(c) for c in wide.columns]
-            wide = wide[[c for c in wide.columns if c in ("instrument", "condition", "peak", "assimilation", "mean_nll")]
+            wide = wide[[c for c in wide.columns if c in ("modality", "condition", "peak", "assimilation", "mean_nll")]
                         + [c for c in [*EXTRA_FEATURES, *typical] if c in wide.columns]]
             lines += ["Scores reported alone (per-codebook features, context gain, text alignment, the cross-model score, "
                       "the typicality detectors) beside the whole-model ones (Spearman with the compared condition; n/a where an "
-                      "instrument has no such score):", "", markdown_table(wide), ""]
+                      "modality has no such score):", "", markdown_table(wide), ""]
     hearing = _read(stats_dir, "validation_hearing")
     if hearing is not None:
         lines += ["### The cards' wrong-note measure on every ASAP performance", "",
                   "Half the notes moved 1–5 semitones; share of performances where mean NLL ranks the clean version "
                   "better [95% CI]. *Tuned on*: the 40 in `data/asap`, which the embedded recipes were measured on while "
                   "they were tuned; *never seen*: the other performances in `../shared/data/asap`.", "",
-                  "| instrument | performances | n | AUROC [95% CI] |", "|---|---|---|---|"]
-        lines += [f"| {r.instrument} | {r.subset} | {r.pieces} | {_ci_cell(r.auroc, r.ci_low, r.ci_high)} |"
+                  "| modality | performances | n | AUROC [95% CI] |", "|---|---|---|---|"]
+        lines += [f"| {r.modality} | {r.subset} | {r.pieces} | {_ci_cell(r.auroc, r.ci_low, r.ci_high)} |"
                   for r in hearing.itertuples()]
         lines.append("")
     ladder = _read(stats_dir, "validation_ladder")
@@ -313,9 +313,9 @@ def validation_section(stats_dir: Path) -> list[str]:
                   "rising temperature (24 per temperature) or, for the weaker model, the finished model's samples and "
                   "those of the same recipe stopped early (both at T = 1.0); their CIs resample clips within each "
                   "system.", ""]
-        for instrument, part in ladder.groupby("instrument", sort=False):
+        for modality, part in ladder.groupby("modality", sort=False):
             families = list(dict.fromkeys(part["family"]))
-            lines += [f"{instrument}:", "", "| score | " + " | ".join(families) + " |", "|" + "---|" * (len(families) + 1)]
+            lines += [f"{modality}:", "", "| score | " + " | ".join(families) + " |", "|" + "---|" * (len(families) + 1)]
             present = set(part["score"])
             typical = sorted(c for c in present if c.startswith("typicality_"))
             for score in ("profile_score", "mean_nll", *(c for c in PASS_FEATURES if c in present), *typical):
@@ -328,7 +328,7 @@ def validation_section(stats_dir: Path) -> list[str]:
 
 
 def typicality_section(stats_dir: Path) -> list[str]:
-    """The clip-level (unpaired) AUROC of every score and the typicality scores' ablation, per instrument."""
+    """The clip-level (unpaired) AUROC of every score and the typicality scores' ablation, per modality."""
     lines = []
     clip = _read(stats_dir, "validation_clip_level")
     if clip is not None:
@@ -337,11 +337,11 @@ def typicality_section(stats_dir: Path) -> list[str]:
                   "what a user judging one clip faces); fitted scores out of fold as above; `all`: the mean over families. "
                   "The `typicality_*` scores are fitted on clean reference clips only (no validation piece, no "
                   "damage). Cells: AUROC [95% CI over pieces].", ""]
-        for instrument, part in clip.groupby("instrument", sort=False):
+        for modality, part in clip.groupby("modality", sort=False):
             families = list(dict.fromkeys(part["held_out_family"]))
             families = [f for f in families if f != "all"] + ["all"]
             order = part[part["held_out_family"] == "all"].sort_values("auroc", ascending=False)["score"]
-            lines += [f"{instrument}:", "", "| score | " + " | ".join(families) + " |",
+            lines += [f"{modality}:", "", "| score | " + " | ".join(families) + " |",
                       "|" + "---|" * (len(families) + 1)]
             for score in order:
                 rows = part[part["score"] == score].set_index("held_out_family")
@@ -354,12 +354,12 @@ def typicality_section(stats_dir: Path) -> list[str]:
         lines += ["### What carries the typicality score", "",
                   "Mean paired AUROC over families of the Mahalanobis typicality score with every statistic, with each "
                   "group of statistics alone or left out, and with smaller references (whole pieces drawn five times; "
-                  "mean [lowest, highest]).", "", "| instrument | variant | statistics | reference clips | mean AUROC |",
+                  "mean [lowest, highest]).", "", "| modality | variant | statistics | reference clips | mean AUROC |",
                   "|---|---|---|---|---|"]
         for _, r in ablation.iterrows():
             spread = (f" [{r['mean_low']:.2f}, {r['mean_high']:.2f}]" if "mean_low" in r and np.isfinite(r["mean_low"])
                       else "")
-            lines.append(f"| {r['instrument']} | {r['variant']} | {r['statistics']} | {r['reference_clips']} | "
+            lines.append(f"| {r['modality']} | {r['variant']} | {r['statistics']} | {r['reference_clips']} | "
                          f"{r['mean over families']:.2f}{spread} |")
         lines.append("")
     audible = _read(stats_dir, "validation_audibility")
@@ -368,9 +368,9 @@ def typicality_section(stats_dir: Path) -> list[str]:
                   "Per family, every curve statistic's paired AUROC taken two-sided (max(a, 1 − a): 0.5 = clean and "
                   "damaged versions overlap, 1 = they always differ, either way): the best statistic (chosen on these "
                   "pairs, so optimistic), the median over statistics, and how many reach 0.75.", "",
-                  "| instrument | family | best statistic | best | median | statistics ≥ 0.75 |",
+                  "| modality | family | best statistic | best | median | statistics ≥ 0.75 |",
                   "|---|---|---|---|---|---|"]
-        lines += [f"| {r.instrument} | {r.family} | {r.best_statistic} | {r.best_two_sided_auroc:.2f} | "
+        lines += [f"| {r.modality} | {r.family} | {r.best_statistic} | {r.best_two_sided_auroc:.2f} | "
                   f"{r.median_two_sided_auroc:.2f} | {r.statistics_at_0_75} of {r.statistics} |"
                   for r in audible.itertuples()]
         lines.append("")
@@ -378,7 +378,7 @@ def typicality_section(stats_dir: Path) -> list[str]:
 
 
 def lofo_reading(pooled: pd.DataFrame) -> list[str]:
-    """Sentences from one instrument's pooled leave-one-family-out rows: where each score beats mean NLL."""
+    """Sentences from one modality's pooled leave-one-family-out rows: where each score beats mean NLL."""
     out = []
     for score in ("profile_score", "rank_average"):
         rows = pooled[pooled["score"] == score]
@@ -395,7 +395,7 @@ def lofo_reading(pooled: pd.DataFrame) -> list[str]:
     others = ", ".join(f"`{k}` {means.get(k, np.nan):.2f}" for k in ("profile_score", "rank_average", "mean_nll")
                        if k != best)
     out.append(f"Highest mean AUROC over held-out families: `{best}` ({means[best]:.2f}; it ships as this "
-               f"instrument's profile_score); {others}.")
+               f"modality's profile_score); {others}.")
     alone = means.drop(candidates.index).sort_values(ascending=False)
     if len(alone):
         out.append("Reported alone (never combined nor shipped), mean AUROC: "
@@ -403,7 +403,7 @@ def lofo_reading(pooled: pd.DataFrame) -> list[str]:
     return out
 
 
-def instruments_section(stats_dir: Path) -> list[str]:
+def modalities_section(stats_dir: Path) -> list[str]:
     """Audio vs symbolic (notebooks 01-04 and 06 with several models): does Context Amnesia appear without a codec?"""
     trend = _read(stats_dir, "length_stats_by_model")
     if trend is None or trend["model"].nunique() < 2:
@@ -420,7 +420,7 @@ def instruments_section(stats_dir: Path) -> list[str]:
              "notes at the excerpt's own density, shuffles reorder notes, at the same seconds. Both are put on the same "
              "20 ms frames; a symbolic frame's loss is the *sum* of its tokens' NLL, so levels are compared within a "
              "model, and directions, signs and ratios across models.", ""]
-    lines += instruments_reading(trend, costs, regions)
+    lines += modalities_reading(trend, costs, regions)
     lines += ["", "### Injection length vs mean delta, per model (RQ1)", "",
               "| model | data kind | n | Pearson r (p) | Spearman rho (p) | slope per frame [95% CI] |", "|---|---|---|---|---|---|"]
     for row in trend.itertuples():
@@ -459,13 +459,13 @@ def instruments_section(stats_dir: Path) -> list[str]:
         paired = profile[(profile["family"] != "real vs generated") & profile["score"].isin(["profile_score", "mean_nll"])]
         wide = paired.pivot_table(index=["model", "family"], columns="score", values="auroc").reset_index()
         wide.columns = [str(c) for c in wide.columns]
-        lines += ["### The profile score per instrument (notebook 07's report split: few pairs, see the validation)", "",
+        lines += ["### The profile score per modality (notebook 07's report split: few pairs, see the validation)", "",
                   "Paired AUROC (clean above degraded); each model fitted on its own noise-like families (audio: noise "
                   "segments and shuffles; symbolic: random-note windows and note shuffles).", "", markdown_table(wide), ""]
     return lines
 
 
-def instruments_reading(trend: pd.DataFrame, costs: pd.DataFrame | None, regions: pd.DataFrame | None) -> list[str]:
+def modalities_reading(trend: pd.DataFrame, costs: pd.DataFrame | None, regions: pd.DataFrame | None) -> list[str]:
     """Per model: the direction of RQ1, the sign of Assimilation, and the noise window against the counting learner;
     then whether Context Amnesia (longer noise lowering the loss, the loss settling below the clean one) appears."""
     lines, amnesia = [], {}

@@ -30,16 +30,16 @@ the others. This package asks the harder questions, on music the project never t
   [`validate`][lossprofile.analysis.validation.run.validate] (score one model, write its scores),
   [`tables_of`][lossprofile.analysis.validation.run.tables_of] (scores → tables and recommended weights),
   [`tables_from`][lossprofile.analysis.validation.run.tables_from] (written beside committed scores),
-  [`collect_tables`][lossprofile.analysis.validation.run.collect_tables] (every instrument's, nothing written),
+  [`collect_tables`][lossprofile.analysis.validation.run.collect_tables] (every modality's, nothing written),
   [`ship_reference`][lossprofile.analysis.validation.run.ship_reference] (the typicality scores' clean reference).
 
-Both instruments go through it, each in its modality ([`lossprofile.modality`][]): for a model that reads MIDI
+Both modalities go through it, each its own way ([`lossprofile.modality`][]): for a model that reads MIDI
 the versions are score excerpts (score families and the token-space ones of
 `lossprofile.analysis.evaluate.TOKEN_FAMILIES`) and the properties those that exist in a score
 ([`conditions_of`][lossprofile.analysis.validation.properties.conditions_of]: no loudness, no file format).
 
 ``lossprofile validate --model M`` (``make validation`` runs both embedded models) writes the small tables
-that ``make figures`` reads (``results/validation/<instrument>/``, committed; the scored pieces are cached in
+that ``make figures`` reads (``results/validation/<modality>/``, committed; the scored pieces are cached in
 ``results/validation/cache``, not committed, so an interrupted run resumes).
 
 The package re-exports every public name of its modules: ``validation.lofo_table`` is

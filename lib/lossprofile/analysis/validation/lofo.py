@@ -25,7 +25,7 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 
-from ...modality import of_instrument
+from ...modality import of_results_name
 from .. import evaluate, statistics, typicality
 from ..profile import EXTRA_FEATURES, FEATURES, LOUDNESS_DBFS, combine
 
@@ -54,11 +54,11 @@ def _signed(table: pd.DataFrame, score: str, directions: dict[str, int]) -> np.n
     return directions.get(score, 1) * table[score].to_numpy(dtype=float)
 
 
-def add_typicality(table: pd.DataFrame, reference: pd.DataFrame, instrument: str = "audio", seed: int = 0,
+def add_typicality(table: pd.DataFrame, reference: pd.DataFrame, modality: str = "audio", seed: int = 0,
                    detectors: Sequence[str] = typicality.DETECTORS) -> tuple[pd.DataFrame, list[str]]:
     """``table`` with a ``typicality_<detector>`` column per detector, each fitted on ``reference`` (clean clips
-    only, no piece of ``table``) over every shipped statistic of the instrument → (table, the new columns)."""
-    stats = [s for s in statistics.names(of_instrument(instrument).name) if s in table]
+    only, no piece of ``table``) over every shipped statistic of the modality → (table, the new columns)."""
+    stats = [s for s in statistics.names(of_results_name(modality).name) if s in table]
     out, columns = table.copy(), []
     for detector in detectors:
         column = f"{evaluate.TYPICALITY_PREFIX}_{detector}"
@@ -68,7 +68,7 @@ def add_typicality(table: pd.DataFrame, reference: pd.DataFrame, instrument: str
 
 
 def clip_level_table(table: pd.DataFrame, scores: Sequence[str], features: Sequence[str] = FEATURES,
-                     instrument: str = "audio", n_boot: int = 2000, seed: int = 0) -> pd.DataFrame:
+                     modality: str = "audio", n_boot: int = 2000, seed: int = 0) -> pd.DataFrame:
     """Unpaired AUROC per held-out family: every clean clip against every damaged clip of the family (what a user
     judging one clip faces: no clean twin to compare with), each score signed and fitted as in [`lofo_table`][lossprofile.analysis.validation.lofo.lofo_table]
     (out of fold), with a 95% CI from resampling pieces. ``all``: the mean over families (a fitted score's
@@ -86,12 +86,12 @@ def clip_level_table(table: pd.DataFrame, scores: Sequence[str], features: Seque
             result, draws = _clip_auroc(names, clean["piece"].to_numpy(), clean[f"{score}_clean"].to_numpy(),
                                         oof["piece"].to_numpy(), oof[f"{score}_degraded"].to_numpy(), n_boot, seed)
             boots.setdefault(score, []).append(draws)
-            rows.append(dict(instrument=instrument, held_out_family=family, score=score, **result))
+            rows.append(dict(modality=modality, held_out_family=family, score=score, **result))
     table_rows = pd.DataFrame(rows)
     for score, draws in boots.items():
         mine = table_rows[table_rows["score"] == score]
         low, high = _ci(np.nanmean(np.stack(draws), axis=0))
-        rows.append(dict(instrument=instrument, held_out_family="all", score=score,
+        rows.append(dict(modality=modality, held_out_family="all", score=score,
                          clean_clips=int(mine["clean_clips"].max()), damaged_clips=int(mine["damaged_clips"].sum()),
                          auroc=float(mine["auroc"].mean()), ci_low=low, ci_high=high))
     return pd.DataFrame(rows)
@@ -110,15 +110,15 @@ def mean_paired_auroc(table: pd.DataFrame, score: np.ndarray) -> dict[str, float
     return out
 
 
-def ablation_table(table: pd.DataFrame, reference: pd.DataFrame, instrument: str = "audio", seed: int = 0,
+def ablation_table(table: pd.DataFrame, reference: pd.DataFrame, modality: str = "audio", seed: int = 0,
                    detector: str = "mahalanobis", sizes: Sequence[int] = (25, 50, 100), draws: int = 5
                    ) -> pd.DataFrame:
     """What carries a typicality score: its paired AUROC per family with every shipped statistic, with each group
     of statistics alone and with each shipped group left out (a group measured but not shipped: added); and with
     references of ``sizes`` clips (whole pieces drawn,
     ``draws`` times, mean and range) against all of them."""
-    every = [s for s in statistics.names(of_instrument(instrument).name) if s in table]  # the shipped ones
-    measured = [s for s in statistics.names(of_instrument(instrument).name, shipped_only=False) if s in table]
+    every = [s for s in statistics.names(of_results_name(modality).name) if s in table]  # the shipped ones
+    measured = [s for s in statistics.names(of_results_name(modality).name, shipped_only=False) if s in table]
     variants = [("all statistics", every, reference)]
     for group in sorted({statistics.STATISTICS[s].group for s in measured}):
         alone = [s for s in measured if statistics.STATISTICS[s].group == group]
@@ -132,7 +132,7 @@ def ablation_table(table: pd.DataFrame, reference: pd.DataFrame, instrument: str
         if not typicality.usable_statistics(ref, stats):
             continue
         result = mean_paired_auroc(table, typicality.fit(ref, stats, detector, seed).score(table))
-        rows.append(dict(instrument=instrument, detector=detector, variant=name, statistics=len(stats),
+        rows.append(dict(modality=modality, detector=detector, variant=name, statistics=len(stats),
                          reference_clips=len(ref), draws=1, **result))
     rng = np.random.default_rng(seed)
     pieces = reference["piece"].unique()
@@ -147,20 +147,20 @@ def ablation_table(table: pd.DataFrame, reference: pd.DataFrame, instrument: str
             ref = reference[reference["piece"].isin(chosen)]
             results.append(mean_paired_auroc(table, typicality.fit(ref, every, detector, seed).score(table)))
         mean = pd.DataFrame(results).mean()
-        rows.append(dict(instrument=instrument, detector=detector, variant=f"reference of {size} clips",
+        rows.append(dict(modality=modality, detector=detector, variant=f"reference of {size} clips",
                          statistics=len(every), reference_clips=size, draws=draws, **mean.to_dict(),
                          mean_low=float(pd.DataFrame(results)["mean over families"].min()),
                          mean_high=float(pd.DataFrame(results)["mean over families"].max())))
     return pd.DataFrame(rows)
 
 
-def audibility_table(table: pd.DataFrame, instrument: str = "audio") -> pd.DataFrame:
+def audibility_table(table: pd.DataFrame, modality: str = "audio") -> pd.DataFrame:
     """Can the model hear a family at all? Per damage family, every statistic's paired AUROC taken two-sided
     (max(a, 1 − a): 0.5 = clean and damaged versions overlap, 1 = they always differ, in either direction): the best
     statistic and its value (chosen on these pairs, so optimistic), the median over statistics, and how many
     statistics differ in at least 75% of pairs. A family near 0.5 on every statistic is one the model's curves do
     not register, whatever score reads them."""
-    stats = [s for s in statistics.names(of_instrument(instrument).name, shipped_only=False)
+    stats = [s for s in statistics.names(of_results_name(modality).name, shipped_only=False)
              if s in table and table[s].notna().all()]
     rows = []
     for family in sorted(set(table["family"]) - {"clean"}):
@@ -171,7 +171,7 @@ def audibility_table(table: pd.DataFrame, instrument: str = "audio") -> pd.DataF
             a = float(((diff > 0) + 0.5 * (diff == 0)).mean())
             sided[s] = max(a, 1 - a)
         best = max(sided, key=sided.get)
-        rows.append(dict(instrument=instrument, family=family, pairs=len(clean), statistics=len(stats),
+        rows.append(dict(modality=modality, family=family, pairs=len(clean), statistics=len(stats),
                          best_statistic=best, best_two_sided_auroc=sided[best],
                          median_two_sided_auroc=float(np.median(list(sided.values()))),
                          statistics_at_0_75=int(sum(v >= 0.75 for v in sided.values()))))
@@ -260,7 +260,7 @@ def _wins(part: pd.DataFrame, score: str) -> np.ndarray:
     return (diff > 0) + 0.5 * (diff == 0)
 
 
-def lofo_table(table: pd.DataFrame, features: Sequence[str] = FEATURES, instrument: str = "audio",
+def lofo_table(table: pd.DataFrame, features: Sequence[str] = FEATURES, modality: str = "audio",
                n_boot: int = 2000, seed: int = 0, extra: Sequence[str] | None = None) -> pd.DataFrame:
     """Per held-out family, per strength and pooled ("all"): every score's paired AUROC (share of pieces whose clean
     version scores better) with a 95% CI over pieces, and its difference from mean NLL's with a paired CI.
@@ -279,7 +279,7 @@ def lofo_table(table: pd.DataFrame, features: Sequence[str] = FEATURES, instrume
                 wins = _wins(part, score)
                 low, high = piece_bootstrap(wins, pieces, n_boot, seed)
                 d_low, d_high = piece_bootstrap(wins - base, pieces, n_boot, seed)
-                rows.append(dict(instrument=instrument, held_out_family=family, strength=strength, score=score,
+                rows.append(dict(modality=modality, held_out_family=family, strength=strength, score=score,
                                  pairs=len(part), pieces=len(set(pieces)), auroc=float(wins.mean()), ci_low=low,
                                  ci_high=high, minus_mean_nll=float((wins - base).mean()), diff_ci_low=d_low,
                                  diff_ci_high=d_high))
@@ -295,9 +295,9 @@ def lofo_summary(lofo: pd.DataFrame) -> pd.DataFrame:
 
 
 def fit_recommended(table: pd.DataFrame, lofo: pd.DataFrame, features: Sequence[str] = FEATURES, seed: int = 0,
-                    typical: Sequence[str] = (), instrument: str = "audio") -> dict:
+                    typical: Sequence[str] = (), modality: str = "audio") -> dict:
     """The score with the highest mean leave-one-family-out AUROC: the fitted combination, the weight-free one, a
-    single feature (mean NLL included) or a typicality score (``typical``: its columns, fitted on the instrument's
+    single feature (mean NLL included) or a typicality score (``typical``: its columns, fitted on the modality's
     shipped clean reference), refitted on every piece and family of ``table`` where it is fitted on damage, with
     where it came from (the JSON ``profile_score`` ships). The choice is made on the same table it is reported on,
     so the winner's own mean is optimistic by the selection among these candidates."""
@@ -309,8 +309,8 @@ def fit_recommended(table: pd.DataFrame, lofo: pd.DataFrame, features: Sequence[
     directions = evaluate.feature_directions(every, features, families=families)
     if choice in typical:  # nothing fitted on damage: the shipped reference and this detector
         detector = choice.removeprefix(evaluate.TYPICALITY_PREFIX + "_")
-        weights = dict(kind="typicality", detector=detector, instrument=instrument,
-                       features=[s for s in statistics.names(of_instrument(instrument).name) if s in table])
+        weights = dict(kind="typicality", detector=detector, modality=modality,
+                       features=[s for s in statistics.names(of_results_name(modality).name) if s in table])
     elif choice == FITTED:
         weights = evaluate.fit_weights(every, features, families=families)
     elif choice == WEIGHT_FREE:
