@@ -466,3 +466,16 @@ def test_an_out_folder_holding_a_run_with_other_settings_is_refused_and_its_resu
     rc, _, err = run_cli(["profile", "--model", small_checkpoint, "--device", "cpu", "--data", str(audio_folder),
                           "--out", str(out)], capsys)
     assert rc == 1 and "holds a score run" in err and "command score -> profile" in err
+
+
+def test_profile_says_which_clips_were_scored_over_less_than_the_excerpt(small_checkpoint, tmp_path, capsys):
+    folder = tmp_path / "clips"
+    folder.mkdir()
+    audio.save_audio(folder / "short.wav", tone(10.5, 0), SR)
+    audio.save_audio(folder / "long.wav", tone(12.5, 1), SR)
+    rc, _, err = run_cli(["profile", "--model", small_checkpoint, "--device", "cpu", "--data", str(folder), "--out",
+                          str(tmp_path / "out"), "--seconds", "12"], capsys)
+    scores = pd.read_csv(tmp_path / "out" / "profile_scores.csv").set_index("piece")
+    assert rc == 0 and scores.loc["short", "seconds_scored"] < 12 <= scores.loc["long", "seconds_scored"]
+    notes = [line for line in error_lines(err) if line.startswith("note: ")]
+    assert len(notes) == 1 and "1 of 2 clips had less than 12 s" in notes[0] and "short: 10.5 s" in notes[0], err

@@ -211,6 +211,12 @@ def profile(args: argparse.Namespace) -> int:
           + ", ".join(str(f) for f in closing_files(out / "profile_scores.parquet", out / "profile_scores.csv",
                                                     out / CURVES_FILE, out / "columns.csv", out / "run.json", report))
           + skipped)
+    shorter = table[table["seconds_scored"] < args.seconds - 1e-6] if "seconds_scored" in table else table.iloc[:0]
+    if len(shorter):  # scored over what they have: read against the reference's full-length excerpts
+        print(f"note: {len(shorter)} of {len(table)} clips had less than {args.seconds:g} s and were scored over what "
+              f"they have (e.g. {shorter['piece'].iloc[0]}: {shorter['seconds_scored'].iloc[0]:.1f} s; "
+              "seconds_scored in profile_scores.csv); the reference their percentile is read against holds 15 s "
+              "excerpts, so compare them with clips of their own length", file=sys.stderr)
     if args.ratings:
         from .analysis.ratings import ratings_correlation, read_ratings
 
