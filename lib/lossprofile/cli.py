@@ -191,7 +191,8 @@ def profile(args: argparse.Namespace) -> int:
     if not parts:
         print(f"no piece could be scored (0 of {len(pieces)}){skipped}", file=sys.stderr)
         return 1
-    files = {str(path_of(piece)): str(piece.path) for piece in pieces}
+    skipped_paths = {error["path"] for error in errors}  # parts come in the order of the pieces that were not skipped
+    files = dict(zip(map(str, parts), (str(p.path) for p in pieces if str(p.path) not in skipped_paths)))
     table = pd.concat([pd.read_parquet(p).assign(path=files[str(p)]) for p in parts], ignore_index=True).assign(
         model=lm.name, seed=args.seed, excerpt_seconds=args.seconds)
     table = profile_table_order(table)

@@ -123,6 +123,12 @@ def tidy_parameters(table: pd.DataFrame) -> pd.DataFrame:
     return table
 
 
+def check_excerpt_seconds(excerpt_seconds: float) -> None:
+    """`UsageError` unless ``excerpt_seconds`` is a positive number (a negative one would score the whole file)."""
+    if not (isinstance(excerpt_seconds, (int, float)) and excerpt_seconds > 0):
+        raise UsageError(f"excerpt_seconds must be a positive number of seconds, got {excerpt_seconds!r}")
+
+
 @dataclass(frozen=True)
 class ScoringOptions:
     """How pieces are scored; every field is part of each finished part's cache key (but ``batch_size``)."""
@@ -144,8 +150,7 @@ class ScoringOptions:
             raise UsageError(f"unknown method {self.method!r}; expected one of {', '.join(METHODS)}")
         if self.precision not in PRECISIONS:
             raise UsageError(f"unknown precision {self.precision!r}; expected one of {', '.join(PRECISIONS)}")
-        if not (isinstance(self.excerpt_seconds, (int, float)) and self.excerpt_seconds > 0):
-            raise UsageError(f"excerpt_seconds must be a positive number of seconds, got {self.excerpt_seconds!r}")
+        check_excerpt_seconds(self.excerpt_seconds)
         for name in ("batch_size", "pieces_per_batch"):
             value = getattr(self, name)
             if value is not None and not (isinstance(value, int) and value >= 1):
@@ -215,15 +220,16 @@ def for_each_piece(pieces: Sequence[Piece], path_of: Callable[[Piece], str | Pat
     scores a batch of prepared ones together; a batch that fails is scored again piece by piece, so a bad piece
     is named and the rest kept.
     """
-    pending = [i for i, piece in enumerate(pieces) if not exists(path_of(piece))]
+    paths = [path_of(piece) for piece in pieces]  # once each: a part's path hashes its file's content
+    pending = [i for i, path in enumerate(paths) if not exists(path)]
     if progress and len(pending) < len(pieces):  # a resumption says so: its bar starts at the finished pieces
         tqdm.write(f"{desc}: {len(pieces) - len(pending)} of {len(pieces)} pieces finished before, reused",
                    file=sys.stderr)
     if prepare is None or compute_many is None or pieces_per_batch <= 1:
         parts, errors = [], []
         bar = tqdm(pieces, desc=desc, unit="file", disable=not progress)  # files: a skipped one counts too
-        for piece in bar:
-            path, error = piece_part(piece, path_of(piece), compute)
+        for piece, path in zip(bar, paths):
+            path, error = piece_part(piece, path, compute)
             parts += [path] if path else []
             errors += [error] if error else []
             if error:
@@ -258,12 +264,12 @@ def for_each_piece(pieces: Sequence[Piece], path_of: Callable[[Piece], str | Pat
                     except BadInputError as err:
                         failed[i] = error_row(pieces[i], err)
             for i, table in done:
-                write_parquet_atomic(table, path_of(pieces[i]))
+                write_parquet_atomic(table, paths[i])
             bar.update(len(chunk))
             if failed:
                 bar.set_postfix(skipped=len(failed))
     bar.close()
-    parts = [path_of(piece) for i, piece in enumerate(pieces) if i not in failed]
+    parts = [path for i, path in enumerate(paths) if i not in failed]
     return parts, [failed[i] for i in sorted(failed)]
 
 
@@ -326,11 +332,12 @@ def score_pieces(lm: TokenLM, pieces: Sequence[Piece], perturbations: Sequence, 
     def path_of(piece: Piece) -> str | Path:
         return part_path(lm, piece, perturbations, options, out_dir)
 
-    _, errors = for_each_piece(pieces, path_of, scorer(lm, perturbations, options), desc, progress, prepare=prepare,
-                               compute_many=compute_many,
-                               pieces_per_batch=pieces_per_batch_for(lm, options.pieces_per_batch))
+    parts, errors = for_each_piece(pieces, path_of, scorer(lm, perturbations, options), desc, progress,
+                                   prepare=prepare, compute_many=compute_many,
+                                   pieces_per_batch=pieces_per_batch_for(lm, options.pieces_per_batch))
     failed = {(e["dataset"], e["piece"]): e for e in errors}
-    return [(None, failed[p.dataset, p.name]) if (p.dataset, p.name) in failed else (path_of(p), None)
+    finished = iter(parts)  # the parts of the pieces that did not fail, in the pieces' order
+    return [(None, failed[p.dataset, p.name]) if (p.dataset, p.name) in failed else (next(finished), None)
             for p in pieces]
 
 

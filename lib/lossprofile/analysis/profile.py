@@ -79,7 +79,7 @@ from ..io import derived_seed
 from ..modality import AUDIO, MIDI, Scored, modality_of
 from ..perturb.probes import ProbeDesign
 from ..perturb.waveform import Perturbation
-from ..runner import pieces_per_batch_for
+from ..runner import check_excerpt_seconds, pieces_per_batch_for
 from ..scoring import stats_batched
 from .regions import moving_average, window_assimilation, window_peak
 from .statistics import STATISTICS, Curves, curve_statistics, pass_columns
@@ -297,8 +297,7 @@ def check_clips(clips: Sequence, names: Sequence[str] | None, excerpt_seconds: f
         if repeated:
             raise UsageError(f"names must be unique (each row and curve is known by its name): "
                              f"{', '.join(map(repr, repeated[:5]))} repeated")
-    if not (isinstance(excerpt_seconds, (int, float)) and excerpt_seconds > 0):
-        raise UsageError(f"excerpt_seconds must be a positive number of seconds, got {excerpt_seconds!r}")
+    check_excerpt_seconds(excerpt_seconds)
 
 
 def profile_scores(lm, clips: Sequence, sample_rate: int, *, excerpt_seconds: float = 15.0,
